@@ -1,0 +1,354 @@
+//! Typed configuration (one TOML file) and validation that reports every problem at once.
+//!
+//! `load` returns either a `Config` or the full list of problems, each with its key path and
+//! line, so that `dnsward check` and `dnsward serve` print the same messages.
+
+mod locate;
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use ipnet::IpNet;
+use serde::Deserialize;
+
+pub use locate::ConfigProblem;
+
+/// The whole config file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub server: ServerConfig,
+    #[serde(default)]
+    pub resolver: ResolverConfig,
+    /// Directory the config file lives in: relative paths in the file are resolved against it.
+    #[serde(skip)]
+    pub base_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Every address gets a UDP and a TCP listener.
+    #[serde(default = "default_listen")]
+    pub listen: Vec<SocketAddr>,
+    /// Instance name written into query-log events (default: the host name).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// UDP worker loops per listen address (default: number of CPUs).
+    #[serde(default)]
+    pub udp_workers: Option<usize>,
+    /// Idle TCP connections are closed after this many seconds.
+    #[serde(default = "default_tcp_idle_secs")]
+    pub tcp_idle_secs: u64,
+    /// Largest UDP response we send, whatever the client advertises (RFC 9715 / DNS flag day 2020).
+    #[serde(default = "default_max_udp_payload")]
+    pub max_udp_payload: u16,
+    /// On SIGINT/SIGTERM, in-flight queries get at most this long to finish.
+    #[serde(default = "default_shutdown_grace_ms")]
+    pub shutdown_grace_ms: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: default_listen(),
+            name: None,
+            udp_workers: None,
+            tcp_idle_secs: default_tcp_idle_secs(),
+            max_udp_payload: default_max_udp_payload(),
+            shutdown_grace_ms: default_shutdown_grace_ms(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    #[default]
+    Recursive,
+    Forward,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResolverConfig {
+    #[serde(default)]
+    pub mode: Mode,
+    /// named.root-format file; absent = the built-in IANA root servers.
+    #[serde(default)]
+    pub root_hints: Option<PathBuf>,
+    /// `IP:PORT` upstreams for `mode = "forward"`, tried in order.
+    #[serde(default)]
+    pub forwarders: Vec<SocketAddr>,
+    /// Maximum number of answers held in the packet cache.
+    #[serde(default = "default_cache_size")]
+    pub cache_size: usize,
+    /// Upstream servers the recursor must never query (CIDR). Default: special-purpose ranges
+    /// with the built-in root hints, empty with an operator's own `root_hints`.
+    #[serde(default)]
+    pub deny_server: Option<Vec<IpNet>>,
+    /// Upstream servers that may be queried even when `deny_server` covers them.
+    #[serde(default)]
+    pub allow_server: Option<Vec<IpNet>>,
+    /// A client gets SERVFAIL after at most this long when upstreams do not answer.
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+    /// Expired answers are kept this long and served (TTL 30) when every upstream fails (RFC 8767).
+    #[serde(default = "default_serve_stale_secs")]
+    pub serve_stale_secs: u64,
+    /// Port the recursor sends to on every authoritative server. 53 on the Internet; a test or
+    /// lab hierarchy on loopback may run on another port.
+    #[serde(default = "default_upstream_port")]
+    pub upstream_port: u16,
+}
+
+impl Default for ResolverConfig {
+    fn default() -> Self {
+        Self {
+            mode: Mode::default(),
+            root_hints: None,
+            forwarders: Vec::new(),
+            cache_size: default_cache_size(),
+            deny_server: None,
+            allow_server: None,
+            timeout_ms: default_timeout_ms(),
+            serve_stale_secs: default_serve_stale_secs(),
+            upstream_port: default_upstream_port(),
+        }
+    }
+}
+
+fn default_listen() -> Vec<SocketAddr> {
+    vec![SocketAddr::from(([127, 0, 0, 1], 5353))]
+}
+fn default_tcp_idle_secs() -> u64 {
+    10
+}
+fn default_max_udp_payload() -> u16 {
+    1232
+}
+fn default_shutdown_grace_ms() -> u64 {
+    2000
+}
+fn default_cache_size() -> usize {
+    100_000
+}
+fn default_timeout_ms() -> u64 {
+    3000
+}
+fn default_serve_stale_secs() -> u64 {
+    86_400
+}
+fn default_upstream_port() -> u16 {
+    53
+}
+
+/// Special-purpose ranges (RFC 6890 and friends) the recursor refuses to query by default when it
+/// starts from the public root: a hostile delegation must not steer it into the internal network.
+pub const SPECIAL_PURPOSE_RANGES: &[&str] = &[
+    "0.0.0.0/8",
+    "10.0.0.0/8",
+    "100.64.0.0/10",
+    "127.0.0.0/8",
+    "169.254.0.0/16",
+    "172.16.0.0/12",
+    "192.0.0.0/24",
+    "192.0.2.0/24",
+    "192.168.0.0/16",
+    "198.18.0.0/15",
+    "198.51.100.0/24",
+    "203.0.113.0/24",
+    "224.0.0.0/4",
+    "240.0.0.0/4",
+    "::/128",
+    "::1/128",
+    "::ffff:0:0/96",
+    "64:ff9b:1::/48",
+    "100::/64",
+    "2001:db8::/32",
+    "fc00::/7",
+    "fe80::/10",
+    "ff00::/8",
+];
+
+impl ResolverConfig {
+    /// The effective deny list for upstream servers (see `deny_server`).
+    pub fn effective_deny_server(&self) -> Vec<IpNet> {
+        match (&self.deny_server, &self.root_hints) {
+            (Some(list), _) => list.clone(),
+            (None, Some(_)) => Vec::new(),
+            (None, None) => SPECIAL_PURPOSE_RANGES
+                .iter()
+                .map(|s| s.parse().expect("built-in CIDR"))
+                .collect(),
+        }
+    }
+
+    pub fn effective_allow_server(&self) -> Vec<IpNet> {
+        self.allow_server.clone().unwrap_or_default()
+    }
+}
+
+impl Config {
+    /// Reads, parses and validates the file. Every problem is returned, not just the first.
+    pub fn load(path: &Path) -> Result<Config, Vec<ConfigProblem>> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            vec![ConfigProblem {
+                file: path.to_path_buf(),
+                line: None,
+                key: String::new(),
+                message: format!("cannot read config file: {e}"),
+            }]
+        })?;
+        Self::from_text(&text, path)
+    }
+
+    /// Parses `text` as if it were the file at `path` (used by `load` and by tests).
+    pub fn from_text(text: &str, path: &Path) -> Result<Config, Vec<ConfigProblem>> {
+        let mut config: Config = locate::deserialize_all(text, path)?;
+        config.base_dir = path
+            .parent()
+            .map(Path::to_path_buf)
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or_else(|| PathBuf::from("."));
+        let problems = config.semantic_problems();
+        if problems.is_empty() {
+            return Ok(config);
+        }
+        let locator = locate::Locator::new(text, path);
+        Err(problems
+            .into_iter()
+            .map(|(key, message)| locator.problem(&key, message))
+            .collect())
+    }
+
+    /// A path from the config file, resolved against the config file's directory.
+    pub fn resolve_path(&self, p: &Path) -> PathBuf {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.base_dir.join(p)
+        }
+    }
+
+    /// Checks that serde cannot express: cross-field rules and files that must exist.
+    fn semantic_problems(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        if self.server.listen.is_empty() {
+            out.push(("server.listen".into(), "at least one address is needed".into()));
+        }
+        if self.server.max_udp_payload < 512 {
+            out.push(("server.max_udp_payload".into(), "must be at least 512".into()));
+        }
+        if self.server.udp_workers == Some(0) {
+            out.push(("server.udp_workers".into(), "must be at least 1".into()));
+        }
+        let r = &self.resolver;
+        if r.cache_size == 0 {
+            out.push(("resolver.cache_size".into(), "must be at least 1".into()));
+        }
+        if r.timeout_ms == 0 || r.timeout_ms > 60_000 {
+            out.push(("resolver.timeout_ms".into(), "must be between 1 and 60000".into()));
+        }
+        match r.mode {
+            Mode::Forward if r.forwarders.is_empty() => out.push((
+                "resolver.forwarders".into(),
+                "mode = \"forward\" needs at least one forwarder (\"IP:PORT\")".into(),
+            )),
+            Mode::Recursive if !r.forwarders.is_empty() => out.push((
+                "resolver.forwarders".into(),
+                "forwarders are only used with mode = \"forward\"".into(),
+            )),
+            _ => {}
+        }
+        if let (Mode::Recursive, Some(hints)) = (r.mode, &r.root_hints) {
+            match crate::upstream::roots::read_root_hints(&self.resolve_path(hints)) {
+                Ok(addrs) if addrs.is_empty() => out.push((
+                    "resolver.root_hints".into(),
+                    "the file names no root server address".into(),
+                )),
+                Ok(_) => {}
+                Err(e) => out.push(("resolver.root_hints".into(), e)),
+            }
+        }
+        out
+    }
+
+    /// The root server addresses the recursor starts from.
+    pub fn root_addresses(&self) -> Result<Vec<IpAddr>, String> {
+        match &self.resolver.root_hints {
+            Some(p) => crate::upstream::roots::read_root_hints(&self.resolve_path(p)),
+            None => Ok(crate::upstream::roots::builtin_roots()),
+        }
+    }
+
+    /// The instance name for logs: `[server] name` or the host name.
+    pub fn instance_name(&self) -> String {
+        self.server.name.clone().unwrap_or_else(|| {
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|s| s.trim().to_string())
+                .ok()
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| "dnsward".into())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problems(text: &str) -> Vec<ConfigProblem> {
+        Config::from_text(text, Path::new("/tmp/x/config.toml")).unwrap_err()
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        let c = Config::from_text("", Path::new("config.toml")).unwrap();
+        assert_eq!(c.server.listen, default_listen());
+        assert_eq!(c.resolver.mode, Mode::Recursive);
+        assert!(c
+            .resolver
+            .effective_deny_server()
+            .contains(&"127.0.0.0/8".parse().unwrap()));
+    }
+
+    #[test]
+    fn own_root_hints_empty_deny_list() {
+        let r = ResolverConfig {
+            root_hints: Some("x".into()),
+            ..Default::default()
+        };
+        assert!(r.effective_deny_server().is_empty());
+    }
+
+    #[test]
+    fn every_problem_reported_with_line_and_key() {
+        let text = "[server]\nlisten = [\"nope\"]\nbogus = 1\n\n[resolver]\ncache_size = \"big\"\nmode = \"sideways\"\n";
+        let p = problems(text);
+        let keys: Vec<_> = p.iter().map(|p| (p.key.as_str(), p.line)).collect();
+        assert!(keys.contains(&("server.listen[0]", Some(2))), "{p:?}");
+        assert!(keys.contains(&("server.bogus", Some(3))), "{p:?}");
+        assert!(keys.contains(&("resolver.cache_size", Some(6))), "{p:?}");
+        assert!(keys.contains(&("resolver.mode", Some(7))), "{p:?}");
+        assert_eq!(p.len(), 4, "{p:?}");
+    }
+
+    #[test]
+    fn semantic_problems_have_lines() {
+        let text = "[resolver]\nmode = \"forward\"\ntimeout_ms = 0\n";
+        let p = problems(text);
+        assert!(p.iter().any(|p| p.key == "resolver.forwarders"), "{p:?}");
+        assert!(p
+            .iter()
+            .any(|p| p.key == "resolver.timeout_ms" && p.line == Some(3)));
+    }
+
+    #[test]
+    fn syntax_error_is_one_problem_with_line() {
+        let p = problems("[server]\nlisten = [\n");
+        assert_eq!(p.len(), 1);
+        assert!(p[0].line.is_some());
+    }
+}

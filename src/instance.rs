@@ -1,0 +1,54 @@
+//! One running dnsward: config -> upstream -> engine -> listeners. Used by `dnsward serve` and by
+//! the integration tests, so both run exactly the same code.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::Config;
+use crate::pipeline::Engine;
+use crate::server::Server;
+
+pub struct Instance {
+    pub engine: Arc<Engine>,
+    server: Server,
+    grace: Duration,
+}
+
+impl Instance {
+    /// Starts serving on every configured address. Must run inside a tokio runtime.
+    pub async fn start(config: &Config) -> Result<Instance, String> {
+        let upstream = crate::upstream::from_config(config)?;
+        let engine = Arc::new(Engine::new(config, upstream));
+        let server = Server::start(config, Arc::clone(&engine))
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(Instance {
+            engine,
+            server,
+            grace: Duration::from_millis(config.server.shutdown_grace_ms),
+        })
+    }
+
+    /// The bound addresses (useful with port 0).
+    pub fn addrs(&self) -> &[SocketAddr] {
+        &self.server.addrs
+    }
+
+    /// Stops accepting, finishes in-flight queries (bounded), logs the cache figures.
+    pub async fn shutdown(self) {
+        self.server.shutdown(self.grace).await;
+        let c = self.engine.cache().stats();
+        let r = self.engine.resolve_stats();
+        tracing::info!(
+            cache_hits = c.hits,
+            cache_misses = c.misses,
+            cache_entries = c.entries,
+            stale_served = c.stale_served,
+            upstream_queries = r.upstream_queries,
+            upstream_failures = r.upstream_failures,
+            coalesced = r.coalesced,
+            "stopped"
+        );
+    }
+}

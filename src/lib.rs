@@ -1,0 +1,9 @@
+//! dnsward: a protective recursive DNS resolver. See ARCHITECTURE.md for the map.
+
+pub mod cache;
+pub mod config;
+pub mod dnswire;
+pub mod instance;
+pub mod pipeline;
+pub mod server;
+pub mod upstream;

@@ -1,0 +1,48 @@
+//! Where answers come from on a cache miss: the recursor (iterative from the root hints) or
+//! forwarders. Both return a whole response `Message`; negative answers (NXDOMAIN, NODATA) are
+//! normal `Ok` messages with the SOA in the authority section, so the cache can keep them.
+
+pub mod forward;
+pub mod recursive;
+pub mod roots;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use hickory_proto::op::{Message, Query};
+
+use crate::config::{Config, Mode};
+
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    #[error("no upstream answered within {0:?}")]
+    Timeout(Duration),
+    #[error("upstream failure: {0}")]
+    Failed(String),
+}
+
+#[async_trait]
+pub trait Upstream: Send + Sync + 'static {
+    /// Resolves one question. Must not take (much) longer than the configured timeout.
+    async fn resolve(&self, query: Query, dnssec_ok: bool) -> Result<Message, UpstreamError>;
+}
+
+/// Builds the upstream the config asks for.
+pub fn from_config(config: &Config) -> Result<Arc<dyn Upstream>, String> {
+    let timeout = Duration::from_millis(config.resolver.timeout_ms);
+    match config.resolver.mode {
+        Mode::Recursive => {
+            let roots = config.root_addresses()?;
+            Ok(Arc::new(recursive::RecursiveUpstream::new(
+                &roots,
+                &config.resolver,
+                timeout,
+            )?))
+        }
+        Mode::Forward => Ok(Arc::new(forward::ForwardUpstream::new(
+            config.resolver.forwarders.clone(),
+            timeout,
+        ))),
+    }
+}
