@@ -1,0 +1,283 @@
+//! A fake DNS hierarchy on loopback, started in-process with hickory-server authorities, and a
+//! small DNS client over real sockets.
+//!
+//! Every server of one hierarchy listens on the same port P on its own 127.X.Y.Z address; the
+//! resolver under test gets `upstream_port = P`, so no root privileges and no port 53 are
+//! needed, and tests running in parallel use different X.Y blocks.
+
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use hickory_proto::op::{Edns, Message, Query};
+use hickory_proto::rr::{Name, RecordType};
+use hickory_proto::serialize::txt::Parser;
+use hickory_server::net::runtime::Time;
+use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
+use hickory_server::store::in_memory::InMemoryZoneHandler;
+use hickory_server::zone_handler::{AxfrPolicy, Catalog, ZoneHandler, ZoneType};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpStream, UdpSocket};
+
+use dnsward::config::Config;
+use dnsward::instance::Instance;
+
+/// Queries each fake server received, by (server address, lower-case name, type).
+pub type QueryCounts = Arc<Mutex<HashMap<(IpAddr, String, RecordType), usize>>>;
+
+struct CountingHandler {
+    addr: IpAddr,
+    catalog: Catalog,
+    counts: QueryCounts,
+}
+
+#[async_trait]
+impl RequestHandler for CountingHandler {
+    async fn handle_request<R: ResponseHandler, T: Time>(&self, request: &Request, response_handle: R) -> ResponseInfo {
+        if let Ok(info) = request.request_info() {
+            let name = info.query.name().to_string().to_ascii_lowercase();
+            *self
+                .counts
+                .lock()
+                .unwrap()
+                .entry((self.addr, name, info.query.query_type()))
+                .or_default() += 1;
+        }
+        self.catalog.handle_request::<R, T>(request, response_handle).await
+    }
+}
+
+/// A running fake hierarchy.
+pub struct Hierarchy {
+    /// 127.X.Y.0: servers are .1 (root), .2 (com/net TLDs), .3 (example.com), .4 (hosting.com, other.net).
+    pub base: [u8; 3],
+    pub port: u16,
+    pub counts: QueryCounts,
+    servers: Vec<hickory_server::Server<CountingHandler>>,
+    pub dir: tempfile::TempDir,
+}
+
+static NEXT_BLOCK: AtomicU8 = AtomicU8::new(0);
+
+fn block() -> [u8; 3] {
+    let n = NEXT_BLOCK.fetch_add(1, Ordering::SeqCst);
+    [127, 20 + (std::process::id() % 200) as u8, n.wrapping_add(1)]
+}
+
+impl Hierarchy {
+    pub fn ip(&self, last: u8) -> Ipv4Addr {
+        Ipv4Addr::new(self.base[0], self.base[1], self.base[2], last)
+    }
+
+    pub fn root_hints_path(&self) -> PathBuf {
+        self.dir.path().join("root.hints")
+    }
+
+    /// How many queries for (name, type) reached any server of the hierarchy.
+    pub fn count(&self, name: &str, rtype: RecordType) -> usize {
+        let name = format!("{}.", name.trim_end_matches('.').to_ascii_lowercase());
+        self.counts
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|((_, n, t), _)| *n == name && *t == rtype)
+            .map(|(_, c)| c)
+            .sum()
+    }
+
+    /// How many queries for `name`, of any type, reached the hierarchy (the recursor may ask for
+    /// NS while minimising the query name).
+    pub fn count_any(&self, name: &str) -> usize {
+        let name = format!("{}.", name.trim_end_matches('.').to_ascii_lowercase());
+        self.counts.lock().unwrap().iter().filter(|((_, n, _), _)| *n == name).map(|(_, c)| c).sum()
+    }
+
+    /// Starts root, TLD and second-level servers. `extra_example_records` are appended to the
+    /// example.com zone (e.g. short-TTL names for a test).
+    pub async fn start(extra_example_records: &str) -> Hierarchy {
+        init_logging();
+        let base = block();
+        let ip = |last: u8| format!("{}.{}.{}.{}", base[0], base[1], base[2], last);
+        let soa = |origin: &str| {
+            format!("$ORIGIN {origin}\n$TTL 3600\n@ IN SOA a.root.test. hostmaster.root.test. 1 7200 900 86400 300\n")
+        };
+        let big_txt: String = (0..24)
+            .map(|i| format!("big IN TXT \"{}{i:02}\"\n", "x".repeat(180)))
+            .collect();
+        // hickory's in-memory zones do not hand out glue for names below a zone cut, so name
+        // server names live under test., which the root serves authoritatively (its answers
+        // carry their addresses, like glue); other.net's server name is in hosting.com and
+        // must itself be resolved (a delegation without glue).
+        let zones: Vec<(u8, &str, String)> = vec![
+            (1, ".", format!(
+                "{}@ IN NS a.root.test.\na.root.test. IN A {}\ncom. IN NS ns.tld.test.\nnet. IN NS ns.tld.test.\nns.tld.test. IN A {}\nns1.sld.test. IN A {}\nns2.sld.test. IN A {}\n",
+                soa("."), ip(1), ip(2), ip(3), ip(4))),
+            (2, "com.", format!(
+                "{}@ IN NS ns.tld.test.\nexample IN NS ns1.sld.test.\nhosting IN NS ns2.sld.test.\n",
+                soa("com."))),
+            (2, "net.", format!(
+                "{}@ IN NS ns.tld.test.\nother IN NS ns.hosting.com.\n",
+                soa("net."))),
+            (3, "example.com.", format!(
+                "{}@ IN NS ns1.sld.test.\nwww IN A 192.0.2.10\nwww IN AAAA 2001:db8::10\n@ IN MX 10 mail\nmail IN A 192.0.2.25\n@ IN TXT \"v=spf1 -all\"\nalias IN CNAME step.other.net.\n{big_txt}{extra_example_records}\n",
+                soa("example.com."))),
+            (4, "hosting.com.", format!("{}@ IN NS ns2.sld.test.\nns IN A {}\n", soa("hosting.com."), ip(4))),
+            (4, "other.net.", format!(
+                "{}@ IN NS ns.hosting.com.\nstep IN CNAME final.other.net.\nfinal IN A 192.0.2.30\nwww IN A 192.0.2.20\n",
+                soa("other.net."))),
+        ];
+        let counts: QueryCounts = Arc::default();
+        let mut catalogs: BTreeMap<u8, Catalog> = BTreeMap::new();
+        for (server, origin, text) in zones {
+            let origin = Name::from_ascii(origin).unwrap();
+            let (_, records) = Parser::new(text, None, Some(origin.clone())).parse().expect("zone parses");
+            let handler = InMemoryZoneHandler::<hickory_server::net::runtime::TokioRuntimeProvider>::new(
+                origin.clone(),
+                records,
+                ZoneType::Primary,
+                AxfrPolicy::Deny,
+            )
+            .expect("zone loads");
+            let handlers: Vec<Arc<dyn ZoneHandler>> = vec![Arc::new(handler)];
+            catalogs.entry(server).or_default().upsert(origin.into(), handlers);
+        }
+        // The root gets a kernel-chosen port; every other server uses the same port.
+        let mut port = 0;
+        let mut servers = Vec::new();
+        for (last, catalog) in catalogs {
+            let addr: IpAddr = ip(last).parse().unwrap();
+            let udp = UdpSocket::bind(SocketAddr::new(addr, port)).await.expect("bind fake server udp");
+            port = udp.local_addr().unwrap().port();
+            let tcp = tokio::net::TcpListener::bind(SocketAddr::new(addr, port)).await.expect("bind fake server tcp");
+            let mut server = hickory_server::Server::new(CountingHandler {
+                addr,
+                catalog,
+                counts: Arc::clone(&counts),
+            });
+            server.register_socket(udp);
+            server.register_listener(tcp, Duration::from_secs(5), 16);
+            servers.push(server);
+        }
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("root.hints"),
+            format!(".  3600000 IN NS a.root.test.\na.root.test. 3600000 IN A {}\n", ip(1)),
+        )
+        .unwrap();
+        Hierarchy { base, port, counts, servers, dir }
+    }
+
+    /// Stops every server (upstream "down").
+    pub async fn stop(&mut self) {
+        for s in &mut self.servers {
+            let _ = s.shutdown_gracefully().await;
+        }
+        self.servers.clear();
+    }
+
+    /// A dnsward config pointed at this hierarchy; `extra` is appended (more TOML).
+    pub fn config_text(&self, extra_resolver: &str) -> String {
+        format!(
+            "[server]\nlisten = [\"127.0.0.1:0\"]\nudp_workers = 1\n\n[resolver]\nmode = \"recursive\"\nroot_hints = \"{}\"\nupstream_port = {}\ntimeout_ms = 1500\n{extra_resolver}\n",
+            self.root_hints_path().display(),
+            self.port
+        )
+    }
+
+    pub async fn start_dnsward(&self, extra_resolver: &str) -> Instance {
+        start_dnsward_text(&self.config_text(extra_resolver), self.dir.path()).await
+    }
+}
+
+pub async fn start_dnsward_text(text: &str, dir: &std::path::Path) -> Instance {
+    let path = dir.join(format!("dnsward-{}.toml", NEXT_BLOCK.fetch_add(0, Ordering::SeqCst)));
+    std::fs::write(&path, text).unwrap();
+    let config = Config::load(&path).unwrap_or_else(|p| panic!("test config invalid: {p:?}"));
+    Instance::start(&config).await.expect("dnsward starts")
+}
+
+pub fn query_message(name: &str, rtype: RecordType, edns: Option<u16>) -> Message {
+    let mut m = Message::query();
+    m.metadata.id = rand_id();
+    m.metadata.recursion_desired = true;
+    m.add_query(Query::query(Name::from_ascii(name).unwrap(), rtype));
+    if let Some(size) = edns {
+        let mut e = Edns::new();
+        e.set_max_payload(size);
+        m.set_edns(e);
+    }
+    m
+}
+
+fn rand_id() -> u16 {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    (SystemTime::now().duration_since(UNIX_EPOCH).unwrap().subsec_nanos() & 0xffff) as u16
+}
+
+/// Sends raw bytes over UDP and waits (bounded) for one datagram.
+pub async fn udp_raw(server: SocketAddr, bytes: &[u8], wait: Duration) -> Option<Vec<u8>> {
+    let bind: SocketAddr = if server.is_ipv6() { "[::1]:0" } else { "127.0.0.1:0" }.parse().unwrap();
+    let sock = UdpSocket::bind(bind).await.unwrap();
+    sock.send_to(bytes, server).await.unwrap();
+    let mut buf = vec![0u8; 65535];
+    match tokio::time::timeout(wait, sock.recv_from(&mut buf)).await {
+        Ok(Ok((n, _))) => Some(buf[..n].to_vec()),
+        _ => None,
+    }
+}
+
+pub async fn udp_query(server: SocketAddr, msg: &Message) -> Message {
+    let resp = udp_raw(server, &msg.to_vec().unwrap(), Duration::from_secs(5))
+        .await
+        .expect("an answer over UDP within 5 s");
+    let m = Message::from_vec(&resp).expect("answer parses");
+    assert_eq!(m.metadata.id, msg.metadata.id, "query ID echoed");
+    m
+}
+
+pub async fn ask(server: SocketAddr, name: &str, rtype: RecordType) -> Message {
+    udp_query(server, &query_message(name, rtype, Some(1232))).await
+}
+
+/// Sends raw bytes as one TCP DNS message; returns the framed answer, if any, within `wait`.
+pub async fn tcp_raw(server: SocketAddr, bytes: &[u8], wait: Duration) -> Option<Vec<u8>> {
+    let fut = async {
+        let mut s = TcpStream::connect(server).await.ok()?;
+        let mut framed = (bytes.len() as u16).to_be_bytes().to_vec();
+        framed.extend_from_slice(bytes);
+        s.write_all(&framed).await.ok()?;
+        let mut len = [0u8; 2];
+        s.read_exact(&mut len).await.ok()?;
+        let mut buf = vec![0u8; u16::from_be_bytes(len) as usize];
+        s.read_exact(&mut buf).await.ok()?;
+        Some(buf)
+    };
+    tokio::time::timeout(wait, fut).await.ok().flatten()
+}
+
+pub async fn tcp_query(server: SocketAddr, msg: &Message) -> Message {
+    let resp = tcp_raw(server, &msg.to_vec().unwrap(), Duration::from_secs(5))
+        .await
+        .expect("an answer over TCP within 5 s");
+    let m = Message::from_vec(&resp).expect("answer parses");
+    assert_eq!(m.metadata.id, msg.metadata.id, "query ID echoed");
+    m
+}
+
+pub fn answer_strings(m: &Message) -> Vec<String> {
+    m.answers.iter().map(|r| format!("{} {}", r.record_type(), r.data)).collect()
+}
+
+/// `DNSWARD_LOG=debug cargo test ...` shows the server's logs in a failing test.
+pub fn init_logging() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("DNSWARD_LOG").unwrap_or_else(|_| "off".into()))
+        .with_test_writer()
+        .try_init();
+}
