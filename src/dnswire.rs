@@ -350,17 +350,18 @@ mod tests {
             })
         );
         assert_eq!(q.max_udp_response(1232), 1232);
-        let q = parse_query(&query_bytes("a.b.", false)).unwrap();
+        let plain = query_bytes("a.b.", false);
+        let q = parse_query(&plain).unwrap();
         assert_eq!(q.edns, None);
         assert_eq!(q.max_udp_response(1232), 512);
     }
 
     #[test]
     fn rejects_garbage_without_panicking() {
-        assert_eq!(parse_query(&[1, 2, 3]), Err(Reject::Drop));
+        assert!(matches!(parse_query(&[1, 2, 3]), Err(Reject::Drop)));
         let mut b = query_bytes("a.b.", false);
         b[2] |= 0x80; // a response
-        assert_eq!(parse_query(&b), Err(Reject::Drop));
+        assert!(matches!(parse_query(&b), Err(Reject::Drop)));
         let mut b = query_bytes("a.b.", false);
         b[2] |= 0x28; // opcode 5 (UPDATE)
         assert!(matches!(parse_query(&b), Err(Reject::Error { rcode: RCODE_NOTIMP, .. })));
