@@ -292,6 +292,13 @@ pub fn lowercase_name_into(qname: &[u8], out: &mut Vec<u8>) {
 /// The presentation form of a wire name, lower case, without the trailing dot ("" for the root).
 pub fn name_to_string(qname: &[u8]) -> String {
     let mut s = String::with_capacity(qname.len());
+    name_into(qname, &mut s);
+    s
+}
+
+/// `name_to_string` into a reused buffer (cleared first).
+pub fn name_into(qname: &[u8], s: &mut String) {
+    s.clear();
     let mut pos = 0;
     while let Some(&len) = qname.get(pos) {
         if len == 0 {
@@ -309,7 +316,6 @@ pub fn name_to_string(qname: &[u8]) -> String {
         }
         pos = end;
     }
-    s
 }
 
 #[cfg(test)]

@@ -7,19 +7,28 @@ use std::time::Duration;
 
 use crate::config::Config;
 use crate::pipeline::Engine;
+use crate::policy::reload::PolicyStore;
 use crate::server::Server;
 
 pub struct Instance {
     pub engine: Arc<Engine>,
     server: Server,
     grace: Duration,
+    watch: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Instance {
     /// Starts serving on every configured address. Must run inside a tokio runtime.
     pub async fn start(config: &Config) -> Result<Instance, String> {
         let upstream = crate::upstream::from_config(config)?;
-        let engine = Arc::new(Engine::new(config, upstream));
+        // Lists load before serving starts; a list that fails is reported and skipped.
+        let specs = config.list_specs();
+        let (policy, _report) = tokio::task::spawn_blocking(move || PolicyStore::load(specs))
+            .await
+            .map_err(|e| format!("loading lists crashed: {e}"))?;
+        let watch = (config.policy.watch && !config.lists.is_empty())
+            .then(|| policy.spawn_watch(Duration::from_secs(config.policy.watch_interval_secs)));
+        let engine = Arc::new(Engine::new(config, upstream, policy));
         let server = Server::start(config, Arc::clone(&engine))
             .await
             .map_err(|e| e.to_string())?;
@@ -27,6 +36,7 @@ impl Instance {
             engine,
             server,
             grace: Duration::from_millis(config.server.shutdown_grace_ms),
+            watch,
         })
     }
 
@@ -36,7 +46,15 @@ impl Instance {
     }
 
     /// Stops accepting, finishes in-flight queries (bounded), logs the cache figures.
+    /// Rebuilds the policy from the list files and swaps it in (SIGHUP, admin API).
+    pub async fn reload_lists(&self, reason: &str) -> crate::policy::LoadReport {
+        self.engine.policy().reload(reason).await
+    }
+
     pub async fn shutdown(self) {
+        if let Some(w) = &self.watch {
+            w.abort();
+        }
         self.server.shutdown(self.grace).await;
         let c = self.engine.cache().stats();
         let r = self.engine.resolve_stats();

@@ -5,5 +5,6 @@ pub mod config;
 pub mod dnswire;
 pub mod instance;
 pub mod pipeline;
+pub mod policy;
 pub mod server;
 pub mod upstream;

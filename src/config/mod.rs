@@ -5,13 +5,15 @@
 
 mod locate;
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use ipnet::IpNet;
 use serde::Deserialize;
 
 pub use locate::ConfigProblem;
+
+use crate::policy::{Action, Category, ListFormat, ListSpec};
 
 /// The whole config file.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -21,6 +23,10 @@ pub struct Config {
     pub server: ServerConfig,
     #[serde(default)]
     pub resolver: ResolverConfig,
+    #[serde(default)]
+    pub policy: PolicyConfig,
+    #[serde(default)]
+    pub lists: Vec<ListConfig>,
     /// Directory the config file lives in: relative paths in the file are resolved against it.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -117,6 +123,78 @@ impl Default for ResolverConfig {
             upstream_port: default_upstream_port(),
         }
     }
+}
+
+/// `[policy]`: what a blocked query gets.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// Default answer for blocked names: nxdomain | nodata | sinkhole | refused.
+    #[serde(default = "default_action")]
+    pub action: Action,
+    /// A answers of the `sinkhole` action (point it at the block page server).
+    #[serde(default = "default_sinkhole_v4")]
+    pub sinkhole_ipv4: Ipv4Addr,
+    #[serde(default = "default_sinkhole_v6")]
+    pub sinkhole_ipv6: Ipv6Addr,
+    /// TTL of synthesized answers.
+    #[serde(default = "default_policy_ttl")]
+    pub ttl: u32,
+    /// Who to call: put in the Extended DNS Error text of every blocked answer.
+    #[serde(default)]
+    pub contact: Option<String>,
+    /// Reload lists when their files change (checked every `watch_interval_secs`).
+    #[serde(default = "default_true")]
+    pub watch: bool,
+    #[serde(default = "default_watch_interval")]
+    pub watch_interval_secs: u64,
+}
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        Self {
+            action: default_action(),
+            sinkhole_ipv4: default_sinkhole_v4(),
+            sinkhole_ipv6: default_sinkhole_v6(),
+            ttl: default_policy_ttl(),
+            contact: None,
+            watch: true,
+            watch_interval_secs: default_watch_interval(),
+        }
+    }
+}
+
+/// One `[[lists]]` table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListConfig {
+    pub name: String,
+    pub category: Category,
+    pub path: PathBuf,
+    #[serde(default)]
+    pub format: ListFormat,
+    /// Overrides `[policy] action` for this list's block rules.
+    #[serde(default)]
+    pub action: Option<Action>,
+}
+
+fn default_action() -> Action {
+    Action::Nxdomain
+}
+fn default_sinkhole_v4() -> Ipv4Addr {
+    Ipv4Addr::UNSPECIFIED
+}
+fn default_sinkhole_v6() -> Ipv6Addr {
+    Ipv6Addr::UNSPECIFIED
+}
+fn default_policy_ttl() -> u32 {
+    60
+}
+fn default_true() -> bool {
+    true
+}
+fn default_watch_interval() -> u64 {
+    2
 }
 
 fn default_listen() -> Vec<SocketAddr> {
@@ -272,7 +350,35 @@ impl Config {
                 Err(e) => out.push(("resolver.root_hints".into(), e)),
             }
         }
+        let mut seen = std::collections::HashSet::new();
+        for (i, l) in self.lists.iter().enumerate() {
+            if l.name.trim().is_empty() {
+                out.push((format!("lists[{i}].name"), "must not be empty".into()));
+            } else if !seen.insert(l.name.as_str()) {
+                out.push((format!("lists[{i}].name"), format!("another list is already named {:?}", l.name)));
+            }
+        }
+        if self.policy.ttl > 86_400 {
+            out.push(("policy.ttl".into(), "must be at most 86400".into()));
+        }
+        if self.policy.watch_interval_secs == 0 {
+            out.push(("policy.watch_interval_secs".into(), "must be at least 1".into()));
+        }
         out
+    }
+
+    /// The lists as the policy engine takes them, paths resolved.
+    pub fn list_specs(&self) -> Vec<ListSpec> {
+        self.lists
+            .iter()
+            .map(|l| ListSpec {
+                name: l.name.clone(),
+                category: l.category,
+                path: self.resolve_path(&l.path),
+                format: l.format,
+                action: l.action,
+            })
+            .collect()
     }
 
     /// The root server addresses the recursor starts from.

@@ -5,6 +5,7 @@
 //! errors); only a miss goes to the async `answer`. The UDP loop calls the fast path inline.
 
 pub mod resolve;
+pub mod synth;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -13,11 +14,35 @@ use hickory_proto::op::Query;
 use hickory_proto::rr::{DNSClass, Name, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 
-use crate::cache::{Lookup, PacketCache};
-use crate::config::Config;
+use crate::cache::{CachedAnswer, Lookup, PacketCache};
+use crate::config::{Config, PolicyConfig};
+use crate::policy::reload::PolicyStore;
+use crate::policy::{RuleRef, Snapshot, Verdict};
 use crate::dnswire::{self, QueryView, Reject};
 use crate::upstream::Upstream;
 use resolve::{Outcome, Resolve};
+use synth::Trigger;
+
+/// Per-worker buffers reused from one packet to the next, and what happened to the last query
+/// (for the query log).
+#[derive(Default)]
+pub struct Scratch {
+    pub key: Vec<u8>,
+    pub out: Vec<u8>,
+    pub name: String,
+    pub decision: Decision,
+}
+
+/// What the pipeline decided for one query.
+#[derive(Default, Debug, Clone)]
+pub struct Decision {
+    /// Set when policy rewrote or dropped the answer.
+    pub blocked: Option<(RuleRef, Trigger)>,
+    /// Answered from the packet cache without going upstream.
+    pub from_cache: bool,
+    /// Upstream failed and a stale answer was served.
+    pub stale: bool,
+}
 
 /// What the fast path decided.
 #[derive(Debug, PartialEq, Eq)]
@@ -39,12 +64,14 @@ pub enum Transport {
 pub struct Engine {
     cache: Arc<PacketCache>,
     resolve: Arc<Resolve>,
+    policy: Arc<PolicyStore>,
+    policy_cfg: PolicyConfig,
     /// Largest UDP response we send (also what our OPT advertises).
     max_udp: u16,
 }
 
 impl Engine {
-    pub fn new(config: &Config, upstream: Arc<dyn Upstream>) -> Self {
+    pub fn new(config: &Config, upstream: Arc<dyn Upstream>, policy: Arc<PolicyStore>) -> Self {
         let r = &config.resolver;
         let cache = Arc::new(PacketCache::new(
             r.cache_size,
@@ -58,8 +85,14 @@ impl Engine {
         Self {
             cache,
             resolve,
+            policy,
+            policy_cfg: config.policy.clone(),
             max_udp: config.server.max_udp_payload,
         }
+    }
+
+    pub fn policy(&self) -> &Arc<PolicyStore> {
+        &self.policy
     }
 
     pub fn cache(&self) -> &PacketCache {
@@ -77,56 +110,94 @@ impl Engine {
         }
     }
 
-    /// Serves from cache or answers errors; `Fast::Miss` when upstream is needed.
-    /// `key` and `out` are scratch buffers the caller reuses between packets.
-    pub fn answer_fast(&self, pkt: &[u8], transport: Transport, key: &mut Vec<u8>, out: &mut Vec<u8>) -> Fast {
+    /// Serves from cache, from policy or with an error; `Fast::Miss` when upstream is needed.
+    /// `snap` is the one policy snapshot this query sees from admission to answer.
+    pub fn answer_fast(&self, pkt: &[u8], transport: Transport, snap: &Snapshot, s: &mut Scratch) -> Fast {
+        s.decision = Decision::default();
         let q = match admit(pkt) {
             Ok(q) => q,
             Err(Reject::Drop) => return Fast::Drop,
             Err(Reject::Error { id, flags, rcode }) => {
                 // Echo the question when it parsed (unsupported class or type), not otherwise.
-                let question = dnswire::parse_query(pkt).ok().map(|q| (q.qname, q.qtype, q.qclass));
-                let edns = dnswire::parse_query(pkt)
-                    .ok()
-                    .and_then(|q| q.edns.map(|e| (self.max_udp, e.dnssec_ok)));
-                *out = dnswire::error_response(id, flags, rcode, question, edns, false);
+                let parsed = dnswire::parse_query(pkt).ok();
+                let question = parsed.map(|q| (q.qname, q.qtype, q.qclass));
+                let edns = parsed.and_then(|q| q.edns.map(|e| (self.max_udp, e.dnssec_ok)));
+                s.out = dnswire::error_response(id, flags, rcode, question, edns, false);
                 return Fast::Reply;
             }
         };
-        PacketCache::key_into(key, q.qname, q.qtype, q.qclass, q.dnssec_ok(), q.checking_disabled());
+        // Query policy: the qname, whatever the qtype. Allow exempts the whole answer.
+        dnswire::name_into(q.qname, &mut s.name);
+        let exempt = match snap.match_name(&s.name) {
+            Some(Verdict::Allow(_)) => true,
+            Some(v) => return self.blocked(&q, v, Trigger::Qname, transport, s),
+            None => false,
+        };
+        PacketCache::key_into(&mut s.key, q.qname, q.qtype, q.qclass, q.dnssec_ok(), q.checking_disabled());
         let now = Instant::now();
-        match self.cache.lookup(key, now) {
+        match self.cache.lookup(&s.key, now) {
             Lookup::Fresh(answer) => {
-                answer.render(out, q.id, q.flags, q.qname, now, false);
-                self.finish(&q, transport, out);
+                s.decision.from_cache = true;
+                if !exempt {
+                    if let Some((v, trigger)) = response_verdict(snap, &answer) {
+                        return self.blocked(&q, v, trigger, transport, s);
+                    }
+                }
+                answer.render(&mut s.out, q.id, q.flags, q.qname, now, false);
+                self.finish(&q, transport, &mut s.out, &[]);
                 Fast::Reply
             }
             Lookup::Stale(_) | Lookup::Miss => Fast::Miss,
         }
     }
 
-    /// The whole path for one packet: fast path, else resolve. `None` = send nothing.
+    fn blocked(&self, q: &QueryView<'_>, v: Verdict, trigger: Trigger, transport: Transport, s: &mut Scratch) -> Fast {
+        let answered = synth::write_blocked(q, &v, trigger, &self.policy_cfg, self.max_udp, &mut s.out);
+        s.decision.blocked = Some((v.rule().clone(), trigger));
+        if !answered {
+            return Fast::Drop;
+        }
+        if s.out.len() > self.size_limit(q, transport) {
+            let rcode = (dnswire::get_u16(&s.out, 2) & 0xf) as u8;
+            let edns = q.edns.map(|e| (self.max_udp, e.dnssec_ok));
+            s.out = dnswire::error_response(q.id, q.flags, rcode, Some((q.qname, q.qtype, q.qclass)), edns, true);
+        }
+        Fast::Reply
+    }
+
+    /// The whole path for one packet with the current policy snapshot. `None` = send nothing.
     pub async fn answer(&self, pkt: &[u8], transport: Transport) -> Option<Vec<u8>> {
-        let (mut key, mut out) = (Vec::with_capacity(64), Vec::with_capacity(512));
-        match self.answer_fast(pkt, transport, &mut key, &mut out) {
-            Fast::Reply => return Some(out),
-            Fast::Drop => return None,
+        let snap = self.policy.snapshot();
+        let mut s = Scratch::default();
+        self.answer_with(pkt, transport, &snap, &mut s).await.then_some(s.out)
+    }
+
+    /// Fast path, else resolve; the answer is left in `s.out`. False = send nothing.
+    pub async fn answer_with(&self, pkt: &[u8], transport: Transport, snap: &Snapshot, s: &mut Scratch) -> bool {
+        match self.answer_fast(pkt, transport, snap, s) {
+            Fast::Reply => return true,
+            Fast::Drop => return false,
             Fast::Miss => {}
         }
-        let q = dnswire::parse_query(pkt).ok()?;
-        let query = match question_of(&q) {
-            Some(query) => query,
-            None => {
-                return Some(dnswire::error_response(q.id, q.flags, dnswire::RCODE_FORMERR, None, None, false))
-            }
+        let Ok(q) = dnswire::parse_query(pkt) else { return false };
+        let Some(query) = question_of(&q) else {
+            s.out = dnswire::error_response(q.id, q.flags, dnswire::RCODE_FORMERR, None, None, false);
+            return true;
         };
-        match self.resolve.resolve(&key, query, q.dnssec_ok()).await {
+        let exempt = matches!(snap.match_name(&s.name), Some(Verdict::Allow(_)));
+        match self.resolve.resolve(&s.key, query, q.dnssec_ok()).await {
             Outcome::Answer { answer, stale } => {
-                answer.render(&mut out, q.id, q.flags, q.qname, Instant::now(), stale);
-                self.finish(&q, transport, &mut out);
+                s.decision.stale = stale;
+                if !exempt {
+                    if let Some((v, trigger)) = response_verdict(snap, &answer) {
+                        return self.blocked(&q, v, trigger, transport, s) == Fast::Reply;
+                    }
+                }
+                answer.render(&mut s.out, q.id, q.flags, q.qname, Instant::now(), stale);
+                self.finish(&q, transport, &mut s.out, &[]);
             }
             Outcome::Failed => {
-                out = dnswire::error_response(
+                s.out = dnswire::error_response(
                     q.id,
                     q.flags,
                     dnswire::RCODE_SERVFAIL,
@@ -136,20 +207,38 @@ impl Engine {
                 );
             }
         }
-        Some(out)
+        true
     }
 
     /// Adds our OPT when the client sent one, and truncates (TC) what does not fit over UDP.
-    fn finish(&self, q: &QueryView<'_>, transport: Transport, out: &mut Vec<u8>) {
+    fn finish(&self, q: &QueryView<'_>, transport: Transport, out: &mut Vec<u8>, options: &[u8]) {
         let edns = q.edns.map(|e| (self.max_udp, e.dnssec_ok));
         if let Some((size, dnssec_ok)) = edns {
-            dnswire::append_opt(out, size, dnssec_ok, &[]);
+            dnswire::append_opt(out, size, dnssec_ok, options);
         }
         if out.len() > self.size_limit(q, transport) {
             let rcode = (dnswire::get_u16(out, 2) & 0xf) as u8;
             *out = dnswire::error_response(q.id, q.flags, rcode, Some((q.qname, q.qtype, q.qclass)), edns, true);
         }
     }
+}
+
+/// Response policy: every CNAME target in the chain, then every address in the answer.
+/// A matching block rule blocks the whole answer (CNAME cloaking, bad address ranges).
+fn response_verdict(snap: &Snapshot, answer: &CachedAnswer) -> Option<(Verdict, Trigger)> {
+    for target in answer.cname_targets.iter() {
+        match snap.match_name(target) {
+            Some(v) if !v.is_allow() => return Some((v, Trigger::Cname)),
+            _ => {}
+        }
+    }
+    for ip in answer.addresses.iter() {
+        match snap.match_ip(*ip) {
+            Some(v) if !v.is_allow() => return Some((v, Trigger::Ip)),
+            _ => {}
+        }
+    }
+    None
 }
 
 /// Admission: parse, then refuse classes and types a recursive resolver does not serve.

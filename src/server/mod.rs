@@ -18,7 +18,8 @@ use hickory_server::zone_handler::{MessageResponseBuilder, Queries};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::config::Config;
-use crate::pipeline::{Engine, Fast, Transport};
+use crate::pipeline::{Engine, Fast, Scratch, Transport};
+use crate::policy::Snapshot;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -180,7 +181,7 @@ struct UdpWorker {
 impl UdpWorker {
     fn run(self) {
         let mut buf = vec![0u8; 65_535];
-        let (mut key, mut out) = (Vec::with_capacity(300), Vec::with_capacity(1500));
+        let mut scratch = Scratch::default();
         while !self.stop.load(Ordering::Relaxed) {
             let (n, src) = match self.socket.recv_from(&mut buf) {
                 Ok(x) => x,
@@ -192,22 +193,24 @@ impl UdpWorker {
                 }
             };
             let pkt = &buf[..n];
-            match self.engine.answer_fast(pkt, Transport::Udp, &mut key, &mut out) {
+            let snap = self.engine.policy().snapshot();
+            match self.engine.answer_fast(pkt, Transport::Udp, &snap, &mut scratch) {
                 Fast::Reply => {
-                    let _ = self.socket.send_to(&out, src);
+                    let _ = self.socket.send_to(&scratch.out, src);
                 }
                 Fast::Drop => {}
-                Fast::Miss => self.spawn_miss(pkt.to_vec(), src),
+                Fast::Miss => self.spawn_miss(pkt.to_vec(), src, arc_swap::Guard::into_inner(snap)),
             }
         }
     }
 
-    fn spawn_miss(&self, pkt: Vec<u8>, src: SocketAddr) {
+    fn spawn_miss(&self, pkt: Vec<u8>, src: SocketAddr, snap: Arc<Snapshot>) {
         let (engine, socket, in_flight) = (Arc::clone(&self.engine), Arc::clone(&self.socket), Arc::clone(&self.in_flight));
         in_flight.fetch_add(1, Ordering::SeqCst);
         self.runtime.spawn(async move {
-            if let Some(resp) = engine.answer(&pkt, Transport::Udp).await {
-                let _ = socket.send_to(&resp, src);
+            let mut scratch = Scratch::default();
+            if engine.answer_with(&pkt, Transport::Udp, &snap, &mut scratch).await {
+                let _ = socket.send_to(&scratch.out, src);
             }
             in_flight.fetch_sub(1, Ordering::SeqCst);
         });

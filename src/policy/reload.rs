@@ -1,0 +1,147 @@
+//! The live policy: the current `Snapshot` behind an `ArcSwap`, rebuilt off the answer path on
+//! SIGHUP, on a file change, or on request, and swapped atomically. Queries in flight finish on
+//! the snapshot they loaded; a list that fails keeps its last good copy (see `Snapshot::build`).
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use arc_swap::ArcSwap;
+
+use super::{ListSpec, LoadReport, Snapshot};
+
+pub struct PolicyStore {
+    current: ArcSwap<Snapshot>,
+    specs: Vec<ListSpec>,
+    /// One rebuild at a time: a second request waits and then rebuilds from the newest files.
+    rebuilding: tokio::sync::Mutex<()>,
+    reloads: AtomicU64,
+    last_reload_unix: AtomicU64,
+}
+
+impl PolicyStore {
+    /// Builds the first snapshot (blocking: called before serving starts).
+    pub fn load(specs: Vec<ListSpec>) -> (Arc<PolicyStore>, LoadReport) {
+        let (snapshot, report) = Snapshot::build(&specs, None);
+        log_report("initial load", &report, &snapshot);
+        let store = PolicyStore {
+            current: ArcSwap::from_pointee(snapshot),
+            specs,
+            rebuilding: tokio::sync::Mutex::new(()),
+            reloads: AtomicU64::new(0),
+            last_reload_unix: AtomicU64::new(unix_now()),
+        };
+        (Arc::new(store), report)
+    }
+
+    /// The snapshot a query uses from admission to answer.
+    pub fn snapshot(&self) -> arc_swap::Guard<Arc<Snapshot>> {
+        self.current.load()
+    }
+
+    pub fn specs(&self) -> &[ListSpec] {
+        &self.specs
+    }
+
+    pub fn reloads(&self) -> u64 {
+        self.reloads.load(Ordering::Relaxed)
+    }
+
+    pub fn last_reload_unix(&self) -> u64 {
+        self.last_reload_unix.load(Ordering::Relaxed)
+    }
+
+    /// Rebuilds from the files on a blocking thread and swaps the result in.
+    pub async fn reload(self: &Arc<Self>, reason: &str) -> LoadReport {
+        let _one_at_a_time = self.rebuilding.lock().await;
+        let this = Arc::clone(self);
+        let built = tokio::task::spawn_blocking(move || {
+            let previous = this.current.load_full();
+            Snapshot::build(&this.specs, Some(&previous))
+        })
+        .await;
+        let (snapshot, report) = match built {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::error!(error = %e, "list reload crashed; keeping the current lists");
+                return LoadReport::default();
+            }
+        };
+        log_report(reason, &report, &snapshot);
+        self.current.store(Arc::new(snapshot));
+        self.reloads.fetch_add(1, Ordering::Relaxed);
+        self.last_reload_unix.store(unix_now(), Ordering::Relaxed);
+        report
+    }
+
+    /// Reloads whenever a list file changes (modification time, size or inode), checked every
+    /// `interval`. Why polling rather than inotify: feeds are replaced by rename, by rsync,
+    /// by editors writing in place, on network file systems — a stamp comparison sees them all.
+    pub fn spawn_watch(self: &Arc<Self>, interval: Duration) -> tokio::task::JoinHandle<()> {
+        let this = Arc::clone(self);
+        tokio::spawn(async move {
+            let paths: Vec<PathBuf> = this.specs.iter().map(|s| s.path.clone()).collect();
+            let mut seen = stamps(&paths);
+            let mut tick = tokio::time::interval(interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let now = stamps(&paths);
+                if now != seen {
+                    seen = now;
+                    this.reload("list file changed").await;
+                }
+            }
+        })
+    }
+}
+
+type Stamp = Option<(SystemTime, u64, u64)>;
+
+fn stamps(paths: &[PathBuf]) -> Vec<Stamp> {
+    use std::os::unix::fs::MetadataExt;
+    paths
+        .iter()
+        .map(|p| {
+            std::fs::metadata(p)
+                .ok()
+                .map(|m| (m.modified().unwrap_or(SystemTime::UNIX_EPOCH), m.len(), m.ino()))
+        })
+        .collect()
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// One line per list, and the problems: what an operator needs after a (re)load.
+pub fn log_report(reason: &str, report: &LoadReport, snapshot: &Snapshot) {
+    tracing::info!(
+        reason,
+        lists = report.lists.len(),
+        names = snapshot.name_entries(),
+        addresses = snapshot.ip_entries(),
+        elapsed_ms = report.elapsed.as_millis() as u64,
+        "lists loaded"
+    );
+    for l in &report.lists {
+        tracing::info!(list = %l.name, path = %l.path.display(), entries = l.entries, bad_lines = l.bad_lines, "list");
+        for (line, why) in l.first_bad.iter().take(5) {
+            tracing::warn!("{}:{line}: skipped: {why}", l.path.display());
+        }
+        if l.bad_lines > 5 {
+            tracing::warn!(list = %l.name, "{} more bad lines not shown (`dnsward check` lists them)", l.bad_lines - 5);
+        }
+        for w in &l.warnings {
+            tracing::warn!(list = %l.name, "{w}");
+        }
+        if let Some(why) = &l.kept_previous {
+            tracing::error!(list = %l.name, "list failed, keeping its last good copy: {why}");
+        } else if let Some(err) = &l.error {
+            tracing::error!(list = %l.name, "list failed and has no earlier copy: {err}");
+        }
+    }
+}

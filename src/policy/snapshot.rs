@@ -1,0 +1,591 @@
+//! Building and querying a [`Snapshot`].
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use rayon::prelude::*;
+
+use super::ips::{IpEntry, IpTable};
+use super::names::{walk, Act, Kind, NameEntry, NameTable, QName};
+use super::parse::{parse_list, ListError, ParsedList};
+use super::{Action, Category, ListFormat, ListReport, ListSpec, LoadReport, LocalRecord, RuleRef, Verdict};
+
+struct ListMeta {
+    name: Arc<str>,
+    path: Arc<Path>,
+    category: Category,
+    action: Option<Action>,
+    rpz: bool,
+    /// RPZ local data by line of the trigger's first record.
+    local: Arc<HashMap<u32, Arc<[LocalRecord]>>>,
+}
+
+/// An immutable, fully built policy: every list's name and IP rules in two flat
+/// tables. `Send + Sync`; share it as `Arc<Snapshot>` and swap atomically.
+pub struct Snapshot {
+    lists: Vec<ListMeta>,
+    names: NameTable,
+    ips: IpTable,
+}
+
+impl Snapshot {
+    pub fn empty() -> Snapshot {
+        Snapshot { lists: Vec::new(), names: NameTable::empty(), ips: IpTable::empty() }
+    }
+
+    /// Builds from all lists, parsing the files in parallel (rayon's global
+    /// pool; wrap the call in `ThreadPool::install` to bound it).
+    ///
+    /// A list that fails as a whole (missing, unreadable, not text, or lines but
+    /// no valid rule) keeps the previous snapshot's copy of that list, matched
+    /// by list name + path, and the report says why. An empty file is a valid
+    /// empty list.
+    pub fn build(specs: &[ListSpec], previous: Option<&Snapshot>) -> (Snapshot, LoadReport) {
+        let t0 = Instant::now();
+        let usable = specs.len().min(u16::MAX as usize + 1);
+        let mut results: Vec<Result<ParsedList, ListError>> =
+            specs[..usable].par_iter().enumerate().map(|(i, s)| parse_list(s, i as u16)).collect();
+
+        let total: usize = results.iter().map(|r| r.as_ref().map(|p| p.name_entries()).unwrap_or(0)).sum();
+        let mut names: Vec<NameEntry> = Vec::with_capacity(total);
+        let mut ips: Vec<IpEntry> = Vec::new();
+        let mut lists = Vec::with_capacity(specs.len());
+        let mut reports = Vec::with_capacity(specs.len());
+        let mut label_mask = 0u64;
+
+        for (i, spec) in specs.iter().enumerate() {
+            let mut meta = ListMeta {
+                name: Arc::from(spec.name.as_str()),
+                path: Arc::from(spec.path.as_path()),
+                category: spec.category,
+                action: spec.action,
+                rpz: false,
+                local: Arc::new(HashMap::new()),
+            };
+            let mut rep = ListReport { name: spec.name.clone(), path: spec.path.clone(), format: spec.format, ..Default::default() };
+            let res = if i < usable {
+                std::mem::replace(&mut results[i], Ok(ParsedList::default()))
+            } else {
+                lists.push(meta);
+                rep.error = Some("more than 65536 lists configured: list ignored".into());
+                reports.push(rep);
+                continue;
+            };
+            match res {
+                Ok(mut p) => {
+                    meta.rpz = p.format == ListFormat::Rpz;
+                    meta.local = Arc::new(std::mem::take(&mut p.local));
+                    label_mask |= p.label_mask;
+                    names.append(&mut p.names);
+                    ips.append(&mut p.ips);
+                    rep.entries = p.entries;
+                    rep.bad_lines = p.bad_lines;
+                    rep.first_bad = p.first_bad;
+                    rep.warnings = p.warnings;
+                    rep.format = p.format;
+                    tracing::info!(list = %spec.name, file = %spec.path.display(), entries = p.entries, bad_lines = p.bad_lines, "list loaded");
+                }
+                Err(e) => {
+                    let why = e.to_string();
+                    if let ListError::NothingValid { bad_lines, .. } = &e {
+                        rep.bad_lines = *bad_lines;
+                    }
+                    rep.error = Some(why.clone());
+                    let prev = previous.and_then(|p| {
+                        p.lists.iter().position(|m| *m.name == *spec.name && *m.path == *spec.path).map(|id| (p, id as u16))
+                    });
+                    match prev {
+                        Some((p, old)) => {
+                            let new = i as u16;
+                            let force_allow = spec.category == Category::Allow;
+                            let fix = |act: Act| if force_allow { Act::Allow } else { act };
+                            let before = names.len() + ips.len();
+                            names.extend(p.names.iter().filter(|e| e.list == old).map(|e| NameEntry { list: new, act: fix(e.act), ..*e }));
+                            ips.extend(p.ips.all().filter(|e| e.list == old).map(|e| IpEntry { list: new, act: fix(e.act), ..e }));
+                            rep.entries = names.len() + ips.len() - before;
+                            let om = &p.lists[old as usize];
+                            label_mask |= p.names.label_mask();
+                            meta.rpz = om.rpz;
+                            meta.local = om.local.clone();
+                            rep.kept_previous = Some(why.clone());
+                            tracing::warn!(list = %spec.name, error = %why, kept = rep.entries, "list failed; keeping the previous copy");
+                        }
+                        None => {
+                            tracing::warn!(list = %spec.name, error = %why, "list failed and there is no previous copy");
+                        }
+                    }
+                }
+            }
+            lists.push(meta);
+            reports.push(rep);
+        }
+        drop(results);
+        let snap = Snapshot { lists, names: NameTable::build(names, label_mask), ips: IpTable::build(ips) };
+        let report = LoadReport { lists: reports, elapsed: t0.elapsed() };
+        (snap, report)
+    }
+
+    /// qname: any case, with or without trailing dot. Walks every label suffix,
+    /// however deep. Allow beats block anywhere in the walk; among blocks the
+    /// most specific (longest) match wins.
+    pub fn match_name(&self, qname: &str) -> Option<Verdict> {
+        let q = QName::new(qname);
+        let name = q.bytes();
+        let mut best: Option<(usize, NameEntry)> = None;
+        let mut allow: Option<(usize, NameEntry)> = None;
+        walk(&self.names, name, |start, e| {
+            if e.act == Act::Allow {
+                allow = Some((start, *e));
+                return false;
+            }
+            if best.is_none() {
+                best = Some((start, *e));
+            }
+            true
+        });
+        let (start, e) = allow.or(best)?;
+        Some(self.name_verdict(name, start, &e))
+    }
+
+    /// True when `match_name` would return a non-allow verdict; no allocation.
+    pub fn is_blocked(&self, qname: &str) -> bool {
+        let q = QName::new(qname);
+        let mut blocked = false;
+        let mut allowed = false;
+        walk(&self.names, q.bytes(), |_, e| {
+            if e.act == Act::Allow {
+                allowed = true;
+                return false;
+            }
+            blocked = true;
+            true
+        });
+        blocked && !allowed
+    }
+
+    /// Longest prefix; allow beats block anywhere.
+    pub fn match_ip(&self, ip: IpAddr) -> Option<Verdict> {
+        let mut best: Option<IpEntry> = None;
+        let mut allow: Option<IpEntry> = None;
+        self.ips.walk(ip, |e| {
+            if e.act == Act::Allow {
+                allow = Some(e);
+                return false;
+            }
+            if best.is_none() {
+                best = Some(e);
+            }
+            true
+        });
+        let e = allow.or(best)?;
+        Some(self.verdict(e.list, e.act, e.line, e.net.to_string()))
+    }
+
+    /// Every rule that matches (for `dnsward explain`), allow rules included,
+    /// most specific first (then list order, then line).
+    pub fn explain_name(&self, qname: &str) -> Vec<Verdict> {
+        let q = QName::new(qname);
+        let name = q.bytes();
+        let mut hits = Vec::new();
+        walk(&self.names, name, |start, e| {
+            hits.push((start, *e));
+            true
+        });
+        hits.iter().map(|(s, e)| self.name_verdict(name, *s, e)).collect()
+    }
+
+    pub fn explain_ip(&self, ip: IpAddr) -> Vec<Verdict> {
+        let mut hits = Vec::new();
+        self.ips.walk(ip, |e| {
+            hits.push(e);
+            true
+        });
+        hits.into_iter().map(|e| self.verdict(e.list, e.act, e.line, e.net.to_string())).collect()
+    }
+
+    /// Distinct name rules (after de-duplication).
+    pub fn name_entries(&self) -> usize {
+        self.names.len()
+    }
+
+    pub fn ip_entries(&self) -> usize {
+        self.ips.len()
+    }
+
+    /// Bytes held by the name table (entries + directory).
+    pub fn name_table_bytes(&self) -> usize {
+        self.names.heap_bytes()
+    }
+
+    fn name_verdict(&self, name: &[u8], start: usize, e: &NameEntry) -> Verdict {
+        let suffix = String::from_utf8_lossy(&name[start..]);
+        let trigger = match e.kind {
+            Kind::Wildcard => format!("*.{suffix}"),
+            Kind::Subtree | Kind::Exact => suffix.into_owned(),
+        };
+        self.verdict(e.list, e.act, e.line, trigger)
+    }
+
+    fn verdict(&self, list: u16, act: Act, line: u32, trigger_name: String) -> Verdict {
+        let m = &self.lists[list as usize];
+        let rule = RuleRef { list: m.name.clone(), category: m.category, file: m.path.clone(), line, trigger_name };
+        let own = |a: Action| if m.rpz { Some(a) } else { m.action.or(Some(a)) };
+        match act {
+            Act::Allow => Verdict::Allow(rule),
+            Act::Block => Verdict::Block { rule, action: m.action },
+            Act::Nxdomain => Verdict::Block { rule, action: own(Action::Nxdomain) },
+            Act::Nodata => Verdict::Block { rule, action: own(Action::Nodata) },
+            Act::Refused => Verdict::Block { rule, action: own(Action::Refused) },
+            Act::Drop => match (m.rpz, m.action) {
+                (false, Some(a)) => Verdict::Block { rule, action: Some(a) },
+                _ => Verdict::Drop(rule),
+            },
+            Act::Local => match m.local.get(&line) {
+                Some(r) => Verdict::LocalData { rule, records: r.clone() },
+                // Cannot happen (the parser adds both together); block rather than pass.
+                None => Verdict::Block { rule, action: Some(Action::Nxdomain) },
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    struct Lists {
+        dir: tempfile::TempDir,
+    }
+
+    impl Lists {
+        fn new() -> Self {
+            Lists { dir: tempfile::tempdir().unwrap() }
+        }
+        fn write(&self, file: &str, text: &str) -> PathBuf {
+            let p = self.dir.path().join(file);
+            std::fs::write(&p, text).unwrap();
+            p
+        }
+        fn spec(&self, name: &str, file: &str, category: Category, format: ListFormat) -> ListSpec {
+            ListSpec { name: name.into(), category, path: self.dir.path().join(file), format, action: None }
+        }
+    }
+
+    fn describe(v: &Verdict) -> String {
+        let kind = match v {
+            Verdict::Allow(_) => "allow".to_string(),
+            Verdict::Block { action, .. } => format!("block:{action:?}"),
+            Verdict::LocalData { records, .. } => format!("local:{}", records.len()),
+            Verdict::Drop(_) => "drop".to_string(),
+        };
+        let r = v.rule();
+        format!("{kind} {} {}:{}", r.trigger_name, r.list, r.line)
+    }
+
+    fn m(s: &Snapshot, q: &str) -> Option<String> {
+        s.match_name(q).map(|v| describe(&v))
+    }
+
+    fn std_snapshot(l: &Lists) -> Snapshot {
+        l.write("threat.txt", "evil.example\n0.0.0.0 Tracker.Example. other.example\n||ads.example^\n*.wild.example\ncdn.example\n");
+        l.write("abandoned.txt", "old.example\ngood.cdn.example\n");
+        l.write("allow.txt", "# fix false positives\nok.evil.example\ncdn.example\n");
+        l.write("ips.txt", "10.0.0.0/8\n10.1.0.0/16\n2001:db8::/32\n192.0.2.1\n");
+        l.write("ipallow.txt", "10.1.2.0/24\n");
+        let specs = vec![
+            l.spec("threat", "threat.txt", Category::Threat, ListFormat::Auto),
+            l.spec("abandoned", "abandoned.txt", Category::Abandoned, ListFormat::Auto),
+            l.spec("allow", "allow.txt", Category::Allow, ListFormat::Auto),
+            l.spec("ips", "ips.txt", Category::Threat, ListFormat::Ip),
+            l.spec("ipallow", "ipallow.txt", Category::Allow, ListFormat::Auto),
+        ];
+        let (s, rep) = Snapshot::build(&specs, None);
+        assert!(rep.all_fresh(), "{rep:?}");
+        s
+    }
+
+    #[test]
+    fn name_matching_basics() {
+        let l = Lists::new();
+        let s = std_snapshot(&l);
+        assert_eq!(m(&s, "evil.example").as_deref(), Some("block:None evil.example threat:1"));
+        assert_eq!(m(&s, "WWW.Evil.Example.").as_deref(), Some("block:None evil.example threat:1"));
+        assert_eq!(m(&s, "x.tracker.example").as_deref(), Some("block:None tracker.example threat:2"));
+        assert_eq!(m(&s, "a.ads.example").as_deref(), Some("block:None ads.example threat:3"));
+        assert_eq!(m(&s, "wild.example"), None);
+        assert_eq!(m(&s, "a.wild.example").as_deref(), Some("block:None *.wild.example threat:4"));
+        assert_eq!(m(&s, "old.example").as_deref(), Some("block:None old.example abandoned:1"));
+        assert_eq!(m(&s, "example"), None);
+        assert_eq!(m(&s, "notevil.example"), None);
+        assert_eq!(m(&s, ""), None);
+        assert_eq!(m(&s, "."), None);
+        assert_eq!(s.name_entries(), 10);
+        assert_eq!(s.ip_entries(), 5);
+        assert!(s.is_blocked("evil.example"));
+        assert!(!s.is_blocked("ok.evil.example"));
+    }
+
+    #[test]
+    fn allow_beats_block_anywhere() {
+        let l = Lists::new();
+        let s = std_snapshot(&l);
+        // allow more specific than the block
+        assert_eq!(m(&s, "ok.evil.example").as_deref(), Some("allow ok.evil.example allow:2"));
+        assert_eq!(m(&s, "a.b.ok.evil.example").as_deref(), Some("allow ok.evil.example allow:2"));
+        // allow less specific than the block (good.cdn.example listed as abandoned)
+        assert_eq!(m(&s, "good.cdn.example").as_deref(), Some("allow cdn.example allow:3"));
+        // same name in a threat list and the allow list
+        assert_eq!(m(&s, "cdn.example").as_deref(), Some("allow cdn.example allow:3"));
+    }
+
+    #[test]
+    fn deep_names_no_depth_cap() {
+        let l = Lists::new();
+        let s = std_snapshot(&l);
+        let q12 = "l1.l2.l3.l4.l5.l6.l7.l8.l9.l10.evil.example";
+        assert_eq!(q12.split('.').count(), 12);
+        assert_eq!(m(&s, q12).as_deref(), Some("block:None evil.example threat:1"));
+        // 120 labels (a 250-byte name) still matched
+        let deep = format!("{}evil.example", "a.".repeat(119));
+        assert!(deep.len() <= 253);
+        assert_eq!(m(&s, &deep).as_deref(), Some("block:None evil.example threat:1"));
+        // longer than a DNS name can be (heap path): still matched
+        let huge = format!("{}evil.example", "ab.".repeat(200));
+        assert_eq!(m(&s, &huge).as_deref(), Some("block:None evil.example threat:1"));
+    }
+
+    #[test]
+    fn most_specific_block_wins_and_explain_order() {
+        let l = Lists::new();
+        l.write("a.txt", "example.org\nsub.example.org\n");
+        l.write("b.txt", "deep.sub.example.org\nexample.org\n");
+        l.write("c.txt", "@@||x.deep.sub.example.org^\n");
+        let specs = vec![
+            l.spec("a", "a.txt", Category::Threat, ListFormat::Auto),
+            l.spec("b", "b.txt", Category::Abandoned, ListFormat::Auto),
+            l.spec("c", "c.txt", Category::Threat, ListFormat::Adblock),
+        ];
+        let (s, _) = Snapshot::build(&specs, None);
+        assert_eq!(m(&s, "q.deep.sub.example.org").as_deref(), Some("block:None deep.sub.example.org b:1"));
+        assert_eq!(m(&s, "q.sub.example.org").as_deref(), Some("block:None sub.example.org a:2"));
+        // same specificity: list configured first wins
+        assert_eq!(m(&s, "q.example.org").as_deref(), Some("block:None example.org a:1"));
+        let ex: Vec<String> = s.explain_name("y.x.deep.sub.example.org").iter().map(describe).collect();
+        assert_eq!(
+            ex,
+            vec![
+                "allow x.deep.sub.example.org c:1",
+                "block:None deep.sub.example.org b:1",
+                "block:None sub.example.org a:2",
+                "block:None example.org a:1",
+                "block:None example.org b:2",
+            ]
+        );
+        assert_eq!(m(&s, "y.x.deep.sub.example.org").as_deref(), Some("allow x.deep.sub.example.org c:1"));
+        assert!(s.explain_name("unrelated.test").is_empty());
+    }
+
+    #[test]
+    fn ip_matching_longest_prefix_and_allow() {
+        let l = Lists::new();
+        let s = std_snapshot(&l);
+        let mi = |ip: &str| s.match_ip(ip.parse().unwrap()).map(|v| describe(&v));
+        assert_eq!(mi("10.9.9.9").as_deref(), Some("block:None 10.0.0.0/8 ips:1"));
+        assert_eq!(mi("10.1.9.9").as_deref(), Some("block:None 10.1.0.0/16 ips:2"));
+        assert_eq!(mi("10.1.2.3").as_deref(), Some("allow 10.1.2.0/24 ipallow:1"));
+        assert_eq!(mi("192.0.2.1").as_deref(), Some("block:None 192.0.2.1/32 ips:4"));
+        assert_eq!(mi("192.0.2.2"), None);
+        assert_eq!(mi("2001:db8::5").as_deref(), Some("block:None 2001:db8::/32 ips:3"));
+        assert_eq!(mi("2001:db9::5"), None);
+        let ex: Vec<String> = s.explain_ip("10.1.2.3".parse().unwrap()).iter().map(describe).collect();
+        assert_eq!(ex, vec!["allow 10.1.2.0/24 ipallow:1", "block:None 10.1.0.0/16 ips:2", "block:None 10.0.0.0/8 ips:1"]);
+    }
+
+    #[test]
+    fn list_action_override_and_unbound_actions() {
+        let l = Lists::new();
+        l.write("t.txt", "evil.example\n");
+        l.write("u.conf", "local-zone: \"nx.example.\" always_nxdomain\nlocal-zone: \"deny.example\" deny\n");
+        let mut a = l.spec("t", "t.txt", Category::Threat, ListFormat::Auto);
+        a.action = Some(Action::Sinkhole);
+        let u = l.spec("u", "u.conf", Category::Threat, ListFormat::Auto);
+        let (s, _) = Snapshot::build(&[a, u.clone()], None);
+        assert_eq!(m(&s, "evil.example").as_deref(), Some("block:Some(Sinkhole) evil.example t:1"));
+        assert_eq!(m(&s, "nx.example").as_deref(), Some("block:Some(Nxdomain) nx.example u:1"));
+        assert_eq!(m(&s, "deny.example").as_deref(), Some("drop deny.example u:2"));
+        let mut u2 = u;
+        u2.action = Some(Action::Refused);
+        let (s, _) = Snapshot::build(&[u2], None);
+        assert_eq!(m(&s, "nx.example").as_deref(), Some("block:Some(Refused) nx.example u:1"));
+        assert_eq!(m(&s, "deny.example").as_deref(), Some("block:Some(Refused) deny.example u:2"));
+    }
+
+    #[test]
+    fn failed_list_keeps_previous_copy() {
+        let l = Lists::new();
+        l.write("t.txt", "evil.example\n");
+        l.write("rpz.zone", "$ORIGIN rpz.\nlocal.example A 192.0.2.1\n");
+        l.write("ip.txt", "10.0.0.0/8\n");
+        let specs = vec![
+            l.spec("t", "t.txt", Category::Threat, ListFormat::Auto),
+            l.spec("z", "rpz.zone", Category::Threat, ListFormat::Auto),
+            l.spec("ip", "ip.txt", Category::Threat, ListFormat::Auto),
+        ];
+        let (s1, _) = Snapshot::build(&specs, None);
+        assert_eq!(s1.name_entries(), 2);
+        // the threat list disappears, the zone becomes binary garbage; ip list reordered first
+        std::fs::remove_file(l.dir.path().join("t.txt")).unwrap();
+        std::fs::write(l.dir.path().join("rpz.zone"), [0xffu8, 0xfe, 0x00, 0x80].repeat(100)).unwrap();
+        let specs2 = vec![specs[2].clone(), specs[0].clone(), specs[1].clone()];
+        let (s2, rep) = Snapshot::build(&specs2, Some(&s1));
+        assert_eq!(rep.lists[0].kept_previous, None);
+        let why = rep.lists[1].kept_previous.as_deref().unwrap();
+        assert!(why.contains("cannot open"), "{why}");
+        assert_eq!(rep.lists[1].entries, 1);
+        assert!(rep.lists[2].kept_previous.as_deref().unwrap().contains("does not look like a text list"));
+        assert!(!rep.all_fresh());
+        assert_eq!(m(&s2, "a.evil.example").as_deref(), Some("block:None evil.example t:1"));
+        assert_eq!(m(&s2, "local.example").as_deref(), Some("local:1 local.example z:2"));
+        assert!(s2.match_ip("10.0.0.1".parse().unwrap()).is_some());
+        // without a previous snapshot: error, nothing kept
+        let (s3, rep) = Snapshot::build(&specs2, None);
+        assert!(rep.lists[1].error.is_some() && rep.lists[1].kept_previous.is_none());
+        assert_eq!(m(&s3, "evil.example"), None);
+        // an empty file is a valid, empty list (not a failure)
+        std::fs::write(l.dir.path().join("t.txt"), "").unwrap();
+        let (s4, rep) = Snapshot::build(&specs2, Some(&s2));
+        assert_eq!(rep.lists[1].error, None);
+        assert_eq!(rep.lists[1].entries, 0);
+        assert_eq!(m(&s4, "evil.example"), None);
+        assert_eq!(m(&s4, "local.example").as_deref(), Some("local:1 local.example z:2"));
+    }
+
+    #[test]
+    fn rpz_semantics() {
+        let l = Lists::new();
+        l.write(
+            "policy.rpz",
+            "$TTL 60\n@ SOA ns.rpz. admin.rpz. 1 3600 600 86400 60\n  NS ns.rpz.\n$ORIGIN policy.rpz.\n\
+             exact.example CNAME .\n\
+             *.wild.example CNAME *.\n\
+             both.example CNAME .\n\
+             *.both.example CNAME rpz-drop.\n\
+             ok.both.example CNAME rpz-passthru.\n\
+             *.pt.example CNAME rpz-passthru.\n\
+             blocked.pt.example CNAME .\n\
+             walled.example A 192.0.2.10\n\
+             walled.example AAAA 2001:db8::10\n\
+             walled.example TXT \"blocked by policy\"\n\
+             redir.example CNAME garden.example.\n\
+             32.10.2.0.192.rpz-ip CNAME .\n\
+             24.0.2.0.192.rpz-ip A 198.51.100.7\n\
+             128.1.zz.db8.2001.rpz-ip CNAME rpz-drop.\n",
+        );
+        l.write("plain.txt", "exact.example\n");
+        let rpz = l.spec("rpz", "policy.rpz", Category::Threat, ListFormat::Auto);
+        let (s, rep) = Snapshot::build(&[rpz.clone()], None);
+        assert_eq!(rep.lists[0].format, ListFormat::Rpz);
+        assert_eq!(rep.lists[0].bad_lines, 0, "{:?}", rep.lists[0].first_bad);
+        // exact owner: itself only
+        assert_eq!(m(&s, "exact.example").as_deref(), Some("block:Some(Nxdomain) exact.example rpz:5"));
+        assert_eq!(m(&s, "sub.exact.example"), None);
+        // wildcard owner: subdomains only
+        assert_eq!(m(&s, "wild.example"), None);
+        assert_eq!(m(&s, "a.b.wild.example").as_deref(), Some("block:Some(Nodata) *.wild.example rpz:6"));
+        // both
+        assert_eq!(m(&s, "both.example").as_deref(), Some("block:Some(Nxdomain) both.example rpz:7"));
+        assert_eq!(m(&s, "x.both.example").as_deref(), Some("drop *.both.example rpz:8"));
+        // passthru wins, exact or wildcard
+        assert_eq!(m(&s, "ok.both.example").as_deref(), Some("allow ok.both.example rpz:9"));
+        assert_eq!(m(&s, "blocked.pt.example").as_deref(), Some("allow *.pt.example rpz:10"));
+        // local data, grouped
+        match s.match_name("WALLED.example.").unwrap() {
+            Verdict::LocalData { rule, records } => {
+                assert_eq!(rule.line, 12);
+                assert_eq!(
+                    &records[..],
+                    &[
+                        LocalRecord::A("192.0.2.10".parse().unwrap()),
+                        LocalRecord::Aaaa("2001:db8::10".parse().unwrap()),
+                        LocalRecord::Txt("blocked by policy".into())
+                    ]
+                );
+                assert_eq!(rule.rule_text().unwrap(), "walled.example A 192.0.2.10");
+            }
+            other => panic!("{other:?}"),
+        }
+        match s.match_name("redir.example").unwrap() {
+            Verdict::LocalData { records, .. } => assert_eq!(&records[..], &[LocalRecord::Cname("garden.example".into())]),
+            other => panic!("{other:?}"),
+        }
+        // rpz-ip triggers
+        let mi = |ip: &str| s.match_ip(ip.parse().unwrap()).map(|v| describe(&v));
+        assert_eq!(mi("192.0.2.10").as_deref(), Some("block:Some(Nxdomain) 192.0.2.10/32 rpz:16"));
+        assert_eq!(mi("192.0.2.11").as_deref(), Some("local:1 192.0.2.0/24 rpz:17"));
+        assert_eq!(mi("2001:db8::1").as_deref(), Some("drop 2001:db8::1/128 rpz:18"));
+        assert_eq!(mi("2001:db8::2"), None);
+        // a list action does not override RPZ's own actions
+        let mut rpz2 = rpz;
+        rpz2.action = Some(Action::Sinkhole);
+        let plain = l.spec("plain", "plain.txt", Category::Threat, ListFormat::Auto);
+        let (s, _) = Snapshot::build(&[rpz2, plain], None);
+        assert_eq!(m(&s, "exact.example").as_deref(), Some("block:Some(Nxdomain) exact.example rpz:5"));
+        // plain semantics for the same name in the plain list: subdomains blocked too
+        assert_eq!(m(&s, "sub.exact.example").as_deref(), Some("block:None exact.example plain:1"));
+    }
+
+    #[test]
+    fn rpz_detected_by_soa_not_per_line() {
+        let l = Lists::new();
+        l.write("feed.txt", "$TTL 300\n@ IN SOA a. b. 1 2 3 4 5\nx.example CNAME .\n");
+        l.write("mixed.txt", "y.example\nx.example CNAME .\n");
+        let (s, rep) = Snapshot::build(
+            &[l.spec("a", "feed.txt", Category::Threat, ListFormat::Auto), l.spec("b", "mixed.txt", Category::Threat, ListFormat::Auto)],
+            None,
+        );
+        assert_eq!(rep.lists[0].format, ListFormat::Rpz);
+        assert_eq!(rep.lists[1].format, ListFormat::Auto);
+        assert_eq!(rep.lists[1].bad_lines, 1);
+        assert_eq!(rep.lists[1].first_bad[0].0, 2);
+        assert_eq!(m(&s, "x.example").as_deref(), Some("block:Some(Nxdomain) x.example a:3"));
+        assert_eq!(m(&s, "y.example").as_deref(), Some("block:None y.example b:1"));
+    }
+
+    #[test]
+    fn rule_text_rereads_the_line() {
+        let l = Lists::new();
+        let s = std_snapshot(&l);
+        let v = s.match_name("a.tracker.example").unwrap();
+        assert_eq!(v.rule().rule_text().unwrap(), "0.0.0.0 Tracker.Example. other.example");
+        assert_eq!(v.rule().file.as_ref(), l.dir.path().join("threat.txt").as_path());
+        let v = s.match_ip("10.1.9.9".parse().unwrap()).unwrap();
+        assert_eq!(v.rule().rule_text().unwrap(), "10.1.0.0/16");
+        let mut r = v.rule().clone();
+        r.line = 99;
+        assert_eq!(r.rule_text().unwrap_err().kind(), std::io::ErrorKind::UnexpectedEof);
+    }
+
+    #[test]
+    fn idn_query_and_list() {
+        let l = Lists::new();
+        l.write("idn.txt", "bücher.example\n");
+        let (s, _) = Snapshot::build(&[l.spec("i", "idn.txt", Category::Threat, ListFormat::Auto)], None);
+        assert_eq!(m(&s, "www.xn--bcher-kva.example").as_deref(), Some("block:None xn--bcher-kva.example i:1"));
+        assert_eq!(m(&s, "WWW.BÜCHER.example").as_deref(), Some("block:None xn--bcher-kva.example i:1"));
+    }
+
+    #[test]
+    fn snapshot_is_send_sync() {
+        fn ok<T: Send + Sync>() {}
+        ok::<Snapshot>();
+        ok::<Verdict>();
+        let s = Snapshot::empty();
+        assert!(s.match_name("a.example").is_none());
+        assert!(s.match_ip("10.0.0.1".parse().unwrap()).is_none());
+        assert_eq!((s.name_entries(), s.ip_entries()), (0, 0));
+    }
+}
