@@ -100,6 +100,10 @@ impl IpTable {
         self.count
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
     /// Calls `f` for every entry containing `ip`, longest prefix first (within
     /// one prefix: list order, then line). `f` returns false to stop.
     pub fn walk(&self, ip: IpAddr, mut f: impl FnMut(IpEntry) -> bool) {

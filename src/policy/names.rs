@@ -1,12 +1,19 @@
 //! The name matcher: a flat, immutable table of 16-byte entries keyed by a
 //! 64-bit hash of the normalized (lower-case, no trailing dot, punycode) name.
 //!
-//! Layout: `entries` sorted by hash, plus a radix directory indexed by the top
-//! `bits` bits of the hash (`dir[b]..dir[b+1]` is the slice of entries whose hash
-//! starts with `b`). With `2^bits >= n` a probe touches the directory (one cache
-//! line) and, when the bucket is not empty, one or two entries (one more cache
-//! line). No per-entry heap allocation and no per-entry string: ~16 bytes per
-//! entry plus 4..8 bytes of directory per entry.
+//! Layout: an open-addressed table with linear probing in which entries are
+//! placed in hash order ("sorted linear probing"): the home slot of hash `h` is
+//! `h * cap / 2^64`, which is monotone in `h`, and entry k (sorted by hash) goes
+//! to `max(home(h_k), pos_{k-1} + 1)`. It is a sorted array with gaps, so a
+//! lookup starts at `home(h)` and scans forward while the slot's hash is `< h`:
+//! one random memory access (plus, rarely, the next cache line) per probe, and
+//! no separate directory. With `cap = 1.25 n` (load 0.8) the mean scan is ~2
+//! slots. An empty slot holds `EMPTY_HASH` (= u64::MAX, which real hashes never
+//! take), larger than every real hash, so scans stop there; a trailing empty
+//! slot ends every scan. No per-entry heap allocation and no per-entry string:
+//! 16 bytes per entry x 1.25 = 20 bytes per rule.
+//! (A first version used a hash-sorted array plus a radix directory: same
+//! memory, but two dependent cache misses per probe, ~2x slower on big lists.)
 //!
 //! Hash collisions: two different names with the same 64-bit hash are treated
 //! as the same name. With N entries and a 5-label query the chance that a given
@@ -72,13 +79,18 @@ fn seed() -> u64 {
 /// Hash of a normalized name (lower-case ASCII, no trailing dot).
 #[inline]
 pub fn hash_name(name: &[u8]) -> u64 {
-    xxhash_rust::xxh3::xxh3_64_with_seed(name, seed())
+    hash_name_seeded(name, seed())
 }
+
+/// Real hashes are never `EMPTY_HASH`.
+pub(crate) const EMPTY_HASH: u64 = u64::MAX;
 
 #[inline]
 pub(crate) fn hash_name_seeded(name: &[u8], seed: u64) -> u64 {
-    xxhash_rust::xxh3::xxh3_64_with_seed(name, seed)
+    xxhash_rust::xxh3::xxh3_64_with_seed(name, seed).min(EMPTY_HASH - 1)
 }
+
+const EMPTY: NameEntry = NameEntry { hash: EMPTY_HASH, line: 0, list: u16::MAX, kind: Kind::Exact, act: Act::Block };
 
 #[inline]
 pub(crate) fn current_seed() -> u64 {
@@ -140,9 +152,10 @@ pub(crate) fn validate_ascii_name(n: &[u8]) -> Result<(), &'static str> {
 
 /// The immutable name table.
 pub struct NameTable {
-    entries: Box<[NameEntry]>,
-    dir: Box<[u32]>,
-    shift: u32,
+    /// Slots; `cap` home slots plus overflow, always ending with an empty slot.
+    slots: Box<[NameEntry]>,
+    cap: u64,
+    len: usize,
     /// Bit `min(labels, 63)` is set when some entry's name has that many
     /// labels: a query suffix with a label count no entry has is not probed
     /// (saves hashing e.g. the bare TLD). A filter only, never a cap.
@@ -161,41 +174,57 @@ impl NameTable {
     }
 
     /// Sorts (in parallel), removes duplicates (same name, list, kind and
-    /// action: the lowest line is kept) and builds the directory.
+    /// action: the lowest line is kept) and places the entries. Reserve
+    /// `capacity_for(n)` in `v` beforehand to avoid a reallocation.
     pub fn build(mut v: Vec<NameEntry>, label_mask: u64) -> Self {
         assert!(v.len() < u32::MAX as usize, "too many name entries");
         v.par_sort_unstable_by_key(|e| (e.hash, e.list, e.kind, e.act, e.line));
         v.dedup_by(|b, a| a.hash == b.hash && a.list == b.list && a.kind == b.kind && a.act == b.act);
         let n = v.len();
-        let bits = (usize::BITS - n.max(2).saturating_sub(1).leading_zeros()).clamp(1, 32);
-        let shift = 64 - bits;
-        let mut dir = vec![0u32; (1usize << bits) + 1];
+        let cap = (n + n / 4).max(1) as u64;
+        // Forward pass: final positions.
+        let mut pos: Vec<u32> = Vec::with_capacity(n);
+        let mut next = 0u64;
         for e in &v {
-            dir[(e.hash >> shift) as usize + 1] += 1;
+            let p = home(e.hash, cap).max(next);
+            pos.push(p as u32);
+            next = p + 1;
         }
-        for i in 1..dir.len() {
-            dir[i] += dir[i - 1];
+        let total = next.max(cap) as usize + 1; // + trailing empty slot
+        v.resize(total, EMPTY);
+        // Backward pass, in place: pos[k] >= k, so nothing unmoved is overwritten.
+        for k in (0..n).rev() {
+            let e = v[k];
+            v[k] = EMPTY;
+            v[pos[k] as usize] = e;
         }
-        NameTable { entries: v.into_boxed_slice(), dir: dir.into_boxed_slice(), shift, label_mask }
+        drop(pos);
+        NameTable { slots: v.into_boxed_slice(), cap, len: n, label_mask }
+    }
+
+    /// Capacity to reserve for `n` entries so that `build` does not reallocate.
+    pub fn capacity_for(n: usize) -> usize {
+        n + n / 4 + 2
     }
 
     /// All entries whose hash equals `hash` (usually 0 or 1).
     #[inline]
     pub fn lookup(&self, hash: u64) -> &[NameEntry] {
-        let b = (hash >> self.shift) as usize;
-        // SAFETY-free indexing: b < 2^bits and dir has 2^bits + 1 slots.
-        let (lo, hi) = (self.dir[b] as usize, self.dir[b + 1] as usize);
-        if lo == hi {
-            return &[];
+        let mut i = home(hash, self.cap) as usize;
+        let s = &self.slots;
+        // Terminates: the last slot is empty (EMPTY_HASH > every real hash).
+        while s[i].hash < hash {
+            i += 1;
         }
-        let bucket = &self.entries[lo..hi];
-        let start = bucket.iter().position(|e| e.hash >= hash).unwrap_or(bucket.len());
-        let len = bucket[start..].iter().take_while(|e| e.hash == hash).count();
-        &bucket[start..start + len]
+        let start = i;
+        while s[i].hash == hash {
+            i += 1;
+        }
+        &s[start..i]
     }
 
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.len
     }
 
     pub fn label_mask(&self) -> u64 {
@@ -203,21 +232,28 @@ impl NameTable {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.len == 0
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &NameEntry> {
-        self.entries.iter()
+        self.slots.iter().filter(|e| e.hash != EMPTY_HASH)
     }
 
-    /// Bytes held by the table (entries + directory).
+    /// Bytes held by the table.
     pub fn heap_bytes(&self) -> usize {
-        self.entries.len() * std::mem::size_of::<NameEntry>() + self.dir.len() * 4
+        self.slots.len() * std::mem::size_of::<NameEntry>()
     }
+}
+
+#[inline]
+fn home(hash: u64, cap: u64) -> u64 {
+    ((hash as u128 * cap as u128) >> 64) as u64
 }
 
 /// A query name lower-cased into a stack buffer (heap only for names that are
 /// not ASCII or longer than 255 bytes, which no valid DNS name is).
+// The stack variant is the point (no allocation per query).
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum QName {
     Stack([u8; 256], usize),
     Heap(Vec<u8>),
@@ -324,6 +360,8 @@ mod tests {
         assert_eq!(hits[0].line, 1);
         assert!(t.lookup(hash_name(b"c.example")).is_empty());
         assert!(NameTable::empty().lookup(1).is_empty());
+        assert!(NameTable::empty().lookup(EMPTY_HASH - 1).is_empty());
+        assert_eq!(t.iter().count(), 2);
     }
 
     #[test]
@@ -363,10 +401,24 @@ mod tests {
     fn many_entries_all_found() {
         let v: Vec<_> = (0..10_000).map(|i| e(&format!("d{i}.example"), Kind::Subtree, Act::Block, i)).collect();
         let t = NameTable::build(v, u64::MAX);
-        for i in (0..10_000).step_by(7) {
+        for i in 0..10_000 {
             let h = t.lookup(hash_name(format!("d{i}.example").as_bytes()));
             assert_eq!(h.len(), 1);
             assert_eq!(h[0].line, i);
+            assert!(t.lookup(hash_name(format!("x{i}.example").as_bytes())).is_empty());
         }
+        assert_eq!(t.len(), 10_000);
+        assert_eq!(t.iter().count(), 10_000);
+        // crowded hashes at both ends of the range still found
+        let v: Vec<_> = (0..100u32)
+            .map(|i| NameEntry { hash: EMPTY_HASH - 1 - (i as u64 % 3), line: i, list: i as u16, kind: Kind::Subtree, act: Act::Block })
+            .chain((0..100u32).map(|i| NameEntry { hash: i as u64 % 5, line: i, list: i as u16, kind: Kind::Subtree, act: Act::Block }))
+            .collect();
+        let t = NameTable::build(v, u64::MAX);
+        assert_eq!(t.lookup(EMPTY_HASH - 1).len(), 34);
+        assert_eq!(t.lookup(EMPTY_HASH - 3).len(), 33);
+        assert_eq!(t.lookup(0).len(), 20);
+        assert_eq!(t.lookup(4).len(), 20);
+        assert!(t.lookup(5).is_empty());
     }
 }

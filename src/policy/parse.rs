@@ -4,12 +4,12 @@
 //! - plain `name`, hosts `0.0.0.0 name…`, adblock `||name^`, dnsmasq
 //!   `address=/name/…`, unbound `local-zone: "name" type`: the name **and all
 //!   its subdomains** (`Kind::Subtree`).
-//! - `*.name` (wildcard lists, or such a line in an auto list): subdomains of
-//!   `name` only, NOT `name` itself (`Kind::Wildcard`) — the same meaning as in
-//!   RPZ, so a name written `*.x` means one thing everywhere. In a list whose
-//!   format is set to `wildcard`, a bare `name` is that name only
-//!   (`Kind::Exact`), again as in RPZ; in an auto list a bare name is plain.
-//! - RPZ zones (see `rpz.rs`) keep RPZ's own semantics.
+//! - `*.name` (wildcard lists, or such a line in an auto list): the name and
+//!   its subdomains (`Kind::Subtree`), as the feeds in this syntax mean it
+//!   (dnscrypt-proxy style: hagezi's wildcard lists carry only `*.x` lines and
+//!   expect `x` itself blocked). A bare name in a wildcard list is the same.
+//! - RPZ zones (see `rpz.rs`) keep RPZ's own semantics: there an owner name is
+//!   that name only and `*.name` its subdomains only.
 //!
 //! Reading is bounded: lines are read through a `BufReader` into one reused
 //! buffer capped at `MAX_LINE` bytes; a longer line is skipped to its end and
@@ -455,15 +455,15 @@ fn plain(t: &str, kind: Kind, n: u32, sink: &mut Sink<'_>) -> Result<(), String>
 
 fn wildcard_token(tok: &str, n: u32, sink: &mut Sink<'_>) -> Result<(), String> {
     let rest = tok.strip_prefix("*.").ok_or("not a '*.name' wildcard")?;
-    sink.add_name(rest, Kind::Wildcard, Act::Block, n).map_err(String::from)
+    sink.add_name(rest, Kind::Subtree, Act::Block, n).map_err(String::from)
 }
 
-/// Explicit wildcard lists: `*.name` = subdomains only, bare `name` = that name only.
+/// Explicit wildcard lists: `*.name` and bare `name` both block the name and its subdomains.
 fn wildcard(t: &str, n: u32, sink: &mut Sink<'_>) -> Result<(), String> {
     if t.split_ascii_whitespace().nth(1).is_some() {
         return Err("more than one word in a wildcard line".into());
     }
-    if t.starts_with("*.") { wildcard_token(t, n, sink) } else { plain(t, Kind::Exact, n, sink) }
+    if t.starts_with("*.") { wildcard_token(t, n, sink) } else { plain(t, Kind::Subtree, n, sink) }
 }
 
 const HOSTS_SKIP: &[&str] = &[
@@ -718,12 +718,12 @@ pub(crate) mod tests {
     #[test]
     fn wildcard_lines() {
         let p = parse_str(b"*.wc.example\nbare.example\n*bad.example\n", ListFormat::Wildcard);
-        assert_eq!(has(&p, "wc.example", Kind::Wildcard, Act::Block), Some(1));
-        assert_eq!(has(&p, "bare.example", Kind::Exact, Act::Block), Some(2));
+        assert_eq!(has(&p, "wc.example", Kind::Subtree, Act::Block), Some(1));
+        assert_eq!(has(&p, "bare.example", Kind::Subtree, Act::Block), Some(2));
         assert_eq!(p.bad_lines, 1);
-        // auto: *.x is a wildcard, bare name is plain (subtree)
+        // auto: the same
         let p = parse_str(b"*.wc.example\nbare.example\n", ListFormat::Auto);
-        assert_eq!(has(&p, "wc.example", Kind::Wildcard, Act::Block), Some(1));
+        assert_eq!(has(&p, "wc.example", Kind::Subtree, Act::Block), Some(1));
         assert_eq!(has(&p, "bare.example", Kind::Subtree, Act::Block), Some(2));
     }
 
@@ -852,8 +852,8 @@ pub(crate) mod tests {
             ("dnsmasq-personal.txt", ListFormat::Auto, "01c54544-2.we-stats.com", Kind::Subtree, Act::Block),
             ("hosts-fake.txt", ListFormat::Auto, "10xcryptotrade.uk", Kind::Subtree, Act::Block),
             ("unbound-fake.blacklist.conf", ListFormat::Auto, "11trikots.com", Kind::Subtree, Act::Block),
-            ("wildcard-light.txt", ListFormat::Auto, "000123456789.online", Kind::Wildcard, Act::Block),
-            ("wildcard-light.txt", ListFormat::Wildcard, "000123456789.online", Kind::Wildcard, Act::Block),
+            ("wildcard-light.txt", ListFormat::Auto, "000123456789.online", Kind::Subtree, Act::Block),
+            ("wildcard-light.txt", ListFormat::Wildcard, "000123456789.online", Kind::Subtree, Act::Block),
             ("hosts-fake.txt", ListFormat::Hosts, "10xcryptotrade.uk", Kind::Subtree, Act::Block),
             ("adblock-light.txt", ListFormat::Adblock, "000free.us", Kind::Subtree, Act::Block),
             ("dnsmasq-personal.txt", ListFormat::Dnsmasq, "01c54544-2.we-stats.com", Kind::Subtree, Act::Block),

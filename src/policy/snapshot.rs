@@ -50,7 +50,7 @@ impl Snapshot {
             specs[..usable].par_iter().enumerate().map(|(i, s)| parse_list(s, i as u16)).collect();
 
         let total: usize = results.iter().map(|r| r.as_ref().map(|p| p.name_entries()).unwrap_or(0)).sum();
-        let mut names: Vec<NameEntry> = Vec::with_capacity(total);
+        let mut names: Vec<NameEntry> = Vec::with_capacity(NameTable::capacity_for(total));
         let mut ips: Vec<IpEntry> = Vec::new();
         let mut lists = Vec::with_capacity(specs.len());
         let mut reports = Vec::with_capacity(specs.len());
@@ -487,7 +487,7 @@ mod tests {
         );
         l.write("plain.txt", "exact.example\n");
         let rpz = l.spec("rpz", "policy.rpz", Category::Threat, ListFormat::Auto);
-        let (s, rep) = Snapshot::build(&[rpz.clone()], None);
+        let (s, rep) = Snapshot::build(std::slice::from_ref(&rpz), None);
         assert_eq!(rep.lists[0].format, ListFormat::Rpz);
         assert_eq!(rep.lists[0].bad_lines, 0, "{:?}", rep.lists[0].first_bad);
         // exact owner: itself only
