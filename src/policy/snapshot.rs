@@ -316,8 +316,9 @@ mod tests {
         assert_eq!(m(&s, "WWW.Evil.Example.").as_deref(), Some("block:None evil.example threat:1"));
         assert_eq!(m(&s, "x.tracker.example").as_deref(), Some("block:None tracker.example threat:2"));
         assert_eq!(m(&s, "a.ads.example").as_deref(), Some("block:None ads.example threat:3"));
-        assert_eq!(m(&s, "wild.example"), None);
-        assert_eq!(m(&s, "a.wild.example").as_deref(), Some("block:None *.wild.example threat:4"));
+        // `*.x` in a block list covers x itself too (see parse.rs).
+        assert_eq!(m(&s, "wild.example").as_deref(), Some("block:None wild.example threat:4"));
+        assert_eq!(m(&s, "a.wild.example").as_deref(), Some("block:None wild.example threat:4"));
         assert_eq!(m(&s, "old.example").as_deref(), Some("block:None old.example abandoned:1"));
         assert_eq!(m(&s, "example"), None);
         assert_eq!(m(&s, "notevil.example"), None);
