@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::Config;
+use crate::pipeline::record::Recorder;
 use crate::pipeline::Engine;
+use crate::querylog::QueryLog;
 use crate::policy::reload::PolicyStore;
 use crate::server::Server;
 
@@ -28,7 +30,15 @@ impl Instance {
             .map_err(|e| format!("loading lists crashed: {e}"))?;
         let watch = (config.policy.watch && !config.lists.is_empty())
             .then(|| policy.spawn_watch(Duration::from_secs(config.policy.watch_interval_secs)));
-        let engine = Arc::new(Engine::new(config, upstream, policy));
+        let log = match &config.querylog {
+            Some(q) => QueryLog::start(q).await.map_err(|e| format!("query log: {e}"))?,
+            None => QueryLog::disabled(),
+        };
+        let recorder = match &config.querylog {
+            Some(q) => Recorder::new(log, &config.instance_name(), q.log_allowed, q.dnstap.is_some()),
+            None => Recorder::disabled(),
+        };
+        let engine = Arc::new(Engine::new(config, upstream, policy, recorder));
         let server = Server::start(config, Arc::clone(&engine))
             .await
             .map_err(|e| e.to_string())?;
@@ -56,6 +66,8 @@ impl Instance {
             w.abort();
         }
         self.server.shutdown(self.grace).await;
+        // Every answered query's event reaches the sinks before we exit.
+        self.engine.recorder.log().shutdown().await;
         let c = self.engine.cache().stats();
         let r = self.engine.resolve_stats();
         tracing::info!(

@@ -6,5 +6,6 @@ pub mod dnswire;
 pub mod instance;
 pub mod pipeline;
 pub mod policy;
+pub mod querylog;
 pub mod server;
 pub mod upstream;

@@ -4,6 +4,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use dnsward::config::Config;
 use dnsward::instance::Instance;
+use dnsward::policy::{Snapshot, Verdict};
 
 /// dnsward: a protective recursive DNS resolver.
 ///
@@ -24,11 +25,28 @@ enum Command {
         #[arg(short, long, default_value = "config.toml")]
         config: PathBuf,
     },
-    /// Validate a config file and print every problem (exit code 1 when there is any).
+    /// Validate a config file and its lists; print every problem (exit code 1 when there is any).
     Check {
         /// Path of the config file.
         #[arg(short, long, default_value = "config.toml")]
         config: PathBuf,
+    },
+    /// Which list and rule (file:line) would block NAME or IP, or why it is allowed.
+    /// Exit code: 0 allowed, 1 blocked, 2 error.
+    Explain {
+        #[arg(short, long, default_value = "config.toml")]
+        config: PathBuf,
+        /// A domain name.
+        name: String,
+        /// An answer address to check as well.
+        ip: Option<std::net::IpAddr>,
+    },
+    /// Review the query log (reads the SQLite store named by [querylog] sqlite).
+    Logs {
+        #[arg(short, long, default_value = "config.toml")]
+        config: PathBuf,
+        #[command(subcommand)]
+        command: dnsward::querylog::LogsCommand,
     },
 }
 
@@ -37,6 +55,8 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Check { config } => check(&config),
         Command::Serve { config } => serve(&config),
+        Command::Explain { config, name, ip } => explain(&config, &name, ip),
+        Command::Logs { config, command } => logs(&config, command),
     }
 }
 
@@ -54,12 +74,116 @@ fn load_or_report(path: &Path) -> Option<Config> {
 }
 
 fn check(path: &Path) -> ExitCode {
-    match load_or_report(path) {
-        Some(_) => {
-            println!("{}: ok", path.display());
-            ExitCode::SUCCESS
+    let Some(config) = load_or_report(path) else {
+        return ExitCode::FAILURE;
+    };
+    let (snapshot, report) = Snapshot::build(&config.list_specs(), None);
+    let mut failed = false;
+    for l in &report.lists {
+        println!(
+            "list {:?} ({}): {} rules, {} bad lines, read as {:?}",
+            l.name,
+            l.path.display(),
+            l.entries,
+            l.bad_lines,
+            l.format
+        );
+        for (line, why) in &l.first_bad {
+            println!("  warning: {}:{line}: skipped: {why}", l.path.display());
         }
-        None => ExitCode::FAILURE,
+        if l.bad_lines > l.first_bad.len() {
+            println!("  ... {} more bad lines", l.bad_lines - l.first_bad.len());
+        }
+        for w in &l.warnings {
+            println!("  warning: {w}");
+        }
+        if let Some(e) = &l.error {
+            eprintln!("error: list {:?}: {e}", l.name);
+            failed = true;
+        }
+    }
+    println!(
+        "{}: {} ({} names, {} addresses in {} lists, loaded in {} ms)",
+        path.display(),
+        if failed { "list errors" } else { "ok" },
+        snapshot.name_entries(),
+        snapshot.ip_entries(),
+        report.lists.len(),
+        report.elapsed.as_millis()
+    );
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn explain(path: &Path, name: &str, ip: Option<std::net::IpAddr>) -> ExitCode {
+    let Some(config) = load_or_report(path) else {
+        return ExitCode::from(2);
+    };
+    let (snapshot, report) = Snapshot::build(&config.list_specs(), None);
+    for l in report.lists.iter().filter(|l| l.error.is_some()) {
+        eprintln!("warning: list {:?} not loaded: {}", l.name, l.error.as_deref().unwrap_or(""));
+    }
+    let mut hits: Vec<(String, Verdict)> = snapshot
+        .explain_name(name)
+        .into_iter()
+        .map(|v| (format!("name {name}"), v))
+        .collect();
+    if let Some(ip) = ip {
+        hits.extend(snapshot.explain_ip(ip).into_iter().map(|v| (format!("address {ip}"), v)));
+    }
+    if hits.is_empty() {
+        println!("{name}: allowed (no list matches)");
+        return ExitCode::SUCCESS;
+    }
+    for (what, v) in &hits {
+        let r = v.rule();
+        let kind = match v {
+            Verdict::Allow(_) => "allow",
+            Verdict::Block { .. } => "block",
+            Verdict::LocalData { .. } => "local data",
+            Verdict::Drop(_) => "drop",
+        };
+        let text = r.rule_text().unwrap_or_else(|e| format!("<{e}>"));
+        println!(
+            "{what}: {kind} by list {:?} ({}) rule {} at {}:{}: {}",
+            r.list,
+            r.category.as_str(),
+            r.trigger_name,
+            r.file.display(),
+            r.line,
+            text.trim()
+        );
+    }
+    // The decision the server makes: allow anywhere wins, else the first (most specific) block.
+    let allowed = hits.iter().any(|(_, v)| v.is_allow());
+    if allowed {
+        println!("{name}: allowed (an allow rule wins over every block rule)");
+        ExitCode::SUCCESS
+    } else {
+        println!("{name}: blocked");
+        ExitCode::FAILURE
+    }
+}
+
+fn logs(path: &Path, command: dnsward::querylog::LogsCommand) -> ExitCode {
+    let Some(config) = load_or_report(path) else {
+        return ExitCode::from(2);
+    };
+    let Some(db) = config.querylog.as_ref().and_then(|q| q.sqlite.clone()) else {
+        eprintln!("error: {}: no [querylog] sqlite store is configured", path.display());
+        return ExitCode::from(2);
+    };
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    match dnsward::querylog::run_logs(&db, command, &mut out) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
     }
 }
 

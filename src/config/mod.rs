@@ -14,6 +14,7 @@ use serde::Deserialize;
 pub use locate::ConfigProblem;
 
 use crate::policy::{Action, Category, ListFormat, ListSpec};
+use crate::querylog::QueryLogConfig;
 
 /// The whole config file.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -27,6 +28,9 @@ pub struct Config {
     pub policy: PolicyConfig,
     #[serde(default)]
     pub lists: Vec<ListConfig>,
+    /// `[querylog]`; absent = no query log.
+    #[serde(default)]
+    pub querylog: Option<QueryLogConfig>,
     /// Directory the config file lives in: relative paths in the file are resolved against it.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -290,6 +294,17 @@ impl Config {
             .map(Path::to_path_buf)
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or_else(|| PathBuf::from("."));
+        if let Some(q) = config.querylog.as_mut() {
+            let base = config.base_dir.clone();
+            let resolve = |p: &mut PathBuf| {
+                if p.is_relative() {
+                    *p = base.join(&*p);
+                }
+            };
+            for p in [&mut q.sqlite, &mut q.jsonl, &mut q.hash_key_file].into_iter().flatten() {
+                resolve(p);
+            }
+        }
         let problems = config.semantic_problems();
         if problems.is_empty() {
             return Ok(config);
@@ -360,6 +375,9 @@ impl Config {
         }
         if self.policy.ttl > 86_400 {
             out.push(("policy.ttl".into(), "must be at most 86400".into()));
+        }
+        if let Some(q) = &self.querylog {
+            out.extend(q.validate().into_iter().map(|m| ("querylog".to_string(), m)));
         }
         if self.policy.watch_interval_secs == 0 {
             out.push(("policy.watch_interval_secs".into(), "must be at least 1".into()));

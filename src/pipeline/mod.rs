@@ -4,6 +4,7 @@
 //! `answer_fast` is synchronous and serves everything that needs no upstream (cache hits,
 //! errors); only a miss goes to the async `answer`. The UDP loop calls the fast path inline.
 
+pub mod record;
 pub mod resolve;
 pub mod synth;
 
@@ -42,6 +43,8 @@ pub struct Decision {
     pub from_cache: bool,
     /// Upstream failed and a stale answer was served.
     pub stale: bool,
+    /// The (cached or fresh) upstream answer the response came from.
+    pub answer: Option<Arc<CachedAnswer>>,
 }
 
 /// What the fast path decided.
@@ -66,12 +69,13 @@ pub struct Engine {
     resolve: Arc<Resolve>,
     policy: Arc<PolicyStore>,
     policy_cfg: PolicyConfig,
+    pub recorder: record::Recorder,
     /// Largest UDP response we send (also what our OPT advertises).
     max_udp: u16,
 }
 
 impl Engine {
-    pub fn new(config: &Config, upstream: Arc<dyn Upstream>, policy: Arc<PolicyStore>) -> Self {
+    pub fn new(config: &Config, upstream: Arc<dyn Upstream>, policy: Arc<PolicyStore>, recorder: record::Recorder) -> Self {
         let r = &config.resolver;
         let cache = Arc::new(PacketCache::new(
             r.cache_size,
@@ -87,6 +91,7 @@ impl Engine {
             resolve,
             policy,
             policy_cfg: config.policy.clone(),
+            recorder,
             max_udp: config.server.max_udp_payload,
         }
     }
@@ -144,6 +149,7 @@ impl Engine {
                     }
                 }
                 answer.render(&mut s.out, q.id, q.flags, q.qname, now, false);
+                s.decision.answer = Some(answer);
                 self.finish(&q, transport, &mut s.out, &[]);
                 Fast::Reply
             }
@@ -195,6 +201,7 @@ impl Engine {
                 }
                 answer.render(&mut s.out, q.id, q.flags, q.qname, Instant::now(), stale);
                 self.finish(&q, transport, &mut s.out, &[]);
+                s.decision.answer = Some(answer);
             }
             Outcome::Failed => {
                 s.out = dnswire::error_response(

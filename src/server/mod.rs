@@ -18,6 +18,7 @@ use hickory_server::zone_handler::{MessageResponseBuilder, Queries};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::config::Config;
+use crate::pipeline::record::Arrival;
 use crate::pipeline::{Engine, Fast, Scratch, Transport};
 use crate::policy::Snapshot;
 
@@ -193,25 +194,29 @@ impl UdpWorker {
                 }
             };
             let pkt = &buf[..n];
+            let arrival = Arrival::now(src, Transport::Udp);
             let snap = self.engine.policy().snapshot();
             match self.engine.answer_fast(pkt, Transport::Udp, &snap, &mut scratch) {
                 Fast::Reply => {
                     let _ = self.socket.send_to(&scratch.out, src);
+                    self.engine.recorder.record(&arrival, pkt, Some(&scratch.out), &scratch.decision);
                 }
-                Fast::Drop => {}
-                Fast::Miss => self.spawn_miss(pkt.to_vec(), src, arc_swap::Guard::into_inner(snap)),
+                Fast::Drop => self.engine.recorder.record(&arrival, pkt, None, &scratch.decision),
+                Fast::Miss => self.spawn_miss(pkt.to_vec(), arrival, arc_swap::Guard::into_inner(snap)),
             }
         }
     }
 
-    fn spawn_miss(&self, pkt: Vec<u8>, src: SocketAddr, snap: Arc<Snapshot>) {
+    fn spawn_miss(&self, pkt: Vec<u8>, arrival: Arrival, snap: Arc<Snapshot>) {
         let (engine, socket, in_flight) = (Arc::clone(&self.engine), Arc::clone(&self.socket), Arc::clone(&self.in_flight));
         in_flight.fetch_add(1, Ordering::SeqCst);
         self.runtime.spawn(async move {
             let mut scratch = Scratch::default();
-            if engine.answer_with(&pkt, Transport::Udp, &snap, &mut scratch).await {
-                let _ = socket.send_to(&scratch.out, src);
+            let sent = engine.answer_with(&pkt, Transport::Udp, &snap, &mut scratch).await;
+            if sent {
+                let _ = socket.send_to(&scratch.out, arrival.client);
             }
+            engine.recorder.record(&arrival, &pkt, sent.then_some(&scratch.out[..]), &scratch.decision);
             in_flight.fetch_sub(1, Ordering::SeqCst);
         });
     }
@@ -235,9 +240,15 @@ impl RequestHandler for TcpHandler {
                 counts: HeaderCounts::default(),
             })
         };
-        let Some(bytes) = self.engine.answer(request.as_slice(), Transport::Tcp).await else {
+        let arrival = Arrival::now(request.src(), Transport::Tcp);
+        let snap = self.engine.policy().snapshot();
+        let mut scratch = Scratch::default();
+        let sent = self.engine.answer_with(request.as_slice(), Transport::Tcp, &snap, &mut scratch).await;
+        self.engine.recorder.record(&arrival, request.as_slice(), sent.then_some(&scratch.out[..]), &scratch.decision);
+        if !sent {
             return failed(ResponseCode::Refused);
-        };
+        }
+        let bytes = scratch.out;
         // hickory's TCP writer takes a MessageResponse: turn our bytes back into records.
         let Ok(msg) = Message::from_vec(&bytes) else {
             return failed(ResponseCode::ServFail);

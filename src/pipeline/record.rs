@@ -1,0 +1,136 @@
+//! One query event per query, built from what the pipeline decided and the bytes it sent, and
+//! handed to the query log's bounded, non-blocking bus.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use hickory_proto::rr::RecordType;
+
+use super::{Decision, Transport};
+use crate::dnswire;
+use crate::querylog::{self, EventAction, QueryEvent, QueryLog};
+use super::synth::Trigger;
+
+/// When and from whom a query came.
+#[derive(Clone, Copy)]
+pub struct Arrival {
+    pub client: SocketAddr,
+    pub transport: Transport,
+    pub ts_us: i64,
+    pub at: Instant,
+}
+
+impl Arrival {
+    pub fn now(client: SocketAddr, transport: Transport) -> Self {
+        Self {
+            client,
+            transport,
+            ts_us: querylog::event::now_us(),
+            at: Instant::now(),
+        }
+    }
+}
+
+pub struct Recorder {
+    log: QueryLog,
+    server: Arc<str>,
+    log_allowed: bool,
+    /// dnstap wants the raw messages; the other sinks do not, so copy them only then.
+    keep_wire: bool,
+}
+
+impl Recorder {
+    pub fn new(log: QueryLog, server: &str, log_allowed: bool, keep_wire: bool) -> Self {
+        Self {
+            log,
+            server: Arc::from(server),
+            log_allowed,
+            keep_wire,
+        }
+    }
+
+    pub fn disabled() -> Self {
+        Self::new(QueryLog::disabled(), "dnsward", false, false)
+    }
+
+    pub fn log(&self) -> &QueryLog {
+        &self.log
+    }
+
+    /// Records one query. `response` is what was sent (None: dropped). Cheap when logging is
+    /// off or the event is filtered out; never blocks.
+    pub fn record(&self, arrival: &Arrival, query: &[u8], response: Option<&[u8]>, decision: &Decision) {
+        if !self.log.is_enabled() {
+            return;
+        }
+        let rcode = response.filter(|r| r.len() >= 4).map(|r| (r[3] & 0x0f) as u8);
+        let action = match (&decision.blocked, rcode) {
+            (Some(_), _) => EventAction::Blocked,
+            (None, Some(dnswire::RCODE_REFUSED)) => EventAction::Refused,
+            (None, Some(dnswire::RCODE_SERVFAIL)) => EventAction::Servfail,
+            _ => EventAction::Allowed,
+        };
+        if action == EventAction::Allowed && !self.log_allowed {
+            return;
+        }
+        let (qname, qtype) = match dnswire::parse_query(query) {
+            Ok(q) => (dnswire::name_to_string(q.qname), RecordType::from(q.qtype).to_string()),
+            Err(_) => (String::new(), String::new()),
+        };
+        let (category, list, rule, trigger) = match &decision.blocked {
+            Some((r, t)) => (
+                Some(r.category.as_str().to_string()),
+                Some(r.list.to_string()),
+                Some(format!("{} ({}:{})", r.trigger_name, r.file.display(), r.line)),
+                Some(match t {
+                    Trigger::Qname => querylog::Trigger::Qname,
+                    Trigger::Cname => querylog::Trigger::Cname,
+                    Trigger::Ip => querylog::Trigger::Ip,
+                }),
+            ),
+            None => (None, None, None, None),
+        };
+        let answers = match (&decision.blocked, &decision.answer) {
+            (None, Some(a)) => a.addresses.to_vec(),
+            _ => Vec::new(),
+        };
+        self.log.emit(QueryEvent {
+            ts_us: arrival.ts_us,
+            client: arrival.client,
+            transport: match arrival.transport {
+                Transport::Udp => querylog::Transport::Udp,
+                Transport::Tcp => querylog::Transport::Tcp,
+            },
+            qname,
+            qtype,
+            rcode: rcode.map_or_else(|| "NONE".to_string(), rcode_name),
+            action,
+            category,
+            list,
+            rule,
+            trigger,
+            cached: decision.from_cache,
+            answers,
+            latency_us: arrival.at.elapsed().as_micros().min(u32::MAX as u128) as u32,
+            server: Arc::clone(&self.server),
+            query_wire: self.keep_wire.then(|| bytes::Bytes::copy_from_slice(query)),
+            response_wire: self
+                .keep_wire
+                .then(|| response.map(bytes::Bytes::copy_from_slice))
+                .flatten(),
+        });
+    }
+}
+
+fn rcode_name(code: u8) -> String {
+    match code {
+        0 => "NOERROR".into(),
+        1 => "FORMERR".into(),
+        2 => "SERVFAIL".into(),
+        3 => "NXDOMAIN".into(),
+        4 => "NOTIMP".into(),
+        5 => "REFUSED".into(),
+        n => format!("RCODE{n}"),
+    }
+}

@@ -1,0 +1,819 @@
+//! `dnsward logs ...`: read the SQLite query log (read-only) for people on duty.
+//!
+//! - `tail`    latest queries, with filters; `-f` follows new rows
+//! - `top`     top blocked domains, top clients by blocked attempts, blocked per category
+//! - `clients` clients that look infected (repeated blocked attempts / many distinct blocked
+//!   domains), with first and last seen
+//! - `export`  CSV or JSON lines between two times
+//!
+//! Tables by default; `--json` for machines (`tail --json` writes one object per line so it
+//! can be followed). Times: `2h`, `7d`, `30m`, RFC 3339, or a date.
+
+use std::io::Write;
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::types::Value;
+use rusqlite::{Connection, OpenFlags};
+use serde::Serialize;
+
+use super::event::{format_ts, now_us, EventAction, LogRow};
+use super::sinks::sqlite::{row_to_logrow, COLUMNS};
+use super::timespec::parse_time_us;
+use super::QueryLogError;
+
+/// Filters shared by `tail` and `export`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, clap::Args)]
+pub struct Filters {
+    /// Only this client (address, truncated network address or h: token, as stored)
+    #[arg(long)]
+    pub client: Option<String>,
+    /// Only this action: allowed, blocked, refused, servfail
+    #[arg(long, value_parser = parse_action)]
+    pub action: Option<EventAction>,
+    /// Only this category (as in the block lists' configuration)
+    #[arg(long)]
+    pub category: Option<String>,
+    /// Only names equal to or under this domain (example.com matches a.example.com)
+    #[arg(long)]
+    pub qname_suffix: Option<String>,
+}
+
+fn parse_action(s: &str) -> Result<EventAction, String> {
+    s.parse()
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormat {
+    Csv,
+    Jsonl,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, clap::Subcommand)]
+pub enum LogsCommand {
+    /// Latest queries, oldest first; -f keeps printing new ones
+    Tail {
+        /// Keep polling for new queries
+        #[arg(short, long)]
+        follow: bool,
+        /// How many of the latest queries to show first
+        #[arg(short = 'n', long, default_value_t = 50)]
+        limit: usize,
+        /// Only queries after this time (2h, 7d, RFC 3339)
+        #[arg(long)]
+        since: Option<String>,
+        #[command(flatten)]
+        filters: Filters,
+        /// One JSON object per line instead of a table
+        #[arg(long)]
+        json: bool,
+        /// Poll interval of --follow, in milliseconds
+        #[arg(long, default_value_t = 1000, hide = true)]
+        poll_ms: u64,
+        /// Stop following after this many polls (for tests and scripts)
+        #[arg(long, hide = true)]
+        max_polls: Option<u64>,
+    },
+    /// Top blocked domains, top clients by blocked attempts, and blocked queries per category
+    Top {
+        /// Window start (2h, 7d, RFC 3339)
+        #[arg(long, default_value = "24h")]
+        since: String,
+        /// Rows per section
+        #[arg(short = 'n', long, default_value_t = 10)]
+        limit: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Clients that look infected: repeated blocked attempts or many distinct blocked domains
+    Clients {
+        #[arg(long, default_value = "24h")]
+        since: String,
+        /// Flag a client with at least this many blocked queries
+        #[arg(long, default_value_t = 10)]
+        min_blocked: u64,
+        /// Flag a client that tried at least this many distinct blocked domains
+        #[arg(long, default_value_t = 3)]
+        min_domains: u64,
+        /// Count only these categories (repeatable), e.g. --category malware --category phishing
+        #[arg(long)]
+        category: Vec<String>,
+        #[arg(short = 'n', long, default_value_t = 50)]
+        limit: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Export queries as CSV or JSON lines
+    Export {
+        #[arg(long, value_enum, default_value_t = ExportFormat::Csv)]
+        format: ExportFormat,
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long)]
+        until: Option<String>,
+        #[command(flatten)]
+        filters: Filters,
+    },
+}
+
+fn db_err(db: &Path, e: impl std::fmt::Display) -> QueryLogError {
+    QueryLogError::Db { path: db.to_path_buf(), msg: e.to_string() }
+}
+
+/// Open the query log read-only and check it is one.
+pub fn open_read_only(db: &Path) -> Result<Connection, QueryLogError> {
+    if !db.exists() {
+        return Err(db_err(db, "does not exist (is [querylog] sqlite set, and has the server started?)"));
+    }
+    let conn = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+        .map_err(|e| db_err(db, format!("cannot open: {e}")))?;
+    conn.busy_timeout(Duration::from_secs(5)).map_err(|e| db_err(db, e))?;
+    let has: i64 = conn
+        .query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'queries'", [], |r| r.get(0))
+        .map_err(|e| db_err(db, format!("cannot read: {e}")))?;
+    if has == 0 {
+        return Err(db_err(db, "is not a dnsward query log (no table `queries`)"));
+    }
+    Ok(conn)
+}
+
+/// Run one `dnsward logs` subcommand against `db`, writing to `out`.
+pub fn run_logs(db: &Path, cmd: LogsCommand, out: &mut dyn Write) -> Result<(), QueryLogError> {
+    let now = now_us();
+    let time = |s: &str| parse_time_us(s, now).map_err(QueryLogError::InvalidArgument);
+    let conn = open_read_only(db)?;
+    let q = |e: rusqlite::Error| db_err(db, format!("query failed: {e}"));
+    match cmd {
+        LogsCommand::Tail { follow, limit, since, filters, json, poll_ms, max_polls } => {
+            let since = since.as_deref().map(time).transpose()?;
+            tail(&conn, limit, since, &filters, json, follow, Duration::from_millis(poll_ms), max_polls, out)
+                .map_err(|e| match e {
+                    CliErr::Db(e) => q(e),
+                    CliErr::Io(e) => QueryLogError::Io(e),
+                })
+        }
+        LogsCommand::Top { since, limit, json } => {
+            let since = time(&since)?;
+            let r = top(&conn, since, now, limit).map_err(q)?;
+            print_top(&r, json, out)
+        }
+        LogsCommand::Clients { since, min_blocked, min_domains, category, limit, json } => {
+            let since = time(&since)?;
+            let r = suspicious_clients(&conn, since, min_blocked, min_domains, &category, limit).map_err(q)?;
+            print_clients(&r, json, out)
+        }
+        LogsCommand::Export { format, since, until, filters } => {
+            let since = since.as_deref().map(time).transpose()?;
+            let until = until.as_deref().map(time).transpose()?;
+            export(&conn, format, since, until, &filters, out).map_err(|e| match e {
+                CliErr::Db(e) => q(e),
+                CliErr::Io(e) => QueryLogError::Io(e),
+            })
+        }
+    }
+}
+
+enum CliErr {
+    Db(rusqlite::Error),
+    Io(std::io::Error),
+}
+impl From<rusqlite::Error> for CliErr {
+    fn from(e: rusqlite::Error) -> Self {
+        CliErr::Db(e)
+    }
+}
+impl From<std::io::Error> for CliErr {
+    fn from(e: std::io::Error) -> Self {
+        CliErr::Io(e)
+    }
+}
+impl From<serde_json::Error> for CliErr {
+    fn from(e: serde_json::Error) -> Self {
+        CliErr::Io(e.into())
+    }
+}
+
+/// WHERE clause and parameters for the filters.
+fn where_clause(f: &Filters, since: Option<i64>, until: Option<i64>) -> (String, Vec<Value>) {
+    let mut w = vec!["1".to_string()];
+    let mut p: Vec<Value> = Vec::new();
+    let mut add = |cond: &str, v: Value| {
+        p.push(v);
+        w.push(cond.replace('?', &format!("?{}", p.len())));
+    };
+    if let Some(s) = since {
+        add("ts_us >= ?", Value::Integer(s));
+    }
+    if let Some(u) = until {
+        add("ts_us < ?", Value::Integer(u));
+    }
+    if let Some(c) = &f.client {
+        add("client = ?", Value::Text(c.trim().to_string()));
+    }
+    if let Some(a) = f.action {
+        add("action = ?", Value::Text(a.as_str().to_string()));
+    }
+    if let Some(c) = &f.category {
+        add("category = ?", Value::Text(c.clone()));
+    }
+    if let Some(s) = &f.qname_suffix {
+        let s = s.trim().trim_end_matches('.').to_ascii_lowercase();
+        // exact, or ends with "." + suffix; substr() instead of LIKE so '_' and '%' in
+        // names are not wildcards
+        add("(qname = ? OR substr(qname, -length(?) - 1) = '.' || ?)", Value::Text(s));
+    }
+    (w.join(" AND "), p)
+}
+
+const TAIL_HEADERS: [&str; 10] = ["TIME", "CLIENT", "PROTO", "TYPE", "QNAME", "ACTION", "RCODE", "CATEGORY", "LIST", "MS"];
+
+fn tail_cells(r: &LogRow) -> Vec<String> {
+    vec![
+        format_ts(r.ts_us, 3),
+        match r.client_port {
+            Some(p) if r.client.contains(':') => format!("[{}]:{p}", r.client),
+            Some(p) => format!("{}:{p}", r.client),
+            None => r.client.clone(),
+        },
+        r.transport.to_string(),
+        r.qtype.clone(),
+        r.qname.clone(),
+        r.action.to_string() + if r.cached { "*" } else { "" },
+        r.rcode.clone(),
+        r.category.clone().unwrap_or_else(|| "-".into()),
+        r.list.clone().unwrap_or_else(|| "-".into()),
+        format!("{:.1}", f64::from(r.latency_us) / 1000.0),
+    ]
+}
+
+#[allow(clippy::too_many_arguments)]
+fn tail(
+    conn: &Connection,
+    limit: usize,
+    since: Option<i64>,
+    f: &Filters,
+    json: bool,
+    follow: bool,
+    poll: Duration,
+    max_polls: Option<u64>,
+    out: &mut dyn Write,
+) -> Result<(), CliErr> {
+    let (w, mut p) = where_clause(f, since, None);
+    p.push(Value::Integer(limit.min(i64::MAX as usize) as i64));
+    let sql = format!("SELECT {COLUMNS}, id FROM queries WHERE {w} ORDER BY id DESC LIMIT ?{}", p.len());
+    let mut rows: Vec<(LogRow, i64)> = conn
+        .prepare(&sql)?
+        .query_map(rusqlite::params_from_iter(p.iter()), |r| Ok((row_to_logrow(r)?, r.get(16)?)))?
+        .collect::<Result<_, _>>()?;
+    rows.reverse();
+    let mut last_id = rows.last().map(|r| r.1);
+    if last_id.is_none() {
+        last_id = Some(conn.query_row("SELECT coalesce(max(id), 0) FROM queries", [], |r| r.get(0))?);
+    }
+    let print = |rows: &[(LogRow, i64)], header: bool, out: &mut dyn Write| -> Result<(), CliErr> {
+        if json {
+            for (r, _) in rows {
+                serde_json::to_writer(&mut *out, r)?;
+                out.write_all(b"\n")?;
+            }
+        } else {
+            let cells: Vec<Vec<String>> = rows.iter().map(|(r, _)| tail_cells(r)).collect();
+            write_table(out, if header { Some(&TAIL_HEADERS[..]) } else { None }, &cells, &[9])?;
+        }
+        out.flush()?;
+        Ok(())
+    };
+    if !follow {
+        if rows.is_empty() && !json {
+            writeln!(out, "(no matching queries)")?;
+            return Ok(());
+        }
+        return print(&rows, true, out);
+    }
+    print(&rows, true, out)?;
+    let (w, mut p) = where_clause(f, since, None);
+    p.push(Value::Integer(0));
+    let idx = p.len();
+    let sql = format!("SELECT {COLUMNS}, id FROM queries WHERE {w} AND id > ?{idx} ORDER BY id LIMIT 10000");
+    let mut polls = 0u64;
+    loop {
+        if max_polls.is_some_and(|m| polls >= m) {
+            return Ok(());
+        }
+        std::thread::sleep(poll);
+        polls += 1;
+        p[idx - 1] = Value::Integer(last_id.unwrap_or(0));
+        let new: Vec<(LogRow, i64)> = conn
+            .prepare_cached(&sql)?
+            .query_map(rusqlite::params_from_iter(p.iter()), |r| Ok((row_to_logrow(r)?, r.get(16)?)))?
+            .collect::<Result<_, _>>()?;
+        if let Some(l) = new.last() {
+            last_id = Some(l.1);
+            print(&new, false, out)?;
+        }
+    }
+}
+
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct TopDomain {
+    pub qname: String,
+    pub blocked: u64,
+    pub clients: u64,
+    pub category: Option<String>,
+}
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct TopClient {
+    pub client: String,
+    pub blocked: u64,
+    pub domains: u64,
+}
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct TopCategory {
+    pub category: Option<String>,
+    pub blocked: u64,
+    pub clients: u64,
+    pub domains: u64,
+}
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct TopReport {
+    pub since: String,
+    pub until: String,
+    pub queries: u64,
+    pub blocked: u64,
+    pub domains: Vec<TopDomain>,
+    pub clients: Vec<TopClient>,
+    pub categories: Vec<TopCategory>,
+}
+
+pub fn top(conn: &Connection, since: i64, now: i64, limit: usize) -> rusqlite::Result<TopReport> {
+    let lim = limit.min(i64::MAX as usize) as i64;
+    let (queries, blocked): (u64, u64) = conn.query_row(
+        "SELECT count(*), coalesce(sum(action = 'blocked'), 0) FROM queries WHERE ts_us >= ?1",
+        [since],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    let domains = conn
+        .prepare(
+            "SELECT qname, count(*) AS n, count(DISTINCT client), max(category) FROM queries
+             WHERE action = 'blocked' AND ts_us >= ?1 GROUP BY qname ORDER BY n DESC, qname LIMIT ?2",
+        )?
+        .query_map((since, lim), |r| {
+            Ok(TopDomain { qname: r.get(0)?, blocked: r.get(1)?, clients: r.get(2)?, category: r.get(3)? })
+        })?
+        .collect::<Result<_, _>>()?;
+    let clients = conn
+        .prepare(
+            "SELECT client, count(*) AS n, count(DISTINCT qname) FROM queries
+             WHERE action = 'blocked' AND ts_us >= ?1 GROUP BY client ORDER BY n DESC, client LIMIT ?2",
+        )?
+        .query_map((since, lim), |r| Ok(TopClient { client: r.get(0)?, blocked: r.get(1)?, domains: r.get(2)? }))?
+        .collect::<Result<_, _>>()?;
+    let categories = conn
+        .prepare(
+            "SELECT category, count(*) AS n, count(DISTINCT client), count(DISTINCT qname) FROM queries
+             WHERE action = 'blocked' AND ts_us >= ?1 GROUP BY category ORDER BY n DESC, category LIMIT ?2",
+        )?
+        .query_map((since, lim), |r| {
+            Ok(TopCategory { category: r.get(0)?, blocked: r.get(1)?, clients: r.get(2)?, domains: r.get(3)? })
+        })?
+        .collect::<Result<_, _>>()?;
+    Ok(TopReport {
+        since: format_ts(since, 0),
+        until: format_ts(now, 0),
+        queries,
+        blocked,
+        domains,
+        clients,
+        categories,
+    })
+}
+
+fn print_top(r: &TopReport, json: bool, out: &mut dyn Write) -> Result<(), QueryLogError> {
+    if json {
+        serde_json::to_writer_pretty(&mut *out, r).map_err(std::io::Error::from)?;
+        writeln!(out)?;
+        return Ok(());
+    }
+    let pct = if r.queries > 0 { 100.0 * r.blocked as f64 / r.queries as f64 } else { 0.0 };
+    writeln!(out, "{} .. {}: {} queries, {} blocked ({pct:.1}%)", r.since, r.until, r.queries, r.blocked)?;
+    writeln!(out, "\nTop blocked domains")?;
+    let rows: Vec<Vec<String>> = r
+        .domains
+        .iter()
+        .map(|d| vec![d.qname.clone(), d.blocked.to_string(), d.clients.to_string(), opt(&d.category)])
+        .collect();
+    write_table(out, Some(&["DOMAIN", "BLOCKED", "CLIENTS", "CATEGORY"]), &rows, &[1, 2])?;
+    writeln!(out, "\nTop clients by blocked attempts")?;
+    let rows: Vec<Vec<String>> =
+        r.clients.iter().map(|c| vec![c.client.clone(), c.blocked.to_string(), c.domains.to_string()]).collect();
+    write_table(out, Some(&["CLIENT", "BLOCKED", "DOMAINS"]), &rows, &[1, 2])?;
+    writeln!(out, "\nBlocked per category")?;
+    let rows: Vec<Vec<String>> = r
+        .categories
+        .iter()
+        .map(|c| vec![opt(&c.category), c.blocked.to_string(), c.clients.to_string(), c.domains.to_string()])
+        .collect();
+    write_table(out, Some(&["CATEGORY", "BLOCKED", "CLIENTS", "DOMAINS"]), &rows, &[1, 2, 3])?;
+    Ok(())
+}
+
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct SuspiciousClient {
+    pub client: String,
+    pub blocked: u64,
+    pub domains: u64,
+    pub categories: Vec<String>,
+    pub first_seen: String,
+    pub last_seen: String,
+    /// the most tried blocked domains, most first (at most 3)
+    pub top_domains: Vec<String>,
+}
+
+pub fn suspicious_clients(
+    conn: &Connection,
+    since: i64,
+    min_blocked: u64,
+    min_domains: u64,
+    categories: &[String],
+    limit: usize,
+) -> rusqlite::Result<Vec<SuspiciousClient>> {
+    let mut params: Vec<Value> = vec![
+        Value::Integer(since),
+        Value::Integer(min_blocked.min(i64::MAX as u64) as i64),
+        Value::Integer(min_domains.min(i64::MAX as u64) as i64),
+        Value::Integer(limit.min(i64::MAX as usize) as i64),
+    ];
+    let mut cat_cond = String::new();
+    if !categories.is_empty() {
+        let marks: Vec<String> = categories
+            .iter()
+            .map(|c| {
+                params.push(Value::Text(c.clone()));
+                format!("?{}", params.len())
+            })
+            .collect();
+        cat_cond = format!(" AND category IN ({})", marks.join(", "));
+    }
+    let sql = format!(
+        "SELECT client, count(*) AS blocked, count(DISTINCT qname) AS domains, min(ts_us), max(ts_us),
+                coalesce(group_concat(DISTINCT category), '')
+         FROM queries WHERE action = 'blocked' AND ts_us >= ?1{cat_cond}
+         GROUP BY client HAVING blocked >= ?2 OR domains >= ?3
+         ORDER BY domains DESC, blocked DESC, client LIMIT ?4"
+    );
+    let mut list: Vec<SuspiciousClient> = conn
+        .prepare(&sql)?
+        .query_map(rusqlite::params_from_iter(params.iter()), |r| {
+            let cats: String = r.get(5)?;
+            let mut categories: Vec<String> = cats.split(',').filter(|s| !s.is_empty()).map(String::from).collect();
+            categories.sort();
+            Ok(SuspiciousClient {
+                client: r.get(0)?,
+                blocked: r.get(1)?,
+                domains: r.get(2)?,
+                categories,
+                first_seen: format_ts(r.get(3)?, 0),
+                last_seen: format_ts(r.get(4)?, 0),
+                top_domains: Vec::new(),
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    let marks: Vec<String> = (0..categories.len()).map(|i| format!("?{}", i + 3)).collect();
+    let cat_cond =
+        if categories.is_empty() { String::new() } else { format!(" AND category IN ({})", marks.join(", ")) };
+    let sql = format!(
+        "SELECT qname FROM queries WHERE action = 'blocked' AND client = ?1 AND ts_us >= ?2{cat_cond}
+         GROUP BY qname ORDER BY count(*) DESC, qname LIMIT 3"
+    );
+    let mut st = conn.prepare(&sql)?;
+    for c in &mut list {
+        let mut p: Vec<Value> = vec![Value::Text(c.client.clone()), Value::Integer(since)];
+        p.extend(categories.iter().map(|c| Value::Text(c.clone())));
+        c.top_domains = st.query_map(rusqlite::params_from_iter(p.iter()), |r| r.get(0))?.collect::<Result<_, _>>()?;
+    }
+    Ok(list)
+}
+
+fn print_clients(list: &[SuspiciousClient], json: bool, out: &mut dyn Write) -> Result<(), QueryLogError> {
+    if json {
+        serde_json::to_writer_pretty(&mut *out, list).map_err(std::io::Error::from)?;
+        writeln!(out)?;
+        return Ok(());
+    }
+    if list.is_empty() {
+        writeln!(out, "(no client crosses the thresholds)")?;
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = list
+        .iter()
+        .map(|c| {
+            vec![
+                c.client.clone(),
+                c.blocked.to_string(),
+                c.domains.to_string(),
+                c.categories.join(","),
+                c.first_seen.clone(),
+                c.last_seen.clone(),
+                c.top_domains.join(" "),
+            ]
+        })
+        .collect();
+    write_table(
+        out,
+        Some(&["CLIENT", "BLOCKED", "DOMAINS", "CATEGORIES", "FIRST SEEN", "LAST SEEN", "TOP DOMAINS"]),
+        &rows,
+        &[1, 2],
+    )?;
+    Ok(())
+}
+
+/// CSV columns, the same names as the JSON fields.
+pub const CSV_HEADER: &str = "time,ts_us,client,client_port,transport,qname,qtype,rcode,action,category,list,rule,trigger,cached,answers,latency_us,server";
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+pub fn csv_line(r: &LogRow) -> String {
+    let o = |v: &Option<String>| csv_field(v.as_deref().unwrap_or(""));
+    [
+        csv_field(&r.time),
+        r.ts_us.to_string(),
+        csv_field(&r.client),
+        r.client_port.map(|p| p.to_string()).unwrap_or_default(),
+        r.transport.to_string(),
+        csv_field(&r.qname),
+        csv_field(&r.qtype),
+        csv_field(&r.rcode),
+        r.action.to_string(),
+        o(&r.category),
+        o(&r.list),
+        o(&r.rule),
+        r.trigger.map(|t| t.to_string()).unwrap_or_default(),
+        r.cached.to_string(),
+        csv_field(&super::event::answers_to_text(&r.answers)),
+        r.latency_us.to_string(),
+        csv_field(&r.server),
+    ]
+    .join(",")
+}
+
+fn export(
+    conn: &Connection,
+    format: ExportFormat,
+    since: Option<i64>,
+    until: Option<i64>,
+    f: &Filters,
+    out: &mut dyn Write,
+) -> Result<(), CliErr> {
+    let (w, p) = where_clause(f, since, until);
+    let sql = format!("SELECT {COLUMNS} FROM queries WHERE {w} ORDER BY ts_us, id");
+    let mut st = conn.prepare(&sql)?;
+    let mut rows = st.query(rusqlite::params_from_iter(p.iter()))?;
+    if format == ExportFormat::Csv {
+        writeln!(out, "{CSV_HEADER}")?;
+    }
+    while let Some(r) = rows.next()? {
+        let row = row_to_logrow(r)?;
+        match format {
+            ExportFormat::Csv => writeln!(out, "{}", csv_line(&row))?,
+            ExportFormat::Jsonl => {
+                serde_json::to_writer(&mut *out, &row)?;
+                out.write_all(b"\n")?;
+            }
+        }
+    }
+    out.flush()?;
+    Ok(())
+}
+
+fn opt(s: &Option<String>) -> String {
+    s.clone().unwrap_or_else(|| "-".into())
+}
+
+/// An aligned table: columns separated by two spaces, `right` columns right-aligned.
+fn write_table(out: &mut dyn Write, headers: Option<&[&str]>, rows: &[Vec<String>], right: &[usize]) -> std::io::Result<()> {
+    let ncol = headers.map(|h| h.len()).or_else(|| rows.first().map(|r| r.len())).unwrap_or(0);
+    let mut width = vec![0usize; ncol];
+    for (i, h) in headers.unwrap_or(&[]).iter().enumerate() {
+        width[i] = h.chars().count();
+    }
+    for r in rows {
+        for (i, c) in r.iter().enumerate().take(ncol) {
+            width[i] = width[i].max(c.chars().count());
+        }
+    }
+    let mut line = |cells: &mut dyn Iterator<Item = &str>| -> std::io::Result<()> {
+        let mut s = String::new();
+        for (i, c) in cells.enumerate().take(ncol) {
+            if i > 0 {
+                s.push_str("  ");
+            }
+            let pad = width[i].saturating_sub(c.chars().count());
+            if right.contains(&i) {
+                s.extend(std::iter::repeat_n(' ', pad));
+                s.push_str(c);
+            } else {
+                s.push_str(c);
+                s.extend(std::iter::repeat_n(' ', pad));
+            }
+        }
+        writeln!(out, "{}", s.trim_end())
+    };
+    if let Some(h) = headers {
+        line(&mut h.iter().copied())?;
+    }
+    for r in rows {
+        line(&mut r.iter().map(String::as_str))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::querylog::event::*;
+    use crate::querylog::sinks::sqlite::{insert_batch, open_for_writing};
+    use crate::querylog::testutil::*;
+    use clap::Parser;
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(subcommand)]
+        cmd: LogsCommand,
+    }
+
+    fn cmd(args: &str) -> LogsCommand {
+        Cli::try_parse_from(std::iter::once("logs").chain(args.split_whitespace())).unwrap().cmd
+    }
+
+    const H: i64 = 3_600_000_000;
+
+    fn ev_at(ago_h: f64, client: &str, qname: &str, action: EventAction, category: Option<&str>) -> std::sync::Arc<LoggedEvent> {
+        let mut e = event(qname, action);
+        e.ts_us = now_us() - (ago_h * H as f64) as i64;
+        e.client = format!("{client}:4000").parse().unwrap();
+        e.category = category.map(String::from);
+        logged(e)
+    }
+
+    /// A: infected (12 blocked, 4 malware domains); B: 2 ad blocks; C: allowed only;
+    /// D: one old block three days ago.
+    fn fixture() -> (tempfile::TempDir, std::path::PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("q.db");
+        let mut c = open_for_writing(&p).unwrap();
+        let mut b = vec![ev_at(72.0, "10.0.0.4", "old.evil.example", EventAction::Blocked, Some("malware"))];
+        for i in 0..12 {
+            let d = ["c2.evil.example", "c2.evil.example", "c2.evil.example", "drop.bad.example", "x.evil.example", "pay.bad.example"][i % 6];
+            b.push(ev_at(3.0 - i as f64 * 0.05, "10.0.0.1", d, EventAction::Blocked, Some("malware")));
+        }
+        b.push(ev_at(1.0, "10.0.0.2", "ads.example", EventAction::Blocked, Some("ads")));
+        b.push(ev_at(0.9, "10.0.0.2", "ads.example", EventAction::Blocked, Some("ads")));
+        for i in 0..5 {
+            b.push(ev_at(0.5 - i as f64 * 0.01, "10.0.0.3", &format!("ok{i}.notevil.example"), EventAction::Allowed, None));
+        }
+        insert_batch(&mut c, &b).unwrap();
+        (dir, p)
+    }
+
+    fn run(db: &Path, args: &str) -> String {
+        let mut out = Vec::new();
+        run_logs(db, cmd(args), &mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn tail_shows_latest_oldest_first_with_filters() {
+        let (_d, db) = fixture();
+        let out = run(&db, "tail -n 3");
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 4, "{out}");
+        assert!(lines[0].starts_with("TIME") && lines[0].contains("QNAME") && lines[0].contains("CATEGORY"));
+        assert!(lines[1].contains("ok2.notevil.example") && lines[3].contains("ok4.notevil.example"), "{out}");
+        assert!(lines[1].contains("10.0.0.3:4000") && lines[1].contains("allowed*"), "{out}");
+        // columns are aligned: QNAME starts at the same offset on every line
+        let col = lines[0].find("QNAME").unwrap();
+        for l in &lines[1..] {
+            assert_eq!(&l[col..col + 2], "ok", "{out}");
+        }
+
+        let out = run(&db, "tail --json --client 10.0.0.2 --action blocked");
+        let rows: Vec<LogRow> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(rows.len(), 2);
+        assert!(rows.iter().all(|r| r.client == "10.0.0.2" && r.qname == "ads.example" && r.action == EventAction::Blocked));
+        assert!(rows[0].ts_us < rows[1].ts_us);
+
+        let out = run(&db, "tail --json -n 100 --qname-suffix Evil.Example.");
+        let names: std::collections::BTreeSet<String> =
+            out.lines().map(|l| serde_json::from_str::<LogRow>(l).unwrap().qname).collect();
+        assert_eq!(names.into_iter().collect::<Vec<_>>(), ["c2.evil.example", "old.evil.example", "x.evil.example"]);
+
+        let out = run(&db, "tail --json -n 100 --category ads --since 2h");
+        assert_eq!(out.lines().count(), 2);
+        assert_eq!(run(&db, "tail --client 192.0.2.99"), "(no matching queries)\n");
+    }
+
+    #[test]
+    fn tail_follow_prints_new_rows() {
+        let (_d, db) = fixture();
+        let db2 = db.clone();
+        let writer = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(150));
+            let mut c = open_for_writing(&db2).unwrap();
+            insert_batch(&mut c, &[ev_at(0.0, "10.0.0.9", "late.evil.example", EventAction::Blocked, Some("malware"))]).unwrap();
+        });
+        let out = run(&db, "tail -f -n 1 --poll-ms 100 --max-polls 6");
+        writer.join().unwrap();
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 3, "{out}");
+        assert!(lines[1].contains("ok4.notevil.example"));
+        assert!(lines[2].contains("late.evil.example") && lines[2].contains("10.0.0.9"), "{out}");
+    }
+
+    #[test]
+    fn top_table_and_json() {
+        let (_d, db) = fixture();
+        let out = run(&db, "top");
+        assert!(out.contains("19 queries, 14 blocked (73.7%)"), "{out}");
+        let dom = out.lines().skip_while(|l| !l.starts_with("Top blocked domains")).nth(2).unwrap();
+        let cells: Vec<&str> = dom.split_whitespace().collect();
+        assert_eq!(cells, ["c2.evil.example", "6", "1", "malware"], "{out}");
+        assert!(!out.contains("old.evil.example"), "outside 24h: {out}");
+
+        let v: serde_json::Value = serde_json::from_str(&run(&db, "top --json --since 7d -n 2")).unwrap();
+        assert_eq!(v["queries"], 20);
+        assert_eq!(v["blocked"], 15);
+        assert_eq!(v["domains"].as_array().unwrap().len(), 2);
+        assert_eq!(v["domains"][0]["qname"], "c2.evil.example");
+        assert_eq!(v["clients"][0], serde_json::json!({"client": "10.0.0.1", "blocked": 12, "domains": 4}));
+        assert_eq!(v["clients"][1]["client"], "10.0.0.2");
+        assert_eq!(v["categories"][0], serde_json::json!({"category": "malware", "blocked": 13, "clients": 2, "domains": 5}));
+    }
+
+    #[test]
+    fn clients_flags_infected_hosts() {
+        let (_d, db) = fixture();
+        let out = run(&db, "clients");
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 2, "{out}");
+        assert!(lines[0].starts_with("CLIENT") && lines[0].contains("FIRST SEEN"));
+        let cells: Vec<&str> = lines[1].split_whitespace().collect();
+        assert_eq!(&cells[..4], ["10.0.0.1", "12", "4", "malware"], "{out}");
+        assert_eq!(cells[6], "c2.evil.example", "{out}");
+
+        let v: Vec<serde_json::Value> =
+            serde_json::from_str(&run(&db, "clients --json --min-blocked 2 --min-domains 100")).unwrap();
+        let names: Vec<&str> = v.iter().map(|c| c["client"].as_str().unwrap()).collect();
+        assert_eq!(names, ["10.0.0.1", "10.0.0.2"]);
+        assert_eq!(v[1]["categories"], serde_json::json!(["ads"]));
+        assert!(v[0]["first_seen"].as_str().unwrap() < v[0]["last_seen"].as_str().unwrap());
+        assert_eq!(v[0]["top_domains"][0], "c2.evil.example");
+
+        let v: Vec<serde_json::Value> =
+            serde_json::from_str(&run(&db, "clients --json --since 7d --min-blocked 1 --category malware")).unwrap();
+        let names: Vec<&str> = v.iter().map(|c| c["client"].as_str().unwrap()).collect();
+        assert_eq!(names, ["10.0.0.1", "10.0.0.4"]);
+        assert_eq!(run(&db, "clients --min-blocked 1000 --min-domains 1000"), "(no client crosses the thresholds)\n");
+    }
+
+    #[test]
+    fn export_csv_and_jsonl_with_time_window() {
+        let (_d, db) = fixture();
+        let out = run(&db, "export --format csv --since 2h");
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines[0], CSV_HEADER);
+        assert_eq!(lines.len(), 1 + 7, "{out}");
+        assert!(lines[1].contains(",10.0.0.2,4000,udp,ads.example,A,NXDOMAIN,blocked,ads,threat-feed,*.evil.example,qname,false,,1234,edge-1"), "{}", lines[1]);
+        assert!(lines[7].contains("\"198.51.100.7,2001:db8::7\""), "{}", lines[7]);
+
+        let now = now_us();
+        let until = format_ts(now - 2 * H, 0);
+        let out = run(&db, &format!("export --format jsonl --until {until}"));
+        let rows: Vec<LogRow> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(rows.len(), 1 + 12, "rows older than 2h");
+        assert!(rows.windows(2).all(|w| w[0].ts_us <= w[1].ts_us));
+        assert_eq!(rows[0].qname, "old.evil.example");
+    }
+
+    #[test]
+    fn bad_inputs_are_clear_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("none.db");
+        let e = run_logs(&missing, cmd("tail"), &mut Vec::new()).unwrap_err().to_string();
+        assert!(e.contains("does not exist"), "{e}");
+        let junk = dir.path().join("junk.db");
+        std::fs::write(&junk, vec![7u8; 4096]).unwrap();
+        let e = run_logs(&junk, cmd("top"), &mut Vec::new()).unwrap_err().to_string();
+        assert!(e.contains("not a database"), "{e}");
+        let (_d, db) = fixture();
+        let e = run_logs(&db, cmd("top --since yesterday"), &mut Vec::new()).unwrap_err().to_string();
+        assert!(e.contains("not a time"), "{e}");
+        assert!(Cli::try_parse_from(["logs", "tail", "--action", "maybe"]).is_err());
+        assert!(Cli::try_parse_from(["logs", "export", "--format", "xml"]).is_err());
+    }
+}

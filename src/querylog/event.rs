@@ -1,0 +1,289 @@
+//! The query event the server emits, and the row form the sinks store.
+//!
+//! `QueryEvent` is what the answer path builds (one per query). `emit` wraps it in a
+//! [`LoggedEvent`] (privacy already applied, one allocation) and the sinks turn that into a
+//! [`LogRow`] off the answer path. `LogRow` is the one shape shared by the JSON lines sink,
+//! the SQLite table and `dnsward logs export`, so the three agree field for field.
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::str::FromStr;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+/// The transport a query arrived on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    Udp,
+    Tcp,
+    Dot,
+    Doh,
+}
+
+/// What the resolver did with the query.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventAction {
+    Allowed,
+    Blocked,
+    Refused,
+    Servfail,
+}
+
+/// Which part of the exchange matched a policy rule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Trigger {
+    /// the query name
+    Qname,
+    /// a CNAME target in the upstream answer
+    Cname,
+    /// an A/AAAA address in the upstream answer
+    Ip,
+}
+
+macro_rules! str_enum {
+    ($t:ty { $($v:ident => $s:literal),* $(,)? }) => {
+        impl $t {
+            /// The lower-case name used in the logs, the database and on the command line.
+            pub fn as_str(self) -> &'static str {
+                match self { $(<$t>::$v => $s),* }
+            }
+        }
+        impl fmt::Display for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result { f.write_str(self.as_str()) }
+        }
+        impl FromStr for $t {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, String> {
+                match s.to_ascii_lowercase().as_str() {
+                    $($s => Ok(<$t>::$v),)*
+                    _ => Err(format!("unknown {} {:?} (expected one of: {})",
+                        stringify!($t), s, [$($s),*].join(", "))),
+                }
+            }
+        }
+    };
+}
+str_enum!(Transport { Udp => "udp", Tcp => "tcp", Dot => "dot", Doh => "doh" });
+str_enum!(EventAction { Allowed => "allowed", Blocked => "blocked", Refused => "refused", Servfail => "servfail" });
+str_enum!(Trigger { Qname => "qname", Cname => "cname", Ip => "ip" });
+
+/// One query as seen by the answer path.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct QueryEvent {
+    /// When the query arrived: UTC microseconds since the Unix epoch.
+    pub ts_us: i64,
+    pub client: SocketAddr,
+    pub transport: Transport,
+    /// lower case, no trailing dot
+    pub qname: String,
+    /// "A", "AAAA", "TYPE65"...
+    pub qtype: String,
+    /// "NOERROR", "NXDOMAIN", ...
+    pub rcode: String,
+    pub action: EventAction,
+    pub category: Option<String>,
+    pub list: Option<String>,
+    pub rule: Option<String>,
+    pub trigger: Option<Trigger>,
+    pub cached: bool,
+    pub answers: Vec<IpAddr>,
+    /// time from arrival to answer
+    pub latency_us: u32,
+    /// the `[server]` name
+    pub server: Arc<str>,
+    /// raw DNS query, for dnstap only (not stored in SQLite / JSON lines)
+    pub query_wire: Option<bytes::Bytes>,
+    /// raw DNS response, for dnstap only (not stored in SQLite / JSON lines)
+    pub response_wire: Option<bytes::Bytes>,
+}
+
+/// The client as it may be recorded, after the `client_ip` privacy mode was applied.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClientId {
+    /// `full` (port kept) or `truncate` (network address, no port).
+    Addr { ip: IpAddr, port: Option<u16> },
+    /// `hash`: a keyed hash of the address; the same client gives the same token in a
+    /// deployment (same key). Written as `h:` and 16 hex digits.
+    Token(u64),
+}
+
+impl ClientId {
+    pub fn ip(&self) -> Option<IpAddr> {
+        match self {
+            ClientId::Addr { ip, .. } => Some(*ip),
+            ClientId::Token(_) => None,
+        }
+    }
+    pub fn port(&self) -> Option<u16> {
+        match self {
+            ClientId::Addr { port, .. } => *port,
+            ClientId::Token(_) => None,
+        }
+    }
+}
+
+impl fmt::Display for ClientId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ClientId::Addr { ip, .. } => write!(f, "{ip}"),
+            ClientId::Token(t) => write!(f, "h:{t:016x}"),
+        }
+    }
+}
+
+/// What travels on the bus: the event with the privacy mode applied to its client.
+/// `ev.client` must not be read by sinks; use `client`.
+#[derive(Debug)]
+pub struct LoggedEvent {
+    pub ev: QueryEvent,
+    pub client: ClientId,
+}
+
+/// One stored record: a JSON line, an SQLite row, an exported line.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogRow {
+    /// RFC 3339, UTC, microseconds (for people; `ts_us` is authoritative)
+    pub time: String,
+    pub ts_us: i64,
+    /// IP address, truncated network address, or `h:` token (see `client_ip`)
+    pub client: String,
+    /// source port, kept only with `client_ip = "full"`
+    pub client_port: Option<u16>,
+    pub transport: Transport,
+    pub qname: String,
+    pub qtype: String,
+    pub rcode: String,
+    pub action: EventAction,
+    pub category: Option<String>,
+    pub list: Option<String>,
+    pub rule: Option<String>,
+    pub trigger: Option<Trigger>,
+    pub cached: bool,
+    pub answers: Vec<IpAddr>,
+    pub latency_us: u32,
+    pub server: String,
+}
+
+impl LogRow {
+    pub fn from_logged(l: &LoggedEvent) -> LogRow {
+        let ev = &l.ev;
+        LogRow {
+            time: format_ts_us(ev.ts_us),
+            ts_us: ev.ts_us,
+            client: l.client.to_string(),
+            client_port: l.client.port(),
+            transport: ev.transport,
+            qname: ev.qname.clone(),
+            qtype: ev.qtype.clone(),
+            rcode: ev.rcode.clone(),
+            action: ev.action,
+            category: ev.category.clone(),
+            list: ev.list.clone(),
+            rule: ev.rule.clone(),
+            trigger: ev.trigger,
+            cached: ev.cached,
+            answers: ev.answers.clone(),
+            latency_us: ev.latency_us,
+            server: ev.server.to_string(),
+        }
+    }
+}
+
+/// `answers` as stored in SQLite: comma-separated addresses, "" for none.
+pub fn answers_to_text(answers: &[IpAddr]) -> String {
+    let mut s = String::new();
+    for (i, a) in answers.iter().enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        s.push_str(&a.to_string());
+    }
+    s
+}
+
+/// Inverse of [`answers_to_text`]; entries that do not parse are skipped.
+pub fn answers_from_text(s: &str) -> Vec<IpAddr> {
+    s.split(',').filter(|p| !p.is_empty()).filter_map(|p| p.trim().parse().ok()).collect()
+}
+
+/// Microseconds since the epoch as RFC 3339 UTC with microseconds, e.g.
+/// `2024-05-01T12:00:00.123456Z`.
+pub fn format_ts_us(ts_us: i64) -> String {
+    format_ts(ts_us, 6)
+}
+
+/// Same with `frac` (0, 3 or 6) fractional digits.
+pub fn format_ts(ts_us: i64, frac: u8) -> String {
+    let secs = ts_us.div_euclid(1_000_000);
+    let us = ts_us.rem_euclid(1_000_000);
+    let dt = match time::OffsetDateTime::from_unix_timestamp(secs) {
+        Ok(dt) => dt,
+        Err(_) => return format!("@{ts_us}us"),
+    };
+    let base = format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+        dt.year(),
+        u8::from(dt.month()),
+        dt.day(),
+        dt.hour(),
+        dt.minute(),
+        dt.second()
+    );
+    match frac {
+        0 => format!("{base}Z"),
+        3 => format!("{base}.{:03}Z", us / 1000),
+        _ => format!("{base}.{us:06}Z"),
+    }
+}
+
+/// Current time as microseconds since the epoch.
+pub fn now_us() -> i64 {
+    match std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+        Ok(d) => d.as_micros() as i64,
+        Err(e) => -(e.duration().as_micros() as i64),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn enums_round_trip_as_lowercase() {
+        assert_eq!(serde_json::to_string(&EventAction::Servfail).unwrap(), "\"servfail\"");
+        assert_eq!(serde_json::to_string(&Transport::Doh).unwrap(), "\"doh\"");
+        assert_eq!("Blocked".parse::<EventAction>().unwrap(), EventAction::Blocked);
+        assert_eq!("cname".parse::<Trigger>().unwrap(), Trigger::Cname);
+        assert!("nope".parse::<Transport>().unwrap_err().contains("udp, tcp, dot, doh"));
+    }
+
+    #[test]
+    fn timestamps_format_in_utc() {
+        assert_eq!(format_ts_us(0), "1970-01-01T00:00:00.000000Z");
+        assert_eq!(format_ts_us(1_714_564_800_123_456), "2024-05-01T12:00:00.123456Z");
+        assert_eq!(format_ts(1_714_564_800_123_456, 3), "2024-05-01T12:00:00.123Z");
+        assert_eq!(format_ts(-1, 6), "1969-12-31T23:59:59.999999Z");
+    }
+
+    #[test]
+    fn answers_text_round_trip() {
+        let a: Vec<IpAddr> = vec!["192.0.2.1".parse().unwrap(), "2001:db8::1".parse().unwrap()];
+        let t = answers_to_text(&a);
+        assert_eq!(t, "192.0.2.1,2001:db8::1");
+        assert_eq!(answers_from_text(&t), a);
+        assert!(answers_from_text("").is_empty());
+    }
+
+    #[test]
+    fn client_id_text() {
+        let c = ClientId::Token(0xab);
+        assert_eq!(c.to_string(), "h:00000000000000ab");
+        assert_eq!(c.port(), None);
+        let c = ClientId::Addr { ip: "10.1.2.0".parse().unwrap(), port: None };
+        assert_eq!(c.to_string(), "10.1.2.0");
+    }
+}

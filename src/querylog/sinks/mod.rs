@@ -1,0 +1,197 @@
+//! The sinks and the loop that drives the file-backed ones.
+//!
+//! SQLite and JSON lines do blocking file I/O, so their work runs on tokio's blocking pool
+//! ([`run_blocking_sink`]): the async task waits for events, hands the sink and a batch to
+//! `spawn_blocking`, and gets the sink back. dnstap is socket I/O and has its own async loop.
+//! Common rules: flush at least every [`FLUSH_INTERVAL`]; a sink that cannot open retries with
+//! [`Backoff`] while its queue keeps the newest events (the oldest drop, counted); a failed
+//! write counts its batch as dropped, records the error and reopens.
+
+pub mod dnstap;
+pub mod jsonl;
+pub mod sqlite;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::bus::SinkQueue;
+use super::event::LoggedEvent;
+
+/// Every sink writes what it has at least this often (the spec asks for once a second).
+pub const FLUSH_INTERVAL: Duration = Duration::from_millis(200);
+/// Retention and similar housekeeping (also run once right after opening).
+pub const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(60);
+/// Largest batch handed to a sink in one go (one SQLite transaction).
+pub const MAX_BATCH: usize = 4096;
+
+/// Reconnect / reopen delays: 0.5 s doubling up to 30 s.
+#[derive(Debug)]
+pub struct Backoff {
+    next: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff { next: Self::FIRST }
+    }
+}
+
+impl Backoff {
+    pub const FIRST: Duration = Duration::from_millis(500);
+    pub const MAX: Duration = Duration::from_secs(30);
+    pub fn next_delay(&mut self) -> Duration {
+        let d = self.next;
+        self.next = (self.next * 2).min(Self::MAX);
+        d
+    }
+    pub fn reset(&mut self) {
+        self.next = Self::FIRST;
+    }
+}
+
+/// A sink whose I/O blocks. Each method runs on the blocking pool.
+pub trait BlockingSink: Send + 'static {
+    /// Human description for messages, e.g. "sqlite /var/lib/dnsward/q.db".
+    fn describe(&self) -> String;
+    fn is_open(&self) -> bool;
+    /// Open (or reopen) the sink.
+    fn open(&mut self) -> Result<(), String>;
+    /// Write and make durable enough to be read by others (flushed).
+    fn write_batch(&mut self, batch: &[Arc<LoggedEvent>]) -> Result<(), String>;
+    /// Periodic housekeeping (retention).
+    fn maintenance(&mut self) -> Result<(), String> {
+        Ok(())
+    }
+    /// Drop handles after a failure or at shutdown; the next `open` starts afresh.
+    fn close(&mut self);
+}
+
+/// Run `f` on the blocking pool with the sink, and get the sink back.
+async fn on_pool<S, R, F>(sink: S, f: F) -> Option<(S, R)>
+where
+    S: Send + 'static,
+    R: Send + 'static,
+    F: FnOnce(&mut S) -> R + Send + 'static,
+{
+    let r = tokio::task::spawn_blocking(move || {
+        let mut s = sink;
+        let r = f(&mut s);
+        (s, r)
+    })
+    .await;
+    match r {
+        Ok(x) => Some(x),
+        Err(e) => {
+            tracing::error!(error = %e, "querylog: sink worker failed; this sink stops");
+            None
+        }
+    }
+}
+
+/// The background task of one blocking sink. Ends after `queue.close()` once the queue is
+/// written (or counted as dropped when the sink is unavailable).
+pub async fn run_blocking_sink<S: BlockingSink>(sink: S, queue: Arc<SinkQueue>, maintenance: Option<Duration>) {
+    let what = sink.describe();
+    let mut sink = Some(sink);
+    let mut backoff = Backoff::default();
+    let mut retry_at = Instant::now();
+    let mut maint_at = Instant::now();
+    let mut reported_down = false;
+    let mut maintained_once = false;
+    let mut batch: Vec<Arc<LoggedEvent>> = Vec::with_capacity(MAX_BATCH);
+    loop {
+        let Some(mut s) = sink.take() else { break };
+        let closing = queue.is_closed();
+        let now = Instant::now();
+        if !s.is_open() && (now >= retry_at || closing) {
+            let Some((s2, r)) = on_pool(s, |s| s.open()).await else { break };
+            s = s2;
+            match r {
+                Ok(()) => {
+                    if reported_down {
+                        tracing::info!(sink = %what, "querylog: sink is writable again");
+                    }
+                    reported_down = false;
+                    backoff.reset();
+                }
+                Err(e) => {
+                    let d = backoff.next_delay();
+                    retry_at = Instant::now() + d;
+                    if !reported_down {
+                        tracing::error!(sink = %what, error = %e,
+                            "querylog: cannot open sink; events are queued then dropped (counted) until it works; retrying");
+                    } else {
+                        tracing::debug!(sink = %what, error = %e, retry_in = ?d, "querylog: sink still unavailable");
+                    }
+                    reported_down = true;
+                    queue.record_error(e);
+                }
+            }
+        }
+        if s.is_open() {
+            if let Some(every) = maintenance {
+                if Instant::now() >= maint_at && (!closing || !maintained_once) {
+                    maint_at = Instant::now() + every;
+                    maintained_once = true;
+                    let Some((s2, r)) = on_pool(s, |s| s.maintenance()).await else { break };
+                    s = s2;
+                    if let Err(e) = r {
+                        tracing::error!(sink = %what, error = %e, "querylog: maintenance failed");
+                        queue.record_error(e);
+                    }
+                }
+            }
+            batch.clear();
+            let n = queue.drain_into(MAX_BATCH, &mut batch);
+            if n > 0 {
+                let b = std::mem::take(&mut batch);
+                let Some((s2, (r, b))) = on_pool(s, move |s| (s.write_batch(&b), b)).await else {
+                    queue.add_dropped(n as u64);
+                    break;
+                };
+                s = s2;
+                batch = b;
+                match r {
+                    Ok(()) => queue.add_written(n as u64),
+                    Err(e) => {
+                        queue.add_dropped(n as u64);
+                        tracing::error!(sink = %what, error = %e, lost = n,
+                            "querylog: write failed; batch dropped, reopening");
+                        queue.record_error(e);
+                        s.close();
+                        reported_down = true;
+                        retry_at = Instant::now() + backoff.next_delay();
+                    }
+                }
+                if queue.len() >= MAX_BATCH || (closing && !queue.is_empty() && s.is_open()) {
+                    sink = Some(s);
+                    continue;
+                }
+            }
+        }
+        if closing {
+            let lost = queue.discard_all();
+            if lost > 0 {
+                tracing::error!(sink = %what, lost, "querylog: sink unavailable at shutdown; events dropped");
+            }
+            if let Some((s2, ())) = on_pool(s, |s| s.close()).await {
+                drop(s2);
+            }
+            break;
+        }
+        let open = s.is_open();
+        sink = Some(s);
+        if open {
+            tokio::select! {
+                _ = queue.notified() => {}
+                _ = tokio::time::sleep(FLUSH_INTERVAL) => {}
+            }
+        } else {
+            // Down: do not wake per event (the queue drops oldest by itself); poll for
+            // the retry time and for shutdown.
+            tokio::time::sleep(FLUSH_INTERVAL).await;
+        }
+    }
+}

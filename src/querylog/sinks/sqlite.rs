@@ -1,0 +1,383 @@
+//! SQLite sink: one row per event in table `queries`, WAL mode, batched inserts (one
+//! transaction per batch) on the blocking pool, retention by age and by size.
+//!
+//! The `dnsward logs` commands read the same file (read-only) while the server writes it;
+//! WAL lets them run side by side.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rusqlite::{params, Connection, OpenFlags};
+
+use super::BlockingSink;
+use crate::querylog::event::{answers_from_text, answers_to_text, format_ts_us, now_us, LogRow, LoggedEvent};
+
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// The schema. `client` is text: an address, a truncated network address or an `h:` token
+/// (see `client_ip`); `client_port` is NULL unless `client_ip = "full"`. `answers` is a
+/// comma-separated list of addresses. Wire bytes are not stored.
+pub const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS queries (
+    id          INTEGER PRIMARY KEY,
+    ts_us       INTEGER NOT NULL,
+    client      TEXT    NOT NULL,
+    client_port INTEGER,
+    transport   TEXT    NOT NULL,
+    qname       TEXT    NOT NULL,
+    qtype       TEXT    NOT NULL,
+    rcode       TEXT    NOT NULL,
+    action      TEXT    NOT NULL,
+    category    TEXT,
+    list        TEXT,
+    rule        TEXT,
+    trigger     TEXT,
+    cached      INTEGER NOT NULL,
+    answers     TEXT    NOT NULL,
+    latency_us  INTEGER NOT NULL,
+    server      TEXT    NOT NULL
+);
+CREATE INDEX IF NOT EXISTS queries_ts ON queries(ts_us);
+CREATE INDEX IF NOT EXISTS queries_client_ts ON queries(client, ts_us);
+CREATE INDEX IF NOT EXISTS queries_qname ON queries(qname);
+CREATE INDEX IF NOT EXISTS queries_action_ts ON queries(action, ts_us);
+";
+
+/// Columns in the order [`row_to_logrow`] reads them.
+pub const COLUMNS: &str = "ts_us, client, client_port, transport, qname, qtype, rcode, action, \
+     category, list, rule, trigger, cached, answers, latency_us, server";
+
+const INSERT: &str = "INSERT INTO queries (ts_us, client, client_port, transport, qname, qtype, rcode, \
+     action, category, list, rule, trigger, cached, answers, latency_us, server) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)";
+
+fn bad_value(col: usize, v: String, e: String) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(
+        col,
+        rusqlite::types::Type::Text,
+        format!("unexpected value {v:?}: {e}").into(),
+    )
+}
+
+/// Read one row selected with [`COLUMNS`] (columns 0..=15).
+pub fn row_to_logrow(r: &rusqlite::Row<'_>) -> rusqlite::Result<LogRow> {
+    let ts_us: i64 = r.get(0)?;
+    let transport: String = r.get(3)?;
+    let action: String = r.get(7)?;
+    let trigger: Option<String> = r.get(11)?;
+    let answers: String = r.get(13)?;
+    Ok(LogRow {
+        time: format_ts_us(ts_us),
+        ts_us,
+        client: r.get(1)?,
+        client_port: r.get(2)?,
+        transport: transport.parse().map_err(|e| bad_value(3, transport.clone(), e))?,
+        qname: r.get(4)?,
+        qtype: r.get(5)?,
+        rcode: r.get(6)?,
+        action: action.parse().map_err(|e| bad_value(7, action.clone(), e))?,
+        category: r.get(8)?,
+        list: r.get(9)?,
+        rule: r.get(10)?,
+        trigger: match trigger {
+            Some(t) => Some(t.parse().map_err(|e| bad_value(11, t.clone(), e))?),
+            None => None,
+        },
+        cached: r.get(12)?,
+        answers: answers_from_text(&answers),
+        latency_us: r.get(14)?,
+        server: r.get(15)?,
+    })
+}
+
+/// Open (creating if needed) for writing and bring the schema up.
+pub fn open_for_writing(path: &Path) -> Result<Connection, String> {
+    if let Some(dir) = path.parent() {
+        if !dir.as_os_str().is_empty() && !dir.exists() {
+            std::fs::create_dir_all(dir).map_err(|e| format!("cannot create directory {}: {e}", dir.display()))?;
+        }
+    }
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| format!("cannot open: {e}"))?;
+    let ctx = |what: &str, e: rusqlite::Error| format!("{what}: {e} (is it a dnsward query log database, and not locked by another program?)");
+    conn.busy_timeout(std::time::Duration::from_secs(2)).map_err(|e| ctx("busy_timeout", e))?;
+    // Must precede the first table of a new file; ignored on an existing one.
+    conn.pragma_update(None, "auto_vacuum", "INCREMENTAL").map_err(|e| ctx("auto_vacuum", e))?;
+    let mode: String = conn
+        .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
+        .map_err(|e| ctx("journal_mode", e))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(format!("cannot switch to WAL mode (got {mode})"));
+    }
+    conn.pragma_update(None, "synchronous", "NORMAL").map_err(|e| ctx("synchronous", e))?;
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(|e| ctx("user_version", e))?;
+    if version > SCHEMA_VERSION {
+        return Err(format!("schema version {version} is newer than this dnsward understands ({SCHEMA_VERSION})"));
+    }
+    conn.execute_batch(SCHEMA).map_err(|e| ctx("creating the schema", e))?;
+    if version < SCHEMA_VERSION {
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(|e| ctx("user_version", e))?;
+    }
+    Ok(conn)
+}
+
+/// Insert one batch in one transaction.
+pub fn insert_batch(conn: &mut Connection, batch: &[Arc<LoggedEvent>]) -> rusqlite::Result<()> {
+    let tx = conn.transaction()?;
+    {
+        let mut stmt = tx.prepare_cached(INSERT)?;
+        let mut client = String::new();
+        for l in batch {
+            let ev = &l.ev;
+            client.clear();
+            use std::fmt::Write;
+            let _ = write!(client, "{}", l.client);
+            stmt.execute(params![
+                ev.ts_us,
+                client,
+                l.client.port(),
+                ev.transport.as_str(),
+                ev.qname,
+                ev.qtype,
+                ev.rcode,
+                ev.action.as_str(),
+                ev.category,
+                ev.list,
+                ev.rule,
+                ev.trigger.map(|t| t.as_str()),
+                ev.cached,
+                answers_to_text(&ev.answers),
+                ev.latency_us,
+                &*ev.server,
+            ])?;
+        }
+    }
+    tx.commit()
+}
+
+/// Bytes held by live pages (free pages excluded).
+pub fn used_bytes(conn: &Connection) -> rusqlite::Result<u64> {
+    let pages: i64 = conn.pragma_query_value(None, "page_count", |r| r.get(0))?;
+    let free: i64 = conn.pragma_query_value(None, "freelist_count", |r| r.get(0))?;
+    let size: i64 = conn.pragma_query_value(None, "page_size", |r| r.get(0))?;
+    Ok(((pages - free).max(0) * size) as u64)
+}
+
+/// What retention removed.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct RetentionReport {
+    pub deleted_by_age: u64,
+    pub deleted_by_size: u64,
+}
+
+/// Delete rows older than `retention_days` (relative to `now_us`), then the oldest rows until
+/// the live data fits in 90% of `max_size_mb`. Works in chunks so inserts are not held up
+/// for long.
+pub fn enforce_retention(
+    conn: &mut Connection,
+    now_us: i64,
+    retention_days: Option<u32>,
+    max_size_mb: Option<u64>,
+) -> rusqlite::Result<RetentionReport> {
+    let mut rep = RetentionReport::default();
+    if let Some(days) = retention_days {
+        let cutoff = now_us - i64::from(days) * 86_400 * 1_000_000;
+        loop {
+            let n = conn.execute(
+                "DELETE FROM queries WHERE id IN (SELECT id FROM queries WHERE ts_us < ?1 LIMIT 20000)",
+                params![cutoff],
+            )?;
+            rep.deleted_by_age += n as u64;
+            if n == 0 {
+                break;
+            }
+        }
+    }
+    if let Some(mb) = max_size_mb {
+        let max = mb.saturating_mul(1024 * 1024);
+        if used_bytes(conn)? > max {
+            let target = max / 10 * 9;
+            for _ in 0..64 {
+                let used = used_bytes(conn)?;
+                if used <= target {
+                    break;
+                }
+                let total: i64 = conn.query_row("SELECT count(*) FROM queries", [], |r| r.get(0))?;
+                if total == 0 {
+                    break;
+                }
+                let frac = (used - target) as f64 / used as f64;
+                let n = ((total as f64 * frac * 1.1) as i64).max(total / 20).clamp(1, total);
+                let deleted = conn.execute(
+                    "DELETE FROM queries WHERE id <= (SELECT id FROM queries ORDER BY id LIMIT 1 OFFSET ?1)",
+                    params![n - 1],
+                )?;
+                rep.deleted_by_size += deleted as u64;
+            }
+        }
+    }
+    if rep.deleted_by_age + rep.deleted_by_size > 0 {
+        // Give freed pages back to the file system (auto_vacuum = INCREMENTAL) and keep the
+        // WAL short. Both are best effort: a reader may hold the WAL.
+        // incremental_vacuum frees one page per step: step it to the end.
+        let _ = conn.prepare("PRAGMA incremental_vacuum").and_then(|mut st| {
+            let mut rows = st.query([])?;
+            while rows.next()?.is_some() {}
+            Ok(())
+        });
+        let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+    }
+    Ok(rep)
+}
+
+pub struct SqliteSink {
+    path: PathBuf,
+    retention_days: Option<u32>,
+    max_size_mb: Option<u64>,
+    conn: Option<Connection>,
+}
+
+impl SqliteSink {
+    pub fn new(path: PathBuf, retention_days: Option<u32>, max_size_mb: Option<u64>) -> SqliteSink {
+        SqliteSink { path, retention_days, max_size_mb, conn: None }
+    }
+}
+
+impl BlockingSink for SqliteSink {
+    fn describe(&self) -> String {
+        format!("sqlite {}", self.path.display())
+    }
+    fn is_open(&self) -> bool {
+        self.conn.is_some()
+    }
+    fn open(&mut self) -> Result<(), String> {
+        self.conn = Some(open_for_writing(&self.path).map_err(|e| format!("{}: {e}", self.path.display()))?);
+        Ok(())
+    }
+    fn write_batch(&mut self, batch: &[Arc<LoggedEvent>]) -> Result<(), String> {
+        let conn = self.conn.as_mut().ok_or("not open")?;
+        insert_batch(conn, batch).map_err(|e| format!("{}: insert failed: {e}", self.path.display()))
+    }
+    fn maintenance(&mut self) -> Result<(), String> {
+        if self.retention_days.is_none() && self.max_size_mb.is_none() {
+            return Ok(());
+        }
+        let conn = self.conn.as_mut().ok_or("not open")?;
+        let rep = enforce_retention(conn, now_us(), self.retention_days, self.max_size_mb)
+            .map_err(|e| format!("{}: retention failed: {e}", self.path.display()))?;
+        if rep != RetentionReport::default() {
+            tracing::info!(db = %self.path.display(), by_age = rep.deleted_by_age, by_size = rep.deleted_by_size,
+                "querylog: retention deleted old rows");
+        }
+        Ok(())
+    }
+    fn close(&mut self) {
+        if let Some(c) = self.conn.take() {
+            if let Err((_, e)) = c.close() {
+                tracing::warn!(db = %self.path.display(), error = %e, "querylog: closing the database failed");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::querylog::event::*;
+    use crate::querylog::testutil::*;
+
+    fn all_rows(conn: &Connection) -> Vec<LogRow> {
+        let mut st = conn.prepare(&format!("SELECT {COLUMNS} FROM queries ORDER BY id")).unwrap();
+        st.query_map([], row_to_logrow).unwrap().collect::<Result<_, _>>().unwrap()
+    }
+
+    #[test]
+    fn batch_insert_stores_every_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("sub/q.db");
+        let mut c = open_for_writing(&p).unwrap();
+        let mut ev = event("x.evil.example", EventAction::Blocked);
+        ev.trigger = Some(Trigger::Cname);
+        ev.transport = Transport::Dot;
+        let a = logged(ev.clone());
+        let b = logged(event("ok.example", EventAction::Allowed));
+        insert_batch(&mut c, &[a.clone(), b.clone()]).unwrap();
+        let rows = all_rows(&c);
+        assert_eq!(rows, vec![LogRow::from_logged(&a), LogRow::from_logged(&b)]);
+        assert_eq!(rows[0].trigger, Some(Trigger::Cname));
+        assert_eq!(rows[1].answers.len(), 2);
+        let mode: String = c.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
+        assert_eq!(mode, "wal");
+        let idx: Vec<String> = c
+            .prepare("SELECT name FROM sqlite_master WHERE type='index' AND tbl_name='queries' ORDER BY name")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(idx, ["queries_action_ts", "queries_client_ts", "queries_qname", "queries_ts"]);
+        let answers: String = c.query_row("SELECT answers FROM queries WHERE id = 2", [], |r| r.get(0)).unwrap();
+        assert_eq!(answers, "198.51.100.7,2001:db8::7");
+    }
+
+    #[test]
+    fn retention_by_age_deletes_only_old_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = open_for_writing(&dir.path().join("q.db")).unwrap();
+        let now = 1_800_000_000_000_000i64;
+        let day = 86_400_000_000i64;
+        let batch: Vec<_> = [now - 10 * day, now - 8 * day, now - 6 * day, now - day, now]
+            .iter()
+            .map(|&ts| {
+                let mut e = event(&format!("t{ts}.example"), EventAction::Allowed);
+                e.ts_us = ts;
+                logged(e)
+            })
+            .collect();
+        insert_batch(&mut c, &batch).unwrap();
+        let rep = enforce_retention(&mut c, now, Some(7), None).unwrap();
+        assert_eq!(rep, RetentionReport { deleted_by_age: 2, deleted_by_size: 0 });
+        let left: Vec<i64> = all_rows(&c).iter().map(|r| r.ts_us).collect();
+        assert_eq!(left, vec![now - 6 * day, now - day, now]);
+    }
+
+    #[test]
+    fn retention_by_size_keeps_the_newest_rows_under_the_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = open_for_writing(&dir.path().join("q.db")).unwrap();
+        let mut batch = Vec::new();
+        for i in 0..12_000i64 {
+            let mut e = event(&format!("host-{i:06}-{}.example", "x".repeat(100)), EventAction::Blocked);
+            e.ts_us = 1_000_000 + i;
+            batch.push(logged(e));
+        }
+        insert_batch(&mut c, &batch).unwrap();
+        assert!(used_bytes(&c).unwrap() > 2 * 1024 * 1024, "test needs more than 2 MB of data");
+        let rep = enforce_retention(&mut c, 0, None, Some(1)).unwrap();
+        assert!(rep.deleted_by_size > 0);
+        assert!(used_bytes(&c).unwrap() <= 1024 * 1024, "used {}", used_bytes(&c).unwrap());
+        let (n, max_ts): (i64, i64) =
+            c.query_row("SELECT count(*), max(ts_us) FROM queries", [], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
+        assert_eq!(max_ts, 1_000_000 + 11_999, "the newest row survives");
+        assert_eq!(n as u64 + rep.deleted_by_size, 12_000);
+        let min_ts: i64 = c.query_row("SELECT min(ts_us) FROM queries", [], |r| r.get(0)).unwrap();
+        assert_eq!(min_ts, 1_000_000 + 12_000 - n, "only the oldest rows went");
+        // the file shrank too (auto_vacuum = INCREMENTAL)
+        let file = std::fs::metadata(dir.path().join("q.db")).unwrap().len();
+        assert!(file <= 1024 * 1024 + 64 * 1024, "file is {file} bytes");
+    }
+
+    #[test]
+    fn corrupt_file_gives_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("q.db");
+        std::fs::write(&p, vec![b'x'; 8192]).unwrap();
+        let e = open_for_writing(&p).unwrap_err();
+        assert!(e.contains("not a database"), "{e}");
+        // the file was not touched
+        assert_eq!(std::fs::read(&p).unwrap(), vec![b'x'; 8192]);
+    }
+}

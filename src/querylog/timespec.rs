@@ -1,0 +1,111 @@
+//! Time arguments of `dnsward logs`: a duration back from now (`30s`, `30m`, `2h`, `7d`,
+//! `2w`, combinations such as `1h30m`), `now`, an RFC 3339 time
+//! (`2024-05-01T12:00:00Z`, `2024-05-01T14:00:00+02:00`) or a date (`2024-05-01`, midnight UTC).
+//! All results are UTC microseconds since the epoch.
+
+use time::format_description::well_known::Rfc3339;
+
+const US_PER_SEC: i64 = 1_000_000;
+
+/// A duration such as `2h`, `7d` or `1h30m`, in microseconds.
+pub fn parse_duration_us(s: &str) -> Result<i64, String> {
+    let t = s.trim();
+    if t.is_empty() {
+        return Err("empty duration".into());
+    }
+    let mut total: i64 = 0;
+    let mut num = String::new();
+    let mut saw_unit = false;
+    for c in t.chars() {
+        if c.is_ascii_digit() {
+            num.push(c);
+            continue;
+        }
+        let unit = match c.to_ascii_lowercase() {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86_400,
+            'w' => 7 * 86_400,
+            _ => return Err(format!("{s:?}: unknown unit {c:?} (use s, m, h, d or w, e.g. 2h, 7d, 30m)")),
+        };
+        if num.is_empty() {
+            return Err(format!("{s:?}: a number must come before {c:?}"));
+        }
+        let n: i64 = num.parse().map_err(|_| format!("{s:?}: number too large"))?;
+        total = n
+            .checked_mul(unit * US_PER_SEC)
+            .and_then(|v| total.checked_add(v))
+            .ok_or_else(|| format!("{s:?}: duration too large"))?;
+        num.clear();
+        saw_unit = true;
+    }
+    if !num.is_empty() || !saw_unit {
+        return Err(format!("{s:?}: missing unit (use s, m, h, d or w, e.g. 2h, 7d, 30m)"));
+    }
+    Ok(total)
+}
+
+/// A point in time: a duration back from `now_us`, `now`, RFC 3339, or `YYYY-MM-DD`.
+pub fn parse_time_us(s: &str, now_us: i64) -> Result<i64, String> {
+    let t = s.trim();
+    if t.eq_ignore_ascii_case("now") {
+        return Ok(now_us);
+    }
+    if t.starts_with(|c: char| c.is_ascii_digit()) && t.ends_with(|c: char| c.is_ascii_alphabetic()) && !t.contains('-') {
+        return Ok(now_us - parse_duration_us(t)?);
+    }
+    if let Ok(dt) = time::OffsetDateTime::parse(t, &Rfc3339) {
+        return Ok((dt.unix_timestamp_nanos() / 1000) as i64);
+    }
+    // lower-case 't'/'z' and a space instead of 'T' are common when typed by hand
+    let fixed = t.replacen(' ', "T", 1).to_ascii_uppercase();
+    if let Ok(dt) = time::OffsetDateTime::parse(&fixed, &Rfc3339) {
+        return Ok((dt.unix_timestamp_nanos() / 1000) as i64);
+    }
+    let date_fmt = time::macros::format_description!("[year]-[month]-[day]");
+    if let Ok(d) = time::Date::parse(t, &date_fmt) {
+        return Ok(d.midnight().assume_utc().unix_timestamp() * US_PER_SEC);
+    }
+    Err(format!(
+        "{s:?}: not a time; use a duration back from now (30m, 2h, 7d), an RFC 3339 time \
+         (2024-05-01T12:00:00Z) or a date (2024-05-01)"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: i64 = 1_714_564_800_000_000; // 2024-05-01T12:00:00Z
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration_us("30m").unwrap(), 30 * 60 * US_PER_SEC);
+        assert_eq!(parse_duration_us("2h").unwrap(), 7200 * US_PER_SEC);
+        assert_eq!(parse_duration_us("7d").unwrap(), 7 * 86_400 * US_PER_SEC);
+        assert_eq!(parse_duration_us("1h30m").unwrap(), 5400 * US_PER_SEC);
+        assert_eq!(parse_duration_us("2W").unwrap(), 14 * 86_400 * US_PER_SEC);
+        assert_eq!(parse_duration_us("45s").unwrap(), 45 * US_PER_SEC);
+        for bad in ["", "h", "10", "10x", "1h30", "-2h", "99999999999999999999d"] {
+            assert!(parse_duration_us(bad).is_err(), "{bad:?} should fail");
+        }
+        assert!(parse_duration_us("10x").unwrap_err().contains("unknown unit"));
+    }
+
+    #[test]
+    fn times() {
+        assert_eq!(parse_time_us("2h", NOW).unwrap(), NOW - 7200 * US_PER_SEC);
+        assert_eq!(parse_time_us("7d", NOW).unwrap(), NOW - 7 * 86_400 * US_PER_SEC);
+        assert_eq!(parse_time_us("now", NOW).unwrap(), NOW);
+        assert_eq!(parse_time_us("2024-05-01T12:00:00Z", 0).unwrap(), NOW);
+        assert_eq!(parse_time_us("2024-05-01T14:00:00+02:00", 0).unwrap(), NOW);
+        assert_eq!(parse_time_us("2024-05-01T12:00:00.250Z", 0).unwrap(), NOW + 250_000);
+        assert_eq!(parse_time_us("2024-05-01 12:00:00z", 0).unwrap(), NOW);
+        assert_eq!(parse_time_us("2024-05-01", 0).unwrap(), NOW - 12 * 3600 * US_PER_SEC);
+        for bad in ["yesterday", "2024-13-01", "2024-05-01T25:00:00Z", "12"] {
+            let e = parse_time_us(bad, NOW).unwrap_err();
+            assert!(!e.is_empty(), "{bad}");
+        }
+    }
+}
