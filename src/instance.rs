@@ -17,6 +17,7 @@ pub struct Instance {
     server: Server,
     grace: Duration,
     watch: Option<tokio::task::JoinHandle<()>>,
+    evictor: tokio::task::JoinHandle<()>,
 }
 
 impl Instance {
@@ -39,6 +40,16 @@ impl Instance {
             None => Recorder::disabled(),
         };
         let engine = Arc::new(Engine::new(config, upstream, policy, recorder));
+        let evictor = {
+            let engine = Arc::clone(&engine);
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(Duration::from_secs(30));
+                loop {
+                    tick.tick().await;
+                    engine.admission.evict_idle(Duration::from_secs(60));
+                }
+            })
+        };
         let server = Server::start(config, Arc::clone(&engine))
             .await
             .map_err(|e| e.to_string())?;
@@ -47,6 +58,7 @@ impl Instance {
             server,
             grace: Duration::from_millis(config.server.shutdown_grace_ms),
             watch,
+            evictor,
         })
     }
 
@@ -65,6 +77,7 @@ impl Instance {
         if let Some(w) = &self.watch {
             w.abort();
         }
+        self.evictor.abort();
         self.server.shutdown(self.grace).await;
         // Every answered query's event reaches the sinks before we exit.
         self.engine.recorder.log().shutdown().await;

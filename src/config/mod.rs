@@ -57,6 +57,53 @@ pub struct ServerConfig {
     /// On SIGINT/SIGTERM, in-flight queries get at most this long to finish.
     #[serde(default = "default_shutdown_grace_ms")]
     pub shutdown_grace_ms: u64,
+    /// Clients that may query (CIDR). Default: loopback only — never an open resolver.
+    #[serde(default = "default_allow")]
+    pub allow: Vec<IpNet>,
+    /// Clients refused even when `allow` covers them.
+    #[serde(default)]
+    pub deny: Vec<IpNet>,
+    /// What clients outside the ACL get: `refuse` (REFUSED) or `drop` (nothing).
+    #[serde(default)]
+    pub refuse_action: RefuseAction,
+    /// Queries per second per client (/32, or /56 for IPv6) over UDP; 0 = no limit.
+    #[serde(default)]
+    pub rate_limit_qps: u32,
+    /// Bucket size: queries a client may send at once (default: 2 x rate_limit_qps).
+    #[serde(default)]
+    pub rate_limit_burst: u32,
+    /// Over the limit: `truncate` (TC=1, a real client retries over TCP) or `drop`.
+    #[serde(default)]
+    pub rate_limit_action: LimitAction,
+    /// Identical answers per second to one prefix before RRL drops/slips them; 0 = off.
+    #[serde(default)]
+    pub rrl_responses_per_second: u32,
+    /// Every n-th rate-limited answer goes out truncated instead of dropped (0 = drop all).
+    #[serde(default = "default_rrl_slip")]
+    pub rrl_slip: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RefuseAction {
+    #[default]
+    Refuse,
+    Drop,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LimitAction {
+    #[default]
+    Truncate,
+    Drop,
+}
+
+fn default_allow() -> Vec<IpNet> {
+    vec!["127.0.0.0/8".parse().expect("CIDR"), "::1/128".parse().expect("CIDR")]
+}
+fn default_rrl_slip() -> u32 {
+    2
 }
 
 impl Default for ServerConfig {
@@ -68,6 +115,14 @@ impl Default for ServerConfig {
             tcp_idle_secs: default_tcp_idle_secs(),
             max_udp_payload: default_max_udp_payload(),
             shutdown_grace_ms: default_shutdown_grace_ms(),
+            allow: default_allow(),
+            deny: Vec::new(),
+            refuse_action: RefuseAction::default(),
+            rate_limit_qps: 0,
+            rate_limit_burst: 0,
+            rate_limit_action: LimitAction::default(),
+            rrl_responses_per_second: 0,
+            rrl_slip: default_rrl_slip(),
         }
     }
 }
@@ -333,6 +388,9 @@ impl Config {
         }
         if self.server.max_udp_payload < 512 {
             out.push(("server.max_udp_payload".into(), "must be at least 512".into()));
+        }
+        if self.server.rate_limit_burst > 0 && self.server.rate_limit_burst < self.server.rate_limit_qps {
+            out.push(("server.rate_limit_burst".into(), "must be at least rate_limit_qps".into()));
         }
         if self.server.udp_workers == Some(0) {
             out.push(("server.udp_workers".into(), "must be at least 1".into()));

@@ -4,10 +4,12 @@
 //! `answer_fast` is synchronous and serves everything that needs no upstream (cache hits,
 //! errors); only a miss goes to the async `answer`. The UDP loop calls the fast path inline.
 
+pub mod admission;
 pub mod record;
 pub mod resolve;
 pub mod synth;
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -21,6 +23,7 @@ use crate::policy::reload::PolicyStore;
 use crate::policy::{RuleRef, Snapshot, Verdict};
 use crate::dnswire::{self, QueryView, Reject};
 use crate::upstream::Upstream;
+use admission::Gate;
 use resolve::{Outcome, Resolve};
 use synth::Trigger;
 
@@ -70,6 +73,7 @@ pub struct Engine {
     policy: Arc<PolicyStore>,
     policy_cfg: PolicyConfig,
     pub recorder: record::Recorder,
+    pub admission: admission::Admission,
     /// Largest UDP response we send (also what our OPT advertises).
     max_udp: u16,
 }
@@ -92,6 +96,7 @@ impl Engine {
             policy,
             policy_cfg: config.policy.clone(),
             recorder,
+            admission: admission::Admission::new(&config.server),
             max_udp: config.server.max_udp_payload,
         }
     }
@@ -117,8 +122,23 @@ impl Engine {
 
     /// Serves from cache, from policy or with an error; `Fast::Miss` when upstream is needed.
     /// `snap` is the one policy snapshot this query sees from admission to answer.
-    pub fn answer_fast(&self, pkt: &[u8], transport: Transport, snap: &Snapshot, s: &mut Scratch) -> Fast {
+    pub fn answer_fast(&self, pkt: &[u8], transport: Transport, client: IpAddr, snap: &Snapshot, s: &mut Scratch) -> Fast {
         s.decision = Decision::default();
+        match self.admission.check(client, transport == Transport::Udp) {
+            Gate::Pass => {}
+            Gate::Drop => return Fast::Drop,
+            gate => {
+                // REFUSED, or TC=1 for a client over its rate; nothing when it did not parse.
+                let Ok(q) = dnswire::parse_query(pkt) else { return Fast::Drop };
+                let (rcode, tc) = match gate {
+                    Gate::Refuse => (dnswire::RCODE_REFUSED, false),
+                    _ => (dnswire::RCODE_NOERROR, true),
+                };
+                let edns = q.edns.map(|e| (self.max_udp, e.dnssec_ok));
+                s.out = dnswire::error_response(q.id, q.flags, rcode, Some((q.qname, q.qtype, q.qclass)), edns, tc);
+                return Fast::Reply;
+            }
+        }
         let q = match admit(pkt) {
             Ok(q) => q,
             Err(Reject::Drop) => return Fast::Drop,
@@ -151,7 +171,7 @@ impl Engine {
                 answer.render(&mut s.out, q.id, q.flags, q.qname, now, false);
                 s.decision.answer = Some(answer);
                 self.finish(&q, transport, &mut s.out, &[]);
-                Fast::Reply
+                self.rrl(&q, transport, client, s)
             }
             Lookup::Stale(_) | Lookup::Miss => Fast::Miss,
         }
@@ -172,15 +192,33 @@ impl Engine {
     }
 
     /// The whole path for one packet with the current policy snapshot. `None` = send nothing.
-    pub async fn answer(&self, pkt: &[u8], transport: Transport) -> Option<Vec<u8>> {
+    pub async fn answer(&self, pkt: &[u8], transport: Transport, client: IpAddr) -> Option<Vec<u8>> {
         let snap = self.policy.snapshot();
         let mut s = Scratch::default();
-        self.answer_with(pkt, transport, &snap, &mut s).await.then_some(s.out)
+        self.answer_with(pkt, transport, client, &snap, &mut s).await.then_some(s.out)
+    }
+
+    /// Response rate limiting over UDP: identical answers to one prefix beyond the rate are
+    /// dropped or slipped out truncated.
+    fn rrl(&self, q: &QueryView<'_>, transport: Transport, client: IpAddr, s: &mut Scratch) -> Fast {
+        if transport != Transport::Udp {
+            return Fast::Reply;
+        }
+        let rcode = (dnswire::get_u16(&s.out, 2) & 0xf) as u8;
+        match self.admission.response(client, q.qname, q.qtype, rcode) {
+            Gate::Pass | Gate::Refuse => Fast::Reply,
+            Gate::Drop => Fast::Drop,
+            Gate::Truncate => {
+                let edns = q.edns.map(|e| (self.max_udp, e.dnssec_ok));
+                s.out = dnswire::error_response(q.id, q.flags, rcode, Some((q.qname, q.qtype, q.qclass)), edns, true);
+                Fast::Reply
+            }
+        }
     }
 
     /// Fast path, else resolve; the answer is left in `s.out`. False = send nothing.
-    pub async fn answer_with(&self, pkt: &[u8], transport: Transport, snap: &Snapshot, s: &mut Scratch) -> bool {
-        match self.answer_fast(pkt, transport, snap, s) {
+    pub async fn answer_with(&self, pkt: &[u8], transport: Transport, client: IpAddr, snap: &Snapshot, s: &mut Scratch) -> bool {
+        match self.answer_fast(pkt, transport, client, snap, s) {
             Fast::Reply => return true,
             Fast::Drop => return false,
             Fast::Miss => {}
@@ -202,6 +240,7 @@ impl Engine {
                 answer.render(&mut s.out, q.id, q.flags, q.qname, Instant::now(), stale);
                 self.finish(&q, transport, &mut s.out, &[]);
                 s.decision.answer = Some(answer);
+                return self.rrl(&q, transport, client, s) == Fast::Reply;
             }
             Outcome::Failed => {
                 s.out = dnswire::error_response(

@@ -196,7 +196,7 @@ impl UdpWorker {
             let pkt = &buf[..n];
             let arrival = Arrival::now(src, Transport::Udp);
             let snap = self.engine.policy().snapshot();
-            match self.engine.answer_fast(pkt, Transport::Udp, &snap, &mut scratch) {
+            match self.engine.answer_fast(pkt, Transport::Udp, src.ip(), &snap, &mut scratch) {
                 Fast::Reply => {
                     let _ = self.socket.send_to(&scratch.out, src);
                     self.engine.recorder.record(&arrival, pkt, Some(&scratch.out), &scratch.decision);
@@ -212,7 +212,7 @@ impl UdpWorker {
         in_flight.fetch_add(1, Ordering::SeqCst);
         self.runtime.spawn(async move {
             let mut scratch = Scratch::default();
-            let sent = engine.answer_with(&pkt, Transport::Udp, &snap, &mut scratch).await;
+            let sent = engine.answer_with(&pkt, Transport::Udp, arrival.client.ip(), &snap, &mut scratch).await;
             if sent {
                 let _ = socket.send_to(&scratch.out, arrival.client);
             }
@@ -243,7 +243,7 @@ impl RequestHandler for TcpHandler {
         let arrival = Arrival::now(request.src(), Transport::Tcp);
         let snap = self.engine.policy().snapshot();
         let mut scratch = Scratch::default();
-        let sent = self.engine.answer_with(request.as_slice(), Transport::Tcp, &snap, &mut scratch).await;
+        let sent = self.engine.answer_with(request.as_slice(), Transport::Tcp, request.src().ip(), &snap, &mut scratch).await;
         self.engine.recorder.record(&arrival, request.as_slice(), sent.then_some(&scratch.out[..]), &scratch.decision);
         if !sent {
             return failed(ResponseCode::Refused);

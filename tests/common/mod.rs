@@ -222,8 +222,13 @@ fn rand_id() -> u16 {
 
 /// Sends raw bytes over UDP and waits (bounded) for one datagram.
 pub async fn udp_raw(server: SocketAddr, bytes: &[u8], wait: Duration) -> Option<Vec<u8>> {
-    let bind: SocketAddr = if server.is_ipv6() { "[::1]:0" } else { "127.0.0.1:0" }.parse().unwrap();
-    let sock = UdpSocket::bind(bind).await.unwrap();
+    let from: IpAddr = if server.is_ipv6() { "::1" } else { "127.0.0.1" }.parse().unwrap();
+    udp_raw_from(from, server, bytes, wait).await
+}
+
+/// `udp_raw` from a chosen source address (e.g. 127.0.0.2, to test the client ACL).
+pub async fn udp_raw_from(from: IpAddr, server: SocketAddr, bytes: &[u8], wait: Duration) -> Option<Vec<u8>> {
+    let sock = UdpSocket::bind(SocketAddr::new(from, 0)).await.unwrap();
     sock.send_to(bytes, server).await.unwrap();
     let mut buf = vec![0u8; 65535];
     match tokio::time::timeout(wait, sock.recv_from(&mut buf)).await {
