@@ -5,7 +5,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::admin::api::AdminServer;
 use crate::config::Config;
+use crate::policy::runtime::RuntimeList;
 use crate::pipeline::record::Recorder;
 use crate::pipeline::Engine;
 use crate::querylog::QueryLog;
@@ -18,12 +20,19 @@ pub struct Instance {
     grace: Duration,
     watch: Option<tokio::task::JoinHandle<()>>,
     evictor: tokio::task::JoinHandle<()>,
+    admin: Option<AdminServer>,
+    expiry: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Instance {
     /// Starts serving on every configured address. Must run inside a tokio runtime.
     pub async fn start(config: &Config) -> Result<Instance, String> {
         let upstream = crate::upstream::from_config(config)?;
+        // The admin API's runtime list must exist before the lists load (it is one of them).
+        let runtime = match config.runtime_list_path() {
+            Some(p) => Some(Arc::new(RuntimeList::open(&p)?)),
+            None => None,
+        };
         // Lists load before serving starts; a list that fails is reported and skipped.
         let specs = config.list_specs();
         let (policy, _report) = tokio::task::spawn_blocking(move || PolicyStore::load(specs))
@@ -35,10 +44,11 @@ impl Instance {
             Some(q) => QueryLog::start(q).await.map_err(|e| format!("query log: {e}"))?,
             None => QueryLog::disabled(),
         };
-        let recorder = match &config.querylog {
+        let mut recorder = match &config.querylog {
             Some(q) => Recorder::new(log, &config.instance_name(), q.log_allowed, q.dnstap.is_some()),
             None => Recorder::disabled(),
         };
+        recorder.runtime = runtime.clone();
         let engine = Arc::new(Engine::new(config, upstream, policy, recorder));
         let evictor = {
             let engine = Arc::clone(&engine);
@@ -53,13 +63,44 @@ impl Instance {
         let server = Server::start(config, Arc::clone(&engine))
             .await
             .map_err(|e| e.to_string())?;
+        let admin = match &config.admin {
+            Some(a) => Some(AdminServer::start(config, a, Arc::clone(&engine), runtime.clone()).await?),
+            None => None,
+        };
+        // Runtime entries past their expiry drop out on their own.
+        let expiry = runtime.clone().map(|rt| {
+            let engine = Arc::clone(&engine);
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(Duration::from_secs(1));
+                loop {
+                    tick.tick().await;
+                    match rt.expire(crate::querylog::event::now_us()) {
+                        Ok(gone) if !gone.is_empty() => {
+                            for g in &gone {
+                                tracing::info!(name = %g.name, "runtime entry expired ({})", g.describe());
+                            }
+                            engine.policy().reload("runtime entries expired").await;
+                        }
+                        Ok(_) => {}
+                        Err(e) => tracing::error!("runtime list: {e}"),
+                    }
+                }
+            })
+        });
         Ok(Instance {
             engine,
             server,
             grace: Duration::from_millis(config.server.shutdown_grace_ms),
             watch,
             evictor,
+            admin,
+            expiry,
         })
+    }
+
+    /// The admin listener's address, when `[admin]` is configured.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().map(|a| a.addr)
     }
 
     /// The bound addresses (useful with port 0).
@@ -78,6 +119,12 @@ impl Instance {
             w.abort();
         }
         self.evictor.abort();
+        if let Some(e) = &self.expiry {
+            e.abort();
+        }
+        if let Some(a) = self.admin {
+            a.shutdown().await;
+        }
         self.server.shutdown(self.grace).await;
         // Every answered query's event reaches the sinks before we exit.
         self.engine.recorder.log().shutdown().await;

@@ -1,5 +1,6 @@
 //! dnsward: a protective recursive DNS resolver. See ARCHITECTURE.md for the map.
 
+pub mod admin;
 pub mod cache;
 pub mod config;
 pub mod dnswire;

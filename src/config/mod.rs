@@ -13,6 +13,9 @@ use serde::Deserialize;
 
 pub use locate::ConfigProblem;
 
+/// The name of the list the admin API adds entries to.
+pub const RUNTIME_LIST: &str = "runtime";
+
 use crate::policy::{Action, Category, ListFormat, ListSpec};
 use crate::querylog::QueryLogConfig;
 
@@ -31,6 +34,9 @@ pub struct Config {
     /// `[querylog]`; absent = no query log.
     #[serde(default)]
     pub querylog: Option<QueryLogConfig>,
+    /// `[admin]`; absent = no metrics endpoint and no admin API.
+    #[serde(default)]
+    pub admin: Option<AdminConfig>,
     /// Directory the config file lives in: relative paths in the file are resolved against it.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -221,6 +227,35 @@ impl Default for PolicyConfig {
             watch_interval_secs: default_watch_interval(),
         }
     }
+}
+
+/// `[admin]`: Prometheus metrics, health check and the authenticated admin API.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    #[serde(default = "default_admin_listen")]
+    pub listen: SocketAddr,
+    /// File holding the bearer token for /api/*; absent = the API is off (/metrics and
+    /// /healthz still answer).
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
+    /// Needed (with `tls_cert` and `tls_key`) to listen on a non-loopback address.
+    #[serde(default)]
+    pub allow_remote: bool,
+    #[serde(default)]
+    pub tls_cert: Option<PathBuf>,
+    #[serde(default)]
+    pub tls_key: Option<PathBuf>,
+    /// Where entries added through the API are kept (a list named "runtime").
+    #[serde(default = "default_runtime_list")]
+    pub runtime_list: PathBuf,
+}
+
+fn default_admin_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 9153))
+}
+fn default_runtime_list() -> PathBuf {
+    PathBuf::from("runtime-list.txt")
 }
 
 /// One `[[lists]]` table.
@@ -437,15 +472,38 @@ impl Config {
         if let Some(q) = &self.querylog {
             out.extend(q.validate().into_iter().map(|m| ("querylog".to_string(), m)));
         }
+        if let Some(a) = &self.admin {
+            if !a.listen.ip().is_loopback() && !(a.allow_remote && a.tls_cert.is_some() && a.tls_key.is_some()) {
+                out.push((
+                    "admin.listen".into(),
+                    format!("{} is not a loopback address: set allow_remote = true with tls_cert and tls_key to serve the admin API remotely", a.listen),
+                ));
+            }
+            if a.tls_cert.is_some() != a.tls_key.is_some() {
+                out.push(("admin.tls_cert".into(), "tls_cert and tls_key go together".into()));
+            }
+            if let Some(t) = &a.token_file {
+                match std::fs::read_to_string(self.resolve_path(t)) {
+                    Ok(tok) if tok.trim().len() >= 16 => {}
+                    Ok(_) => out.push(("admin.token_file".into(), "the token must be at least 16 characters".into())),
+                    Err(e) => out.push(("admin.token_file".into(), format!("cannot read {}: {e}", self.resolve_path(t).display()))),
+                }
+            }
+            if self.lists.iter().any(|l| l.name == RUNTIME_LIST) {
+                out.push(("lists".into(), format!("the list name {RUNTIME_LIST:?} is reserved for the admin API's runtime list")));
+            }
+        }
         if self.policy.watch_interval_secs == 0 {
             out.push(("policy.watch_interval_secs".into(), "must be at least 1".into()));
         }
         out
     }
 
-    /// The lists as the policy engine takes them, paths resolved.
+    /// The lists as the policy engine takes them, paths resolved; with the admin API on, the
+    /// runtime list comes last.
     pub fn list_specs(&self) -> Vec<ListSpec> {
-        self.lists
+        let mut specs: Vec<ListSpec> = self
+            .lists
             .iter()
             .map(|l| ListSpec {
                 name: l.name.clone(),
@@ -454,7 +512,24 @@ impl Config {
                 format: l.format,
                 action: l.action,
             })
-            .collect()
+            .collect();
+        if let Some(path) = self.runtime_list_path() {
+            specs.push(ListSpec {
+                name: RUNTIME_LIST.into(),
+                category: Category::Threat,
+                path,
+                format: ListFormat::Plain,
+                action: None,
+            });
+        }
+        specs
+    }
+
+    /// The runtime list's file, when the admin API is on.
+    pub fn runtime_list_path(&self) -> Option<PathBuf> {
+        let a = self.admin.as_ref()?;
+        a.token_file.as_ref()?;
+        Some(self.resolve_path(&a.runtime_list))
     }
 
     /// The root server addresses the recursor starts from.

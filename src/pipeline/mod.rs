@@ -89,6 +89,7 @@ impl Engine {
             upstream,
             Arc::clone(&cache),
             std::time::Duration::from_millis(r.timeout_ms),
+            Arc::clone(&recorder.metrics),
         ));
         Self {
             cache,

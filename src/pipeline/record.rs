@@ -9,6 +9,8 @@ use hickory_proto::rr::RecordType;
 
 use super::{Decision, Transport};
 use crate::dnswire;
+use crate::admin::metrics::{qtype_label, rcode_label, ListLabel, Metrics, QueryLabels};
+use crate::policy::runtime::RuntimeList;
 use crate::querylog::{self, EventAction, QueryEvent, QueryLog};
 use super::synth::Trigger;
 
@@ -34,19 +36,24 @@ impl Arrival {
 
 pub struct Recorder {
     log: QueryLog,
+    pub metrics: Arc<Metrics>,
     server: Arc<str>,
     log_allowed: bool,
     /// dnstap wants the raw messages; the other sinks do not, so copy them only then.
     keep_wire: bool,
+    /// For entries of the admin API's runtime list, the log names who added them and why.
+    pub runtime: Option<Arc<RuntimeList>>,
 }
 
 impl Recorder {
     pub fn new(log: QueryLog, server: &str, log_allowed: bool, keep_wire: bool) -> Self {
         Self {
             log,
+            metrics: Arc::new(Metrics::new()),
             server: Arc::from(server),
             log_allowed,
             keep_wire,
+            runtime: None,
         }
     }
 
@@ -61,9 +68,6 @@ impl Recorder {
     /// Records one query. `response` is what was sent (None: dropped). Cheap when logging is
     /// off or the event is filtered out; never blocks.
     pub fn record(&self, arrival: &Arrival, query: &[u8], response: Option<&[u8]>, decision: &Decision) {
-        if !self.log.is_enabled() {
-            return;
-        }
         let rcode = response.filter(|r| r.len() >= 4).map(|r| (r[3] & 0x0f) as u8);
         let action = match (&decision.blocked, rcode) {
             (Some(_), _) => EventAction::Blocked,
@@ -71,7 +75,8 @@ impl Recorder {
             (None, Some(dnswire::RCODE_SERVFAIL)) => EventAction::Servfail,
             _ => EventAction::Allowed,
         };
-        if action == EventAction::Allowed && !self.log_allowed {
+        self.count(arrival, query, rcode, action, decision);
+        if !self.log.is_enabled() || (action == EventAction::Allowed && !self.log_allowed) {
             return;
         }
         let (qname, qtype) = match dnswire::parse_query(query) {
@@ -82,7 +87,10 @@ impl Recorder {
             Some((r, t)) => (
                 Some(r.category.as_str().to_string()),
                 Some(r.list.to_string()),
-                Some(format!("{} ({}:{})", r.trigger_name, r.file.display(), r.line)),
+                Some(match self.runtime.as_ref().filter(|_| &*r.list == crate::config::RUNTIME_LIST).and_then(|rt| rt.get(&r.trigger_name)) {
+                    Some(entry) => format!("{} (runtime: {})", r.trigger_name, entry.describe()),
+                    None => format!("{} ({}:{})", r.trigger_name, r.file.display(), r.line),
+                }),
                 Some(match t {
                     Trigger::Qname => querylog::Trigger::Qname,
                     Trigger::Cname => querylog::Trigger::Cname,
@@ -120,6 +128,30 @@ impl Recorder {
                 .then(|| response.map(bytes::Bytes::copy_from_slice))
                 .flatten(),
         });
+    }
+}
+
+impl Recorder {
+    fn count(&self, arrival: &Arrival, query: &[u8], rcode: Option<u8>, action: EventAction, decision: &Decision) {
+        let qtype = dnswire::parse_query(query).map_or(0, |q| q.qtype);
+        let category = decision.blocked.as_ref().map_or("", |(r, _)| r.category.as_str());
+        self.metrics
+            .queries
+            .get_or_create(&QueryLabels {
+                transport: match arrival.transport {
+                    Transport::Udp => "udp",
+                    Transport::Tcp => "tcp",
+                },
+                qtype: qtype_label(qtype),
+                rcode: rcode_label(rcode),
+                action: action.as_str(),
+                category,
+            })
+            .inc();
+        if let Some((r, _)) = &decision.blocked {
+            self.metrics.blocked_by_list.get_or_create(&ListLabel { list: r.list.to_string() }).inc();
+        }
+        self.metrics.answer_latency.observe(arrival.at.elapsed().as_secs_f64());
     }
 }
 

@@ -12,6 +12,7 @@ use hickory_proto::op::{Message, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{RData, Record};
 use tokio::sync::watch;
 
+use crate::admin::metrics::Metrics;
 use crate::cache::{CachedAnswer, PacketCache, MAX_TTL};
 use crate::upstream::Upstream;
 
@@ -37,10 +38,11 @@ pub struct Resolve {
     upstream_queries: AtomicU64,
     upstream_failures: AtomicU64,
     coalesced: AtomicU64,
+    metrics: Arc<Metrics>,
 }
 
 impl Resolve {
-    pub fn new(upstream: Arc<dyn Upstream>, cache: Arc<PacketCache>, upstream_timeout: Duration) -> Self {
+    pub fn new(upstream: Arc<dyn Upstream>, cache: Arc<PacketCache>, upstream_timeout: Duration, metrics: Arc<Metrics>) -> Self {
         Self {
             upstream,
             cache,
@@ -49,6 +51,7 @@ impl Resolve {
             upstream_queries: AtomicU64::new(0),
             upstream_failures: AtomicU64::new(0),
             coalesced: AtomicU64::new(0),
+            metrics,
         }
     }
 
@@ -82,7 +85,9 @@ impl Resolve {
 
     async fn fetch(&self, key: &[u8], query: Query, dnssec_ok: bool) -> Outcome {
         self.upstream_queries.fetch_add(1, Ordering::Relaxed);
+        let started = Instant::now();
         let result = self.upstream.resolve(query.clone(), dnssec_ok).await;
+        self.metrics.upstream_latency.observe(started.elapsed().as_secs_f64());
         let built = match result {
             Ok(msg)
                 if !matches!(
@@ -108,6 +113,7 @@ impl Resolve {
             }
             None => {
                 self.upstream_failures.fetch_add(1, Ordering::Relaxed);
+                self.metrics.upstream_errors.inc();
                 match self.cache.stale(key, Instant::now()) {
                     Some(answer) => Outcome::Answer { answer, stale: true },
                     None => Outcome::Failed,

@@ -26,6 +26,7 @@ pub mod names;
 pub mod parse;
 pub mod rpz;
 pub mod reload;
+pub mod runtime;
 pub mod snapshot;
 
 pub use parse::{parse_list_file, ListError, ParsedList, MAX_LINE};

@@ -18,6 +18,8 @@ pub struct PolicyStore {
     rebuilding: tokio::sync::Mutex<()>,
     reloads: AtomicU64,
     last_reload_unix: AtomicU64,
+    /// Whether every list loaded fresh in the last (re)load.
+    last_ok: std::sync::atomic::AtomicBool,
 }
 
 impl PolicyStore {
@@ -25,7 +27,9 @@ impl PolicyStore {
     pub fn load(specs: Vec<ListSpec>) -> (Arc<PolicyStore>, LoadReport) {
         let (snapshot, report) = Snapshot::build(&specs, None);
         log_report("initial load", &report, &snapshot);
+        let ok = report.all_fresh();
         let store = PolicyStore {
+            last_ok: std::sync::atomic::AtomicBool::new(ok),
             current: ArcSwap::from_pointee(snapshot),
             specs,
             rebuilding: tokio::sync::Mutex::new(()),
@@ -46,6 +50,10 @@ impl PolicyStore {
 
     pub fn reloads(&self) -> u64 {
         self.reloads.load(Ordering::Relaxed)
+    }
+
+    pub fn last_ok(&self) -> bool {
+        self.last_ok.load(Ordering::Relaxed)
     }
 
     pub fn last_reload_unix(&self) -> u64 {
@@ -71,6 +79,7 @@ impl PolicyStore {
         log_report(reason, &report, &snapshot);
         self.current.store(Arc::new(snapshot));
         self.reloads.fetch_add(1, Ordering::Relaxed);
+        self.last_ok.store(report.all_fresh(), Ordering::Relaxed);
         self.last_reload_unix.store(unix_now(), Ordering::Relaxed);
         report
     }

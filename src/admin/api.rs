@@ -1,0 +1,284 @@
+//! The admin HTTP listener: `/metrics` (Prometheus), `/healthz`, and the JSON API under
+//! `/api/`, which requires `Authorization: Bearer <token>` (compared in constant time) and is
+//! off when no token file is configured.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{ConnectInfo, Path, Query, Request, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use subtle::ConstantTimeEq;
+
+use crate::config::{AdminConfig, Config};
+use crate::pipeline::Engine;
+use crate::policy::runtime::{NewEntry, RuntimeList};
+use crate::policy::Verdict;
+
+#[derive(Clone)]
+pub struct AdminState {
+    pub engine: Arc<Engine>,
+    pub runtime: Option<Arc<RuntimeList>>,
+    token: Option<Arc<str>>,
+}
+
+pub struct AdminServer {
+    pub addr: SocketAddr,
+    handle: axum_server::Handle<SocketAddr>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl AdminServer {
+    pub async fn start(config: &Config, admin: &AdminConfig, engine: Arc<Engine>, runtime: Option<Arc<RuntimeList>>) -> Result<AdminServer, String> {
+        let token = match &admin.token_file {
+            Some(p) => {
+                let p = config.resolve_path(p);
+                let t = std::fs::read_to_string(&p).map_err(|e| format!("admin token {}: {e}", p.display()))?;
+                Some(Arc::from(t.trim()))
+            }
+            None => None,
+        };
+        let state = AdminState { engine, runtime, token };
+        let app = router(state);
+        let listener = std::net::TcpListener::bind(admin.listen).map_err(|e| format!("admin listener {}: {e}", admin.listen))?;
+        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        let handle = axum_server::Handle::new();
+        let service = app.into_make_service_with_connect_info::<SocketAddr>();
+        let task = match (&admin.tls_cert, &admin.tls_key) {
+            (Some(cert), Some(key)) => {
+                let _ = rustls::crypto::ring::default_provider().install_default();
+                let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(config.resolve_path(cert), config.resolve_path(key))
+                    .await
+                    .map_err(|e| format!("admin TLS certificate/key: {e}"))?;
+                let server = axum_server::from_tcp_rustls(listener, tls).map_err(|e| e.to_string())?.handle(handle.clone());
+                tokio::spawn(async move {
+                    if let Err(e) = server.serve(service).await {
+                        tracing::error!(error = %e, "admin listener stopped");
+                    }
+                })
+            }
+            _ => {
+                let server = axum_server::from_tcp(listener).map_err(|e| e.to_string())?.handle(handle.clone());
+                tokio::spawn(async move {
+                    if let Err(e) = server.serve(service).await {
+                        tracing::error!(error = %e, "admin listener stopped");
+                    }
+                })
+            }
+        };
+        tracing::info!(%addr, tls = admin.tls_cert.is_some(), api = admin.token_file.is_some(), "admin listening (/metrics, /healthz, /api)");
+        Ok(AdminServer { addr, handle, task })
+    }
+
+    pub async fn shutdown(self) {
+        self.handle.graceful_shutdown(Some(Duration::from_secs(2)));
+        let _ = tokio::time::timeout(Duration::from_secs(3), self.task).await;
+    }
+}
+
+pub fn router(state: AdminState) -> Router {
+    let api = Router::new()
+        .route("/reload", post(reload))
+        .route("/lists/runtime", get(runtime_list).post(runtime_add))
+        .route("/lists/runtime/{name}", delete(runtime_remove))
+        .route("/explain", get(explain))
+        .route("/cache/flush", post(cache_flush))
+        .route("/stats", get(stats))
+        .layer(middleware::from_fn_with_state(state.clone(), require_token));
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .nest("/api", api)
+        .with_state(state)
+}
+
+fn error(status: StatusCode, msg: impl Into<String>) -> Response {
+    (status, Json(json!({ "error": msg.into() }))).into_response()
+}
+
+async fn require_token(State(st): State<AdminState>, ConnectInfo(peer): ConnectInfo<SocketAddr>, headers: HeaderMap, req: Request, next: Next) -> Response {
+    let Some(token) = &st.token else {
+        return error(StatusCode::NOT_FOUND, "the admin API is off: set [admin] token_file");
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if bool::from(given.as_bytes().ct_eq(token.as_bytes())) {
+        return next.run(req).await;
+    }
+    tracing::warn!(%peer, method = %req.method(), path = %req.uri().path(), "admin API: missing or wrong token");
+    error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token")
+}
+
+async fn metrics(State(st): State<AdminState>) -> Response {
+    let e = &st.engine;
+    let m = &e.recorder.metrics;
+    let c = e.cache().stats();
+    m.cache_hits.set(c.hits as i64);
+    m.cache_misses.set(c.misses as i64);
+    m.cache_entries.set(c.entries as i64);
+    m.stale_served.set(c.stale_served as i64);
+    let p = e.policy();
+    let snap = p.snapshot();
+    m.policy_names.set(snap.name_entries() as i64);
+    m.policy_addresses.set(snap.ip_entries() as i64);
+    m.policy_last_reload.set(p.last_reload_unix() as f64);
+    m.policy_last_reload_ok.set(p.last_ok() as i64);
+    m.policy_reloads.set(p.reloads() as i64);
+    for s in e.recorder.log().stats() {
+        let l = crate::admin::metrics::SinkLabel { sink: s.name.clone() };
+        m.querylog_queued.get_or_create(&l).set(s.queued as i64);
+        m.querylog_dropped.get_or_create(&l).set(s.dropped as i64);
+        m.querylog_written.get_or_create(&l).set(s.written as i64);
+    }
+    let a = &e.admission;
+    let ld = std::sync::atomic::Ordering::Relaxed;
+    for (kind, v) in [("acl", &a.refused), ("client_rate", &a.rate_limited), ("rrl", &a.rrl_limited)] {
+        m.limited.get_or_create(&crate::admin::metrics::KindLabel { kind }).set(v.load(ld) as i64);
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], m.encode()).into_response()
+}
+
+async fn reload(State(st): State<AdminState>) -> Response {
+    let report = st.engine.policy().reload("admin API").await;
+    Json(json!({
+        "elapsed_ms": report.elapsed.as_millis() as u64,
+        "lists": report.lists.iter().map(|l| json!({
+            "name": l.name, "path": l.path, "entries": l.entries, "bad_lines": l.bad_lines,
+            "error": l.error, "kept_previous": l.kept_previous,
+        })).collect::<Vec<_>>(),
+    }))
+    .into_response()
+}
+
+async fn runtime_list(State(st): State<AdminState>) -> Response {
+    match &st.runtime {
+        Some(r) => Json(json!({ "path": r.path(), "entries": r.list() })).into_response(),
+        None => error(StatusCode::NOT_FOUND, "no runtime list"),
+    }
+}
+
+async fn runtime_add(State(st): State<AdminState>, body: Result<Json<NewEntry>, axum::extract::rejection::JsonRejection>) -> Response {
+    let Some(r) = &st.runtime else {
+        return error(StatusCode::NOT_FOUND, "no runtime list");
+    };
+    let Json(new) = match body {
+        Ok(b) => b,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
+    };
+    match r.add(new, crate::querylog::event::now_us()) {
+        Ok(entry) => {
+            tracing::info!(name = %entry.name, "runtime list: {}", entry.describe());
+            // Takes effect at once: the new snapshot is in place before we answer.
+            st.engine.policy().reload("runtime entry added").await;
+            (StatusCode::CREATED, Json(json!(entry))).into_response()
+        }
+        Err(e) => error(StatusCode::BAD_REQUEST, e),
+    }
+}
+
+async fn runtime_remove(State(st): State<AdminState>, Path(name): Path<String>) -> Response {
+    let Some(r) = &st.runtime else {
+        return error(StatusCode::NOT_FOUND, "no runtime list");
+    };
+    match r.remove(&name) {
+        Ok(true) => {
+            tracing::info!(%name, "runtime list: entry removed");
+            st.engine.policy().reload("runtime entry removed").await;
+            Json(json!({ "removed": name })).into_response()
+        }
+        Ok(false) => error(StatusCode::NOT_FOUND, format!("{name} is not in the runtime list")),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+    }
+}
+
+#[derive(Deserialize)]
+struct ExplainQuery {
+    name: Option<String>,
+    ip: Option<IpAddr>,
+}
+
+async fn explain(State(st): State<AdminState>, Query(q): Query<ExplainQuery>) -> Response {
+    if q.name.is_none() && q.ip.is_none() {
+        return error(StatusCode::BAD_REQUEST, "give ?name=NAME and/or ?ip=ADDRESS");
+    }
+    let snap = st.engine.policy().snapshot();
+    let mut hits: Vec<Verdict> = q.name.as_deref().map(|n| snap.explain_name(n)).unwrap_or_default();
+    if let Some(ip) = q.ip {
+        hits.extend(snap.explain_ip(ip));
+    }
+    let blocked = !hits.is_empty() && !hits.iter().any(Verdict::is_allow);
+    let rules: Vec<Value> = hits
+        .iter()
+        .map(|v| {
+            let r = v.rule();
+            let runtime = (&*r.list == crate::config::RUNTIME_LIST)
+                .then(|| st.runtime.as_ref().and_then(|rt| rt.get(&r.trigger_name)))
+                .flatten();
+            json!({
+                "kind": match v { Verdict::Allow(_) => "allow", Verdict::Block { .. } => "block", Verdict::LocalData { .. } => "local-data", Verdict::Drop(_) => "drop" },
+                "list": &*r.list, "category": r.category.as_str(), "rule": r.trigger_name,
+                "file": r.file, "line": r.line, "text": r.rule_text().ok(), "runtime": runtime,
+            })
+        })
+        .collect();
+    Json(json!({ "name": q.name, "ip": q.ip, "blocked": blocked, "rules": rules })).into_response()
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct FlushBody {
+    name: Option<String>,
+}
+
+async fn cache_flush(State(st): State<AdminState>, body: Option<Json<FlushBody>>) -> Response {
+    let name = body.and_then(|Json(b)| b.name);
+    let wire = match name.as_deref() {
+        None => None,
+        Some(n) => match hickory_proto::rr::Name::from_ascii(n) {
+            Ok(mut parsed) => {
+                parsed.set_fqdn(true);
+                let mut bytes = Vec::new();
+                let mut enc = hickory_proto::serialize::binary::BinEncoder::new(&mut bytes);
+                if hickory_proto::serialize::binary::BinEncodable::emit(&parsed.to_lowercase(), &mut enc).is_err() {
+                    return error(StatusCode::BAD_REQUEST, format!("bad name {n:?}"));
+                }
+                Some(bytes)
+            }
+            Err(e) => return error(StatusCode::BAD_REQUEST, format!("bad name {n:?}: {e}")),
+        },
+    };
+    let removed = st.engine.cache().flush(wire.as_deref());
+    tracing::info!(name = ?name, removed, "cache flushed through the admin API");
+    Json(json!({ "removed": removed, "name": name })).into_response()
+}
+
+async fn stats(State(st): State<AdminState>) -> Response {
+    let e = &st.engine;
+    let p = e.policy();
+    let snap = p.snapshot();
+    let ld = std::sync::atomic::Ordering::Relaxed;
+    Json(json!({
+        "cache": e.cache().stats(),
+        "upstream": e.resolve_stats(),
+        "policy": {
+            "names": snap.name_entries(), "addresses": snap.ip_entries(),
+            "reloads": p.reloads(), "last_reload_unix": p.last_reload_unix(), "last_reload_ok": p.last_ok(),
+        },
+        "querylog": e.recorder.log().stats(),
+        "admission": {
+            "refused": e.admission.refused.load(ld),
+            "rate_limited": e.admission.rate_limited.load(ld),
+            "rrl_limited": e.admission.rrl_limited.load(ld),
+        },
+    }))
+    .into_response()
+}

@@ -1,0 +1,156 @@
+//! Prometheus metrics (prometheus-client). Counters that move per query are updated on the
+//! answer path with atomics only; figures that live elsewhere (cache, policy, query log,
+//! admission) are read into gauges when /metrics is scraped.
+
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct QueryLabels {
+    pub transport: &'static str,
+    pub qtype: &'static str,
+    pub rcode: &'static str,
+    pub action: &'static str,
+    pub category: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ListLabel {
+    pub list: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SinkLabel {
+    pub sink: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabel {
+    pub kind: &'static str,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    pub queries: Family<QueryLabels, Counter>,
+    pub blocked_by_list: Family<ListLabel, Counter>,
+    pub answer_latency: Histogram,
+    pub upstream_latency: Histogram,
+    pub upstream_errors: Counter,
+    // Read at scrape time.
+    pub cache_hits: Gauge<i64>,
+    pub cache_misses: Gauge<i64>,
+    pub cache_entries: Gauge<i64>,
+    pub stale_served: Gauge<i64>,
+    pub policy_names: Gauge<i64>,
+    pub policy_addresses: Gauge<i64>,
+    pub policy_last_reload: Gauge<f64, AtomicU64>,
+    pub policy_last_reload_ok: Gauge<i64>,
+    pub policy_reloads: Gauge<i64>,
+    pub querylog_queued: Family<SinkLabel, Gauge<i64>>,
+    pub querylog_dropped: Family<SinkLabel, Gauge<i64>>,
+    pub querylog_written: Family<SinkLabel, Gauge<i64>>,
+    pub limited: Family<KindLabel, Gauge<i64>>,
+}
+
+/// Latency buckets in seconds: 50 µs .. 5 s.
+const LATENCY_BUCKETS: [f64; 14] = [
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0,
+];
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("dnsward");
+        let m = Metrics {
+            queries: Family::default(),
+            blocked_by_list: Family::default(),
+            answer_latency: Histogram::new(LATENCY_BUCKETS),
+            upstream_latency: Histogram::new(LATENCY_BUCKETS),
+            upstream_errors: Counter::default(),
+            cache_hits: Gauge::default(),
+            cache_misses: Gauge::default(),
+            cache_entries: Gauge::default(),
+            stale_served: Gauge::default(),
+            policy_names: Gauge::default(),
+            policy_addresses: Gauge::default(),
+            policy_last_reload: Gauge::default(),
+            policy_last_reload_ok: Gauge::default(),
+            policy_reloads: Gauge::default(),
+            querylog_queued: Family::default(),
+            querylog_dropped: Family::default(),
+            querylog_written: Family::default(),
+            limited: Family::default(),
+            registry: Registry::default(),
+        };
+        registry.register("queries", "Queries answered, by transport, type, rcode, action and category", m.queries.clone());
+        registry.register("blocked", "Blocked queries by list", m.blocked_by_list.clone());
+        registry.register("answer_latency_seconds", "Time from arrival to answer", m.answer_latency.clone());
+        registry.register("upstream_latency_seconds", "Time of one upstream resolution", m.upstream_latency.clone());
+        registry.register("upstream_errors", "Upstream resolutions that failed", m.upstream_errors.clone());
+        registry.register("cache_hits", "Packet cache hits", m.cache_hits.clone());
+        registry.register("cache_misses", "Packet cache misses", m.cache_misses.clone());
+        registry.register("cache_entries", "Answers in the packet cache", m.cache_entries.clone());
+        registry.register("cache_stale_served", "Stale answers served because upstream failed", m.stale_served.clone());
+        registry.register("policy_names", "Name rules in the policy snapshot", m.policy_names.clone());
+        registry.register("policy_addresses", "Address rules in the policy snapshot", m.policy_addresses.clone());
+        registry.register("policy_last_reload_timestamp_seconds", "When the lists were last (re)loaded", m.policy_last_reload.clone());
+        registry.register("policy_last_reload_ok", "1 when every list of the last (re)load loaded fresh", m.policy_last_reload_ok.clone());
+        registry.register("policy_reloads", "List reloads since start", m.policy_reloads.clone());
+        registry.register("querylog_queued", "Events waiting in a query-log sink's queue", m.querylog_queued.clone());
+        registry.register("querylog_dropped", "Events a query-log sink lost", m.querylog_dropped.clone());
+        registry.register("querylog_written", "Events a query-log sink wrote", m.querylog_written.clone());
+        registry.register("limited", "Queries refused by the ACL or rate limited, by kind", m.limited.clone());
+        Metrics { registry, ..m }
+    }
+
+    /// The Prometheus text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry).expect("writing to a String cannot fail");
+        out
+    }
+}
+
+/// Label values with bounded cardinality: known types by name, the rest as "other".
+pub fn qtype_label(qtype: u16) -> &'static str {
+    match qtype {
+        1 => "A",
+        2 => "NS",
+        5 => "CNAME",
+        6 => "SOA",
+        12 => "PTR",
+        15 => "MX",
+        16 => "TXT",
+        28 => "AAAA",
+        33 => "SRV",
+        64 => "SVCB",
+        65 => "HTTPS",
+        255 => "ANY",
+        257 => "CAA",
+        _ => "other",
+    }
+}
+
+pub fn rcode_label(rcode: Option<u8>) -> &'static str {
+    match rcode {
+        None => "none",
+        Some(0) => "NOERROR",
+        Some(1) => "FORMERR",
+        Some(2) => "SERVFAIL",
+        Some(3) => "NXDOMAIN",
+        Some(4) => "NOTIMP",
+        Some(5) => "REFUSED",
+        Some(_) => "other",
+    }
+}

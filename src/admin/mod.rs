@@ -1,0 +1,4 @@
+//! The admin listener: Prometheus metrics, health check, authenticated JSON API.
+
+pub mod api;
+pub mod metrics;

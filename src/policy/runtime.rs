@@ -1,0 +1,248 @@
+//! The runtime list: entries added and removed through the admin API, persisted to a plain
+//! list file so that a restart keeps them, each traceable — who added it, when, why (the
+//! reference of the authority's request), and until when.
+//!
+//! File format: one entry per line, `name # dnsward-runtime {json}`. The policy engine reads
+//! it as a plain list (the trailing comment is ignored), so the file is an ordinary list too.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+
+use crate::querylog::timespec::parse_time_us;
+
+const MARKER: &str = "# dnsward-runtime ";
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RuntimeEntry {
+    pub name: String,
+    pub added_by: String,
+    /// RFC 3339, UTC.
+    pub added_at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The authority's reference, e.g. an official letter number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+    /// RFC 3339, UTC; the entry drops out on its own after this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+}
+
+impl RuntimeEntry {
+    fn expires_us(&self) -> Option<i64> {
+        self.expires_at.as_deref().and_then(|t| parse_time_us(t, 0).ok())
+    }
+
+    /// "who, when, reference, until" for logs and explain.
+    pub fn describe(&self) -> String {
+        let mut s = format!("added by {} at {}", self.added_by, self.added_at);
+        if let Some(r) = &self.reference {
+            s.push_str(&format!(", ref {r}"));
+        }
+        if let Some(r) = &self.reason {
+            s.push_str(&format!(", reason: {r}"));
+        }
+        if let Some(e) = &self.expires_at {
+            s.push_str(&format!(", until {e}"));
+        }
+        s
+    }
+}
+
+/// What a client sends to add an entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewEntry {
+    pub name: String,
+    pub added_by: String,
+    #[serde(default)]
+    pub reason: Option<String>,
+    #[serde(default)]
+    pub reference: Option<String>,
+    /// RFC 3339 time, or a duration from now such as `48h` or `7d`.
+    #[serde(default)]
+    pub expires: Option<String>,
+}
+
+pub struct RuntimeList {
+    path: PathBuf,
+    entries: Mutex<BTreeMap<String, RuntimeEntry>>,
+}
+
+impl RuntimeList {
+    /// Reads the file (creating an empty one if absent). Lines that are not ours are kept as
+    /// plain entries added by "file".
+    pub fn open(path: &Path) -> Result<RuntimeList, String> {
+        if !path.exists() {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+            }
+            write_atomic(path, &BTreeMap::new()).map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+        }
+        let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let mut entries = BTreeMap::new();
+        for line in text.lines() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let (name, meta) = match line.split_once(MARKER) {
+                Some((n, m)) => (n.trim(), serde_json::from_str::<RuntimeEntry>(m).ok()),
+                None => (line.split('#').next().unwrap_or("").trim(), None),
+            };
+            let entry = meta.unwrap_or_else(|| RuntimeEntry {
+                name: name.to_string(),
+                added_by: "file".into(),
+                added_at: String::new(),
+                reason: None,
+                reference: None,
+                expires_at: None,
+            });
+            entries.insert(name.to_string(), entry);
+        }
+        Ok(RuntimeList { path: path.to_path_buf(), entries: Mutex::new(entries) })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn list(&self) -> Vec<RuntimeEntry> {
+        self.entries.lock().expect("runtime list lock").values().cloned().collect()
+    }
+
+    pub fn get(&self, name: &str) -> Option<RuntimeEntry> {
+        self.entries.lock().expect("runtime list lock").get(name).cloned()
+    }
+
+    /// Adds (or replaces) an entry and persists the file.
+    pub fn add(&self, new: NewEntry, now_us: i64) -> Result<RuntimeEntry, String> {
+        let mut name = String::new();
+        super::names::normalize_name(new.name.trim(), &mut name).map_err(|e| format!("bad name {:?}: {e}", new.name))?;
+        if new.added_by.trim().is_empty() {
+            return Err("added_by must name who asked for the entry".into());
+        }
+        let expires_at = match new.expires.as_deref() {
+            None | Some("") => None,
+            Some(t) => {
+                // A bare duration means "from now" (the time parser reads it as "ago").
+                let us = match parse_time_us(t, 0) {
+                    Ok(abs) if t.contains('-') || t.contains(':') => abs,
+                    Ok(ago) => now_us - ago,
+                    Err(e) => return Err(format!("bad expires {t:?}: {e}")),
+                };
+                if us <= now_us {
+                    return Err(format!("expires {t:?} is in the past"));
+                }
+                Some(crate::querylog::event::format_ts(us, 0))
+            }
+        };
+        let entry = RuntimeEntry {
+            name: name.clone(),
+            added_by: new.added_by.trim().to_string(),
+            added_at: crate::querylog::event::format_ts(now_us, 0),
+            reason: new.reason.filter(|s| !s.trim().is_empty()),
+            reference: new.reference.filter(|s| !s.trim().is_empty()),
+            expires_at,
+        };
+        let mut entries = self.entries.lock().expect("runtime list lock");
+        let mut next = entries.clone();
+        next.insert(name, entry.clone());
+        write_atomic(&self.path, &next).map_err(|e| format!("cannot write {}: {e}", self.path.display()))?;
+        *entries = next;
+        Ok(entry)
+    }
+
+    /// Removes an entry; Ok(false) when there was none.
+    pub fn remove(&self, name: &str) -> Result<bool, String> {
+        let key = name.trim().trim_end_matches('.').to_ascii_lowercase();
+        let mut entries = self.entries.lock().expect("runtime list lock");
+        if !entries.contains_key(&key) {
+            return Ok(false);
+        }
+        let mut next = entries.clone();
+        next.remove(&key);
+        write_atomic(&self.path, &next).map_err(|e| format!("cannot write {}: {e}", self.path.display()))?;
+        *entries = next;
+        Ok(true)
+    }
+
+    /// Drops entries whose expiry has passed; returns them.
+    pub fn expire(&self, now_us: i64) -> Result<Vec<RuntimeEntry>, String> {
+        let mut entries = self.entries.lock().expect("runtime list lock");
+        let gone: Vec<RuntimeEntry> = entries.values().filter(|e| e.expires_us().is_some_and(|t| t <= now_us)).cloned().collect();
+        if gone.is_empty() {
+            return Ok(gone);
+        }
+        let mut next = entries.clone();
+        for g in &gone {
+            next.remove(&g.name);
+        }
+        write_atomic(&self.path, &next).map_err(|e| format!("cannot write {}: {e}", self.path.display()))?;
+        *entries = next;
+        Ok(gone)
+    }
+}
+
+/// Writes the whole file to a temporary beside it and renames it over: a crash never leaves
+/// half a list, and the file watch sees one change.
+fn write_atomic(path: &Path, entries: &BTreeMap<String, RuntimeEntry>) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    {
+        let mut f = std::fs::File::create(&tmp)?;
+        writeln!(f, "# dnsward runtime list: entries added through the admin API (POST /api/lists/runtime).")?;
+        writeln!(f, "# Each line: name # dnsward-runtime {{who, when, reason, reference, expiry}}. Managed by dnsward.")?;
+        for e in entries.values() {
+            writeln!(f, "{} {MARKER}{}", e.name, serde_json::to_string(e).expect("entry serializes"))?;
+        }
+        f.sync_all()?;
+    }
+    std::fs::rename(tmp, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn new(name: &str, expires: Option<&str>) -> NewEntry {
+        NewEntry {
+            name: name.into(),
+            added_by: "soc".into(),
+            reason: Some("phishing".into()),
+            reference: Some("CV-123/STTTT".into()),
+            expires: expires.map(String::from),
+        }
+    }
+
+    #[test]
+    fn add_persist_reopen_remove_expire() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("rt.txt");
+        let now = 1_800_000_000_000_000;
+        let l = RuntimeList::open(&p).unwrap();
+        let e = l.add(new("Evil.Example.", Some("2h")), now).unwrap();
+        assert_eq!(e.name, "evil.example");
+        assert!(e.expires_at.is_some());
+        l.add(new("keep.example", None), now).unwrap();
+        assert!(l.add(new("bad..name", None), now).is_err());
+        assert!(l.add(new("x.example", Some("2000-01-01T00:00:00Z")), now).is_err());
+        let text = std::fs::read_to_string(&p).unwrap();
+        assert!(text.contains("evil.example # dnsward-runtime {"), "{text}");
+
+        let again = RuntimeList::open(&p).unwrap();
+        assert_eq!(again.list(), l.list(), "a restart keeps every entry with its metadata");
+        assert_eq!(again.get("evil.example").unwrap().reference.as_deref(), Some("CV-123/STTTT"));
+
+        assert!(again.expire(now + 1_000_000).unwrap().is_empty());
+        let gone = again.expire(now + 3 * 3_600_000_000).unwrap();
+        assert_eq!(gone.len(), 1);
+        assert_eq!(gone[0].name, "evil.example");
+        assert!(again.remove("KEEP.example").unwrap());
+        assert!(!again.remove("keep.example").unwrap());
+        assert!(RuntimeList::open(&p).unwrap().list().is_empty());
+    }
+}
