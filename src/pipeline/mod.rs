@@ -220,10 +220,15 @@ impl Engine {
     /// Fast path, else resolve; the answer is left in `s.out`. False = send nothing.
     pub async fn answer_with(&self, pkt: &[u8], transport: Transport, client: IpAddr, snap: &Snapshot, s: &mut Scratch) -> bool {
         match self.answer_fast(pkt, transport, client, snap, s) {
-            Fast::Reply => return true,
-            Fast::Drop => return false,
-            Fast::Miss => {}
+            Fast::Reply => true,
+            Fast::Drop => false,
+            Fast::Miss => self.resolve_miss(pkt, transport, client, snap, s).await,
         }
+    }
+
+    /// The rest of the path after `answer_fast` said `Fast::Miss` for this packet (with `s.key`
+    /// and `s.name` as it left them): admission and query policy are not run again.
+    pub async fn resolve_miss(&self, pkt: &[u8], transport: Transport, client: IpAddr, snap: &Snapshot, s: &mut Scratch) -> bool {
         let Ok(q) = dnswire::parse_query(pkt) else { return false };
         let Some(query) = question_of(&q) else {
             s.out = dnswire::error_response(q.id, q.flags, dnswire::RCODE_FORMERR, None, None, false);

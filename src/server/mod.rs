@@ -202,17 +202,23 @@ impl UdpWorker {
                     self.engine.recorder.record(&arrival, pkt, Some(&scratch.out), &scratch.decision);
                 }
                 Fast::Drop => self.engine.recorder.record(&arrival, pkt, None, &scratch.decision),
-                Fast::Miss => self.spawn_miss(pkt.to_vec(), arrival, arc_swap::Guard::into_inner(snap)),
+                Fast::Miss => {
+                    let carry = Scratch {
+                        key: scratch.key.clone(),
+                        name: scratch.name.clone(),
+                        ..Scratch::default()
+                    };
+                    self.spawn_miss(pkt.to_vec(), arrival, arc_swap::Guard::into_inner(snap), carry)
+                }
             }
         }
     }
 
-    fn spawn_miss(&self, pkt: Vec<u8>, arrival: Arrival, snap: Arc<Snapshot>) {
+    fn spawn_miss(&self, pkt: Vec<u8>, arrival: Arrival, snap: Arc<Snapshot>, mut scratch: Scratch) {
         let (engine, socket, in_flight) = (Arc::clone(&self.engine), Arc::clone(&self.socket), Arc::clone(&self.in_flight));
         in_flight.fetch_add(1, Ordering::SeqCst);
         self.runtime.spawn(async move {
-            let mut scratch = Scratch::default();
-            let sent = engine.answer_with(&pkt, Transport::Udp, arrival.client.ip(), &snap, &mut scratch).await;
+            let sent = engine.resolve_miss(&pkt, Transport::Udp, arrival.client.ip(), &snap, &mut scratch).await;
             if sent {
                 let _ = socket.send_to(&scratch.out, arrival.client);
             }
