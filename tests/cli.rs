@@ -197,3 +197,50 @@ async fn in_flight_queries_are_answered_during_shutdown() {
     let status = wait_exit(&mut served.child, Duration::from_secs(10));
     assert!(status.success(), "{status:?}");
 }
+
+#[test]
+fn version_and_help_read_well() {
+    let out = Command::new(BIN).arg("--version").output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("dnsward "), "{out:?}");
+    let out = Command::new(BIN).arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    for cmd in ["serve", "check", "explain", "logs"] {
+        assert!(help.contains(cmd), "{help}");
+    }
+}
+
+#[test]
+fn admin_refuses_a_remote_bind_without_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a.toml");
+    std::fs::write(&path, "[admin]\nlisten = \"0.0.0.0:9153\"\n").unwrap();
+    let out = Command::new(BIN).args(["check", "--config"]).arg(&path).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("a.toml:2: admin.listen") && err.contains("allow_remote"), "{err}");
+    std::fs::write(&path, "[admin]\nlisten = \"0.0.0.0:9153\"\nallow_remote = true\n").unwrap();
+    let out = Command::new(BIN).args(["check", "--config"]).arg(&path).output().unwrap();
+    assert!(!out.status.success(), "allow_remote alone is not enough: TLS is required");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_admin_token_is_refused_and_logged() {
+    let h = Hierarchy::start("").await;
+    let dir = h.dir.path();
+    std::fs::write(dir.join("token"), "correct-horse-battery-staple-42\n").unwrap();
+    let admin_port = free_port();
+    let text = h.config_text("") + &format!("[admin]\nlisten = \"127.0.0.1:{admin_port}\"\ntoken_file = \"token\"\n");
+    let mut served = serve(&text, dir);
+    wait_answering(served.addr).await;
+    let admin = SocketAddr::from(([127, 0, 0, 1], admin_port));
+    let (status, _) = http(admin, "POST", "/api/reload", Some("not-the-right-token-at-all"), None).await;
+    assert_eq!(status, 401);
+    let (status, _) = http(admin, "POST", "/api/reload", Some("correct-horse-battery-staple-42"), None).await;
+    assert_eq!(status, 200);
+    terminate(&served.child);
+    assert!(wait_exit(&mut served.child, Duration::from_secs(10)).success());
+    let mut log = String::new();
+    served.child.stderr.take().unwrap().read_to_string(&mut log).unwrap();
+    assert!(log.contains("admin API: missing or wrong token"), "{log}");
+    assert!(log.contains("peer=127.0.0.1:"), "the log names the peer: {log}");
+}
