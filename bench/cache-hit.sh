@@ -16,6 +16,8 @@
 #   LIST [0]               list size every resolver loads: 0 | 10k | 100k | 1m
 #   PEERS ["unbound pdns"] peer resolvers (peers.sh names; hickory works if installed)
 #   DNSWARD [<repo>/target/release/dnsward]   missing binary -> peers only
+#   QUERYLOG [0]           1 = also run "dnsward-log" (port 5305): the same binary logging every
+#                          query to SQLite + JSON lines, measured in the same rounds (LIST=0 only)
 #   RUNS [3] DURATION [10] CLIENTS [4] OUTSTANDING [100]   passed to lab/bench.sh
 #   QUERIES [1000]         names in the cache-hit query file
 #   QF []                  use this dnsperf query file instead of the generated one
@@ -51,7 +53,7 @@ unset QPS # max throughput only
 
 say() { printf '[cache-hit %s] %s\n' "$(date +%T)" "$*"; }
 die() { printf '[cache-hit] error: %s\n' "$*" >&2; exit 2; }
-port_of() { case $1 in unbound) echo 5301 ;; pdns) echo 5302 ;; hickory) echo 5303 ;; dnsward) echo 5304 ;; *) die "unknown peer $1" ;; esac; }
+port_of() { case $1 in unbound) echo 5301 ;; pdns) echo 5302 ;; hickory) echo 5303 ;; dnsward) echo 5304 ;; dnsward-log) echo 5305 ;; *) die "unknown peer $1" ;; esac; }
 is_uint() { [[ $1 =~ ^[0-9]+$ ]]; }
 
 for v in RUNS DURATION QUERIES WARM_PASSES WARM_QPS STARTUP_TIMEOUT; do
@@ -120,6 +122,14 @@ cleanup() {
   set +e
   for ((i = ${#STARTED[@]} - 1; i >= 0; i--)); do
     p=${STARTED[i]}
+    if [ "$p" = dnsward-log ]; then # not a peers.sh name: stop it by its recorded PID
+      if alive "$DATA/run/$p/pid"; then
+        kill -TERM "$(cat "$DATA/run/$p/pid")" 2>/dev/null
+        for _ in $(seq 50); do alive "$DATA/run/$p/pid" || break; sleep 0.2; done
+      fi
+      rm -f "$DATA/run/$p/pid"
+      continue
+    fi
     timeout 30 "$LAB/peers.sh" down "$p" >/dev/null 2>&1 || say "warning: could not stop $p (pid file $DATA/run/$p/pid)"
   done
   if [ "$STARTED_HIER" = 1 ]; then timeout 60 "$LAB/hierarchy.sh" down >/dev/null 2>&1 || say "warning: hierarchy.sh down failed"; fi
@@ -183,8 +193,10 @@ else
 fi
 
 # ---------------------------------------------------------------- resolvers
-start_dnsward_minimal() { # LIST=0: own config without [[lists]], started the way peers.sh starts it
-  local r=$DATA/run/dnsward port=5304 pid t0 end qn st off
+start_dnsward_minimal() { # NAME -- LIST=0: own config without [[lists]], started the way peers.sh starts it
+  local name=${1:-dnsward} r port pid t0 end qn st off
+  r=$DATA/run/$name
+  port=$(port_of "$name")
   mkdir -p "$r"
   cat >"$r/dnsward.toml" <<EOF
 # written by bench/cache-hit.sh (LIST=0: no [[lists]])
@@ -196,7 +208,11 @@ mode = "recursive"
 root_hints = "$H/root.hints"
 cache_size = 2000000
 EOF
-  STARTED+=(dnsward)
+  if [ "$name" = dnsward-log ]; then
+    rm -f "$r"/querylog.db* "$r"/querylog.jsonl*
+    printf '\n[querylog]\nsqlite = "%s/querylog.db"\njsonl = "%s/querylog.jsonl"\n' "$r" "$r" >>"$r/dnsward.toml"
+  fi
+  STARTED+=("$name")
   off=$(log_size "$DATA/logs/dnsward.out")
   t0=$(date +%s.%N)
   setsid nice -n "$SERVER_NICE" taskset -c "$SERVER_CPU" "$DNSWARD" serve --config "$r/dnsward.toml" >>"$DATA/logs/dnsward.out" 2>&1 &
@@ -206,15 +222,15 @@ EOF
   qn=$(head -n1 "$H/names/regular-zones.txt")
   end=$((SECONDS + STARTUP_TIMEOUT))
   while ((SECONDS < end)); do # bounded; 2 s probes so a crashed process is noticed at once
-    kill -0 "$pid" 2>/dev/null || { say "dnsward exited during startup; its output:"; log_since "$DATA/logs/dnsward.out" "$off"; return 1; }
+    kill -0 "$pid" 2>/dev/null || { say "$name exited during startup; its output:"; log_since "$DATA/logs/dnsward.out" "$off"; return 1; }
     if st=$(timeout 10 python3 "$LAB/probe.py" wait "127.0.0.1:$port" "$qn" A --expect noerror --since "$t0" --timeout 2 2>/dev/null); then
       sleep 1
-      printf '%s\tdnsward\t0\tstartup_s=%s\trss_kb=%s\tpid=%s\n' "$(date +%FT%T)" "$st" \
+      printf '%s\t%s\t0\tstartup_s=%s\trss_kb=%s\tpid=%s\n' "$(date +%FT%T)" "$name" "$st" \
         "$(awk '/^VmRSS/{print $2}' "/proc/$pid/status")" "$pid" | tee -a "$DATA/results/startup.tsv"
       return 0
     fi
   done
-  say "dnsward did not answer $qn A with NOERROR within ${STARTUP_TIMEOUT}s; see $DATA/logs/dnsward.out"
+  say "$name did not answer $qn A with NOERROR within ${STARTUP_TIMEOUT}s; see $DATA/logs/dnsward.out"
   return 1
 }
 
@@ -229,9 +245,12 @@ start_one() { # peer -> 0 if running and answering
     say "UDP port $port is already in use by another process: $p skipped"
     return 1
   fi
-  if [ "$p" = dnsward ] && [ "$LIST" = 0 ]; then
-    start_dnsward_minimal
-    return
+  if [ "$p" = dnsward ] || [ "$p" = dnsward-log ]; then
+    if [ "$LIST" = 0 ]; then
+      start_dnsward_minimal "$p"
+      return
+    fi
+    [ "$p" = dnsward-log ] && { say "dnsward-log runs with LIST=0 only"; return 1; }
   fi
   STARTED+=("$p")
   rm -f "$DATA/run/$p/pid"
@@ -257,6 +276,7 @@ TARGETS=()
 ALL=()
 read -r -a ALL <<<"$PEERS"
 ((WITH_DNSWARD)) && ALL+=(dnsward)
+((WITH_DNSWARD)) && [ "${QUERYLOG:-0}" = 1 ] && ALL+=(dnsward-log)
 mkdir -p "$DATA/results"
 for p in "${ALL[@]}"; do
   if start_one "$p"; then TARGETS+=("$p"); else FAILED+=("$p"); fi

@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::BlockingSink;
-use crate::querylog::event::{LogRow, LoggedEvent};
+use crate::querylog::event::LoggedEvent;
+#[cfg(test)]
+use crate::querylog::event::LogRow;
 
 pub struct JsonlSink {
     path: PathBuf,
@@ -83,7 +85,7 @@ impl JsonlSink {
     fn write_all(&mut self, batch: &[Arc<LoggedEvent>]) -> std::io::Result<()> {
         for l in batch {
             self.line.clear();
-            serde_json::to_writer(&mut self.line, &LogRow::from_logged(l))?;
+            serde_json::to_writer(&mut self.line, &RowRef::new(l))?;
             self.line.push(b'\n');
             if self.size > 0 && self.size + self.line.len() as u64 > self.max_bytes {
                 self.rotate()?;
@@ -202,5 +204,53 @@ mod tests {
         let mut s = JsonlSink::new(blocker.join("q.jsonl"), 1 << 20, 1);
         let e = s.open().unwrap_err();
         assert!(e.contains("cannot open for appending"), "{e}");
+    }
+}
+
+/// `LogRow` as it is serialized, borrowing from the event instead of cloning every string
+/// (the JSON lines sink writes one per query; same field names and order as `LogRow`).
+#[derive(serde::Serialize)]
+struct RowRef<'a> {
+    time: String,
+    ts_us: i64,
+    client: String,
+    client_port: Option<u16>,
+    transport: crate::querylog::Transport,
+    qname: &'a str,
+    qtype: &'a str,
+    rcode: &'a str,
+    action: crate::querylog::EventAction,
+    category: Option<&'a str>,
+    list: Option<&'a str>,
+    rule: Option<&'a str>,
+    trigger: Option<crate::querylog::Trigger>,
+    cached: bool,
+    answers: &'a [std::net::IpAddr],
+    latency_us: u32,
+    server: &'a str,
+}
+
+impl<'a> RowRef<'a> {
+    fn new(l: &'a LoggedEvent) -> Self {
+        let ev = &l.ev;
+        RowRef {
+            time: crate::querylog::event::format_ts_us(ev.ts_us),
+            ts_us: ev.ts_us,
+            client: l.client.to_string(),
+            client_port: l.client.port(),
+            transport: ev.transport,
+            qname: &ev.qname,
+            qtype: &ev.qtype,
+            rcode: &ev.rcode,
+            action: ev.action,
+            category: ev.category.as_deref(),
+            list: ev.list.as_deref(),
+            rule: ev.rule.as_deref(),
+            trigger: ev.trigger,
+            cached: ev.cached,
+            answers: &ev.answers,
+            latency_us: ev.latency_us,
+            server: &ev.server,
+        }
     }
 }
