@@ -244,3 +244,31 @@ async fn a_wrong_admin_token_is_refused_and_logged() {
     assert!(log.contains("admin API: missing or wrong token"), "{log}");
     assert!(log.contains("peer=127.0.0.1:"), "the log names the peer: {log}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_the_lists() {
+    let h = Hierarchy::start("").await;
+    let dir = h.dir.path();
+    std::fs::write(dir.join("feed.txt"), "evil.example.com\n").unwrap();
+    let text = h.config_text("") + "[policy]\nwatch = false\n[[lists]]\nname = \"feed\"\ncategory = \"threat\"\npath = \"feed.txt\"\n";
+    let mut served = serve(&text, dir);
+    wait_answering(served.addr).await;
+    let rcode = |m: hickory_proto::op::Message| m.metadata.response_code;
+    assert_eq!(rcode(ask(served.addr, "www.example.com.", RecordType::A).await), ResponseCode::NoError);
+    std::fs::write(dir.join("feed.txt"), "evil.example.com\nwww.example.com\n").unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(rcode(ask(served.addr, "www.example.com.", RecordType::A).await), ResponseCode::NoError, "no watch: not yet");
+    let status = Command::new("kill").args(["-HUP", &served.child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let mut blocked = false;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if rcode(ask(served.addr, "www.example.com.", RecordType::A).await) == ResponseCode::NXDomain {
+            blocked = true;
+            break;
+        }
+    }
+    assert!(blocked, "SIGHUP reloaded the list");
+    terminate(&served.child);
+    assert!(wait_exit(&mut served.child, Duration::from_secs(10)).success(), "SIGHUP did not stop the server");
+}

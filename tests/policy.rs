@@ -373,3 +373,44 @@ async fn reload_of_a_million_entries_loses_no_query() {
     assert_eq!(inst.engine.policy().snapshot().name_entries(), 1_000_001);
     inst.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_watch_reloads_and_bad_lists_keep_serving() {
+    let h = Hierarchy::start("").await;
+    let d = h.dir.path();
+    let good = write(d, "good.txt", "evil.example.com\n");
+    let toml = format!(
+        "[policy]\nwatch_interval_secs = 1\n\
+         [[lists]]\nname = \"good\"\ncategory = \"threat\"\npath = \"{good}\"\n\
+         [[lists]]\nname = \"missing\"\ncategory = \"threat\"\npath = \"{}/not-there.txt\"\n",
+        d.display()
+    );
+    // A list that is missing at start is reported; the server serves with the others.
+    let inst = start_dnsward_text(&(h.config_text("") + &toml), d).await;
+    let addr = inst.addrs()[0];
+    assert_blocked_nx(&ask_edns(addr, "evil.example.com.", RecordType::A).await, "good", "loaded list");
+    assert_eq!(answer_strings(&ask(addr, "www.example.com.", RecordType::A).await), vec!["A 192.0.2.10"]);
+
+    // Editing the file is enough: the watch reloads it.
+    std::fs::write(&good, "evil.example.com\nmail.example.com\n").unwrap();
+    let mut blocked = false;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if ask(addr, "mail.example.com.", RecordType::A).await.metadata.response_code == ResponseCode::NXDomain {
+            blocked = true;
+            break;
+        }
+    }
+    assert!(blocked, "the file watch picked up the change");
+
+    // A feed replaced by binary garbage (a failed download) keeps its last good copy.
+    std::fs::write(&good, [0x1fu8, 0x8b, 0x08, 0x00, 0xde, 0xad, 0xbe, 0xef].repeat(1000)).unwrap();
+    let report = inst.reload_lists("test").await;
+    let good_report = report.lists.iter().find(|l| l.name == "good").unwrap();
+    assert!(good_report.kept_previous.is_some(), "{good_report:?}");
+    let missing = report.lists.iter().find(|l| l.name == "missing").unwrap();
+    assert!(missing.error.as_deref().unwrap_or("").contains("not-there.txt"), "{missing:?}");
+    assert_blocked_nx(&ask_edns(addr, "mail.example.com.", RecordType::A).await, "good", "last good copy kept");
+    assert_eq!(answer_strings(&ask(addr, "www.example.com.", RecordType::A).await), vec!["A 192.0.2.10"]);
+    inst.shutdown().await;
+}
