@@ -197,3 +197,55 @@ async fn reload_and_cache_flush_routes_act() {
     assert_eq!(ask(dns, "mail.example.com.", RecordType::A).await.metadata.response_code, ResponseCode::NXDomain);
     d.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remote_admin_is_served_over_tls_only() {
+    use std::sync::Arc;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let h = Hierarchy::start("").await;
+    let dir = h.dir.path();
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    std::fs::write(dir.join("admin.crt"), cert.cert.pem()).unwrap();
+    std::fs::write(dir.join("admin.key"), cert.signing_key.serialize_pem()).unwrap();
+    std::fs::write(dir.join("token"), format!("{TOKEN}\n")).unwrap();
+    // 0.0.0.0 is not loopback: accepted only with allow_remote and TLS (reached here via 127.0.0.1).
+    let text = h.config_text("")
+        + "[admin]\nlisten = \"0.0.0.0:0\"\nallow_remote = true\ntls_cert = \"admin.crt\"\ntls_key = \"admin.key\"\ntoken_file = \"token\"\n";
+    let d = start_dnsward_text(&text, dir).await;
+    let port = d.admin_addr().unwrap().port();
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+
+    // Plain HTTP to the TLS port gets no HTTP answer.
+    let plain = tokio::time::timeout(Duration::from_secs(3), async {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+        let mut buf = Vec::new();
+        let _ = s.read_to_end(&mut buf).await;
+        buf
+    })
+    .await
+    .unwrap_or_default();
+    assert!(!String::from_utf8_lossy(&plain).starts_with("HTTP/1.1 200"), "no cleartext service");
+
+    // A TLS client that trusts the certificate gets the API.
+    let mut roots = tokio_rustls::rustls::RootCertStore::empty();
+    roots.add(cert.cert.der().clone()).unwrap();
+    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    let config = tokio_rustls::rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let server_name = tokio_rustls::rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let mut tls = connector.connect(server_name, tcp).await.expect("TLS handshake");
+    let req = format!("GET /api/stats HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {TOKEN}\r\nConnection: close\r\n\r\n");
+    tls.write_all(req.as_bytes()).await.unwrap();
+    let mut resp = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), tls.read_to_end(&mut resp)).await.unwrap().ok();
+    let resp = String::from_utf8_lossy(&resp);
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    assert!(resp.contains("\"cache\""), "{resp}");
+    d.shutdown().await;
+}
