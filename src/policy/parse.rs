@@ -177,6 +177,8 @@ fn sniff_rpz(head: &[u8]) -> bool {
 pub(crate) struct LineReader<R> {
     r: R,
     buf: Vec<u8>,
+    /// The line just read was longer than `MAX_LINE` (and `buf` holds nothing of it).
+    too_long: bool,
     pub line_no: u32,
 }
 
@@ -189,11 +191,40 @@ pub(crate) enum RawLine<'a> {
 
 impl<R: BufRead> LineReader<R> {
     pub(crate) fn new(r: R) -> Self {
-        LineReader { r, buf: Vec::with_capacity(256), line_no: 0 }
+        LineReader { r, buf: Vec::with_capacity(256), too_long: false, line_no: 0 }
     }
 
     /// The next line, without its `\n` / `\r\n`; `None` at the end of input.
     pub(crate) fn next_line(&mut self) -> io::Result<Option<RawLine<'_>>> {
+        if !self.read_raw()? {
+            return Ok(None);
+        }
+        Ok(Some(self.classify()))
+    }
+
+    /// The next line that is text, with its 1-based number. Lines that are not (too long, not
+    /// UTF-8, binary) are counted as bad lines in `sink` and skipped.
+    pub(crate) fn next_text(&mut self, sink: &mut Sink<'_>) -> io::Result<Option<(u32, &str)>> {
+        loop {
+            if !self.read_raw()? {
+                return Ok(None);
+            }
+            let why = match self.classify() {
+                RawLine::Text(_) => break,
+                RawLine::TooLong => format!("line longer than {MAX_LINE} bytes"),
+                RawLine::NotUtf8 => "not UTF-8".to_string(),
+                RawLine::Control => "control characters (binary data)".to_string(),
+            };
+            sink.bad(self.line_no, why);
+        }
+        match self.classify() {
+            RawLine::Text(t) => Ok(Some((self.line_no, t))),
+            _ => unreachable!("classified as text just above"),
+        }
+    }
+
+    /// Reads the next line into `buf` (bounded); false at the end of input.
+    fn read_raw(&mut self) -> io::Result<bool> {
         self.buf.clear();
         let mut too_long = false;
         let mut any = false;
@@ -205,7 +236,7 @@ impl<R: BufRead> LineReader<R> {
             };
             if avail.is_empty() {
                 if !any {
-                    return Ok(None);
+                    return Ok(false);
                 }
                 break;
             }
@@ -232,8 +263,14 @@ impl<R: BufRead> LineReader<R> {
             }
         }
         self.line_no = self.line_no.saturating_add(1);
-        if too_long {
-            return Ok(Some(RawLine::TooLong));
+        self.too_long = too_long;
+        Ok(true)
+    }
+
+    /// What the line in `buf` is.
+    fn classify(&self) -> RawLine<'_> {
+        if self.too_long {
+            return RawLine::TooLong;
         }
         let mut b: &[u8] = &self.buf;
         if b.last() == Some(&b'\r') {
@@ -243,11 +280,11 @@ impl<R: BufRead> LineReader<R> {
             b = &b[3..];
         }
         if b.iter().any(|&c| (c < 0x20 && c != b'\t') || c == 0x7f) {
-            return Ok(Some(RawLine::Control));
+            return RawLine::Control;
         }
         match std::str::from_utf8(b) {
-            Ok(s) => Ok(Some(RawLine::Text(s))),
-            Err(_) => Ok(Some(RawLine::NotUtf8)),
+            Ok(s) => RawLine::Text(s),
+            Err(_) => RawLine::NotUtf8,
         }
     }
 }
@@ -339,27 +376,7 @@ impl<'p> Sink<'p> {
 /// Reads a non-RPZ list: every line on its own, by `format` (or detected).
 pub(crate) fn parse_lines<R: BufRead>(reader: R, format: ListFormat, sink: &mut Sink<'_>) -> io::Result<()> {
     let mut lr = LineReader::new(reader);
-    loop {
-        let line_no = lr.line_no + 1;
-        let raw = match lr.next_line()? {
-            None => break,
-            Some(r) => r,
-        };
-        let text = match raw {
-            RawLine::Text(t) => t,
-            RawLine::TooLong => {
-                sink.bad(line_no, format!("line longer than {MAX_LINE} bytes"));
-                continue;
-            }
-            RawLine::NotUtf8 => {
-                sink.bad(line_no, "not UTF-8");
-                continue;
-            }
-            RawLine::Control => {
-                sink.bad(line_no, "control characters (binary data)");
-                continue;
-            }
-        };
+    while let Some((line_no, text)) = lr.next_text(sink)? {
         if let Err(reason) = parse_line(text, format, line_no, sink) {
             sink.bad(line_no, reason);
         }

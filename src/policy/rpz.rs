@@ -23,7 +23,7 @@ use std::sync::Arc;
 use ipnet::IpNet;
 
 use super::names::{hash_name, label_bit, normalize_name, Act, Kind};
-use super::parse::{LineReader, RawLine, Sink, MAX_LINE};
+use super::parse::{LineReader, Sink, MAX_LINE};
 use super::LocalRecord;
 
 /// Longest record spread over lines with parentheses.
@@ -114,27 +114,7 @@ pub(crate) fn parse_rpz<R: BufRead>(reader: R, sink: &mut Sink<'_>) -> io::Resul
     let mut joined_line = 0u32;
     let mut joined_count = 0usize;
     let mut depth = 0i32;
-    loop {
-        let line_no = lr.line_no + 1;
-        let raw = match lr.next_line()? {
-            None => break,
-            Some(r) => r,
-        };
-        let text = match raw {
-            RawLine::Text(t) => t,
-            RawLine::TooLong => {
-                sink.bad(line_no, format!("line longer than {MAX_LINE} bytes"));
-                continue;
-            }
-            RawLine::NotUtf8 => {
-                sink.bad(line_no, "not UTF-8");
-                continue;
-            }
-            RawLine::Control => {
-                sink.bad(line_no, "control characters (binary data)");
-                continue;
-            }
-        };
+    while let Some((line_no, text)) = lr.next_text(sink)? {
         if depth > 0 {
             joined.push(' ');
             joined.push_str(text);
