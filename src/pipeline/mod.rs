@@ -180,7 +180,7 @@ impl Engine {
 
     fn blocked(&self, q: &QueryView<'_>, v: Verdict, trigger: Trigger, transport: Transport, s: &mut Scratch) -> Fast {
         let answered = synth::write_blocked(q, &v, trigger, &self.policy_cfg, self.max_udp, &mut s.out);
-        s.decision.blocked = Some((v.rule().clone(), trigger));
+        s.decision.blocked = Some((v.into_rule(), trigger));
         if !answered {
             return Fast::Drop;
         }

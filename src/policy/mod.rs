@@ -110,6 +110,14 @@ impl Verdict {
         }
     }
 
+    /// The rule, taken out of the verdict (no clone).
+    pub fn into_rule(self) -> RuleRef {
+        match self {
+            Verdict::Allow(r) | Verdict::Drop(r) => r,
+            Verdict::Block { rule, .. } | Verdict::LocalData { rule, .. } => rule,
+        }
+    }
+
     pub fn is_allow(&self) -> bool {
         matches!(self, Verdict::Allow(_))
     }
