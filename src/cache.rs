@@ -110,7 +110,8 @@ pub struct CacheStats {
 }
 
 pub struct PacketCache {
-    map: DashMap<Box<[u8]>, Arc<CachedAnswer>>,
+    // aHash: fast, and keyed per process so clients cannot aim names at one bucket.
+    map: DashMap<Box<[u8]>, Arc<CachedAnswer>, ahash::RandomState>,
     capacity: usize,
     stale_window: Duration,
     hits: AtomicU64,
@@ -123,7 +124,7 @@ pub struct PacketCache {
 impl PacketCache {
     pub fn new(capacity: usize, stale_window: Duration) -> Self {
         Self {
-            map: DashMap::with_capacity(capacity.min(1 << 16)),
+            map: DashMap::with_capacity_and_hasher(capacity.min(1 << 16), ahash::RandomState::new()),
             capacity: capacity.max(1),
             stale_window,
             hits: AtomicU64::new(0),

@@ -129,7 +129,7 @@ fn unmap(ip: IpAddr) -> IpAddr {
 
 /// Token buckets keyed by prefix, in a dashmap (sharded locks; no global lock on the hot path).
 struct Buckets {
-    map: DashMap<(u128, u64), Bucket>,
+    map: DashMap<(u128, u64), Bucket, ahash::RandomState>,
     rate: f64,
     burst: f64,
 }
@@ -141,7 +141,7 @@ struct Bucket {
 
 impl Buckets {
     fn new(rate: f64, burst: f64) -> Self {
-        Self { map: DashMap::new(), rate, burst }
+        Self { map: DashMap::with_hasher(ahash::RandomState::new()), rate, burst }
     }
 
     fn take(&self, key: (u128, u64)) -> bool {

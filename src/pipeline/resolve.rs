@@ -32,7 +32,7 @@ pub struct ResolveStats {
 pub struct Resolve {
     upstream: Arc<dyn Upstream>,
     cache: Arc<PacketCache>,
-    inflight: DashMap<Box<[u8]>, watch::Receiver<Option<Outcome>>>,
+    inflight: DashMap<Box<[u8]>, watch::Receiver<Option<Outcome>>, ahash::RandomState>,
     /// A waiting client gives up after this long (a little over the upstream timeout).
     wait_limit: Duration,
     upstream_queries: AtomicU64,
@@ -46,7 +46,7 @@ impl Resolve {
         Self {
             upstream,
             cache,
-            inflight: DashMap::new(),
+            inflight: DashMap::with_hasher(ahash::RandomState::new()),
             wait_limit: upstream_timeout + Duration::from_millis(250),
             upstream_queries: AtomicU64::new(0),
             upstream_failures: AtomicU64::new(0),
