@@ -221,11 +221,14 @@ impl Snapshot {
     }
 
     fn name_verdict(&self, name: &[u8], start: usize, e: &NameEntry) -> Verdict {
-        let suffix = String::from_utf8_lossy(&name[start..]);
-        let trigger = match e.kind {
-            Kind::Wildcard => format!("*.{suffix}"),
-            Kind::Subtree | Kind::Exact => suffix.into_owned(),
-        };
+        // The walked name is normalized ASCII; one exact-size allocation, no formatting.
+        let suffix = std::str::from_utf8(&name[start..]).unwrap_or("");
+        let wildcard = e.kind == Kind::Wildcard;
+        let mut trigger = String::with_capacity(suffix.len() + 2 * wildcard as usize);
+        if wildcard {
+            trigger.push_str("*.");
+        }
+        trigger.push_str(suffix);
         self.verdict(e.list, e.act, e.line, trigger)
     }
 
