@@ -473,7 +473,8 @@ impl Config {
             out.extend(q.validate().into_iter().map(|m| ("querylog".to_string(), m)));
         }
         if let Some(a) = &self.admin {
-            if !a.listen.ip().is_loopback() && !(a.allow_remote && a.tls_cert.is_some() && a.tls_key.is_some()) {
+            let remote_ok = a.allow_remote && a.tls_cert.is_some() && a.tls_key.is_some();
+            if !a.listen.ip().is_loopback() && !remote_ok {
                 out.push((
                     "admin.listen".into(),
                     format!("{} is not a loopback address: set allow_remote = true with tls_cert and tls_key to serve the admin API remotely", a.listen),

@@ -96,7 +96,7 @@ impl Admission {
             return Gate::Pass;
         }
         let n = self.rrl_limited.fetch_add(1, Ordering::Relaxed) + 1;
-        if self.rrl_slip > 0 && n % self.rrl_slip as u64 == 0 {
+        if self.rrl_slip > 0 && n.is_multiple_of(self.rrl_slip as u64) {
             Gate::Truncate
         } else {
             Gate::Drop

@@ -68,7 +68,7 @@ impl Recorder {
     /// Records one query. `response` is what was sent (None: dropped). Cheap when logging is
     /// off or the event is filtered out; never blocks.
     pub fn record(&self, arrival: &Arrival, query: &[u8], response: Option<&[u8]>, decision: &Decision) {
-        let rcode = response.filter(|r| r.len() >= 4).map(|r| (r[3] & 0x0f) as u8);
+        let rcode = response.filter(|r| r.len() >= 4).map(|r| r[3] & 0x0f);
         let action = match (&decision.blocked, rcode) {
             (Some(_), _) => EventAction::Blocked,
             (None, Some(dnswire::RCODE_REFUSED)) => EventAction::Refused,

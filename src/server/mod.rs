@@ -266,7 +266,7 @@ impl RequestHandler for TcpHandler {
             None => return failed(ResponseCode::ServFail),
         };
         let response = MessageResponseBuilder::new(&queries, msg.edns.as_ref()).build(
-            msg.metadata.clone(),
+            msg.metadata,
             msg.answers.iter(),
             msg.authorities.iter(),
             std::iter::empty(),

@@ -32,7 +32,7 @@ impl ForwardUpstream {
         let udp = UdpClientStream::builder(addr, runtime.clone())
             .with_timeout(Some(budget))
             .exchange();
-        let first = udp.lookup(query.clone(), options.clone()).next().await;
+        let first = udp.lookup(query.clone(), options).next().await;
         let msg = match first {
             Some(Ok(resp)) => resp.into_message(),
             Some(Err(e)) => return Err(format!("{addr}: {e}")),

@@ -11,8 +11,6 @@ use std::sync::Arc;
 
 use super::BlockingSink;
 use crate::querylog::event::LoggedEvent;
-#[cfg(test)]
-use crate::querylog::event::LogRow;
 
 pub struct JsonlSink {
     path: PathBuf,
@@ -126,6 +124,7 @@ impl BlockingSink for JsonlSink {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::querylog::event::LogRow;
     use crate::querylog::event::*;
     use crate::querylog::testutil::*;
 
