@@ -2,7 +2,7 @@
 //! admission (parse, refuse what we do not serve) -> cache -> resolve on a miss -> respond.
 //!
 //! `answer_fast` is synchronous and serves everything that needs no upstream (cache hits,
-//! errors); only a miss goes to the async `answer`. The UDP loop calls the fast path inline.
+//! errors); only a miss goes to the async `resolve_miss`. The UDP loop calls the fast path inline.
 
 pub mod admission;
 pub mod record;
@@ -57,7 +57,7 @@ pub enum Fast {
     Reply,
     /// Send nothing.
     Drop,
-    /// Needs upstream: call `Engine::answer` with the packet.
+    /// Needs upstream: call `Engine::resolve_miss` with the packet and the same scratch.
     Miss,
 }
 
@@ -131,12 +131,10 @@ impl Engine {
             gate => {
                 // REFUSED, or TC=1 for a client over its rate; nothing when it did not parse.
                 let Ok(q) = dnswire::parse_query(pkt) else { return Fast::Drop };
-                let (rcode, tc) = match gate {
-                    Gate::Refuse => (dnswire::RCODE_REFUSED, false),
-                    _ => (dnswire::RCODE_NOERROR, true),
+                s.out = match gate {
+                    Gate::Refuse => self.header_only(&q, dnswire::RCODE_REFUSED, false),
+                    _ => self.header_only(&q, dnswire::RCODE_NOERROR, true),
                 };
-                let edns = q.edns.map(|e| (self.max_udp, e.dnssec_ok));
-                s.out = dnswire::error_response(q.id, q.flags, rcode, Some((q.qname, q.qtype, q.qclass)), edns, tc);
                 return Fast::Reply;
             }
         }
@@ -147,7 +145,7 @@ impl Engine {
                 // Echo the question when it parsed (unsupported class or type), not otherwise.
                 let parsed = dnswire::parse_query(pkt).ok();
                 let question = parsed.map(|q| (q.qname, q.qtype, q.qclass));
-                let edns = parsed.and_then(|q| q.edns.map(|e| (self.max_udp, e.dnssec_ok)));
+                let edns = parsed.and_then(|q| self.reply_edns(&q));
                 s.out = dnswire::error_response(id, flags, rcode, question, edns, false);
                 return Fast::Reply;
             }
@@ -184,19 +182,25 @@ impl Engine {
         if !answered {
             return Fast::Drop;
         }
-        if s.out.len() > self.size_limit(q, transport) {
-            let rcode = (dnswire::get_u16(&s.out, 2) & 0xf) as u8;
-            let edns = q.edns.map(|e| (self.max_udp, e.dnssec_ok));
-            s.out = dnswire::error_response(q.id, q.flags, rcode, Some((q.qname, q.qtype, q.qclass)), edns, true);
-        }
+        self.truncate_if_oversize(q, transport, &mut s.out);
         Fast::Reply
     }
 
-    /// The whole path for one packet with the current policy snapshot. `None` = send nothing.
-    pub async fn answer(&self, pkt: &[u8], transport: Transport, client: IpAddr) -> Option<Vec<u8>> {
-        let snap = self.policy.snapshot();
-        let mut s = Scratch::default();
-        self.answer_with(pkt, transport, client, &snap, &mut s).await.then_some(s.out)
+    /// Our OPT for a reply: present when the client sent one, with our size and its DO bit.
+    fn reply_edns(&self, q: &QueryView<'_>) -> Option<(u16, bool)> {
+        q.edns.map(|e| (self.max_udp, e.dnssec_ok))
+    }
+
+    /// A reply with no records: the question echoed, our OPT when the client sent EDNS.
+    fn header_only(&self, q: &QueryView<'_>, rcode: u8, tc: bool) -> Vec<u8> {
+        dnswire::error_response(q.id, q.flags, rcode, Some((q.qname, q.qtype, q.qclass)), self.reply_edns(q), tc)
+    }
+
+    /// What does not fit the transport becomes a header-only reply with TC=1, same RCODE.
+    fn truncate_if_oversize(&self, q: &QueryView<'_>, transport: Transport, out: &mut Vec<u8>) {
+        if out.len() > self.size_limit(q, transport) {
+            *out = self.header_only(q, (dnswire::get_u16(out, 2) & 0xf) as u8, true);
+        }
     }
 
     /// Response rate limiting over UDP: identical answers to one prefix beyond the rate are
@@ -210,8 +214,7 @@ impl Engine {
             Gate::Pass | Gate::Refuse => Fast::Reply,
             Gate::Drop => Fast::Drop,
             Gate::Truncate => {
-                let edns = q.edns.map(|e| (self.max_udp, e.dnssec_ok));
-                s.out = dnswire::error_response(q.id, q.flags, rcode, Some((q.qname, q.qtype, q.qclass)), edns, true);
+                s.out = self.header_only(q, rcode, true);
                 Fast::Reply
             }
         }
@@ -248,30 +251,17 @@ impl Engine {
                 s.decision.answer = Some(answer);
                 return self.rrl(&q, transport, client, s) == Fast::Reply;
             }
-            Outcome::Failed => {
-                s.out = dnswire::error_response(
-                    q.id,
-                    q.flags,
-                    dnswire::RCODE_SERVFAIL,
-                    Some((q.qname, q.qtype, q.qclass)),
-                    q.edns.map(|e| (self.max_udp, e.dnssec_ok)),
-                    false,
-                );
-            }
+            Outcome::Failed => s.out = self.header_only(&q, dnswire::RCODE_SERVFAIL, false),
         }
         true
     }
 
     /// Adds our OPT when the client sent one, and truncates (TC) what does not fit over UDP.
     fn finish(&self, q: &QueryView<'_>, transport: Transport, out: &mut Vec<u8>, options: &[u8]) {
-        let edns = q.edns.map(|e| (self.max_udp, e.dnssec_ok));
-        if let Some((size, dnssec_ok)) = edns {
+        if let Some((size, dnssec_ok)) = self.reply_edns(q) {
             dnswire::append_opt(out, size, dnssec_ok, options);
         }
-        if out.len() > self.size_limit(q, transport) {
-            let rcode = (dnswire::get_u16(out, 2) & 0xf) as u8;
-            *out = dnswire::error_response(q.id, q.flags, rcode, Some((q.qname, q.qtype, q.qclass)), edns, true);
-        }
+        self.truncate_if_oversize(q, transport, out);
     }
 }
 

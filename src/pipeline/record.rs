@@ -75,13 +75,15 @@ impl Recorder {
             (None, Some(dnswire::RCODE_SERVFAIL)) => EventAction::Servfail,
             _ => EventAction::Allowed,
         };
-        self.count(arrival, query, rcode, action, decision);
+        // Read once: both the counters and the event need the question.
+        let question = dnswire::parse_query(query).ok();
+        self.count(arrival, question.map_or(0, |q| q.qtype), rcode, action, decision);
         if !self.log.is_enabled() || (action == EventAction::Allowed && !self.log_allowed) {
             return;
         }
-        let (qname, qtype) = match dnswire::parse_query(query) {
-            Ok(q) => (dnswire::name_to_string(q.qname), RecordType::from(q.qtype).to_string()),
-            Err(_) => (String::new(), String::new()),
+        let (qname, qtype) = match question {
+            Some(q) => (dnswire::name_to_string(q.qname), RecordType::from(q.qtype).to_string()),
+            None => (String::new(), String::new()),
         };
         let (category, list, rule, trigger) = match &decision.blocked {
             Some((r, t)) => (
@@ -132,8 +134,7 @@ impl Recorder {
 }
 
 impl Recorder {
-    fn count(&self, arrival: &Arrival, query: &[u8], rcode: Option<u8>, action: EventAction, decision: &Decision) {
-        let qtype = dnswire::parse_query(query).map_or(0, |q| q.qtype);
+    fn count(&self, arrival: &Arrival, qtype: u16, rcode: Option<u8>, action: EventAction, decision: &Decision) {
         let category = decision.blocked.as_ref().map_or("", |(r, _)| r.category.as_str());
         self.metrics
             .queries
