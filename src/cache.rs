@@ -32,8 +32,12 @@ pub struct CachedAnswer {
     pub rcode: u8,
     /// CNAME targets in the answer chain (lower case, no trailing dot), for response policy.
     pub cname_targets: Box<[Box<str>]>,
-    /// A/AAAA addresses in the answer, for response policy and the query log.
-    pub addresses: Box<[IpAddr]>,
+    /// A/AAAA addresses in the answer, for response policy and the query log (shared with
+    /// the log's events, hence `Arc`).
+    pub addresses: Arc<[IpAddr]>,
+    /// The question name (lower case, no trailing dot), made once so that logging a cache
+    /// hit does not build it again.
+    pub qname: Arc<str>,
 }
 
 impl CachedAnswer {
@@ -46,6 +50,11 @@ impl CachedAnswer {
     ) -> Option<Self> {
         let (offsets, min_ttl) = dnswire::ttl_offsets(&wire)?;
         let ttl = min_ttl.unwrap_or(DEFAULT_NEGATIVE_TTL).min(MAX_TTL);
+        let has_question = wire.get(4..6).is_some_and(|c| c != [0, 0]);
+        let qname = match dnswire::question_name_end(&wire, dnswire::HEADER_LEN).filter(|_| has_question) {
+            Some(end) => Arc::from(dnswire::name_to_string(&wire[dnswire::HEADER_LEN..end])),
+            None => Arc::from(""),
+        };
         Some(Self {
             wire: wire.into_boxed_slice(),
             ttl_offsets: offsets.into_boxed_slice(),
@@ -53,7 +62,8 @@ impl CachedAnswer {
             ttl,
             rcode,
             cname_targets: cname_targets.into_boxed_slice(),
-            addresses: addresses.into_boxed_slice(),
+            addresses: Arc::from(addresses),
+            qname,
         })
     }
 

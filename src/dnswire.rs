@@ -150,7 +150,7 @@ pub fn parse_query(pkt: &[u8]) -> Result<QueryView<'_>, Reject> {
 
 /// End offset of an uncompressed name starting at `start` (labels <= 63, name <= 255 bytes).
 /// A compression pointer in a question is refused: no real client sends one.
-fn question_name_end(pkt: &[u8], start: usize) -> Option<usize> {
+pub fn question_name_end(pkt: &[u8], start: usize) -> Option<usize> {
     let mut pos = start;
     loop {
         let len = *pkt.get(pos)? as usize;

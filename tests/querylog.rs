@@ -287,3 +287,53 @@ fn explain_names_the_list_and_rule() {
     assert_eq!(code, Some(0));
     assert!(out.contains("allowed (no list matches)"), "{out}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_steady_traffic_an_attempt_is_logged_within_two_seconds() {
+    // The UDP worker batches events; a query every 20 ms means its read timeout never fires,
+    // so this checks that the batch is pushed by age while traffic goes on.
+    let h = Hierarchy::start("").await;
+    let dir = h.dir.path();
+    let text = config_with_log(&h, &format!("sqlite = \"{0}/log.db\"\njsonl = \"{0}/log.jsonl\"\n", dir.display()));
+    let cfg = dir.join("steady.toml");
+    std::fs::write(&cfg, &text).unwrap();
+    let d = start_dnsward_text(&text, dir).await;
+    let addr = d.addrs()[0];
+    ask(addr, "www.example.com.", RecordType::A).await;
+    // One socket for everything: SO_REUSEPORT keeps it on one worker, the busy one.
+    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let mut buf = vec![0u8; 2048];
+    let start = std::time::Instant::now();
+    sock.send_to(&query_message("c2.evil.example.com.", RecordType::A, None).to_vec().unwrap(), addr).await.unwrap();
+    let n = tokio::time::timeout(Duration::from_secs(2), sock.recv_from(&mut buf)).await.unwrap().unwrap().0;
+    assert_eq!(hickory_proto::op::Message::from_vec(&buf[..n]).unwrap().metadata.response_code, ResponseCode::NXDomain);
+    let q = query_message("www.example.com.", RecordType::A, None).to_vec().unwrap();
+    let (mut in_jsonl, mut in_sqlite) = (None, None);
+    for i in 0..200 {
+        sock.send_to(&q, addr).await.unwrap();
+        let _ = tokio::time::timeout(Duration::from_secs(1), sock.recv_from(&mut buf)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        if i % 5 == 0 {
+            if in_jsonl.is_none() && std::fs::read_to_string(dir.join("log.jsonl")).is_ok_and(|t| t.contains("c2.evil.example.com")) {
+                in_jsonl = Some(start.elapsed());
+            }
+            if in_sqlite.is_none() {
+                let out = Command::new(BIN)
+                    .args(["logs", "--config"])
+                    .arg(&cfg)
+                    .args(["tail", "-n", "50", "--action", "blocked", "--json"])
+                    .output()
+                    .unwrap();
+                if String::from_utf8_lossy(&out.stdout).contains("c2.evil.example.com") {
+                    in_sqlite = Some(start.elapsed());
+                }
+            }
+            if in_jsonl.is_some() && in_sqlite.is_some() {
+                break;
+            }
+        }
+    }
+    let (j, s) = (in_jsonl.expect("blocked attempt never reached the JSON lines"), in_sqlite.expect("never reached SQLite"));
+    assert!(j < Duration::from_secs(2) && s < Duration::from_secs(2), "seen after {j:?} (jsonl) and {s:?} (sqlite)");
+    d.shutdown().await;
+}

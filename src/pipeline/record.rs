@@ -1,17 +1,17 @@
 //! One query event per query, built from what the pipeline decided and the bytes it sent, and
 //! handed to the query log's bounded, non-blocking bus.
 
+use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
-
-use hickory_proto::rr::RecordType;
 
 use super::{Decision, Transport};
 use crate::dnswire;
 use crate::admin::metrics::{qtype_label, rcode_label, ListLabel, Metrics, QueryLabels};
 use crate::policy::runtime::RuntimeList;
-use crate::querylog::{self, EventAction, QueryEvent, QueryLog};
+use crate::querylog::event::{qtype_name, rcode_name};
+use crate::querylog::{self, Answers, EventAction, EventBatcher, QueryEvent, QueryLog};
 use super::synth::Trigger;
 
 /// When and from whom a query came.
@@ -66,8 +66,16 @@ impl Recorder {
     }
 
     /// Records one query. `response` is what was sent (None: dropped). Cheap when logging is
-    /// off or the event is filtered out; never blocks.
-    pub fn record(&self, arrival: &Arrival, query: &[u8], response: Option<&[u8]>, decision: &Decision) {
+    /// off or the event is filtered out; never blocks. With a `batcher` (a UDP worker's), the
+    /// event joins the worker's batch instead of going to the sinks' queues on its own.
+    pub fn record(
+        &self,
+        arrival: &Arrival,
+        query: &[u8],
+        response: Option<&[u8]>,
+        decision: &Decision,
+        batcher: Option<&mut EventBatcher>,
+    ) {
         let rcode = response.filter(|r| r.len() >= 4).map(|r| r[3] & 0x0f);
         let action = match (&decision.blocked, rcode) {
             (Some(_), _) => EventAction::Blocked,
@@ -78,17 +86,19 @@ impl Recorder {
         // Read once: both the counters and the event need the question.
         let question = dnswire::parse_query(query).ok();
         self.count(arrival, question.map_or(0, |q| q.qtype), rcode, action, decision);
-        if !self.log.is_enabled() || (action == EventAction::Allowed && !self.log_allowed) {
+        if !self.log.wants(action) || (action == EventAction::Allowed && !self.log_allowed) {
             return;
         }
-        let (qname, qtype) = match question {
-            Some(q) => (dnswire::name_to_string(q.qname), RecordType::from(q.qtype).to_string()),
-            None => (String::new(), String::new()),
+        // A cache entry carries its name ready-made: logging a hit allocates nothing for it.
+        let qname: Arc<str> = match (&decision.answer, question) {
+            (Some(a), _) if !a.qname.is_empty() => Arc::clone(&a.qname),
+            (_, Some(q)) => Arc::from(dnswire::name_to_string(q.qname)),
+            (_, None) => Arc::from(""),
         };
         let (category, list, rule, trigger) = match &decision.blocked {
             Some((r, t)) => (
-                Some(r.category.as_str().to_string()),
-                Some(r.list.to_string()),
+                Some(Cow::Borrowed(r.category.as_str())),
+                Some(Arc::clone(&r.list)),
                 Some(match self.runtime.as_ref().filter(|_| &*r.list == crate::config::RUNTIME_LIST).and_then(|rt| rt.get(&r.trigger_name)) {
                     Some(entry) => format!("{} (runtime: {})", r.trigger_name, entry.describe()),
                     None => format!("{} ({}:{})", r.trigger_name, r.file.display(), r.line),
@@ -102,10 +112,11 @@ impl Recorder {
             None => (None, None, None, None),
         };
         let answers = match (&decision.blocked, &decision.answer) {
-            (None, Some(a)) => a.addresses.to_vec(),
-            _ => Vec::new(),
+            (None, Some(a)) => Answers::new(Arc::clone(&a.addresses)),
+            _ => Answers::default(),
         };
-        self.log.emit(QueryEvent {
+        let now = Instant::now();
+        let ev = QueryEvent {
             ts_us: arrival.ts_us,
             client: arrival.client,
             transport: match arrival.transport {
@@ -113,8 +124,8 @@ impl Recorder {
                 Transport::Tcp => querylog::Transport::Tcp,
             },
             qname,
-            qtype,
-            rcode: rcode.map_or_else(|| "NONE".to_string(), rcode_name),
+            qtype: question.map_or(Cow::Borrowed(""), |q| qtype_name(q.qtype)),
+            rcode: rcode_name(rcode),
             action,
             category,
             list,
@@ -122,14 +133,28 @@ impl Recorder {
             trigger,
             cached: decision.from_cache,
             answers,
-            latency_us: arrival.at.elapsed().as_micros().min(u32::MAX as u128) as u32,
+            latency_us: now.saturating_duration_since(arrival.at).as_micros().min(u32::MAX as u128) as u32,
             server: Arc::clone(&self.server),
             query_wire: self.keep_wire.then(|| bytes::Bytes::copy_from_slice(query)),
             response_wire: self
                 .keep_wire
                 .then(|| response.map(bytes::Bytes::copy_from_slice))
                 .flatten(),
-        });
+        };
+        match batcher {
+            Some(b) => self.log.emit_batched(b, ev, now),
+            None => self.log.emit(ev),
+        }
+    }
+
+    /// A batching caller's idle tick: push events that waited long enough.
+    pub fn flush_due(&self, batcher: &mut EventBatcher) {
+        self.log.flush_due(batcher, Instant::now());
+    }
+
+    /// A batching caller stops: push everything it holds.
+    pub fn flush(&self, batcher: &mut EventBatcher) {
+        self.log.flush(batcher);
     }
 }
 
@@ -156,14 +181,3 @@ impl Recorder {
     }
 }
 
-fn rcode_name(code: u8) -> String {
-    match code {
-        0 => "NOERROR".into(),
-        1 => "FORMERR".into(),
-        2 => "SERVFAIL".into(),
-        3 => "NXDOMAIN".into(),
-        4 => "NOTIMP".into(),
-        5 => "REFUSED".into(),
-        n => format!("RCODE{n}"),
-    }
-}

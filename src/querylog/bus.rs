@@ -1,11 +1,13 @@
 //! The bounded, non-blocking queue between the answer path and one sink.
 //!
 //! Every sink has its own [`SinkQueue`], so a slow sink (a dnstap collector that stopped
-//! reading) never costs another sink its events. `push` is what `QueryLog::emit` calls on the
-//! answer path: it takes a short uncontended-in-practice mutex, never awaits, never blocks on
-//! the sink, and never allocates (the ring is allocated up front). When the ring is full the
-//! OLDEST event is dropped and the sink's drop counter goes up: under pressure, the newest
-//! events are the ones an analyst looks at first.
+//! reading) never costs another sink its events. The queue holds [`EventBatch`]es: a UDP worker
+//! collects up to a few hundred events before it pushes them (see `QueryLog::emit_batched`), so
+//! the lock and the reference counts are paid per batch, not per query. `push` never awaits,
+//! never blocks on the sink, and never allocates (the ring is allocated up front). Capacity is
+//! counted in events; when it would be exceeded the OLDEST batches are dropped and the sink's
+//! drop counter goes up by their events: under pressure, the newest events are the ones an
+//! analyst looks at first.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -15,6 +17,28 @@ use serde::Serialize;
 use tokio::sync::Notify;
 
 use super::event::LoggedEvent;
+
+/// Events pushed together; shared by every sink (one allocation per batch).
+pub type EventBatch = Arc<Vec<LoggedEvent>>;
+
+/// A batch as a queue holds it: its oldest `skip` events were dropped from this queue.
+#[derive(Clone)]
+pub struct Queued {
+    batch: EventBatch,
+    skip: usize,
+}
+
+impl Queued {
+    pub fn new(batch: EventBatch) -> Queued {
+        Queued { batch, skip: 0 }
+    }
+    pub fn events(&self) -> &[LoggedEvent] {
+        &self.batch[self.skip..]
+    }
+    fn len(&self) -> usize {
+        self.batch.len() - self.skip
+    }
+}
 
 /// Counters of one sink, as reported by `QueryLog::stats`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -37,13 +61,20 @@ pub struct SinkQueue {
     cap: usize,
     /// wake the sink early once this many events wait (it also wakes on its own timer)
     wake_at: usize,
-    ring: Mutex<VecDeque<Arc<LoggedEvent>>>,
+    ring: Mutex<Ring>,
     notify: Notify,
     closed: AtomicBool,
     written: AtomicU64,
     dropped: AtomicU64,
     errors: AtomicU64,
     last_error: Mutex<Option<String>>,
+}
+
+#[derive(Default)]
+struct Ring {
+    batches: VecDeque<Queued>,
+    /// events in `batches`
+    events: usize,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -53,13 +84,14 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl SinkQueue {
-    pub fn new(name: &'static str, cap: usize) -> SinkQueue {
+    /// `cap` events at most; the consumer is woken early once `wake_at` events wait.
+    pub fn new(name: &'static str, cap: usize, wake_at: usize) -> SinkQueue {
         let cap = cap.max(1);
         SinkQueue {
             name,
             cap,
-            wake_at: (cap / 2).clamp(1, 4096),
-            ring: Mutex::new(VecDeque::with_capacity(cap)),
+            wake_at: wake_at.clamp(1, cap.div_ceil(2)),
+            ring: Mutex::new(Ring { batches: VecDeque::with_capacity(cap.min(1 << 16)), events: 0 }),
             notify: Notify::new(),
             closed: AtomicBool::new(false),
             written: AtomicU64::new(0),
@@ -78,19 +110,47 @@ impl SinkQueue {
     }
 
     /// Answer-path side. Never blocks on the consumer, never awaits.
-    pub fn push(&self, ev: Arc<LoggedEvent>) {
-        if self.closed.load(Ordering::Relaxed) {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
+    pub fn push(&self, batch: EventBatch) {
+        let n = batch.len();
+        if n == 0 {
             return;
         }
-        let (len, evicted) = {
-            let mut ring = lock(&self.ring);
-            let evicted = if ring.len() >= self.cap { ring.pop_front() } else { None };
-            ring.push_back(ev);
-            (ring.len(), evicted)
+        if self.closed.load(Ordering::Relaxed) {
+            self.dropped.fetch_add(n as u64, Ordering::Relaxed);
+            return;
+        }
+        let mut evicted = Vec::new();
+        let mut lost = 0;
+        let len = {
+            let mut guard = lock(&self.ring);
+            let ring = &mut *guard;
+            let mut new = Queued::new(batch);
+            // Drop the oldest events until the new batch fits (part of a batch if need be;
+            // part of the new one when it alone is larger than the queue).
+            let mut excess = (ring.events + n).saturating_sub(self.cap);
+            while excess > 0 {
+                let Some(front) = ring.batches.front_mut() else {
+                    new.skip += excess;
+                    lost += excess;
+                    break;
+                };
+                let take = front.len().min(excess);
+                front.skip += take;
+                ring.events -= take;
+                lost += take;
+                excess -= take;
+                if front.len() == 0 {
+                    evicted.extend(ring.batches.pop_front());
+                }
+            }
+            if new.len() > 0 {
+                ring.events += new.len();
+                ring.batches.push_back(new);
+            }
+            ring.events
         };
-        if evicted.is_some() {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
+        if lost > 0 {
+            self.dropped.fetch_add(lost as u64, Ordering::Relaxed);
         }
         // `evicted` is freed here, outside the lock.
         drop(evicted);
@@ -99,16 +159,26 @@ impl SinkQueue {
         }
     }
 
-    /// Consumer side: move up to `max` of the oldest events into `out`.
-    pub fn drain_into(&self, max: usize, out: &mut Vec<Arc<LoggedEvent>>) -> usize {
+    /// Consumer side: move the oldest batches into `out` until about `max` events (at least
+    /// one batch); returns the number of events moved.
+    pub fn drain_into(&self, max: usize, out: &mut Vec<Queued>) -> usize {
         let mut ring = lock(&self.ring);
-        let n = ring.len().min(max);
-        out.extend(ring.drain(..n));
+        let mut n = 0;
+        while let Some(front) = ring.batches.front() {
+            if n > 0 && n + front.len() > max {
+                break;
+            }
+            n += front.len();
+            let b = ring.batches.pop_front().expect("front exists");
+            out.push(b);
+        }
+        ring.events -= n;
         n
     }
 
+    /// Events waiting.
     pub fn len(&self) -> usize {
-        lock(&self.ring).len()
+        lock(&self.ring).events
     }
 
     pub fn is_empty(&self) -> bool {
@@ -135,8 +205,9 @@ impl SinkQueue {
     pub fn discard_all(&self) -> u64 {
         let n = {
             let mut ring = lock(&self.ring);
-            let n = ring.len();
-            ring.clear();
+            let n = ring.events;
+            ring.batches.clear();
+            ring.events = 0;
             n as u64
         };
         self.dropped.fetch_add(n, Ordering::Relaxed);
@@ -178,34 +249,19 @@ mod tests {
     use super::*;
     use crate::querylog::event::*;
 
-    fn ev(i: i64) -> Arc<LoggedEvent> {
-        Arc::new(LoggedEvent {
-            ev: QueryEvent {
-                ts_us: i,
-                client: "192.0.2.1:5353".parse().unwrap(),
-                transport: Transport::Udp,
-                qname: format!("n{i}.example"),
-                qtype: "A".into(),
-                rcode: "NOERROR".into(),
-                action: EventAction::Allowed,
-                category: None,
-                list: None,
-                rule: None,
-                trigger: None,
-                cached: false,
-                answers: vec![],
-                latency_us: 1,
-                server: Arc::from("s"),
-                query_wire: None,
-                response_wire: None,
-            },
-            client: ClientId::Token(1),
-        })
+    fn ev(i: i64) -> EventBatch {
+        let mut e = crate::querylog::testutil::event(&format!("n{i}.example"), EventAction::Allowed);
+        e.ts_us = i;
+        Arc::new(vec![LoggedEvent { ev: e, client: ClientId::Token(1) }])
+    }
+
+    fn ts(out: &[Queued]) -> Vec<i64> {
+        out.iter().flat_map(|b| b.events()).map(|e| e.ev.ts_us).collect()
     }
 
     #[test]
     fn full_queue_drops_oldest_and_counts() {
-        let q = SinkQueue::new("t", 4);
+        let q = SinkQueue::new("t", 4, 2);
         for i in 0..10 {
             q.push(ev(i));
         }
@@ -214,25 +270,53 @@ mod tests {
         assert_eq!(s.dropped, 6);
         let mut out = Vec::new();
         assert_eq!(q.drain_into(100, &mut out), 4);
-        let ts: Vec<i64> = out.iter().map(|e| e.ev.ts_us).collect();
-        assert_eq!(ts, vec![6, 7, 8, 9], "the newest events survive");
+        assert_eq!(ts(&out), vec![6, 7, 8, 9], "the newest events survive");
+    }
+
+    #[test]
+    fn batches_count_by_events_and_drop_whole() {
+        let q = SinkQueue::new("t", 10, 5);
+        let batch = |from: i64, n: i64| {
+            Arc::new((from..from + n).map(|i| ev(i)[0].clone()).collect::<Vec<_>>())
+        };
+        q.push(batch(0, 4));
+        q.push(batch(4, 4));
+        assert_eq!(q.len(), 8);
+        q.push(batch(8, 4)); // 12 > 10: the two oldest events go
+        let s = q.stats();
+        assert_eq!((s.queued, s.dropped), (10, 2));
+        let mut out = Vec::new();
+        assert_eq!(q.drain_into(3, &mut out), 2, "stops before going past max");
+        assert_eq!(ts(&out), vec![2, 3]);
+        out.clear();
+        assert_eq!(q.drain_into(1, &mut out), 4, "but always takes one batch");
+        assert_eq!(ts(&out), vec![4, 5, 6, 7]);
+        q.push(batch(12, 25)); // larger than the queue: only its newest 10 stay
+        let s = q.stats();
+        assert_eq!((s.queued, s.dropped), (10, 2 + 4 + 15));
+        out.clear();
+        assert_eq!(q.drain_into(100, &mut out), 10);
+        assert_eq!(ts(&out), (27..37).collect::<Vec<_>>());
+        assert!(q.is_empty());
+        q.push(Arc::new(Vec::new()));
+        assert_eq!(q.stats().queued, 0);
     }
 
     #[test]
     fn drain_respects_max_and_order() {
-        let q = SinkQueue::new("t", 100);
+        let q = SinkQueue::new("t", 100, 50);
         for i in 0..10 {
             q.push(ev(i));
         }
         let mut out = Vec::new();
         q.drain_into(3, &mut out);
-        assert_eq!(out.iter().map(|e| e.ev.ts_us).collect::<Vec<_>>(), vec![0, 1, 2]);
+        assert_eq!(ts(&out), vec![0, 1, 2]);
         assert_eq!(q.len(), 7);
     }
 
     #[test]
     fn closed_queue_counts_pushes_as_dropped() {
-        let q = SinkQueue::new("t", 100);
+        let q = SinkQueue::new("t", 100, 50);
         q.push(ev(1));
         q.close();
         q.push(ev(2));
@@ -243,7 +327,7 @@ mod tests {
 
     #[test]
     fn errors_are_counted_and_last_kept() {
-        let q = SinkQueue::new("t", 1);
+        let q = SinkQueue::new("t", 1, 1);
         q.record_error("a");
         q.record_error("b");
         let s = q.stats();

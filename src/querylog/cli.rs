@@ -653,11 +653,11 @@ mod tests {
 
     const H: i64 = 3_600_000_000;
 
-    fn ev_at(ago_h: f64, client: &str, qname: &str, action: EventAction, category: Option<&str>) -> std::sync::Arc<LoggedEvent> {
+    fn ev_at(ago_h: f64, client: &str, qname: &str, action: EventAction, category: Option<&str>) -> LoggedEvent {
         let mut e = event(qname, action);
         e.ts_us = now_us() - (ago_h * H as f64) as i64;
         e.client = format!("{client}:4000").parse().unwrap();
-        e.category = category.map(String::from);
+        e.category = category.map(|c| c.to_string().into());
         logged(e)
     }
 
@@ -725,7 +725,7 @@ mod tests {
         let writer = std::thread::spawn(move || {
             std::thread::sleep(Duration::from_millis(150));
             let mut c = open_for_writing(&db2).unwrap();
-            insert_batch(&mut c, &[ev_at(0.0, "10.0.0.9", "late.evil.example", EventAction::Blocked, Some("malware"))]).unwrap();
+            insert_batch(&mut c, [&ev_at(0.0, "10.0.0.9", "late.evil.example", EventAction::Blocked, Some("malware"))]).unwrap();
         });
         let out = run(&db, "tail -f -n 1 --poll-ms 100 --max-polls 6");
         writer.join().unwrap();

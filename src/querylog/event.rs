@@ -5,6 +5,7 @@
 //! [`LogRow`] off the answer path. `LogRow` is the one shape shared by the JSON lines sink,
 //! the SQLite table and `dnsward logs export`, so the three agree field for field.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
@@ -71,26 +72,27 @@ str_enum!(Transport { Udp => "udp", Tcp => "tcp", Dot => "dot", Doh => "doh" });
 str_enum!(EventAction { Allowed => "allowed", Blocked => "blocked", Refused => "refused", Servfail => "servfail" });
 str_enum!(Trigger { Qname => "qname", Cname => "cname", Ip => "ip" });
 
-/// One query as seen by the answer path.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+/// One query as seen by the answer path. Built for every logged query, so the fields avoid
+/// allocating: names and answers are shared (`Arc`), codes are static strings.
+#[derive(Clone, Debug)]
 pub struct QueryEvent {
     /// When the query arrived: UTC microseconds since the Unix epoch.
     pub ts_us: i64,
     pub client: SocketAddr,
     pub transport: Transport,
     /// lower case, no trailing dot
-    pub qname: String,
+    pub qname: Arc<str>,
     /// "A", "AAAA", "TYPE65"...
-    pub qtype: String,
-    /// "NOERROR", "NXDOMAIN", ...
-    pub rcode: String,
+    pub qtype: Cow<'static, str>,
+    /// "NOERROR", "NXDOMAIN", ..., "NONE" when nothing was sent
+    pub rcode: Cow<'static, str>,
     pub action: EventAction,
-    pub category: Option<String>,
-    pub list: Option<String>,
+    pub category: Option<Cow<'static, str>>,
+    pub list: Option<Arc<str>>,
     pub rule: Option<String>,
     pub trigger: Option<Trigger>,
     pub cached: bool,
-    pub answers: Vec<IpAddr>,
+    pub answers: Answers,
     /// time from arrival to answer
     pub latency_us: u32,
     /// the `[server]` name
@@ -99,6 +101,52 @@ pub struct QueryEvent {
     pub query_wire: Option<bytes::Bytes>,
     /// raw DNS response, for dnstap only (not stored in SQLite / JSON lines)
     pub response_wire: Option<bytes::Bytes>,
+}
+
+/// The A/AAAA addresses of an answer, shared with the cache entry they came from (cloning is
+/// a reference count, not a copy).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Answers(Option<Arc<[IpAddr]>>);
+
+impl Answers {
+    pub fn new(addrs: Arc<[IpAddr]>) -> Answers {
+        Answers((!addrs.is_empty()).then_some(addrs))
+    }
+}
+
+impl std::ops::Deref for Answers {
+    type Target = [IpAddr];
+    fn deref(&self) -> &[IpAddr] {
+        self.0.as_deref().unwrap_or(&[])
+    }
+}
+
+impl From<Vec<IpAddr>> for Answers {
+    fn from(v: Vec<IpAddr>) -> Answers {
+        Answers::new(Arc::from(v))
+    }
+}
+
+/// Name of a query type: "A", "AAAA", ..., "TYPE65534" for types without a mnemonic.
+pub fn qtype_name(code: u16) -> Cow<'static, str> {
+    match hickory_proto::rr::RecordType::from(code) {
+        hickory_proto::rr::RecordType::Unknown(n) => Cow::Owned(format!("TYPE{n}")),
+        t => Cow::Borrowed(<&'static str>::from(t)),
+    }
+}
+
+/// Name of a response code ("NONE" when no response was sent).
+pub fn rcode_name(code: Option<u8>) -> Cow<'static, str> {
+    Cow::Borrowed(match code {
+        None => "NONE",
+        Some(0) => "NOERROR",
+        Some(1) => "FORMERR",
+        Some(2) => "SERVFAIL",
+        Some(3) => "NXDOMAIN",
+        Some(4) => "NOTIMP",
+        Some(5) => "REFUSED",
+        Some(n) => return Cow::Owned(format!("RCODE{n}")),
+    })
 }
 
 /// The client as it may be recorded, after the `client_ip` privacy mode was applied.
@@ -137,7 +185,7 @@ impl fmt::Display for ClientId {
 
 /// What travels on the bus: the event with the privacy mode applied to its client.
 /// `ev.client` must not be read by sinks; use `client`.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct LoggedEvent {
     pub ev: QueryEvent,
     pub client: ClientId,
@@ -177,16 +225,16 @@ impl LogRow {
             client: l.client.to_string(),
             client_port: l.client.port(),
             transport: ev.transport,
-            qname: ev.qname.clone(),
-            qtype: ev.qtype.clone(),
-            rcode: ev.rcode.clone(),
+            qname: ev.qname.to_string(),
+            qtype: ev.qtype.to_string(),
+            rcode: ev.rcode.to_string(),
             action: ev.action,
-            category: ev.category.clone(),
-            list: ev.list.clone(),
+            category: ev.category.as_deref().map(str::to_string),
+            list: ev.list.as_deref().map(str::to_string),
             rule: ev.rule.clone(),
             trigger: ev.trigger,
             cached: ev.cached,
-            answers: ev.answers.clone(),
+            answers: ev.answers.to_vec(),
             latency_us: ev.latency_us,
             server: ev.server.to_string(),
         }
@@ -276,6 +324,17 @@ mod tests {
         assert_eq!(t, "192.0.2.1,2001:db8::1");
         assert_eq!(answers_from_text(&t), a);
         assert!(answers_from_text("").is_empty());
+    }
+
+    #[test]
+    fn type_and_rcode_names() {
+        assert_eq!(qtype_name(1), "A");
+        assert_eq!(qtype_name(28), "AAAA");
+        assert_eq!(qtype_name(65), "HTTPS");
+        assert_eq!(qtype_name(65_280), "TYPE65280");
+        assert_eq!(rcode_name(Some(3)), "NXDOMAIN");
+        assert_eq!(rcode_name(None), "NONE");
+        assert_eq!(rcode_name(Some(9)), "RCODE9");
     }
 
     #[test]

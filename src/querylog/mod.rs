@@ -23,9 +23,26 @@ use std::time::Duration;
 use serde::Deserialize;
 use tokio::task::JoinHandle;
 
-pub use bus::{SinkQueue, SinkStats};
+pub use bus::{EventBatch, SinkQueue, SinkStats};
 pub use cli::{run_logs, LogsCommand};
-pub use event::{ClientId, EventAction, LogRow, LoggedEvent, QueryEvent, Transport, Trigger};
+pub use event::{Answers, ClientId, EventAction, LogRow, LoggedEvent, QueryEvent, Transport, Trigger};
+
+/// Events a producer collects before pushing them to the sinks' queues.
+pub const BATCH_EVENTS: usize = 256;
+/// Longest an event waits in a producer's batch (the sinks add at most their flush interval).
+pub const BATCH_MAX_AGE: Duration = Duration::from_millis(100);
+
+/// One producer's events not yet pushed; see [`QueryLog::emit_batched`].
+pub struct EventBatcher {
+    events: Vec<LoggedEvent>,
+    oldest: std::time::Instant,
+}
+
+impl Default for EventBatcher {
+    fn default() -> Self {
+        EventBatcher { events: Vec::with_capacity(BATCH_EVENTS), oldest: std::time::Instant::now() }
+    }
+}
 
 /// How long `shutdown` waits for the sinks to flush.
 pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
@@ -71,7 +88,7 @@ fn default_jsonl_keep() -> u32 {
     5
 }
 fn default_queue_size() -> usize {
-    65536
+    131_072
 }
 
 /// The `[querylog]` table of config.toml.
@@ -348,24 +365,26 @@ impl QueryLog {
         let mut queues = Vec::new();
         let mut tasks = Vec::new();
         if let Some(path) = &cfg.sqlite {
-            let q = Arc::new(SinkQueue::new("sqlite", cfg.queue_size));
+            let pace = sinks::Pace::SQLITE;
+            let q = Arc::new(SinkQueue::new("sqlite", cfg.queue_size, (cfg.queue_size / 4).min(pace.max_batch)));
             let sink = sinks::sqlite::SqliteSink::new(path.clone(), cfg.retention_days, cfg.max_size_mb);
-            tasks.push(tokio::spawn(sinks::run_blocking_sink(sink, q.clone(), Some(sinks::MAINTENANCE_INTERVAL))));
+            tasks.push(tokio::spawn(sinks::run_blocking_sink(sink, q.clone(), pace, Some(sinks::MAINTENANCE_INTERVAL))));
             queues.push(q);
         }
         if let Some(path) = &cfg.jsonl {
-            let q = Arc::new(SinkQueue::new("jsonl", cfg.queue_size));
+            let pace = sinks::Pace::JSONL;
+            let q = Arc::new(SinkQueue::new("jsonl", cfg.queue_size, (cfg.queue_size / 4).min(pace.max_batch)));
             let sink = sinks::jsonl::JsonlSink::new(
                 path.clone(),
                 cfg.jsonl_max_size_mb.saturating_mul(1024 * 1024),
                 cfg.jsonl_keep,
             );
-            tasks.push(tokio::spawn(sinks::run_blocking_sink(sink, q.clone(), None)));
+            tasks.push(tokio::spawn(sinks::run_blocking_sink(sink, q.clone(), pace, None)));
             queues.push(q);
         }
         if let Some(addr) = &cfg.dnstap {
             let target = sinks::dnstap::DnstapTarget::parse(addr).map_err(|e| QueryLogError::Config(vec![e]))?;
-            let q = Arc::new(SinkQueue::new("dnstap", cfg.queue_size));
+            let q = Arc::new(SinkQueue::new("dnstap", cfg.queue_size, (cfg.queue_size / 4).min(sinks::dnstap::MAX_BATCH)));
             tasks.push(tokio::spawn(sinks::dnstap::run(target, q.clone())));
             queues.push(q);
         }
@@ -381,23 +400,67 @@ impl QueryLog {
         })
     }
 
-    /// Answer-path entry point. Never blocks, never awaits; allocates one `Arc` for the event
-    /// (shared by all sinks). Drops allowed queries when `log_allowed = false`.
-    pub fn emit(&self, ev: QueryEvent) {
+    /// Would an event with this action be recorded? (Lets the answer path skip building it.)
+    pub fn wants(&self, action: EventAction) -> bool {
         let inner = &*self.inner;
-        if inner.queues.is_empty() || (!inner.log_allowed && ev.action == EventAction::Allowed) {
+        !inner.queues.is_empty() && (inner.log_allowed || action != EventAction::Allowed)
+    }
+
+    fn logged(&self, ev: QueryEvent) -> Option<LoggedEvent> {
+        if !self.wants(ev.action) {
+            return None;
+        }
+        let client = self.inner.privacy.apply(ev.client);
+        Some(LoggedEvent { ev, client })
+    }
+
+    /// Answer-path entry point for one event on its own (TCP, upstream misses). Never blocks,
+    /// never awaits. Drops allowed queries when `log_allowed = false`.
+    pub fn emit(&self, ev: QueryEvent) {
+        if let Some(l) = self.logged(ev) {
+            self.push(Arc::new(vec![l]));
+        }
+    }
+
+    /// Like `emit`, but collects the event in `batcher` and pushes a whole batch when it is
+    /// full or its oldest event is [`BATCH_MAX_AGE`] old. For a thread that answers many
+    /// queries (a UDP worker): the queues' lock and the batch allocation are paid once per
+    /// [`BATCH_EVENTS`] queries. The caller must also call [`QueryLog::flush_due`] when idle and
+    /// [`QueryLog::flush`] before it stops.
+    pub fn emit_batched(&self, batcher: &mut EventBatcher, ev: QueryEvent, now: std::time::Instant) {
+        if let Some(l) = self.logged(ev) {
+            if batcher.events.is_empty() {
+                batcher.oldest = now;
+            }
+            batcher.events.push(l);
+            if batcher.events.len() >= BATCH_EVENTS {
+                self.flush(batcher);
+            }
+        }
+    }
+
+    /// Push the batch if its oldest event has waited [`BATCH_MAX_AGE`].
+    pub fn flush_due(&self, batcher: &mut EventBatcher, now: std::time::Instant) {
+        if !batcher.events.is_empty() && now.saturating_duration_since(batcher.oldest) >= BATCH_MAX_AGE {
+            self.flush(batcher);
+        }
+    }
+
+    /// Push whatever the batcher holds.
+    pub fn flush(&self, batcher: &mut EventBatcher) {
+        if batcher.events.is_empty() {
             return;
         }
-        let client = inner.privacy.apply(ev.client);
-        let logged = Arc::new(LoggedEvent { ev, client });
-        let (last, rest) = match inner.queues.split_last() {
-            Some(x) => x,
-            None => return,
-        };
+        let events = std::mem::replace(&mut batcher.events, Vec::with_capacity(BATCH_EVENTS));
+        self.push(Arc::new(events));
+    }
+
+    fn push(&self, batch: EventBatch) {
+        let Some((last, rest)) = self.inner.queues.split_last() else { return };
         for q in rest {
-            q.push(logged.clone());
+            q.push(batch.clone());
         }
-        last.push(logged);
+        last.push(batch);
     }
 
     /// Counters per sink, in the order sqlite, jsonl, dnstap (configured ones only).
@@ -473,19 +536,19 @@ pub(crate) mod testutil {
             ts_us: 1_714_564_800_123_456,
             client: "192.0.2.77:53001".parse().unwrap(),
             transport: Transport::Udp,
-            qname: qname.to_string(),
+            qname: qname.into(),
             qtype: "A".into(),
             rcode: if action == EventAction::Blocked { "NXDOMAIN".into() } else { "NOERROR".into() },
             action,
-            category: (action == EventAction::Blocked).then(|| "malware".to_string()),
-            list: (action == EventAction::Blocked).then(|| "threat-feed".to_string()),
+            category: (action == EventAction::Blocked).then(|| "malware".into()),
+            list: (action == EventAction::Blocked).then(|| "threat-feed".into()),
             rule: (action == EventAction::Blocked).then(|| "*.evil.example".to_string()),
             trigger: (action == EventAction::Blocked).then_some(Trigger::Qname),
             cached: action == EventAction::Allowed,
             answers: if action == EventAction::Allowed {
-                vec!["198.51.100.7".parse().unwrap(), "2001:db8::7".parse().unwrap()]
+                vec!["198.51.100.7".parse().unwrap(), "2001:db8::7".parse().unwrap()].into()
             } else {
-                vec![]
+                Answers::default()
             },
             latency_us: 1234,
             server: Arc::from("edge-1"),
@@ -494,9 +557,14 @@ pub(crate) mod testutil {
         }
     }
 
-    pub fn logged(ev: QueryEvent) -> Arc<LoggedEvent> {
+    pub fn logged(ev: QueryEvent) -> LoggedEvent {
         let client = Privacy::Full.apply(ev.client);
-        Arc::new(LoggedEvent { ev, client })
+        LoggedEvent { ev, client }
+    }
+
+    /// The events as the one batch a sink gets.
+    pub fn batch(evs: &[LoggedEvent]) -> Vec<bus::Queued> {
+        vec![bus::Queued::new(Arc::new(evs.to_vec()))]
     }
 }
 
@@ -516,7 +584,7 @@ mod tests {
         assert!(c.log_allowed);
         assert_eq!(c.jsonl_max_size_mb, 100);
         assert_eq!(c.jsonl_keep, 5);
-        assert_eq!(c.queue_size, 65536);
+        assert_eq!(c.queue_size, 131_072);
         assert_eq!(c.client_ip, ClientIpMode::Full);
         assert!(c.validate().is_empty());
         let e = cfg_toml(r#"{"sqlite": "/tmp/q.db", "sqllite": 1}"#).unwrap_err();
@@ -643,16 +711,16 @@ mod tests {
             client: client.to_string(),
             client_port: port,
             transport: ev.transport,
-            qname: ev.qname.clone(),
-            qtype: ev.qtype.clone(),
-            rcode: ev.rcode.clone(),
+            qname: ev.qname.to_string(),
+            qtype: ev.qtype.to_string(),
+            rcode: ev.rcode.to_string(),
             action: ev.action,
-            category: ev.category.clone(),
-            list: ev.list.clone(),
+            category: ev.category.as_deref().map(str::to_string),
+            list: ev.list.as_deref().map(str::to_string),
             rule: ev.rule.clone(),
             trigger: ev.trigger,
             cached: ev.cached,
-            answers: ev.answers.clone(),
+            answers: ev.answers.to_vec(),
             latency_us: ev.latency_us,
             server: ev.server.to_string(),
         }

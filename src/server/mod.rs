@@ -21,6 +21,7 @@ use crate::config::Config;
 use crate::pipeline::record::Arrival;
 use crate::pipeline::{Engine, Fast, Scratch, Transport};
 use crate::policy::Snapshot;
+use crate::querylog::EventBatcher;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -183,10 +184,16 @@ impl UdpWorker {
     fn run(self) {
         let mut buf = vec![0u8; 65_535];
         let mut scratch = Scratch::default();
+        let mut events = EventBatcher::default();
+        let recorder = &self.engine.recorder;
         while !self.stop.load(Ordering::Relaxed) {
             let (n, src) = match self.socket.recv_from(&mut buf) {
                 Ok(x) => x,
-                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted) => continue,
+                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted) => {
+                    // Idle: the read timeout brings us here at least every 100 ms.
+                    recorder.flush_due(&mut events);
+                    continue;
+                }
                 Err(e) => {
                     // ICMP errors from earlier sends surface here; nothing to do but go on.
                     tracing::debug!(error = %e, "udp receive error");
@@ -199,19 +206,22 @@ impl UdpWorker {
             match self.engine.answer_fast(pkt, Transport::Udp, src.ip(), &snap, &mut scratch) {
                 Fast::Reply => {
                     let _ = self.socket.send_to(&scratch.out, src);
-                    self.engine.recorder.record(&arrival, pkt, Some(&scratch.out), &scratch.decision);
+                    recorder.record(&arrival, pkt, Some(&scratch.out), &scratch.decision, Some(&mut events));
                 }
-                Fast::Drop => self.engine.recorder.record(&arrival, pkt, None, &scratch.decision),
+                Fast::Drop => recorder.record(&arrival, pkt, None, &scratch.decision, Some(&mut events)),
                 Fast::Miss => {
                     let carry = Scratch {
                         key: scratch.key.clone(),
                         name: scratch.name.clone(),
                         ..Scratch::default()
                     };
-                    self.spawn_miss(pkt.to_vec(), arrival, arc_swap::Guard::into_inner(snap), carry)
+                    self.spawn_miss(pkt.to_vec(), arrival, arc_swap::Guard::into_inner(snap), carry);
                 }
             }
+            // Under steady traffic the read timeout never fires: check the batch's age here too.
+            recorder.log().flush_due(&mut events, arrival.at);
         }
+        recorder.flush(&mut events);
     }
 
     fn spawn_miss(&self, pkt: Vec<u8>, arrival: Arrival, snap: Arc<Snapshot>, mut scratch: Scratch) {
@@ -222,7 +232,7 @@ impl UdpWorker {
             if sent {
                 let _ = socket.send_to(&scratch.out, arrival.client);
             }
-            engine.recorder.record(&arrival, &pkt, sent.then_some(&scratch.out[..]), &scratch.decision);
+            engine.recorder.record(&arrival, &pkt, sent.then_some(&scratch.out[..]), &scratch.decision, None);
             in_flight.fetch_sub(1, Ordering::SeqCst);
         });
     }
@@ -250,7 +260,7 @@ impl RequestHandler for TcpHandler {
         let snap = self.engine.policy().snapshot();
         let mut scratch = Scratch::default();
         let sent = self.engine.answer_with(request.as_slice(), Transport::Tcp, request.src().ip(), &snap, &mut scratch).await;
-        self.engine.recorder.record(&arrival, request.as_slice(), sent.then_some(&scratch.out[..]), &scratch.decision);
+        self.engine.recorder.record(&arrival, request.as_slice(), sent.then_some(&scratch.out[..]), &scratch.decision, None);
         if !sent {
             return failed(ResponseCode::Refused);
         }

@@ -25,7 +25,11 @@ use prost::Message as _;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::{timeout, Instant};
 
-use super::{Backoff, FLUSH_INTERVAL, MAX_BATCH};
+use super::{Backoff, FLUSH_INTERVAL};
+use crate::querylog::bus::Queued;
+
+/// Events encoded and written in one go.
+pub const MAX_BATCH: usize = super::MAX_BATCH;
 use crate::querylog::bus::SinkQueue;
 use crate::querylog::event::{ClientId, EventAction, LoggedEvent, Transport, Trigger};
 
@@ -235,7 +239,7 @@ fn policy_for(l: &LoggedEvent) -> Option<Policy> {
     if ev.action != EventAction::Blocked {
         return None;
     }
-    let action = match ev.rcode.as_str() {
+    let action = match &*ev.rcode {
         "NXDOMAIN" => Some(PolicyAction::Nxdomain),
         "NOERROR" if ev.answers.is_empty() => Some(PolicyAction::Nodata),
         "NOERROR" => Some(PolicyAction::LocalData),
@@ -248,7 +252,7 @@ fn policy_for(l: &LoggedEvent) -> Option<Policy> {
     });
     Some(Policy {
         r#type: Some("dnsward".into()),
-        rule: ev.rule.as_ref().or(ev.list.as_ref()).map(|s| s.as_bytes().to_vec()),
+        rule: ev.rule.as_deref().or(ev.list.as_deref()).map(|s| s.as_bytes().to_vec()),
         action: action.map(|a| a as i32),
         r#match: m.map(|m| m as i32),
         value: match ev.trigger {
@@ -492,7 +496,7 @@ pub async fn run(target: DnstapTarget, queue: Arc<SinkQueue>) {
     let mut backoff = Backoff::default();
     let mut retry_at = Instant::now();
     let mut reported_down = false;
-    let mut batch: Vec<Arc<LoggedEvent>> = Vec::with_capacity(MAX_BATCH);
+    let mut batch: Vec<Queued> = Vec::new();
     let mut buf: Vec<u8> = Vec::with_capacity(256 * 1024);
     loop {
         let closing = queue.is_closed();
@@ -523,7 +527,7 @@ pub async fn run(target: DnstapTarget, queue: Arc<SinkQueue>) {
             let n = queue.drain_into(MAX_BATCH, &mut batch);
             if n > 0 {
                 buf.clear();
-                for l in &batch {
+                for l in batch.iter().flat_map(|b| b.events()) {
                     for payload in encode_event(l, &version) {
                         put_data_frame(&mut buf, &payload);
                     }

@@ -5,12 +5,12 @@
 //! WAL lets them run side by side.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use rusqlite::{params, Connection, OpenFlags};
 
 use super::BlockingSink;
-use crate::querylog::event::{answers_from_text, answers_to_text, format_ts_us, now_us, LogRow, LoggedEvent};
+use crate::querylog::bus::Queued;
+use crate::querylog::event::{answers_from_text, format_ts_us, now_us, LogRow, LoggedEvent};
 
 pub const SCHEMA_VERSION: i64 = 1;
 
@@ -128,32 +128,37 @@ pub fn open_for_writing(path: &Path) -> Result<Connection, String> {
     Ok(conn)
 }
 
-/// Insert one batch in one transaction.
-pub fn insert_batch(conn: &mut Connection, batch: &[Arc<LoggedEvent>]) -> rusqlite::Result<()> {
+/// Insert events in one transaction.
+pub fn insert_batch<'a>(conn: &mut Connection, events: impl IntoIterator<Item = &'a LoggedEvent>) -> rusqlite::Result<()> {
     let tx = conn.transaction()?;
     {
         let mut stmt = tx.prepare_cached(INSERT)?;
         let mut client = String::new();
-        for l in batch {
+        let mut answers = String::new();
+        for l in events {
+            use std::fmt::Write;
             let ev = &l.ev;
             client.clear();
-            use std::fmt::Write;
             let _ = write!(client, "{}", l.client);
+            answers.clear();
+            for (i, a) in ev.answers.iter().enumerate() {
+                let _ = if i == 0 { write!(answers, "{a}") } else { write!(answers, ",{a}") };
+            }
             stmt.execute(params![
                 ev.ts_us,
                 client,
                 l.client.port(),
                 ev.transport.as_str(),
-                ev.qname,
-                ev.qtype,
-                ev.rcode,
+                &*ev.qname,
+                &*ev.qtype,
+                &*ev.rcode,
                 ev.action.as_str(),
-                ev.category,
-                ev.list,
+                ev.category.as_deref(),
+                ev.list.as_deref(),
                 ev.rule,
                 ev.trigger.map(|t| t.as_str()),
                 ev.cached,
-                answers_to_text(&ev.answers),
+                answers,
                 ev.latency_us,
                 &*ev.server,
             ])?;
@@ -261,9 +266,9 @@ impl BlockingSink for SqliteSink {
         self.conn = Some(open_for_writing(&self.path).map_err(|e| format!("{}: {e}", self.path.display()))?);
         Ok(())
     }
-    fn write_batch(&mut self, batch: &[Arc<LoggedEvent>]) -> Result<(), String> {
+    fn write_batch(&mut self, batch: &[Queued]) -> Result<(), String> {
         let conn = self.conn.as_mut().ok_or("not open")?;
-        insert_batch(conn, batch).map_err(|e| format!("{}: insert failed: {e}", self.path.display()))
+        insert_batch(conn, batch.iter().flat_map(|b| b.events())).map_err(|e| format!("{}: insert failed: {e}", self.path.display()))
     }
     fn maintenance(&mut self) -> Result<(), String> {
         if self.retention_days.is_none() && self.max_size_mb.is_none() {
@@ -308,7 +313,7 @@ mod tests {
         ev.transport = Transport::Dot;
         let a = logged(ev.clone());
         let b = logged(event("ok.example", EventAction::Allowed));
-        insert_batch(&mut c, &[a.clone(), b.clone()]).unwrap();
+        insert_batch(&mut c, [&a, &b]).unwrap();
         let rows = all_rows(&c);
         assert_eq!(rows, vec![LogRow::from_logged(&a), LogRow::from_logged(&b)]);
         assert_eq!(rows[0].trigger, Some(Trigger::Cname));

@@ -1,0 +1,114 @@
+//! Query-log sink benchmarks: what logging one query costs in each sink, next to the floor of
+//! an SQLite insert without any index. Events look like the lab's cache-hit traffic: 1,000
+//! names, one client, A/AAAA, allowed, answered from cache.
+//!
+//!   cargo bench --bench querylog
+//!
+//! Figures are per event (criterion's "time" with Throughput::Elements = 1 per iteration).
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use dnsward::querylog::bus::Queued;
+use dnsward::querylog::sinks::jsonl::{JsonlSink, LineEncoder};
+use dnsward::querylog::sinks::sqlite::{insert_batch, open_for_writing};
+use dnsward::querylog::sinks::BlockingSink;
+use dnsward::querylog::{ClientId, EventAction, LoggedEvent, QueryEvent, Transport};
+
+/// Events per SQLite transaction, as the sink commits them under load.
+const TX: usize = 65_536;
+
+fn events(n: usize) -> Vec<LoggedEvent> {
+    let names: Vec<Arc<str>> = (0..1000).map(|i| Arc::from(format!("www.zone{:04}.example{}", i * 7919 % 1000, i % 3))).collect();
+    let server: Arc<str> = Arc::from("bench-1");
+    let answer: Vec<std::net::IpAddr> = vec!["192.0.2.10".parse().unwrap()];
+    let answers: dnsward::querylog::Answers = answer.into();
+    (0..n)
+        .map(|i| {
+            let client = std::net::SocketAddr::from(([127, 0, 0, 1], 1024 + (i % 60_000) as u16));
+            LoggedEvent {
+                ev: QueryEvent {
+                    ts_us: 1_764_000_000_000_000 + 7 * i as i64,
+                    client,
+                    transport: Transport::Udp,
+                    qname: Arc::clone(&names[(i * 31) % names.len()]),
+                    qtype: if i % 5 == 0 { "AAAA".into() } else { "A".into() },
+                    rcode: "NOERROR".into(),
+                    action: EventAction::Allowed,
+                    category: None,
+                    list: None,
+                    rule: None,
+                    trigger: None,
+                    cached: true,
+                    answers: answers.clone(),
+                    latency_us: 6,
+                    server: Arc::clone(&server),
+                    query_wire: None,
+                    response_wire: None,
+                },
+                client: ClientId::Addr { ip: client.ip(), port: Some(client.port()) },
+            }
+        })
+        .collect()
+}
+
+/// Per-event time of inserting `iters` events in TX-sized transactions into `conn`.
+fn sqlite_time(conn: &mut rusqlite::Connection, evs: &[LoggedEvent], iters: u64) -> Duration {
+    let mut left = iters as usize;
+    let mut spent = Duration::ZERO;
+    while left > 0 {
+        let n = left.min(TX).min(evs.len());
+        let t = Instant::now();
+        insert_batch(conn, &evs[..n]).unwrap();
+        spent += t.elapsed();
+        left -= n;
+    }
+    spent
+}
+
+fn bench(c: &mut Criterion) {
+    let evs = events(TX);
+    let mut g = c.benchmark_group("querylog");
+    g.throughput(Throughput::Elements(1));
+    g.sample_size(20);
+    g.measurement_time(Duration::from_secs(10));
+
+    let mut enc = LineEncoder::default();
+    let mut line = Vec::with_capacity(512);
+    let mut i = 0;
+    g.bench_function("jsonl_encode", |b| {
+        b.iter(|| {
+            line.clear();
+            enc.encode(&mut line, &evs[i % evs.len()]);
+            i += 1;
+            black_box(&line);
+        })
+    });
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut sink = JsonlSink::new(dir.path().join("q.jsonl"), 1 << 40, 1);
+    sink.open().unwrap();
+    let batch = vec![Queued::new(Arc::new(evs[..4096].to_vec()))];
+    g.bench_function("jsonl_sink_write", |b| {
+        b.iter_custom(|iters| {
+            let rounds = iters.div_ceil(4096).max(1);
+            let t = Instant::now();
+            for _ in 0..rounds {
+                sink.write_batch(&batch).unwrap();
+            }
+            t.elapsed().mul_f64(iters as f64 / (rounds * 4096) as f64)
+        })
+    });
+
+    let mut conn = open_for_writing(&dir.path().join("q.db")).unwrap();
+    g.bench_function("sqlite_insert", |b| b.iter_custom(|iters| sqlite_time(&mut conn, &evs, iters)));
+
+    let mut bare = open_for_writing(&dir.path().join("bare.db")).unwrap();
+    bare.execute_batch("DROP INDEX queries_ts; DROP INDEX queries_client_ts; DROP INDEX queries_qname; DROP INDEX queries_action_ts;").unwrap();
+    g.bench_function("sqlite_insert_without_indexes", |b| b.iter_custom(|iters| sqlite_time(&mut bare, &evs, iters)));
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
