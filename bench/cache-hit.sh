@@ -17,7 +17,8 @@
 #   PEERS ["unbound pdns"] peer resolvers (peers.sh names; hickory works if installed)
 #   DNSWARD [<repo>/target/release/dnsward]   missing binary -> peers only
 #   QUERYLOG [0]           1 = also run "dnsward-log" (port 5305): the same binary logging every
-#                          query to SQLite + JSON lines, measured in the same rounds (LIST=0 only)
+#                          query, measured in the same rounds (LIST=0 only)
+#   QUERYLOG_SINKS ["sqlite jsonl"]  the sinks dnsward-log writes: any of sqlite, jsonl
 #   RUNS [3] DURATION [10] CLIENTS [4] OUTSTANDING [100]   passed to lab/bench.sh
 #   QUERIES [1000]         names in the cache-hit query file
 #   QF []                  use this dnsperf query file instead of the generated one
@@ -210,7 +211,14 @@ cache_size = 2000000
 EOF
   if [ "$name" = dnsward-log ]; then
     rm -f "$r"/querylog.db* "$r"/querylog.jsonl*
-    printf '\n[querylog]\nsqlite = "%s/querylog.db"\njsonl = "%s/querylog.jsonl"\n' "$r" "$r" >>"$r/dnsward.toml"
+    printf '\n[querylog]\n' >>"$r/dnsward.toml"
+    for sink in ${QUERYLOG_SINKS:-sqlite jsonl}; do
+      case $sink in
+        sqlite) printf 'sqlite = "%s/querylog.db"\n' "$r" >>"$r/dnsward.toml" ;;
+        jsonl) printf 'jsonl = "%s/querylog.jsonl"\n' "$r" >>"$r/dnsward.toml" ;;
+        *) die "QUERYLOG_SINKS: unknown sink $sink (sqlite, jsonl)" ;;
+      esac
+    done
   fi
   STARTED+=("$name")
   off=$(log_size "$DATA/logs/dnsward.out")

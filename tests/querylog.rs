@@ -337,3 +337,29 @@ async fn under_steady_traffic_an_attempt_is_logged_within_two_seconds() {
     assert!(j < Duration::from_secs(2) && s < Duration::from_secs(2), "seen after {j:?} (jsonl) and {s:?} (sqlite)");
     d.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_can_keep_blocked_queries_only_while_jsonl_gets_every_query() {
+    let h = Hierarchy::start("").await;
+    let dir = h.dir.path();
+    let text = config_with_log(
+        &h,
+        &format!("sqlite = \"{0}/log.db\"\njsonl = \"{0}/log.jsonl\"\nsqlite_log_allowed = false\n", dir.display()),
+    );
+    let cfg = dir.join("split.toml");
+    std::fs::write(&cfg, &text).unwrap();
+    let d = start_dnsward_text(&text, dir).await;
+    let addr = d.addrs()[0];
+    ask(addr, "www.example.com.", RecordType::A).await;
+    ask(addr, "www.example.com.", RecordType::A).await;
+    ask(addr, "x.evil.example.com.", RecordType::A).await;
+    let rows = read_jsonl(&dir.join("log.jsonl"), 3);
+    assert_eq!(rows.iter().filter(|r| r["action"] == "allowed").count(), 2, "{rows:#?}");
+    d.shutdown().await;
+    let out = Command::new(BIN).arg("logs").arg("--config").arg(&cfg).args(["export", "--format", "jsonl", "--since", "1h"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stored: Vec<Value> = String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(stored.len(), 1, "only the blocked query is in SQLite: {stored:#?}");
+    assert_eq!(stored[0]["qname"], "x.evil.example.com");
+    assert_eq!(stored[0]["action"], "blocked");
+}

@@ -107,6 +107,11 @@ pub struct QueryLogConfig {
     /// Log allowed queries too (blocked, refused and servfail are always logged).
     #[serde(default = "default_true")]
     pub log_allowed: bool,
+    /// `false`: SQLite keeps only blocked, refused and failed queries while the other sinks
+    /// get every query (allowed queries are the bulk of the rows and of the cost). Absent:
+    /// as `log_allowed`.
+    #[serde(default)]
+    pub sqlite_log_allowed: Option<bool>,
     /// Delete SQLite rows older than this.
     #[serde(default)]
     pub retention_days: Option<u32>,
@@ -136,6 +141,7 @@ impl Default for QueryLogConfig {
             jsonl: None,
             dnstap: None,
             log_allowed: true,
+            sqlite_log_allowed: None,
             retention_days: None,
             max_size_mb: None,
             jsonl_max_size_mb: default_jsonl_max_size_mb(),
@@ -185,6 +191,9 @@ impl QueryLogConfig {
         }
         if !(16..=16_777_216).contains(&self.queue_size) {
             p.push(format!("querylog.queue_size: {} is outside 16..=16777216", self.queue_size));
+        }
+        if self.sqlite_log_allowed == Some(true) && !self.log_allowed {
+            p.push("querylog.sqlite_log_allowed = true needs log_allowed = true (allowed queries are not logged at all)".into());
         }
         if self.hash_key_file.is_some() && self.client_ip != ClientIpMode::Hash {
             p.push("querylog.hash_key_file is set but client_ip is not \"hash\"".into());
@@ -367,7 +376,8 @@ impl QueryLog {
         if let Some(path) = &cfg.sqlite {
             let pace = sinks::Pace::SQLITE;
             let q = Arc::new(SinkQueue::new("sqlite", cfg.queue_size, (cfg.queue_size / 4).min(pace.max_batch)));
-            let sink = sinks::sqlite::SqliteSink::new(path.clone(), cfg.retention_days, cfg.max_size_mb);
+            let mut sink = sinks::sqlite::SqliteSink::new(path.clone(), cfg.retention_days, cfg.max_size_mb);
+            sink.keep_allowed = cfg.sqlite_log_allowed.unwrap_or(cfg.log_allowed);
             tasks.push(tokio::spawn(sinks::run_blocking_sink(sink, q.clone(), pace, Some(sinks::MAINTENANCE_INTERVAL))));
             queues.push(q);
         }
@@ -605,10 +615,13 @@ mod tests {
             jsonl_max_size_mb: 0,
             queue_size: 1,
             hash_key_file: Some("/k".into()),
+            log_allowed: false,
+            sqlite_log_allowed: Some(true),
             ..Default::default()
         };
         let p = c.validate();
-        assert_eq!(p.len(), 7, "{p:#?}");
+        assert_eq!(p.len(), 8, "{p:#?}");
+        assert!(p.iter().any(|m| m.contains("sqlite_log_allowed = true needs log_allowed = true")), "{p:#?}");
         assert!(p.iter().any(|m| m.starts_with("querylog.dnstap:") && m.contains("udp:1.2.3.4:6000")), "{p:#?}");
         for bad in ["tcp:localhost:6000", "tcp:127.0.0.1", "unix:relative/sock", "unix:", "tcp:127.0.0.1:0"] {
             let c = QueryLogConfig { dnstap: Some(bad.into()), ..Default::default() };

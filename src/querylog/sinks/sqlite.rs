@@ -10,7 +10,7 @@ use rusqlite::{params, Connection, OpenFlags};
 
 use super::BlockingSink;
 use crate::querylog::bus::Queued;
-use crate::querylog::event::{answers_from_text, format_ts_us, now_us, LogRow, LoggedEvent};
+use crate::querylog::event::{answers_from_text, format_ts_us, now_us, EventAction, LogRow, LoggedEvent};
 
 pub const SCHEMA_VERSION: i64 = 1;
 
@@ -243,6 +243,8 @@ pub fn enforce_retention(
 }
 
 pub struct SqliteSink {
+    /// store allowed queries too (`sqlite_log_allowed`)
+    pub keep_allowed: bool,
     path: PathBuf,
     retention_days: Option<u32>,
     max_size_mb: Option<u64>,
@@ -251,7 +253,7 @@ pub struct SqliteSink {
 
 impl SqliteSink {
     pub fn new(path: PathBuf, retention_days: Option<u32>, max_size_mb: Option<u64>) -> SqliteSink {
-        SqliteSink { path, retention_days, max_size_mb, conn: None }
+        SqliteSink { keep_allowed: true, path, retention_days, max_size_mb, conn: None }
     }
 }
 
@@ -268,7 +270,9 @@ impl BlockingSink for SqliteSink {
     }
     fn write_batch(&mut self, batch: &[Queued]) -> Result<(), String> {
         let conn = self.conn.as_mut().ok_or("not open")?;
-        insert_batch(conn, batch.iter().flat_map(|b| b.events())).map_err(|e| format!("{}: insert failed: {e}", self.path.display()))
+        let keep_allowed = self.keep_allowed;
+        let events = batch.iter().flat_map(|b| b.events());
+        insert_batch(conn, events.filter(|e| keep_allowed || e.ev.action != EventAction::Allowed)).map_err(|e| format!("{}: insert failed: {e}", self.path.display()))
     }
     fn maintenance(&mut self) -> Result<(), String> {
         if self.retention_days.is_none() && self.max_size_mb.is_none() {
