@@ -363,3 +363,101 @@ async fn sqlite_can_keep_blocked_queries_only_while_jsonl_gets_every_query() {
     assert_eq!(stored[0]["qname"], "x.evil.example.com");
     assert_eq!(stored[0]["action"], "blocked");
 }
+
+/// Sends `n` cache-hit queries one after another; returns how many were answered.
+async fn hits(addr: std::net::SocketAddr, n: usize) -> usize {
+    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let q = query_message("www.example.com.", RecordType::A, None).to_vec().unwrap();
+    let mut buf = vec![0u8; 2048];
+    let mut answered = 0;
+    for _ in 0..n {
+        sock.send_to(&q, addr).await.unwrap();
+        if tokio::time::timeout(Duration::from_secs(1), sock.recv_from(&mut buf)).await.is_ok() {
+            answered += 1;
+        }
+    }
+    answered
+}
+
+fn sink(d: &dnsward::instance::Instance, name: &str) -> dnsward::querylog::SinkStats {
+    d.engine.recorder.log().stats().into_iter().find(|s| s.name == name).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupt_database_unwritable_path_and_full_disk_never_stop_dns_and_losses_are_counted() {
+    let h = Hierarchy::start("").await;
+    let dir = h.dir.path();
+    std::fs::write(dir.join("garbage.db"), vec![b'x'; 8192]).unwrap();
+    std::fs::write(dir.join("a-file"), "").unwrap();
+    // /dev/full takes the open and fails every write with ENOSPC, as a full disk does.
+    for (sinks, name, needle) in [
+        (format!("sqlite = \"{}/garbage.db\"", dir.display()), "sqlite", "not a database"),
+        (format!("jsonl = \"{}/a-file/q.jsonl\"", dir.display()), "jsonl", "cannot open"),
+        ("jsonl = \"/dev/full\"".to_string(), "jsonl", "No space left on device"),
+    ] {
+        let text = config_with_log(&h, &format!("{sinks}\nqueue_size = 16\n"));
+        let d = start_dnsward_text(&text, dir).await;
+        let addr = d.addrs()[0];
+        assert_eq!(answer_strings(&ask(addr, "www.example.com.", RecordType::A).await), vec!["A 192.0.2.10"], "{sinks}");
+        assert_eq!(hits(addr, 100).await, 100, "every query answered with {sinks}");
+        // The sink gets at least one go (it writes every 200-500 ms).
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        let s = sink(&d, name);
+        assert!(s.errors > 0, "{sinks}: {s:?}");
+        assert!(s.last_error.as_deref().unwrap_or("").contains(needle), "{sinks}: {s:?}");
+        assert_eq!(s.written, 0, "{sinks}: {s:?}");
+        assert!(s.dropped >= 100 - 16, "{sinks}: what could not be written is counted: {s:?}");
+        let log = d.engine.recorder.log().clone();
+        d.shutdown().await;
+        let s = log.stats().into_iter().find(|s| s.name == name).unwrap();
+        assert_eq!(s.dropped, 101, "{sinks}: at shutdown every event is accounted for: {s:?}");
+    }
+    // The corrupt file was left as it was.
+    assert_eq!(std::fs::read(dir.join("garbage.db")).unwrap(), vec![b'x'; 8192]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_locked_database_loses_only_what_came_while_locked_and_dns_keeps_answering() {
+    let h = Hierarchy::start("").await;
+    let dir = h.dir.path();
+    let db = dir.join("log.db");
+    let text = config_with_log(&h, &format!("sqlite = \"{}\"\n", db.display()));
+    let d = start_dnsward_text(&text, dir).await;
+    let addr = d.addrs()[0];
+    ask(addr, "www.example.com.", RecordType::A).await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert_eq!(sink(&d, "sqlite").written, 1);
+
+    // Another program takes the write lock (as a long-running `sqlite3` session would).
+    let other = rusqlite::Connection::open(&db).unwrap();
+    other.execute_batch("BEGIN IMMEDIATE").unwrap();
+    assert_eq!(hits(addr, 50).await, 50, "answers while the database is locked");
+    // Our write waits for the lock (busy timeout 2 s), fails, and counts the batch as lost.
+    let deadline = std::time::Instant::now() + Duration::from_secs(8);
+    while sink(&d, "sqlite").errors == 0 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let s = sink(&d, "sqlite");
+    assert!(s.last_error.as_deref().unwrap_or("").contains("locked"), "{s:?}");
+    other.execute_batch("ROLLBACK").unwrap();
+    drop(other);
+
+    // Once the lock is gone the sink reopens (backoff 0.5 s) and writes again.
+    assert_eq!(hits(addr, 20).await, 20);
+    let deadline = std::time::Instant::now() + Duration::from_secs(8);
+    loop {
+        let s = sink(&d, "sqlite");
+        if s.written + s.dropped >= 71 && s.queued == 0 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the sink did not recover: {s:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let s = sink(&d, "sqlite");
+    assert!(s.written >= 21, "events after the lock are stored: {s:?}");
+    assert_eq!(s.written + s.dropped, 71, "every event is written or counted as lost: {s:?}");
+    d.shutdown().await;
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let n: u64 = conn.query_row("SELECT count(*) FROM queries", [], |r| r.get(0)).unwrap();
+    assert_eq!(n, s.written, "the database holds exactly what was counted as written");
+}
