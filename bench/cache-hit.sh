@@ -19,6 +19,8 @@
 #   QUERYLOG [0]           1 = also run "dnsward-log" (port 5305): the same binary logging every
 #                          query, measured in the same rounds (LIST=0 only)
 #   QUERYLOG_SINKS ["sqlite jsonl"]  the sinks dnsward-log writes: any of sqlite, jsonl
+#   QUERYLOG_EXTRA []      more [querylog] lines for dnsward-log, e.g. "sink_nice = 0"
+#                          (what the sinks wrote and dropped: "events lost" in logs/dnsward.out)
 #   RUNS [3] DURATION [10] CLIENTS [4] OUTSTANDING [100]   passed to lab/bench.sh
 #   QUERIES [1000]         names in the cache-hit query file
 #   QF []                  use this dnsperf query file instead of the generated one
@@ -219,6 +221,7 @@ EOF
         *) die "QUERYLOG_SINKS: unknown sink $sink (sqlite, jsonl)" ;;
       esac
     done
+    [ -n "${QUERYLOG_EXTRA:-}" ] && printf '%s\n' "$QUERYLOG_EXTRA" >>"$r/dnsward.toml"
   fi
   STARTED+=("$name")
   off=$(log_size "$DATA/logs/dnsward.out")

@@ -132,6 +132,15 @@ pub struct QueryLogConfig {
     /// Events each sink may hold before the oldest are dropped.
     #[serde(default = "default_queue_size")]
     pub queue_size: usize,
+    /// How many nice steps below the answer path the SQLite and JSON lines threads run
+    /// (0..=19). Under overload answers come first and a sink that falls behind drops (and
+    /// counts) its oldest events; 0 keeps the log complete at the cost of answers.
+    #[serde(default = "default_sink_nice")]
+    pub sink_nice: i32,
+}
+
+fn default_sink_nice() -> i32 {
+    sinks::DEFAULT_SINK_NICE
 }
 
 impl Default for QueryLogConfig {
@@ -149,6 +158,7 @@ impl Default for QueryLogConfig {
             client_ip: ClientIpMode::Full,
             hash_key_file: None,
             queue_size: default_queue_size(),
+            sink_nice: default_sink_nice(),
         }
     }
 }
@@ -188,6 +198,9 @@ impl QueryLogConfig {
         }
         if self.jsonl_keep > 1000 {
             p.push(format!("querylog.jsonl_keep: {} is more than 1000 rotated files", self.jsonl_keep));
+        }
+        if !(0..=19).contains(&self.sink_nice) {
+            p.push(format!("querylog.sink_nice: {} is outside 0..=19", self.sink_nice));
         }
         if !(16..=16_777_216).contains(&self.queue_size) {
             p.push(format!("querylog.queue_size: {} is outside 16..=16777216", self.queue_size));
@@ -378,7 +391,7 @@ impl QueryLog {
             let q = Arc::new(SinkQueue::new("sqlite", cfg.queue_size, (cfg.queue_size / 4).min(pace.max_batch)));
             let mut sink = sinks::sqlite::SqliteSink::new(path.clone(), cfg.retention_days, cfg.max_size_mb);
             sink.keep_allowed = cfg.sqlite_log_allowed.unwrap_or(cfg.log_allowed);
-            tasks.push(tokio::spawn(sinks::run_blocking_sink(sink, q.clone(), pace, Some(sinks::MAINTENANCE_INTERVAL))));
+            tasks.push(tokio::spawn(sinks::run_blocking_sink(sink, q.clone(), pace, cfg.sink_nice, Some(sinks::MAINTENANCE_INTERVAL))));
             queues.push(q);
         }
         if let Some(path) = &cfg.jsonl {
@@ -389,7 +402,7 @@ impl QueryLog {
                 cfg.jsonl_max_size_mb.saturating_mul(1024 * 1024),
                 cfg.jsonl_keep,
             );
-            tasks.push(tokio::spawn(sinks::run_blocking_sink(sink, q.clone(), pace, None)));
+            tasks.push(tokio::spawn(sinks::run_blocking_sink(sink, q.clone(), pace, cfg.sink_nice, None)));
             queues.push(q);
         }
         if let Some(addr) = &cfg.dnstap {
@@ -614,13 +627,15 @@ mod tests {
             max_size_mb: Some(0),
             jsonl_max_size_mb: 0,
             queue_size: 1,
+            sink_nice: 20,
             hash_key_file: Some("/k".into()),
             log_allowed: false,
             sqlite_log_allowed: Some(true),
             ..Default::default()
         };
         let p = c.validate();
-        assert_eq!(p.len(), 8, "{p:#?}");
+        assert_eq!(p.len(), 9, "{p:#?}");
+        assert!(p.iter().any(|m| m == "querylog.sink_nice: 20 is outside 0..=19"), "{p:#?}");
         assert!(p.iter().any(|m| m.contains("sqlite_log_allowed = true needs log_allowed = true")), "{p:#?}");
         assert!(p.iter().any(|m| m.starts_with("querylog.dnstap:") && m.contains("udp:1.2.3.4:6000")), "{p:#?}");
         for bad in ["tcp:localhost:6000", "tcp:127.0.0.1", "unix:relative/sock", "unix:", "tcp:127.0.0.1:0"] {

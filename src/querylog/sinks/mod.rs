@@ -1,8 +1,8 @@
 //! The sinks and the loop that drives the file-backed ones.
 //!
-//! SQLite and JSON lines do blocking file I/O, so their work runs on tokio's blocking pool
-//! ([`run_blocking_sink`]): the async task waits for events, hands the sink and a batch to
-//! `spawn_blocking`, and gets the sink back. dnstap is socket I/O and has its own async loop.
+//! SQLite and JSON lines do blocking file I/O, so their work runs on a thread of their own at a
+//! lower priority ([`SinkThread`], [`run_blocking_sink`]): the async task waits for events,
+//! hands the sink and a batch to that thread, and gets the sink back. dnstap is socket I/O and has its own async loop.
 //! Common rules: flush at least every [`FLUSH_INTERVAL`]; a sink that cannot open retries with
 //! [`Backoff`] while its queue keeps the newest events (the oldest drop, counted); a failed
 //! write counts its batch as dropped, records the error and reopens.
@@ -86,32 +86,92 @@ pub trait BlockingSink: Send + 'static {
     fn close(&mut self);
 }
 
-/// Run `f` on the blocking pool with the sink, and get the sink back.
-async fn on_pool<S, R, F>(sink: S, f: F) -> Option<(S, R)>
-where
-    S: Send + 'static,
-    R: Send + 'static,
-    F: FnOnce(&mut S) -> R + Send + 'static,
-{
-    let r = tokio::task::spawn_blocking(move || {
-        let mut s = sink;
-        let r = f(&mut s);
-        (s, r)
-    })
-    .await;
-    match r {
-        Ok(x) => Some(x),
-        Err(e) => {
-            tracing::error!(error = %e, "querylog: sink worker failed; this sink stops");
-            None
+/// How much lower than the answer path a sink thread runs by default (nice steps, config
+/// `sink_nice`). Under overload the CPU goes to answering first; a sink that cannot keep up
+/// falls behind and its queue drops the oldest events, counted ("never slow DNS"). With CPU
+/// to spare it changes nothing.
+pub const DEFAULT_SINK_NICE: i32 = 10;
+
+/// A thread of its own for one sink's blocking I/O, `nice` steps below the process. (Not
+/// tokio's blocking pool: its threads are shared, and a thread's priority cannot be raised
+/// back without privileges.)
+pub struct SinkThread {
+    jobs: std::sync::mpsc::Sender<Box<dyn FnOnce() + Send>>,
+}
+
+impl SinkThread {
+    pub fn spawn(name: &str, nice: i32) -> std::io::Result<SinkThread> {
+        let (jobs, rx) = std::sync::mpsc::channel::<Box<dyn FnOnce() + Send>>();
+        std::thread::Builder::new().name(format!("querylog-{name}")).spawn(move || {
+            if nice > 0 {
+                lower_this_threads_priority(nice);
+            }
+            // Ends when the sink's task drops its `SinkThread`.
+            for job in rx {
+                job();
+            }
+        })?;
+        Ok(SinkThread { jobs })
+    }
+
+    /// Run `f` on this thread with the sink, and get the sink back (None: the job panicked).
+    pub async fn run<S, R, F>(&self, sink: S, f: F) -> Option<(S, R)>
+    where
+        S: Send + 'static,
+        R: Send + 'static,
+        F: FnOnce(&mut S) -> R + Send + 'static,
+    {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let job = Box::new(move || {
+            let mut s = sink;
+            let r = f(&mut s);
+            let _ = tx.send((s, r));
+        });
+        if self.jobs.send(job).is_err() {
+            tracing::error!("querylog: sink thread is gone; this sink stops");
+            return None;
         }
+        match rx.await {
+            Ok(x) => Some(x),
+            Err(_) => {
+                tracing::error!("querylog: sink worker failed; this sink stops");
+                None
+            }
+        }
+    }
+}
+
+/// Raise the calling thread's nice value by `steps` (Linux: a thread id is a valid
+/// PRIO_PROCESS target and affects that thread only). Best effort: a failure is logged.
+fn lower_this_threads_priority(steps: i32) {
+    // SAFETY: plain syscalls on the calling thread's own id; no memory is shared.
+    let (tid, current) = unsafe {
+        let tid = libc::gettid();
+        *libc::__errno_location() = 0;
+        let cur = libc::getpriority(libc::PRIO_PROCESS, tid as libc::id_t);
+        (tid, if *libc::__errno_location() != 0 { 0 } else { cur })
+    };
+    let want = (current + steps).min(19);
+    // SAFETY: as above.
+    if unsafe { libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, want) } != 0 {
+        tracing::warn!(error = %std::io::Error::last_os_error(), "querylog: cannot lower the sink thread's priority");
     }
 }
 
 /// The background task of one blocking sink. Ends after `queue.close()` once the queue is
 /// written (or counted as dropped when the sink is unavailable).
-pub async fn run_blocking_sink<S: BlockingSink>(sink: S, queue: Arc<SinkQueue>, pace: Pace, maintenance: Option<Duration>) {
+pub async fn run_blocking_sink<S: BlockingSink>(sink: S, queue: Arc<SinkQueue>, pace: Pace, nice: i32, maintenance: Option<Duration>) {
     let what = sink.describe();
+    let worker = match SinkThread::spawn(queue.name(), nice) {
+        Ok(w) => w,
+        Err(e) => {
+            tracing::error!(sink = %what, error = %e, "querylog: cannot start the sink thread; this sink is off");
+            queue.record_error(format!("cannot start the sink thread: {e}"));
+            queue.close();
+            queue.discard_all();
+            return;
+        }
+    };
     let mut sink = Some(sink);
     let mut backoff = Backoff::default();
     let mut retry_at = Instant::now();
@@ -124,7 +184,7 @@ pub async fn run_blocking_sink<S: BlockingSink>(sink: S, queue: Arc<SinkQueue>, 
         let closing = queue.is_closed();
         let now = Instant::now();
         if !s.is_open() && (now >= retry_at || closing) {
-            let Some((s2, r)) = on_pool(s, |s| s.open()).await else { break };
+            let Some((s2, r)) = worker.run(s, |s| s.open()).await else { break };
             s = s2;
             match r {
                 Ok(()) => {
@@ -153,7 +213,7 @@ pub async fn run_blocking_sink<S: BlockingSink>(sink: S, queue: Arc<SinkQueue>, 
                 if Instant::now() >= maint_at && (!closing || !maintained_once) {
                     maint_at = Instant::now() + every;
                     maintained_once = true;
-                    let Some((s2, r)) = on_pool(s, |s| s.maintenance()).await else { break };
+                    let Some((s2, r)) = worker.run(s, |s| s.maintenance()).await else { break };
                     s = s2;
                     if let Err(e) = r {
                         tracing::error!(sink = %what, error = %e, "querylog: maintenance failed");
@@ -165,7 +225,7 @@ pub async fn run_blocking_sink<S: BlockingSink>(sink: S, queue: Arc<SinkQueue>, 
             let n = queue.drain_into(pace.max_batch, &mut batch);
             if n > 0 {
                 let b = std::mem::take(&mut batch);
-                let Some((s2, (r, b))) = on_pool(s, move |s| (s.write_batch(&b), b)).await else {
+                let Some((s2, (r, b))) = worker.run(s, move |s| (s.write_batch(&b), b)).await else {
                     queue.add_dropped(n as u64);
                     break;
                 };
@@ -195,7 +255,7 @@ pub async fn run_blocking_sink<S: BlockingSink>(sink: S, queue: Arc<SinkQueue>, 
             if lost > 0 {
                 tracing::error!(sink = %what, lost, "querylog: sink unavailable at shutdown; events dropped");
             }
-            if let Some((s2, ())) = on_pool(s, |s| s.close()).await {
+            if let Some((s2, ())) = worker.run(s, |s| s.close()).await {
                 drop(s2);
             }
             break;
@@ -212,5 +272,31 @@ pub async fn run_blocking_sink<S: BlockingSink>(sink: S, queue: Arc<SinkQueue>, 
             // the retry time and for shutdown.
             tokio::time::sleep(FLUSH_INTERVAL).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nice_of_this_thread() -> i32 {
+        // SAFETY: reads the calling thread's own priority.
+        unsafe { libc::getpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t) }
+    }
+
+    #[tokio::test]
+    async fn sink_thread_runs_jobs_below_the_callers_priority_and_returns_the_sink() {
+        let ours = nice_of_this_thread();
+        let t = SinkThread::spawn("test", DEFAULT_SINK_NICE).unwrap();
+        let (sink, theirs) = t.run(vec![1u8], |v| {
+            v.push(2);
+            nice_of_this_thread()
+        })
+        .await
+        .unwrap();
+        assert_eq!(sink, vec![1, 2]);
+        assert_eq!(theirs, (ours + DEFAULT_SINK_NICE).min(19));
+        // a job that panics is reported as None, not a hang
+        assert!(t.run((), |_| -> () { panic!("boom") }).await.is_none());
     }
 }
