@@ -47,7 +47,8 @@ pub struct SinkStats {
     pub name: String,
     /// events waiting in the queue now
     pub queued: usize,
-    /// events written to the sink
+    /// events handed to the sink and written (SQLite with `sqlite_log_allowed = false` counts
+    /// the allowed events it skips here too: nothing was lost)
     pub written: u64,
     /// events lost: queue overflow, failed writes, sink unavailable at shutdown
     pub dropped: u64,
