@@ -148,6 +148,19 @@ pub fn parse_query(pkt: &[u8]) -> Result<QueryView<'_>, Reject> {
     })
 }
 
+/// The mnemonic of a response code dnsward sends or sees (RFC 1035 / 2136), if it has one.
+pub fn rcode_mnemonic(code: u8) -> Option<&'static str> {
+    Some(match code {
+        0 => "NOERROR",
+        1 => "FORMERR",
+        2 => "SERVFAIL",
+        3 => "NXDOMAIN",
+        4 => "NOTIMP",
+        5 => "REFUSED",
+        _ => return None,
+    })
+}
+
 /// End offset of an uncompressed name starting at `start` (labels <= 63, name <= 255 bytes).
 /// A compression pointer in a question is refused: no real client sends one.
 pub fn question_name_end(pkt: &[u8], start: usize) -> Option<usize> {

@@ -45,7 +45,7 @@ impl Instance {
             None => QueryLog::disabled(),
         };
         let mut recorder = match &config.querylog {
-            Some(q) => Recorder::new(log, &config.instance_name(), q.log_allowed, q.dnstap.is_some()),
+            Some(q) => Recorder::new(log, &config.instance_name(), q.dnstap.is_some()),
             None => Recorder::disabled(),
         };
         recorder.runtime = runtime.clone();

@@ -145,12 +145,6 @@ pub fn qtype_label(qtype: u16) -> &'static str {
 pub fn rcode_label(rcode: Option<u8>) -> &'static str {
     match rcode {
         None => "none",
-        Some(0) => "NOERROR",
-        Some(1) => "FORMERR",
-        Some(2) => "SERVFAIL",
-        Some(3) => "NXDOMAIN",
-        Some(4) => "NOTIMP",
-        Some(5) => "REFUSED",
-        Some(_) => "other",
+        Some(code) => crate::dnswire::rcode_mnemonic(code).unwrap_or("other"),
     }
 }

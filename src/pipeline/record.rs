@@ -38,7 +38,6 @@ pub struct Recorder {
     log: QueryLog,
     pub metrics: Arc<Metrics>,
     server: Arc<str>,
-    log_allowed: bool,
     /// dnstap wants the raw messages; the other sinks do not, so copy them only then.
     keep_wire: bool,
     /// For entries of the admin API's runtime list, the log names who added them and why.
@@ -46,19 +45,18 @@ pub struct Recorder {
 }
 
 impl Recorder {
-    pub fn new(log: QueryLog, server: &str, log_allowed: bool, keep_wire: bool) -> Self {
+    pub fn new(log: QueryLog, server: &str, keep_wire: bool) -> Self {
         Self {
             log,
             metrics: Arc::new(Metrics::new()),
             server: Arc::from(server),
-            log_allowed,
             keep_wire,
             runtime: None,
         }
     }
 
     pub fn disabled() -> Self {
-        Self::new(QueryLog::disabled(), "dnsward", false, false)
+        Self::new(QueryLog::disabled(), "dnsward", false)
     }
 
     pub fn log(&self) -> &QueryLog {
@@ -83,10 +81,12 @@ impl Recorder {
             (None, Some(dnswire::RCODE_SERVFAIL)) => EventAction::Servfail,
             _ => EventAction::Allowed,
         };
-        // Read once: both the counters and the event need the question.
+        // Read once: both the counters and the event need the question and the clock.
         let question = dnswire::parse_query(query).ok();
-        self.count(arrival, question.map_or(0, |q| q.qtype), rcode, action, decision);
-        if !self.log.wants(action) || (action == EventAction::Allowed && !self.log_allowed) {
+        let now = Instant::now();
+        self.count(arrival, now, question.map_or(0, |q| q.qtype), rcode, action, decision);
+        // `wants` applies `log_allowed`.
+        if !self.log.wants(action) {
             return;
         }
         // A cache entry carries its name ready-made: logging a hit allocates nothing for it.
@@ -115,7 +115,6 @@ impl Recorder {
             (None, Some(a)) => Answers::new(Arc::clone(&a.addresses)),
             _ => Answers::default(),
         };
-        let now = Instant::now();
         let ev = QueryEvent {
             ts_us: arrival.ts_us,
             client: arrival.client,
@@ -147,9 +146,10 @@ impl Recorder {
         }
     }
 
-    /// A batching caller's idle tick: push events that waited long enough.
-    pub fn flush_due(&self, batcher: &mut EventBatcher) {
-        self.log.flush_due(batcher, Instant::now());
+    /// A batching caller's tick (after each query, and when idle): push events that waited
+    /// long enough.
+    pub fn flush_due(&self, batcher: &mut EventBatcher, now: Instant) {
+        self.log.flush_due(batcher, now);
     }
 
     /// A batching caller stops: push everything it holds.
@@ -159,7 +159,7 @@ impl Recorder {
 }
 
 impl Recorder {
-    fn count(&self, arrival: &Arrival, qtype: u16, rcode: Option<u8>, action: EventAction, decision: &Decision) {
+    fn count(&self, arrival: &Arrival, now: Instant, qtype: u16, rcode: Option<u8>, action: EventAction, decision: &Decision) {
         let category = decision.blocked.as_ref().map_or("", |(r, _)| r.category.as_str());
         self.metrics
             .queries
@@ -177,7 +177,7 @@ impl Recorder {
         if let Some((r, _)) = &decision.blocked {
             self.metrics.blocked_by_list.get_or_create(&ListLabel { list: r.list.to_string() }).inc();
         }
-        self.metrics.answer_latency.observe(arrival.at.elapsed().as_secs_f64());
+        self.metrics.answer_latency.observe(now.saturating_duration_since(arrival.at).as_secs_f64());
     }
 }
 

@@ -85,13 +85,14 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl SinkQueue {
-    /// `cap` events at most; the consumer is woken early once `wake_at` events wait.
-    pub fn new(name: &'static str, cap: usize, wake_at: usize) -> SinkQueue {
+    /// `cap` events at most. The consumer, which takes up to `max_batch` events at a time,
+    /// is woken early once a quarter of the queue or a full batch waits.
+    pub fn new(name: &'static str, cap: usize, max_batch: usize) -> SinkQueue {
         let cap = cap.max(1);
         SinkQueue {
             name,
             cap,
-            wake_at: wake_at.clamp(1, cap.div_ceil(2)),
+            wake_at: (cap / 4).min(max_batch).max(1),
             ring: Mutex::new(Ring { batches: VecDeque::with_capacity(cap.min(1 << 16)), events: 0 }),
             notify: Notify::new(),
             closed: AtomicBool::new(false),

@@ -137,16 +137,10 @@ pub fn qtype_name(code: u16) -> Cow<'static, str> {
 
 /// Name of a response code ("NONE" when no response was sent).
 pub fn rcode_name(code: Option<u8>) -> Cow<'static, str> {
-    Cow::Borrowed(match code {
-        None => "NONE",
-        Some(0) => "NOERROR",
-        Some(1) => "FORMERR",
-        Some(2) => "SERVFAIL",
-        Some(3) => "NXDOMAIN",
-        Some(4) => "NOTIMP",
-        Some(5) => "REFUSED",
-        Some(n) => return Cow::Owned(format!("RCODE{n}")),
-    })
+    match code {
+        None => Cow::Borrowed("NONE"),
+        Some(n) => crate::dnswire::rcode_mnemonic(n).map_or_else(|| Cow::Owned(format!("RCODE{n}")), Cow::Borrowed),
+    }
 }
 
 /// The client as it may be recorded, after the `client_ip` privacy mode was applied.

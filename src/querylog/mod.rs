@@ -388,7 +388,7 @@ impl QueryLog {
         let mut tasks = Vec::new();
         if let Some(path) = &cfg.sqlite {
             let pace = sinks::Pace::SQLITE;
-            let q = Arc::new(SinkQueue::new("sqlite", cfg.queue_size, (cfg.queue_size / 4).min(pace.max_batch)));
+            let q = Arc::new(SinkQueue::new("sqlite", cfg.queue_size, pace.max_batch));
             let mut sink = sinks::sqlite::SqliteSink::new(path.clone(), cfg.retention_days, cfg.max_size_mb);
             sink.keep_allowed = cfg.sqlite_log_allowed.unwrap_or(cfg.log_allowed);
             tasks.push(tokio::spawn(sinks::run_blocking_sink(sink, q.clone(), pace, cfg.sink_nice, Some(sinks::MAINTENANCE_INTERVAL))));
@@ -396,7 +396,7 @@ impl QueryLog {
         }
         if let Some(path) = &cfg.jsonl {
             let pace = sinks::Pace::JSONL;
-            let q = Arc::new(SinkQueue::new("jsonl", cfg.queue_size, (cfg.queue_size / 4).min(pace.max_batch)));
+            let q = Arc::new(SinkQueue::new("jsonl", cfg.queue_size, pace.max_batch));
             let sink = sinks::jsonl::JsonlSink::new(
                 path.clone(),
                 cfg.jsonl_max_size_mb.saturating_mul(1024 * 1024),
@@ -407,7 +407,7 @@ impl QueryLog {
         }
         if let Some(addr) = &cfg.dnstap {
             let target = sinks::dnstap::DnstapTarget::parse(addr).map_err(|e| QueryLogError::Config(vec![e]))?;
-            let q = Arc::new(SinkQueue::new("dnstap", cfg.queue_size, (cfg.queue_size / 4).min(sinks::dnstap::MAX_BATCH)));
+            let q = Arc::new(SinkQueue::new("dnstap", cfg.queue_size, sinks::dnstap::MAX_BATCH));
             tasks.push(tokio::spawn(sinks::dnstap::run(target, q.clone())));
             queues.push(q);
         }
@@ -732,26 +732,10 @@ mod tests {
         std::fs::read_to_string(p).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
     }
 
+    /// The row for `ev` as recorded under a privacy mode that gives `client` and `port`.
     fn expected(ev: &QueryEvent, client: &str, port: Option<u16>) -> LogRow {
-        LogRow {
-            time: event::format_ts_us(ev.ts_us),
-            ts_us: ev.ts_us,
-            client: client.to_string(),
-            client_port: port,
-            transport: ev.transport,
-            qname: ev.qname.to_string(),
-            qtype: ev.qtype.to_string(),
-            rcode: ev.rcode.to_string(),
-            action: ev.action,
-            category: ev.category.as_deref().map(str::to_string),
-            list: ev.list.as_deref().map(str::to_string),
-            rule: ev.rule.clone(),
-            trigger: ev.trigger,
-            cached: ev.cached,
-            answers: ev.answers.to_vec(),
-            latency_us: ev.latency_us,
-            server: ev.server.to_string(),
-        }
+        let row = LogRow::from_logged(&LoggedEvent { ev: ev.clone(), client: ClientId::Token(0) });
+        LogRow { client: client.to_string(), client_port: port, ..row }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

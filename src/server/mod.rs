@@ -191,7 +191,7 @@ impl UdpWorker {
                 Ok(x) => x,
                 Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted) => {
                     // Idle: the read timeout brings us here at least every 100 ms.
-                    recorder.flush_due(&mut events);
+                    recorder.flush_due(&mut events, Instant::now());
                     continue;
                 }
                 Err(e) => {
@@ -219,7 +219,7 @@ impl UdpWorker {
                 }
             }
             // Under steady traffic the read timeout never fires: check the batch's age here too.
-            recorder.log().flush_due(&mut events, arrival.at);
+            recorder.flush_due(&mut events, arrival.at);
         }
         recorder.flush(&mut events);
     }
