@@ -49,7 +49,16 @@ async fn metrics_move_with_traffic() {
     ask(dns, "www.example.com.", RecordType::A).await;
     ask(dns, "www.example.com.", RecordType::A).await;
     ask(dns, "evil.example.com.", RecordType::AAAA).await;
-    let (_, after) = http(admin, "GET", "/metrics", None, None).await;
+    // A query is counted right after its answer is sent, so the client can scrape before the
+    // last count lands: wait (bounded) for all three.
+    let mut after = String::new();
+    for _ in 0..40 {
+        after = http(admin, "GET", "/metrics", None, None).await.1;
+        if sample(&after, "dnsward_answer_latency_seconds_count") >= 3.0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     let allowed = "dnsward_queries_total{transport=\"udp\",qtype=\"A\",rcode=\"NOERROR\",action=\"allowed\",category=\"\"}";
     assert_eq!(sample(&after, allowed), 2.0, "{after}");
     let blocked = "dnsward_queries_total{transport=\"udp\",qtype=\"AAAA\",rcode=\"NXDOMAIN\",action=\"blocked\",category=\"threat\"}";
