@@ -172,6 +172,67 @@ pub struct ResolverConfig {
     /// lab hierarchy on loopback may run on another port.
     #[serde(default = "default_upstream_port")]
     pub upstream_port: u16,
+    /// Query authoritative servers over IPv6 too (when the host has IPv6 connectivity).
+    #[serde(default = "default_true")]
+    pub upstream_ipv6: bool,
+    /// QNAME minimisation (RFC 9156): relaxed falls back to the full name when a minimised
+    /// query fails; strict never does; off always sends the full name.
+    #[serde(default)]
+    pub qname_minimisation: QnameMinimisation,
+    /// Every TTL the resolver caches is clamped to [cache_min_ttl, cache_max_ttl] seconds.
+    #[serde(default)]
+    pub cache_min_ttl: u32,
+    #[serde(default = "default_cache_max_ttl")]
+    pub cache_max_ttl: u32,
+    /// DNSSEC: validate (AD on secure answers, SERVFAIL on bogus), process (ask for and pass
+    /// on signatures, no verdict), or off.
+    #[serde(default)]
+    pub dnssec: DnssecMode,
+    /// Trust anchors (DS or DNSKEY records in zone-file form); absent = the built-in root KSKs.
+    #[serde(default)]
+    pub trust_anchor: Option<OneOrMany<PathBuf>>,
+    /// Zones not validated (RFC 7646), e.g. during an incident at a signed zone.
+    #[serde(default)]
+    pub negative_trust_anchors: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum QnameMinimisation {
+    #[default]
+    Relaxed,
+    Strict,
+    Off,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DnssecMode {
+    #[default]
+    Validate,
+    Process,
+    Off,
+}
+
+/// A key that takes one value or a list (`trust_anchor = "a"` or `["a", "b"]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany<T> {
+    One(T),
+    Many(Vec<T>),
+}
+
+impl<T: Clone> OneOrMany<T> {
+    pub fn to_vec(&self) -> Vec<T> {
+        match self {
+            OneOrMany::One(v) => vec![v.clone()],
+            OneOrMany::Many(v) => v.clone(),
+        }
+    }
+}
+
+fn default_cache_max_ttl() -> u32 {
+    86_400
 }
 
 impl Default for ResolverConfig {
@@ -186,6 +247,13 @@ impl Default for ResolverConfig {
             timeout_ms: default_timeout_ms(),
             serve_stale_secs: default_serve_stale_secs(),
             upstream_port: default_upstream_port(),
+            upstream_ipv6: true,
+            qname_minimisation: QnameMinimisation::default(),
+            cache_min_ttl: 0,
+            cache_max_ttl: default_cache_max_ttl(),
+            dnssec: DnssecMode::default(),
+            trust_anchor: None,
+            negative_trust_anchors: Vec::new(),
         }
     }
 }
@@ -436,6 +504,20 @@ impl Config {
         }
         if r.timeout_ms == 0 || r.timeout_ms > 60_000 {
             out.push(("resolver.timeout_ms".into(), "must be between 1 and 60000".into()));
+        }
+        if r.cache_min_ttl > r.cache_max_ttl {
+            out.push(("resolver.cache_min_ttl".into(), "must not exceed cache_max_ttl".into()));
+        }
+        for (i, nta) in r.negative_trust_anchors.iter().enumerate() {
+            if hickory_proto::rr::Name::from_ascii(nta).is_err() || nta.trim().is_empty() {
+                out.push((format!("resolver.negative_trust_anchors[{i}]"), format!("{nta:?} is not a domain name")));
+            }
+        }
+        for p in r.trust_anchor.iter().flat_map(|t| t.to_vec()) {
+            let path = self.resolve_path(&p);
+            if !path.is_file() {
+                out.push(("resolver.trust_anchor".into(), format!("cannot read {}", path.display())));
+            }
         }
         match r.mode {
             Mode::Forward if r.forwarders.is_empty() => out.push((
