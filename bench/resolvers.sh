@@ -1,0 +1,187 @@
+# shellcheck shell=bash
+# Sourced by bench/run.sh: one config writer and one command line per resolver, and how each
+# reloads its list. Every resolver gets the same setup: one worker thread, answers cached up
+# to CACHE_ENTRIES (Unbound counts bytes: its caches are sized well above what a run fills),
+# the fake root from the generated root.hints, and the list in its own format.
+# Needs: DATA, HIER, LISTS, CACHE_ENTRIES, HICKORY (set by run.sh).
+
+port_of() {
+  case $1 in
+    unbound) echo 5301 ;; pdns) echo 5302 ;; hickory) echo 5303 ;; dnsward) echo 5304 ;;
+  esac
+}
+
+# Admin listener of dnsward (its /metrics tells when a reload has finished).
+DNSWARD_ADMIN=127.0.0.1:9304
+
+list_file_of() { # resolver list -> the list in the resolver's format ("" for list 0)
+  [ "$2" = 0 ] && return 0
+  case $1 in
+    unbound | pdns) echo "$LISTS/rpz-$2.zone" ;;
+    hickory) echo "$LISTS/hickory-$2.txt" ;;
+    dnsward) echo "$LISTS/domains-$2.txt" ;;
+  esac
+}
+
+write_config() { # resolver list dir
+  local r=$1 list=$2 dir=$3 port lf
+  port=$(port_of "$r")
+  lf=$(list_file_of "$r" "$list")
+  case $r in
+    dnsward)
+      cat >"$dir/dnsward.toml" <<EOF
+[server]
+listen = ["127.0.0.1:$port"]
+udp_workers = 1
+
+[resolver]
+mode = "recursive"
+root_hints = "$HIER/root.hints"
+cache_size = $CACHE_ENTRIES
+
+[policy]
+watch = false
+
+[admin]
+listen = "$DNSWARD_ADMIN"
+EOF
+      if [ -n "$lf" ]; then
+        printf '\n[[lists]]\nname = "bench"\ncategory = "threat"\nformat = "plain"\npath = "%s"\n' "$lf" >>"$dir/dnsward.toml"
+      fi
+      ;;
+    unbound)
+      cat >"$dir/unbound.conf" <<EOF
+server:
+    interface: 127.0.0.1@$port
+    do-ip6: no
+    do-daemonize: no
+    use-systemd: no
+    username: ""
+    chroot: ""
+    directory: "$dir"
+    pidfile: "$dir/unbound.pid"
+    logfile: "$dir/unbound.log"
+    verbosity: 0
+    num-threads: 1
+    root-hints: "$HIER/root.hints"
+    do-not-query-localhost: no
+    access-control: 127.0.0.0/8 allow
+    msg-cache-size: 256m
+    rrset-cache-size: 512m
+    neg-cache-size: 64m
+    outgoing-range: 4096
+    num-queries-per-thread: 4096
+    so-rcvbuf: 8m
+    so-sndbuf: 8m
+    qname-minimisation: yes
+    prefetch: no
+remote-control:
+    control-enable: yes
+    control-interface: 127.0.0.1
+    control-port: 8953
+    control-use-cert: no
+EOF
+      if [ -n "$lf" ]; then
+        sed -i 's/^    prefetch: no$/&\n    module-config: "respip iterator"/' "$dir/unbound.conf"
+        printf 'rpz:\n    name: rpz.bench\n    zonefile: "%s"\n    rpz-log: no\n' "$lf" >>"$dir/unbound.conf"
+      else
+        sed -i 's/^    prefetch: no$/&\n    module-config: "iterator"/' "$dir/unbound.conf"
+      fi
+      ;;
+    pdns)
+      cat >"$dir/recursor.conf" <<EOF
+local-address=127.0.0.1
+local-port=$port
+allow-from=127.0.0.0/8
+hint-file=$HIER/root.hints
+dont-query=
+threads=1
+pdns-distributes-queries=no
+reuseport=no
+dnssec=off
+socket-dir=$dir
+max-cache-entries=$CACHE_ENTRIES
+max-packetcache-entries=$CACHE_ENTRIES
+qname-minimization=yes
+daemon=no
+disable-syslog=yes
+quiet=yes
+loglevel=3
+webserver=no
+EOF
+      if [ -n "$lf" ]; then
+        echo "lua-config-file=$dir/rpz.lua" >>"$dir/recursor.conf"
+        printf 'rpzFile("%s", {policyName="rpz.bench"})\n' "$lf" >"$dir/rpz.lua"
+      fi
+      ;;
+    hickory)
+      cat >"$dir/hickory.toml" <<EOF
+listen_addrs_ipv4 = ["127.0.0.1"]
+listen_port = $port
+directory = "$dir"
+
+[[zones]]
+zone = "."
+zone_type = "External"
+EOF
+      if [ -n "$lf" ]; then cat >>"$dir/hickory.toml"; fi <<EOF
+
+[[zones.stores]]
+type = "blocklist"
+lists = ["$lf"]
+wildcard_match = true
+min_wildcard_depth = 2
+sinkhole_ipv4 = "0.0.0.0"
+sinkhole_ipv6 = "::"
+log_clients = false
+EOF
+      cat >>"$dir/hickory.toml" <<EOF
+
+[[zones.stores]]
+type = "recursor"
+roots = "$HIER/root.hints"
+ns_cache_size = 100000
+response_cache_size = $CACHE_ENTRIES
+deny_server = []
+EOF
+      ;;
+  esac
+}
+
+command_of() { # resolver dir -> prints the command line, one word a line
+  case $1 in
+    dnsward) printf '%s\n' "$DNSWARD" serve --config "$2/dnsward.toml" ;;
+    unbound) printf '%s\n' unbound -d -c "$2/unbound.conf" ;;
+    pdns) printf '%s\n' pdns_recursor --config-dir="$2" ;;
+    hickory) printf '%s\n' "$HICKORY" -c "$2/hickory.toml" --workers 1 -q ;;
+  esac
+}
+
+version_of() {
+  case $1 in
+    dnsward) echo "dnsward $(timeout 5 "$DNSWARD" --version 2>/dev/null | awk '{print $NF}') (git $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null))" ;;
+    unbound) timeout 5 unbound -V 2>/dev/null | awk 'NR == 1 { print "unbound " $2 }' ;;
+    pdns) timeout 5 pdns_recursor --version 2>&1 | grep -o 'Recursor [0-9][0-9.]*' | head -n1 | sed 's/^/PowerDNS /' ;;
+    hickory) timeout 5 "$HICKORY" --version 2>/dev/null | head -n1 ;;
+  esac
+}
+
+reload_list() { # resolver pid dir -> triggers a full reload of the list; returns when it is done (bounded)
+  local r=$1 pid=$2 dir=$3 before end
+  case $r in
+    dnsward)
+      # SIGHUP returns at once; the reload is done when dnsward_policy_reloads goes up
+      before=$(policy_reloads)
+      kill -HUP "$pid"
+      end=$((SECONDS + 60))
+      while ((SECONDS < end)) && [ "$(policy_reloads)" = "$before" ]; do sleep 0.05; done
+      ;;
+    unbound) timeout 120 unbound-control -c "$dir/unbound.conf" auth_zone_reload rpz.bench >/dev/null ;;
+    pdns) timeout 120 rec_control --socket-dir="$dir" reload-lua-config >/dev/null ;;
+    *) return 1 ;;
+  esac
+}
+
+policy_reloads() {
+  timeout 2 curl -s "http://$DNSWARD_ADMIN/metrics" 2>/dev/null | awk '/^dnsward_policy_reloads/ { print $2 }'
+}
