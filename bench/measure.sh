@@ -42,7 +42,8 @@ fixed_rate() { # resolver workload port pid query-file qps duration
   local r=$1 w=$2 port=$3 pid=$4 qf=$5 qps=$6 dur=$7 raw t0 t1 done_q tck
   raw=$RAW/$r-$w-fixed$qps
   t0=$(cpu_ticks "$pid")
-  dnsperf_run "$raw.out" $((dur + 30)) -p "$port" -d "$qf" -l "$dur" -Q "$qps" -c "$CLIENTS" -q "$OUTSTANDING" -v
+  # enough queries in flight (50 ms worth) that the rate holds when answers slow down
+  dnsperf_run "$raw.out" $((dur + 30)) -p "$port" -d "$qf" -l "$dur" -Q "$qps" -c "$CLIENTS" -q $((qps / 20 > OUTSTANDING ? qps / 20 : OUTSTANDING)) -v
   t1=$(cpu_ticks "$pid")
   python3 "$BENCH/dnsperf_stats.py" "$raw.out" >"$raw.stats"
   rm -f "$raw.out" # -v output is large; the figures are kept
@@ -100,23 +101,28 @@ cold_run() { # resolver workload port pid query-file qps
 }
 
 # Reload of the list under a steady load: queries lost (dnsperf) and peak RSS during the run
-# (VmHWM, reset just before through /proc/PID/clear_refs).
-reload_under_load() { # resolver port pid dir query-file qps duration
-  local r=$1 port=$2 pid=$3 dir=$4 qf=$5 qps=$6 dur=$7 raw steady load_pid t0 t1 reloaded=1
+# (VmHWM, reset just before through /proc/PID/clear_refs). The load starts SETTLE seconds
+# before the reload and stops (SIGINT: dnsperf prints its figures) SETTLE seconds after it
+# is done, however long the reload takes (bounded by RELOAD_TIMEOUT).
+reload_under_load() { # resolver port pid dir query-file qps
+  local r=$1 port=$2 pid=$3 dir=$4 qf=$5 qps=$6 raw steady load_pid t0 t1 settle=3 reloaded=1
   raw=$RAW/$r-reload
   steady=$(rss_kb "$pid")
   echo 5 >"/proc/$pid/clear_refs" 2>/dev/null || say "warning: cannot reset the peak RSS of $r (not root?)"
-  dnsperf_run "$raw.out" $((dur + 30)) -p "$port" -d "$qf" -l "$dur" -Q "$qps" -c "$CLIENTS" -q "$OUTSTANDING" &
+  timeout $((RELOAD_TIMEOUT + 30)) nice -n "$DNSPERF_NICE" taskset -c "$DNSPERF_CPU" dnsperf -s 127.0.0.1 -t 5 \
+    -p "$port" -d "$qf" -l $((RELOAD_TIMEOUT + 2 * settle)) -Q "$qps" -c "$CLIENTS" -q "$OUTSTANDING" >"$raw.out" 2>&1 &
   load_pid=$!
-  sleep 2
+  sleep "$settle"
   t0=$(date +%s.%N)
   reload_list "$r" "$pid" "$dir" || reloaded=0
   t1=$(date +%s.%N)
+  sleep "$settle"
+  kill -INT "$load_pid" 2>/dev/null || true
   wait "$load_pid" || true
   python3 "$BENCH/dnsperf_stats.py" "$raw.out" >"$raw.stats"
   if ((reloaded == 0)); then
     record "$r" reload note "no list reload"
-    say "$r: no list reload command; reload not measured"
+    say "$r: no list reload command (or it failed); reload not measured"
     return 0
   fi
   record "$r" reload qps "$qps"
@@ -124,5 +130,5 @@ reload_under_load() { # resolver port pid dir query-file qps duration
   for k in sent lost rcodes; do record "$r" reload "$k" "$(stat_of "$raw.stats" $k)"; done
   record "$r" reload rss_kb_steady "$steady"
   record "$r" reload rss_kb_peak "$(hwm_kb "$pid")"
-  say "$r reload under $qps q/s: $(tr '\n' ' ' <"$raw.stats")steady_rss=${steady}kB peak=$(hwm_kb "$pid")kB"
+  say "$r reload under $qps q/s: $(tr '\n' ' ' <"$raw.stats")reload_s=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }') steady_rss=${steady}kB peak=$(hwm_kb "$pid")kB"
 }

@@ -43,7 +43,7 @@ class Report:
     def __init__(self, figures, meta):
         self.figures = figures
         self.meta = meta
-        present = {key[0] for key in figures}
+        present = {key[0] for key in figures if key[0] in PEER_ORDER}
         self.resolvers = [r for r in PEER_ORDER if r in present]
         self.peers = [r for r in self.resolvers if r != "dnsward"]
         self.lines = []
@@ -62,7 +62,10 @@ class Report:
         self.lines.append(text)
 
     def table(self, title, rows, note=None):
-        """rows: (label, workload, metric, formatter); one column per resolver, one per ratio."""
+        """rows: (label, workload, metric, formatter); one column per resolver, one per ratio.
+        A table whose workloads did not run is left out."""
+        if not any(self.get(r, w, m) for _, w, m, _ in rows for r in self.resolvers):
+            return
         self.out(f"### {title}")
         self.out()
         head = ["", *[NAMES[r] for r in self.resolvers], *[f"dnsward / {NAMES[p]}" for p in self.peers]]
@@ -170,8 +173,34 @@ def write_markdown(report, results):
         ("peak RSS during the run", "reload", "rss_kb_peak", fmt_mb),
     ], "dnsward: SIGHUP, done when `dnsward_policy_reloads` goes up; Unbound: `unbound-control "
        "auth_zone_reload`; PowerDNS: `rec_control reload-lua-config`; hickory-dns has no list reload.")
+    if any(key[1] == "scaling" for key in r.figures):
+        r.table(f"Scaling: {m.get('cpu', '?').split(' x ')[-1]} worker threads on every CPU, cache hits "
+                "(dnsperf shares a CPU with the resolver here)", [
+            ("max q/s, 1 worker on 1 CPU (from above)", "hit", "max_qps", fmt_num(0)),
+            ("max q/s, all CPUs", "scaling", "max_qps", fmt_num(0)),
+            (f"CPU per query at {fixed} q/s, 1 worker", "hit", "cpu_us_per_query", fmt_num(2, " µs")),
+            (f"CPU per query at {fixed} q/s, all CPUs", "scaling", "cpu_us_per_query", fmt_num(2, " µs")),
+            (f"p99 at {fixed} q/s, all CPUs", "scaling", "fixed_p99_ms", fmt_num(3, " ms")),
+        ])
+    if any(key[0] == "dnsward-log" for key in r.figures):
+        write_querylog(r, m, fixed)
     with open(os.path.join(results, "RESULTS.md"), "w") as f:
         f.write("\n".join(r.lines).rstrip() + "\n")
+
+
+def write_querylog(r, m, fixed):
+    """dnsward with its query log against dnsward without, both on cache hits."""
+    r.out(f"### Query log cost: dnsward on cache hits, logging every query to {m.get('querylog_sinks', '?')}")
+    r.out()
+    r.out("| | logging off | logging on | on / off |")
+    r.out("|---|---|---|---|")
+    for label, metric, fmt in ((f"CPU per query at {fixed} q/s", "cpu_us_per_query", fmt_num(2, " µs")),
+                               (f"p99 at {fixed} q/s", "fixed_p99_ms", fmt_num(3, " ms")),
+                               ("max q/s", "max_qps", fmt_num(0))):
+        off, on = r.get("dnsward", "hit", metric), r.get("dnsward-log", "querylog", metric)
+        ratio = f"{number(on) / number(off):.2f}x" if number(on) is not None and number(off) else "-"
+        r.out(f"| {label} | {fmt(off)} | {fmt(on)} | {ratio} |")
+    r.out()
 
 
 def plot(report, results):

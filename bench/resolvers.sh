@@ -1,13 +1,15 @@
 # shellcheck shell=bash
 # Sourced by bench/run.sh: one config writer and one command line per resolver, and how each
-# reloads its list. Every resolver gets the same setup: one worker thread, answers cached up
+# reloads its list. Every resolver gets the same setup: WORKERS worker threads (1, or all
+# CPUs for the scaling workload), answers cached up
 # to CACHE_ENTRIES (Unbound counts bytes: its caches are sized well above what a run fills),
 # the fake root from the generated root.hints, and the list in its own format.
-# Needs: DATA, HIER, LISTS, CACHE_ENTRIES, HICKORY (set by run.sh).
+# Needs: HIER, LISTS, CACHE_ENTRIES, WORKERS, QUERYLOG_SINKS, DNSWARD, HICKORY, REPO,
+# RELOAD_TIMEOUT (set by run.sh).
 
 port_of() {
   case $1 in
-    unbound) echo 5301 ;; pdns) echo 5302 ;; hickory) echo 5303 ;; dnsward) echo 5304 ;;
+    unbound) echo 5301 ;; pdns) echo 5302 ;; hickory) echo 5303 ;; dnsward) echo 5304 ;; dnsward-log) echo 5305 ;;
   esac
 }
 
@@ -19,7 +21,7 @@ list_file_of() { # resolver list -> the list in the resolver's format ("" for li
   case $1 in
     unbound | pdns) echo "$LISTS/rpz-$2.zone" ;;
     hickory) echo "$LISTS/hickory-$2.txt" ;;
-    dnsward) echo "$LISTS/domains-$2.txt" ;;
+    dnsward | dnsward-log) echo "$LISTS/domains-$2.txt" ;;
   esac
 }
 
@@ -28,11 +30,11 @@ write_config() { # resolver list dir
   port=$(port_of "$r")
   lf=$(list_file_of "$r" "$list")
   case $r in
-    dnsward)
+    dnsward | dnsward-log)
       cat >"$dir/dnsward.toml" <<EOF
 [server]
 listen = ["127.0.0.1:$port"]
-udp_workers = 1
+udp_workers = $WORKERS
 
 [resolver]
 mode = "recursive"
@@ -45,6 +47,10 @@ watch = false
 [admin]
 listen = "$DNSWARD_ADMIN"
 EOF
+      if [ "$r" = dnsward-log ]; then # the query log workload: every query to each sink
+        printf '\n[querylog]\n' >>"$dir/dnsward.toml"
+        for sink in $QUERYLOG_SINKS; do printf '%s = "%s/querylog.%s"\n' "$sink" "$dir" "$sink" >>"$dir/dnsward.toml"; done
+      fi
       if [ -n "$lf" ]; then
         printf '\n[[lists]]\nname = "bench"\ncategory = "threat"\nformat = "plain"\npath = "%s"\n' "$lf" >>"$dir/dnsward.toml"
       fi
@@ -62,7 +68,7 @@ server:
     pidfile: "$dir/unbound.pid"
     logfile: "$dir/unbound.log"
     verbosity: 0
-    num-threads: 1
+    num-threads: $WORKERS
     root-hints: "$HIER/root.hints"
     do-not-query-localhost: no
     access-control: 127.0.0.0/8 allow
@@ -95,7 +101,7 @@ local-port=$port
 allow-from=127.0.0.0/8
 hint-file=$HIER/root.hints
 dont-query=
-threads=1
+threads=$WORKERS
 pdns-distributes-queries=no
 reuseport=no
 dnssec=off
@@ -150,16 +156,16 @@ EOF
 
 command_of() { # resolver dir -> prints the command line, one word a line
   case $1 in
-    dnsward) printf '%s\n' "$DNSWARD" serve --config "$2/dnsward.toml" ;;
+    dnsward | dnsward-log) printf '%s\n' "$DNSWARD" serve --config "$2/dnsward.toml" ;;
     unbound) printf '%s\n' unbound -d -c "$2/unbound.conf" ;;
     pdns) printf '%s\n' pdns_recursor --config-dir="$2" ;;
-    hickory) printf '%s\n' "$HICKORY" -c "$2/hickory.toml" --workers 1 -q ;;
+    hickory) printf '%s\n' "$HICKORY" -c "$2/hickory.toml" --workers "$WORKERS" -q ;;
   esac
 }
 
 version_of() {
   case $1 in
-    dnsward) echo "dnsward $(timeout 5 "$DNSWARD" --version 2>/dev/null | awk '{print $NF}') (git $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null))" ;;
+    dnsward | dnsward-log) echo "dnsward $(timeout 5 "$DNSWARD" --version 2>/dev/null | awk '{print $NF}') (git $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null))" ;;
     unbound) timeout 5 unbound -V 2>/dev/null | awk 'NR == 1 { print "unbound " $2 }' ;;
     pdns) timeout 5 pdns_recursor --version 2>&1 | grep -o 'Recursor [0-9][0-9.]*' | head -n1 | sed 's/^/PowerDNS /' ;;
     hickory) timeout 5 "$HICKORY" --version 2>/dev/null | head -n1 ;;
@@ -169,15 +175,18 @@ version_of() {
 reload_list() { # resolver pid dir -> triggers a full reload of the list; returns when it is done (bounded)
   local r=$1 pid=$2 dir=$3 before end
   case $r in
-    dnsward)
+    dnsward | dnsward-log)
       # SIGHUP returns at once; the reload is done when dnsward_policy_reloads goes up
       before=$(policy_reloads)
       kill -HUP "$pid"
-      end=$((SECONDS + 60))
-      while ((SECONDS < end)) && [ "$(policy_reloads)" = "$before" ]; do sleep 0.05; done
+      end=$((SECONDS + RELOAD_TIMEOUT))
+      while [ "$(policy_reloads)" = "$before" ]; do
+        ((SECONDS < end)) || return 1
+        sleep 0.05
+      done
       ;;
-    unbound) timeout 120 unbound-control -c "$dir/unbound.conf" auth_zone_reload rpz.bench >/dev/null ;;
-    pdns) timeout 120 rec_control --socket-dir="$dir" reload-lua-config >/dev/null ;;
+    unbound) timeout "$RELOAD_TIMEOUT" unbound-control -c "$dir/unbound.conf" auth_zone_reload rpz.bench >/dev/null ;;
+    pdns) timeout "$RELOAD_TIMEOUT" rec_control --socket-dir="$dir" --timeout="$RELOAD_TIMEOUT" reload-lua-config >/dev/null ;;
     *) return 1 ;;
   esac
 }

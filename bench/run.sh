@@ -10,8 +10,8 @@ BENCH=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$BENCH/.." && pwd)
 
 # ------------------------------------------------------------------ settings (environment)
-WORKLOADS=${WORKLOADS:-"cold hit tcp lists blocked mix reload"}
-PEERS=${PEERS:-"unbound pdns hickory"}
+WORKLOADS=${WORKLOADS:-"cold hit tcp lists blocked mix reload scaling"}
+PEERS=${PEERS-"unbound pdns hickory"} # PEERS="": dnsward alone
 DNSWARD=${DNSWARD:-$REPO/target/release/dnsward}
 HICKORY=${HICKORY:-$(command -v hickory-dns || echo "$HOME/.cargo/bin/hickory-dns")}
 DATA=${DATA:-/tmp/dnsward-bench}
@@ -21,7 +21,7 @@ FIXED_QPS=${FIXED_QPS:-20000}       # rate for CPU per query and latency percent
 COLD_QPS=${COLD_QPS:-4000}          # fixed rate of the cold-cache latency run
 COLD_TIMEOUT=${COLD_TIMEOUT:-60}    # bound on one cold-cache run
 RELOAD_QPS=${RELOAD_QPS:-10000}     # steady load while the 1M list is reloaded
-RELOAD_DURATION=${RELOAD_DURATION:-15}
+RELOAD_TIMEOUT=${RELOAD_TIMEOUT:-180} # bound on one list reload
 CACHE_ENTRIES=${CACHE_ENTRIES:-1000000}
 ZONES=${ZONES:-12000}
 CLIENTS=${CLIENTS:-4}
@@ -33,6 +33,9 @@ SERVER_NICE=${SERVER_NICE:--10}     # run ahead of background work on a shared m
 DNSPERF_NICE=${DNSPERF_NICE:--10}
 STARTUP_TIMEOUT=${STARTUP_TIMEOUT:-180}
 PLOTS=${PLOTS:-1}
+QUERYLOG_SINKS=${QUERYLOG_SINKS:-"sqlite jsonl"} # the querylog workload
+WORKERS=1                           # worker threads per resolver (all CPUs in the scaling workload)
+SERVER_CPUS=$SERVER_CPU
 
 HIER=$DATA/hierarchy
 LISTS=$DATA/lists
@@ -51,7 +54,9 @@ has() { [[ " $WORKLOADS " == *" $1 "* ]]; }
 
 # ------------------------------------------------------------------ checks
 for w in $WORKLOADS; do
-  case $w in cold | hit | tcp | lists | blocked | mix | reload) ;; *) die "WORKLOADS: unknown workload '$w' (cold hit tcp lists blocked mix reload)" ;; esac
+  case $w in cold | hit | tcp | lists | blocked | mix | reload | scaling | querylog) ;;
+    *) die "WORKLOADS: unknown workload '$w' (cold hit tcp lists blocked mix reload scaling querylog)" ;;
+  esac
 done
 for p in $PEERS; do
   case $p in unbound | pdns | hickory) ;; *) die "PEERS: unknown peer '$p' (unbound pdns hickory)" ;; esac
@@ -164,7 +169,7 @@ start_resolver() { # resolver list -> sets RES_PID; records load time and RSS; 1
   mapfile -t cmd < <(command_of "$r" "$dir")
   [ "$list" != 0 ] && cat "$(list_file_of "$r" "$list")" >/dev/null # time the parse, not the disk
   t0=$(date +%s.%N)
-  setsid nice -n "$SERVER_NICE" taskset -c "$SERVER_CPU" "${cmd[@]}" >"$dir/out.log" 2>&1 &
+  setsid nice -n "$SERVER_NICE" taskset -c "$SERVER_CPUS" "${cmd[@]}" >"$dir/out.log" 2>&1 &
   RES_PID=$!
   STARTED_PIDS+=("$RES_PID")
   # ready = the first correct answer: a blocked name with a list, a real name without one
@@ -173,9 +178,14 @@ start_resolver() { # resolver list -> sets RES_PID; records load time and RSS; 1
   while ((SECONDS < end)); do
     kill -0 "$RES_PID" 2>/dev/null || { say "$r exited at startup:"; tail -n 5 "$dir/out.log" >&2; return 1; }
     if dig +time=1 +tries=1 +noall +comments -p "$port" @127.0.0.1 "$name" A 2>/dev/null | grep -q "status: $status"; then
-      record "$r" "list-$list" load_s "$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }')"
-      sleep 1
-      record "$r" "list-$list" rss_kb "$(rss_kb "$RES_PID")"
+      local loaded
+      loaded=$(date +%s.%N)
+      # the first start of this resolver with this list is the one reported
+      if ! grep -q "^$r	list-$list	load_s	" "$RESULTS_TSV"; then
+        record "$r" "list-$list" load_s "$(awk -v a="$t0" -v b="$loaded" 'BEGIN { printf "%.2f", b - a }')"
+        sleep 1
+        record "$r" "list-$list" rss_kb "$(rss_kb "$RES_PID")"
+      fi
       say "$r up with list $list (pid $RES_PID)"
       return 0
     fi
@@ -235,9 +245,32 @@ if has lists || has blocked || has mix || has reload; then # the 1M list
       fixed_rate "$r" mix "$port" "$RES_PID" "$LISTS/mix-1m.txt" "$FIXED_QPS" "$DURATION"
       max_rate "$r" mix "$port" "$RES_PID" "$LISTS/mix-1m.txt" "$DURATION" udp
     fi
-    has reload && reload_under_load "$r" "$port" "$RES_PID" "$RUN/$r-1m" "$LISTS/mix-1m.txt" "$RELOAD_QPS" "$RELOAD_DURATION"
+    has reload && reload_under_load "$r" "$port" "$RES_PID" "$RUN/$r-1m" "$LISTS/mix-1m.txt" "$RELOAD_QPS"
     stop_resolver
   done
+fi
+
+if has querylog; then # dnsward with its query log, on cache hits (compare with the hit workload)
+  r=dnsward-log port=$(port_of dnsward-log)
+  if start_resolver "$r" 0; then
+    warm "$r" "$port" "$QF_HIT" 2 5000
+    fixed_rate "$r" querylog "$port" "$RES_PID" "$QF_HIT" "$FIXED_QPS" "$DURATION"
+    max_rate "$r" querylog "$port" "$RES_PID" "$QF_HIT" "$DURATION" udp
+    stop_resolver
+  fi
+fi
+
+if has scaling; then # every CPU and as many workers; dnsperf shares DNSPERF_CPU with the resolver
+  WORKERS=$(nproc) SERVER_CPUS=0-$(($(nproc) - 1))
+  for r in "${RESOLVERS[@]}"; do
+    port=$(port_of "$r")
+    start_resolver "$r" 0 || continue
+    warm "$r" "$port" "$QF_HIT" 2 5000
+    fixed_rate "$r" scaling "$port" "$RES_PID" "$QF_HIT" "$FIXED_QPS" "$DURATION"
+    max_rate "$r" scaling "$port" "$RES_PID" "$QF_HIT" "$DURATION" udp
+    stop_resolver
+  done
+  WORKERS=1 SERVER_CPUS=$SERVER_CPU
 fi
 
 # ------------------------------------------------------------------ report
@@ -252,6 +285,7 @@ fi
   echo "nsd=$(nsd -v 2>&1 | head -n1)"
   echo "dnsperf=$(dnsperf -h 2>&1 | awk '/^Version/ { print $2 }')"
   for r in "${RESOLVERS[@]}"; do echo "version_$r=$(version_of "$r")"; done
+  echo "querylog_sinks=$QUERYLOG_SINKS"
   echo "settings=WORKLOADS=\"$WORKLOADS\" DURATION=$DURATION FIXED_QPS=$FIXED_QPS COLD_QPS=$COLD_QPS RELOAD_QPS=$RELOAD_QPS CACHE_ENTRIES=$CACHE_ENTRIES ZONES=$ZONES CLIENTS=$CLIENTS OUTSTANDING=$OUTSTANDING"
   echo "hierarchy=$(tr '\n' ' ' <"$HIER/stats.txt")"
 } >"$OUT/meta.txt"
