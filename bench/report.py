@@ -64,7 +64,8 @@ class Report:
     def table(self, title, rows, note=None):
         """rows: (label, workload, metric, formatter); one column per resolver, one per ratio.
         A table whose workloads did not run is left out."""
-        if not any(self.get(r, w, m) for _, w, m, _ in rows for r in self.resolvers):
+        rows = [row for row in rows if any(self.get(r, row[1], row[2]) for r in self.resolvers)]
+        if not rows:
             return
         self.out(f"### {title}")
         self.out()
@@ -121,6 +122,7 @@ def write_markdown(report, results):
     r.out("Lower is better for CPU per query, latency, load time and memory; higher for q/s. "
           "For those, a ratio below 1.00x means dnsward is better; for q/s, above 1.00x.")
     r.out()
+    write_targets(r)
     qps = m.get("settings", "")
     fixed = next((w.split("=")[1] for w in qps.split() if w.startswith("FIXED_QPS=")), "?")
     cold = next((w.split("=")[1] for w in qps.split() if w.startswith("COLD_QPS=")), "?")
@@ -163,6 +165,8 @@ def write_markdown(report, results):
         ("100k names: RSS", "list-100k", "rss_kb", fmt_mb),
         ("1M names: load time", "list-1m", "load_s", fmt_num(2, " s")),
         ("1M names: RSS", "list-1m", "rss_kb", fmt_mb),
+        (f"real list ({m.get('real_list', '')}): load time", "list-real", "load_s", fmt_num(2, " s")),
+        ("real list: RSS", "list-real", "rss_kb", fmt_mb),
     ], "![list load time and memory](lists.png)")
     r.table("Reload of the 1M list under a steady load", [
         ("steady load (q/s)", "reload", "qps", fmt_num(0)),
@@ -186,6 +190,50 @@ def write_markdown(report, results):
         write_querylog(r, m, fixed)
     with open(os.path.join(results, "RESULTS.md"), "w") as f:
         f.write("\n".join(r.lines).rstrip() + "\n")
+
+
+def write_targets(r):
+    """The targets of issues 16 and 10, each with dnsward's figure and the peer's."""
+    rows = []
+
+    def compare(label, workload, metric, peer, limit, unit):
+        a, b = r.value("dnsward", workload, metric), r.value(peer, workload, metric)
+        if a is None or b is None or not b:
+            return
+        rows.append((label, f"{a:g}{unit}", f"{NAMES[peer]} {b:g}{unit}", f"{a / b:.2f}x",
+                     "met" if limit(a / b) else "**not met**"))
+
+    for workload, what in (("hit", "cache hits"), ("blocked", "blocked"), ("mix", "mix")):
+        compare(f"CPU per query, {what}: <= 0.75x Unbound", workload, "cpu_us_per_query", "unbound", lambda x: x <= 0.75, " µs")
+        compare(f"CPU per query, {what}: <= 0.9x PowerDNS", workload, "cpu_us_per_query", "pdns", lambda x: x <= 0.9, " µs")
+    compare("p99 at the fixed rate, mix: <= PowerDNS", "mix", "fixed_p99_ms", "pdns", lambda x: x <= 1.0, " ms")
+    hit, blocked = r.value("dnsward", "hit", "fixed_p99_ms"), r.value("dnsward", "blocked", "fixed_p99_ms")
+    if hit is not None and blocked is not None:
+        rows.append(("p99 of a blocked answer vs a cache hit (dnsward): nothing added", f"{blocked:g} ms",
+                     f"cache hit {hit:g} ms", f"{blocked / hit:.2f}x" if hit else "-",
+                     "met" if blocked <= hit * 1.1 else "**not met**"))
+    load, rss, base = (r.value("dnsward", w, k) for w, k in (("list-1m", "load_s"), ("list-1m", "rss_kb"), ("list-0", "rss_kb")))
+    if load is not None:
+        rows.append(("1M list load <= 1 s", f"{load:g} s", "", "", "met" if load <= 1 else "**not met**"))
+    if rss is not None and base is not None:
+        extra = (rss - base) / 1024
+        rows.append(("1M list <= 64 MB above the empty list", f"{extra:.0f} MB", "", "", "met" if extra <= 64 else "**not met**"))
+    lost, steady, peak = (r.value("dnsward", "reload", k) for k in ("lost", "rss_kb_steady", "rss_kb_peak"))
+    if lost is not None:
+        rows.append(("reload under load loses 0 queries", f"{lost:g} lost", "", "", "met" if lost == 0 else "**not met**"))
+    if steady and peak is not None:
+        rows.append(("reload peak RSS <= 1.5x steady", f"{peak / steady:.2f}x", "", "", "met" if peak <= 1.5 * steady else "**not met**"))
+    compare("cold cache: resolution rate >= 1.0x Unbound (issue 10)", "cold-max", "qps", "unbound", lambda x: x >= 1.0, " q/s")
+    compare("cold cache: average latency at the fixed rate <= 2x Unbound (issue 10)", "cold-fixed", "avg_ms", "unbound", lambda x: x <= 2.0, " ms")
+    if not rows:
+        return
+    r.out("### Targets (issues 16 and 10)")
+    r.out()
+    r.out("| target | dnsward | peer, same run | ratio | |")
+    r.out("|---|---|---|---|---|")
+    for row in rows:
+        r.out("| " + " | ".join(row) + " |")
+    r.out()
 
 
 def write_querylog(r, m, fixed):
