@@ -3,7 +3,7 @@
 
   dnsperf_stats.py FILE
 
-Keys: sent, completed, lost, qps, avg_ms, rcodes (e.g. NOERROR:1000,NXDOMAIN:20) and, when the
+Keys: sent, completed, lost, interrupted, runtime_s, qps, avg_ms, rcodes (e.g. NOERROR:1000,NXDOMAIN:20) and, when the
 run used -v (dnsperf 2.10 has no latency histogram, so every answer is listed), p50_ms,
 p99_ms and p999_ms computed from the per-answer latencies ("> RCODE name type SECONDS").
 """
@@ -37,6 +37,10 @@ def parse(path):
                 figures["completed"] = int(words[0])
             elif key == "Queries lost" and words:
                 figures["lost"] = int(words[0])
+            elif key == "Queries interrupted" and words:
+                figures["interrupted"] = int(words[0])
+            elif key == "Run time (s)" and words:
+                figures["runtime_s"] = round(float(words[0]), 3)
             elif key == "Queries per second" and words:
                 figures["qps"] = round(float(words[0]), 1)
             elif key == "Response codes":

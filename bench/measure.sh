@@ -127,7 +127,10 @@ reload_under_load() { # resolver port pid dir query-file qps
   fi
   record "$r" reload qps "$qps"
   record "$r" reload reload_s "$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')"
-  for k in sent lost rcodes; do record "$r" reload "$k" "$(stat_of "$raw.stats" $k)"; done
+  for k in sent lost rcodes runtime_s; do record "$r" reload "$k" "$(stat_of "$raw.stats" $k)"; done
+  # dnsperf stops sending while OUTSTANDING queries wait, so "lost" understates a stall: the
+  # answers per second over the whole run show it (the steady rate when nothing stalled)
+  record "$r" reload answered_qps "$(stat_of "$raw.stats" qps)"
   record "$r" reload rss_kb_steady "$steady"
   record "$r" reload rss_kb_peak "$(hwm_kb "$pid")"
   say "$r reload under $qps q/s: $(tr '\n' ' ' <"$raw.stats")reload_s=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }') steady_rss=${steady}kB peak=$(hwm_kb "$pid")kB"

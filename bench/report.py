@@ -171,7 +171,9 @@ def write_markdown(report, results):
     r.table("Reload of the 1M list under a steady load", [
         ("steady load (q/s)", "reload", "qps", fmt_num(0)),
         ("queries sent during the run", "reload", "sent", fmt_num(0)),
-        ("queries lost", "reload", "lost", fmt_num(0)),
+        ("queries lost (dnsperf)", "reload", "lost", fmt_num(0)),
+        ("answers per second over the run (= the load when nothing stalled)", "reload", "answered_qps", fmt_num(0)),
+        ("run time", "reload", "runtime_s", fmt_num(1, " s")),
         ("reload command until done", "reload", "reload_s", fmt_num(2, " s")),
         ("RSS before the reload", "reload", "rss_kb_steady", fmt_mb),
         ("peak RSS during the run", "reload", "rss_kb_peak", fmt_mb),

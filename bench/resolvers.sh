@@ -165,7 +165,8 @@ command_of() { # resolver dir -> prints the command line, one word a line
 
 version_of() {
   case $1 in
-    dnsward | dnsward-log) echo "dnsward $(timeout 5 "$DNSWARD" --version 2>/dev/null | awk '{print $NF}') (git $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null))" ;;
+    dnsward | dnsward-log) # the last commit that changed the code, and the checkout's
+      echo "dnsward $(timeout 5 "$DNSWARD" --version 2>/dev/null | awk '{print $NF}'), code of git $(git -C "$REPO" log -1 --format=%h -- src Cargo.toml Cargo.lock 2>/dev/null) (checkout $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null))" ;;
     unbound) timeout 5 unbound -V 2>/dev/null | awk 'NR == 1 { print "unbound " $2 }' ;;
     pdns) timeout 5 pdns_recursor --version 2>&1 | grep -o 'Recursor [0-9][0-9.]*' | head -n1 | sed 's/^/PowerDNS /' ;;
     hickory) timeout 5 "$HICKORY" --version 2>/dev/null | head -n1 ;;

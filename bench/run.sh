@@ -33,6 +33,7 @@ SERVER_NICE=${SERVER_NICE:--10}     # run ahead of background work on a shared m
 DNSPERF_NICE=${DNSPERF_NICE:--10}
 STARTUP_TIMEOUT=${STARTUP_TIMEOUT:-180}
 PLOTS=${PLOTS:-1}
+REAL_LIST=${REAL_LIST:-}            # a real list (plain or hosts): its load time and RSS too
 QUERYLOG_SINKS=${QUERYLOG_SINKS:-"sqlite jsonl"} # the querylog workload
 WORKERS=1                           # worker threads per resolver (all CPUs in the scaling workload)
 SERVER_CPUS=$SERVER_CPU
@@ -126,6 +127,11 @@ if [ ! -f "$LISTS/mix-1m.txt" ] || [ "$LISTS/mix-1m.txt" -ot "$HIER/stats.txt" ]
   say "generating the threat lists (0, 100k, 1M names) in $LISTS"
   timeout 600 python3 "$BENCH/gen_lists.py" --out "$LISTS" --hierarchy "$HIER" >/dev/null || die "gen_lists.py failed"
 fi
+if [ -n "$REAL_LIST" ]; then
+  [ -r "$REAL_LIST" ] || die "REAL_LIST: cannot read $REAL_LIST"
+  timeout 600 python3 "$BENCH/gen_lists.py" --out "$LISTS" --hierarchy "$HIER" --from "$REAL_LIST" --tag real >/dev/null ||
+    die "gen_lists.py could not convert $REAL_LIST"
+fi
 
 # ------------------------------------------------------------------ the hierarchy (NSD)
 wait_answer() { # server name type status timeout-s -> 0 when the server answers with STATUS
@@ -160,7 +166,7 @@ say "hierarchy up: $(tr '\n' ' ' <"$HIER/stats.txt")"
 # ------------------------------------------------------------------ resolvers
 RES_PID=
 start_resolver() { # resolver list -> sets RES_PID; records load time and RSS; 1 if it did not come up
-  local r=$1 list=$2 port dir t0 cmd name status
+  local r=$1 list=$2 port dir t0 cmd name want
   port=$(port_of "$r")
   dir=$RUN/$r-$list
   rm -rf "$dir" && mkdir -p "$dir"
@@ -172,12 +178,13 @@ start_resolver() { # resolver list -> sets RES_PID; records load time and RSS; 1
   setsid nice -n "$SERVER_NICE" taskset -c "$SERVER_CPUS" "${cmd[@]}" >"$dir/out.log" 2>&1 &
   RES_PID=$!
   STARTED_PIDS+=("$RES_PID")
-  # ready = the first correct answer: a blocked name with a list, a real name without one
-  if [ "$list" = 0 ]; then name="www.$first_zone" status=NOERROR; else name="login.$(head -n1 "$HIER/names/bad-zones.txt")" status=NXDOMAIN; fi
+  # ready = the first correct answer: without a list a real name, with one a listed name
+  # blocked (NXDOMAIN; hickory-dns answers 0.0.0.0 instead)
+  if [ "$list" = 0 ]; then name="www.$first_zone" want="status: NOERROR"; else name=$(head -n1 "$LISTS/domains-$list.txt") want="status: NXDOMAIN|[[:space:]]0\.0\.0\.0$"; fi
   local end=$((SECONDS + STARTUP_TIMEOUT))
   while ((SECONDS < end)); do
     kill -0 "$RES_PID" 2>/dev/null || { say "$r exited at startup:"; tail -n 5 "$dir/out.log" >&2; return 1; }
-    if dig +time=1 +tries=1 +noall +comments -p "$port" @127.0.0.1 "$name" A 2>/dev/null | grep -q "status: $status"; then
+    if dig +time=1 +tries=1 +noall +comments +answer -p "$port" @127.0.0.1 "$name" A 2>/dev/null | grep -Eq "$want"; then
       local loaded
       loaded=$(date +%s.%N)
       # the first start of this resolver with this list is the one reported
@@ -191,7 +198,7 @@ start_resolver() { # resolver list -> sets RES_PID; records load time and RSS; 1
     fi
     sleep 0.05
   done
-  say "$r gave no $status for $name within ${STARTUP_TIMEOUT}s; see $dir/out.log"
+  say "$r gave no '$want' for $name within ${STARTUP_TIMEOUT}s; see $dir/out.log"
   return 1
 }
 stop_resolver() { stop_pid "$RES_PID"; RES_PID=; }
@@ -227,6 +234,7 @@ fi
 if has lists; then
   for r in "${RESOLVERS[@]}"; do
     start_resolver "$r" 100k && stop_resolver
+    if [ -n "$REAL_LIST" ]; then start_resolver "$r" real && stop_resolver; fi
   done
 fi
 
@@ -286,6 +294,7 @@ fi
   echo "dnsperf=$(dnsperf -h 2>&1 | awk '/^Version/ { print $2 }')"
   for r in "${RESOLVERS[@]}"; do echo "version_$r=$(version_of "$r")"; done
   echo "querylog_sinks=$QUERYLOG_SINKS"
+  if [ -n "$REAL_LIST" ]; then echo "real_list=$(basename "$REAL_LIST"), $(wc -l <"$LISTS/domains-real.txt") names"; fi
   echo "settings=WORKLOADS=\"$WORKLOADS\" DURATION=$DURATION FIXED_QPS=$FIXED_QPS COLD_QPS=$COLD_QPS RELOAD_QPS=$RELOAD_QPS CACHE_ENTRIES=$CACHE_ENTRIES ZONES=$ZONES CLIENTS=$CLIENTS OUTSTANDING=$OUTSTANDING"
   echo "hierarchy=$(tr '\n' ' ' <"$HIER/stats.txt")"
 } >"$OUT/meta.txt"
