@@ -1,9 +1,8 @@
-//! Where answers come from on a cache miss: the recursor (iterative from the root hints) or
-//! forwarders. Both return a whole response `Message`; negative answers (NXDOMAIN, NODATA) are
+//! Where answers come from on a cache miss: dnsward's own iterative resolver (`crate::resolver`,
+//! from the root hints) or forwarders. Both return a whole response `Message`; negative answers (NXDOMAIN, NODATA) are
 //! normal `Ok` messages with the SOA in the authority section, so the cache can keep them.
 
 pub mod forward;
-pub mod recursive;
 pub mod roots;
 
 use std::sync::Arc;
@@ -20,6 +19,8 @@ pub enum UpstreamError {
     Timeout(Duration),
     #[error("upstream failure: {0}")]
     Failed(String),
+    #[error(transparent)]
+    Resolve(#[from] crate::resolver::error::ResolveError),
 }
 
 #[async_trait]
@@ -34,11 +35,7 @@ pub fn from_config(config: &Config) -> Result<Arc<dyn Upstream>, String> {
     match config.resolver.mode {
         Mode::Recursive => {
             let roots = config.root_addresses()?;
-            Ok(Arc::new(recursive::RecursiveUpstream::new(
-                &roots,
-                &config.resolver,
-                timeout,
-            )?))
+            Ok(Arc::new(crate::resolver::Resolver::new(&roots, &config.resolver)))
         }
         Mode::Forward => Ok(Arc::new(forward::ForwardUpstream::new(
             config.resolver.forwarders.clone(),
