@@ -121,7 +121,9 @@ impl Resolver {
                     None => {}
                 }
                 let (zone_answer, _zone) = self.iterate(ctx, &name, qtype).await?;
-                self.cache_answer(&name, qtype, &zone_answer);
+                // A client's final RRset lives in the packet cache already; the record cache keeps
+                // what the iterator itself reuses: chains, negatives, name-server addresses.
+                self.cache_answer(&name, qtype, &zone_answer, !ctx.ns_stack.is_empty());
                 answers.extend(zone_answer.records);
                 match zone_answer.continue_at {
                     Some(next) => name = next,
@@ -307,7 +309,7 @@ impl Resolver {
 
     /// Puts a zone's answer into the record cache: each RRset of the chain with the RRSIGs that
     /// cover it, and the negative answer for the chain's last name.
-    fn cache_answer(&self, qname: &Name, qtype: RecordType, answer: &ZoneAnswer) {
+    fn cache_answer(&self, qname: &Name, qtype: RecordType, answer: &ZoneAnswer, keep_final: bool) {
         let mut sets: Vec<((Name, RecordType), Vec<Record>)> = Vec::new();
         for r in &answer.records {
             let key = (r.name.clone(), covered_type(r));
@@ -317,7 +319,8 @@ impl Resolver {
             }
         }
         for ((name, rtype), records) in sets {
-            if records.iter().any(|r| r.record_type() != RecordType::RRSIG) {
+            let is_final = rtype == qtype && name == answer.last;
+            if (keep_final || !is_final) && records.iter().any(|r| r.record_type() != RecordType::RRSIG) {
                 self.cache.put_rrset(&name, rtype, records);
             }
         }

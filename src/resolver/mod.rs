@@ -27,7 +27,7 @@ use hickory_proto::rr::RecordType;
 use ipnet::IpNet;
 
 use crate::config::{DnssecMode, QnameMinimisation, ResolverConfig};
-use crate::upstream::{Upstream, UpstreamError};
+use crate::upstream::{ClientFlags, Upstream, UpstreamError};
 use delegation::Delegations;
 use error::ResolveError;
 use infra::Infra;
@@ -136,7 +136,7 @@ impl Resolver {
 
 #[async_trait]
 impl Upstream for Resolver {
-    async fn resolve(&self, query: Query, _dnssec_ok: bool) -> Result<Message, UpstreamError> {
+    async fn resolve(&self, query: Query, _flags: ClientFlags) -> Result<Message, UpstreamError> {
         Ok(self.lookup(&query).await?)
     }
 }
