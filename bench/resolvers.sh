@@ -40,6 +40,9 @@ udp_workers = $WORKERS
 mode = "recursive"
 root_hints = "$HIER/root.hints"
 cache_size = $CACHE_ENTRIES
+# as the peers are set up: no DNSSEC validation (the generated hierarchy is unsigned), IPv4
+dnssec = "off"
+upstream_ipv6 = false
 
 [policy]
 watch = false

@@ -95,12 +95,16 @@ mkdir -p "$RUN" "$RAW" "$OUT"
 
 # ------------------------------------------------------------------ cleanup
 STARTED_PIDS=() # every process this script started, stopped by PID at exit
-stop_pid() { # pid -> TERM, bounded wait, then KILL
-  local pid=$1
-  kill -0 "$pid" 2>/dev/null || return 0
-  kill -TERM "$pid" 2>/dev/null || true
-  for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
-  kill -KILL "$pid" 2>/dev/null || true
+stop_pid() { # pid -> TERM, up to 30 s to exit, then KILL; forgotten once stopped
+  local pid=$1 kept=() p
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -0 "$pid" 2>/dev/null && { kill -KILL "$pid" 2>/dev/null || true; }
+  fi
+  # a stopped PID may be reused by another process: never signal it again
+  for p in "${STARTED_PIDS[@]}"; do [ "$p" = "$pid" ] || kept+=("$p"); done
+  STARTED_PIDS=("${kept[@]}")
 }
 cleanup() {
   local rc=$? i
