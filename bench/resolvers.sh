@@ -128,6 +128,7 @@ EOF
 listen_addrs_ipv4 = ["127.0.0.1"]
 listen_port = $port
 directory = "$dir"
+drop_privileges = false
 
 [[zones]]
 zone = "."
