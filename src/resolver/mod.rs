@@ -115,6 +115,7 @@ impl Resolver {
         let mut m = Message::response(0, OpCode::Query);
         m.metadata.recursion_available = true;
         m.metadata.response_code = resolution.rcode;
+        m.metadata.authentic_data = resolution.secure;
         m.add_query(query.clone());
         m.answers = resolution.answers;
         let negative = resolution.rcode == ResponseCode::NXDomain
