@@ -3,18 +3,25 @@
 //! asserts what the client sees over a real socket and how many upstream queries it cost.
 //!
 //! The assertions describe the correct behaviour (what Unbound does; see tests/differential.rs),
-//! not what any one implementation happens to do.
+//! not what any one implementation happens to do. To check a scenario's expectation against
+//! Unbound itself, run the same scenarios with unbound as the resolver (root only: the
+//! servers then listen on port 53):
+//!
+//! ```sh
+//! ITERATOR_RESOLVER=unbound cargo test --test iterator
+//! ```
 
 mod common;
 mod scripted;
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use common::{query_message, start_dnsward_text, tcp_query, udp_query};
 use dnsward::instance::Instance;
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::{RData, RecordType};
+use scripted::unbound::Unbound;
 use scripted::{name, Behaviour, Net, Reply, Running};
 
 /// Upstream queries one client question may cost, however hostile the zones (issue 10,
@@ -46,18 +53,53 @@ fn tld(net: &mut Net, test_zone: &str) {
     hierarchy(net, &[("test.", test_zone)]);
 }
 
-async fn start(net: Net, resolver_keys: &str) -> (Running, Instance) {
-    let root = net.addr(1);
-    let h = net.start(root).await;
-    let d = start_dnsward_text(&h.dnsward_config(resolver_keys), h.dir.path()).await;
-    (h, d)
+/// The resolver under test: dnsward, or unbound with `ITERATOR_RESOLVER=unbound`.
+enum Resolver {
+    Dnsward(Instance),
+    Unbound(Unbound),
 }
 
-/// Asks dnsward over UDP (EDNS 1232); returns the answer and how long it took.
-async fn ask(d: &Instance, qname: &str, rtype: RecordType) -> (Message, Duration) {
+impl Resolver {
+    fn addr(&self) -> SocketAddr {
+        match self {
+            Resolver::Dnsward(d) => d.addrs()[0],
+            Resolver::Unbound(u) => u.addr,
+        }
+    }
+
+    async fn shutdown(self) {
+        if let Resolver::Dnsward(d) = self {
+            d.shutdown().await;
+        }
+    }
+}
+
+fn against_unbound() -> bool {
+    std::env::var("ITERATOR_RESOLVER").is_ok_and(|v| v == "unbound")
+}
+
+/// Starts the hierarchy and the resolver; `resolver_keys` are dnsward `[resolver]` keys
+/// (translated to unbound's options when the resolver is unbound).
+async fn start(net: Net, resolver_keys: &str) -> (Running, Resolver) {
+    let root = net.addr(1);
+    if against_unbound() {
+        if let Some(why) = scripted::unbound::unavailable() {
+            panic!("ITERATOR_RESOLVER=unbound: {why}");
+        }
+        let h = net.start_on_port(root, 53).await;
+        let u = Unbound::start(h.root_hints_path(), &Unbound::options_for(resolver_keys)).await;
+        return (h, Resolver::Unbound(u));
+    }
+    let h = net.start(root).await;
+    let d = start_dnsward_text(&h.dnsward_config(resolver_keys), h.dir.path()).await;
+    (h, Resolver::Dnsward(d))
+}
+
+/// Asks the resolver over UDP (EDNS 1232); returns the answer and how long it took.
+async fn ask(d: &Resolver, qname: &str, rtype: RecordType) -> (Message, Duration) {
     let started = Instant::now();
     let q = query_message(qname, rtype, Some(1232));
-    let m = tokio::time::timeout(Duration::from_secs(10), udp_query(d.addrs()[0], &q)).await.expect("dnsward answers within 10 s");
+    let m = tokio::time::timeout(Duration::from_secs(10), udp_query(d.addr(), &q)).await.expect("the resolver answers within 10 s");
     (m, started.elapsed())
 }
 
@@ -279,7 +321,7 @@ async fn parent_and_child_list_different_servers_only_one_works() {
 
 /// example.test (.3) holds a.b.c.example.test; b.c and c are empty non-terminals, for which
 /// the server answers `broken` (to minimised queries). Returns the running pieces.
-async fn minimisation(mode: &str, broken: Option<Behaviour>) -> (Running, Instance, IpAddr) {
+async fn minimisation(mode: &str, broken: Option<Behaviour>) -> (Running, Resolver, IpAddr) {
     // (root is .1, the TLD .2: see `hierarchy`)
     let mut net = Net::new();
     let ex = net.addr(3);
@@ -589,7 +631,7 @@ async fn cache_min_and_max_ttl_clamp_what_the_client_sees() {
     let (m, _) = ask(&d, "long.example.test.", A).await;
     assert!((3599..=3600).contains(&m.answers[0].ttl), "long TTL capped to 3600: {}", m.answers[0].ttl);
     // Over TCP and from the cache the same.
-    let m = tcp_query(d.addrs()[0], &query_message("short.example.test.", A, None)).await;
+    let m = tcp_query(d.addr(), &query_message("short.example.test.", A, None)).await;
     assert!((58..=60).contains(&m.answers[0].ttl), "{}", m.answers[0].ttl);
 }
 
@@ -751,7 +793,7 @@ async fn ipv6_servers_used_only_with_upstream_ipv6() {
 async fn the_answer_is_the_same_over_tcp() {
     let (net, _) = simple_zone("");
     let (_h, d) = start(net, "").await;
-    let m = tcp_query(d.addrs()[0], &query_message("www.example.test.", A, Some(1232))).await;
+    let m = tcp_query(d.addr(), &query_message("www.example.test.", A, Some(1232))).await;
     assert_eq!(answer(&m), vec!["www.example.test. A 192.0.2.1"]);
     assert_minimal(&m);
 }

@@ -3,7 +3,7 @@
 //! always sends there), killed by its PID when the guard is dropped.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -29,9 +29,30 @@ pub struct Unbound {
 }
 
 impl Unbound {
+    /// Unbound `server:` options equivalent to dnsward `[resolver]` keys (TOML lines):
+    /// qname_minimisation, upstream_ipv6, cache_min_ttl, cache_max_ttl; others are ignored.
+    pub fn options_for(resolver_keys: &str) -> String {
+        let mut out = String::new();
+        for line in resolver_keys.lines() {
+            let Some((key, value)) = line.split_once('=') else { continue };
+            let value = value.trim().trim_matches('"');
+            match (key.trim(), value) {
+                ("qname_minimisation", "off") => out.push_str("  qname-minimisation: no\n"),
+                ("qname_minimisation", "strict") => out.push_str("  qname-minimisation-strict: yes\n"),
+                ("upstream_ipv6", "true") => out.push_str("  do-ip6: yes\n"),
+                ("cache_min_ttl", v) => out.push_str(&format!("  cache-min-ttl: {v}\n")),
+                ("cache_max_ttl", v) => out.push_str(&format!("  cache-max-ttl: {v}\n")),
+                _ => {}
+            }
+        }
+        out
+    }
+
     /// Starts unbound as a plain iterator (no validator) with QNAME minimisation on and the
-    /// hardening defaults; returns once it answers over UDP (bounded wait).
-    pub async fn start(root_hints: &Path) -> Unbound {
+    /// hardening defaults, plus `options` (lines of its `server:` clause); returns once it
+    /// answers over UDP (bounded wait).
+    pub async fn start(root_hints: PathBuf, options: &str) -> Unbound {
+        let options = if options.contains("do-ip6") { options.to_string() } else { format!("{options}  do-ip6: no\n") };
         let dir = tempfile::tempdir().expect("temp dir");
         let port = std::net::UdpSocket::bind("127.0.0.1:0")
             .unwrap()
@@ -41,11 +62,11 @@ impl Unbound {
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         let d = dir.path().display();
         let conf = format!(
-            "server:\n  interface: 127.0.0.1\n  port: {port}\n  do-ip6: no\n  do-not-query-localhost: no\n  \
+            "server:\n  interface: 127.0.0.1\n  port: {port}\n  do-not-query-localhost: no\n  \
              root-hints: \"{}\"\n  qname-minimisation: yes\n  module-config: \"iterator\"\n  chroot: \"\"\n  \
              username: \"\"\n  directory: \"{d}\"\n  pidfile: \"{d}/unbound.pid\"\n  use-syslog: no\n  \
              logfile: \"{d}/unbound.log\"\n  verbosity: 1\n  access-control: 127.0.0.0/8 allow\n  \
-             num-threads: 1\n  do-daemonize: no\nremote-control:\n  control-enable: no\n",
+             num-threads: 1\n  do-daemonize: no\n{options}remote-control:\n  control-enable: no\n",
             root_hints.display()
         );
         let conf_path = dir.path().join("unbound.conf");
