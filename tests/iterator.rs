@@ -17,7 +17,7 @@ mod scripted;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use common::{query_message, start_dnsward_text, tcp_query, udp_query};
+use common::{query_message, start_dnsward_text, tcp_query, udp_raw};
 use dnsward::instance::Instance;
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::{RData, RecordType};
@@ -95,12 +95,24 @@ async fn start(net: Net, resolver_keys: &str) -> (Running, Resolver) {
     (h, Resolver::Dnsward(d))
 }
 
-/// Asks the resolver over UDP (EDNS 1232); returns the answer and how long it took.
+/// Asks the resolver over UDP (EDNS 1232); returns the answer and how long it took. dnsward
+/// must answer within 10 s; unbound, which has no overall deadline and backs off on
+/// timeouts, gets 30 s (the deadline assertions apply to dnsward only).
 async fn ask(d: &Resolver, qname: &str, rtype: RecordType) -> (Message, Duration) {
     let started = Instant::now();
     let q = query_message(qname, rtype, Some(1232));
-    let m = tokio::time::timeout(Duration::from_secs(10), udp_query(d.addr(), &q)).await.expect("the resolver answers within 10 s");
+    let wait = Duration::from_secs(if against_unbound() { 30 } else { 10 });
+    let bytes = udp_raw(d.addr(), &q.to_vec().unwrap(), wait)
+        .await
+        .unwrap_or_else(|| panic!("no answer to {qname} {rtype} within {wait:?}"));
+    let m = Message::from_vec(&bytes).expect("the answer parses");
+    assert_eq!(m.metadata.id, q.metadata.id, "query ID echoed");
     (m, started.elapsed())
+}
+
+/// The answer came within `timeout_ms` (+ margin): dnsward's contract (unbound has none).
+fn in_time(took: Duration) -> bool {
+    against_unbound() || took <= Duration::from_millis(TIMEOUT_MS) + MARGIN
 }
 
 fn rrs(records: &[hickory_proto::rr::Record]) -> Vec<String> {
@@ -128,7 +140,7 @@ fn assert_negative(m: &Message, rcode: ResponseCode, zone: &str) {
 
 fn assert_servfail_in_time(m: &Message, took: Duration, what: &str) {
     assert_eq!(m.metadata.response_code, ResponseCode::ServFail, "{what}: {:?}", answer(m));
-    assert!(took <= Duration::from_millis(TIMEOUT_MS) + MARGIN, "{what}: SERVFAIL took {took:?}");
+    assert!(in_time(took), "{what}: SERVFAIL took {took:?}");
 }
 
 fn assert_bounded(h: &Running, what: &str) {
@@ -194,38 +206,48 @@ async fn glue_out_of_bailiwick_is_ignored() {
 
 // ---------------------------------------------------------------- 2. failing servers
 
-/// example.test has two servers, .3 (ns1) and .4 (ns2), both with the zone. For a1..a3 ns1
-/// misbehaves with `bad(name)`, for b1..b3 ns2 does: whichever server the resolver picks
-/// first, some names meet the bad one. Every name must still resolve, and nothing bad may be
-/// cached (the second round costs no upstream query and gives the same answers).
+/// Zones z1.test .. z8.test each have two servers: a broken one, listed first, that
+/// misbehaves for the whole zone with `bad(qname, root address)`, and a working one. A
+/// resolver that picks the first listed, or picks at random, meets a broken server (at random
+/// all eight first picks miss it once in 256 runs). Every name must still resolve in time,
+/// nothing bad may be cached: the second round costs no upstream query and gives the same
+/// answers.
 async fn failover(what: &str, bad: impl Fn(&str, IpAddr) -> Behaviour) {
+    const ZONES: u8 = 8;
     let mut net = Net::new();
-    let (root, ns1, ns2) = (net.addr(1), net.addr(3), net.addr(4));
-    tld(&mut net, &format!("example NS ns1.example\nexample NS ns2.example\nns1.example A {ns1}\nns2.example A {ns2}"));
-    let zone: String = (1..=3).map(|i| format!("a{i} A 192.0.2.{i}\nb{i} A 192.0.2.1{i}\n")).collect();
-    let zone = format!("@ NS ns1\n@ NS ns2\nns1 A {ns1}\nns2 A {ns2}\n{zone}");
-    net.zone(ns1, "example.test.", &zone);
-    net.zone(ns2, "example.test.", &zone);
-    for i in 1..=3 {
-        let (a, b) = (format!("a{i}.example.test."), format!("b{i}.example.test."));
-        net.on_name(ns1, &a, bad(&a, root));
-        net.on_name(ns2, &b, bad(&b, root));
+    let root = net.addr(1);
+    let addrs: Vec<(IpAddr, IpAddr)> = (0..=ZONES).map(|k| (net.addr(10 + 2 * k), net.addr(11 + 2 * k))).collect();
+    let servers = |k: u8| addrs[k as usize];
+    let delegations: String = (1..=ZONES)
+        .map(|k| {
+            let (broken, good) = servers(k);
+            format!("z{k} NS broken.z{k}\nz{k} NS good.z{k}\nbroken.z{k} A {broken}\ngood.z{k} A {good}\n")
+        })
+        .collect();
+    let brokens: Vec<IpAddr> = (1..=ZONES).map(|k| servers(k).0).collect();
+    tld(&mut net, &delegations);
+    for k in 1..=ZONES {
+        let (broken, good) = servers(k);
+        let (zone, www) = (format!("z{k}.test."), format!("www.z{k}.test."));
+        let text = format!("@ NS broken\n@ NS good\nbroken A {broken}\ngood A {good}\nwww A 192.0.2.{k}");
+        net.zone(broken, &zone, &text);
+        net.zone(good, &zone, &text);
+        net.on_zone(broken, &zone, bad(&www, root));
     }
     let (h, d) = start(net, "").await;
     let mut expected = Vec::new();
-    for i in 1..=3 {
-        for (label, addr) in [("a", format!("192.0.2.{i}")), ("b", format!("192.0.2.1{i}"))] {
-            let qname = format!("{label}{i}.example.test.");
-            let (m, took) = ask(&d, &qname, A).await;
-            let want = vec![format!("{qname} A {addr}")];
-            assert_eq!(answer(&m), want, "{what}: {qname} after {took:?}\n{}", h.log());
-            assert_minimal(&m);
-            assert!(took <= Duration::from_millis(TIMEOUT_MS), "{what}: {qname} took {took:?}");
-            expected.push((qname, want));
-        }
+    for k in 1..=ZONES {
+        let qname = format!("www.z{k}.test.");
+        let (m, took) = ask(&d, &qname, A).await;
+        let want = vec![format!("{qname} A 192.0.2.{k}")];
+        let rcode = m.metadata.response_code;
+        assert_eq!(answer(&m), want, "{what}: {qname}: {rcode:?} after {took:?}\n{}", h.log());
+        assert_minimal(&m);
+        assert!(in_time(took), "{what}: {qname} took {took:?}");
+        expected.push((qname, want));
     }
-    let met_bad = h.count(|s| (s.server == ns1 && s.name.starts_with('a')) || (s.server == ns2 && s.name.starts_with('b')));
-    assert!(met_bad >= 1, "{what}: the misbehaving servers were never asked: {}", h.log());
+    let met_broken = h.count(|s| brokens.contains(&s.server));
+    assert!(met_broken >= 1, "{what}: the broken servers were never asked: {}", h.log());
     assert_bounded(&h, what);
     h.reset_counts();
     for (qname, want) in expected {
@@ -260,26 +282,35 @@ async fn next_server_after_an_upward_referral() {
     failover("upward referral", |_, root| Behaviour::upward_referral("a.root.test.", root)).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn all_servers_fail_servfail_in_time_and_bounded() {
-    for (what, bad) in [
-        ("every server times out", Behaviour::Timeout),
-        ("every server SERVFAILs", Behaviour::Rcode(ResponseCode::ServFail)),
-        ("every server is lame", Behaviour::lame()),
-    ] {
-        let mut net = Net::new();
-        let (ns1, ns2) = (net.addr(3), net.addr(4));
-        tld(&mut net, &format!("example NS ns1.example\nexample NS ns2.example\nns1.example A {ns1}\nns2.example A {ns2}"));
-        net.zone(ns1, "example.test.", "www A 192.0.2.1");
-        net.zone(ns2, "example.test.", "www A 192.0.2.1");
-        net.on_zone(ns1, "example.test.", bad.clone());
-        net.on_zone(ns2, "example.test.", bad);
-        let (h, d) = start(net, "").await;
-        let (m, took) = ask(&d, "www.example.test.", A).await;
-        assert_servfail_in_time(&m, took, what);
-        assert_bounded(&h, what);
-        d.shutdown().await;
+/// Both servers of example.test misbehave with `bad` for the whole zone: SERVFAIL in time,
+/// with a bounded number of upstream queries.
+async fn all_servers_fail(what: &str, bad: Behaviour) {
+    let mut net = Net::new();
+    let (ns1, ns2) = (net.addr(3), net.addr(4));
+    tld(&mut net, &format!("example NS ns1.example\nexample NS ns2.example\nns1.example A {ns1}\nns2.example A {ns2}"));
+    for ns in [ns1, ns2] {
+        net.zone(ns, "example.test.", "www A 192.0.2.1");
+        net.on_zone(ns, "example.test.", bad.clone());
     }
+    let (h, d) = start(net, "").await;
+    let (m, took) = ask(&d, "www.example.test.", A).await;
+    assert_servfail_in_time(&m, took, what);
+    assert_bounded(&h, what);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_server_times_out_servfail_in_time() {
+    all_servers_fail("every server times out", Behaviour::Timeout).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_server_servfails_servfail() {
+    all_servers_fail("every server SERVFAILs", Behaviour::Rcode(ResponseCode::ServFail)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_server_is_lame_servfail() {
+    all_servers_fail("every server is lame", Behaviour::lame()).await;
 }
 
 // ---------------------------------------------------------------- 3. parent/child NS mismatch
@@ -374,10 +405,9 @@ async fn minimisation_relaxed_falls_back_to_the_full_name() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn minimisation_strict_does_not_fall_back() {
-    for (what, broken, rcode) in [
-        ("NXDOMAIN for an empty non-terminal", nxdomain_for_ent(), ResponseCode::NXDomain),
-        ("SERVFAIL", Behaviour::Rcode(ResponseCode::ServFail), ResponseCode::ServFail),
-    ] {
+    // (A SERVFAIL to a minimised query is not asserted: Unbound in strict mode goes on
+    // minimising label by label, which reaches the full name as its last step.)
+    for (what, broken, rcode) in [("NXDOMAIN for an empty non-terminal", nxdomain_for_ent(), ResponseCode::NXDomain)] {
         let (h, d, ex) = minimisation("strict", Some(broken)).await;
         let (m, took) = ask(&d, DEEP, A).await;
         assert_eq!(m.metadata.response_code, rcode, "{what} after {took:?}: {:?}\n{}", answer(&m), h.log());
@@ -515,7 +545,7 @@ async fn cname_loop_fails_quickly() {
     let rcode = m.metadata.response_code;
     assert!(rcode == ResponseCode::ServFail || rcode == ResponseCode::NoError, "{rcode:?}");
     assert!(!m.answers.iter().any(|r| matches!(r.record_type(), RecordType::A | RecordType::AAAA)));
-    assert!(took < Duration::from_millis(1000), "CNAME loop took {took:?}");
+    assert!(against_unbound() || took < Duration::from_millis(1000), "CNAME loop took {took:?}");
     assert_bounded(&h, "CNAME loop");
 }
 
@@ -615,7 +645,7 @@ async fn a_failing_zone_is_cached_briefly() {
     h.reset_counts();
     let (m, took) = ask(&d, "www.example.test.", A).await;
     assert_eq!(m.metadata.response_code, ResponseCode::ServFail);
-    assert!(took < Duration::from_millis(1000));
+    assert!(in_time(took));
     assert_eq!(h.total(), 0, "second SERVFAIL within a second from the failure cache: {}", h.log());
 }
 
@@ -638,7 +668,7 @@ async fn cache_min_and_max_ttl_clamp_what_the_client_sees() {
 // ---------------------------------------------------------------- 11. bounds
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn referral_loop_is_bounded() {
+async fn sideways_referral_loop_is_bounded() {
     // Sideways: loop.test's two servers refer the zone to each other forever.
     let mut net = Net::new();
     let (s1, s2) = (net.addr(3), net.addr(4));
@@ -650,8 +680,10 @@ async fn referral_loop_is_bounded() {
     let (m, took) = ask(&d, "www.loop.test.", A).await;
     assert_servfail_in_time(&m, took, "sideways referral loop");
     assert_bounded(&h, "sideways referral loop");
-    d.shutdown().await;
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ns_name_cycle_is_bounded() {
     // Through NS names: a.test is served by ns.b.test, b.test by ns.a.test, neither with glue.
     let mut net = Net::new();
     tld(&mut net, "a NS ns.b\nb NS ns.a");
@@ -659,8 +691,10 @@ async fn referral_loop_is_bounded() {
     let (m, took) = ask(&d, "www.a.test.", A).await;
     assert_servfail_in_time(&m, took, "NS name cycle");
     assert_bounded(&h, "NS name cycle");
-    d.shutdown().await;
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endless_downward_referrals_are_bounded() {
     // Downwards forever: every server refers one label deeper, to itself.
     let mut net = Net::new();
     let deep = net.addr(3);
@@ -684,7 +718,6 @@ async fn referral_loop_is_bounded() {
     let (m, took) = ask(&d, &format!("www.{qname}"), A).await;
     assert_servfail_in_time(&m, took, "40 nested referrals");
     assert_bounded(&h, "40 nested referrals");
-    d.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,8 +2,8 @@
 //! loopback that answer from zone data or misbehave on purpose, per (name, type), per name or
 //! per zone, and count every query they get.
 //!
-//! All servers of one hierarchy share one port P, each on its own 127.B.C.x address (every
-//! 127/8 address is bindable on Linux without set-up; B.C is unique per test in this process
+//! All servers of one hierarchy share one port P, each on its own 127.B.C.x address (B in
+//! 100..130; every 127/8 address is bindable on Linux without set-up; B.C is unique per test in this process
 //! and, through the process ID, mostly per test binary; a bind that collides picks another P).
 //! The resolver under test gets `root_hints` (written here) and `upstream_port = P`. For a
 //! resolver that only sends to port 53 (unbound), `start_on_port(53)` needs root.
@@ -111,11 +111,12 @@ impl Default for Net {
 }
 
 impl Net {
-    /// A fresh address block 127.B.C.0/24, B in 60..90 (by process), C by test in the process.
+    /// A fresh address block 127.B.C.0/24: B in 100..130 by process, C by test in the process
+    /// (bench/ puts NSD on 127.60.x.x:53; tests/common uses 127.20-219 on kernel-chosen ports).
     pub fn new() -> Net {
         let c = NEXT_BLOCK.fetch_add(1, Ordering::SeqCst);
         Net {
-            block: [127, 60 + (std::process::id() % 30) as u8, c.wrapping_add(1)],
+            block: [127, 100 + (std::process::id() % 30) as u8, c.wrapping_add(1)],
             scripts: HashMap::new(),
             order: Vec::new(),
         }

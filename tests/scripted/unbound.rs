@@ -49,7 +49,8 @@ impl Unbound {
     }
 
     /// Starts unbound as a plain iterator (no validator) with QNAME minimisation on and the
-    /// hardening defaults, plus `options` (lines of its `server:` clause); returns once it
+    /// hardening defaults (but `test.` resolved, not answered by its built-in local zone, and
+    /// slow answers sent, not dropped after 1.9 s as its `discard-timeout` does), plus `options` (lines of its `server:` clause); returns once it
     /// answers over UDP (bounded wait).
     pub async fn start(root_hints: PathBuf, options: &str) -> Unbound {
         let options = if options.contains("do-ip6") { options.to_string() } else { format!("{options}  do-ip6: no\n") };
@@ -61,12 +62,17 @@ impl Unbound {
             .port();
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         let d = dir.path().display();
+        // UNBOUND_LOG=/path keeps unbound's log (at verbosity 4) for debugging a scenario.
+        let (log, verbosity) = match std::env::var("UNBOUND_LOG") {
+            Ok(path) => (path, 4),
+            Err(_) => (format!("{d}/unbound.log"), 1),
+        };
         let conf = format!(
             "server:\n  interface: 127.0.0.1\n  port: {port}\n  do-not-query-localhost: no\n  \
              root-hints: \"{}\"\n  qname-minimisation: yes\n  module-config: \"iterator\"\n  chroot: \"\"\n  \
              username: \"\"\n  directory: \"{d}\"\n  pidfile: \"{d}/unbound.pid\"\n  use-syslog: no\n  \
-             logfile: \"{d}/unbound.log\"\n  verbosity: 1\n  access-control: 127.0.0.0/8 allow\n  \
-             num-threads: 1\n  do-daemonize: no\n{options}remote-control:\n  control-enable: no\n",
+             logfile: \"{log}\"\n  verbosity: {verbosity}\n  access-control: 127.0.0.0/8 allow\n  \
+             num-threads: 1\n  do-daemonize: no\n  local-zone: \"test.\" nodefault\n  discard-timeout: 0\n{options}remote-control:\n  control-enable: no\n",
             root_hints.display()
         );
         let conf_path = dir.path().join("unbound.conf");
