@@ -188,19 +188,21 @@ async fn ns_names_without_glue_are_resolved_in_another_zone() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn glue_out_of_bailiwick_is_ignored() {
     // test. hands out an address for ns.provider.net (not its to give) pointing at a liar
-    // that answers www.example.test with 6.6.6.6; the real address comes from provider.net.
+    // that answers for example.test and second.test with 6.6.6.6; the real address comes from
+    // provider.net. Two zones, asked at once, so the bad glue arrives twice and concurrently.
     let mut net = Net::new();
     let (ex, provider, liar) = (net.addr(3), net.addr(4), net.addr(6));
-    hierarchy(&mut net, &[
-        ("test.", &format!("example NS ns.provider.net.\nns.provider.net. A {liar}")),
-        ("net.", &format!("provider NS ns.provider\nns.provider A {provider}")),
-    ]);
+    let test_zone = format!("example NS ns.provider.net.\nsecond NS ns.provider.net.\nns.provider.net. A {liar}");
+    hierarchy(&mut net, &[("test.", &test_zone), ("net.", &format!("provider NS ns.provider\nns.provider A {provider}"))]);
     net.zone(provider, "provider.net.", &format!("@ NS ns\nns A {ex}\n"));
-    net.zone(ex, "example.test.", "@ NS ns.provider.net.\nwww A 192.0.2.1");
-    net.zone(liar, "example.test.", "@ NS ns.provider.net.\nwww A 6.6.6.6");
+    for zone in ["example.test.", "second.test."] {
+        net.zone(ex, zone, "@ NS ns.provider.net.\nwww A 192.0.2.1");
+        net.zone(liar, zone, "@ NS ns.provider.net.\nwww A 6.6.6.6");
+    }
     let (h, d) = start(net, "").await;
-    let (m, _) = ask(&d, "www.example.test.", A).await;
-    assert_eq!(answer(&m), vec!["www.example.test. A 192.0.2.1"], "{}", h.log());
+    let ((m1, _), (m2, _)) = tokio::join!(ask(&d, "www.example.test.", A), ask(&d, "www.second.test.", A));
+    assert_eq!(answer(&m1), vec!["www.example.test. A 192.0.2.1"], "{}", h.log());
+    assert_eq!(answer(&m2), vec!["www.second.test. A 192.0.2.1"], "{}", h.log());
     assert_eq!(h.to(liar), 0, "out-of-bailiwick glue used: {}", h.log());
 }
 
