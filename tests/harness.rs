@@ -1,6 +1,6 @@
 //! The scripted-authority harness itself: each behaviour does what it says over real UDP and
 //! TCP sockets, and every query is counted. (The scenarios that use it against dnsward are in
-//! tests/iterator.rs.)
+//! tests/iterator/.)
 
 mod common;
 mod scripted;

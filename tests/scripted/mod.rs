@@ -116,7 +116,11 @@ impl Net {
     pub fn new() -> Net {
         let c = NEXT_BLOCK.fetch_add(1, Ordering::SeqCst);
         Net {
-            block: [127, 100 + (std::process::id() % 30) as u8, c.wrapping_add(1)],
+            block: [
+                127,
+                100 + (std::process::id() % 30) as u8,
+                c.wrapping_add(1),
+            ],
             scripts: HashMap::new(),
             order: Vec::new(),
         }

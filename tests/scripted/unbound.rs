@@ -34,11 +34,15 @@ impl Unbound {
     pub fn options_for(resolver_keys: &str) -> String {
         let mut out = String::new();
         for line in resolver_keys.lines() {
-            let Some((key, value)) = line.split_once('=') else { continue };
+            let Some((key, value)) = line.split_once('=') else {
+                continue;
+            };
             let value = value.trim().trim_matches('"');
             match (key.trim(), value) {
                 ("qname_minimisation", "off") => out.push_str("  qname-minimisation: no\n"),
-                ("qname_minimisation", "strict") => out.push_str("  qname-minimisation-strict: yes\n"),
+                ("qname_minimisation", "strict") => {
+                    out.push_str("  qname-minimisation-strict: yes\n")
+                }
                 ("upstream_ipv6", "true") => out.push_str("  do-ip6: yes\n"),
                 ("cache_min_ttl", v) => out.push_str(&format!("  cache-min-ttl: {v}\n")),
                 ("cache_max_ttl", v) => out.push_str(&format!("  cache-max-ttl: {v}\n")),
@@ -53,7 +57,11 @@ impl Unbound {
     /// slow answers sent, not dropped after 1.9 s as its `discard-timeout` does), plus `options` (lines of its `server:` clause); returns once it
     /// answers over UDP (bounded wait).
     pub async fn start(root_hints: PathBuf, options: &str) -> Unbound {
-        let options = if options.contains("do-ip6") { options.to_string() } else { format!("{options}  do-ip6: no\n") };
+        let options = if options.contains("do-ip6") {
+            options.to_string()
+        } else {
+            format!("{options}  do-ip6: no\n")
+        };
         let dir = tempfile::tempdir().expect("temp dir");
         let port = std::net::UdpSocket::bind("127.0.0.1:0")
             .unwrap()
