@@ -86,3 +86,23 @@ async fn cache_min_and_max_ttl_clamp_what_the_client_sees() {
         m.answers[0].ttl
     );
 }
+
+// ---------------------------------------------------------------- delegation cache
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_next_name_in_a_known_zone_goes_straight_to_its_server() {
+    let (net, ex) = simple_zone("mail A 192.0.2.2");
+    let (h, d) = start(net, "").await;
+    let (m, _) = ask(&d, "www.example.test.", A).await;
+    assert_eq!(answer(&m), vec!["www.example.test. A 192.0.2.1"]);
+    h.reset_counts();
+    let (m, _) = ask(&d, "mail.example.test.", A).await;
+    assert_eq!(answer(&m), vec!["mail.example.test. A 192.0.2.2"]);
+    assert!(h.total() >= 1, "mail.example.test was resolved");
+    assert_eq!(
+        h.count(|s| s.server != ex),
+        0,
+        "root or TLD asked again: {}",
+        h.log()
+    );
+}

@@ -312,3 +312,114 @@ async fn bad_input_from_the_only_server_servfails_and_dnsward_lives_on() {
         d.shutdown().await;
     }
 }
+
+// ---------------------------------------------------------------- server selection
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_server_of_the_zone_cut_gets_its_chance() {
+    // Four servers, listed in this order: silent, SERVFAIL, REFUSED, working.
+    let mut net = Net::new();
+    let servers = [net.addr(3), net.addr(4), net.addr(5), net.addr(6)];
+    let delegation: String = servers
+        .iter()
+        .enumerate()
+        .map(|(i, a)| format!("example NS ns{i}.example\nns{i}.example A {a}\n"))
+        .collect();
+    tld(&mut net, &delegation);
+    let bad = [
+        Behaviour::Timeout,
+        Behaviour::Rcode(ResponseCode::ServFail),
+        Behaviour::Rcode(ResponseCode::Refused),
+    ];
+    for (i, a) in servers.iter().enumerate() {
+        net.zone(*a, "example.test.", "www A 192.0.2.1");
+        if let Some(b) = bad.get(i) {
+            net.on_zone(*a, "example.test.", b.clone());
+        }
+    }
+    let (h, d) = start(net, "").await;
+    let (m, took) = ask(&d, "www.example.test.", A).await;
+    assert_eq!(
+        answer(&m),
+        vec!["www.example.test. A 192.0.2.1"],
+        "after {took:?}: {}",
+        h.log()
+    );
+    assert!(in_time(took), "took {took:?}");
+    assert_bounded(&h, "four servers, three broken");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_faster_server_is_preferred() {
+    // Two servers for the zone; one answers after 800 ms. Of twelve names, the slow one may
+    // be tried a few times (before its RTT is known, or as an occasional probe), no more.
+    let mut net = Net::new();
+    let (slow, fast) = (net.addr(3), net.addr(4));
+    tld(&mut net, &format!("example NS slow.example\nexample NS fast.example\nslow.example A {slow}\nfast.example A {fast}"));
+    let names: String = (0..12).map(|i| format!("n{i} A 192.0.2.{i}\n")).collect();
+    net.zone(slow, "example.test.", &names);
+    net.zone(fast, "example.test.", &names);
+    net.on_zone(
+        slow,
+        "example.test.",
+        Behaviour::Delay(Duration::from_millis(800), Box::new(Behaviour::Zone)),
+    );
+    let (h, d) = start(net, "").await;
+    for i in 0..12 {
+        let qname = format!("n{i}.example.test.");
+        let (m, _) = ask(&d, &qname, A).await;
+        assert_eq!(answer(&m), vec![format!("{qname} A 192.0.2.{i}")]);
+    }
+    let to_slow = h.to(slow);
+    assert!(
+        to_slow <= 4,
+        "the slow server got {to_slow} queries: {}",
+        h.log()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn query_ids_and_source_ports_are_random() {
+    let (net, ex) = simple_zone(
+        &(0..20)
+            .map(|i| format!("r{i} A 192.0.2.{i}\n"))
+            .collect::<String>(),
+    );
+    let (h, d) = start(net, "").await;
+    for i in 0..20 {
+        let (m, _) = ask(&d, &format!("r{i}.example.test."), A).await;
+        assert_eq!(m.answers.len(), 1);
+    }
+    let seen: Vec<_> = h
+        .seen()
+        .into_iter()
+        .filter(|s| s.server == ex && !s.tcp)
+        .collect();
+    assert!(seen.len() >= 20, "{}", h.log());
+    let mut ids: Vec<u16> = seen.iter().map(|s| s.id).collect();
+    let sequential = ids
+        .windows(2)
+        .filter(|w| w[1].wrapping_sub(w[0]) == 1)
+        .count();
+    ids.sort();
+    ids.dedup();
+    let mut ports: Vec<u16> = seen.iter().map(|s| s.source_port).collect();
+    ports.sort();
+    ports.dedup();
+    assert!(
+        ids.len() >= seen.len() - 1,
+        "query IDs repeat: {} distinct of {}",
+        ids.len(),
+        seen.len()
+    );
+    assert!(
+        sequential <= 2,
+        "query IDs are sequential ({sequential} steps of 1)"
+    );
+    assert!(
+        ports.len() >= seen.len() / 2,
+        "source ports reused: {} distinct of {}",
+        ports.len(),
+        seen.len()
+    );
+}

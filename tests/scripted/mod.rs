@@ -46,6 +46,9 @@ pub struct Seen {
     pub qtype: RecordType,
     pub tcp: bool,
     pub edns: bool,
+    /// The query's message ID and the resolver's source port (to check they are random).
+    pub id: u16,
+    pub source_port: u16,
 }
 
 /// Which queries a rule applies to; the most specific rule wins.
@@ -255,7 +258,12 @@ impl Net {
                         dir,
                     };
                 }
-                Err(e) if port.is_none() && e.kind() == std::io::ErrorKind::AddrInUse => {
+                Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+                    // A kernel-chosen port taken on another address: try another. A fixed
+                    // port (53) still held by a hierarchy being dropped: wait for it.
+                    if port.is_some() {
+                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    }
                     last_err = Some(e)
                 }
                 Err(e) => panic!("scripted servers cannot bind: {e}"),
@@ -415,7 +423,7 @@ impl Server {
             let (me, socket) = (self.clone(), Arc::clone(&socket));
             // One task per query, so a delayed answer does not hold up the others.
             tokio::spawn(async move {
-                if let Some(answer) = me.respond(&query, false).await {
+                if let Some(answer) = me.respond(&query, false, peer.port()).await {
                     let _ = socket.send_to(&answer, peer).await;
                 }
             });
@@ -424,14 +432,14 @@ impl Server {
 
     async fn serve_tcp(self, listener: TcpListener) {
         loop {
-            let Ok((stream, _)) = listener.accept().await else {
+            let Ok((stream, peer)) = listener.accept().await else {
                 continue;
             };
-            tokio::spawn(self.clone().serve_connection(stream));
+            tokio::spawn(self.clone().serve_connection(stream, peer.port()));
         }
     }
 
-    async fn serve_connection(self, mut stream: TcpStream) {
+    async fn serve_connection(self, mut stream: TcpStream, peer_port: u16) {
         loop {
             let mut len = [0u8; 2];
             if stream.read_exact(&mut len).await.is_err() {
@@ -441,7 +449,7 @@ impl Server {
             if stream.read_exact(&mut query).await.is_err() {
                 return;
             }
-            if let Some(answer) = self.respond(&query, true).await {
+            if let Some(answer) = self.respond(&query, true, peer_port).await {
                 let mut framed = (answer.len().min(65535) as u16).to_be_bytes().to_vec();
                 framed.extend_from_slice(&answer[..answer.len().min(65535)]);
                 if stream.write_all(&framed).await.is_err() {
@@ -453,7 +461,7 @@ impl Server {
 
     /// The answer bytes for one query, or None (dropped: unparsable, a response, or scripted
     /// silence).
-    async fn respond(&self, query: &[u8], over_tcp: bool) -> Option<Vec<u8>> {
+    async fn respond(&self, query: &[u8], over_tcp: bool, source_port: u16) -> Option<Vec<u8>> {
         let msg = Message::from_vec(query).ok()?;
         let q = msg.queries.first()?.clone();
         self.seen.lock().unwrap().push(Seen {
@@ -462,6 +470,8 @@ impl Server {
             qtype: q.query_type(),
             tcp: over_tcp,
             edns: msg.edns.is_some(),
+            id: msg.metadata.id,
+            source_port,
         });
         let (mut behaviour, zones) = {
             let scripts = self.scripts.lock().unwrap();
