@@ -12,7 +12,8 @@ use hickory_proto::rr::{Name, RData, Record, RecordType};
 use hickory_proto::serialize::binary::BinEncodable;
 use hickory_proto::serialize::txt::Parser;
 
-/// Parses zone-file lines (one record a line, `;` comments, `@` and relative names against
+/// Parses zone-file lines (one record a line, `;` comments (so none inside TXT strings), `@`
+/// and relative names against
 /// `origin`, default TTL 3600) with hickory's zone parser, keeping the order of the lines.
 /// hickory cannot parse DNAME, so a DNAME line is parsed as a CNAME and re-typed.
 pub fn records(origin: &str, text: &str) -> Vec<Record> {
@@ -24,19 +25,20 @@ pub fn records(origin: &str, text: &str) -> Vec<Record> {
             continue;
         }
         let tokens: Vec<&str> = line.split_whitespace().collect();
-        let is_dname = tokens.iter().any(|t| t.eq_ignore_ascii_case("DNAME"));
+        // The type token: any but the first (the owner).
+        let is_dname = tokens
+            .iter()
+            .skip(1)
+            .any(|t| t.eq_ignore_ascii_case("DNAME"));
         let line = if is_dname {
-            tokens
-                .iter()
-                .map(|t| {
-                    if t.eq_ignore_ascii_case("DNAME") {
-                        "CNAME"
-                    } else {
-                        t
-                    }
-                })
-                .collect::<Vec<_>>()
-                .join(" ")
+            let retyped = tokens.iter().enumerate().map(|(i, t)| {
+                if i > 0 && t.eq_ignore_ascii_case("DNAME") {
+                    "CNAME"
+                } else {
+                    t
+                }
+            });
+            retyped.collect::<Vec<_>>().join(" ")
         } else {
             line.to_string()
         };
@@ -313,7 +315,7 @@ impl Zone {
                     let target = target.0.clone();
                     reply.answers.push(c);
                     if !self.origin.zone_of(&target)
-                        || reply.answers.iter().filter(|r| r.name == target).count() > 0
+                        || reply.answers.iter().any(|r| r.name == target)
                     {
                         return reply;
                     }
