@@ -107,3 +107,40 @@ async fn a_very_long_cname_chain_is_bounded() {
     assert_servfail_in_time(&m, took, "150 CNAMEs");
     assert_bounded(&h, "150 CNAMEs");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deep_chain_of_glueless_delegations_is_bounded() {
+    // z0.test is served by ns.z1.test, z1.test by ns.z2.test, ... z39.test by ns.z40.test,
+    // which has glue: resolving www.z0.test needs 40 nested NS-name lookups. The resolver may
+    // follow them all or give up at its depth bound, within the deadline and query budget.
+    let mut net = Net::new();
+    let server = net.addr(3);
+    let mut test_zone = format!("z40 NS ns.z40\nns.z40 A {server}\n");
+    for i in 0..40 {
+        test_zone.push_str(&format!("z{i} NS ns.z{}\n", i + 1));
+    }
+    tld(&mut net, &test_zone);
+    for i in 0..=40 {
+        let next = if i < 40 {
+            format!("ns.z{}.test.", i + 1)
+        } else {
+            "ns".to_string()
+        };
+        net.zone(
+            server,
+            &format!("z{i}.test."),
+            &format!("@ NS {next}\nns A {server}\nwww A 192.0.2.{i}"),
+        );
+    }
+    let (h, d) = start(net, "").await;
+    let (m, took) = ask(&d, "www.z0.test.", A).await;
+    let rcode = m.metadata.response_code;
+    let resolved = rcode == ResponseCode::NoError && answer(&m) == vec!["www.z0.test. A 192.0.2.0"];
+    assert!(
+        resolved || rcode == ResponseCode::ServFail,
+        "{rcode:?} {:?}",
+        answer(&m)
+    );
+    assert!(in_time(took), "took {took:?}");
+    assert_bounded(&h, "40 nested glueless delegations");
+}
