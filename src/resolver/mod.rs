@@ -118,6 +118,9 @@ impl Resolver {
         m.metadata.authentic_data = resolution.secure;
         m.add_query(query.clone());
         m.answers = resolution.answers;
+        for r in &mut m.answers {
+            r.ttl = self.cache.clamp(r.ttl);
+        }
         let negative = resolution.rcode == ResponseCode::NXDomain
             || !m.answers.iter().any(|r| r.name == name && (r.record_type() == qtype || qtype == RecordType::ANY));
         if negative {
