@@ -3,7 +3,7 @@
 //! glue is missing, and CNAME/DNAME chains followed across zones. Every step spends from one
 //! budget per client question, so a hostile zone cannot make one question expensive.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
@@ -37,6 +37,9 @@ const NS_LOOKUPS_AT_ONCE: usize = 3;
 const MAX_NS_DEPTH: usize = 4;
 /// Minimised queries per name before the full name is sent (RFC 9156 MAX_MINIMISE_COUNT).
 const MAX_MINIMISE_STEPS: u8 = 10;
+/// Sends to one address per zone question: a lost datagram or a busy server gets another
+/// chance once every other address had one (a server that answered uselessly gets none).
+const MAX_SENDS_PER_ADDRESS: u8 = 3;
 
 /// What one client question may still spend; shared by the NS lookups it starts.
 pub struct Budget {
@@ -196,13 +199,16 @@ impl Resolver {
     async fn ask_zone(&self, ctx: &Ctx, deleg: &Delegation, qname: &Name, qtype: RecordType) -> Result<Classified, ResolveError> {
         let query = Query::query(qname.clone(), qtype);
         let zone = &deleg.zone;
-        let mut tried: HashSet<IpAddr> = HashSet::new();
+        // Sends per address so far; MAX_SENDS_PER_ADDRESS once it answered uselessly.
+        let mut tried: HashMap<IpAddr, u8> = HashMap::new();
         let mut looked_up: HashSet<Name> = HashSet::new();
         let mut found: Vec<IpAddr> = Vec::new();
         loop {
             ctx.budget.check_deadline(self.options.timeout)?;
             let mut candidates = self.known_addresses(deleg, &found, &tried);
-            if candidates.is_empty() {
+            // Every known address had its first chance: find more (NS names without glue)
+            // before sending anything to the same servers again.
+            if candidates.iter().all(|a| tried.contains_key(a)) {
                 let pending: Vec<Name> = deleg
                     .servers
                     .iter()
@@ -212,19 +218,23 @@ impl Resolver {
                     .take(NS_LOOKUPS_AT_ONCE)
                     .map(|s| s.name.clone())
                     .collect();
-                if pending.is_empty() {
+                if !pending.is_empty() {
+                    looked_up.extend(pending.iter().cloned());
+                    let lookups = pending.iter().map(|ns| self.ns_addresses(ctx, ns));
+                    for addrs in futures_util::future::join_all(lookups).await {
+                        found.extend(addrs);
+                    }
+                    continue;
+                }
+                if candidates.is_empty() {
                     return Err(ResolveError::ServersFailed { zone: zone.clone(), tried: tried.len() });
                 }
-                looked_up.extend(pending.iter().cloned());
-                let lookups = pending.iter().map(|ns| self.ns_addresses(ctx, ns));
-                for addrs in futures_util::future::join_all(lookups).await {
-                    found.extend(addrs);
-                }
-                continue;
             }
             self.infra.order(zone, &mut candidates);
+            // Addresses not tried yet first; then the ones tried least (stable: RTT order kept).
+            candidates.sort_by_key(|a| tried.get(a).copied().unwrap_or(0));
             let addr = candidates[0];
-            tried.insert(addr);
+            *tried.entry(addr).or_default() += 1;
             ctx.budget.spend_query()?;
             let edns = self.infra.uses_edns(addr);
             let left = ctx.budget.deadline.saturating_duration_since(Instant::now());
@@ -241,6 +251,7 @@ impl Resolver {
                 Err(e) => {
                     tracing::debug!(%server, %query, error = %e, "upstream exchange failed");
                     self.infra.failed(addr, zone, Failure::Useless);
+                    tried.insert(addr, MAX_SENDS_PER_ADDRESS);
                     continue;
                 }
             };
@@ -249,13 +260,14 @@ impl Resolver {
             if edns && matches!(rcode, ResponseCode::FormErr | ResponseCode::NotImp) {
                 // RFC 6891 7: a server that does not understand EDNS; ask it again without.
                 self.infra.mark_no_edns(addr);
-                tried.remove(&addr);
+                *tried.entry(addr).or_default() -= 1;
                 continue;
             }
             match classify(&reply.message, zone, qname, qtype) {
                 Classified::Lame => {
                     tracing::debug!(%server, %query, %rcode, "lame or failing server");
                     self.infra.failed(addr, zone, Failure::Useless);
+                    tried.insert(addr, MAX_SENDS_PER_ADDRESS);
                 }
                 other => return Ok(other),
             }
@@ -264,10 +276,11 @@ impl Resolver {
 
     /// Addresses of the zone cut's servers we can use now: glue, cached addresses of NS names,
     /// addresses found by lookups; never an address tried already or one the operator denied.
-    fn known_addresses(&self, deleg: &Delegation, found: &[IpAddr], tried: &HashSet<IpAddr>) -> Vec<IpAddr> {
+    fn known_addresses(&self, deleg: &Delegation, found: &[IpAddr], tried: &HashMap<IpAddr, u8>) -> Vec<IpAddr> {
         let mut out: Vec<IpAddr> = Vec::new();
         let mut push = |ip: IpAddr| {
-            if !tried.contains(&ip) && !out.contains(&ip) && self.options.may_query(ip) {
+            let spent = tried.get(&ip).is_some_and(|n| *n >= MAX_SENDS_PER_ADDRESS);
+            if !spent && !out.contains(&ip) && self.options.may_query(ip) {
                 out.push(ip);
             }
         };
