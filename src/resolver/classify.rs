@@ -110,6 +110,13 @@ fn walk_chain(reply: &Message, zone: &Name, qname: &Name, qtype: RecordType) -> 
             records.extend(own);
             return Ok(Chain { records, found: true, continue_at: None, last: current });
         }
+        // A DNAME first: its synthesized CNAME is ours, not the one the server may add.
+        if let Some((dname, target)) = dname_for(reply, zone, &current) {
+            records.extend(reply.answers.iter().filter(|r| r.name == dname.name && (r.record_type() == RecordType::DNAME || covers(r, RecordType::DNAME))).cloned());
+            records.push(Record::from_rdata(current.clone(), dname.ttl, RData::CNAME(CNAME(target.clone()))));
+            current = target;
+            continue;
+        }
         if qtype != RecordType::CNAME {
             if let Some(target) = reply.answers.iter().find_map(|r| match &r.data {
                 RData::CNAME(CNAME(t)) if r.name == current => Some(t.clone()),
@@ -119,12 +126,6 @@ fn walk_chain(reply: &Message, zone: &Name, qname: &Name, qtype: RecordType) -> 
                 current = target;
                 continue;
             }
-        }
-        if let Some((dname, target)) = dname_for(reply, zone, &current) {
-            records.extend(reply.answers.iter().filter(|r| r.name == dname.name && (r.record_type() == RecordType::DNAME || covers(r, RecordType::DNAME))).cloned());
-            records.push(Record::from_rdata(current.clone(), dname.ttl, RData::CNAME(CNAME(target.clone()))));
-            current = target;
-            continue;
         }
         let moved = !records.is_empty();
         // Chain stopped inside the zone with no data for its last name: negative or referral

@@ -15,8 +15,8 @@ use hickory_proto::rr::Name;
 /// RTT assumed for a server we have not measured yet.
 const UNKNOWN_RTT_MS: u32 = 120;
 /// Never wait less than this for one server (loopback and LAN answers are faster, but a busy
-/// authoritative may not be).
-const MIN_WAIT_MS: u32 = 60;
+/// authoritative may not be; Unbound's floor is 50 ms, and it retries, as we do).
+const MIN_WAIT_MS: u32 = 100;
 /// A server that timed out this many times in a row is skipped while others remain...
 const TIMEOUTS_BEFORE_SKIP: u8 = 2;
 /// ...for this long.

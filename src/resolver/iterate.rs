@@ -3,7 +3,7 @@
 //! glue is missing, and CNAME/DNAME chains followed across zones. Every step spends from one
 //! budget per client question, so a hostile zone cannot make one question expensive.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
@@ -37,6 +37,9 @@ const NS_LOOKUPS_AT_ONCE: usize = 3;
 const MAX_NS_DEPTH: usize = 4;
 /// Minimised queries per name before the full name is sent (RFC 9156 MAX_MINIMISE_COUNT).
 const MAX_MINIMISE_STEPS: u8 = 10;
+/// Sends to one address per zone question: a lost datagram or a busy server gets another
+/// chance once every other address had one (a server that answered uselessly gets none).
+const MAX_SENDS_PER_ADDRESS: u8 = 3;
 
 /// What one client question may still spend; shared by the NS lookups it starts.
 pub struct Budget {
@@ -88,6 +91,8 @@ pub struct Resolution {
     pub rcode: ResponseCode,
     pub answers: Vec<Record>,
     pub authority: Vec<Record>,
+    /// Every part of the chain was validated as DNSSEC-secure.
+    pub secure: bool,
 }
 
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -99,11 +104,17 @@ impl Resolver {
             let mut answers = Vec::new();
             let mut name = qname;
             let mut seen = HashSet::new();
+            let mut secure = true;
+            let done = |rcode, answers, authority, secure| Ok(Resolution { rcode, answers, authority, secure });
             for _ in 0..MAX_CHAIN {
                 if !seen.insert(name.to_lowercase()) {
                     return Err(ResolveError::ChainLoop(name));
                 }
-                match self.cache.get(&name, qtype) {
+                let cached = self.cache.get(&name, qtype);
+                if let Some((_, part_secure)) = &cached {
+                    secure &= *part_secure;
+                }
+                match cached.map(|c| c.0) {
                     Some(Cached::Failed) => return Err(ResolveError::CachedFailure),
                     Some(Cached::Records(rs)) => {
                         let target = cname_target(&rs).filter(|_| qtype != RecordType::CNAME);
@@ -113,21 +124,23 @@ impl Resolver {
                                 name = t;
                                 continue;
                             }
-                            None => return Ok(Resolution { rcode: ResponseCode::NoError, answers, authority: Vec::new() }),
+                            None => return done(ResponseCode::NoError, answers, Vec::new(), secure),
                         }
                     }
-                    Some(Cached::NoData(auth)) => return Ok(Resolution { rcode: ResponseCode::NoError, answers, authority: auth }),
-                    Some(Cached::NxDomain(auth)) => return Ok(Resolution { rcode: ResponseCode::NXDomain, answers, authority: auth }),
+                    Some(Cached::NoData(auth)) => return done(ResponseCode::NoError, answers, auth, secure),
+                    Some(Cached::NxDomain(auth)) => return done(ResponseCode::NXDomain, answers, auth, secure),
                     None => {}
                 }
-                let (zone_answer, _zone) = self.iterate(ctx, &name, qtype).await?;
+                let (zone_answer, zone) = self.iterate(ctx, &name, qtype).await?;
+                let part_secure = self.judge(ctx, &name, qtype, &zone_answer, &zone).await?;
+                secure &= part_secure;
                 // A client's final RRset lives in the packet cache already; the record cache keeps
                 // what the iterator itself reuses: chains, negatives, name-server addresses.
-                self.cache_answer(&name, qtype, &zone_answer, !ctx.ns_stack.is_empty());
+                self.cache_answer(&name, qtype, &zone_answer, !ctx.ns_stack.is_empty(), part_secure);
                 answers.extend(zone_answer.records);
                 match zone_answer.continue_at {
                     Some(next) => name = next,
-                    None => return Ok(Resolution { rcode: zone_answer.rcode, answers, authority: zone_answer.authority }),
+                    None => return done(zone_answer.rcode, answers, zone_answer.authority, secure),
                 }
             }
             Err(ResolveError::ChainTooLong(MAX_CHAIN))
@@ -186,13 +199,16 @@ impl Resolver {
     async fn ask_zone(&self, ctx: &Ctx, deleg: &Delegation, qname: &Name, qtype: RecordType) -> Result<Classified, ResolveError> {
         let query = Query::query(qname.clone(), qtype);
         let zone = &deleg.zone;
-        let mut tried: HashSet<IpAddr> = HashSet::new();
+        // Sends per address so far; MAX_SENDS_PER_ADDRESS once it answered uselessly.
+        let mut tried: HashMap<IpAddr, u8> = HashMap::new();
         let mut looked_up: HashSet<Name> = HashSet::new();
         let mut found: Vec<IpAddr> = Vec::new();
         loop {
             ctx.budget.check_deadline(self.options.timeout)?;
             let mut candidates = self.known_addresses(deleg, &found, &tried);
-            if candidates.is_empty() {
+            // Every known address had its first chance: find more (NS names without glue)
+            // before sending anything to the same servers again.
+            if candidates.iter().all(|a| tried.contains_key(a)) {
                 let pending: Vec<Name> = deleg
                     .servers
                     .iter()
@@ -202,19 +218,23 @@ impl Resolver {
                     .take(NS_LOOKUPS_AT_ONCE)
                     .map(|s| s.name.clone())
                     .collect();
-                if pending.is_empty() {
+                if !pending.is_empty() {
+                    looked_up.extend(pending.iter().cloned());
+                    let lookups = pending.iter().map(|ns| self.ns_addresses(ctx, ns));
+                    for addrs in futures_util::future::join_all(lookups).await {
+                        found.extend(addrs);
+                    }
+                    continue;
+                }
+                if candidates.is_empty() {
                     return Err(ResolveError::ServersFailed { zone: zone.clone(), tried: tried.len() });
                 }
-                looked_up.extend(pending.iter().cloned());
-                let lookups = pending.iter().map(|ns| self.ns_addresses(ctx, ns));
-                for addrs in futures_util::future::join_all(lookups).await {
-                    found.extend(addrs);
-                }
-                continue;
             }
             self.infra.order(zone, &mut candidates);
+            // Addresses not tried yet first; then the ones tried least (stable: RTT order kept).
+            candidates.sort_by_key(|a| tried.get(a).copied().unwrap_or(0));
             let addr = candidates[0];
-            tried.insert(addr);
+            *tried.entry(addr).or_default() += 1;
             ctx.budget.spend_query()?;
             let edns = self.infra.uses_edns(addr);
             let left = ctx.budget.deadline.saturating_duration_since(Instant::now());
@@ -231,6 +251,7 @@ impl Resolver {
                 Err(e) => {
                     tracing::debug!(%server, %query, error = %e, "upstream exchange failed");
                     self.infra.failed(addr, zone, Failure::Useless);
+                    tried.insert(addr, MAX_SENDS_PER_ADDRESS);
                     continue;
                 }
             };
@@ -239,13 +260,14 @@ impl Resolver {
             if edns && matches!(rcode, ResponseCode::FormErr | ResponseCode::NotImp) {
                 // RFC 6891 7: a server that does not understand EDNS; ask it again without.
                 self.infra.mark_no_edns(addr);
-                tried.remove(&addr);
+                *tried.entry(addr).or_default() -= 1;
                 continue;
             }
             match classify(&reply.message, zone, qname, qtype) {
                 Classified::Lame => {
                     tracing::debug!(%server, %query, %rcode, "lame or failing server");
                     self.infra.failed(addr, zone, Failure::Useless);
+                    tried.insert(addr, MAX_SENDS_PER_ADDRESS);
                 }
                 other => return Ok(other),
             }
@@ -254,10 +276,11 @@ impl Resolver {
 
     /// Addresses of the zone cut's servers we can use now: glue, cached addresses of NS names,
     /// addresses found by lookups; never an address tried already or one the operator denied.
-    fn known_addresses(&self, deleg: &Delegation, found: &[IpAddr], tried: &HashSet<IpAddr>) -> Vec<IpAddr> {
+    fn known_addresses(&self, deleg: &Delegation, found: &[IpAddr], tried: &HashMap<IpAddr, u8>) -> Vec<IpAddr> {
         let mut out: Vec<IpAddr> = Vec::new();
         let mut push = |ip: IpAddr| {
-            if !tried.contains(&ip) && !out.contains(&ip) && self.options.may_query(ip) {
+            let spent = tried.get(&ip).is_some_and(|n| *n >= MAX_SENDS_PER_ADDRESS);
+            if !spent && !out.contains(&ip) && self.options.may_query(ip) {
                 out.push(ip);
             }
         };
@@ -276,7 +299,7 @@ impl Resolver {
     fn cached_addresses(&self, server: &NameServer) -> Vec<IpAddr> {
         let mut out = Vec::new();
         for rtype in [RecordType::A, RecordType::AAAA] {
-            if let Some(Cached::Records(rs)) = self.cache.get(&server.name, rtype) {
+            if let Some((Cached::Records(rs), _)) = self.cache.get(&server.name, rtype) {
                 out.extend(addresses(&rs));
             }
         }
@@ -307,9 +330,15 @@ impl Resolver {
         out
     }
 
+    /// DNSSEC: is this zone's answer secure (true), insecure (false), or bogus (error)?
+    /// Until the validator is wired in, nothing is secure.
+    async fn judge(&self, _ctx: &Ctx, _name: &Name, _qtype: RecordType, _answer: &ZoneAnswer, _zone: &Name) -> Result<bool, ResolveError> {
+        Ok(false)
+    }
+
     /// Puts a zone's answer into the record cache: each RRset of the chain with the RRSIGs that
     /// cover it, and the negative answer for the chain's last name.
-    fn cache_answer(&self, qname: &Name, qtype: RecordType, answer: &ZoneAnswer, keep_final: bool) {
+    fn cache_answer(&self, qname: &Name, qtype: RecordType, answer: &ZoneAnswer, keep_final: bool, secure: bool) {
         let mut sets: Vec<((Name, RecordType), Vec<Record>)> = Vec::new();
         for r in &answer.records {
             let key = (r.name.clone(), covered_type(r));
@@ -321,15 +350,15 @@ impl Resolver {
         for ((name, rtype), records) in sets {
             let is_final = rtype == qtype && name == answer.last;
             if (keep_final || !is_final) && records.iter().any(|r| r.record_type() != RecordType::RRSIG) {
-                self.cache.put_rrset(&name, rtype, records);
+                self.cache.put_rrset(&name, rtype, records, secure);
             }
         }
         if answer.continue_at.is_none() && answer.records.iter().all(|r| !(r.name == answer.last && covered_type(r) == qtype)) {
             match answer.rcode {
-                ResponseCode::NXDomain => self.cache.put_nxdomain(&answer.last, answer.authority.clone()),
+                ResponseCode::NXDomain => self.cache.put_nxdomain(&answer.last, answer.authority.clone(), secure),
                 ResponseCode::NoError => {
                     let name = if answer.records.is_empty() { qname } else { &answer.last };
-                    self.cache.put_nodata(name, qtype, answer.authority.clone())
+                    self.cache.put_nodata(name, qtype, answer.authority.clone(), secure)
                 }
                 _ => {}
             }

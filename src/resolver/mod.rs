@@ -115,8 +115,12 @@ impl Resolver {
         let mut m = Message::response(0, OpCode::Query);
         m.metadata.recursion_available = true;
         m.metadata.response_code = resolution.rcode;
+        m.metadata.authentic_data = resolution.secure;
         m.add_query(query.clone());
         m.answers = resolution.answers;
+        for r in &mut m.answers {
+            r.ttl = self.cache.clamp(r.ttl);
+        }
         let negative = resolution.rcode == ResponseCode::NXDomain
             || !m.answers.iter().any(|r| r.name == name && (r.record_type() == qtype || qtype == RecordType::ANY));
         if negative {

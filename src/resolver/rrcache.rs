@@ -31,6 +31,8 @@ pub enum Cached {
 struct Slot {
     records: Arc<[Record]>,
     negative: bool,
+    /// DNSSEC-validated as secure when it entered the cache.
+    secure: bool,
     inserted: Instant,
     expires: Instant,
 }
@@ -74,54 +76,56 @@ impl RecordCache {
         ttl.clamp(self.min_ttl, self.max_ttl)
     }
 
-    pub fn get(&self, name: &Name, rtype: RecordType) -> Option<Cached> {
+    /// What is cached for the question, and whether it was validated as secure.
+    pub fn get(&self, name: &Name, rtype: RecordType) -> Option<(Cached, bool)> {
         let now = Instant::now();
         let name = name.to_lowercase();
         if let Some(until) = self.failures.get(&(name.clone(), rtype)) {
             if *until > now {
-                return Some(Cached::Failed);
+                return Some((Cached::Failed, false));
             }
         }
         if let Some(slot) = self.rrsets.get(&(name.clone(), rtype)).filter(|s| s.expires > now) {
-            return Some(if slot.negative { Cached::NoData(slot.aged(now)) } else { Cached::Records(slot.aged(now)) });
+            let cached = if slot.negative { Cached::NoData(slot.aged(now)) } else { Cached::Records(slot.aged(now)) };
+            return Some((cached, slot.secure));
         }
         if rtype != RecordType::CNAME {
             if let Some(slot) = self.rrsets.get(&(name.clone(), RecordType::CNAME)).filter(|s| s.expires > now && !s.negative) {
-                return Some(Cached::Records(slot.aged(now)));
+                return Some((Cached::Records(slot.aged(now)), slot.secure));
             }
         }
         // RFC 8020: an NXDOMAIN for an ancestor means nothing exists below it.
         for n in (1..=name.num_labels()).rev() {
             let cut = name.trim_to(n as usize);
             if let Some(slot) = self.nxdomain.get(&cut).filter(|s| s.expires > now) {
-                return Some(Cached::NxDomain(slot.aged(now)));
+                return Some((Cached::NxDomain(slot.aged(now)), slot.secure));
             }
         }
         None
     }
 
     /// Caches one RRset (all records share owner and type; RRSIGs covering it may be included).
-    pub fn put_rrset(&self, name: &Name, rtype: RecordType, records: Vec<Record>) {
+    pub fn put_rrset(&self, name: &Name, rtype: RecordType, records: Vec<Record>, secure: bool) {
         if records.is_empty() {
             return;
         }
         let ttl = records.iter().map(|r| r.ttl).min().unwrap_or(0);
-        self.insert_rrset(name, rtype, records, ttl, false);
+        self.insert_rrset(name, rtype, records, ttl, false, secure);
     }
 
-    pub fn put_nodata(&self, name: &Name, rtype: RecordType, authority: Vec<Record>) {
+    pub fn put_nodata(&self, name: &Name, rtype: RecordType, authority: Vec<Record>, secure: bool) {
         let ttl = negative_ttl(&authority);
-        self.insert_rrset(name, rtype, authority, ttl, true);
+        self.insert_rrset(name, rtype, authority, ttl, true, secure);
     }
 
-    pub fn put_nxdomain(&self, name: &Name, authority: Vec<Record>) {
+    pub fn put_nxdomain(&self, name: &Name, authority: Vec<Record>, secure: bool) {
         let ttl = self.clamp(negative_ttl(&authority));
         let authority = self.clamped(authority, ttl);
         let now = Instant::now();
         self.make_room(now);
         self.nxdomain.insert(
             name.to_lowercase(),
-            Slot { records: authority.into(), negative: true, inserted: now, expires: now + Duration::from_secs(ttl as u64) },
+            Slot { records: authority.into(), negative: true, secure, inserted: now, expires: now + Duration::from_secs(ttl as u64) },
         );
     }
 
@@ -141,12 +145,12 @@ impl RecordCache {
         self.len() == 0
     }
 
-    fn insert_rrset(&self, name: &Name, rtype: RecordType, records: Vec<Record>, ttl: u32, negative: bool) {
+    fn insert_rrset(&self, name: &Name, rtype: RecordType, records: Vec<Record>, ttl: u32, negative: bool, secure: bool) {
         let ttl = self.clamp(ttl);
         let records = self.clamped(records, ttl);
         let now = Instant::now();
         self.make_room(now);
-        let slot = Slot { records: records.into(), negative, inserted: now, expires: now + Duration::from_secs(ttl as u64) };
+        let slot = Slot { records: records.into(), negative, secure, inserted: now, expires: now + Duration::from_secs(ttl as u64) };
         self.rrsets.insert((name.to_lowercase(), rtype), slot);
     }
 
@@ -206,9 +210,9 @@ mod tests {
     #[test]
     fn nxdomain_covers_names_below_rfc8020() {
         let c = RecordCache::new(100, 0, 86_400);
-        c.put_nxdomain(&n("x.example."), vec![soa(3600, 300)]);
+        c.put_nxdomain(&n("x.example."), vec![soa(3600, 300)], false);
         match c.get(&n("a.b.X.example."), RecordType::A) {
-            Some(Cached::NxDomain(auth)) => assert_eq!(auth[0].ttl, 300, "negative TTL = min(SOA TTL, MINIMUM)"),
+            Some((Cached::NxDomain(auth), false)) => assert_eq!(auth[0].ttl, 300, "negative TTL = min(SOA TTL, MINIMUM)"),
             other => panic!("{other:?}"),
         }
         assert!(c.get(&n("example."), RecordType::A).is_none());
@@ -217,10 +221,10 @@ mod tests {
     #[test]
     fn ttls_are_clamped() {
         let c = RecordCache::new(100, 60, 600);
-        c.put_rrset(&n("a.example."), RecordType::A, vec![Record::from_rdata(n("a.example."), 5, RData::A(A::new(1, 2, 3, 4)))]);
-        c.put_rrset(&n("b.example."), RecordType::A, vec![Record::from_rdata(n("b.example."), 99_999, RData::A(A::new(1, 2, 3, 4)))]);
+        c.put_rrset(&n("a.example."), RecordType::A, vec![Record::from_rdata(n("a.example."), 5, RData::A(A::new(1, 2, 3, 4)))], true);
+        c.put_rrset(&n("b.example."), RecordType::A, vec![Record::from_rdata(n("b.example."), 99_999, RData::A(A::new(1, 2, 3, 4)))], false);
         let ttl = |name| match c.get(&n(name), RecordType::A) {
-            Some(Cached::Records(r)) => r[0].ttl,
+            Some((Cached::Records(r), _)) => r[0].ttl,
             other => panic!("{other:?}"),
         };
         assert_eq!(ttl("a.example."), 60);
@@ -231,7 +235,7 @@ mod tests {
     fn failures_are_remembered_briefly() {
         let c = RecordCache::new(100, 0, 86_400);
         c.put_failure(&n("broken.example."), RecordType::A);
-        assert!(matches!(c.get(&n("broken.example."), RecordType::A), Some(Cached::Failed)));
+        assert!(matches!(c.get(&n("broken.example."), RecordType::A), Some((Cached::Failed, _))));
         assert!(c.get(&n("broken.example."), RecordType::AAAA).is_none());
     }
 }
