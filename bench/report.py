@@ -56,7 +56,9 @@ class Report:
 
     def ratio(self, workload, metric, peer):
         a, b = self.value("dnsward", workload, metric), self.value(peer, workload, metric)
-        return f"{a / b:.2f}x" if a is not None and b else "-"
+        if a is None or not b:
+            return "-"
+        return f"{a / b:.2f}x" if a / b >= 0.1 else f"{a / b:.3f}x"
 
     def out(self, text=""):
         self.lines.append(text)
@@ -131,7 +133,7 @@ def write_markdown(report, results):
         (f"CPU per query, 90/10 mix (1M list) at {fixed} q/s", "mix", "cpu_us_per_query", fmt_num(2, " µs")),
         (f"p99 latency, mix at {fixed} q/s", "mix", "fixed_p99_ms", fmt_num(1, " ms")),
         ("cold cache: resolutions per second", "cold-max", "qps", fmt_num(0)),
-        (f"cold cache: average latency at {cold} q/s", "cold-fixed", "avg_ms", fmt_num(0, " ms")),
+        (f"cold cache: average latency at {cold} q/s", "cold-fixed", "avg_ms", fmt_num(1, " ms")),
         ("1M-name list: load time", "list-1m", "load_s", fmt_num(2, " s")),
         ("1M-name list: RSS", "list-1m", "rss_kb", fmt_mb),
         ("1M-name list reload under load: queries lost", "reload", "lost", fmt_num(0)),
