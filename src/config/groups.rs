@@ -218,7 +218,7 @@ mod tests {
         let p = Config::from_text(&text, Path::new("/tmp/x/c.toml")).unwrap_err();
         let find = |key: &str| p.iter().find(|p| p.key == key).unwrap_or_else(|| panic!("{key}: {p:#?}"));
         // serde problems first (a bad CIDR), then the checks
-        assert_eq!(find("clients[1].cidr").line, Some(22));
+        assert_eq!(find("clients[1].cidr").line, Some(21));
         let p2 = {
             let fixed = text.replace("not-a-net", "10.9.9.9");
             Config::from_text(&fixed, Path::new("/tmp/x/c.toml")).unwrap_err()
@@ -226,7 +226,7 @@ mod tests {
         let find = |key: &str| p2.iter().find(|p| p.key == key).unwrap_or_else(|| panic!("{key}: {p2:#?}"));
         let ctl = find("clients[0].name");
         assert!(ctl.message.contains("control character"), "{ctl}");
-        assert_eq!(ctl.line, Some(6));
+        assert_eq!(ctl.line, Some(7));
         let missing = find("groups[0].lists[1]");
         assert!(missing.message.contains("\"nosuch\""), "{missing}");
         assert_eq!(missing.line, Some(13));
