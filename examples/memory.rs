@@ -5,6 +5,7 @@
 use std::io::Write;
 use std::time::Instant;
 
+use dnsward::policy::groups::{GroupSpec, GroupsSpec, LogMode};
 use dnsward::policy::{Category, ListFormat, ListSpec, Snapshot};
 
 fn rss_kib() -> u64 {
@@ -84,6 +85,22 @@ fn main() {
         (after.saturating_sub(before) * 1024) as f64 / n.max(1) as f64,
         snap.name_table_bytes() as f64 / snap.name_entries().max(1) as f64
     );
+    // The same list with 8 per-client groups: one name table, a list mask per group.
+    let groups = GroupsSpec {
+        groups: (0..8).map(|k| GroupSpec { name: format!("g{k}"), lists: Some(vec!["l".into()]), action: None, log: LogMode::All }).collect(),
+        clients: Vec::new(),
+    };
+    let before_g = rss_kib();
+    let (grouped, _) = Snapshot::build_grouped(&specs, &groups, None);
+    let after_g = rss_kib();
+    println!(
+        "with 8 groups: RSS delta {} KiB = {:.1} bytes per rule; name table {:.1} bytes per rule ({:+} bytes per rule against no groups)",
+        after_g.saturating_sub(before_g),
+        (after_g.saturating_sub(before_g) * 1024) as f64 / n.max(1) as f64,
+        grouped.name_table_bytes() as f64 / grouped.name_entries().max(1) as f64,
+        (grouped.name_table_bytes() as f64 - snap.name_table_bytes() as f64) / grouped.name_entries().max(1) as f64
+    );
+    drop(grouped);
     if args.is_empty() {
         // 5-label queries spread over the whole table (cache-cold, like the benchmark).
         let n = 1_000_000usize;
