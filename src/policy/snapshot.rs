@@ -658,6 +658,60 @@ mod tests {
     }
 
     #[test]
+    fn groups_see_only_their_lists_and_take_their_action() {
+        use crate::policy::groups::{ClientSpec, GroupSpec, GroupsSpec, LogMode};
+        let l = Lists::new();
+        l.write("threat.txt", "evil.example\nads.example\n");
+        l.write("ads.txt", "ads.example\n");
+        l.write("allow.txt", "ok.evil.example\n");
+        l.write("ips.txt", "10.0.0.0/8\n");
+        let mut ads = l.spec("ads", "ads.txt", Category::Threat, ListFormat::Auto);
+        ads.action = Some(Action::Refused);
+        let specs = vec![
+            l.spec("threat", "threat.txt", Category::Threat, ListFormat::Auto),
+            ads,
+            l.spec("allow", "allow.txt", Category::Allow, ListFormat::Auto),
+            l.spec("ips", "ips.txt", Category::Threat, ListFormat::Ip),
+        ];
+        let group = |name: &str, lists: &[&str], action| GroupSpec {
+            name: name.into(),
+            lists: Some(lists.iter().map(|s| s.to_string()).collect()),
+            action,
+            log: LogMode::All,
+        };
+        let spec = GroupsSpec {
+            groups: vec![group("strict", &["threat", "ads"], Some(Action::Sinkhole)), group("open", &["allow"], None)],
+            clients: vec![
+                ClientSpec { net: "192.0.2.0/24".parse().unwrap(), name: None, group: Some("strict".into()) },
+                ClientSpec { net: "198.51.100.0/24".parse().unwrap(), name: None, group: Some("open".into()) },
+            ],
+        };
+        let (s, _) = Snapshot::build_grouped(&specs, &spec, None);
+        let strict = s.groups().lookup("192.0.2.9".parse().unwrap());
+        let open = s.groups().lookup("198.51.100.9".parse().unwrap());
+        let d = |who, q: &str| s.match_name_for(q, who).map(|v| describe(&v));
+        // strict: no allow list, so ok.evil.example is blocked too; the group's action
+        // replaces [policy] action, the list's own action still wins
+        assert_eq!(d(strict, "ok.evil.example").as_deref(), Some("block:Some(Sinkhole) evil.example threat:1"));
+        assert_eq!(d(strict, "ads.example").as_deref(), Some("block:Some(Sinkhole) ads.example threat:2"));
+        assert!(s.explain_name_for("ads.example", strict).iter().any(|v| matches!(v, Verdict::Block { action: Some(Action::Refused), .. })));
+        // open: only the allow list
+        assert_eq!(d(open, "evil.example"), None);
+        assert_eq!(d(open, "ok.evil.example").as_deref(), Some("allow ok.evil.example allow:1"));
+        assert!(!s.is_blocked_for("ads.example", open) && s.is_blocked_for("ads.example", strict));
+        assert!(s.match_ip_for("10.1.1.1".parse().unwrap(), open).is_none());
+        assert!(s.match_ip_for("10.1.1.1".parse().unwrap(), strict).is_none(), "strict does not name the ip list");
+        // nobody's client: the default group, every list (allow wins), as without groups
+        let nobody = s.groups().lookup("203.0.113.1".parse().unwrap());
+        assert_eq!(d(nobody, "ok.evil.example").as_deref(), Some("allow ok.evil.example allow:1"));
+        assert_eq!(d(nobody, "ads.example"), m(&s, "ads.example"));
+        assert!(s.match_ip("10.1.1.1".parse().unwrap()).is_some());
+        // the same table as without groups
+        let (flat, _) = Snapshot::build(&specs, None);
+        assert_eq!(flat.name_table_bytes(), s.name_table_bytes());
+    }
+
+    #[test]
     fn snapshot_is_send_sync() {
         fn ok<T: Send + Sync>() {}
         ok::<Snapshot>();
