@@ -9,7 +9,9 @@ use ipnet::IpNet;
 use serde::{Deserialize, Deserializer};
 
 use super::{Config, RUNTIME_LIST};
-use crate::policy::groups::{runtime_list_name, ClientSpec, GroupSpec, GroupsSpec, LogMode, DEFAULT_GROUP, RUNTIME_SCOPE_SEP};
+use crate::policy::groups::{
+    runtime_list_name, ClientSpec, GroupSpec, GroupsSpec, LogMode, DEFAULT_GROUP, RUNTIME_SCOPE_SEP,
+};
 use crate::policy::Action;
 
 /// One `[[clients]]` table: a name for an address or a CIDR, optionally in a group.
@@ -51,7 +53,11 @@ impl<'de> Deserialize<'de> for ClientNet {
         let net = t
             .parse::<IpNet>()
             .or_else(|_| t.parse::<std::net::IpAddr>().map(IpNet::from))
-            .map_err(|_| serde::de::Error::custom(format!("{s:?} is not an address or a CIDR (\"10.2.0.0/16\")")))?;
+            .map_err(|_| {
+                serde::de::Error::custom(format!(
+                    "{s:?} is not an address or a CIDR (\"10.2.0.0/16\")"
+                ))
+            })?;
         Ok(ClientNet(net.trunc()))
     }
 }
@@ -70,7 +76,10 @@ fn bad_group_name(name: &str) -> Option<&'static str> {
     if name.len() > 64 {
         return Some("must be at most 64 characters");
     }
-    if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.') {
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+    {
         return Some("may hold only letters, digits, '-', '_' and '.'");
     }
     None
@@ -84,7 +93,9 @@ fn bad_client_name(name: &str) -> Option<String> {
     if name.chars().count() > 200 {
         return Some("must be at most 200 characters".into());
     }
-    name.chars().find(|c| c.is_control()).map(|c| format!("contains the control character {:?}", c))
+    name.chars()
+        .find(|c| c.is_control())
+        .map(|c| format!("contains the control character {:?}", c))
 }
 
 impl Config {
@@ -97,24 +108,39 @@ impl Config {
             if let Some(why) = bad_group_name(&g.name) {
                 out.push((format!("groups[{i}].name"), format!("{:?} {why}", g.name)));
             } else if let Some(first) = group_names.insert(g.name.as_str(), i) {
-                out.push((format!("groups[{i}].name"), format!("groups[{first}] is already named {:?}", g.name)));
+                out.push((
+                    format!("groups[{i}].name"),
+                    format!("groups[{first}] is already named {:?}", g.name),
+                ));
             }
             for (j, l) in g.lists.iter().flatten().enumerate() {
-                let known = self.lists.iter().any(|x| &x.name == l) || (runtime_on && l == RUNTIME_LIST);
+                let known =
+                    self.lists.iter().any(|x| &x.name == l) || (runtime_on && l == RUNTIME_LIST);
                 if !known {
-                    out.push((format!("groups[{i}].lists[{j}]"), format!("group {:?} names the list {l:?}, which is not configured in [[lists]]", g.name)));
+                    out.push((
+                        format!("groups[{i}].lists[{j}]"),
+                        format!(
+                            "group {:?} names the list {l:?}, which is not configured in [[lists]]",
+                            g.name
+                        ),
+                    ));
                 }
             }
         }
         // Who claims which CIDR for which group: two groups on the same CIDR is ambiguous.
         let mut claims: HashMap<IpNet, (String, String)> = HashMap::new();
-        let mut claim = |net: IpNet, group: &str, key: String, out: &mut Vec<(String, String)>| match claims.get(&net) {
-            Some((g, k)) if g != group => {
-                out.push((key, format!("{net} is claimed by group {g:?} ({k}) and by group {group:?}; give one of them a more specific CIDR")));
-            }
-            Some((_, k)) => out.push((key, format!("{net} is already listed for group {group:?} ({k})"))),
-            None => {
-                claims.insert(net, (group.to_string(), key));
+        let mut claim = |net: IpNet, group: &str, key: String, out: &mut Vec<(String, String)>| {
+            match claims.get(&net) {
+                Some((g, k)) if g != group => {
+                    out.push((key, format!("{net} is claimed by group {g:?} ({k}) and by group {group:?}; give one of them a more specific CIDR")));
+                }
+                Some((_, k)) => out.push((
+                    key,
+                    format!("{net} is already listed for group {group:?} ({k})"),
+                )),
+                None => {
+                    claims.insert(net, (group.to_string(), key));
+                }
             }
         };
         for (i, g) in self.groups.iter().enumerate() {
@@ -128,17 +154,26 @@ impl Config {
                 out.push((format!("clients[{i}].name"), format!("{:?} {why}", c.name)));
             }
             if let Some(first) = named.insert(c.cidr.0, i) {
-                out.push((format!("clients[{i}].cidr"), format!("{} is already named by clients[{first}]", c.cidr)));
+                out.push((
+                    format!("clients[{i}].cidr"),
+                    format!("{} is already named by clients[{first}]", c.cidr),
+                ));
             }
             if let Some(g) = &c.group {
                 if !group_names.contains_key(g.as_str()) && g != DEFAULT_GROUP {
-                    out.push((format!("clients[{i}].group"), format!("no [[groups]] is named {g:?}")));
+                    out.push((
+                        format!("clients[{i}].group"),
+                        format!("no [[groups]] is named {g:?}"),
+                    ));
                 } else {
                     claim(c.cidr.0, g, format!("clients[{i}].cidr"), &mut out);
                 }
             }
         }
-        if self.lists.iter().any(|l| l.name.starts_with(&format!("{RUNTIME_LIST}{RUNTIME_SCOPE_SEP}"))) {
+        if self.lists.iter().any(|l| {
+            l.name
+                .starts_with(&format!("{RUNTIME_LIST}{RUNTIME_SCOPE_SEP}"))
+        }) {
             out.push(("lists".into(), format!("list names starting with \"{RUNTIME_LIST}{RUNTIME_SCOPE_SEP}\" are reserved for group-scoped runtime entries")));
         }
         out
@@ -149,15 +184,28 @@ impl Config {
         let groups = self
             .groups
             .iter()
-            .map(|g| GroupSpec { name: g.name.clone(), lists: g.lists.clone(), action: g.action, log: g.log })
+            .map(|g| GroupSpec {
+                name: g.name.clone(),
+                lists: g.lists.clone(),
+                action: g.action,
+                log: g.log,
+            })
             .collect();
         let mut clients: Vec<ClientSpec> = self
             .clients
             .iter()
-            .map(|c| ClientSpec { net: c.cidr.0, name: Some(c.name.clone()), group: c.group.clone() })
+            .map(|c| ClientSpec {
+                net: c.cidr.0,
+                name: Some(c.name.clone()),
+                group: c.group.clone(),
+            })
             .collect();
         for g in &self.groups {
-            clients.extend(g.clients.iter().map(|c| ClientSpec { net: c.0, name: None, group: Some(g.name.clone()) }));
+            clients.extend(g.clients.iter().map(|c| ClientSpec {
+                net: c.0,
+                name: None,
+                group: Some(g.name.clone()),
+            }));
         }
         GroupsSpec { groups, clients }
     }
@@ -170,9 +218,16 @@ impl Config {
         };
         let mut files = vec![(None, base.clone())];
         for g in &self.groups {
-            let stem = base.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+            let stem = base
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
             let file = match base.extension() {
-                Some(ext) => format!("{stem}{RUNTIME_SCOPE_SEP}{}.{}", g.name, ext.to_string_lossy()),
+                Some(ext) => format!(
+                    "{stem}{RUNTIME_SCOPE_SEP}{}.{}",
+                    g.name,
+                    ext.to_string_lossy()
+                ),
                 None => format!("{stem}{RUNTIME_SCOPE_SEP}{}", g.name),
             };
             files.push((Some(g.name.clone()), base.with_file_name(file)));
@@ -182,7 +237,10 @@ impl Config {
 
     /// The list name of each runtime file (see [`Config::runtime_list_files`]).
     pub fn runtime_list_names(&self) -> Vec<String> {
-        self.runtime_list_files().iter().map(|(g, _)| runtime_list_name(g.as_deref())).collect()
+        self.runtime_list_files()
+            .iter()
+            .map(|(g, _)| runtime_list_name(g.as_deref()))
+            .collect()
     }
 }
 
@@ -200,7 +258,10 @@ mod tests {
              [[groups]]\nname = \"finance\"\nclients = [\"10.2.0.0/16\"]\nlists = [\"threat\"]\naction = \"sinkhole\"\nlog = \"blocked\"\n"
         );
         let c = Config::from_text(&text, Path::new("/tmp/x/c.toml")).unwrap();
-        assert_eq!(c.clients[0].cidr.0, "10.2.3.17/32".parse::<IpNet>().unwrap());
+        assert_eq!(
+            c.clients[0].cidr.0,
+            "10.2.3.17/32".parse::<IpNet>().unwrap()
+        );
         assert_eq!(c.groups[0].log, LogMode::Blocked);
         let spec = c.groups_spec();
         assert_eq!(spec.clients.len(), 2);
@@ -216,14 +277,22 @@ mod tests {
              [[clients]]\nname = \"x\"\ncidr = \"not-a-net\"\n"
         );
         let p = Config::from_text(&text, Path::new("/tmp/x/c.toml")).unwrap_err();
-        let find = |key: &str| p.iter().find(|p| p.key == key).unwrap_or_else(|| panic!("{key}: {p:#?}"));
+        let find = |key: &str| {
+            p.iter()
+                .find(|p| p.key == key)
+                .unwrap_or_else(|| panic!("{key}: {p:#?}"))
+        };
         // serde problems first (a bad CIDR), then the checks
         assert_eq!(find("clients[1].cidr").line, Some(21));
         let p2 = {
             let fixed = text.replace("not-a-net", "10.9.9.9");
             Config::from_text(&fixed, Path::new("/tmp/x/c.toml")).unwrap_err()
         };
-        let find = |key: &str| p2.iter().find(|p| p.key == key).unwrap_or_else(|| panic!("{key}: {p2:#?}"));
+        let find = |key: &str| {
+            p2.iter()
+                .find(|p| p.key == key)
+                .unwrap_or_else(|| panic!("{key}: {p2:#?}"))
+        };
         let ctl = find("clients[0].name");
         assert!(ctl.message.contains("control character"), "{ctl}");
         assert_eq!(ctl.line, Some(7));
@@ -231,7 +300,10 @@ mod tests {
         assert!(missing.message.contains("\"nosuch\""), "{missing}");
         assert_eq!(missing.line, Some(13));
         let twice = find("groups[1].clients[0]");
-        assert!(twice.message.contains("claimed by group \"finance\""), "{twice}");
+        assert!(
+            twice.message.contains("claimed by group \"finance\""),
+            "{twice}"
+        );
         assert_eq!(twice.line, Some(17));
         assert_eq!(p2.len(), 3, "{p2:#?}");
     }
@@ -243,7 +315,10 @@ mod tests {
         let text = "[admin]\ntoken_file = \"tok\"\nruntime_list = \"rt.txt\"\n\n[[groups]]\nname = \"kids\"\nclients = [\"::1\"]\n";
         let c = Config::from_text(text, &dir.path().join("c.toml")).unwrap();
         let files = c.runtime_list_files();
-        assert_eq!(files[1], (Some("kids".to_string()), dir.path().join("rt@kids.txt")));
+        assert_eq!(
+            files[1],
+            (Some("kids".to_string()), dir.path().join("rt@kids.txt"))
+        );
         assert_eq!(c.runtime_list_names(), ["runtime", "runtime@kids"]);
     }
 }

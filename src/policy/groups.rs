@@ -122,7 +122,9 @@ impl Group {
     #[inline]
     pub fn has(&self, list: u16) -> bool {
         let l = list as usize;
-        self.mask.get(l >> 6).is_some_and(|w| w >> (l & 63) & 1 == 1)
+        self.mask
+            .get(l >> 6)
+            .is_some_and(|w| w >> (l & 63) & 1 == 1)
     }
 }
 
@@ -162,14 +164,21 @@ impl Groups {
     /// group names but `specs` lacks is ignored here; `dnsward check` reports it.
     pub fn build(spec: &GroupsSpec, specs: &[ListSpec]) -> Groups {
         let words = specs.len().div_ceil(64).max(1);
-        let index: HashMap<&str, usize> = specs.iter().enumerate().map(|(i, s)| (s.name.as_str(), i)).collect();
+        let index: HashMap<&str, usize> = specs
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.name.as_str(), i))
+            .collect();
         let scoped = |i: usize| runtime_scope(&specs[i].name).is_some_and(|s| s.is_some());
         let mask_of = |name: &str, lists: Option<&[String]>| {
             let mut m = vec![0u64; words].into_boxed_slice();
             let mut set = |i: usize| m[i >> 6] |= 1 << (i & 63);
             match lists {
                 None => (0..specs.len()).filter(|&i| !scoped(i)).for_each(&mut set),
-                Some(names) => names.iter().filter_map(|n| index.get(n.as_str())).for_each(|&i| set(i)),
+                Some(names) => names
+                    .iter()
+                    .filter_map(|n| index.get(n.as_str()))
+                    .for_each(|&i| set(i)),
             }
             // Runtime entries for every group, and those scoped to this one.
             for n in [runtime_list_name(None), runtime_list_name(Some(name))] {
@@ -181,23 +190,55 @@ impl Groups {
         };
         let configured_default = spec.groups.iter().find(|g| g.name == DEFAULT_GROUP);
         let default = match configured_default {
-            Some(g) => Group { name: Arc::from(DEFAULT_GROUP), mask: mask_of(DEFAULT_GROUP, g.lists.as_deref()), action: g.action, log: g.log },
-            None => Group { name: Arc::from(DEFAULT_GROUP), mask: mask_of(DEFAULT_GROUP, None), action: None, log: LogMode::All },
+            Some(g) => Group {
+                name: Arc::from(DEFAULT_GROUP),
+                mask: mask_of(DEFAULT_GROUP, g.lists.as_deref()),
+                action: g.action,
+                log: g.log,
+            },
+            None => Group {
+                name: Arc::from(DEFAULT_GROUP),
+                mask: mask_of(DEFAULT_GROUP, None),
+                action: None,
+                log: LogMode::All,
+            },
         };
         let mut groups = vec![default];
         for g in spec.groups.iter().filter(|g| g.name != DEFAULT_GROUP) {
-            groups.push(Group { name: Arc::from(g.name.as_str()), mask: mask_of(&g.name, g.lists.as_deref()), action: g.action, log: g.log });
+            groups.push(Group {
+                name: Arc::from(g.name.as_str()),
+                mask: mask_of(&g.name, g.lists.as_deref()),
+                action: g.action,
+                log: g.log,
+            });
         }
-        let group_index = |name: &str| groups.iter().position(|g| &*g.name == name).map(|i| i as u16);
+        let group_index = |name: &str| {
+            groups
+                .iter()
+                .position(|g| &*g.name == name)
+                .map(|i| i as u16)
+        };
         let mut rules = Vec::with_capacity(spec.clients.len());
         let mut entries = Vec::with_capacity(spec.clients.len());
         for c in &spec.clients {
             let line = rules.len() as u32;
             let list = if c.name.is_some() { NAMED } else { GROUP_ONLY };
-            rules.push(ClientRule { name: c.name.as_deref().map(Arc::from), group: c.group.as_deref().and_then(group_index) });
-            entries.push(IpEntry { net: c.net, line, list, act: Act::Block });
+            rules.push(ClientRule {
+                name: c.name.as_deref().map(Arc::from),
+                group: c.group.as_deref().and_then(group_index),
+            });
+            entries.push(IpEntry {
+                net: c.net,
+                line,
+                list,
+                act: Act::Block,
+            });
         }
-        Groups { groups, rules, table: IpTable::build(entries) }
+        Groups {
+            groups,
+            rules,
+            table: IpTable::build(entries),
+        }
     }
 
     /// No group and no named client: every query gets the default match without a lookup.
@@ -230,8 +271,14 @@ impl Groups {
     /// A client identified by something other than its address (a DoH path or DoT SNI label,
     /// once those transports exist): the named client of that name, and its group.
     pub fn lookup_id(&self, id: &str) -> Option<ClientMatch> {
-        let i = self.rules.iter().position(|r| r.name.as_deref() == Some(id))?;
-        Some(ClientMatch { client: Some(i as u32), group: self.rules[i].group.unwrap_or(0) })
+        let i = self
+            .rules
+            .iter()
+            .position(|r| r.name.as_deref() == Some(id))?;
+        Some(ClientMatch {
+            client: Some(i as u32),
+            group: self.rules[i].group.unwrap_or(0),
+        })
     }
 
     #[inline]
@@ -244,11 +291,19 @@ impl Groups {
     }
 
     pub fn by_name(&self, name: &str) -> Option<ClientMatch> {
-        self.groups.iter().position(|g| &*g.name == name).map(|i| ClientMatch { client: None, group: i as u16 })
+        self.groups
+            .iter()
+            .position(|g| &*g.name == name)
+            .map(|i| ClientMatch {
+                client: None,
+                group: i as u16,
+            })
     }
 
     pub fn client_name(&self, m: ClientMatch) -> Option<&Arc<str>> {
-        m.client.and_then(|i| self.rules.get(i as usize)).and_then(|r| r.name.as_ref())
+        m.client
+            .and_then(|i| self.rules.get(i as usize))
+            .and_then(|r| r.name.as_ref())
     }
 
     pub fn groups(&self) -> &[Group] {
@@ -296,29 +351,66 @@ mod tests {
     use crate::policy::{Category, ListFormat};
 
     fn list(name: &str) -> ListSpec {
-        ListSpec { name: name.into(), category: Category::Threat, path: "/nonexistent".into(), format: ListFormat::Auto, action: None }
+        ListSpec {
+            name: name.into(),
+            category: Category::Threat,
+            path: "/nonexistent".into(),
+            format: ListFormat::Auto,
+            action: None,
+        }
     }
 
     fn spec() -> GroupsSpec {
         GroupsSpec {
             groups: vec![
-                GroupSpec { name: "finance".into(), lists: Some(vec!["threat".into(), "abandoned".into()]), action: Some(Action::Sinkhole), log: LogMode::Blocked },
-                GroupSpec { name: "security".into(), lists: Some(vec![]), action: None, log: LogMode::All },
+                GroupSpec {
+                    name: "finance".into(),
+                    lists: Some(vec!["threat".into(), "abandoned".into()]),
+                    action: Some(Action::Sinkhole),
+                    log: LogMode::Blocked,
+                },
+                GroupSpec {
+                    name: "security".into(),
+                    lists: Some(vec![]),
+                    action: None,
+                    log: LogMode::All,
+                },
             ],
             clients: vec![
-                ClientSpec { net: "10.2.0.0/16".parse().unwrap(), name: Some("Finance dept".into()), group: Some("finance".into()) },
-                ClientSpec { net: "10.2.3.17/32".parse().unwrap(), name: Some("Finance dept, PC-17".into()), group: None },
-                ClientSpec { net: "10.2.9.0/24".parse().unwrap(), name: None, group: Some("security".into()) },
+                ClientSpec {
+                    net: "10.2.0.0/16".parse().unwrap(),
+                    name: Some("Finance dept".into()),
+                    group: Some("finance".into()),
+                },
+                ClientSpec {
+                    net: "10.2.3.17/32".parse().unwrap(),
+                    name: Some("Finance dept, PC-17".into()),
+                    group: None,
+                },
+                ClientSpec {
+                    net: "10.2.9.0/24".parse().unwrap(),
+                    name: None,
+                    group: Some("security".into()),
+                },
             ],
         }
     }
 
     #[test]
     fn masks_and_longest_prefix() {
-        let specs = [list("threat"), list("abandoned"), list("ads"), list("runtime"), list("runtime@finance")];
+        let specs = [
+            list("threat"),
+            list("abandoned"),
+            list("ads"),
+            list("runtime"),
+            list("runtime@finance"),
+        ];
         let g = Groups::build(&spec(), &specs);
         let d = g.default_group();
-        assert!((0..4).all(|i| d.has(i)) && !d.has(4), "default: every list but scoped runtime entries");
+        assert!(
+            (0..4).all(|i| d.has(i)) && !d.has(4),
+            "default: every list but scoped runtime entries"
+        );
         let f = g.lookup("10.2.0.1".parse().unwrap());
         let fg = g.group(f);
         assert_eq!(&*fg.name, "finance");
@@ -334,9 +426,39 @@ mod tests {
         assert_eq!(g.client_name(sec).map(|s| &**s), Some("Finance dept"));
         assert!(!g.group(sec).has(0) && g.group(sec).has(3) && !g.group(sec).has(4));
         // nobody's
-        assert_eq!(g.lookup("192.0.2.1".parse().unwrap()), ClientMatch::default());
-        assert_eq!(g.lookup_id("Finance dept, PC-17"), Some(ClientMatch { client: Some(1), group: 0 }));
+        assert_eq!(
+            g.lookup("192.0.2.1".parse().unwrap()),
+            ClientMatch::default()
+        );
+        assert_eq!(
+            g.lookup_id("Finance dept, PC-17"),
+            Some(ClientMatch {
+                client: Some(1),
+                group: 0
+            })
+        );
         assert!(Groups::build(&GroupsSpec::default(), &specs).is_trivial());
+    }
+
+    #[test]
+    fn worker_cache_follows_the_snapshot() {
+        let specs = [list("threat"), list("abandoned")];
+        let (s1, _) = crate::policy::Snapshot::build_grouped(&specs, &spec(), None);
+        let mut cache = ClientCache::default();
+        let ip: IpAddr = "10.2.9.1".parse().unwrap();
+        let first = cache.lookup(&s1, ip);
+        assert_eq!(&*s1.groups().group(first).name, "security");
+        assert_eq!(cache.lookup(&s1, ip), first);
+        // a new snapshot whose groups differ: the cached answer is not reused
+        let mut other = spec();
+        other
+            .clients
+            .retain(|c| c.group.as_deref() != Some("security"));
+        let (s2, _) = crate::policy::Snapshot::build_grouped(&specs, &other, None);
+        assert_eq!(&*s2.groups().group(cache.lookup(&s2, ip)).name, "finance");
+        // no groups, no lookup: the default
+        let (flat, _) = crate::policy::Snapshot::build(&specs, None);
+        assert_eq!(cache.lookup(&flat, ip), ClientMatch::default());
     }
 
     #[test]
