@@ -309,4 +309,31 @@ mod tests {
         assert!(!again.remove("keep.example").unwrap());
         assert!(RuntimeList::open(&p).unwrap().list().is_empty());
     }
+
+    #[test]
+    fn group_scoped_entries_live_in_their_own_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = vec![(None, dir.path().join("rt.txt")), (Some("kids".to_string()), dir.path().join("rt@kids.txt"))];
+        let now = 1_800_000_000_000_000;
+        let l = RuntimeList::open_scoped(&files).unwrap();
+        let mut scoped = new("games.example", Some("2h"));
+        scoped.group = Some("kids".into());
+        l.add(scoped, now).unwrap();
+        l.add(new("games.example", None), now).unwrap();
+        let mut unknown = new("x.example", None);
+        unknown.group = Some("nosuch".into());
+        assert!(l.add(unknown, now).unwrap_err().contains("nosuch"));
+        let kids = std::fs::read_to_string(&files[1].1).unwrap();
+        assert!(kids.contains("games.example # dnsward-runtime") && kids.contains("\"group\":\"kids\""), "{kids}");
+        assert!(!std::fs::read_to_string(&files[0].1).unwrap().contains("kids"));
+        // the same name in two scopes, each kept after a restart; removal is per scope
+        let again = RuntimeList::open_scoped(&files).unwrap();
+        assert_eq!(again.list(), l.list());
+        assert_eq!(again.get_scoped(Some("kids"), "games.example").unwrap().group.as_deref(), Some("kids"));
+        assert!(again.get("games.example").unwrap().group.is_none());
+        assert_eq!(again.expire(now + 3 * 3_600_000_000).unwrap().len(), 1, "the scoped entry expires");
+        assert!(again.get_scoped(Some("kids"), "games.example").is_none());
+        assert!(again.remove_scoped(None, "games.example").unwrap());
+        assert!(RuntimeList::open_scoped(&files).unwrap().list().is_empty());
+    }
 }

@@ -320,6 +320,42 @@ mod tests {
     }
 
     #[test]
+    fn a_version_1_store_gets_the_group_columns() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("old.db");
+        {
+            // The version-1 table: no client_name, no client_group; one old row.
+            let c = Connection::open(&p).unwrap();
+            let v1 = SCHEMA.replace("    server      TEXT    NOT NULL,\n    client_name TEXT,\n    client_group TEXT\n", "    server      TEXT    NOT NULL\n");
+            assert_ne!(v1, SCHEMA);
+            c.execute_batch(&v1).unwrap();
+            c.pragma_update(None, "user_version", 1).unwrap();
+            c.execute(
+                "INSERT INTO queries (ts_us, client, transport, qname, qtype, rcode, action, cached, answers, latency_us, server) \
+                 VALUES (1, '10.0.0.1', 'udp', 'old.example', 'A', 'NOERROR', 'allowed', 0, '', 5, 'edge-1')",
+                [],
+            )
+            .unwrap();
+        }
+        let mut c = open_for_writing(&p).unwrap();
+        let mut ev = event("x.evil.example", EventAction::Blocked);
+        ev.client_name = Some("Finance dept, PC-17".into());
+        ev.group = Some("finance".into());
+        let a = logged(ev);
+        insert_batch(&mut c, [&a]).unwrap();
+        let rows = all_rows(&c);
+        assert_eq!(rows[0].qname, "old.example");
+        assert_eq!((rows[0].client_name.as_deref(), rows[0].group.as_deref()), (None, None));
+        assert_eq!(rows[1], LogRow::from_logged(&a));
+        assert_eq!(rows[1].client_name.as_deref(), Some("Finance dept, PC-17"));
+        let v: i64 = c.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+        assert_eq!(v, SCHEMA_VERSION);
+        drop(c);
+        // and opening it again (already version 2) changes nothing
+        assert_eq!(all_rows(&open_for_writing(&p).unwrap()).len(), 2);
+    }
+
+    #[test]
     fn batch_insert_stores_every_field() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("sub/q.db");
