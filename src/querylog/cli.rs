@@ -146,6 +146,11 @@ pub fn open_read_only(db: &Path) -> Result<Connection, QueryLogError> {
     if has == 0 {
         return Err(db_err(db, "is not a dnsward query log (no table `queries`)"));
     }
+    // Read-only cannot upgrade: the server adds the newer columns when it opens the store.
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(|e| db_err(db, e))?;
+    if version < super::sinks::sqlite::SCHEMA_VERSION {
+        return Err(db_err(db, format!("was written by an older dnsward (schema {version}); start `dnsward serve` once to upgrade it")));
+    }
     Ok(conn)
 }
 
@@ -860,6 +865,12 @@ mod tests {
         std::fs::write(&junk, vec![7u8; 4096]).unwrap();
         let e = run_logs(&junk, cmd("top"), &mut Vec::new()).unwrap_err().to_string();
         assert!(e.contains("not a database"), "{e}");
+        let old = dir.path().join("old.db");
+        let c = Connection::open(&old).unwrap();
+        c.execute_batch("CREATE TABLE queries (id INTEGER PRIMARY KEY); PRAGMA user_version = 1;").unwrap();
+        drop(c);
+        let e = run_logs(&old, cmd("tail"), &mut Vec::new()).unwrap_err().to_string();
+        assert!(e.contains("older dnsward (schema 1)") && e.contains("dnsward serve"), "{e}");
         let (_d, db) = fixture();
         let e = run_logs(&db, cmd("top --since yesterday"), &mut Vec::new()).unwrap_err().to_string();
         assert!(e.contains("not a time"), "{e}");
