@@ -29,13 +29,14 @@ impl Instance {
     pub async fn start(config: &Config) -> Result<Instance, String> {
         let upstream = crate::upstream::from_config(config)?;
         // The admin API's runtime list must exist before the lists load (it is one of them).
-        let runtime = match config.runtime_list_path() {
-            Some(p) => Some(Arc::new(RuntimeList::open(&p)?)),
-            None => None,
+        let runtime = match config.runtime_list_files() {
+            files if files.is_empty() => None,
+            files => Some(Arc::new(RuntimeList::open_scoped(&files)?)),
         };
         // Lists load before serving starts; a list that fails is reported and skipped.
         let specs = config.list_specs();
-        let (policy, _report) = tokio::task::spawn_blocking(move || PolicyStore::load(specs))
+        let groups = config.groups_spec();
+        let (policy, _report) = tokio::task::spawn_blocking(move || PolicyStore::load_grouped(specs, groups))
             .await
             .map_err(|e| format!("loading lists crashed: {e}"))?;
         let watch = (config.policy.watch && !config.lists.is_empty())
@@ -49,6 +50,7 @@ impl Instance {
             None => Recorder::disabled(),
         };
         recorder.runtime = runtime.clone();
+        recorder.count_groups(&policy.snapshot());
         let engine = Arc::new(Engine::new(config, upstream, policy, recorder));
         let evictor = {
             let engine = Arc::clone(&engine);

@@ -185,17 +185,26 @@ async fn runtime_add(State(st): State<AdminState>, body: Result<Json<NewEntry>, 
     }
 }
 
-async fn runtime_remove(State(st): State<AdminState>, Path(name): Path<String>) -> Response {
+#[derive(Deserialize)]
+struct ScopeQuery {
+    /// The group whose entry to remove; absent = the entry for every group.
+    group: Option<String>,
+}
+
+async fn runtime_remove(State(st): State<AdminState>, Path(name): Path<String>, Query(scope): Query<ScopeQuery>) -> Response {
     let Some(r) = &st.runtime else {
         return error(StatusCode::NOT_FOUND, "no runtime list");
     };
-    match r.remove(&name) {
+    match r.remove_scoped(scope.group.as_deref(), &name) {
         Ok(true) => {
             tracing::info!(%name, "runtime list: entry removed");
             st.engine.policy().reload("runtime entry removed").await;
             Json(json!({ "removed": name })).into_response()
         }
-        Ok(false) => error(StatusCode::NOT_FOUND, format!("{name} is not in the runtime list")),
+        Ok(false) => error(StatusCode::NOT_FOUND, match &scope.group {
+            Some(g) => format!("{name} is not in the runtime list of group {g}"),
+            None => format!("{name} is not in the runtime list"),
+        }),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
     }
 }
@@ -204,6 +213,8 @@ async fn runtime_remove(State(st): State<AdminState>, Path(name): Path<String>) 
 struct ExplainQuery {
     name: Option<String>,
     ip: Option<IpAddr>,
+    /// Answer for this client address's group.
+    client: Option<IpAddr>,
 }
 
 async fn explain(State(st): State<AdminState>, Query(q): Query<ExplainQuery>) -> Response {
@@ -211,26 +222,29 @@ async fn explain(State(st): State<AdminState>, Query(q): Query<ExplainQuery>) ->
         return error(StatusCode::BAD_REQUEST, "give ?name=NAME and/or ?ip=ADDRESS");
     }
     let snap = st.engine.policy().snapshot();
-    let mut hits: Vec<Verdict> = q.name.as_deref().map(|n| snap.explain_name(n)).unwrap_or_default();
+    let who = q.client.map(|c| snap.groups().lookup(c)).unwrap_or_default();
+    let mut hits: Vec<Verdict> = q.name.as_deref().map(|n| snap.explain_name_for(n, who)).unwrap_or_default();
     if let Some(ip) = q.ip {
-        hits.extend(snap.explain_ip(ip));
+        hits.extend(snap.explain_ip_for(ip, who));
     }
     let blocked = !hits.is_empty() && !hits.iter().any(Verdict::is_allow);
     let rules: Vec<Value> = hits
         .iter()
         .map(|v| {
             let r = v.rule();
-            let runtime = (&*r.list == crate::config::RUNTIME_LIST)
-                .then(|| st.runtime.as_ref().and_then(|rt| rt.get(&r.trigger_name)))
-                .flatten();
+            let runtime = crate::policy::groups::runtime_scope(&r.list)
+                .and_then(|scope| st.runtime.as_ref().and_then(|rt| rt.get_scoped(scope, &r.trigger_name)));
             json!({
+                "action": match v { Verdict::Block { action, .. } => action.map(|a| format!("{a:?}").to_lowercase()), _ => None },
                 "kind": match v { Verdict::Allow(_) => "allow", Verdict::Block { .. } => "block", Verdict::LocalData { .. } => "local-data", Verdict::Drop(_) => "drop" },
                 "list": &*r.list, "category": r.category.as_str(), "rule": r.trigger_name,
                 "file": r.file, "line": r.line, "text": r.rule_text().ok(), "runtime": runtime,
             })
         })
         .collect();
-    Json(json!({ "name": q.name, "ip": q.ip, "blocked": blocked, "rules": rules })).into_response()
+    let groups = snap.groups();
+    let client = q.client.map(|c| json!({ "address": c, "name": groups.client_name(who).map(|n| &**n), "group": &*groups.group(who).name }));
+    Json(json!({ "name": q.name, "ip": q.ip, "client": client, "blocked": blocked, "rules": rules })).into_response()
 }
 
 #[derive(Deserialize, Default)]

@@ -3,6 +3,7 @@
 //! `load` returns either a `Config` or the full list of problems, each with its key path and
 //! line, so that `dnsward check` and `dnsward serve` print the same messages.
 
+mod groups;
 mod locate;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -11,6 +12,7 @@ use std::path::{Path, PathBuf};
 use ipnet::IpNet;
 use serde::Deserialize;
 
+pub use groups::{ClientConfig, ClientNet, GroupConfig};
 pub use locate::ConfigProblem;
 
 /// The name of the list the admin API adds entries to.
@@ -37,6 +39,12 @@ pub struct Config {
     /// `[admin]`; absent = no metrics endpoint and no admin API.
     #[serde(default)]
     pub admin: Option<AdminConfig>,
+    /// `[[clients]]`: names for addresses and CIDRs (query log, explain), optional group.
+    #[serde(default)]
+    pub clients: Vec<ClientConfig>,
+    /// `[[groups]]`: per-client policy groups (which lists apply, action, logging).
+    #[serde(default)]
+    pub groups: Vec<GroupConfig>,
     /// Directory the config file lives in: relative paths in the file are resolved against it.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -579,6 +587,7 @@ impl Config {
         if self.policy.watch_interval_secs == 0 {
             out.push(("policy.watch_interval_secs".into(), "must be at least 1".into()));
         }
+        out.extend(self.group_problems());
         out
     }
 
@@ -596,9 +605,10 @@ impl Config {
                 action: l.action,
             })
             .collect();
-        if let Some(path) = self.runtime_list_path() {
+        // The runtime list, and with groups one per group (`runtime@GROUP`).
+        for (group, path) in self.runtime_list_files() {
             specs.push(ListSpec {
-                name: RUNTIME_LIST.into(),
+                name: crate::policy::groups::runtime_list_name(group.as_deref()),
                 category: Category::Threat,
                 path,
                 format: ListFormat::Plain,
