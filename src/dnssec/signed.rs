@@ -1,1 +1,451 @@
-//! placeholder
+//! A zone signer and a minimal authoritative responder over the signed zone, for tests and
+//! scripted test authorities: zone text in, a signed zone (DNSKEY, NSEC or NSEC3 chain,
+//! RRSIGs) out, and `respond` builds the answer an authoritative server would send with
+//! DO=1 (answers, referrals with DS or a proof of no DS, NODATA, NXDOMAIN, wildcard
+//! expansions, each with its NSEC/NSEC3 proof).
+//!
+//! Keys are generated with ring through hickory (ECDSA P-256/P-384, Ed25519; ring cannot
+//! generate RSA keys). No signer in hickory 0.26 builds NSEC/NSEC3 chains outside
+//! hickory-server's authorities, hence the chain code here.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use data_encoding::BASE32_DNSSEC;
+use hickory_proto::dnssec::crypto::{EcdsaSigningKey, Ed25519SigningKey};
+use hickory_proto::dnssec::rdata::{DNSSECRData, DNSKEY, DS, NSEC, NSEC3, NSEC3PARAM, RRSIG, SigInput};
+use hickory_proto::dnssec::{Algorithm, DigestType, Nsec3HashAlgorithm, SigningKey, Verifier as _, TBS};
+use hickory_proto::op::{Message, OpCode, Query, ResponseCode};
+use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType, SerialNumber};
+use hickory_proto::serialize::txt::Parser;
+
+use super::DnssecError;
+
+/// Which denial-of-existence chain to build.
+#[derive(Clone, Debug)]
+pub enum DenialChain {
+    Nsec,
+    Nsec3 { iterations: u16, salt: Vec<u8>, opt_out: bool },
+}
+
+#[derive(Clone, Debug)]
+pub struct SignOptions {
+    pub algorithm: Algorithm,
+    pub denial: DenialChain,
+    /// RRSIG inception and expiration, unix seconds.
+    pub inception: u32,
+    pub expiration: u32,
+}
+
+impl SignOptions {
+    /// ECDSA P-256, NSEC, valid from an hour before `now` for 30 days.
+    pub fn new(now: u32) -> Self {
+        SignOptions {
+            algorithm: Algorithm::ECDSAP256SHA256,
+            denial: DenialChain::Nsec,
+            inception: now.saturating_sub(3600),
+            expiration: now.saturating_add(30 * 86400),
+        }
+    }
+}
+
+struct Key {
+    signing: Box<dyn SigningKey>,
+    dnskey: DNSKEY,
+    tag: u16,
+}
+
+/// A signed zone: every record (data, DNSKEY, NSEC*, RRSIG) and the answers built from it.
+pub struct SignedZone {
+    pub apex: Name,
+    /// All records of the zone, RRSIGs included. Tests may tamper with them.
+    pub records: Vec<Record>,
+    ksk: Key,
+    options: SignOptions,
+    /// NSEC3 hash -> original owner name (empty with NSEC).
+    nsec3_owners: BTreeMap<Vec<u8>, Name>,
+}
+
+impl SignedZone {
+    /// Parses `zone_text` (zone-file form; `origin` is the apex) and signs it.
+    pub fn sign(origin: &str, zone_text: &str, options: SignOptions) -> Result<Self, DnssecError> {
+        let origin = Name::from_ascii(origin).map_err(|e| DnssecError::Zone(e.to_string()))?;
+        let (apex, sets) =
+            Parser::new(zone_text, None, Some(origin)).parse().map_err(|e| DnssecError::Zone(e.to_string()))?;
+        let apex = apex.to_lowercase();
+        let mut data: Vec<Record> = sets.values().flat_map(|s| s.records_without_rrsigs().cloned()).collect();
+        for r in &mut data {
+            r.name = r.name.to_lowercase();
+        }
+        let ksk = generate_key(options.algorithm, true)?;
+        let zsk = generate_key(options.algorithm, false)?;
+        let soa_min = data.iter().find_map(|r| match &r.data {
+            RData::SOA(soa) => Some(soa.minimum.min(r.ttl)),
+            _ => None,
+        });
+        let Some(neg_ttl) = soa_min else {
+            return Err(DnssecError::Zone(format!("{apex} has no SOA")));
+        };
+        for key in [&ksk, &zsk] {
+            data.push(Record::from_rdata(apex.clone(), 3600, RData::DNSSEC(DNSSECRData::DNSKEY(key.dnskey.clone()))));
+        }
+        let mut zone = SignedZone { apex, records: Vec::new(), ksk, options, nsec3_owners: BTreeMap::new() };
+        let delegations = zone.delegations(&data);
+        let denial = match zone.options.denial.clone() {
+            DenialChain::Nsec => zone.nsec_chain(&data, &delegations, neg_ttl),
+            DenialChain::Nsec3 { iterations, salt, opt_out } => {
+                let param = NSEC3PARAM::new(Nsec3HashAlgorithm::SHA1, false, iterations, salt.clone());
+                data.push(Record::from_rdata(zone.apex.clone(), 0, RData::DNSSEC(DNSSECRData::NSEC3PARAM(param))));
+                zone.nsec3_chain(&data, &delegations, neg_ttl, iterations, &salt, opt_out)?
+            }
+        };
+        data.extend(denial);
+        let mut signatures = Vec::new();
+        for ((name, rtype), records) in group(&data) {
+            let unsigned = delegations
+                .iter()
+                .any(|d| (d == &name && rtype == RecordType::NS) || (d != &name && d.zone_of(&name)));
+            if unsigned {
+                continue; // delegation NS and glue are not signed
+            }
+            let key = if rtype == RecordType::DNSKEY { &zone.ksk } else { &zsk };
+            signatures.push(zone.sign_rrset(&records, key)?);
+        }
+        data.extend(signatures);
+        zone.records = data;
+        Ok(zone)
+    }
+
+    /// The KSK's DS record (SHA-256) for the parent zone.
+    pub fn ds(&self) -> DS {
+        let digest = self.ksk.dnskey.to_digest(&self.apex, DigestType::SHA256).expect("digest of our own key");
+        DS::new(self.ksk.tag, self.ksk.dnskey.algorithm(), DigestType::SHA256, digest.as_ref().to_vec())
+    }
+
+    /// The DS in zone-file form, to paste into the parent's zone text or a trust-anchor file.
+    pub fn ds_line(&self) -> String {
+        let ds = self.ds();
+        let hex: String = ds.digest().iter().map(|b| format!("{b:02X}")).collect();
+        format!("{} 3600 IN DS {} {} 2 {hex}", self.apex, ds.key_tag(), u8::from(ds.algorithm()))
+    }
+
+    /// The KSK as DNSKEY rdata (a trust anchor for this zone).
+    pub fn ksk(&self) -> &DNSKEY {
+        &self.ksk.dnskey
+    }
+
+    /// The records and RRSIGs of (name, type).
+    pub fn rrset(&self, name: &Name, rtype: RecordType) -> Vec<Record> {
+        self.records
+            .iter()
+            .filter(|r| &r.name == name && (r.record_type() == rtype || covered(r) == Some(rtype)))
+            .cloned()
+            .collect()
+    }
+
+    /// The response of an authoritative server for this zone to (qname, qtype) with DO=1.
+    /// CNAMEs within the zone are followed (at most 8).
+    pub fn respond(&self, qname: &Name, qtype: RecordType) -> Message {
+        let mut qname = qname.to_lowercase();
+        let mut msg = Message::response(0, OpCode::Query);
+        msg.add_query(Query::query(qname.clone(), qtype));
+        msg.metadata.authoritative = true;
+        if !self.apex.zone_of(&qname) {
+            msg.metadata.response_code = ResponseCode::Refused;
+            return msg;
+        }
+        for _ in 0..8 {
+            match self.answer_into(&mut msg, &qname, qtype) {
+                Some(target) if self.apex.zone_of(&target) => qname = target,
+                _ => break,
+            }
+        }
+        msg
+    }
+
+    /// Adds the answer for (qname, qtype) to `msg`; returns the CNAME target to follow.
+    fn answer_into(&self, msg: &mut Message, qname: &Name, qtype: RecordType) -> Option<Name> {
+        let delegation = self.delegations(&self.records).into_iter().find(|d| d.zone_of(qname));
+        if let Some(cut) = delegation.filter(|d| !(d == qname && qtype == RecordType::DS)) {
+            msg.metadata.authoritative = false;
+            msg.authorities.extend(self.rrset(&cut, RecordType::NS));
+            let ds = self.rrset(&cut, RecordType::DS);
+            if ds.is_empty() {
+                msg.authorities.extend(self.nodata_proof(&cut));
+            } else {
+                msg.authorities.extend(ds);
+            }
+            return None;
+        }
+        let exact = self.rrset(qname, qtype);
+        if !exact.is_empty() {
+            msg.answers.extend(exact);
+            return None;
+        }
+        let cname = self.rrset(qname, RecordType::CNAME);
+        if !cname.is_empty() {
+            let target = cname.iter().find_map(|r| match &r.data {
+                RData::CNAME(c) => Some(c.0.to_lowercase()),
+                _ => None,
+            });
+            msg.answers.extend(cname);
+            return target;
+        }
+        if self.exists(qname) {
+            self.negative(msg, self.nodata_proof(qname));
+            return None;
+        }
+        let ce = self.closest_encloser(qname);
+        let wildcard = ce.prepend_label("*").expect("wildcard name");
+        if self.has_name(&wildcard) {
+            let expansion = self.rrset(&wildcard, qtype);
+            let mut proof = self.no_name_proof(qname, &ce, false);
+            if expansion.is_empty() {
+                proof.extend(self.nodata_proof(&wildcard));
+                self.negative(msg, proof);
+            } else {
+                msg.answers.extend(expansion.into_iter().map(|mut r| {
+                    r.name = qname.clone();
+                    r
+                }));
+                msg.authorities.extend(proof);
+            }
+            return None;
+        }
+        let proof = self.no_name_proof(qname, &ce, true);
+        self.negative(msg, proof);
+        msg.metadata.response_code = ResponseCode::NXDomain;
+        None
+    }
+
+    fn negative(&self, msg: &mut Message, proof: Vec<Record>) {
+        msg.authorities.extend(self.rrset(&self.apex, RecordType::SOA));
+        for r in proof {
+            if !msg.authorities.contains(&r) {
+                msg.authorities.push(r);
+            }
+        }
+    }
+
+    /// Denial records showing `name` exists without the asked type (or is an ENT).
+    fn nodata_proof(&self, name: &Name) -> Vec<Record> {
+        match self.options.denial {
+            DenialChain::Nsec => {
+                let owner = if self.has_name(name) { name.clone() } else { self.nsec_covering(name) };
+                self.rrset(&owner, RecordType::NSEC)
+            }
+            DenialChain::Nsec3 { .. } => match self.nsec3_matching(name) {
+                Some(owner) => self.rrset(&owner, RecordType::NSEC3),
+                // Opt-out: no NSEC3 at the name; prove the closest encloser and the span.
+                None => self.no_name_proof(name, &self.closest_encloser(name), false),
+            },
+        }
+    }
+
+    /// Denial records showing `name` does not exist below `ce`; with `wildcard_too`, that
+    /// `*.ce` does not exist either.
+    fn no_name_proof(&self, name: &Name, ce: &Name, wildcard_too: bool) -> Vec<Record> {
+        let wildcard = ce.prepend_label("*").expect("wildcard name");
+        let mut out = Vec::new();
+        match self.options.denial {
+            DenialChain::Nsec => {
+                out.extend(self.rrset(&self.nsec_covering(name), RecordType::NSEC));
+                if wildcard_too {
+                    out.extend(self.rrset(&self.nsec_covering(&wildcard), RecordType::NSEC));
+                }
+            }
+            DenialChain::Nsec3 { .. } => {
+                let next_closer = name.trim_to(ce.iter().count() + 1);
+                if let Some(owner) = self.nsec3_matching(ce) {
+                    out.extend(self.rrset(&owner, RecordType::NSEC3));
+                }
+                out.extend(self.rrset(&self.nsec3_covering(&next_closer), RecordType::NSEC3));
+                if wildcard_too {
+                    out.extend(self.rrset(&self.nsec3_covering(&wildcard), RecordType::NSEC3));
+                }
+            }
+        }
+        out.dedup();
+        out
+    }
+
+    fn names(&self) -> BTreeSet<Name> {
+        self.records.iter().filter(|r| !matches!(r.record_type(), RecordType::NSEC3 | RecordType::RRSIG)).map(|r| r.name.clone()).collect()
+    }
+
+    fn has_name(&self, name: &Name) -> bool {
+        self.records.iter().any(|r| &r.name == name && r.record_type() != RecordType::NSEC3)
+    }
+
+    /// The name exists: it owns records or is an empty non-terminal.
+    fn exists(&self, name: &Name) -> bool {
+        self.names().iter().any(|n| name.zone_of(n))
+    }
+
+    fn closest_encloser(&self, name: &Name) -> Name {
+        let mut ce = name.base_name();
+        while !self.exists(&ce) && ce != self.apex {
+            ce = ce.base_name();
+        }
+        ce
+    }
+
+    fn nsec_covering(&self, name: &Name) -> Name {
+        let owners: Vec<Name> =
+            self.records.iter().filter(|r| r.record_type() == RecordType::NSEC).map(|r| r.name.clone()).collect();
+        owners.iter().filter(|o| *o < name).max().or_else(|| owners.iter().max()).cloned().expect("NSEC chain")
+    }
+
+    fn nsec3_hash(&self, name: &Name) -> Vec<u8> {
+        let DenialChain::Nsec3 { iterations, ref salt, .. } = self.options.denial else { return Vec::new() };
+        Nsec3HashAlgorithm::SHA1.hash(salt, name, iterations).expect("hash").as_ref().to_vec()
+    }
+
+    fn nsec3_owner(&self, hash: &[u8]) -> Name {
+        self.apex.prepend_label(BASE32_DNSSEC.encode(hash).as_str()).expect("NSEC3 owner")
+    }
+
+    fn nsec3_matching(&self, name: &Name) -> Option<Name> {
+        let h = self.nsec3_hash(name);
+        self.nsec3_owners.contains_key(&h).then(|| self.nsec3_owner(&h))
+    }
+
+    fn nsec3_covering(&self, name: &Name) -> Name {
+        let h = self.nsec3_hash(name);
+        let before = self.nsec3_owners.range(..h).next_back().or_else(|| self.nsec3_owners.iter().next_back());
+        self.nsec3_owner(before.expect("NSEC3 chain").0)
+    }
+
+    /// Names with NS records below the apex: zone cuts.
+    fn delegations(&self, data: &[Record]) -> Vec<Name> {
+        let mut cuts: Vec<Name> = data
+            .iter()
+            .filter(|r| r.record_type() == RecordType::NS && r.name != self.apex)
+            .map(|r| r.name.clone())
+            .collect();
+        cuts.sort();
+        cuts.dedup();
+        cuts
+    }
+
+    /// Authoritative names (not below a cut) with their types, in canonical order.
+    fn authoritative(&self, data: &[Record], cuts: &[Name]) -> BTreeMap<Name, BTreeSet<RecordType>> {
+        let mut names: BTreeMap<Name, BTreeSet<RecordType>> = BTreeMap::new();
+        for r in data {
+            if cuts.iter().any(|c| c.zone_of(&r.name) && c != &r.name) {
+                continue; // glue
+            }
+            names.entry(r.name.clone()).or_default().insert(r.record_type());
+        }
+        names
+    }
+
+    fn nsec_chain(&self, data: &[Record], cuts: &[Name], ttl: u32) -> Vec<Record> {
+        let names = self.authoritative(data, cuts);
+        let owners: Vec<&Name> = names.keys().collect();
+        owners
+            .iter()
+            .enumerate()
+            .map(|(i, owner)| {
+                let next = owners[(i + 1) % owners.len()].clone();
+                let types = names[*owner].iter().copied().chain([RecordType::NSEC, RecordType::RRSIG]);
+                let nsec = NSEC::new(next, types);
+                Record::from_rdata((*owner).clone(), ttl, RData::DNSSEC(DNSSECRData::NSEC(nsec)))
+            })
+            .collect()
+    }
+
+    fn nsec3_chain(
+        &mut self,
+        data: &[Record],
+        cuts: &[Name],
+        ttl: u32,
+        iterations: u16,
+        salt: &[u8],
+        opt_out: bool,
+    ) -> Result<Vec<Record>, DnssecError> {
+        let mut names = self.authoritative(data, cuts);
+        if opt_out {
+            // Unsigned delegations get no NSEC3 (RFC 5155 section 7.1).
+            names.retain(|n, types| !(cuts.contains(n) && !types.contains(&RecordType::DS)));
+        }
+        // Empty non-terminals get an NSEC3 with an empty type map.
+        let apex_labels = self.apex.iter().count();
+        for name in names.keys().cloned().collect::<Vec<_>>() {
+            for k in apex_labels + 1..name.iter().count() {
+                names.entry(name.trim_to(k)).or_default();
+            }
+        }
+        let mut hashed = BTreeMap::new();
+        for (name, types) in &names {
+            let h = Nsec3HashAlgorithm::SHA1.hash(salt, name, iterations).map_err(|e| DnssecError::Signing(e.to_string()))?;
+            hashed.insert(h.as_ref().to_vec(), (name.clone(), types.clone()));
+        }
+        let hashes: Vec<Vec<u8>> = hashed.keys().cloned().collect();
+        let mut out = Vec::new();
+        for (i, h) in hashes.iter().enumerate() {
+            let (name, types) = &hashed[h];
+            let mut types: Vec<RecordType> = types.iter().copied().collect();
+            if !types.is_empty() && !(cuts.contains(name) && !types.contains(&RecordType::DS)) {
+                types.push(RecordType::RRSIG);
+            }
+            let next = hashes[(i + 1) % hashes.len()].clone();
+            let nsec3 = NSEC3::new(Nsec3HashAlgorithm::SHA1, opt_out, iterations, salt.to_vec(), next, types);
+            out.push(Record::from_rdata(self.nsec3_owner(h), ttl, RData::DNSSEC(DNSSECRData::NSEC3(nsec3))));
+            self.nsec3_owners.insert(h.clone(), name.clone());
+        }
+        Ok(out)
+    }
+
+    fn sign_rrset(&self, records: &[&Record], key: &Key) -> Result<Record, DnssecError> {
+        let first = records[0];
+        let input = SigInput {
+            type_covered: first.record_type(),
+            algorithm: key.dnskey.algorithm(),
+            num_labels: first.name.num_labels(),
+            original_ttl: first.ttl,
+            sig_expiration: SerialNumber::new(self.options.expiration),
+            sig_inception: SerialNumber::new(self.options.inception),
+            key_tag: key.tag,
+            signer_name: self.apex.clone(),
+        };
+        let tbs = TBS::from_input(&first.name, DNSClass::IN, &input, records.iter().copied())
+            .map_err(|e| DnssecError::Signing(e.to_string()))?;
+        let sig = key.signing.sign(&tbs).map_err(|e| DnssecError::Signing(e.to_string()))?;
+        let rrsig = RRSIG::from_sig(input, sig);
+        Ok(Record::from_rdata(first.name.clone(), first.ttl, RData::DNSSEC(DNSSECRData::RRSIG(rrsig))))
+    }
+}
+
+fn generate_key(algorithm: Algorithm, ksk: bool) -> Result<Key, DnssecError> {
+    let err = |e: hickory_proto::dnssec::DnsSecError| DnssecError::Signing(e.to_string());
+    let signing: Box<dyn SigningKey> = match algorithm {
+        Algorithm::ECDSAP256SHA256 | Algorithm::ECDSAP384SHA384 => {
+            let pkcs8 = EcdsaSigningKey::generate_pkcs8(algorithm).map_err(err)?;
+            Box::new(EcdsaSigningKey::from_pkcs8(&pkcs8, algorithm).map_err(err)?)
+        }
+        Algorithm::ED25519 => {
+            let pkcs8 = Ed25519SigningKey::generate_pkcs8().map_err(err)?;
+            Box::new(Ed25519SigningKey::from_pkcs8(&pkcs8).map_err(err)?)
+        }
+        other => return Err(DnssecError::Signing(format!("cannot generate {other} keys (ring)"))),
+    };
+    let public = signing.to_public_key().map_err(err)?;
+    let dnskey = DNSKEY::new(true, ksk, false, public);
+    let tag = dnskey.calculate_key_tag().map_err(|e| DnssecError::Signing(e.to_string()))?;
+    Ok(Key { signing, dnskey, tag })
+}
+
+fn covered(r: &Record) -> Option<RecordType> {
+    match &r.data {
+        RData::DNSSEC(DNSSECRData::RRSIG(s)) => Some(s.input().type_covered),
+        _ => None,
+    }
+}
+
+fn group(data: &[Record]) -> BTreeMap<(Name, RecordType), Vec<&Record>> {
+    let mut sets: BTreeMap<(Name, RecordType), Vec<&Record>> = BTreeMap::new();
+    for r in data {
+        sets.entry((r.name.clone(), r.record_type())).or_default().push(r);
+    }
+    sets
+}

@@ -1,0 +1,328 @@
+//! The DNSSEC validator against zones signed in the test (`dnsward::dnssec::signed`), with a
+//! key fetcher backed by those zones and the test root's KSK as the only trust anchor.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use hickory_proto::dnssec::rdata::{DNSSECRData, RRSIG};
+use hickory_proto::dnssec::Algorithm;
+use hickory_proto::op::{Message, Query, ResponseCode};
+use hickory_proto::rr::{Name, RData, Record, RecordType};
+
+use dnsward::dnssec::signed::{DenialChain, SignOptions, SignedZone};
+use dnsward::dnssec::{
+    ede, strip_dnssec_records, FetchError, Fetched, KeyFetcher, Limits, Security, TrustAnchorSet, Validator,
+};
+
+const NOW: u32 = 1_800_000_000;
+const SOA: &str = "@ 3600 IN SOA ns.invalid. host.invalid. 1 7200 3600 1209600 300\n@ 3600 IN NS ns.invalid.\n";
+
+fn name(s: &str) -> Name {
+    Name::from_ascii(s).unwrap()
+}
+
+fn nsec3(iterations: u16, opt_out: bool) -> DenialChain {
+    DenialChain::Nsec3 { iterations, salt: vec![0xab, 0xcd], opt_out }
+}
+
+/// A signed hierarchy: the root and one TLD per scenario.
+struct Hierarchy {
+    zones: Vec<SignedZone>,
+    fetches: AtomicUsize,
+}
+
+impl Hierarchy {
+    fn build() -> Arc<Hierarchy> {
+        let mut tlds = Vec::new();
+        let data = "www 300 IN A 192.0.2.1\n*.wild 300 IN A 192.0.2.9\nalias 300 IN CNAME www\n\
+                    a.b.deep 300 IN A 192.0.2.3\n";
+        let mut opts = SignOptions::new(NOW);
+        tlds.push(sign("secure.", data, opts.clone()));
+        opts.algorithm = Algorithm::ED25519;
+        opts.denial = nsec3(5, false);
+        tlds.push(sign("nsec3.", data, opts.clone()));
+        opts.algorithm = Algorithm::ECDSAP384SHA384;
+        opts.denial = nsec3(0, true);
+        let optout = format!("{data}child 300 IN NS ns.child\nns.child 300 IN A 192.0.2.53\n");
+        tlds.push(sign("optout.", &optout, opts.clone()));
+        opts.denial = nsec3(500, false);
+        tlds.push(sign("slow.", data, opts.clone()));
+        let mut old = SignOptions::new(NOW);
+        (old.inception, old.expiration) = (NOW - 40 * 86400, NOW - 10 * 86400);
+        tlds.push(sign("expired.", data, old));
+        let mut nokey = sign("nokey.", data, SignOptions::new(NOW));
+        nokey.records.retain(|r| r.record_type() != RecordType::DNSKEY && !covers(r, RecordType::DNSKEY));
+        tlds.push(nokey);
+
+        let mut root_text = String::new();
+        for tld in &tlds {
+            root_text += &format!("{} 3600 IN NS ns.invalid.\n{}\n", tld.apex, tld.ds_line());
+        }
+        root_text += "insecure. 3600 IN NS ns.invalid.\n";
+        root_text += "unsupported. 3600 IN NS ns.invalid.\nunsupported. 3600 IN DS 1234 253 2 ";
+        root_text += &"AB".repeat(32);
+        root_text += "\n";
+        let mut zones = vec![sign(".", &root_text, SignOptions::new(NOW))];
+        zones.extend(tlds);
+        Arc::new(Hierarchy { zones, fetches: AtomicUsize::new(0) })
+    }
+
+    fn zone(&self, apex: &str) -> &SignedZone {
+        self.zones.iter().find(|z| z.apex == name(apex)).unwrap()
+    }
+
+    fn anchors(&self) -> TrustAnchorSet {
+        let mut anchors = TrustAnchorSet::empty();
+        anchors.add_dnskey(Name::root(), self.zone(".").ksk().clone());
+        anchors
+    }
+
+    fn validator(&self) -> Validator {
+        Validator::new(self.anchors(), Vec::new(), Limits::default())
+    }
+}
+
+fn sign(origin: &str, data: &str, opts: SignOptions) -> SignedZone {
+    SignedZone::sign(origin, &format!("{SOA}{data}"), opts).unwrap()
+}
+
+fn covers(r: &Record, t: RecordType) -> bool {
+    matches!(&r.data, RData::DNSSEC(DNSSECRData::RRSIG(s)) if s.input().type_covered == t)
+}
+
+#[async_trait]
+impl KeyFetcher for Hierarchy {
+    /// DS from the deepest zone strictly above the name (the parent side), DNSKEY from the zone.
+    async fn fetch(&self, qname: &Name, rtype: RecordType) -> Result<Fetched, FetchError> {
+        self.fetches.fetch_add(1, Ordering::Relaxed);
+        let zone = self
+            .zones
+            .iter()
+            .filter(|z| z.apex.zone_of(qname) && (rtype != RecordType::DS || &z.apex != qname))
+            .max_by_key(|z| z.apex.num_labels())
+            .ok_or_else(|| FetchError::Failed(format!("no zone for {qname}")))?;
+        Ok(Fetched { message: zone.respond(qname, rtype), zone: zone.apex.clone() })
+    }
+}
+
+/// Asks `zone` for (qname, qtype) and validates its response.
+async fn check(h: &Hierarchy, v: &Validator, zone: &str, qname: &str, qtype: RecordType) -> Security {
+    let response = h.zone(zone).respond(&name(qname), qtype);
+    validate(h, v, zone, qname, qtype, &response).await
+}
+
+async fn validate(h: &Hierarchy, v: &Validator, zone: &str, qname: &str, qtype: RecordType, m: &Message) -> Security {
+    let query = Query::query(name(qname), qtype);
+    v.validate(&query, m, &name(zone), h, NOW).await
+}
+
+fn assert_bogus(s: &Security, code: u16) {
+    match s {
+        Security::Bogus(b) => assert_eq!(b.ede, code, "{}", b.reason),
+        other => panic!("expected bogus EDE {code}, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn secure_answers_and_the_key_cache() {
+    let h = Hierarchy::build();
+    let v = h.validator();
+    assert_eq!(check(&h, &v, "secure.", "www.secure.", RecordType::A).await, Security::Secure);
+    let fetched = h.fetches.load(Ordering::Relaxed);
+    assert_eq!(fetched, 3, "DNSKEY . + DS secure. + DNSKEY secure.");
+    // A CNAME within the zone, and a second answer: no more key fetches.
+    assert_eq!(check(&h, &v, "secure.", "alias.secure.", RecordType::A).await, Security::Secure);
+    assert_eq!(h.fetches.load(Ordering::Relaxed), fetched);
+    for zone in ["nsec3.", "optout."] {
+        assert_eq!(check(&h, &v, zone, &format!("www.{zone}"), RecordType::A).await, Security::Secure, "{zone}");
+    }
+}
+
+#[tokio::test]
+async fn insecure_delegation_and_its_answers() {
+    let h = Hierarchy::build();
+    let v = h.validator();
+    // The root's referral proves with NSEC that insecure. has no DS.
+    assert_eq!(check(&h, &v, ".", "www.insecure.", RecordType::A).await, Security::Insecure);
+    // An unsigned answer from the insecure zone.
+    let mut unsigned = Message::response(0, hickory_proto::op::OpCode::Query);
+    unsigned.add_answer(Record::from_rdata(name("www.insecure."), 60, RData::A("192.0.2.7".parse().unwrap())));
+    assert_eq!(validate(&h, &v, "insecure.", "www.insecure.", RecordType::A, &unsigned).await, Security::Insecure);
+    // A secure referral.
+    assert_eq!(check(&h, &v, ".", "www.secure.", RecordType::A).await, Security::Secure);
+}
+
+#[tokio::test]
+async fn flipped_signature_byte_is_bogus() {
+    let h = Hierarchy::build();
+    let v = h.validator();
+    let mut m = h.zone("secure.").respond(&name("www.secure."), RecordType::A);
+    for r in m.answers.iter_mut() {
+        if let RData::DNSSEC(DNSSECRData::RRSIG(sig)) = &r.data {
+            let mut bytes = sig.sig().to_vec();
+            bytes[10] ^= 0x01;
+            r.data = RData::DNSSEC(DNSSECRData::RRSIG(RRSIG::from_sig(sig.input().clone(), bytes)));
+        }
+    }
+    assert_bogus(&validate(&h, &v, "secure.", "www.secure.", RecordType::A, &m).await, ede::DNSSEC_BOGUS);
+}
+
+#[tokio::test]
+async fn expired_signatures_missing_dnskey_missing_rrsigs() {
+    let h = Hierarchy::build();
+    let v = h.validator();
+    assert_bogus(&check(&h, &v, "expired.", "www.expired.", RecordType::A).await, ede::SIGNATURE_EXPIRED);
+    assert_bogus(&check(&h, &v, "nokey.", "www.nokey.", RecordType::A).await, ede::DNSKEY_MISSING);
+    let mut m = h.zone("secure.").respond(&name("www.secure."), RecordType::A);
+    m.answers.retain(|r| r.record_type() != RecordType::RRSIG);
+    assert_bogus(&validate(&h, &v, "secure.", "www.secure.", RecordType::A, &m).await, ede::RRSIGS_MISSING);
+    // An RRSIG whose rdata did not parse counts as no RRSIG.
+    let mut m = h.zone("secure.").respond(&name("www.secure."), RecordType::A);
+    for r in m.answers.iter_mut().filter(|r| r.record_type() == RecordType::RRSIG) {
+        r.data = RData::Unknown { code: RecordType::RRSIG, rdata: hickory_proto::rr::rdata::NULL::with(vec![1, 2, 3]) };
+    }
+    assert_bogus(&validate(&h, &v, "secure.", "www.secure.", RecordType::A, &m).await, ede::RRSIGS_MISSING);
+}
+
+#[tokio::test]
+async fn ds_with_unsupported_algorithm_is_insecure() {
+    let h = Hierarchy::build();
+    let v = h.validator();
+    let mut unsigned = Message::response(0, hickory_proto::op::OpCode::Query);
+    unsigned.add_answer(Record::from_rdata(name("www.unsupported."), 60, RData::A("192.0.2.8".parse().unwrap())));
+    let s = validate(&h, &v, "unsupported.", "www.unsupported.", RecordType::A, &unsigned).await;
+    assert_eq!(s, Security::Insecure);
+}
+
+#[tokio::test]
+async fn denial_proofs_nsec_and_nsec3() {
+    let h = Hierarchy::build();
+    let v = h.validator();
+    for zone in ["secure.", "nsec3."] {
+        let q = |l: &str| format!("{l}.{zone}");
+        let nx = h.zone(zone).respond(&name(&q("nothere")), RecordType::A);
+        assert_eq!(nx.metadata.response_code, ResponseCode::NXDomain);
+        assert_eq!(check(&h, &v, zone, &q("nothere"), RecordType::A).await, Security::Secure, "{zone} NXDOMAIN");
+        assert_eq!(check(&h, &v, zone, &q("www"), RecordType::TXT).await, Security::Secure, "{zone} NODATA");
+        assert_eq!(check(&h, &v, zone, &q("deep"), RecordType::A).await, Security::Secure, "{zone} ENT NODATA");
+        let wild = h.zone(zone).respond(&name(&q("x.wild")), RecordType::A);
+        assert_eq!(wild.answers.first().map(|r| r.name.clone()), Some(name(&q("x.wild"))));
+        assert_eq!(check(&h, &v, zone, &q("x.wild"), RecordType::A).await, Security::Secure, "{zone} wildcard");
+        assert_eq!(check(&h, &v, zone, &q("x.wild"), RecordType::MX).await, Security::Secure, "{zone} wildcard NODATA");
+
+        // Without their proofs the same answers are bogus.
+        let mut m = nx.clone();
+        m.authorities.retain(|r| !matches!(r.record_type(), RecordType::NSEC | RecordType::NSEC3));
+        m.authorities.retain(|r| !covers(r, RecordType::NSEC) && !covers(r, RecordType::NSEC3));
+        assert_bogus(&validate(&h, &v, zone, &q("nothere"), RecordType::A, &m).await, ede::NSEC_MISSING);
+        let mut m = wild.clone();
+        m.authorities.clear();
+        assert_bogus(&validate(&h, &v, zone, &q("x.wild"), RecordType::A, &m).await, ede::NSEC_MISSING);
+        // NXDOMAIN for a name that exists: the proof does not hold.
+        let mut m = nx.clone();
+        m.queries[0] = Query::query(name(&q("www")), RecordType::A);
+        assert_bogus(&validate(&h, &v, zone, &q("www"), RecordType::A, &m).await, ede::DNSSEC_BOGUS);
+    }
+}
+
+#[tokio::test]
+async fn nsec3_opt_out_delegation_is_insecure() {
+    let h = Hierarchy::build();
+    let v = h.validator();
+    let referral = h.zone("optout.").respond(&name("www.child.optout."), RecordType::A);
+    assert!(referral.authorities.iter().any(|r| r.record_type() == RecordType::NS));
+    assert_eq!(check(&h, &v, "optout.", "www.child.optout.", RecordType::A).await, Security::Insecure);
+    assert_eq!(check(&h, &v, "optout.", "child.optout.", RecordType::DS).await, Security::Insecure);
+}
+
+#[tokio::test]
+async fn nsec3_iterations_above_the_limit_are_insecure() {
+    let h = Hierarchy::build();
+    let v = h.validator();
+    let started = Instant::now();
+    assert_eq!(check(&h, &v, "slow.", "nothere.slow.", RecordType::A).await, Security::Insecure);
+    assert_eq!(check(&h, &v, "slow.", "www.slow.", RecordType::TXT).await, Security::Insecure);
+    // Positive answers stay secure: only the denial is unprovable.
+    assert_eq!(check(&h, &v, "slow.", "www.slow.", RecordType::A).await, Security::Secure);
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let strict = Validator::new(h.anchors(), Vec::new(), Limits { nsec3_max_iterations: 1000, ..Limits::default() });
+    assert_eq!(check(&h, &strict, "slow.", "nothere.slow.", RecordType::A).await, Security::Secure);
+}
+
+#[tokio::test]
+async fn negative_trust_anchor_makes_a_zone_insecure() {
+    let h = Hierarchy::build();
+    let v = h.validator();
+    assert!(matches!(check(&h, &v, "expired.", "www.expired.", RecordType::A).await, Security::Bogus(_)));
+    v.set_negative_trust_anchors(vec![name("Expired.")]);
+    assert_eq!(v.negative_trust_anchors(), vec![name("expired.")]);
+    assert_eq!(check(&h, &v, "expired.", "www.expired.", RecordType::A).await, Security::Insecure);
+    v.set_negative_trust_anchors(Vec::new());
+    assert!(matches!(check(&h, &v, "expired.", "www.expired.", RecordType::A).await, Security::Bogus(_)));
+}
+
+#[tokio::test]
+async fn thousands_of_signatures_are_bounded() {
+    let h = Hierarchy::build();
+    let v = h.validator();
+    let mut m = h.zone("secure.").respond(&name("www.secure."), RecordType::A);
+    let real = m.answers.iter().find(|r| r.record_type() == RecordType::RRSIG).unwrap().clone();
+    let RData::DNSSEC(DNSSECRData::RRSIG(sig)) = &real.data else { unreachable!() };
+    m.answers.retain(|r| r.record_type() != RecordType::RRSIG);
+    for i in 0..5000u32 {
+        let mut bytes = sig.sig().to_vec();
+        bytes[..4].copy_from_slice(&i.to_be_bytes());
+        let mut r = real.clone();
+        r.data = RData::DNSSEC(DNSSECRData::RRSIG(RRSIG::from_sig(sig.input().clone(), bytes)));
+        m.answers.push(r);
+    }
+    m.answers.push(real); // the valid one comes last, past the per-RRset cap
+    let started = Instant::now();
+    assert_bogus(&validate(&h, &v, "secure.", "www.secure.", RecordType::A, &m).await, ede::DNSSEC_BOGUS);
+    assert!(started.elapsed() < Duration::from_secs(2), "took {:?}", started.elapsed());
+}
+
+/// A fetcher that answers every DS from the asked name itself: a loop in the chain.
+struct Looping(Arc<Hierarchy>);
+
+#[async_trait]
+impl KeyFetcher for Looping {
+    async fn fetch(&self, qname: &Name, rtype: RecordType) -> Result<Fetched, FetchError> {
+        let mut f = self.0.fetch(qname, rtype).await?;
+        if rtype == RecordType::DS {
+            f.zone = qname.clone();
+        }
+        Ok(f)
+    }
+}
+
+#[tokio::test]
+async fn a_ds_answered_by_the_child_itself_is_bogus_not_a_loop() {
+    let h = Hierarchy::build();
+    let v = h.validator();
+    let m = h.zone("secure.").respond(&name("www.secure."), RecordType::A);
+    let query = Query::query(name("www.secure."), RecordType::A);
+    let s = v.validate(&query, &m, &name("secure."), &Looping(h.clone()), NOW).await;
+    assert_bogus(&s, ede::DNSSEC_BOGUS);
+}
+
+#[tokio::test]
+async fn no_anchor_is_indeterminate_and_strip_removes_dnssec_records() {
+    let h = Hierarchy::build();
+    let mut anchors = TrustAnchorSet::empty();
+    anchors.add_ds(name("secure."), h.zone("secure.").ds());
+    let v = Validator::new(anchors, Vec::new(), Limits::default());
+    assert_eq!(check(&h, &v, "secure.", "www.secure.", RecordType::A).await, Security::Secure);
+    assert_eq!(check(&h, &v, "nsec3.", "www.nsec3.", RecordType::A).await, Security::Indeterminate);
+
+    let mut m = h.zone("secure.").respond(&name("nothere.secure."), RecordType::A);
+    strip_dnssec_records(&mut m);
+    assert!(m.all_sections().all(|r| !matches!(r.record_type(), RecordType::RRSIG | RecordType::NSEC)));
+    assert!(m.authorities.iter().any(|r| r.record_type() == RecordType::SOA));
+    let bogus = Security::Bogus(dnsward::dnssec::Bogus::new(7, "expired"));
+    assert_eq!(bogus.ede(), Some((7, "expired")));
+    assert_eq!(Security::Secure.ede(), None);
+}
+
