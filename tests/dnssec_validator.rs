@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use hickory_proto::dnssec::rdata::{DNSSECRData, RRSIG};
-use hickory_proto::dnssec::Algorithm;
+use hickory_proto::dnssec::rdata::DNSKEY;
+use hickory_proto::dnssec::{Algorithm, PublicKeyBuf};
 use hickory_proto::op::{Message, Query, ResponseCode};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
@@ -35,6 +36,11 @@ struct Hierarchy {
 
 impl Hierarchy {
     fn build() -> Arc<Hierarchy> {
+        Self::tampered(|_| {})
+    }
+
+    /// The hierarchy with `tamper` applied to the TLD zones before the root is signed.
+    fn tampered(tamper: impl FnOnce(&mut Vec<SignedZone>)) -> Arc<Hierarchy> {
         let mut tlds = Vec::new();
         let data = "www 300 IN A 192.0.2.1\n*.wild 300 IN A 192.0.2.9\nalias 300 IN CNAME www\n\
                     a.b.deep 300 IN A 192.0.2.3\n";
@@ -55,6 +61,7 @@ impl Hierarchy {
         let mut nokey = sign("nokey.", data, SignOptions::new(NOW));
         nokey.records.retain(|r| r.record_type() != RecordType::DNSKEY && !covers(r, RecordType::DNSKEY));
         tlds.push(nokey);
+        tamper(&mut tlds);
 
         let mut root_text = String::new();
         for tld in &tlds {
@@ -220,6 +227,11 @@ async fn denial_proofs_nsec_and_nsec3() {
         let mut m = wild.clone();
         m.authorities.clear();
         assert_bogus(&validate(&h, &v, zone, &q("x.wild"), RecordType::A, &m).await, ede::NSEC_MISSING);
+        // A wildcard answer with someone else's proof (the NODATA proof for www).
+        let mut m = wild.clone();
+        let other = h.zone(zone).respond(&name(&q("www")), RecordType::TXT);
+        m.authorities = other.authorities.into_iter().filter(|r| r.record_type() != RecordType::SOA && !covers(r, RecordType::SOA)).collect();
+        assert_bogus(&validate(&h, &v, zone, &q("x.wild"), RecordType::A, &m).await, ede::DNSSEC_BOGUS);
         // NXDOMAIN for a name that exists: the proof does not hold.
         let mut m = nx.clone();
         m.queries[0] = Query::query(name(&q("www")), RecordType::A);
@@ -326,3 +338,34 @@ async fn no_anchor_is_indeterminate_and_strip_removes_dnssec_records() {
     assert_eq!(Security::Secure.ede(), None);
 }
 
+
+#[tokio::test]
+async fn thousands_of_keys_are_bounded() {
+    let h = Hierarchy::tampered(|zones| {
+        let secure = zones.iter_mut().find(|z| z.apex == name("secure.")).unwrap();
+        for i in 0..3000u32 {
+            let garbage = PublicKeyBuf::new(i.to_be_bytes().repeat(16), Algorithm::ECDSAP256SHA256);
+            let key = DNSKEY::new(true, i % 2 == 0, false, garbage);
+            let record = Record::from_rdata(name("secure."), 3600, RData::DNSSEC(DNSSECRData::DNSKEY(key)));
+            secure.records.push(record);
+        }
+    });
+    let v = h.validator();
+    let started = Instant::now();
+    // The KSK signed the original DNSKEY RRset, not this one.
+    assert_bogus(&check(&h, &v, "secure.", "www.secure.", RecordType::A).await, ede::DNSSEC_BOGUS);
+    assert!(started.elapsed() < Duration::from_secs(2), "took {:?}", started.elapsed());
+}
+
+#[tokio::test]
+async fn trust_anchor_file_with_the_zone_ds() {
+    let h = Hierarchy::build();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("secure.ds");
+    std::fs::write(&path, format!("; the secure. KSK\n{}\n", h.zone("secure.").ds_line())).unwrap();
+    let anchors = TrustAnchorSet::from_files(&[path.clone()]).unwrap();
+    let v = Validator::new(anchors, Vec::new(), Limits::default());
+    assert_eq!(check(&h, &v, "secure.", "www.secure.", RecordType::A).await, Security::Secure);
+    std::fs::write(&path, "; nothing\n").unwrap();
+    assert!(TrustAnchorSet::from_files(&[path]).is_err());
+}

@@ -105,7 +105,7 @@ impl TrustAnchorSet {
                     Err(e) => return Err(err(format!("bad DS record: {e}"))),
                 },
                 "DNSKEY" => {
-                    let text = format!("{} DNSKEY {rdata}", owner.to_ascii());
+                    let text = format!("{} IN DNSKEY {rdata}", owner.to_ascii());
                     let entries = trust_anchor::Parser::new(text.as_str())
                         .parse()
                         .map_err(|e| err(format!("bad DNSKEY record: {e}")))?;
