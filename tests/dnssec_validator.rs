@@ -1,118 +1,24 @@
 //! The DNSSEC validator against zones signed in the test (`dnsward::dnssec::signed`), with a
 //! key fetcher backed by those zones and the test root's KSK as the only trust anchor.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+mod dnssec_support;
+
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use hickory_proto::dnssec::rdata::{DNSSECRData, RRSIG};
-use hickory_proto::dnssec::rdata::DNSKEY;
+use hickory_proto::dnssec::rdata::{DNSSECRData, DNSKEY, RRSIG};
 use hickory_proto::dnssec::{Algorithm, PublicKeyBuf};
 use hickory_proto::op::{Message, Query, ResponseCode};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
-use dnsward::dnssec::signed::{DenialChain, SignOptions, SignedZone};
 use dnsward::dnssec::{
     ede, strip_dnssec_records, FetchError, Fetched, KeyFetcher, Limits, Security, TrustAnchorSet, Validator,
 };
+use dnssec_support::{covers, name, Hierarchy};
 
 const NOW: u32 = 1_800_000_000;
-const SOA: &str = "@ 3600 IN SOA ns.invalid. host.invalid. 1 7200 3600 1209600 300\n@ 3600 IN NS ns.invalid.\n";
-
-fn name(s: &str) -> Name {
-    Name::from_ascii(s).unwrap()
-}
-
-fn nsec3(iterations: u16, opt_out: bool) -> DenialChain {
-    DenialChain::Nsec3 { iterations, salt: vec![0xab, 0xcd], opt_out }
-}
-
-/// A signed hierarchy: the root and one TLD per scenario.
-struct Hierarchy {
-    zones: Vec<SignedZone>,
-    fetches: AtomicUsize,
-}
-
-impl Hierarchy {
-    fn build() -> Arc<Hierarchy> {
-        Self::tampered(|_| {})
-    }
-
-    /// The hierarchy with `tamper` applied to the TLD zones before the root is signed.
-    fn tampered(tamper: impl FnOnce(&mut Vec<SignedZone>)) -> Arc<Hierarchy> {
-        let mut tlds = Vec::new();
-        let data = "www 300 IN A 192.0.2.1\n*.wild 300 IN A 192.0.2.9\nalias 300 IN CNAME www\n\
-                    a.b.deep 300 IN A 192.0.2.3\n";
-        let mut opts = SignOptions::new(NOW);
-        tlds.push(sign("secure.", data, opts.clone()));
-        opts.algorithm = Algorithm::ED25519;
-        opts.denial = nsec3(5, false);
-        tlds.push(sign("nsec3.", data, opts.clone()));
-        opts.algorithm = Algorithm::ECDSAP384SHA384;
-        opts.denial = nsec3(0, true);
-        let optout = format!("{data}child 300 IN NS ns.child\nns.child 300 IN A 192.0.2.53\n");
-        tlds.push(sign("optout.", &optout, opts.clone()));
-        opts.denial = nsec3(500, false);
-        tlds.push(sign("slow.", data, opts.clone()));
-        let mut old = SignOptions::new(NOW);
-        (old.inception, old.expiration) = (NOW - 40 * 86400, NOW - 10 * 86400);
-        tlds.push(sign("expired.", data, old));
-        let mut nokey = sign("nokey.", data, SignOptions::new(NOW));
-        nokey.records.retain(|r| r.record_type() != RecordType::DNSKEY && !covers(r, RecordType::DNSKEY));
-        tlds.push(nokey);
-        tamper(&mut tlds);
-
-        let mut root_text = String::new();
-        for tld in &tlds {
-            root_text += &format!("{} 3600 IN NS ns.invalid.\n{}\n", tld.apex, tld.ds_line());
-        }
-        root_text += "insecure. 3600 IN NS ns.invalid.\n";
-        root_text += "unsupported. 3600 IN NS ns.invalid.\nunsupported. 3600 IN DS 1234 253 2 ";
-        root_text += &"AB".repeat(32);
-        root_text += "\n";
-        let mut zones = vec![sign(".", &root_text, SignOptions::new(NOW))];
-        zones.extend(tlds);
-        Arc::new(Hierarchy { zones, fetches: AtomicUsize::new(0) })
-    }
-
-    fn zone(&self, apex: &str) -> &SignedZone {
-        self.zones.iter().find(|z| z.apex == name(apex)).unwrap()
-    }
-
-    fn anchors(&self) -> TrustAnchorSet {
-        let mut anchors = TrustAnchorSet::empty();
-        anchors.add_dnskey(Name::root(), self.zone(".").ksk().clone());
-        anchors
-    }
-
-    fn validator(&self) -> Validator {
-        Validator::new(self.anchors(), Vec::new(), Limits::default())
-    }
-}
-
-fn sign(origin: &str, data: &str, opts: SignOptions) -> SignedZone {
-    SignedZone::sign(origin, &format!("{SOA}{data}"), opts).unwrap()
-}
-
-fn covers(r: &Record, t: RecordType) -> bool {
-    matches!(&r.data, RData::DNSSEC(DNSSECRData::RRSIG(s)) if s.input().type_covered == t)
-}
-
-#[async_trait]
-impl KeyFetcher for Hierarchy {
-    /// DS from the deepest zone strictly above the name (the parent side), DNSKEY from the zone.
-    async fn fetch(&self, qname: &Name, rtype: RecordType) -> Result<Fetched, FetchError> {
-        self.fetches.fetch_add(1, Ordering::Relaxed);
-        let zone = self
-            .zones
-            .iter()
-            .filter(|z| z.apex.zone_of(qname) && (rtype != RecordType::DS || &z.apex != qname))
-            .max_by_key(|z| z.apex.num_labels())
-            .ok_or_else(|| FetchError::Failed(format!("no zone for {qname}")))?;
-        Ok(Fetched { message: zone.respond(qname, rtype), zone: zone.apex.clone() })
-    }
-}
 
 /// Asks `zone` for (qname, qtype) and validates its response.
 async fn check(h: &Hierarchy, v: &Validator, zone: &str, qname: &str, qtype: RecordType) -> Security {
@@ -134,7 +40,7 @@ fn assert_bogus(s: &Security, code: u16) {
 
 #[tokio::test]
 async fn secure_answers_and_the_key_cache() {
-    let h = Hierarchy::build();
+    let h = Hierarchy::build_at(NOW, |_| {});
     let v = h.validator();
     assert_eq!(check(&h, &v, "secure.", "www.secure.", RecordType::A).await, Security::Secure);
     let fetched = h.fetches.load(Ordering::Relaxed);
@@ -149,7 +55,7 @@ async fn secure_answers_and_the_key_cache() {
 
 #[tokio::test]
 async fn insecure_delegation_and_its_answers() {
-    let h = Hierarchy::build();
+    let h = Hierarchy::build_at(NOW, |_| {});
     let v = h.validator();
     // The root's referral proves with NSEC that insecure. has no DS.
     assert_eq!(check(&h, &v, ".", "www.insecure.", RecordType::A).await, Security::Insecure);
@@ -163,7 +69,7 @@ async fn insecure_delegation_and_its_answers() {
 
 #[tokio::test]
 async fn flipped_signature_byte_is_bogus() {
-    let h = Hierarchy::build();
+    let h = Hierarchy::build_at(NOW, |_| {});
     let v = h.validator();
     let mut m = h.zone("secure.").respond(&name("www.secure."), RecordType::A);
     for r in m.answers.iter_mut() {
@@ -178,7 +84,7 @@ async fn flipped_signature_byte_is_bogus() {
 
 #[tokio::test]
 async fn expired_signatures_missing_dnskey_missing_rrsigs() {
-    let h = Hierarchy::build();
+    let h = Hierarchy::build_at(NOW, |_| {});
     let v = h.validator();
     assert_bogus(&check(&h, &v, "expired.", "www.expired.", RecordType::A).await, ede::SIGNATURE_EXPIRED);
     assert_bogus(&check(&h, &v, "nokey.", "www.nokey.", RecordType::A).await, ede::DNSKEY_MISSING);
@@ -195,7 +101,7 @@ async fn expired_signatures_missing_dnskey_missing_rrsigs() {
 
 #[tokio::test]
 async fn ds_with_unsupported_algorithm_is_insecure() {
-    let h = Hierarchy::build();
+    let h = Hierarchy::build_at(NOW, |_| {});
     let v = h.validator();
     let mut unsigned = Message::response(0, hickory_proto::op::OpCode::Query);
     unsigned.add_answer(Record::from_rdata(name("www.unsupported."), 60, RData::A("192.0.2.8".parse().unwrap())));
@@ -205,7 +111,7 @@ async fn ds_with_unsupported_algorithm_is_insecure() {
 
 #[tokio::test]
 async fn denial_proofs_nsec_and_nsec3() {
-    let h = Hierarchy::build();
+    let h = Hierarchy::build_at(NOW, |_| {});
     let v = h.validator();
     for zone in ["secure.", "nsec3."] {
         let q = |l: &str| format!("{l}.{zone}");
@@ -241,7 +147,7 @@ async fn denial_proofs_nsec_and_nsec3() {
 
 #[tokio::test]
 async fn nsec3_opt_out_delegation_is_insecure() {
-    let h = Hierarchy::build();
+    let h = Hierarchy::build_at(NOW, |_| {});
     let v = h.validator();
     let referral = h.zone("optout.").respond(&name("www.child.optout."), RecordType::A);
     assert!(referral.authorities.iter().any(|r| r.record_type() == RecordType::NS));
@@ -251,7 +157,7 @@ async fn nsec3_opt_out_delegation_is_insecure() {
 
 #[tokio::test]
 async fn nsec3_iterations_above_the_limit_are_insecure() {
-    let h = Hierarchy::build();
+    let h = Hierarchy::build_at(NOW, |_| {});
     let v = h.validator();
     let started = Instant::now();
     assert_eq!(check(&h, &v, "slow.", "nothere.slow.", RecordType::A).await, Security::Insecure);
@@ -265,7 +171,7 @@ async fn nsec3_iterations_above_the_limit_are_insecure() {
 
 #[tokio::test]
 async fn negative_trust_anchor_makes_a_zone_insecure() {
-    let h = Hierarchy::build();
+    let h = Hierarchy::build_at(NOW, |_| {});
     let v = h.validator();
     assert!(matches!(check(&h, &v, "expired.", "www.expired.", RecordType::A).await, Security::Bogus(_)));
     v.set_negative_trust_anchors(vec![name("Expired.")]);
@@ -277,7 +183,7 @@ async fn negative_trust_anchor_makes_a_zone_insecure() {
 
 #[tokio::test]
 async fn thousands_of_signatures_are_bounded() {
-    let h = Hierarchy::build();
+    let h = Hierarchy::build_at(NOW, |_| {});
     let v = h.validator();
     let mut m = h.zone("secure.").respond(&name("www.secure."), RecordType::A);
     let real = m.answers.iter().find(|r| r.record_type() == RecordType::RRSIG).unwrap().clone();
@@ -312,7 +218,7 @@ impl KeyFetcher for Looping {
 
 #[tokio::test]
 async fn a_ds_answered_by_the_child_itself_is_bogus_not_a_loop() {
-    let h = Hierarchy::build();
+    let h = Hierarchy::build_at(NOW, |_| {});
     let v = h.validator();
     let m = h.zone("secure.").respond(&name("www.secure."), RecordType::A);
     let query = Query::query(name("www.secure."), RecordType::A);
@@ -322,7 +228,7 @@ async fn a_ds_answered_by_the_child_itself_is_bogus_not_a_loop() {
 
 #[tokio::test]
 async fn no_anchor_is_indeterminate_and_strip_removes_dnssec_records() {
-    let h = Hierarchy::build();
+    let h = Hierarchy::build_at(NOW, |_| {});
     let mut anchors = TrustAnchorSet::empty();
     anchors.add_ds(name("secure."), h.zone("secure.").ds());
     let v = Validator::new(anchors, Vec::new(), Limits::default());
@@ -341,7 +247,7 @@ async fn no_anchor_is_indeterminate_and_strip_removes_dnssec_records() {
 
 #[tokio::test]
 async fn thousands_of_keys_are_bounded() {
-    let h = Hierarchy::tampered(|zones| {
+    let h = Hierarchy::build_at(NOW, |zones| {
         let secure = zones.iter_mut().find(|z| z.apex == name("secure.")).unwrap();
         for i in 0..3000u32 {
             let garbage = PublicKeyBuf::new(i.to_be_bytes().repeat(16), Algorithm::ECDSAP256SHA256);
@@ -359,7 +265,7 @@ async fn thousands_of_keys_are_bounded() {
 
 #[tokio::test]
 async fn trust_anchor_file_with_the_zone_ds() {
-    let h = Hierarchy::build();
+    let h = Hierarchy::build_at(NOW, |_| {});
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("secure.ds");
     std::fs::write(&path, format!("; the secure. KSK\n{}\n", h.zone("secure.").ds_line())).unwrap();

@@ -115,6 +115,17 @@ impl SignedZone {
         Ok(zone)
     }
 
+    /// Removes every DNSSEC record: the zone is then served unsigned (an insecure child).
+    pub fn unsign(&mut self) {
+        self.records.retain(|r| {
+            !matches!(
+                r.record_type(),
+                RecordType::RRSIG | RecordType::NSEC | RecordType::NSEC3 | RecordType::NSEC3PARAM | RecordType::DNSKEY
+            )
+        });
+        self.nsec3_owners.clear();
+    }
+
     /// The KSK's DS record (SHA-256) for the parent zone.
     pub fn ds(&self) -> DS {
         let digest = self.ksk.dnskey.to_digest(&self.apex, DigestType::SHA256).expect("digest of our own key");
@@ -292,7 +303,8 @@ impl SignedZone {
     fn nsec_covering(&self, name: &Name) -> Name {
         let owners: Vec<Name> =
             self.records.iter().filter(|r| r.record_type() == RecordType::NSEC).map(|r| r.name.clone()).collect();
-        owners.iter().filter(|o| *o < name).max().or_else(|| owners.iter().max()).cloned().expect("NSEC chain")
+        // Without a chain (an unsigned zone) the apex stands in; it owns no NSEC.
+        owners.iter().filter(|o| *o < name).max().or_else(|| owners.iter().max()).cloned().unwrap_or_else(|| self.apex.clone())
     }
 
     fn nsec3_hash(&self, name: &Name) -> Vec<u8> {
@@ -312,7 +324,7 @@ impl SignedZone {
     fn nsec3_covering(&self, name: &Name) -> Name {
         let h = self.nsec3_hash(name);
         let before = self.nsec3_owners.range(..h).next_back().or_else(|| self.nsec3_owners.iter().next_back());
-        self.nsec3_owner(before.expect("NSEC3 chain").0)
+        before.map(|(h, _)| self.nsec3_owner(h)).unwrap_or_else(|| self.apex.clone())
     }
 
     /// Names with NS records below the apex: zone cuts.
