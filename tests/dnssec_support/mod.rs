@@ -4,7 +4,8 @@
 //!
 //! Zones: `.` (the trust anchor), and one TLD per scenario: `secure.` (NSEC, P-256),
 //! `nsec3.` (NSEC3, Ed25519), `optout.` (NSEC3 opt-out, P-384, unsigned child `child.optout.`),
-//! `slow.` (NSEC3 with 500 iterations), `expired.`, `nokey.` (no DNSKEY RRset), `insecure.`
+//! `slow.` (NSEC3 with 500 iterations), `expired.`, `nokey.` (no DNSKEY RRset), `badsig.`
+//! (one byte of the RRSIG of `www.badsig. A` flipped), `insecure.`
 //! (unsigned, no DS), `unsupported.` (only a DS of algorithm 253; no zone served).
 
 #![allow(dead_code)]
@@ -15,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use hickory_proto::dnssec::rdata::DNSSECRData;
+use hickory_proto::dnssec::rdata::{DNSSECRData, RRSIG};
 use hickory_proto::dnssec::Algorithm;
 use hickory_proto::op::{Edns, Message, Query};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
@@ -73,6 +74,15 @@ impl Hierarchy {
         let mut nokey = sign("nokey.", data, SignOptions::new(now));
         nokey.records.retain(|r| r.record_type() != RecordType::DNSKEY && !covers(r, RecordType::DNSKEY));
         tlds.push(nokey);
+        let mut badsig = sign("badsig.", data, SignOptions::new(now));
+        for r in badsig.records.iter_mut().filter(|r| r.name == name("www.badsig.") && covers(r, RecordType::A)) {
+            if let RData::DNSSEC(DNSSECRData::RRSIG(sig)) = &r.data {
+                let mut bytes = sig.sig().to_vec();
+                bytes[10] ^= 0x01;
+                r.data = RData::DNSSEC(DNSSECRData::RRSIG(RRSIG::from_sig(sig.input().clone(), bytes)));
+            }
+        }
+        tlds.push(badsig);
         let mut insecure = sign("insecure.", data, SignOptions::new(now));
         insecure.unsign();
         tlds.push(insecure);
