@@ -4,19 +4,20 @@
 //! DO=1 (answers, referrals with DS or a proof of no DS, NODATA, NXDOMAIN, wildcard
 //! expansions, each with its NSEC/NSEC3 proof).
 //!
-//! Keys are generated with ring through hickory (ECDSA P-256/P-384, Ed25519; ring cannot
-//! generate RSA keys). No signer in hickory 0.26 builds NSEC/NSEC3 chains outside
-//! hickory-server's authorities, hence the chain code here.
+//! Keys are generated with ring through hickory (ECDSA P-256/P-384, Ed25519) or given as
+//! PKCS#8 DER (RSA: ring cannot generate RSA keys). No signer in hickory 0.26 builds
+//! NSEC/NSEC3 chains outside hickory-server's authorities, hence the chain code here.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use data_encoding::BASE32_DNSSEC;
-use hickory_proto::dnssec::crypto::{EcdsaSigningKey, Ed25519SigningKey};
+use hickory_proto::dnssec::crypto::{EcdsaSigningKey, Ed25519SigningKey, RsaSigningKey};
 use hickory_proto::dnssec::rdata::{DNSSECRData, DNSKEY, DS, NSEC, NSEC3, NSEC3PARAM, RRSIG, SigInput};
 use hickory_proto::dnssec::{Algorithm, DigestType, Nsec3HashAlgorithm, SigningKey, Verifier as _, TBS};
 use hickory_proto::op::{Message, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType, SerialNumber};
 use hickory_proto::serialize::txt::Parser;
+use rustls::pki_types::PrivatePkcs8KeyDer;
 
 use super::DnssecError;
 
@@ -34,6 +35,9 @@ pub struct SignOptions {
     /// RRSIG inception and expiration, unix seconds.
     pub inception: u32,
     pub expiration: u32,
+    /// KSK and ZSK as PKCS#8 DER instead of fresh keys; needed for RSA, which ring cannot
+    /// generate (e.g. `openssl genpkey -algorithm RSA -outform DER`).
+    pub pkcs8_keys: Option<(Vec<u8>, Vec<u8>)>,
 }
 
 impl SignOptions {
@@ -44,6 +48,7 @@ impl SignOptions {
             denial: DenialChain::Nsec,
             inception: now.saturating_sub(3600),
             expiration: now.saturating_add(30 * 86400),
+            pkcs8_keys: None,
         }
     }
 }
@@ -76,8 +81,12 @@ impl SignedZone {
         for r in &mut data {
             r.name = r.name.to_lowercase();
         }
-        let ksk = generate_key(options.algorithm, true)?;
-        let zsk = generate_key(options.algorithm, false)?;
+        let (ksk_der, zsk_der) = match &options.pkcs8_keys {
+            Some((k, z)) => (Some(k.as_slice()), Some(z.as_slice())),
+            None => (None, None),
+        };
+        let ksk = make_key(options.algorithm, true, ksk_der)?;
+        let zsk = make_key(options.algorithm, false, zsk_der)?;
         let soa_min = data.iter().find_map(|r| match &r.data {
             RData::SOA(soa) => Some(soa.minimum.min(r.ttl)),
             _ => None,
@@ -428,18 +437,26 @@ impl SignedZone {
     }
 }
 
-fn generate_key(algorithm: Algorithm, ksk: bool) -> Result<Key, DnssecError> {
+/// A key from PKCS#8 DER, or a fresh one (ECDSA and Ed25519 only).
+fn make_key(algorithm: Algorithm, ksk: bool, der: Option<&[u8]>) -> Result<Key, DnssecError> {
     let err = |e: hickory_proto::dnssec::DnsSecError| DnssecError::Signing(e.to_string());
-    let signing: Box<dyn SigningKey> = match algorithm {
-        Algorithm::ECDSAP256SHA256 | Algorithm::ECDSAP384SHA384 => {
+    let signing: Box<dyn SigningKey> = match (algorithm, der) {
+        (Algorithm::RSASHA256 | Algorithm::RSASHA512, Some(der)) => {
+            Box::new(RsaSigningKey::from_pkcs8(&PrivatePkcs8KeyDer::from(der), algorithm).map_err(err)?)
+        }
+        (Algorithm::ECDSAP256SHA256 | Algorithm::ECDSAP384SHA384, Some(der)) => {
+            Box::new(EcdsaSigningKey::from_pkcs8(&PrivatePkcs8KeyDer::from(der), algorithm).map_err(err)?)
+        }
+        (Algorithm::ED25519, Some(der)) => Box::new(Ed25519SigningKey::from_pkcs8(&PrivatePkcs8KeyDer::from(der)).map_err(err)?),
+        (Algorithm::ECDSAP256SHA256 | Algorithm::ECDSAP384SHA384, None) => {
             let pkcs8 = EcdsaSigningKey::generate_pkcs8(algorithm).map_err(err)?;
             Box::new(EcdsaSigningKey::from_pkcs8(&pkcs8, algorithm).map_err(err)?)
         }
-        Algorithm::ED25519 => {
+        (Algorithm::ED25519, None) => {
             let pkcs8 = Ed25519SigningKey::generate_pkcs8().map_err(err)?;
             Box::new(Ed25519SigningKey::from_pkcs8(&pkcs8).map_err(err)?)
         }
-        other => return Err(DnssecError::Signing(format!("cannot generate {other} keys (ring)"))),
+        (other, _) => return Err(DnssecError::Signing(format!("no {other} key (ring generates only ECDSA and Ed25519)"))),
     };
     let public = signing.to_public_key().map_err(err)?;
     let dnskey = DNSKEY::new(true, ksk, false, public);

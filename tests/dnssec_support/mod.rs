@@ -5,7 +5,8 @@
 //! Zones: `.` (the trust anchor), and one TLD per scenario: `secure.` (NSEC, P-256),
 //! `nsec3.` (NSEC3, Ed25519), `optout.` (NSEC3 opt-out, P-384, unsigned child `child.optout.`),
 //! `slow.` (NSEC3 with 500 iterations), `expired.`, `nokey.` (no DNSKEY RRset), `badsig.`
-//! (one byte of the RRSIG of `www.badsig. A` flipped), `insecure.`
+//! (one byte of the RRSIG of `www.badsig. A` flipped), `rsa.` (RSA/SHA-256, NSEC3; only
+//! where openssl can make the keys), `insecure.`
 //! (unsigned, no DS), `unsupported.` (only a DS of algorithm 253; no zone served).
 
 #![allow(dead_code)]
@@ -44,6 +45,27 @@ pub fn sign(origin: &str, data: &str, opts: SignOptions) -> SignedZone {
     SignedZone::sign(origin, &format!("{SOA}{data}"), opts).unwrap()
 }
 
+/// Two RSA-2048 keys (PKCS#8 DER) made once per test process with `openssl genpkey`; `None`
+/// without openssl (the `rsa.` zone is then left out).
+pub fn rsa_keys() -> Option<(Vec<u8>, Vec<u8>)> {
+    static KEYS: std::sync::OnceLock<Option<(Vec<u8>, Vec<u8>)>> = std::sync::OnceLock::new();
+    KEYS.get_or_init(|| {
+        let one = || {
+            // genpkey writes PKCS#1 DER; `pkcs8 -topk8` wraps it.
+            let script = "openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -outform PEM \
+                          | openssl pkcs8 -topk8 -nocrypt -outform DER";
+            let out = std::process::Command::new("sh")
+                .args(["-c", script])
+                .stderr(std::process::Stdio::null())
+                .output()
+                .ok()?;
+            (out.status.success() && !out.stdout.is_empty()).then_some(out.stdout)
+        };
+        Some((one()?, one()?))
+    })
+    .clone()
+}
+
 /// The signed hierarchy, and how many DS/DNSKEY fetches it answered.
 pub struct Hierarchy {
     pub zones: Vec<SignedZone>,
@@ -74,6 +96,10 @@ impl Hierarchy {
         let mut nokey = sign("nokey.", data, SignOptions::new(now));
         nokey.records.retain(|r| r.record_type() != RecordType::DNSKEY && !covers(r, RecordType::DNSKEY));
         tlds.push(nokey);
+        if let Some(keys) = rsa_keys() {
+            let rsa = SignOptions { algorithm: Algorithm::RSASHA256, pkcs8_keys: Some(keys), ..SignOptions::new(now) };
+            tlds.push(sign("rsa.", data, SignOptions { denial: nsec3(0, false), ..rsa }));
+        }
         let mut badsig = sign("badsig.", data, SignOptions::new(now));
         for r in badsig.records.iter_mut().filter(|r| r.name == name("www.badsig.") && covers(r, RecordType::A)) {
             if let RData::DNSSEC(DNSSECRData::RRSIG(sig)) = &r.data {
