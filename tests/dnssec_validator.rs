@@ -10,13 +10,16 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use hickory_proto::dnssec::rdata::{DNSSECRData, DNSKEY, RRSIG};
 use hickory_proto::dnssec::{Algorithm, PublicKeyBuf};
-use hickory_proto::op::{Message, Query, ResponseCode};
+use hickory_proto::op::{Message, OpCode, Query, ResponseCode};
+use hickory_proto::rr::rdata::{CNAME, NULL};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
+use hickory_proto::serialize::binary::BinEncodable;
 
 use dnsward::dnssec::{
     ede, strip_dnssec_records, FetchError, Fetched, KeyFetcher, Limits, Security, TrustAnchorSet, Validator,
 };
-use dnssec_support::{covers, name, Hierarchy};
+use dnsward::dnssec::signed::{SignOptions, SignedZone};
+use dnssec_support::{covers, name, sign, Hierarchy};
 
 const NOW: u32 = 1_800_000_000;
 
@@ -120,6 +123,9 @@ async fn denial_proofs_nsec_and_nsec3() {
         assert_eq!(check(&h, &v, zone, &q("nothere"), RecordType::A).await, Security::Secure, "{zone} NXDOMAIN");
         assert_eq!(check(&h, &v, zone, &q("www"), RecordType::TXT).await, Security::Secure, "{zone} NODATA");
         assert_eq!(check(&h, &v, zone, &q("deep"), RecordType::A).await, Security::Secure, "{zone} ENT NODATA");
+        let dangling = h.zone(zone).respond(&name(&q("dangling")), RecordType::A);
+        assert_eq!(dangling.metadata.response_code, ResponseCode::NXDomain);
+        assert_eq!(check(&h, &v, zone, &q("dangling"), RecordType::A).await, Security::Secure, "{zone} CNAME to NXDOMAIN");
         let wild = h.zone(zone).respond(&name(&q("x.wild")), RecordType::A);
         assert_eq!(wild.answers.first().map(|r| r.name.clone()), Some(name(&q("x.wild"))));
         assert_eq!(check(&h, &v, zone, &q("x.wild"), RecordType::A).await, Security::Secure, "{zone} wildcard");
@@ -274,4 +280,32 @@ async fn trust_anchor_file_with_the_zone_ds() {
     assert_eq!(check(&h, &v, "secure.", "www.secure.", RecordType::A).await, Security::Secure);
     std::fs::write(&path, "; nothing\n").unwrap();
     assert!(TrustAnchorSet::from_files(&[path]).is_err());
+}
+
+#[tokio::test]
+async fn dname_vouches_for_its_cname_and_chains_may_leave_the_zone() {
+    let h = Hierarchy::build_at(NOW, |zones| {
+        // hickory's zone parser reads no DNAME: add it as unknown rdata and sign records.
+        let base = sign("dn.", "", SignOptions::new(NOW));
+        let mut records: Vec<Record> =
+            base.records.into_iter().filter(|r| matches!(r.record_type(), RecordType::SOA | RecordType::NS)).collect();
+        let target = name("secure.").to_bytes().unwrap();
+        let dname = RData::Unknown { code: RecordType::DNAME, rdata: NULL::with(target) };
+        records.push(Record::from_rdata(name("alias.dn."), 300, dname));
+        records.push(Record::from_rdata(name("out.dn."), 300, RData::CNAME(CNAME(name("www.secure.")))));
+        zones.push(SignedZone::sign_records(name("dn."), records, SignOptions::new(NOW)).unwrap());
+    });
+    let v = h.validator();
+    let mut m = Message::response(0, OpCode::Query);
+    m.add_query(Query::query(name("www.alias.dn."), RecordType::A));
+    m.answers.extend(h.zone("dn.").rrset(&name("alias.dn."), RecordType::DNAME));
+    m.answers.push(Record::from_rdata(name("www.alias.dn."), 300, RData::CNAME(CNAME(name("www.secure.")))));
+    assert_eq!(validate(&h, &v, "dn.", "www.alias.dn.", RecordType::A, &m).await, Security::Secure);
+    // A CNAME the DNAME does not synthesize has no signature of its own (and nothing exists
+    // below a DNAME for the chain of trust to find).
+    m.answers.last_mut().unwrap().data = RData::CNAME(CNAME(name("evil.example.")));
+    let s = validate(&h, &v, "dn.", "www.alias.dn.", RecordType::A, &m).await;
+    assert!(matches!(s, Security::Bogus(_)), "{s:?}");
+    // A signed CNAME into another zone: secure here, the target is another question.
+    assert_eq!(check(&h, &v, "dn.", "out.dn.", RecordType::A).await, Security::Secure);
 }

@@ -76,8 +76,14 @@ impl SignedZone {
         let origin = Name::from_ascii(origin).map_err(|e| DnssecError::Zone(e.to_string()))?;
         let (apex, sets) =
             Parser::new(zone_text, None, Some(origin)).parse().map_err(|e| DnssecError::Zone(e.to_string()))?;
+        let data: Vec<Record> = sets.values().flat_map(|s| s.records_without_rrsigs().cloned()).collect();
+        Self::sign_records(apex, data, options)
+    }
+
+    /// Signs a zone given as records (for types hickory's zone parser does not read, such
+    /// as DNAME as unknown rdata). The records must include the apex SOA.
+    pub fn sign_records(apex: Name, mut data: Vec<Record>, options: SignOptions) -> Result<Self, DnssecError> {
         let apex = apex.to_lowercase();
-        let mut data: Vec<Record> = sets.values().flat_map(|s| s.records_without_rrsigs().cloned()).collect();
         for r in &mut data {
             r.name = r.name.to_lowercase();
         }

@@ -78,7 +78,7 @@ impl Hierarchy {
     pub fn build_at(now: u32, tamper: impl FnOnce(&mut Vec<SignedZone>)) -> Arc<Hierarchy> {
         let mut tlds = Vec::new();
         let data = "www 300 IN A 192.0.2.1\n*.wild 300 IN A 192.0.2.9\nalias 300 IN CNAME www\n\
-                    a.b.deep 300 IN A 192.0.2.3\n";
+                    a.b.deep 300 IN A 192.0.2.3\ndangling 300 IN CNAME gone\n";
         let mut opts = SignOptions::new(now);
         tlds.push(sign("secure.", data, opts.clone()));
         opts.algorithm = Algorithm::ED25519;
