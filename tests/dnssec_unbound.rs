@@ -14,8 +14,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use hickory_proto::op::{Query, ResponseCode};
 use hickory_proto::rr::RecordType;
 
-use dnsward::dnssec::Security;
 use dnssec_support::{ask_dnssec, name, Authority, Hierarchy, UdpFetcher};
+use dnsward::dnssec::Security;
 
 struct Unbound {
     child: Child,
@@ -31,11 +31,17 @@ impl Drop for Unbound {
 }
 
 fn free_port() -> u16 {
-    StdUdp::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    StdUdp::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn start_unbound(h: &Hierarchy, authority: SocketAddr) -> Option<Unbound> {
-    let binary = ["/usr/sbin/unbound", "/usr/local/sbin/unbound"].into_iter().find(|p| std::path::Path::new(p).exists())?;
+    let binary = ["/usr/sbin/unbound", "/usr/local/sbin/unbound"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())?;
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let mut conf = format!(
@@ -50,7 +56,11 @@ fn start_unbound(h: &Hierarchy, authority: SocketAddr) -> Option<Unbound> {
         ds = h.zone(".").ds_line(),
     );
     for zone in &h.zones {
-        conf += &format!("stub-zone:\n  name: \"{}\"\n  stub-addr: 127.0.0.1@{}\n", zone.apex, authority.port());
+        conf += &format!(
+            "stub-zone:\n  name: \"{}\"\n  stub-addr: 127.0.0.1@{}\n",
+            zone.apex,
+            authority.port()
+        );
     }
     let path = dir.path().join("unbound.conf");
     std::fs::write(&path, conf).unwrap();
@@ -61,7 +71,11 @@ fn start_unbound(h: &Hierarchy, authority: SocketAddr) -> Option<Unbound> {
         .stderr(Stdio::null())
         .spawn()
         .ok()?;
-    Some(Unbound { child, addr: SocketAddr::from(([127, 0, 0, 1], port)), _dir: dir })
+    Some(Unbound {
+        child,
+        addr: SocketAddr::from(([127, 0, 0, 1], port)),
+        _dir: dir,
+    })
 }
 
 /// Unbound's verdict from what a client sees: SERVFAIL = bogus, AD = secure, else insecure.
@@ -84,7 +98,10 @@ fn our_verdict(s: &Security) -> &'static str {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verdicts_match_unbound() {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as u32;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as u32;
     let h = Hierarchy::build_at(now, |_| {});
     let authority = Authority::start(h.clone()).await;
     let Some(unbound) = start_unbound(&h, authority.addr) else {
@@ -94,7 +111,10 @@ async fn verdicts_match_unbound() {
     // Wait (bounded) until Unbound answers.
     let mut up = false;
     for _ in 0..50 {
-        if ask_dnssec(unbound.addr, &name("secure."), RecordType::SOA).await.is_some() {
+        if ask_dnssec(unbound.addr, &name("secure."), RecordType::SOA)
+            .await
+            .is_some()
+        {
             up = true;
             break;
         }
@@ -103,7 +123,10 @@ async fn verdicts_match_unbound() {
     assert!(up, "unbound did not start");
 
     let validator = h.validator();
-    let fetcher = UdpFetcher { h: h.clone(), server: authority.addr };
+    let fetcher = UdpFetcher {
+        h: h.clone(),
+        server: authority.addr,
+    };
     let cases: &[(&str, RecordType, &str)] = &[
         ("www.secure.", RecordType::A, "secure"),
         ("alias.secure.", RecordType::A, "secure"),
@@ -143,11 +166,29 @@ async fn verdicts_match_unbound() {
     for (qname, qtype, expected) in &cases {
         let qname = name(qname);
         let zone = h.answering_zone(&qname, *qtype).unwrap().apex.clone();
-        let response = ask_dnssec(authority.addr, &qname, *qtype).await.expect("authority answers");
-        let ours = validator.validate(&Query::query(qname.clone(), *qtype), &response, &zone, &fetcher, now).await;
-        let theirs = ask_dnssec(unbound.addr, &qname, *qtype).await.expect("unbound answers");
-        let theirs = unbound_verdict(theirs.metadata.response_code, theirs.metadata.authentic_data);
-        let line = format!("{qname} {qtype}: dnsward {} ({ours:?}), unbound {theirs}, expected {expected}", our_verdict(&ours));
+        let response = ask_dnssec(authority.addr, &qname, *qtype)
+            .await
+            .expect("authority answers");
+        let ours = validator
+            .validate(
+                &Query::query(qname.clone(), *qtype),
+                &response,
+                &zone,
+                &fetcher,
+                now,
+            )
+            .await;
+        let theirs = ask_dnssec(unbound.addr, &qname, *qtype)
+            .await
+            .expect("unbound answers");
+        let theirs = unbound_verdict(
+            theirs.metadata.response_code,
+            theirs.metadata.authentic_data,
+        );
+        let line = format!(
+            "{qname} {qtype}: dnsward {} ({ours:?}), unbound {theirs}, expected {expected}",
+            our_verdict(&ours)
+        );
         if our_verdict(&ours) != *expected || theirs != *expected {
             mismatches += 1;
         }

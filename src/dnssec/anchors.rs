@@ -54,8 +54,10 @@ impl TrustAnchorSet {
         let mut set = TrustAnchorSet::empty();
         for path in paths {
             let shown = path.display().to_string();
-            let text = std::fs::read_to_string(path)
-                .map_err(|source| DnssecError::Io { path: shown.clone(), source })?;
+            let text = std::fs::read_to_string(path).map_err(|source| DnssecError::Io {
+                path: shown.clone(),
+                source,
+            })?;
             let before = set.len();
             set.add_text(&text, &shown)?;
             if set.len() == before {
@@ -77,13 +79,17 @@ impl TrustAnchorSet {
             let tokens: Vec<&str> = record.split_whitespace().collect();
             match tokens.first().copied() {
                 Some("$ORIGIN") => {
-                    let arg = tokens.get(1).ok_or_else(|| err("$ORIGIN needs a name".into()))?;
+                    let arg = tokens
+                        .get(1)
+                        .ok_or_else(|| err("$ORIGIN needs a name".into()))?;
                     origin = Name::parse(arg, Some(&Name::root()))
                         .map_err(|e| err(format!("bad $ORIGIN: {e}")))?;
                     continue;
                 }
                 Some("$TTL") => continue,
-                Some(d) if d.starts_with('$') => return Err(err(format!("{d} not supported here"))),
+                Some(d) if d.starts_with('$') => {
+                    return Err(err(format!("{d} not supported here")))
+                }
                 _ => {}
             }
             let owner = Name::parse(tokens[0], Some(&origin))
@@ -160,7 +166,11 @@ impl TrustAnchorSet {
         match self.zones.iter().position(|z| z.zone == zone) {
             Some(i) => &mut self.zones[i],
             None => {
-                self.zones.push(ZoneAnchor { zone, ds: Vec::new(), keys: Vec::new() });
+                self.zones.push(ZoneAnchor {
+                    zone,
+                    ds: Vec::new(),
+                    keys: Vec::new(),
+                });
                 self.zones.last_mut().expect("just pushed")
             }
         }
@@ -168,7 +178,8 @@ impl TrustAnchorSet {
 }
 
 fn is_ttl_or_class(token: &str) -> bool {
-    token.bytes().all(|b| b.is_ascii_digit()) || matches!(token.to_ascii_uppercase().as_str(), "IN" | "CH" | "HS")
+    token.bytes().all(|b| b.is_ascii_digit())
+        || matches!(token.to_ascii_uppercase().as_str(), "IN" | "CH" | "HS")
 }
 
 /// Splits zone-file text into logical records with the line each starts on: `;` comments
@@ -212,7 +223,11 @@ mod tests {
     fn builtin_root_anchors_are_20326_and_38696() {
         let set = TrustAnchorSet::default();
         let root = set.at(&Name::root()).expect("root anchor");
-        let mut tags: Vec<u16> = root.keys.iter().map(|k| k.calculate_key_tag().unwrap()).collect();
+        let mut tags: Vec<u16> = root
+            .keys
+            .iter()
+            .map(|k| k.calculate_key_tag().unwrap())
+            .collect();
         tags.sort();
         assert_eq!(tags, vec![20326, 38696]);
     }
@@ -234,7 +249,9 @@ mod tests {
     #[test]
     fn bad_anchor_lines_are_errors_with_their_line() {
         let mut set = TrustAnchorSet::empty();
-        let e = set.add_text("\n. IN DS 1 2 3 zz-not-hex\n", "f").unwrap_err();
+        let e = set
+            .add_text("\n. IN DS 1 2 3 zz-not-hex\n", "f")
+            .unwrap_err();
         assert!(e.to_string().starts_with("f:2:"), "{e}");
         let e = set.add_text("x. IN A 192.0.2.1\n", "f").unwrap_err();
         assert!(e.to_string().contains("not DS or DNSKEY"), "{e}");

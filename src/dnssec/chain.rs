@@ -26,7 +26,10 @@ use super::{ede, Bogus, KeyFetcher, Security, Validator};
 #[derive(Clone, Debug)]
 pub(crate) enum ZoneSecurity {
     /// `zone` is signed with `keys` (its DNSKEY RRset, authenticated).
-    Secure { zone: Name, keys: Arc<Vec<ZoneKey>> },
+    Secure {
+        zone: Name,
+        keys: Arc<Vec<ZoneKey>>,
+    },
     /// Proven unsigned; the reason is for logs.
     Insecure(String),
     Bogus(Bogus),
@@ -56,7 +59,10 @@ pub(crate) struct KeyCache {
 
 impl KeyCache {
     pub fn new(capacity: usize) -> Self {
-        KeyCache { map: Mutex::new(HashMap::new()), capacity: capacity.max(1) }
+        KeyCache {
+            map: Mutex::new(HashMap::new()),
+            capacity: capacity.max(1),
+        }
     }
 
     fn get(&self, name: &Name, now: u32) -> Option<(ZoneSecurity, u32)> {
@@ -86,7 +92,11 @@ pub(crate) struct Context<'a> {
 
 impl Context<'_> {
     /// The security of the zone enclosing `name` (see the module comment).
-    pub fn zone_security<'s>(&'s self, name: &'s Name, budget: &'s mut Budget) -> BoxFuture<'s, ZoneSecurity> {
+    pub fn zone_security<'s>(
+        &'s self,
+        name: &'s Name,
+        budget: &'s mut Budget,
+    ) -> BoxFuture<'s, ZoneSecurity> {
         Box::pin(async move {
             let v = self.validator;
             let name = name.to_lowercase();
@@ -98,6 +108,9 @@ impl Context<'_> {
             }
             if let Some((verdict, _)) = v.cache.get(&name, self.now) {
                 return verdict;
+            }
+            if let Some(why) = self.insecure_ancestor(&name) {
+                return ZoneSecurity::Insecure(why);
             }
             let (verdict, ttl) = match v.anchors.at(&name) {
                 Some(anchor) => self.keys_from_anchor(anchor, budget).await,
@@ -112,14 +125,61 @@ impl Context<'_> {
         })
     }
 
-    async fn keys_from_anchor(&self, anchor: &ZoneAnchor, budget: &mut Budget) -> (ZoneSecurity, u32) {
-        let ds: Vec<&DS> = anchor.ds.iter().filter(|d| ds_supported(d)).collect();
-        let keys: Vec<&DNSKEY> = anchor.keys.iter().filter(|k| algorithm_supported(k.algorithm())).collect();
-        if ds.is_empty() && keys.is_empty() {
-            let why = format!("the trust anchor for {} has only unsupported algorithms", anchor.zone);
-            return (ZoneSecurity::Insecure(why), self.validator.limits.max_key_ttl_secs);
+    /// Caches `zone` as insecure (proven by a referral) for `ttl`.
+    pub fn remember_insecure(&self, zone: &Name, why: String, ttl: u32) {
+        let v = self.validator;
+        let ttl = ttl.min(v.limits.max_key_ttl_secs);
+        v.cache.put(
+            zone.to_lowercase(),
+            ZoneSecurity::Insecure(why),
+            ttl,
+            self.now,
+        );
+    }
+
+    /// Below a cached insecure zone everything is insecure, unless a trust anchor lies in
+    /// between: no DS fetch is needed (Unbound's "null key" entries do the same).
+    fn insecure_ancestor(&self, name: &Name) -> Option<String> {
+        let v = self.validator;
+        if v.anchors.at(name).is_some() {
+            return None;
         }
-        self.fetch_dnskeys(&anchor.zone, &ds, &keys, u32::MAX, budget).await
+        let mut ancestor = name.clone();
+        while !ancestor.is_root() {
+            ancestor = ancestor.base_name();
+            if v.anchors.at(&ancestor).is_some() {
+                return None;
+            }
+            if let Some((ZoneSecurity::Insecure(why), _)) = v.cache.get(&ancestor, self.now) {
+                return Some(format!("{name} is below insecure {ancestor}: {why}"));
+            }
+        }
+        None
+    }
+
+    async fn keys_from_anchor(
+        &self,
+        anchor: &ZoneAnchor,
+        budget: &mut Budget,
+    ) -> (ZoneSecurity, u32) {
+        let ds: Vec<&DS> = anchor.ds.iter().filter(|d| ds_supported(d)).collect();
+        let keys: Vec<&DNSKEY> = anchor
+            .keys
+            .iter()
+            .filter(|k| algorithm_supported(k.algorithm()))
+            .collect();
+        if ds.is_empty() && keys.is_empty() {
+            let why = format!(
+                "the trust anchor for {} has only unsupported algorithms",
+                anchor.zone
+            );
+            return (
+                ZoneSecurity::Insecure(why),
+                self.validator.limits.max_key_ttl_secs,
+            );
+        }
+        self.fetch_dnskeys(&anchor.zone, &ds, &keys, u32::MAX, budget)
+            .await
     }
 
     async fn keys_via_ds(&self, name: &Name, budget: &mut Budget) -> (ZoneSecurity, u32) {
@@ -127,11 +187,19 @@ impl Context<'_> {
         let bogus = |ede, reason: String| (ZoneSecurity::Bogus(Bogus::new(ede, reason)), 0);
         let fetched = match self.fetch.fetch(name, RecordType::DS).await {
             Ok(f) => f,
-            Err(e) => return bogus(ede::DNSSEC_BOGUS, format!("could not fetch DS for {name}: {e}")),
+            Err(e) => {
+                return bogus(
+                    ede::DNSSEC_BOGUS,
+                    format!("could not fetch DS for {name}: {e}"),
+                )
+            }
         };
         let parent = fetched.zone.to_lowercase();
         if !parent.zone_of(name) || &parent == name {
-            return bogus(ede::DNSSEC_BOGUS, format!("DS for {name} came from {parent}, not a parent zone"));
+            return bogus(
+                ede::DNSSEC_BOGUS,
+                format!("DS for {name} came from {parent}, not a parent zone"),
+            );
         }
         let (pzone, pkeys) = match self.zone_security(&parent, budget).await {
             ZoneSecurity::Secure { zone, keys } => (zone, keys),
@@ -139,21 +207,35 @@ impl Context<'_> {
         };
         let message = &fetched.message;
         let answers = rrsets(&message.answers);
-        if let Some(set) = answers.iter().find(|s| s.rtype == RecordType::DS && &s.name == name) {
+        if let Some(set) = answers
+            .iter()
+            .find(|s| s.rtype == RecordType::DS && &s.name == name)
+        {
             let verified = match verify_rrset(set, &pzone, &pkeys, self.now, limits, budget) {
                 Ok(v) => v,
                 Err(b) => return (ZoneSecurity::Bogus(b), 0),
             };
-            let all: Vec<&DS> = set.records.iter().filter_map(|r| as_ds(&r.data)).take(limits.max_ds_records).collect();
+            let all: Vec<&DS> = set
+                .records
+                .iter()
+                .filter_map(|r| as_ds(&r.data))
+                .take(limits.max_ds_records)
+                .collect();
             let usable = preferred_ds(&all);
             if usable.is_empty() {
-                let why = format!("the DS records of {name} use only unsupported algorithms or digests");
+                let why =
+                    format!("the DS records of {name} use only unsupported algorithms or digests");
                 return (ZoneSecurity::Insecure(why), verified.ttl);
             }
-            return self.fetch_dnskeys(name, &usable, &[], verified.ttl, budget).await;
+            return self
+                .fetch_dnskeys(name, &usable, &[], verified.ttl, budget)
+                .await;
         }
         if message.metadata.response_code == ResponseCode::NoError && !answers.is_empty() {
-            return bogus(ede::DNSSEC_BOGUS, format!("the DS answer for {name} holds no DS RRset"));
+            return bogus(
+                ede::DNSSEC_BOGUS,
+                format!("the DS answer for {name} holds no DS RRset"),
+            );
         }
         let want = if message.metadata.response_code == ResponseCode::NXDomain {
             Want::NoName
@@ -161,17 +243,26 @@ impl Context<'_> {
             Want::NoData(RecordType::DS)
         };
         match self.prove_absence(name, want, message, &pzone, &pkeys, budget) {
-            Ok((Denial::NoType { delegation: true }, ttl)) => {
-                (ZoneSecurity::Insecure(format!("{name} is an unsigned delegation")), ttl)
-            }
-            Ok((Denial::OptOut, ttl)) => (ZoneSecurity::Insecure(format!("{name} is covered by NSEC3 opt-out")), ttl),
-            Ok((Denial::IterationsTooHigh(n), ttl)) => {
-                (ZoneSecurity::Insecure(format!("NSEC3 iterations {n} above the limit in {pzone}")), ttl)
-            }
+            Ok((Denial::NoType { delegation: true }, ttl)) => (
+                ZoneSecurity::Insecure(format!("{name} is an unsigned delegation")),
+                ttl,
+            ),
+            Ok((Denial::OptOut, ttl)) => (
+                ZoneSecurity::Insecure(format!("{name} is covered by NSEC3 opt-out")),
+                ttl,
+            ),
+            Ok((Denial::IterationsTooHigh(n), ttl)) => (
+                ZoneSecurity::Insecure(format!("NSEC3 iterations {n} above the limit in {pzone}")),
+                ttl,
+            ),
             // No DS and no delegation: `name` is inside the parent zone.
-            Ok((Denial::NoName | Denial::NoType { delegation: false }, ttl)) => {
-                (ZoneSecurity::Secure { zone: pzone, keys: pkeys }, ttl)
-            }
+            Ok((Denial::NoName | Denial::NoType { delegation: false }, ttl)) => (
+                ZoneSecurity::Secure {
+                    zone: pzone,
+                    keys: pkeys,
+                },
+                ttl,
+            ),
             Err(b) => (ZoneSecurity::Bogus(b), 0),
         }
     }
@@ -187,13 +278,21 @@ impl Context<'_> {
         budget: &mut Budget,
     ) -> (ZoneSecurity, u32) {
         let limits = &self.validator.limits;
-        let missing = |reason: String| (ZoneSecurity::Bogus(Bogus::new(ede::DNSKEY_MISSING, reason)), 0);
+        let missing = |reason: String| {
+            (
+                ZoneSecurity::Bogus(Bogus::new(ede::DNSKEY_MISSING, reason)),
+                0,
+            )
+        };
         let fetched = match self.fetch.fetch(zone, RecordType::DNSKEY).await {
             Ok(f) => f,
             Err(e) => return missing(format!("could not fetch DNSKEY for {zone}: {e}")),
         };
         let sets = rrsets(&fetched.message.answers);
-        let Some(set) = sets.iter().find(|s| s.rtype == RecordType::DNSKEY && &s.name == zone) else {
+        let Some(set) = sets
+            .iter()
+            .find(|s| s.rtype == RecordType::DNSKEY && &s.name == zone)
+        else {
             return missing(format!("no DNSKEY RRset for {zone}"));
         };
         // Entry keys: usable keys whose tag matches a DS (then the digest must match too) or
@@ -202,13 +301,19 @@ impl Context<'_> {
         let mut entry = Vec::new();
         let mut digests_left = limits.max_ds_records * limits.max_keys_per_sig;
         for key in set.records.iter().filter_map(|r| as_dnskey(&r.data)) {
-            let Some(zk) = ZoneKey::usable(key) else { continue };
+            let Some(zk) = ZoneKey::usable(key) else {
+                continue;
+            };
             let by_anchor = anchor_keys.iter().any(|a| {
-                a.public_key().public_bytes() == key.public_key().public_bytes() && a.algorithm() == key.algorithm()
+                a.public_key().public_bytes() == key.public_key().public_bytes()
+                    && a.algorithm() == key.algorithm()
             });
             let by_ds = !by_anchor
                 && ds.iter().any(|d| {
-                    if d.key_tag() != zk.tag || d.algorithm() != key.algorithm() || digests_left == 0 {
+                    if d.key_tag() != zk.tag
+                        || d.algorithm() != key.algorithm()
+                        || digests_left == 0
+                    {
                         return false;
                     }
                     digests_left -= 1;
@@ -222,13 +327,22 @@ impl Context<'_> {
             }
         }
         if entry.is_empty() {
-            return missing(format!("no DNSKEY of {zone} matches its DS or trust anchor"));
+            return missing(format!(
+                "no DNSKEY of {zone} matches its DS or trust anchor"
+            ));
         }
         match verify_rrset(set, zone, &entry, self.now, limits, budget) {
             Ok(verified) => {
-                let keys: Vec<ZoneKey> =
-                    set.records.iter().filter_map(|r| as_dnskey(&r.data)).filter_map(ZoneKey::usable).collect();
-                let secure = ZoneSecurity::Secure { zone: zone.clone(), keys: Arc::new(keys) };
+                let keys: Vec<ZoneKey> = set
+                    .records
+                    .iter()
+                    .filter_map(|r| as_dnskey(&r.data))
+                    .filter_map(ZoneKey::usable)
+                    .collect();
+                let secure = ZoneSecurity::Secure {
+                    zone: zone.clone(),
+                    keys: Arc::new(keys),
+                };
                 (secure, verified.ttl.min(ttl_cap))
             }
             Err(b) => (ZoneSecurity::Bogus(b), 0),

@@ -64,7 +64,10 @@ pub struct Bogus {
 
 impl Bogus {
     pub fn new(ede: u16, reason: impl Into<String>) -> Self {
-        Bogus { ede, reason: reason.into() }
+        Bogus {
+            ede,
+            reason: reason.into(),
+        }
     }
 }
 
@@ -130,9 +133,16 @@ pub trait KeyFetcher: Send + Sync {
 #[derive(Debug, thiserror::Error)]
 pub enum DnssecError {
     #[error("{path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{path}:{line}: {message}")]
-    AnchorSyntax { path: String, line: usize, message: String },
+    AnchorSyntax {
+        path: String,
+        line: usize,
+        message: String,
+    },
     #[error("{0}: no DS or DNSKEY record")]
     NoAnchors(String),
     #[error("zone text: {0}")]
@@ -217,8 +227,13 @@ impl Validator {
         now_unix: u32,
     ) -> Security {
         let mut budget = verify::Budget::new(self.limits.max_verifications);
-        let cx = chain::Context { validator: self, fetch, now: now_unix };
-        cx.validate(query, response, &zone.to_lowercase(), &mut budget).await
+        let cx = chain::Context {
+            validator: self,
+            fetch,
+            now: now_unix,
+        };
+        cx.validate(query, response, &zone.to_lowercase(), &mut budget)
+            .await
     }
 
     pub fn negative_trust_anchors(&self) -> Vec<Name> {
@@ -237,7 +252,10 @@ impl Validator {
 
     /// Whether `name` is at or below a negative trust anchor.
     pub(crate) fn under_negative_anchor(&self, name: &Name) -> bool {
-        self.negative_anchors.read().iter().any(|nta| nta.zone_of(name))
+        self.negative_anchors
+            .read()
+            .iter()
+            .any(|nta| nta.zone_of(name))
     }
 }
 
@@ -261,7 +279,10 @@ pub fn strip_dnssec_records(message: &mut Message) {
     let keep = |r: &Record| {
         let t = r.record_type();
         Some(t) == asked
-            || !matches!(t, RecordType::RRSIG | RecordType::NSEC | RecordType::NSEC3 | RecordType::DS)
+            || !matches!(
+                t,
+                RecordType::RRSIG | RecordType::NSEC | RecordType::NSEC3 | RecordType::DS
+            )
     };
     message.answers.retain(keep);
     message.authorities.retain(keep);

@@ -53,7 +53,11 @@ pub(crate) fn prove(
                 return Err(format!("no NSEC3 proves that {wildcard} does not exist"));
             }
             // Opt-out spans may hide unsigned delegations: like Unbound, the proof is insecure.
-            Ok(if opt_out { Denial::OptOut } else { Denial::NoName })
+            Ok(if opt_out {
+                Denial::OptOut
+            } else {
+                Denial::NoName
+            })
         }
         Want::NoData(qtype) => no_data(&mut chain, apex, name, *qtype),
         Want::Wildcard { source } => {
@@ -64,14 +68,21 @@ pub(crate) fn prove(
             let next_closer = name.trim_to(source_labels + 1);
             let h = chain.hash(&next_closer)?;
             if chain.covering(&h).is_none() {
-                return Err(format!("no NSEC3 covers the next closer name {next_closer}"));
+                return Err(format!(
+                    "no NSEC3 covers the next closer name {next_closer}"
+                ));
             }
             Ok(Denial::NoName)
         }
     }
 }
 
-fn no_data(chain: &mut Chain<'_>, apex: &Name, name: &Name, qtype: RecordType) -> Result<Denial, String> {
+fn no_data(
+    chain: &mut Chain<'_>,
+    apex: &Name,
+    name: &Name,
+    qtype: RecordType,
+) -> Result<Denial, String> {
     let h = chain.hash(name)?;
     if let Some(entry) = chain.matching(&h) {
         let types = entry.nsec3.type_set();
@@ -81,10 +92,14 @@ fn no_data(chain: &mut Chain<'_>, apex: &Name, name: &Name, qtype: RecordType) -
         let delegation = types.contains(RecordType::NS) && !types.contains(RecordType::SOA);
         if qtype == RecordType::DS {
             if types.contains(RecordType::SOA) {
-                return Err(format!("the NSEC3 of {name} is from the child side of the cut"));
+                return Err(format!(
+                    "the NSEC3 of {name} is from the child side of the cut"
+                ));
             }
         } else if entry.nsec3.is_ancestor_delegation() {
-            return Err(format!("the NSEC3 of {name} is a parent-side delegation NSEC3"));
+            return Err(format!(
+                "the NSEC3 of {name} is a parent-side delegation NSEC3"
+            ));
         }
         return Ok(Denial::NoType { delegation });
     }
@@ -95,13 +110,18 @@ fn no_data(chain: &mut Chain<'_>, apex: &Name, name: &Name, qtype: RecordType) -
         return if opt_out {
             Ok(Denial::OptOut)
         } else {
-            Err(format!("no NSEC3 matches {name} and the span covering it is not opt-out"))
+            Err(format!(
+                "no NSEC3 matches {name} and the span covering it is not opt-out"
+            ))
         };
     }
     let wildcard = wildcard_at(&ce)?;
     let wh = chain.hash(&wildcard)?;
     match chain.matching(&wh) {
-        Some(e) if !e.nsec3.type_set().contains(qtype) && !e.nsec3.type_set().contains(RecordType::CNAME) => {
+        Some(e)
+            if !e.nsec3.type_set().contains(qtype)
+                && !e.nsec3.type_set().contains(RecordType::CNAME) =>
+        {
             Ok(Denial::NoType { delegation: false })
         }
         Some(_) => Err(format!("the wildcard {wildcard} has {qtype} or CNAME")),
@@ -124,15 +144,24 @@ impl<'a> Chain<'a> {
             if nsec3.salt() != salt || nsec3.iterations() != iterations {
                 continue;
             }
-            let Some(label) = owner.iter().next() else { continue };
-            let Ok(hash) = BASE32_DNSSEC.decode(&label.to_ascii_lowercase()) else { continue };
+            let Some(label) = owner.iter().next() else {
+                continue;
+            };
+            let Ok(hash) = BASE32_DNSSEC.decode(&label.to_ascii_lowercase()) else {
+                continue;
+            };
             if hash.len() != nsec3.next_hashed_owner_name().len() {
                 continue;
             }
             entries.push(Entry { hash, nsec3 });
         }
         let (salt, iterations) = params?;
-        (!entries.is_empty()).then(|| Chain { salt, iterations, entries, hashes: HashMap::new() })
+        (!entries.is_empty()).then(|| Chain {
+            salt,
+            iterations,
+            entries,
+            hashes: HashMap::new(),
+        })
     }
 
     fn hash(&mut self, name: &Name) -> Result<Vec<u8>, String> {
@@ -174,7 +203,9 @@ impl<'a> Chain<'a> {
         for k in (apex_labels..name_labels).rev() {
             let candidate = name.trim_to(k);
             let h = self.hash(&candidate)?;
-            let Some(entry) = self.matching(&h) else { continue };
+            let Some(entry) = self.matching(&h) else {
+                continue;
+            };
             if entry.nsec3.is_ancestor_delegation() && k != apex_labels {
                 return Err(format!("the closest encloser {candidate} is a delegation"));
             }
@@ -182,7 +213,9 @@ impl<'a> Chain<'a> {
             let nh = self.hash(&next_closer)?;
             return match self.covering(&nh) {
                 Some(cover) => Ok((candidate, cover.nsec3.opt_out())),
-                None => Err(format!("no NSEC3 covers the next closer name {next_closer}")),
+                None => Err(format!(
+                    "no NSEC3 covers the next closer name {next_closer}"
+                )),
             };
         }
         Err(format!("no NSEC3 proves a closest encloser of {name}"))
@@ -190,5 +223,6 @@ impl<'a> Chain<'a> {
 }
 
 fn wildcard_at(ce: &Name) -> Result<Name, String> {
-    ce.prepend_label("*").map_err(|e| format!("cannot form the wildcard at {ce}: {e}"))
+    ce.prepend_label("*")
+        .map_err(|e| format!("cannot form the wildcard at {ce}: {e}"))
 }

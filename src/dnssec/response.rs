@@ -29,7 +29,9 @@ pub(crate) enum Want {
 pub(crate) enum Denial {
     NoName,
     /// The type is absent; `delegation`: the name is an unsigned zone cut (NS, no SOA).
-    NoType { delegation: bool },
+    NoType {
+        delegation: bool,
+    },
     /// An NSEC3 opt-out span covers the name: insecure.
     OptOut,
     /// NSEC3 iterations above `Limits::nsec3_max_iterations`: insecure (RFC 9276).
@@ -48,7 +50,13 @@ impl Denial {
 type Keys = Arc<Vec<ZoneKey>>;
 
 impl Context<'_> {
-    pub async fn validate(&self, query: &Query, response: &Message, zone: &Name, budget: &mut Budget) -> Security {
+    pub async fn validate(
+        &self,
+        query: &Query,
+        response: &Message,
+        zone: &Name,
+        budget: &mut Budget,
+    ) -> Security {
         let qname = query.name().to_lowercase();
         let qtype = query.query_type();
         if self.validator.under_negative_anchor(&qname) {
@@ -85,7 +93,9 @@ impl Context<'_> {
 
         let target = chain_target(&qname, &answers);
         let positive = rcode == ResponseCode::NoError
-            && answers.iter().any(|s| s.name == target && (s.rtype == qtype || qtype == RecordType::ANY));
+            && answers
+                .iter()
+                .any(|s| s.name == target && (s.rtype == qtype || qtype == RecordType::ANY));
         if positive {
             for (owner, source, signer, keys) in wildcards {
                 let want = Want::Wildcard { source };
@@ -96,18 +106,29 @@ impl Context<'_> {
             }
             return result;
         }
-        let denial_present =
-            authority.iter().any(|s| matches!(s.rtype, RecordType::SOA | RecordType::NSEC | RecordType::NSEC3));
+        let denial_present = authority.iter().any(|s| {
+            matches!(
+                s.rtype,
+                RecordType::SOA | RecordType::NSEC | RecordType::NSEC3
+            )
+        });
         if !answers.is_empty() && rcode == ResponseCode::NoError && !denial_present {
             // The chain leaves this response (another zone, or a child on other servers):
             // what is here is validated; the iterator validates the rest when it follows it.
             return result;
         }
         if let Some(child) = referral_child(rcode, &answers, &authority, zone) {
-            return result.and(self.validate_referral(&child, response, &authority, zone, budget).await);
+            return result.and(
+                self.validate_referral(&child, response, &authority, zone, budget)
+                    .await,
+            );
         }
         // NXDOMAIN or NODATA for the end of the CNAME chain.
-        let want = if rcode == ResponseCode::NXDomain { Want::NoName } else { Want::NoData(qtype) };
+        let want = if rcode == ResponseCode::NXDomain {
+            Want::NoName
+        } else {
+            Want::NoData(qtype)
+        };
         let (signer, keys) = match self.authority_keys(&authority, &target, zone, budget).await {
             Ok(k) => k,
             Err(security) => return security,
@@ -127,7 +148,11 @@ impl Context<'_> {
         budget: &mut Budget,
     ) -> Result<(Security, Option<(Name, Name, Name, Keys)>), Security> {
         // A DS RRset lives on the parent side of its owner.
-        let home = if set.rtype == RecordType::DS { set.name.base_name() } else { set.name.clone() };
+        let home = if set.rtype == RecordType::DS {
+            set.name.base_name()
+        } else {
+            set.name.clone()
+        };
         let signer = set
             .sigs
             .iter()
@@ -137,7 +162,10 @@ impl Context<'_> {
             return match self.zone_security(&home, budget).await {
                 ZoneSecurity::Secure { .. } => Err(Security::Bogus(Bogus::new(
                     ede::RRSIGS_MISSING,
-                    format!("no RRSIG by {zone} or a zone below it for {} {}", set.name, set.rtype),
+                    format!(
+                        "no RRSIG by {zone} or a zone below it for {} {}",
+                        set.name, set.rtype
+                    ),
                 ))),
                 other => Ok((other.to_security(), None)),
             };
@@ -147,7 +175,10 @@ impl Context<'_> {
         match verify_rrset(set, &signer, &keys, self.now, limits, budget) {
             Ok(v) if v.labels < set.name.num_labels() => {
                 let source = set.name.trim_to(v.labels as usize);
-                Ok((Security::Secure, Some((set.name.clone(), source, signer, keys))))
+                Ok((
+                    Security::Secure,
+                    Some((set.name.clone(), source, signer, keys)),
+                ))
             }
             Ok(_) => Ok((Security::Secure, None)),
             Err(b) => Err(Security::Bogus(b)),
@@ -176,23 +207,39 @@ impl Context<'_> {
         budget: &mut Budget,
     ) -> Result<(Name, Keys), Security> {
         let relevant = |s: &&Rrset<'_>| {
-            matches!(s.rtype, RecordType::SOA | RecordType::NSEC | RecordType::NSEC3 | RecordType::DS)
+            matches!(
+                s.rtype,
+                RecordType::SOA | RecordType::NSEC | RecordType::NSEC3 | RecordType::DS
+            )
         };
         let signer = authority
             .iter()
             .filter(relevant)
-            .flat_map(|s| s.sigs.iter().map(|(sig, _)| sig.input().signer_name.to_lowercase()))
+            .flat_map(|s| {
+                s.sigs
+                    .iter()
+                    .map(|(sig, _)| sig.input().signer_name.to_lowercase())
+            })
             .find(|s| zone.zone_of(s) && s.zone_of(target));
         if let Some(signer) = signer {
             let keys = self.signer_keys(&signer, budget).await?;
             return Ok((signer, keys));
         }
-        let soa = authority.iter().find(|s| s.rtype == RecordType::SOA && zone.zone_of(&s.name));
+        let soa = authority
+            .iter()
+            .find(|s| s.rtype == RecordType::SOA && zone.zone_of(&s.name));
         let home = soa.map(|s| s.name.clone()).unwrap_or_else(|| zone.clone());
         match self.zone_security(&home, budget).await {
             ZoneSecurity::Secure { .. } => {
-                let code = if authority.iter().any(|s| relevant(&s)) { ede::RRSIGS_MISSING } else { ede::NSEC_MISSING };
-                Err(Security::Bogus(Bogus::new(code, format!("no signed denial of existence for {target} in {home}"))))
+                let code = if authority.iter().any(|s| relevant(&s)) {
+                    ede::RRSIGS_MISSING
+                } else {
+                    ede::NSEC_MISSING
+                };
+                Err(Security::Bogus(Bogus::new(
+                    code,
+                    format!("no signed denial of existence for {target} in {home}"),
+                )))
             }
             other => Err(other.to_security()),
         }
@@ -206,7 +253,10 @@ impl Context<'_> {
         zone: &Name,
         budget: &mut Budget,
     ) -> Security {
-        if let Some(ds) = authority.iter().find(|s| s.rtype == RecordType::DS && &s.name == child) {
+        if let Some(ds) = authority
+            .iter()
+            .find(|s| s.rtype == RecordType::DS && &s.name == child)
+        {
             return match self.verify_answer_set(ds, zone, budget).await {
                 Ok((security, _)) => security,
                 Err(security) => security,
@@ -218,10 +268,18 @@ impl Context<'_> {
         };
         let want = Want::NoData(RecordType::DS);
         match self.prove_absence(child, want, response, &signer, &keys, budget) {
-            Ok((Denial::NoType { delegation: true } | Denial::OptOut | Denial::IterationsTooHigh(_), _)) => {
+            Ok((
+                Denial::NoType { delegation: true } | Denial::OptOut | Denial::IterationsTooHigh(_),
+                ttl,
+            )) => {
+                // Remember the insecure cut: the next question for the child fetches no DS.
+                self.remember_insecure(child, format!("referral from {signer} proves no DS"), ttl);
                 Security::Insecure
             }
-            Ok(_) => Security::Bogus(Bogus::new(ede::DNSSEC_BOGUS, format!("referral to {child}, which the NSEC chain says is no delegation"))),
+            Ok(_) => Security::Bogus(Bogus::new(
+                ede::DNSSEC_BOGUS,
+                format!("referral to {child}, which the NSEC chain says is no delegation"),
+            )),
             Err(b) => Security::Bogus(b),
         }
     }
@@ -243,9 +301,17 @@ impl Context<'_> {
         let mut nsecs: Vec<(&Name, &NSEC)> = Vec::new();
         let mut nsec3s: Vec<(&Name, &NSEC3)> = Vec::new();
         let wanted = |s: &&Rrset<'_>| {
-            apex.zone_of(&s.name) && matches!(s.rtype, RecordType::SOA | RecordType::NSEC | RecordType::NSEC3)
+            apex.zone_of(&s.name)
+                && matches!(
+                    s.rtype,
+                    RecordType::SOA | RecordType::NSEC | RecordType::NSEC3
+                )
         };
-        for set in authority.iter().filter(wanted).take(limits.max_denial_records) {
+        for set in authority
+            .iter()
+            .filter(wanted)
+            .take(limits.max_denial_records)
+        {
             let verified = verify_rrset(set, apex, keys, self.now, limits, budget)?;
             ttl = ttl.min(verified.ttl);
             for record in &set.records {
@@ -262,7 +328,10 @@ impl Context<'_> {
         } else if !nsecs.is_empty() {
             nsec::prove(&nsecs, apex, &name, &want)
         } else {
-            return Err(Bogus::new(ede::NSEC_MISSING, format!("no NSEC or NSEC3 record proves {want:?} for {name}")));
+            return Err(Bogus::new(
+                ede::NSEC_MISSING,
+                format!("no NSEC or NSEC3 record proves {want:?} for {name}"),
+            ));
         };
         match proved {
             Ok(denial) => Ok((denial, if ttl == u32::MAX { 0 } else { ttl })),
@@ -290,7 +359,9 @@ fn dname_targets(answers: &[Rrset<'_>]) -> Vec<(Name, Name)> {
 
 /// Whether an unsigned CNAME is what a DNAME of the answer synthesizes for its owner.
 fn synthesized(cname: &Rrset<'_>, dnames: &[(Name, Name)]) -> bool {
-    let Some(RData::CNAME(target)) = cname.records.first().map(|r| &r.data) else { return false };
+    let Some(RData::CNAME(target)) = cname.records.first().map(|r| &r.data) else {
+        return false;
+    };
     let owner_labels: Vec<&[u8]> = cname.name.iter().collect();
     dnames.iter().any(|(dname, to)| {
         if dname == &cname.name || !dname.zone_of(&cname.name) {
@@ -307,12 +378,15 @@ fn synthesized(cname: &Rrset<'_>, dnames: &[(Name, Name)]) -> bool {
 fn chain_target(qname: &Name, answers: &[Rrset<'_>]) -> Name {
     let mut target = qname.clone();
     for _ in 0..answers.len() {
-        let next = answers.iter().find(|s| s.rtype == RecordType::CNAME && s.name == target).and_then(|s| {
-            s.records.first().and_then(|r| match &r.data {
-                RData::CNAME(c) => Some(c.0.to_lowercase()),
-                _ => None,
-            })
-        });
+        let next = answers
+            .iter()
+            .find(|s| s.rtype == RecordType::CNAME && s.name == target)
+            .and_then(|s| {
+                s.records.first().and_then(|r| match &r.data {
+                    RData::CNAME(c) => Some(c.0.to_lowercase()),
+                    _ => None,
+                })
+            });
         match next {
             Some(n) if n != target => target = n,
             _ => break,
@@ -322,8 +396,16 @@ fn chain_target(qname: &Name, answers: &[Rrset<'_>]) -> Name {
 }
 
 /// A referral: NOERROR, no answer, no SOA, and an NS RRset for a name below `zone`.
-fn referral_child(rcode: ResponseCode, answers: &[Rrset<'_>], authority: &[Rrset<'_>], zone: &Name) -> Option<Name> {
-    if rcode != ResponseCode::NoError || !answers.is_empty() || authority.iter().any(|s| s.rtype == RecordType::SOA) {
+fn referral_child(
+    rcode: ResponseCode,
+    answers: &[Rrset<'_>],
+    authority: &[Rrset<'_>],
+    zone: &Name,
+) -> Option<Name> {
+    if rcode != ResponseCode::NoError
+        || !answers.is_empty()
+        || authority.iter().any(|s| s.rtype == RecordType::SOA)
+    {
         return None;
     }
     authority

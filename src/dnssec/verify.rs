@@ -20,7 +20,9 @@ pub(crate) struct Budget {
 
 impl Budget {
     pub fn new(verifications: usize) -> Self {
-        Budget { left: verifications }
+        Budget {
+            left: verifications,
+        }
     }
 
     fn spend(&mut self) -> bool {
@@ -47,7 +49,10 @@ pub(crate) fn algorithm_supported(alg: Algorithm) -> bool {
 }
 
 pub(crate) fn digest_supported(digest: DigestType) -> bool {
-    matches!(digest, DigestType::SHA1 | DigestType::SHA256 | DigestType::SHA384)
+    matches!(
+        digest,
+        DigestType::SHA1 | DigestType::SHA256 | DigestType::SHA384
+    )
 }
 
 /// A zone key usable for verification, with its key tag computed once.
@@ -63,7 +68,10 @@ impl ZoneKey {
         if !key.zone_key() || key.revoke() || !algorithm_supported(key.algorithm()) {
             return None;
         }
-        Some(ZoneKey { tag: key.calculate_key_tag().ok()?, key: key.clone() })
+        Some(ZoneKey {
+            tag: key.calculate_key_tag().ok()?,
+            key: key.clone(),
+        })
     }
 }
 
@@ -88,15 +96,28 @@ pub(crate) fn rrsets(records: &[Record]) -> Vec<Rrset<'_>> {
     let mut sets: Vec<Rrset<'_>> = Vec::new();
     let mut index: HashMap<(Name, RecordType, DNSClass), usize> = HashMap::new();
     let mut slot = |sets: &mut Vec<Rrset<'_>>, name: &Name, rtype, class| -> usize {
-        *index.entry((name.clone(), rtype, class)).or_insert_with(|| {
-            sets.push(Rrset { name: name.clone(), rtype, class, records: Vec::new(), sigs: Vec::new() });
-            sets.len() - 1
-        })
+        *index
+            .entry((name.clone(), rtype, class))
+            .or_insert_with(|| {
+                sets.push(Rrset {
+                    name: name.clone(),
+                    rtype,
+                    class,
+                    records: Vec::new(),
+                    sigs: Vec::new(),
+                });
+                sets.len() - 1
+            })
     };
     for record in records {
         match (&record.data, record.record_type()) {
             (RData::DNSSEC(DNSSECRData::RRSIG(sig)), _) => {
-                let i = slot(&mut sets, &record.name, sig.input().type_covered, record.dns_class);
+                let i = slot(
+                    &mut sets,
+                    &record.name,
+                    sig.input().type_covered,
+                    record.dns_class,
+                );
                 sets[i].sigs.push((sig, record.ttl));
             }
             (_, RecordType::RRSIG) => {}
@@ -170,7 +191,12 @@ pub(crate) fn verify_rrset(
             note(Failure::UnsupportedOnly, &mut worst);
             continue;
         }
-        if let Err(f) = check_window(input.sig_inception.get(), input.sig_expiration.get(), now, limits) {
+        if let Err(f) = check_window(
+            input.sig_inception.get(),
+            input.sig_expiration.get(),
+            now,
+            limits,
+        ) {
             note(f, &mut worst);
             continue;
         }
@@ -186,10 +212,21 @@ pub(crate) fn verify_rrset(
                 return Err(describe(worst, set));
             }
             let records = set.records.iter().copied();
-            if key.key.verify_rrsig(&set.name, set.class, sig, records).is_ok() {
+            if key
+                .key
+                .verify_rrsig(&set.name, set.class, sig, records)
+                .is_ok()
+            {
                 let until_expiry = input.sig_expiration.get().wrapping_sub(now);
-                let ttl = set.ttl().min(*sig_ttl).min(input.original_ttl).min(until_expiry);
-                return Ok(Verified { ttl, labels: input.num_labels });
+                let ttl = set
+                    .ttl()
+                    .min(*sig_ttl)
+                    .min(input.original_ttl)
+                    .min(until_expiry);
+                return Ok(Verified {
+                    ttl,
+                    labels: input.num_labels,
+                });
             }
             note(Failure::Invalid, &mut worst);
         }
@@ -207,7 +244,8 @@ fn check_window(inception: u32, expiration: u32, now: u32, limits: &Limits) -> R
     if window < 0 {
         return Err(Failure::Invalid);
     }
-    let skew = (window as u32 / 10).clamp(limits.sig_skew_min_secs, limits.sig_skew_max_secs) as i64;
+    let skew =
+        (window as u32 / 10).clamp(limits.sig_skew_min_secs, limits.sig_skew_max_secs) as i64;
     let since_inception = now.wrapping_sub(inception) as i32 as i64;
     let until_expiration = expiration.wrapping_sub(now) as i32 as i64;
     if since_inception < -skew {
@@ -222,16 +260,30 @@ fn check_window(inception: u32, expiration: u32, now: u32, limits: &Limits) -> R
 fn describe(failure: Failure, set: &Rrset<'_>) -> Bogus {
     let what = format!("{} {}", set.name, set.rtype);
     match failure {
-        Failure::NoSignatures => Bogus::new(ede::RRSIGS_MISSING, format!("no RRSIG by the zone for {what}")),
-        Failure::UnsupportedOnly => {
-            Bogus::new(ede::DNSSEC_BOGUS, format!("{what} is signed only with unsupported algorithms"))
-        }
-        Failure::Expired => Bogus::new(ede::SIGNATURE_EXPIRED, format!("the RRSIGs of {what} have expired")),
-        Failure::NotYetValid => {
-            Bogus::new(ede::SIGNATURE_NOT_YET_VALID, format!("the RRSIGs of {what} are not yet valid"))
-        }
-        Failure::NoKey => Bogus::new(ede::DNSSEC_BOGUS, format!("no DNSKEY matches the RRSIGs of {what}")),
-        Failure::Invalid => Bogus::new(ede::DNSSEC_BOGUS, format!("signature of {what} does not verify")),
+        Failure::NoSignatures => Bogus::new(
+            ede::RRSIGS_MISSING,
+            format!("no RRSIG by the zone for {what}"),
+        ),
+        Failure::UnsupportedOnly => Bogus::new(
+            ede::DNSSEC_BOGUS,
+            format!("{what} is signed only with unsupported algorithms"),
+        ),
+        Failure::Expired => Bogus::new(
+            ede::SIGNATURE_EXPIRED,
+            format!("the RRSIGs of {what} have expired"),
+        ),
+        Failure::NotYetValid => Bogus::new(
+            ede::SIGNATURE_NOT_YET_VALID,
+            format!("the RRSIGs of {what} are not yet valid"),
+        ),
+        Failure::NoKey => Bogus::new(
+            ede::DNSSEC_BOGUS,
+            format!("no DNSKEY matches the RRSIGs of {what}"),
+        ),
+        Failure::Invalid => Bogus::new(
+            ede::DNSSEC_BOGUS,
+            format!("signature of {what} does not verify"),
+        ),
         Failure::Budget => Bogus::new(
             ede::DNSSEC_BOGUS,
             format!("verification limit reached validating {what} (too many signatures or keys)"),
@@ -250,10 +302,19 @@ mod tests {
         let (inc, exp) = (1_000_000u32, 1_000_000 + 30 * 86400);
         assert_eq!(check_window(inc, exp, inc + 10, &limits), Ok(()));
         assert_eq!(check_window(inc, exp, exp + 86_000, &limits), Ok(()));
-        assert_eq!(check_window(inc, exp, exp + 86_401, &limits), Err(Failure::Expired));
-        assert_eq!(check_window(inc, exp, inc - 86_401, &limits), Err(Failure::NotYetValid));
+        assert_eq!(
+            check_window(inc, exp, exp + 86_401, &limits),
+            Err(Failure::Expired)
+        );
+        assert_eq!(
+            check_window(inc, exp, inc - 86_401, &limits),
+            Err(Failure::NotYetValid)
+        );
         // A window across the 2^32 wrap (year 2106) is still a window.
         let inc = u32::MAX - 100;
-        assert_eq!(check_window(inc, inc.wrapping_add(7200), inc.wrapping_add(500), &limits), Ok(()));
+        assert_eq!(
+            check_window(inc, inc.wrapping_add(7200), inc.wrapping_add(500), &limits),
+            Ok(())
+        );
     }
 }

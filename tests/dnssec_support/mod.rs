@@ -27,14 +27,19 @@ use tokio::net::{TcpListener, UdpSocket};
 use dnsward::dnssec::signed::{DenialChain, SignOptions, SignedZone};
 use dnsward::dnssec::{FetchError, Fetched, KeyFetcher, Limits, TrustAnchorSet, Validator};
 
-pub const SOA: &str = "@ 3600 IN SOA ns.invalid. host.invalid. 1 7200 3600 1209600 300\n@ 3600 IN NS ns.invalid.\n";
+pub const SOA: &str =
+    "@ 3600 IN SOA ns.invalid. host.invalid. 1 7200 3600 1209600 300\n@ 3600 IN NS ns.invalid.\n";
 
 pub fn name(s: &str) -> Name {
     Name::from_ascii(s).unwrap()
 }
 
 fn nsec3(iterations: u16, opt_out: bool) -> DenialChain {
-    DenialChain::Nsec3 { iterations, salt: vec![0xab, 0xcd], opt_out }
+    DenialChain::Nsec3 {
+        iterations,
+        salt: vec![0xab, 0xcd],
+        opt_out,
+    }
 }
 
 pub fn covers(r: &Record, t: RecordType) -> bool {
@@ -52,7 +57,8 @@ pub fn rsa_keys() -> Option<(Vec<u8>, Vec<u8>)> {
     KEYS.get_or_init(|| {
         let one = || {
             // genpkey writes PKCS#1 DER; `pkcs8 -topk8` wraps it.
-            let script = "openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -outform PEM \
+            let script =
+                "openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -outform PEM \
                           | openssl pkcs8 -topk8 -nocrypt -outform DER";
             let out = std::process::Command::new("sh")
                 .args(["-c", script])
@@ -94,18 +100,38 @@ impl Hierarchy {
         (old.inception, old.expiration) = (now - 40 * 86400, now - 10 * 86400);
         tlds.push(sign("expired.", data, old));
         let mut nokey = sign("nokey.", data, SignOptions::new(now));
-        nokey.records.retain(|r| r.record_type() != RecordType::DNSKEY && !covers(r, RecordType::DNSKEY));
+        nokey
+            .records
+            .retain(|r| r.record_type() != RecordType::DNSKEY && !covers(r, RecordType::DNSKEY));
         tlds.push(nokey);
         if let Some(keys) = rsa_keys() {
-            let rsa = SignOptions { algorithm: Algorithm::RSASHA256, pkcs8_keys: Some(keys), ..SignOptions::new(now) };
-            tlds.push(sign("rsa.", data, SignOptions { denial: nsec3(0, false), ..rsa }));
+            let rsa = SignOptions {
+                algorithm: Algorithm::RSASHA256,
+                pkcs8_keys: Some(keys),
+                ..SignOptions::new(now)
+            };
+            tlds.push(sign(
+                "rsa.",
+                data,
+                SignOptions {
+                    denial: nsec3(0, false),
+                    ..rsa
+                },
+            ));
         }
         let mut badsig = sign("badsig.", data, SignOptions::new(now));
-        for r in badsig.records.iter_mut().filter(|r| r.name == name("www.badsig.") && covers(r, RecordType::A)) {
+        for r in badsig
+            .records
+            .iter_mut()
+            .filter(|r| r.name == name("www.badsig.") && covers(r, RecordType::A))
+        {
             if let RData::DNSSEC(DNSSECRData::RRSIG(sig)) = &r.data {
                 let mut bytes = sig.sig().to_vec();
                 bytes[10] ^= 0x01;
-                r.data = RData::DNSSEC(DNSSECRData::RRSIG(RRSIG::from_sig(sig.input().clone(), bytes)));
+                r.data = RData::DNSSEC(DNSSECRData::RRSIG(RRSIG::from_sig(
+                    sig.input().clone(),
+                    bytes,
+                )));
             }
         }
         tlds.push(badsig);
@@ -126,7 +152,10 @@ impl Hierarchy {
         root_text += "\n";
         let mut zones = vec![sign(".", &root_text, SignOptions::new(now))];
         zones.extend(tlds);
-        Arc::new(Hierarchy { zones, fetches: AtomicUsize::new(0) })
+        Arc::new(Hierarchy {
+            zones,
+            fetches: AtomicUsize::new(0),
+        })
     }
 
     pub fn zone(&self, apex: &str) -> &SignedZone {
@@ -138,7 +167,10 @@ impl Hierarchy {
     pub fn answering_zone(&self, qname: &Name, rtype: RecordType) -> Option<&SignedZone> {
         self.zones
             .iter()
-            .filter(|z| z.apex.zone_of(qname) && (rtype != RecordType::DS || &z.apex != qname || z.apex.is_root()))
+            .filter(|z| {
+                z.apex.zone_of(qname)
+                    && (rtype != RecordType::DS || &z.apex != qname || z.apex.is_root())
+            })
             .max_by_key(|z| z.apex.num_labels())
     }
 
@@ -160,7 +192,10 @@ impl KeyFetcher for Hierarchy {
         let zone = self
             .answering_zone(qname, rtype)
             .ok_or_else(|| FetchError::Failed(format!("no zone for {qname}")))?;
-        Ok(Fetched { message: zone.respond(qname, rtype), zone: zone.apex.clone() })
+        Ok(Fetched {
+            message: zone.respond(qname, rtype),
+            zone: zone.apex.clone(),
+        })
     }
 }
 
@@ -189,7 +224,9 @@ impl Authority {
         let udp_task = tokio::spawn(async move {
             let mut buf = vec![0u8; 65535];
             loop {
-                let Ok((n, peer)) = udp.recv_from(&mut buf).await else { return };
+                let Ok((n, peer)) = udp.recv_from(&mut buf).await else {
+                    return;
+                };
                 if let Some(answer) = answer_bytes(&hu, &buf[..n], true) {
                     let _ = udp.send_to(&answer, peer).await;
                 }
@@ -197,7 +234,9 @@ impl Authority {
         });
         let tcp_task = tokio::spawn(async move {
             loop {
-                let Ok((mut stream, _)) = tcp.accept().await else { return };
+                let Ok((mut stream, _)) = tcp.accept().await else {
+                    return;
+                };
                 let h = h.clone();
                 tokio::spawn(async move {
                     let mut len = [0u8; 2];
@@ -206,7 +245,9 @@ impl Authority {
                         if stream.read_exact(&mut query).await.is_err() {
                             return;
                         }
-                        let Some(answer) = answer_bytes(&h, &query, false) else { return };
+                        let Some(answer) = answer_bytes(&h, &query, false) else {
+                            return;
+                        };
                         let mut framed = (answer.len() as u16).to_be_bytes().to_vec();
                         framed.extend(answer);
                         if stream.write_all(&framed).await.is_err() {
@@ -216,7 +257,10 @@ impl Authority {
                 });
             }
         });
-        Authority { addr, tasks: vec![udp_task, tcp_task] }
+        Authority {
+            addr,
+            tasks: vec![udp_task, tcp_task],
+        }
     }
 }
 
@@ -228,7 +272,12 @@ fn answer_bytes(h: &Hierarchy, query: &[u8], udp: bool) -> Option<Vec<u8>> {
     answer.metadata.id = query.metadata.id;
     answer.metadata.recursion_desired = query.metadata.recursion_desired;
     answer.queries = vec![q];
-    let payload = query.edns.as_ref().map(|e| e.max_payload()).unwrap_or(512).max(512);
+    let payload = query
+        .edns
+        .as_ref()
+        .map(|e| e.max_payload())
+        .unwrap_or(512)
+        .max(512);
     if let Some(client) = &query.edns {
         let mut edns = Edns::new();
         edns.set_max_payload(1232);
@@ -260,7 +309,10 @@ pub async fn ask_dnssec(server: SocketAddr, qname: &Name, rtype: RecordType) -> 
     let sock = UdpSocket::bind("127.0.0.1:0").await.ok()?;
     sock.send_to(&bytes, server).await.ok()?;
     let mut buf = vec![0u8; 65535];
-    let (n, _) = tokio::time::timeout(Duration::from_secs(3), sock.recv_from(&mut buf)).await.ok()?.ok()?;
+    let (n, _) = tokio::time::timeout(Duration::from_secs(3), sock.recv_from(&mut buf))
+        .await
+        .ok()?
+        .ok()?;
     let answer = Message::from_vec(&buf[..n]).ok()?;
     if answer.metadata.id != query.metadata.id {
         return None;
@@ -279,12 +331,18 @@ pub async fn ask_dnssec(server: SocketAddr, qname: &Name, rtype: RecordType) -> 
         stream.read_exact(&mut answer).await.ok()?;
         Message::from_vec(&answer).ok()
     };
-    tokio::time::timeout(Duration::from_secs(3), fut).await.ok()?
+    tokio::time::timeout(Duration::from_secs(3), fut)
+        .await
+        .ok()?
 }
 
 fn rand_id() -> u16 {
     use std::time::{SystemTime, UNIX_EPOCH};
-    (SystemTime::now().duration_since(UNIX_EPOCH).unwrap().subsec_nanos() & 0xffff) as u16
+    (SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos()
+        & 0xffff) as u16
 }
 
 /// A `KeyFetcher` asking the authority over real sockets; the answering zone is known from
