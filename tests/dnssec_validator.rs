@@ -582,3 +582,30 @@ async fn dname_vouches_for_its_cname_and_chains_may_leave_the_zone() {
         Security::Secure
     );
 }
+
+/// The iterator runs validations on tokio tasks: the future must be `Send`, the validator
+/// shareable.
+#[tokio::test]
+async fn validation_runs_on_spawned_tasks() {
+    let h = Hierarchy::build_at(NOW, |_| {});
+    let v = Arc::new(h.validator());
+    let tasks: Vec<_> = ["www.secure.", "nothere.nsec3.", "www.expired."]
+        .into_iter()
+        .map(|qname| {
+            let (h, v) = (h.clone(), v.clone());
+            tokio::spawn(async move {
+                let zone = h.answering_zone(&name(qname), RecordType::A).unwrap().apex.clone();
+                let response = h.zone(&zone.to_ascii()).respond(&name(qname), RecordType::A);
+                let query = Query::query(name(qname), RecordType::A);
+                v.validate(&query, &response, &zone, &*h, NOW).await
+            })
+        })
+        .collect();
+    let mut verdicts = Vec::new();
+    for t in tasks {
+        verdicts.push(t.await.unwrap());
+    }
+    assert_eq!(verdicts[0], Security::Secure);
+    assert_eq!(verdicts[1], Security::Secure);
+    assert!(matches!(verdicts[2], Security::Bogus(_)));
+}
