@@ -594,8 +594,14 @@ async fn validation_runs_on_spawned_tasks() {
         .map(|qname| {
             let (h, v) = (h.clone(), v.clone());
             tokio::spawn(async move {
-                let zone = h.answering_zone(&name(qname), RecordType::A).unwrap().apex.clone();
-                let response = h.zone(&zone.to_ascii()).respond(&name(qname), RecordType::A);
+                let zone = h
+                    .answering_zone(&name(qname), RecordType::A)
+                    .unwrap()
+                    .apex
+                    .clone();
+                let response = h
+                    .zone(&zone.to_ascii())
+                    .respond(&name(qname), RecordType::A);
                 let query = Query::query(name(qname), RecordType::A);
                 v.validate(&query, &response, &zone, &*h, NOW).await
             })
@@ -608,4 +614,58 @@ async fn validation_runs_on_spawned_tasks() {
     assert_eq!(verdicts[0], Security::Secure);
     assert_eq!(verdicts[1], Security::Secure);
     assert!(matches!(verdicts[2], Security::Bogus(_)));
+}
+
+/// A DNSKEY whose key bytes do not parse, signed into the zone's DNSKEY RRset, and an RRSIG
+/// that names it: the verification fails cleanly (bogus), nothing panics.
+#[tokio::test]
+async fn a_dnskey_that_does_not_parse_is_bogus_not_a_panic() {
+    let garbage = DNSKEY::new(
+        true,
+        false,
+        false,
+        PublicKeyBuf::new(vec![4, 1, 2, 3, 4], Algorithm::ECDSAP256SHA256),
+    );
+    let garbage_tag = garbage.calculate_key_tag().unwrap();
+    let h = Hierarchy::build_at(NOW, |zones| {
+        let base = sign(
+            "garbage.",
+            "www 300 IN A 192.0.2.4\n",
+            SignOptions::new(NOW),
+        );
+        let mut records: Vec<Record> = base
+            .records
+            .into_iter()
+            .filter(|r| !r.record_type().is_dnssec())
+            .collect();
+        records.push(Record::from_rdata(
+            name("garbage."),
+            3600,
+            RData::DNSSEC(DNSSECRData::DNSKEY(garbage.clone())),
+        ));
+        zones.push(
+            SignedZone::sign_records(name("garbage."), records, SignOptions::new(NOW)).unwrap(),
+        );
+    });
+    let v = h.validator();
+    let mut m = h
+        .zone("garbage.")
+        .respond(&name("www.garbage."), RecordType::A);
+    for r in m.answers.iter_mut() {
+        if let RData::DNSSEC(DNSSECRData::RRSIG(sig)) = &r.data {
+            let mut input = sig.input().clone();
+            input.key_tag = garbage_tag;
+            r.data = RData::DNSSEC(DNSSECRData::RRSIG(RRSIG::from_sig(
+                input,
+                sig.sig().to_vec(),
+            )));
+        }
+    }
+    let s = validate(&h, &v, "garbage.", "www.garbage.", RecordType::A, &m).await;
+    assert_bogus(&s, ede::DNSSEC_BOGUS);
+    // The untouched answer of the same zone is secure: the bad key alone does no harm.
+    assert_eq!(
+        check(&h, &v, "garbage.", "www.garbage.", RecordType::A).await,
+        Security::Secure
+    );
 }
