@@ -151,6 +151,11 @@ async fn verdicts_match_unbound() {
         ("www.nokey.", RecordType::A, "bogus"),
         ("www.badsig.", RecordType::A, "bogus"),
         ("nothere.badsig.", RecordType::A, "secure"),
+        ("www.stripped.", RecordType::A, "bogus"),
+        ("nothere.stripped.", RecordType::A, "secure"),
+        ("nothere.nonsec.", RecordType::A, "bogus"),
+        ("www.nonsec.", RecordType::TXT, "bogus"),
+        ("www.nonsec.", RecordType::A, "secure"),
         ("www.insecure.", RecordType::A, "insecure"),
     ];
     let mut cases = cases.to_vec();

@@ -24,6 +24,16 @@ pub(crate) enum Want {
     Wildcard { source: Name },
 }
 
+impl std::fmt::Display for Want {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Want::NoName => f.write_str("NXDOMAIN"),
+            Want::NoData(t) => write!(f, "NODATA ({t})"),
+            Want::Wildcard { source } => write!(f, "the wildcard expansion from *.{source}"),
+        }
+    }
+}
+
 /// What a denial proof showed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Denial {
@@ -330,7 +340,7 @@ impl Context<'_> {
         } else {
             return Err(Bogus::new(
                 ede::NSEC_MISSING,
-                format!("no NSEC or NSEC3 record proves {want:?} for {name}"),
+                format!("no NSEC or NSEC3 record proves {want} for {name}"),
             ));
         };
         match proved {

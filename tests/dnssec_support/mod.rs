@@ -5,7 +5,8 @@
 //! Zones: `.` (the trust anchor), and one TLD per scenario: `secure.` (NSEC, P-256),
 //! `nsec3.` (NSEC3, Ed25519), `optout.` (NSEC3 opt-out, P-384, unsigned child `child.optout.`),
 //! `slow.` (NSEC3 with 500 iterations), `expired.`, `nokey.` (no DNSKEY RRset), `badsig.`
-//! (one byte of the RRSIG of `www.badsig. A` flipped), `rsa.` (RSA/SHA-256, NSEC3; only
+//! (one byte of the RRSIG of `www.badsig. A` flipped), `stripped.` (no RRSIG for
+//! `www.stripped. A`), `nonsec.` (no NSEC records), `rsa.` (RSA/SHA-256, NSEC3; only
 //! where openssl can make the keys), `insecure.`
 //! (unsigned, no DS), `unsupported.` (only a DS of algorithm 253; no zone served).
 
@@ -135,6 +136,12 @@ impl Hierarchy {
             }
         }
         tlds.push(badsig);
+        let mut stripped = sign("stripped.", data, SignOptions::new(now));
+        stripped.records.retain(|r| !(r.name == name("www.stripped.") && covers(r, RecordType::A)));
+        tlds.push(stripped);
+        let mut nonsec = sign("nonsec.", data, SignOptions::new(now));
+        nonsec.records.retain(|r| r.record_type() != RecordType::NSEC && !covers(r, RecordType::NSEC));
+        tlds.push(nonsec);
         let mut insecure = sign("insecure.", data, SignOptions::new(now));
         insecure.unsign();
         tlds.push(insecure);
