@@ -379,3 +379,28 @@ fn as_dnskey(data: &RData) -> Option<&DNSKEY> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_cache_expires_and_stays_bounded() {
+        let cache = KeyCache::new(2);
+        let n = |s: &str| Name::from_ascii(s).unwrap();
+        let insecure = || ZoneSecurity::Insecure("test".into());
+        cache.put(n("a."), insecure(), 10, 1000);
+        cache.put(n("b."), insecure(), 100, 1000);
+        assert_eq!(cache.get(&n("a."), 1005).map(|(_, ttl)| ttl), Some(5));
+        assert!(cache.get(&n("a."), 1010).is_none(), "expired");
+        // Full: expired entries go first (a. at 1020), so b. survives.
+        cache.put(n("c."), insecure(), 100, 1020);
+        assert!(cache.get(&n("b."), 1020).is_some());
+        assert!(cache.get(&n("c."), 1020).is_some());
+        // Full of live entries: the cache starts over rather than grow.
+        cache.put(n("d."), insecure(), 100, 1020);
+        assert!(cache.get(&n("b."), 1020).is_none());
+        assert!(cache.get(&n("d."), 1020).is_some());
+        assert!(cache.map.lock().len() <= 2);
+    }
+}
