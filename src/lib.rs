@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod cache;
 pub mod config;
+pub mod dnssec;
 pub mod dnswire;
 pub mod instance;
 pub mod pipeline;

@@ -22,6 +22,7 @@ use super::error::{ExchangeError, ResolveError};
 use super::infra::Failure;
 use super::rrcache::Cached;
 use super::transport::{self, QueryFlags};
+use super::validate::Verdict;
 use super::Resolver;
 use crate::config::QnameMinimisation;
 
@@ -77,11 +78,13 @@ impl Budget {
 pub struct Ctx {
     pub budget: Arc<Budget>,
     ns_stack: Vec<Name>,
+    /// The client set CD: bogus data is returned to it unvalidated (RFC 4035 3.2.2).
+    pub checking_disabled: bool,
 }
 
 impl Ctx {
-    pub fn new(budget: Arc<Budget>) -> Self {
-        Self { budget, ns_stack: Vec::new() }
+    pub fn new(budget: Arc<Budget>, checking_disabled: bool) -> Self {
+        Self { budget, ns_stack: Vec::new(), checking_disabled }
     }
 }
 
@@ -132,11 +135,14 @@ impl Resolver {
                     None => {}
                 }
                 let (zone_answer, zone) = self.iterate(ctx, &name, qtype).await?;
-                let part_secure = self.judge(ctx, &name, qtype, &zone_answer, &zone).await?;
+                let verdict = self.judge(ctx, &name, qtype, &zone_answer, &zone).await?;
+                let part_secure = verdict == Verdict::Secure;
                 secure &= part_secure;
                 // A client's final RRset lives in the packet cache already; the record cache keeps
                 // what the iterator itself reuses: chains, negatives, name-server addresses.
-                self.cache_answer(&name, qtype, &zone_answer, !ctx.ns_stack.is_empty(), part_secure);
+                if verdict != Verdict::BogusUnchecked {
+                    self.cache_answer(&name, qtype, &zone_answer, !ctx.ns_stack.is_empty(), part_secure);
+                }
                 answers.extend(zone_answer.records);
                 match zone_answer.continue_at {
                     Some(next) => name = next,
@@ -149,7 +155,7 @@ impl Resolver {
 
     /// Descends from the closest known zone cut to the zone that answers for `name`.
     /// Returns that zone's answer and the zone's name.
-    async fn iterate(&self, ctx: &Ctx, name: &Name, qtype: RecordType) -> Result<(ZoneAnswer, Name), ResolveError> {
+    pub(super) async fn iterate(&self, ctx: &Ctx, name: &Name, qtype: RecordType) -> Result<(ZoneAnswer, Name), ResolveError> {
         // A DS record lives on the parent side of a zone cut.
         let start = if qtype == RecordType::DS && !name.is_root() { name.base_name() } else { name.clone() };
         let mut deleg = self.delegations.closest(&start);
@@ -328,12 +334,6 @@ impl Resolver {
             out.extend(addresses(&r.answers));
         }
         out
-    }
-
-    /// DNSSEC: is this zone's answer secure (true), insecure (false), or bogus (error)?
-    /// Until the validator is wired in, nothing is secure.
-    async fn judge(&self, _ctx: &Ctx, _name: &Name, _qtype: RecordType, _answer: &ZoneAnswer, _zone: &Name) -> Result<bool, ResolveError> {
-        Ok(false)
     }
 
     /// Puts a zone's answer into the record cache: each RRset of the chain with the RRSIGs that

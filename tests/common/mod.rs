@@ -184,7 +184,7 @@ impl Hierarchy {
     /// A dnsward config pointed at this hierarchy; `extra` is appended (more TOML).
     pub fn config_text(&self, extra_resolver: &str) -> String {
         format!(
-            "[server]\nlisten = [\"127.0.0.1:0\"]\nudp_workers = 1\n\n[resolver]\nmode = \"recursive\"\nroot_hints = \"{}\"\nupstream_port = {}\ntimeout_ms = 1500\n{extra_resolver}\n",
+            "[server]\nlisten = [\"127.0.0.1:0\"]\nudp_workers = 1\n\n[resolver]\nmode = \"recursive\"\nroot_hints = \"{}\"\nupstream_port = {}\ntimeout_ms = 1500\n# The fake hierarchy is unsigned: validating it against the real root keys would fail.\ndnssec = \"off\"\n{extra_resolver}\n",
             self.root_hints_path().display(),
             self.port
         )
