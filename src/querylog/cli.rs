@@ -37,6 +37,13 @@ pub struct Filters {
     /// Only names equal to or under this domain (example.com matches a.example.com)
     #[arg(long)]
     pub qname_suffix: Option<String>,
+    /// Only the blocked queries a block page reference ID stands for (e.g. 0M7K4-Q2ZD9)
+    #[arg(long = "ref", value_parser = parse_reference)]
+    pub reference: Option<String>,
+}
+
+fn parse_reference(s: &str) -> Result<String, String> {
+    crate::blockpage::reference::normalize(s).ok_or_else(|| format!("{s:?} is not a block page reference ID (10 characters, e.g. 0M7K4-Q2ZD9)"))
 }
 
 fn parse_action(s: &str) -> Result<EventAction, String> {
@@ -134,6 +141,14 @@ pub fn open_read_only(db: &Path) -> Result<Connection, QueryLogError> {
     if has == 0 {
         return Err(db_err(db, "is not a dnsward query log (no table `queries`)"));
     }
+    // `--ref`: the block page's reference ID is derived from name and time, not stored.
+    conn.create_scalar_function(
+        "dnsward_ref",
+        2,
+        rusqlite::functions::FunctionFlags::SQLITE_UTF8 | rusqlite::functions::FunctionFlags::SQLITE_DETERMINISTIC,
+        |ctx| Ok(crate::blockpage::reference::reference(&ctx.get::<String>(0)?, ctx.get::<i64>(1)?)),
+    )
+    .map_err(|e| db_err(db, e))?;
     Ok(conn)
 }
 
@@ -221,6 +236,15 @@ fn where_clause(f: &Filters, since: Option<i64>, until: Option<i64>) -> (String,
         // exact, or ends with "." + suffix; substr() instead of LIKE so '_' and '%' in
         // names are not wildcards
         add("(qname = ? OR substr(qname, -length(?) - 1) = '.' || ?)", Value::Text(s));
+    }
+    if let Some(id) = &f.reference {
+        // The ID names its day; the hash is compared only on that day's blocked rows.
+        if let Some((start, end)) = crate::blockpage::reference::day_range(id, now_us()) {
+            add("ts_us >= ?", Value::Integer(start));
+            add("ts_us < ?", Value::Integer(end));
+        }
+        add("action = ?", Value::Text(EventAction::Blocked.as_str().to_string()));
+        add("dnsward_ref(qname, ts_us) = ?", Value::Text(id.clone()));
     }
     (w.join(" AND "), p)
 }
