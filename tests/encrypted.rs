@@ -428,7 +428,7 @@ async fn connection_caps_per_client() {
     }
 }
 
-/// A TLS handshake flood (bounded: 3 s, at most 64 connections at a time) while a UDP client
+/// A TLS handshake flood (bounded: 3 s, at most 200 connections at a time) while a UDP client
 /// keeps asking: every UDP query is answered, promptly.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn udp_keeps_answering_during_a_tls_handshake_flood() {
@@ -439,7 +439,7 @@ async fn udp_keeps_answering_during_a_tls_handshake_flood() {
     let (dot, doh) = (s.dot(), s.doh());
     let flood = tokio::spawn(async move {
         let mut opened = 0u64;
-        let sem = std::sync::Arc::new(tokio::sync::Semaphore::new(64));
+        let sem = std::sync::Arc::new(tokio::sync::Semaphore::new(200));
         while Instant::now() < stop_at && opened < 100_000 {
             let permit = std::sync::Arc::clone(&sem).acquire_owned().await.unwrap();
             let target = if opened % 2 == 0 { dot } else { doh };
