@@ -379,6 +379,23 @@ async fn bad_doh_and_tls_input_gets_clear_errors_and_timeouts() {
     assert!(closed.is_ok(), "slow DoH client not cut off");
     assert!(started.elapsed() < Duration::from_secs(6), "{:?}", started.elapsed());
 
+    // An idle keep-alive DoH connection (after one answered request) is closed too.
+    let mut idle = s.ca.connect(doh, &[b"http/1.1"]).await;
+    idle.write_all(format!("GET /dns-query?dns={} HTTP/1.1\r\nHost: x\r\n\r\n", b64url(&wire)).as_bytes()).await.unwrap();
+    let started = Instant::now();
+    let mut got = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(8), async {
+        loop {
+            match idle.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    assert!(got.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&got));
+    assert!(closed.is_ok() && started.elapsed() < Duration::from_secs(6), "idle keep-alive DoH connection not closed");
+
     // DoT: an idle connection is closed after tcp_idle_secs; a half-sent message too.
     for partial in [&b""[..], &[0u8, 40, 1, 2, 3][..]] {
         let mut c = s.ca.connect(s.dot(), &[b"dot"]).await;
@@ -472,4 +489,25 @@ async fn udp_keeps_answering_during_a_tls_handshake_flood() {
     assert!(opened > 200, "the flood did not run ({opened})");
     assert_eq!(answered, asked, "every UDP query answered during the flood");
     assert!(worst < Duration::from_millis(500), "slowest UDP answer {worst:?}");
+}
+
+#[test]
+fn bad_encrypted_config_is_reported_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = "[server]\ntls_listen = [\"127.0.0.1:853\"]\ntls_max_in_flight = 0\n\n[policy]\ncontact_uris = [\"call us\"]\n\n\
+                [blockpage]\nlisten = []\nlanguages = [\"fr\"]\nappeal_link = \"javascript:alert(1)\"\n";
+    let problems = dnsward::config::Config::from_text(text, &dir.path().join("c.toml")).unwrap_err();
+    let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
+    for want in ["server.tls_cert", "server.tls_max_in_flight", "policy.contact_uris[0]", "blockpage.listen", "blockpage.languages[0]", "blockpage.appeal_link"] {
+        assert!(keys.contains(&want), "{want} missing from {problems:?}");
+    }
+    assert!(problems.iter().all(|p| p.line.is_some()), "every problem has its line: {problems:?}");
+    // A certificate file that is not one: the server refuses to start, saying which file.
+    std::fs::write(dir.path().join("cert.pem"), "garbage").unwrap();
+    std::fs::write(dir.path().join("key.pem"), "garbage").unwrap();
+    let text = "[server]\nlisten = [\"127.0.0.1:0\"]\ntls_listen = [\"127.0.0.1:0\"]\ntls_cert = \"cert.pem\"\ntls_key = \"key.pem\"\n";
+    let config = dnsward::config::Config::from_text(text, &dir.path().join("c.toml")).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let err = rt.block_on(dnsward::instance::Instance::start(&config)).err().expect("refuses a bad certificate");
+    assert!(err.contains("cert.pem"), "{err}");
 }
