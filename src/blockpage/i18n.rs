@@ -76,9 +76,18 @@ pub fn texts(lang: &str) -> &'static Texts {
 
 /// `?lang=` when it names an offered language, else the offered language the
 /// Accept-Language header ranks highest, else the first offered one.
-pub fn choose<'a>(offered: &'a [String], query_lang: Option<&str>, accept_language: Option<&str>) -> &'a str {
+pub fn choose<'a>(
+    offered: &'a [String],
+    query_lang: Option<&str>,
+    accept_language: Option<&str>,
+) -> &'a str {
     let find = |tag: &str| {
-        let primary = tag.split('-').next().unwrap_or("").trim().to_ascii_lowercase();
+        let primary = tag
+            .split('-')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
         offered.iter().find(|o| **o == primary)
     };
     if let Some(l) = query_lang.and_then(find) {
@@ -91,13 +100,18 @@ pub fn choose<'a>(offered: &'a [String], query_lang: Option<&str>, accept_langua
         .filter_map(|(i, part)| {
             let mut it = part.split(';');
             let tag = it.next()?.trim();
-            let q = it.find_map(|p| p.trim().strip_prefix("q=")).map_or(Some(1.0), |q| q.trim().parse::<f32>().ok())?;
+            let q = it
+                .find_map(|p| p.trim().strip_prefix("q="))
+                .map_or(Some(1.0), |q| q.trim().parse::<f32>().ok())?;
             (!tag.is_empty() && q > 0.0).then_some((q, i, tag))
         })
         .collect();
     // Highest q first; equal q keeps the header's order.
     ranked.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
-    ranked.iter().find_map(|(_, _, tag)| find(tag)).map_or_else(|| offered.first().map_or("en", String::as_str), String::as_str)
+    ranked.iter().find_map(|(_, _, tag)| find(tag)).map_or_else(
+        || offered.first().map_or("en", String::as_str),
+        String::as_str,
+    )
 }
 
 #[cfg(test)]

@@ -32,8 +32,13 @@ pub struct BlockpageServer {
 
 impl BlockpageServer {
     /// Starts the configured listeners; `None` without `[blockpage]`.
-    pub async fn start(config: &Config, policy: Arc<PolicyStore>) -> Result<Option<BlockpageServer>, EncryptedError> {
-        let Some(b) = &config.blockpage else { return Ok(None) };
+    pub async fn start(
+        config: &Config,
+        policy: Arc<PolicyStore>,
+    ) -> Result<Option<BlockpageServer>, EncryptedError> {
+        let Some(b) = &config.blockpage else {
+            return Ok(None);
+        };
         let router = page::router(page::PageState::new(config, policy));
         let limits = ConnLimits::from_config(&config.server);
         let http_limits = Arc::new(HttpLimits {
@@ -45,9 +50,23 @@ impl BlockpageServer {
         let mut addrs = Vec::new();
         for want in &b.listen {
             let listener = bind(*want, "blockpage").await?;
-            addrs.push(listener.local_addr().map_err(|source| EncryptedError::Bind { addr: *want, what: "blockpage", source })?);
+            addrs.push(
+                listener
+                    .local_addr()
+                    .map_err(|source| EncryptedError::Bind {
+                        addr: *want,
+                        what: "blockpage",
+                        source,
+                    })?,
+            );
             let serve = http::handler(router.clone(), Arc::clone(&http_limits));
-            tasks.push(tokio::spawn(accept_plain(listener, Arc::clone(&limits), stop_rx.clone(), "blockpage", serve)));
+            tasks.push(tokio::spawn(accept_plain(
+                listener,
+                Arc::clone(&limits),
+                stop_rx.clone(),
+                "blockpage",
+                serve,
+            )));
         }
         let mut https_addrs = Vec::new();
         let mut certs = None;
@@ -56,14 +75,35 @@ impl BlockpageServer {
             let acceptor = TlsAcceptor::from(store.server_config(&[b"h2", b"http/1.1"]));
             for want in &b.https_listen {
                 let listener = bind(*want, "blockpage-https").await?;
-                https_addrs.push(listener.local_addr().map_err(|source| EncryptedError::Bind { addr: *want, what: "blockpage-https", source })?);
+                https_addrs.push(
+                    listener
+                        .local_addr()
+                        .map_err(|source| EncryptedError::Bind {
+                            addr: *want,
+                            what: "blockpage-https",
+                            source,
+                        })?,
+                );
                 let serve = http::handler(router.clone(), Arc::clone(&http_limits));
-                tasks.push(tokio::spawn(accept_tls(listener, acceptor.clone(), Arc::clone(&limits), stop_rx.clone(), "blockpage-https", serve)));
+                tasks.push(tokio::spawn(accept_tls(
+                    listener,
+                    acceptor.clone(),
+                    Arc::clone(&limits),
+                    stop_rx.clone(),
+                    "blockpage-https",
+                    serve,
+                )));
             }
             certs = Some(store);
         }
         tracing::info!(http = ?addrs, https = ?https_addrs, "block page listening");
-        Ok(Some(BlockpageServer { addrs, https_addrs, certs, stop, tasks }))
+        Ok(Some(BlockpageServer {
+            addrs,
+            https_addrs,
+            certs,
+            stop,
+            tasks,
+        }))
     }
 
     pub async fn shutdown(self, grace: Duration) {

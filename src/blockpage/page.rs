@@ -29,15 +29,18 @@ pub struct PageState {
 
 impl PageState {
     pub fn new(config: &Config, policy: Arc<PolicyStore>) -> PageState {
-        let b = config.blockpage.clone().unwrap_or_else(|| crate::config::BlockpageConfig {
-            listen: Vec::new(),
-            https_listen: Vec::new(),
-            tls_cert: None,
-            tls_key: None,
-            languages: vec!["vi".into(), "en".into()],
-            appeal_text: None,
-            appeal_link: None,
-        });
+        let b = config
+            .blockpage
+            .clone()
+            .unwrap_or_else(|| crate::config::BlockpageConfig {
+                listen: Vec::new(),
+                https_listen: Vec::new(),
+                tls_cert: None,
+                tls_key: None,
+                languages: vec!["vi".into(), "en".into()],
+                appeal_text: None,
+                appeal_link: None,
+            });
         PageState {
             policy,
             languages: Arc::from(b.languages),
@@ -57,21 +60,47 @@ struct PageQuery {
     lang: Option<String>,
 }
 
-async fn page(State(st): State<PageState>, q: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>, headers: HeaderMap) -> Response {
-    let host = headers.get(header::HOST).map(|h| String::from_utf8_lossy(h.as_bytes()).into_owned()).unwrap_or_default();
+async fn page(
+    State(st): State<PageState>,
+    q: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>,
+    headers: HeaderMap,
+) -> Response {
+    let host = headers
+        .get(header::HOST)
+        .map(|h| String::from_utf8_lossy(h.as_bytes()).into_owned())
+        .unwrap_or_default();
     let domain = strip_port(&host).trim_end_matches('.').to_ascii_lowercase();
-    let accept = headers.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok());
-    let lang = i18n::choose(&st.languages, q.as_ref().ok().and_then(|q| q.lang.as_deref()), accept);
+    let accept = headers
+        .get(header::ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok());
+    let lang = i18n::choose(
+        &st.languages,
+        q.as_ref().ok().and_then(|q| q.lang.as_deref()),
+        accept,
+    );
     let now = now_us();
-    let verdict = st.policy.snapshot().match_name(&domain).filter(|v| !v.is_allow());
+    let verdict = st
+        .policy
+        .snapshot()
+        .match_name(&domain)
+        .filter(|v| !v.is_allow());
     let html = render(&st, i18n::texts(lang), &domain, verdict.as_ref(), now);
     let mut r = (StatusCode::OK, html).into_response();
     let h = r.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     // No script, no outside resource: the page cannot be turned against the reader.
-    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'"));
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'"),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     if let Ok(v) = HeaderValue::from_str(lang) {
         h.insert(header::CONTENT_LANGUAGE, v);
     }
@@ -105,7 +134,12 @@ fn render(st: &PageState, t: &Texts, domain: &str, verdict: Option<&Verdict>, no
     let id = reference(domain, now);
     let mut rows = String::new();
     let mut row = |label: &str, value: &str, id_attr: &str| {
-        let _ = write!(rows, "<tr><th>{}</th><td id=\"{id_attr}\">{}</td></tr>", escape(label), escape(value));
+        let _ = write!(
+            rows,
+            "<tr><th>{}</th><td id=\"{id_attr}\">{}</td></tr>",
+            escape(label),
+            escape(value)
+        );
     };
     row(t.domain, domain, "domain");
     if let (Some(c), Some(l)) = (category, list.as_deref()) {
@@ -124,7 +158,11 @@ fn render(st: &PageState, t: &Texts, domain: &str, verdict: Option<&Verdict>, no
             appeal.push_str(&escape(text));
         }
         if let Some(link) = st.appeal_link.as_deref() {
-            let _ = write!(appeal, " <a id=\"appeal\" href=\"{0}\">{0}</a>", escape(link));
+            let _ = write!(
+                appeal,
+                " <a id=\"appeal\" href=\"{0}\">{0}</a>",
+                escape(link)
+            );
         }
         appeal.push_str("</p>");
     }
@@ -132,7 +170,13 @@ fn render(st: &PageState, t: &Texts, domain: &str, verdict: Option<&Verdict>, no
         .languages
         .iter()
         .filter(|l| l.as_str() != t.lang)
-        .map(|l| format!("<a href=\"?lang={0}\">{1}</a> ", escape(l), escape(i18n::texts(l).name)))
+        .map(|l| {
+            format!(
+                "<a href=\"?lang={0}\">{1}</a> ",
+                escape(l),
+                escape(i18n::texts(l).name)
+            )
+        })
         .collect();
     format!(
         "<!DOCTYPE html>\n<html lang=\"{lang}\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\">\
@@ -170,7 +214,10 @@ mod tests {
 
     #[test]
     fn escapes_and_strips_ports() {
-        assert_eq!(escape("<script>alert('x')</script>&\""), "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;&amp;&quot;");
+        assert_eq!(
+            escape("<script>alert('x')</script>&\""),
+            "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;&amp;&quot;"
+        );
         assert_eq!(strip_port("evil.example:8080"), "evil.example");
         assert_eq!(strip_port("[::1]:80"), "::1");
         assert_eq!(strip_port("evil.example"), "evil.example");

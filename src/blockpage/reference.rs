@@ -48,7 +48,12 @@ pub fn day_range(id: &str, now_us: i64) -> Option<(i64, i64)> {
 
 /// `id` upper-cased with its dash where `reference` puts it; `None` if it cannot be one.
 pub fn normalize(id: &str) -> Option<String> {
-    let s: String = id.trim().chars().filter(|c| *c != '-').map(|c| c.to_ascii_uppercase()).collect();
+    let s: String = id
+        .trim()
+        .chars()
+        .filter(|c| *c != '-')
+        .map(|c| c.to_ascii_uppercase())
+        .collect();
     if s.len() != 10 || !s.bytes().all(|c| ALPHABET.contains(&c)) {
         return None;
     }

@@ -33,15 +33,25 @@ impl Ddr {
         };
         let mut records = Vec::new();
         let mut priority = 1;
-        for (addrs, alpn, path) in [(dot, &["dot"][..], None), (doh, &["h2", "http/1.1"][..], Some("/dns-query{?dns}"))] {
+        for (addrs, alpn, path) in [
+            (dot, &["dot"][..], None),
+            (doh, &["h2", "http/1.1"][..], Some("/dns-query{?dns}")),
+        ] {
             let mut ports: Vec<u16> = addrs.iter().map(SocketAddr::port).collect();
             ports.sort_unstable();
             ports.dedup();
             for port in ports {
-                let at_port = addrs.iter().filter(|a| a.port() == port).map(|a| a.ip()).filter(|ip| !ip.is_unspecified());
+                let at_port = addrs
+                    .iter()
+                    .filter(|a| a.port() == port)
+                    .map(|a| a.ip())
+                    .filter(|ip| !ip.is_unspecified());
                 let (v4, v6): (Vec<IpAddr>, Vec<IpAddr>) = at_port.partition(IpAddr::is_ipv4);
                 let mut params = vec![
-                    (SvcParamKey::Alpn, SvcParamValue::Alpn(Alpn(alpn.iter().map(|s| s.to_string()).collect()))),
+                    (
+                        SvcParamKey::Alpn,
+                        SvcParamValue::Alpn(Alpn(alpn.iter().map(|s| s.to_string()).collect())),
+                    ),
                     (SvcParamKey::Port, SvcParamValue::Port(port)),
                 ];
                 if !v4.is_empty() {
@@ -49,17 +59,26 @@ impl Ddr {
                         IpAddr::V4(a) => Some(A(*a)),
                         IpAddr::V6(_) => None,
                     });
-                    params.push((SvcParamKey::Ipv4Hint, SvcParamValue::Ipv4Hint(IpHint(hint.collect()))));
+                    params.push((
+                        SvcParamKey::Ipv4Hint,
+                        SvcParamValue::Ipv4Hint(IpHint(hint.collect())),
+                    ));
                 }
                 if !v6.is_empty() {
                     let hint = v6.iter().filter_map(|ip| match ip {
                         IpAddr::V6(a) => Some(AAAA(*a)),
                         IpAddr::V4(_) => None,
                     });
-                    params.push((SvcParamKey::Ipv6Hint, SvcParamValue::Ipv6Hint(IpHint(hint.collect()))));
+                    params.push((
+                        SvcParamKey::Ipv6Hint,
+                        SvcParamValue::Ipv6Hint(IpHint(hint.collect())),
+                    ));
                 }
                 if let Some(path) = path {
-                    params.push((SvcParamKey::Unknown(KEY_DOHPATH), SvcParamValue::Unknown(Unknown(path.as_bytes().to_vec()))));
+                    params.push((
+                        SvcParamKey::Unknown(KEY_DOHPATH),
+                        SvcParamValue::Unknown(Unknown(path.as_bytes().to_vec())),
+                    ));
                 }
                 records.push(SVCB::new(priority, target.clone(), params));
                 priority += 1;
@@ -85,7 +104,11 @@ impl Ddr {
         m.metadata.recursion_available = true;
         m.add_query(query);
         for svcb in &self.records {
-            m.add_answer(Record::from_rdata(name.clone(), TTL, RData::SVCB(svcb.clone())));
+            m.add_answer(Record::from_rdata(
+                name.clone(),
+                TTL,
+                RData::SVCB(svcb.clone()),
+            ));
         }
         m.to_vec().ok()
     }

@@ -40,24 +40,36 @@ impl Sde {
         Sde {
             contact_uris: config.policy.contact_uris.clone(),
             organisation: config.policy.organisation.clone(),
-            suberrors: config.lists.iter().filter_map(|l| Some((l.name.clone(), l.sde_suberror?))).collect(),
+            suberrors: config
+                .lists
+                .iter()
+                .filter_map(|l| Some((l.name.clone(), l.sde_suberror?)))
+                .collect(),
         }
     }
 
     /// The list's `sde_suberror`, else malware for threat lists; abandoned-domain and other
     /// lists have no matching code in the registry and send none.
     fn suberror(&self, rule: &RuleRef) -> Option<u16> {
-        self.suberrors.get(&*rule.list).copied().or(match rule.category {
-            Category::Threat => Some(SUBERROR_MALWARE),
-            _ => None,
-        })
+        self.suberrors
+            .get(&*rule.list)
+            .copied()
+            .or(match rule.category {
+                Category::Threat => Some(SUBERROR_MALWARE),
+                _ => None,
+            })
     }
 
     /// EXTRA-TEXT for a block by `rule`, at most `budget` bytes: the whole object; else
     /// without `j`; else without `j` and `o`; else empty (the INFO-CODE alone still says
     /// Blocked/Filtered).
     pub fn extra_text(&self, rule: &RuleRef, budget: usize) -> Vec<u8> {
-        let justification = format!("{} list \"{}\" matched {}", rule.category.as_str(), rule.list, rule.trigger_name);
+        let justification = format!(
+            "{} list \"{}\" matched {}",
+            rule.category.as_str(),
+            rule.list,
+            rule.trigger_name
+        );
         let mut fields = Fields {
             c: &self.contact_uris,
             j: Some(&justification),

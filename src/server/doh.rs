@@ -41,14 +41,26 @@ struct GetParams {
     dns: Option<String>,
 }
 
-async fn doh_get(State(st): State<DohState>, Extension(Peer(peer)): Extension<Peer>, params: Result<Query<GetParams>, axum::extract::rejection::QueryRejection>) -> Response {
+async fn doh_get(
+    State(st): State<DohState>,
+    Extension(Peer(peer)): Extension<Peer>,
+    params: Result<Query<GetParams>, axum::extract::rejection::QueryRejection>,
+) -> Response {
     let Ok(Query(GetParams { dns: Some(b64) })) = params else {
-        return bad(peer, StatusCode::BAD_REQUEST, "GET needs ?dns= with a base64url DNS message");
+        return bad(
+            peer,
+            StatusCode::BAD_REQUEST,
+            "GET needs ?dns= with a base64url DNS message",
+        );
     };
     // RFC 8484 says base64url without padding; tolerate padding some clients still send.
     let trimmed = b64.trim_end_matches('=');
     if trimmed.len() > (MAX_MESSAGE * 4).div_ceil(3) {
-        return bad(peer, StatusCode::URI_TOO_LONG, "dns= is longer than any DNS message");
+        return bad(
+            peer,
+            StatusCode::URI_TOO_LONG,
+            "dns= is longer than any DNS message",
+        );
     }
     let Ok(msg) = data_encoding::BASE64URL_NOPAD.decode(trimmed.as_bytes()) else {
         return bad(peer, StatusCode::BAD_REQUEST, "dns= is not base64url");
@@ -56,18 +68,53 @@ async fn doh_get(State(st): State<DohState>, Extension(Peer(peer)): Extension<Pe
     answer(&st.engine, &msg, peer).await
 }
 
-async fn doh_post(State(st): State<DohState>, Extension(Peer(peer)): Extension<Peer>, req: Request) -> Response {
-    let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-    if !content_type.split(';').next().is_some_and(|t| t.trim().eq_ignore_ascii_case(CONTENT_TYPE)) {
-        return bad(peer, StatusCode::UNSUPPORTED_MEDIA_TYPE, "POST needs Content-Type: application/dns-message");
+async fn doh_post(
+    State(st): State<DohState>,
+    Extension(Peer(peer)): Extension<Peer>,
+    req: Request,
+) -> Response {
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !content_type
+        .split(';')
+        .next()
+        .is_some_and(|t| t.trim().eq_ignore_ascii_case(CONTENT_TYPE))
+    {
+        return bad(
+            peer,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "POST needs Content-Type: application/dns-message",
+        );
     }
-    let declared = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|n| n > MAX_MESSAGE) {
-        return bad(peer, StatusCode::PAYLOAD_TOO_LARGE, "body larger than a DNS message");
+        return bad(
+            peer,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body larger than a DNS message",
+        );
     }
-    let body = match tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(req.into_body(), MAX_MESSAGE)).await {
+    let body = match tokio::time::timeout(
+        BODY_TIMEOUT,
+        axum::body::to_bytes(req.into_body(), MAX_MESSAGE),
+    )
+    .await
+    {
         Ok(Ok(b)) => b,
-        Ok(Err(_)) => return bad(peer, StatusCode::PAYLOAD_TOO_LARGE, "body larger than a DNS message"),
+        Ok(Err(_)) => {
+            return bad(
+                peer,
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body larger than a DNS message",
+            )
+        }
         Err(_) => return bad(peer, StatusCode::REQUEST_TIMEOUT, "body too slow"),
     };
     answer(&st.engine, &body, peer).await
@@ -78,7 +125,11 @@ async fn answer(engine: &Engine, msg: &[u8], peer: std::net::SocketAddr) -> Resp
     // 4.2.1: the body is exactly one DNS message).
     if let Ok(q) = dnswire::parse_query(msg) {
         if q.end != msg.len() {
-            return bad(peer, StatusCode::BAD_REQUEST, "trailing bytes after the DNS message");
+            return bad(
+                peer,
+                StatusCode::BAD_REQUEST,
+                "trailing bytes after the DNS message",
+            );
         }
     } else if msg.len() < 12 {
         return bad(peer, StatusCode::BAD_REQUEST, "not a DNS message");
@@ -88,7 +139,9 @@ async fn answer(engine: &Engine, msg: &[u8], peer: std::net::SocketAddr) -> Resp
         return (StatusCode::FORBIDDEN, "no answer\n").into_response();
     };
     // RFC 8484 5.1: freshness no longer than the smallest TTL in the answer.
-    let max_age = dnswire::ttl_offsets(&resp).and_then(|(_, min)| min).unwrap_or(0);
+    let max_age = dnswire::ttl_offsets(&resp)
+        .and_then(|(_, min)| min)
+        .unwrap_or(0);
     let mut r = Response::new(Body::from(Bytes::from(resp)));
     let h = r.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));

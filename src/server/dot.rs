@@ -16,7 +16,13 @@ use crate::pipeline::{Engine, Transport};
 
 /// Serves one DoT connection until the client closes it, goes idle, breaks framing, or
 /// the server stops; answers already being worked on are still written.
-pub async fn serve_connection(engine: Arc<Engine>, limits: Arc<ConnLimits>, tls: TlsStream<TcpStream>, peer: SocketAddr, mut stop: watch::Receiver<bool>) {
+pub async fn serve_connection(
+    engine: Arc<Engine>,
+    limits: Arc<ConnLimits>,
+    tls: TlsStream<TcpStream>,
+    peer: SocketAddr,
+    mut stop: watch::Receiver<bool>,
+) {
     let (mut rd, mut wr) = tokio::io::split(tls);
     let (tx, mut rx) = mpsc::channel::<Vec<u8>>(limits.max_in_flight);
     let idle = limits.idle_timeout;
@@ -50,11 +56,16 @@ pub async fn serve_connection(engine: Arc<Engine>, limits: Arc<ConnLimits>, tls:
         }
         let mut msg = vec![0u8; n];
         // The body must follow within the idle time too: a trickling client is a slowloris.
-        if !matches!(tokio::time::timeout(idle, rd.read_exact(&mut msg)).await, Ok(Ok(_))) {
+        if !matches!(
+            tokio::time::timeout(idle, rd.read_exact(&mut msg)).await,
+            Ok(Ok(_))
+        ) {
             break;
         }
         // At the cap, stop reading until an answer is out: back-pressure, not a queue.
-        let Ok(permit) = Arc::clone(&in_flight).acquire_owned().await else { break };
+        let Ok(permit) = Arc::clone(&in_flight).acquire_owned().await else {
+            break;
+        };
         let (engine, tx) = (Arc::clone(&engine), tx.clone());
         tokio::spawn(async move {
             if let Some(resp) = exchange(&engine, &msg, Transport::Dot, peer).await {

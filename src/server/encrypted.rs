@@ -13,7 +13,7 @@ use tokio_rustls::TlsAcceptor;
 use super::http::HttpLimits;
 use super::limits::{accept_tls, ConnLimits};
 use super::tls::{CertStore, TlsError};
-use super::{dot, doh, http};
+use super::{doh, dot, http};
 use crate::config::Config;
 use crate::pipeline::Engine;
 
@@ -40,9 +40,14 @@ pub struct Encrypted {
 
 impl Encrypted {
     /// Binds every DoT and DoH address; `None` when neither is configured.
-    pub async fn start(config: &Config, engine: Arc<Engine>) -> Result<Option<Encrypted>, EncryptedError> {
+    pub async fn start(
+        config: &Config,
+        engine: Arc<Engine>,
+    ) -> Result<Option<Encrypted>, EncryptedError> {
         let s = &config.server;
-        let (Some(cert), Some(key)) = (&s.tls_cert, &s.tls_key) else { return Ok(None) };
+        let (Some(cert), Some(key)) = (&s.tls_cert, &s.tls_key) else {
+            return Ok(None);
+        };
         if s.tls_listen.is_empty() && s.https_listen.is_empty() {
             return Ok(None);
         }
@@ -55,10 +60,27 @@ impl Encrypted {
         let mut dot_addrs = Vec::new();
         for want in &s.tls_listen {
             let listener = bind(*want, "dot").await?;
-            dot_addrs.push(listener.local_addr().map_err(|source| EncryptedError::Bind { addr: *want, what: "dot", source })?);
+            dot_addrs.push(
+                listener
+                    .local_addr()
+                    .map_err(|source| EncryptedError::Bind {
+                        addr: *want,
+                        what: "dot",
+                        source,
+                    })?,
+            );
             let (engine, limits2) = (Arc::clone(&engine), Arc::clone(&limits));
-            let serve = move |tls, peer, stop| dot::serve_connection(Arc::clone(&engine), Arc::clone(&limits2), tls, peer, stop);
-            tasks.push(tokio::spawn(accept_tls(listener, dot_acceptor.clone(), Arc::clone(&limits), stop_rx.clone(), "dot", serve)));
+            let serve = move |tls, peer, stop| {
+                dot::serve_connection(Arc::clone(&engine), Arc::clone(&limits2), tls, peer, stop)
+            };
+            tasks.push(tokio::spawn(accept_tls(
+                listener,
+                dot_acceptor.clone(),
+                Arc::clone(&limits),
+                stop_rx.clone(),
+                "dot",
+                serve,
+            )));
         }
 
         let doh_acceptor = TlsAcceptor::from(certs.server_config(&[b"h2", b"http/1.1"]));
@@ -70,12 +92,34 @@ impl Encrypted {
         let mut doh_addrs = Vec::new();
         for want in &s.https_listen {
             let listener = bind(*want, "doh").await?;
-            doh_addrs.push(listener.local_addr().map_err(|source| EncryptedError::Bind { addr: *want, what: "doh", source })?);
+            doh_addrs.push(
+                listener
+                    .local_addr()
+                    .map_err(|source| EncryptedError::Bind {
+                        addr: *want,
+                        what: "doh",
+                        source,
+                    })?,
+            );
             let serve = http::handler(router.clone(), Arc::clone(&http_limits));
-            tasks.push(tokio::spawn(accept_tls(listener, doh_acceptor.clone(), Arc::clone(&limits), stop_rx.clone(), "doh", serve)));
+            tasks.push(tokio::spawn(accept_tls(
+                listener,
+                doh_acceptor.clone(),
+                Arc::clone(&limits),
+                stop_rx.clone(),
+                "doh",
+                serve,
+            )));
         }
         tracing::info!(dot = ?dot_addrs, doh = ?doh_addrs, name = ?certs.dns_name(), "listening (dot, doh)");
-        Ok(Some(Encrypted { dot_addrs, doh_addrs, certs, limits, stop, tasks }))
+        Ok(Some(Encrypted {
+            dot_addrs,
+            doh_addrs,
+            certs,
+            limits,
+            stop,
+            tasks,
+        }))
     }
 
     /// Stops accepting and asks open connections to finish; waits at most `grace`.
@@ -88,5 +132,7 @@ impl Encrypted {
 }
 
 pub async fn bind(addr: SocketAddr, what: &'static str) -> Result<TcpListener, EncryptedError> {
-    TcpListener::bind(addr).await.map_err(|source| EncryptedError::Bind { addr, what, source })
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| EncryptedError::Bind { addr, what, source })
 }

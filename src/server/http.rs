@@ -27,8 +27,13 @@ pub struct HttpLimits {
 }
 
 /// Serves `router` on `io` until the client closes, a timeout fires, or `stop` turns true.
-pub async fn serve_connection<I>(io: I, peer: SocketAddr, router: Router, limits: &HttpLimits, mut stop: watch::Receiver<bool>)
-where
+pub async fn serve_connection<I>(
+    io: I,
+    peer: SocketAddr,
+    router: Router,
+    limits: &HttpLimits,
+    mut stop: watch::Receiver<bool>,
+) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let service = TowerToHyperService::new(router.layer(Extension(Peer(peer))));
@@ -61,7 +66,18 @@ where
 }
 
 /// A connection handler for the accept loops: serves `router` on each connection.
-pub fn handler<I>(router: Router, limits: std::sync::Arc<HttpLimits>) -> impl Fn(I, SocketAddr, watch::Receiver<bool>) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> + Clone + Send + Sync + 'static
+pub fn handler<I>(
+    router: Router,
+    limits: std::sync::Arc<HttpLimits>,
+) -> impl Fn(
+    I,
+    SocketAddr,
+    watch::Receiver<bool>,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
+       + Clone
+       + Send
+       + Sync
+       + 'static
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {

@@ -65,7 +65,11 @@ impl ConnLimits {
         }
         *n += 1;
         drop(n);
-        Some(ConnGuard { limits: Arc::clone(self), ip, _permit: permit })
+        Some(ConnGuard {
+            limits: Arc::clone(self),
+            ip,
+            _permit: permit,
+        })
     }
 
     /// Connections open now (for tests and stats).
@@ -76,9 +80,19 @@ impl ConnLimits {
 
 /// Accepts TCP connections until `stop` turns true; each admitted one gets its TLS handshake
 /// (bounded by `handshake_timeout`) on its own task, then `serve`.
-pub async fn accept_tls<F, Fut>(listener: TcpListener, acceptor: TlsAcceptor, limits: Arc<ConnLimits>, mut stop: watch::Receiver<bool>, what: &'static str, serve: F)
-where
-    F: Fn(TlsStream<TcpStream>, SocketAddr, watch::Receiver<bool>) -> Fut + Clone + Send + Sync + 'static,
+pub async fn accept_tls<F, Fut>(
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    limits: Arc<ConnLimits>,
+    mut stop: watch::Receiver<bool>,
+    what: &'static str,
+    serve: F,
+) where
+    F: Fn(TlsStream<TcpStream>, SocketAddr, watch::Receiver<bool>) -> Fut
+        + Clone
+        + Send
+        + Sync
+        + 'static,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
     loop {
@@ -99,7 +113,12 @@ where
             continue;
         };
         let _ = tcp.set_nodelay(true);
-        let (acceptor, serve, stop, timeout) = (acceptor.clone(), serve.clone(), stop.clone(), limits.handshake_timeout);
+        let (acceptor, serve, stop, timeout) = (
+            acceptor.clone(),
+            serve.clone(),
+            stop.clone(),
+            limits.handshake_timeout,
+        );
         tokio::spawn(async move {
             let _guard = guard;
             match tokio::time::timeout(timeout, acceptor.accept(tcp)).await {
@@ -112,8 +131,13 @@ where
 }
 
 /// Accepts plain TCP connections (the block page over HTTP) under the same caps.
-pub async fn accept_plain<F, Fut>(listener: TcpListener, limits: Arc<ConnLimits>, mut stop: watch::Receiver<bool>, what: &'static str, serve: F)
-where
+pub async fn accept_plain<F, Fut>(
+    listener: TcpListener,
+    limits: Arc<ConnLimits>,
+    mut stop: watch::Receiver<bool>,
+    what: &'static str,
+    serve: F,
+) where
     F: Fn(TcpStream, SocketAddr, watch::Receiver<bool>) -> Fut + Clone + Send + Sync + 'static,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {

@@ -19,7 +19,11 @@ pub enum TlsError {
     #[error("TLS key {path}: {message}")]
     Key { path: PathBuf, message: String },
     #[error("TLS certificate {cert} and key {key} do not match: {message}")]
-    Mismatch { cert: PathBuf, key: PathBuf, message: String },
+    Mismatch {
+        cert: PathBuf,
+        key: PathBuf,
+        message: String,
+    },
 }
 
 /// A certificate and key read from files, swappable at run time.
@@ -53,7 +57,10 @@ impl CertStore {
         let key = self.current.load();
         let der = key.cert.first()?;
         let cert = webpki::EndEntityCert::try_from(der).ok()?;
-        let first = cert.valid_dns_names().find(|n| !n.starts_with('*')).map(str::to_string);
+        let first = cert
+            .valid_dns_names()
+            .find(|n| !n.starts_with('*'))
+            .map(str::to_string);
         first
     }
 
@@ -80,7 +87,10 @@ impl ResolvesServerCert for Resolver {
 }
 
 fn read_pair(cert_path: &Path, key_path: &Path) -> Result<CertifiedKey, TlsError> {
-    let cert_err = |message: String| TlsError::Cert { path: cert_path.to_path_buf(), message };
+    let cert_err = |message: String| TlsError::Cert {
+        path: cert_path.to_path_buf(),
+        message,
+    };
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert_path)
         .map_err(|e| cert_err(e.to_string()))?
         .collect::<Result<_, _>>()
@@ -92,10 +102,11 @@ fn read_pair(cert_path: &Path, key_path: &Path) -> Result<CertifiedKey, TlsError
         path: key_path.to_path_buf(),
         message: e.to_string(),
     })?;
-    let signing = rustls::crypto::ring::sign::any_supported_type(&key).map_err(|e| TlsError::Key {
-        path: key_path.to_path_buf(),
-        message: e.to_string(),
-    })?;
+    let signing =
+        rustls::crypto::ring::sign::any_supported_type(&key).map_err(|e| TlsError::Key {
+            path: key_path.to_path_buf(),
+            message: e.to_string(),
+        })?;
     let certified = CertifiedKey::new(chain, signing);
     certified.keys_match().map_err(|e| TlsError::Mismatch {
         cert: cert_path.to_path_buf(),
