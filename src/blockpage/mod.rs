@@ -39,7 +39,7 @@ impl BlockpageServer {
         let Some(b) = &config.blockpage else {
             return Ok(None);
         };
-        let router = page::router(page::PageState::new(config, policy));
+        let router = page::router(page::PageState::new(config, b, policy));
         let limits = ConnLimits::from_config(&config.server);
         let http_limits = Arc::new(HttpLimits {
             header_timeout: Duration::from_secs(config.server.tcp_idle_secs),

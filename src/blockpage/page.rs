@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use super::i18n::{self, Texts};
 use super::reference::reference;
-use crate::config::Config;
+use crate::config::{BlockpageConfig, Config};
 use crate::policy::reload::PolicyStore;
 use crate::policy::{Category, Verdict};
 use crate::querylog::event::{format_ts, now_us};
@@ -28,22 +28,10 @@ pub struct PageState {
 }
 
 impl PageState {
-    pub fn new(config: &Config, policy: Arc<PolicyStore>) -> PageState {
-        let b = config
-            .blockpage
-            .clone()
-            .unwrap_or_else(|| crate::config::BlockpageConfig {
-                listen: Vec::new(),
-                https_listen: Vec::new(),
-                tls_cert: None,
-                tls_key: None,
-                languages: vec!["vi".into(), "en".into()],
-                appeal_text: None,
-                appeal_link: None,
-            });
+    pub fn new(config: &Config, b: &BlockpageConfig, policy: Arc<PolicyStore>) -> PageState {
         PageState {
             policy,
-            languages: Arc::from(b.languages),
+            languages: Arc::from(b.languages.clone()),
             contact: config.policy.contact.as_deref().map(Arc::from),
             appeal_text: b.appeal_text.as_deref().map(Arc::from),
             appeal_link: b.appeal_link.as_deref().map(Arc::from),

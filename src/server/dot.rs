@@ -1,6 +1,9 @@
 //! DNS over TLS (RFC 7858): two-byte length framing over a TLS stream, queries of one
 //! connection answered concurrently (up to `tls_max_in_flight`) and written back as they
 //! finish, out of order as RFC 7766 allows.
+//!
+//! Our own loop on tokio-rustls rather than hickory-server's TLS listener: it shares the
+//! certificate store (hot reload) and the connection caps with DoH, and bounds the handshake.
 
 use std::net::SocketAddr;
 use std::sync::Arc;

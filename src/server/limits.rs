@@ -4,15 +4,18 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
+use parking_lot::Mutex;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
 use crate::config::ServerConfig;
+
+const LOG_EVERY: Duration = Duration::from_secs(10);
 
 #[derive(Debug)]
 pub struct ConnLimits {
@@ -24,6 +27,16 @@ pub struct ConnLimits {
     pub idle_timeout: Duration,
     /// Queries one connection may have in flight.
     pub max_in_flight: usize,
+    /// Refused connections and failed handshakes, logged as a summary at most every 10 s
+    /// (a flood must not flood the log too).
+    trouble: Mutex<Trouble>,
+}
+
+#[derive(Debug, Default)]
+struct Trouble {
+    refused: u64,
+    failed: u64,
+    since: Option<Instant>,
 }
 
 /// One admitted connection; dropping it frees its place.
@@ -53,6 +66,7 @@ impl ConnLimits {
             handshake_timeout: Duration::from_millis(s.tls_handshake_timeout_ms),
             idle_timeout: Duration::from_secs(s.tcp_idle_secs),
             max_in_flight: s.tls_max_in_flight,
+            trouble: Mutex::new(Trouble::default()),
         })
     }
 
@@ -70,6 +84,22 @@ impl ConnLimits {
             ip,
             _permit: permit,
         })
+    }
+
+    /// Counts a refused connection or a failed handshake; logs a summary line when the last
+    /// one is 10 s old (or on the first).
+    fn note_trouble(&self, what: &'static str, peer: SocketAddr, refused: bool, why: &str) {
+        let mut t = self.trouble.lock();
+        if refused {
+            t.refused += 1;
+        } else {
+            t.failed += 1;
+        }
+        let now = Instant::now();
+        if t.since.is_none_or(|s| now.duration_since(s) >= LOG_EVERY) {
+            tracing::info!(what, refused = t.refused, failed_handshakes = t.failed, latest = %peer, "{why} (counts since the last such line)");
+            *t = Trouble { since: Some(now), ..Trouble::default() };
+        }
     }
 
     /// Connections open now (for tests and stats).
@@ -109,22 +139,17 @@ pub async fn accept_tls<F, Fut>(
             },
         };
         let Some(guard) = limits.admit(peer.ip()) else {
-            tracing::debug!(%peer, what, "connection refused: connection cap reached");
+            limits.note_trouble(what, peer, true, "connection refused: connection cap reached");
             continue;
         };
         let _ = tcp.set_nodelay(true);
-        let (acceptor, serve, stop, timeout) = (
-            acceptor.clone(),
-            serve.clone(),
-            stop.clone(),
-            limits.handshake_timeout,
-        );
+        let (acceptor, serve, stop, limits) = (acceptor.clone(), serve.clone(), stop.clone(), Arc::clone(&limits));
         tokio::spawn(async move {
             let _guard = guard;
-            match tokio::time::timeout(timeout, acceptor.accept(tcp)).await {
+            match tokio::time::timeout(limits.handshake_timeout, acceptor.accept(tcp)).await {
                 Ok(Ok(tls)) => serve(tls, peer, stop).await,
-                Ok(Err(e)) => tracing::debug!(%peer, what, error = %e, "TLS handshake failed"),
-                Err(_) => tracing::debug!(%peer, what, "TLS handshake timed out"),
+                Ok(Err(e)) => limits.note_trouble(what, peer, false, &format!("TLS handshake failed: {e}")),
+                Err(_) => limits.note_trouble(what, peer, false, "TLS handshake timed out"),
             }
         });
     }
@@ -154,7 +179,7 @@ pub async fn accept_plain<F, Fut>(
             },
         };
         let Some(guard) = limits.admit(peer.ip()) else {
-            tracing::debug!(%peer, what, "connection refused: connection cap reached");
+            limits.note_trouble(what, peer, true, "connection refused: connection cap reached");
             continue;
         };
         let (serve, stop) = (serve.clone(), stop.clone());
