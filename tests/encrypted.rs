@@ -348,7 +348,16 @@ async fn curl_speaks_doh_over_http2_and_http1() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn certificate_reload_keeps_open_connections_and_serves_the_new_one() {
-    let s = setup("", "").await;
+    // The admin API's POST /api/reload re-reads the certificate too.
+    let token_dir = tempfile::tempdir().unwrap();
+    let token = "0123456789abcdef-reload-token";
+    std::fs::write(token_dir.path().join("admin.token"), token).unwrap();
+    let admin = format!(
+        "\n[admin]\nlisten = \"127.0.0.1:0\"\ntoken_file = \"{}\"\nruntime_list = \"{}\"\n",
+        token_dir.path().join("admin.token").display(),
+        token_dir.path().join("runtime.txt").display()
+    );
+    let s = setup("", &admin).await;
     let wire = query_message("www.example.com.", RecordType::A, None)
         .to_vec()
         .unwrap();
@@ -359,7 +368,25 @@ async fn certificate_reload_keeps_open_connections_and_serves_the_new_one() {
     // A new certificate (new key) replaces the files; a broken pair is refused and the
     // current certificate stays.
     std::fs::write(&s.key, "not a key").unwrap();
-    s.d.reload_tls();
+    s.d.reload_tls(); // what SIGHUP runs
+    let (status, body) = http(
+        s.d.admin_addr().unwrap(),
+        "POST",
+        "/api/reload",
+        Some(token),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["tls"][0]["ok"], false, "{body}");
+    assert!(
+        v["tls"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("server-key.pem"),
+        "{body}"
+    );
     let still = s.ca.connect(s.dot(), &[b"dot"]).await;
     assert_eq!(
         peer_cert(&still),
@@ -369,7 +396,19 @@ async fn certificate_reload_keeps_open_connections_and_serves_the_new_one() {
     let (cert, key) = s.ca.issue(&s.dir, "server2", &[SERVER_NAME]);
     std::fs::copy(&cert, &s.cert).unwrap();
     std::fs::copy(&key, &s.key).unwrap();
-    s.d.reload_tls();
+    let (_, body) = http(
+        s.d.admin_addr().unwrap(),
+        "POST",
+        "/api/reload",
+        Some(token),
+        None,
+    )
+    .await;
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&body).unwrap()["tls"][0]["ok"],
+        true,
+        "{body}"
+    );
 
     // The connection opened before the reload still answers, with its certificate...
     let m = Message::from_vec(&dot_exchange(&mut old, &wire).await).unwrap();
