@@ -757,7 +757,7 @@ async fn udp_keeps_answering_during_a_tls_handshake_flood() {
         let sem = std::sync::Arc::new(tokio::sync::Semaphore::new(200));
         while Instant::now() < stop_at && opened < 100_000 {
             let permit = std::sync::Arc::clone(&sem).acquire_owned().await.unwrap();
-            let target = if opened % 2 == 0 { dot } else { doh };
+            let target = if opened.is_multiple_of(2) { dot } else { doh };
             opened += 1;
             tokio::spawn(async move {
                 // Half a ClientHello, then silence: each costs the server a handshake slot.
