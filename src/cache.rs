@@ -38,6 +38,8 @@ pub struct CachedAnswer {
     /// The question name (lower case, no trailing dot), made once so that logging a cache
     /// hit does not build it again.
     pub qname: Arc<str>,
+    /// DNSSEC-validated: AD is set for clients that ask for it (DO or AD in the query).
+    pub secure: bool,
 }
 
 impl CachedAnswer {
@@ -64,7 +66,13 @@ impl CachedAnswer {
             cname_targets: cname_targets.into_boxed_slice(),
             addresses: Arc::from(addresses),
             qname,
+            secure: false,
         })
+    }
+
+    pub fn secure(mut self, secure: bool) -> Self {
+        self.secure = secure;
+        self
     }
 
     pub fn age(&self, now: Instant) -> u32 {
@@ -76,13 +84,17 @@ impl CachedAnswer {
     }
 
     /// Writes the answer for a client into `out`: its ID and question spelling, RD/CD as it
-    /// asked, TTLs aged (or `STALE_TTL` when serving stale).
-    pub fn render(&self, out: &mut Vec<u8>, id: u16, query_flags: u16, qname: &[u8], now: Instant, stale: bool) {
+    /// asked, AD when the answer is secure and the client asked for AD (`wants_ad`: DO or AD
+    /// set, RFC 6840 5.7), TTLs aged (or `STALE_TTL` when serving stale).
+    pub fn render(&self, out: &mut Vec<u8>, id: u16, query_flags: u16, qname: &[u8], now: Instant, stale: bool, wants_ad: bool) {
         out.clear();
         out.extend_from_slice(&self.wire);
         dnswire::set_u16(out, 0, id);
         let keep = dnswire::FLAG_RD | dnswire::FLAG_CD;
-        let flags = (dnswire::get_u16(out, 2) & !keep) | (query_flags & keep);
+        let mut flags = (dnswire::get_u16(out, 2) & !(keep | dnswire::FLAG_AD)) | (query_flags & keep);
+        if self.secure && wants_ad && !stale {
+            flags |= dnswire::FLAG_AD;
+        }
         dnswire::set_u16(out, 2, flags);
         // The question was stored lower-cased; echo the client's spelling (0x20 clients check it).
         let qend = dnswire::HEADER_LEN + qname.len();
@@ -291,7 +303,7 @@ mod tests {
             panic!("expected stale")
         };
         let mut out = Vec::new();
-        e.render(&mut out, 0xBEEF, dnswire::FLAG_RD, b"\x03WwW\x07example\x00", now, true);
+        e.render(&mut out, 0xBEEF, dnswire::FLAG_RD, b"\x03WwW\x07example\x00", now, true, false);
         let m = Message::from_vec(&out).unwrap();
         assert_eq!(m.metadata.id, 0xBEEF);
         assert_eq!(m.answers[0].ttl, STALE_TTL);

@@ -61,6 +61,10 @@ impl QueryView<'_> {
     pub fn checking_disabled(&self) -> bool {
         self.flags & FLAG_CD != 0
     }
+    /// The client asked for the AD bit: with DO (RFC 4035) or with AD itself (RFC 6840 5.7).
+    pub fn wants_ad(&self) -> bool {
+        self.flags & FLAG_AD != 0 || self.dnssec_ok()
+    }
     pub fn dnssec_ok(&self) -> bool {
         self.edns.is_some_and(|e| e.dnssec_ok)
     }
@@ -291,6 +295,25 @@ pub fn append_opt(out: &mut Vec<u8>, udp_size: u16, dnssec_ok: bool, options: &[
     let ar = get_u16(out, 10);
     set_u16(out, 10, ar.wrapping_add(1));
 }
+
+/// An Extended DNS Error option (RFC 8914): INFO-CODE and EXTRA-TEXT (cut to 300 bytes, at a
+/// character boundary, so the OPT stays well inside any UDP limit).
+pub fn ede_option(code: u16, text: &str) -> Vec<u8> {
+    let mut end = text.len().min(300);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let text = &text.as_bytes()[..end];
+    let mut out = Vec::with_capacity(6 + text.len());
+    out.extend_from_slice(&EDNS_OPTION_EDE.to_be_bytes());
+    out.extend_from_slice(&((2 + text.len()) as u16).to_be_bytes());
+    out.extend_from_slice(&code.to_be_bytes());
+    out.extend_from_slice(text);
+    out
+}
+
+/// EDNS option code of Extended DNS Errors.
+pub const EDNS_OPTION_EDE: u16 = 15;
 
 /// A response with only a header (and the question when we have one): FORMERR, NOTIMP,
 /// SERVFAIL, REFUSED, or a truncated answer (TC set).

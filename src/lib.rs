@@ -9,5 +9,6 @@ pub mod instance;
 pub mod pipeline;
 pub mod policy;
 pub mod querylog;
+pub mod resolver;
 pub mod server;
 pub mod upstream;

@@ -172,7 +172,23 @@ async fn servfail_within_the_timeout_when_nothing_answers() {
     assert!(took < Duration::from_millis(2500), "SERVFAIL took {took:?}");
     // One per-server timeout (a third of timeout_ms) at least: it did ask and wait.
     assert!(took >= Duration::from_millis(250), "did wait for upstream: {took:?}");
+    // RFC 8914: the SERVFAIL says why (22 No Reachable Authority); a second ask within the
+    // failure-cache window is answered at once with 13 Cached Error (RFC 9520).
+    assert_eq!(ede_code(&m), Some(22), "{m:?}");
+    let started = Instant::now();
+    let again = ask(d.addrs()[0], "www.example.com.", RecordType::A).await;
+    assert_eq!(again.metadata.response_code, ResponseCode::ServFail);
+    assert!(started.elapsed() < Duration::from_millis(200), "failure cached: {:?}", started.elapsed());
+    assert_eq!(ede_code(&again), Some(13), "{again:?}");
     d.shutdown().await;
+}
+
+fn ede_code(m: &hickory_proto::op::Message) -> Option<u16> {
+    use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
+    match m.edns.as_ref()?.option(EdnsCode::from(15))? {
+        EdnsOption::Unknown(15, data) if data.len() >= 2 => Some(u16::from_be_bytes([data[0], data[1]])),
+        other => panic!("EDE option shape: {other:?}"),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

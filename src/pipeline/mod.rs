@@ -24,7 +24,7 @@ use crate::config::{Config, PolicyConfig};
 use crate::policy::reload::PolicyStore;
 use crate::policy::{RuleRef, Snapshot, Verdict};
 use crate::dnswire::{self, QueryView, Reject};
-use crate::upstream::Upstream;
+use crate::upstream::{ClientFlags, Upstream};
 use admission::Gate;
 use resolve::{Outcome, Resolve};
 use synth::Trigger;
@@ -179,7 +179,7 @@ impl Engine {
                         return self.blocked(&q, v, trigger, transport, s);
                     }
                 }
-                answer.render(&mut s.out, q.id, q.flags, q.qname, now, false);
+                answer.render(&mut s.out, q.id, q.flags, q.qname, now, false, q.wants_ad());
                 s.decision.answer = Some(answer);
                 self.finish(&q, transport, &mut s.out, &[]);
                 self.rrl(&q, transport, client, s)
@@ -251,7 +251,8 @@ impl Engine {
             return true;
         };
         let exempt = matches!(snap.match_name(&s.name), Some(Verdict::Allow(_)));
-        match self.resolve.resolve(&s.key, query, q.dnssec_ok()).await {
+        let flags = ClientFlags { dnssec_ok: q.dnssec_ok(), checking_disabled: q.checking_disabled() };
+        match self.resolve.resolve(&s.key, query, flags).await {
             Outcome::Answer { answer, stale } => {
                 s.decision.stale = stale;
                 if !exempt {
@@ -259,12 +260,16 @@ impl Engine {
                         return self.blocked(&q, v, trigger, transport, s) == Fast::Reply;
                     }
                 }
-                answer.render(&mut s.out, q.id, q.flags, q.qname, Instant::now(), stale);
+                answer.render(&mut s.out, q.id, q.flags, q.qname, Instant::now(), stale, q.wants_ad());
                 self.finish(&q, transport, &mut s.out, &[]);
                 s.decision.answer = Some(answer);
                 return self.rrl(&q, transport, client, s) == Fast::Reply;
             }
-            Outcome::Failed => s.out = self.header_only(&q, dnswire::RCODE_SERVFAIL, false),
+            Outcome::Failed(ede) => {
+                s.out = dnswire::error_response(q.id, q.flags, dnswire::RCODE_SERVFAIL, Some((q.qname, q.qtype, q.qclass)), None, false);
+                let option = ede.map(|(code, text)| dnswire::ede_option(code, &text)).unwrap_or_default();
+                self.finish(&q, transport, &mut s.out, &option);
+            }
         }
         true
     }

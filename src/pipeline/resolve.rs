@@ -14,12 +14,13 @@ use tokio::sync::watch;
 
 use crate::admin::metrics::Metrics;
 use crate::cache::{CachedAnswer, PacketCache, MAX_TTL};
-use crate::upstream::Upstream;
+use crate::upstream::{ClientFlags, Upstream};
 
 #[derive(Clone)]
 pub enum Outcome {
     Answer { answer: Arc<CachedAnswer>, stale: bool },
-    Failed,
+    /// SERVFAIL, with the Extended DNS Error (code, text) that says why, when known.
+    Failed(Option<(u16, Arc<str>)>),
 }
 
 #[derive(Debug, Default, Clone, Copy, serde::Serialize)]
@@ -56,7 +57,7 @@ impl Resolve {
     }
 
     /// Resolves `query` (lower-cased) for the cache `key`, joining a resolution already under way.
-    pub async fn resolve(self: &Arc<Self>, key: &[u8], query: Query, dnssec_ok: bool) -> Outcome {
+    pub async fn resolve(self: &Arc<Self>, key: &[u8], query: Query, flags: ClientFlags) -> Outcome {
         let mut rx = match self.inflight.entry(key.into()) {
             Entry::Occupied(o) => {
                 self.coalesced.fetch_add(1, Ordering::Relaxed);
@@ -69,7 +70,7 @@ impl Resolve {
                 let key: Box<[u8]> = key.into();
                 // Spawned so that a client giving up does not cancel the others' resolution.
                 tokio::spawn(async move {
-                    let outcome = this.fetch(&key, query, dnssec_ok).await;
+                    let outcome = this.fetch(&key, query, flags).await;
                     this.inflight.remove(&key);
                     let _ = tx.send(Some(outcome));
                 });
@@ -78,15 +79,16 @@ impl Resolve {
         };
         let waited = tokio::time::timeout(self.wait_limit, rx.wait_for(Option::is_some)).await;
         match waited {
-            Ok(Ok(v)) => v.clone().unwrap_or(Outcome::Failed),
-            _ => Outcome::Failed,
+            Ok(Ok(v)) => v.clone().unwrap_or(Outcome::Failed(None)),
+            _ => Outcome::Failed(Some((22, Arc::from("no answer from upstream in time")))),
         }
     }
 
-    async fn fetch(&self, key: &[u8], query: Query, dnssec_ok: bool) -> Outcome {
+    async fn fetch(&self, key: &[u8], query: Query, flags: ClientFlags) -> Outcome {
         self.upstream_queries.fetch_add(1, Ordering::Relaxed);
         let started = Instant::now();
-        let result = self.upstream.resolve(query.clone(), dnssec_ok).await;
+        let result = self.upstream.resolve(query.clone(), flags).await;
+        let mut ede = None;
         self.metrics.upstream_latency.observe(started.elapsed().as_secs_f64());
         let built = match result {
             Ok(msg)
@@ -95,7 +97,7 @@ impl Resolve {
                     ResponseCode::ServFail | ResponseCode::Refused
                 ) =>
             {
-                cacheable_answer(&query, msg, dnssec_ok).map(Arc::new)
+                cacheable_answer(&query, msg, flags.dnssec_ok).map(Arc::new)
             }
             Ok(msg) => {
                 tracing::debug!(query = %query, rcode = %msg.metadata.response_code, "upstream failed");
@@ -103,6 +105,7 @@ impl Resolve {
             }
             Err(e) => {
                 tracing::debug!(query = %query, error = %e, "upstream failed");
+                ede = e.ede().map(|(code, text)| (code, Arc::from(text)));
                 None
             }
         };
@@ -116,7 +119,7 @@ impl Resolve {
                 self.metrics.upstream_errors.inc();
                 match self.cache.stale(key, Instant::now()) {
                     Some(answer) => Outcome::Answer { answer, stale: true },
-                    None => Outcome::Failed,
+                    None => Outcome::Failed(ede),
                 }
             }
         }
@@ -139,6 +142,7 @@ pub fn cacheable_answer(query: &Query, upstream: Message, dnssec_ok: bool) -> Op
     m.metadata.recursion_desired = true;
     m.metadata.recursion_available = true;
     m.metadata.response_code = upstream.metadata.response_code;
+    let secure = upstream.metadata.authentic_data;
     m.add_query(query.clone());
     let cap = |mut r: Record| {
         r.ttl = r.ttl.min(MAX_TTL);
@@ -161,7 +165,7 @@ pub fn cacheable_answer(query: &Query, upstream: Message, dnssec_ok: bool) -> Op
         }
     }
     let wire = m.to_vec().ok()?;
-    CachedAnswer::new(wire, u16::from(m.metadata.response_code) as u8, cname_targets, addresses)
+    CachedAnswer::new(wire, u16::from(m.metadata.response_code) as u8, cname_targets, addresses).map(|a| a.secure(secure))
 }
 
 pub fn lower_no_dot(s: &str) -> String {

@@ -11,7 +11,7 @@ use hickory_resolver::net::tcp::TcpClientStream;
 use hickory_resolver::net::udp::UdpClientStream;
 use hickory_resolver::net::xfer::DnsHandle;
 
-use super::{Upstream, UpstreamError};
+use super::{ClientFlags, Upstream, UpstreamError};
 
 pub struct ForwardUpstream {
     forwarders: Vec<SocketAddr>,
@@ -55,7 +55,8 @@ impl ForwardUpstream {
 
 #[async_trait]
 impl Upstream for ForwardUpstream {
-    async fn resolve(&self, query: Query, dnssec_ok: bool) -> Result<Message, UpstreamError> {
+    async fn resolve(&self, query: Query, flags: ClientFlags) -> Result<Message, UpstreamError> {
+        let dnssec_ok = flags.dnssec_ok;
         let deadline = Instant::now() + self.timeout;
         // Each forwarder gets an equal share of what is left, so the last one still has a chance.
         let mut errors = Vec::new();
