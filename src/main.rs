@@ -235,7 +235,7 @@ fn serve(path: &Path) -> ExitCode {
     })
 }
 
-/// Serves until SIGINT/SIGTERM; SIGHUP reloads the lists.
+/// Serves until SIGINT/SIGTERM; SIGHUP reloads the lists and the TLS certificates.
 async fn wait_for_stop(instance: &Instance) {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate()).expect("install SIGTERM handler");
@@ -247,6 +247,7 @@ async fn wait_for_stop(instance: &Instance) {
             _ = int.recv() => return,
             _ = hup.recv() => {
                 instance.reload_lists("SIGHUP").await;
+                instance.reload_tls();
             }
         }
     }

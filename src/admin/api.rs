@@ -20,12 +20,15 @@ use crate::config::{AdminConfig, Config};
 use crate::pipeline::Engine;
 use crate::policy::runtime::{NewEntry, RuntimeList};
 use crate::policy::Verdict;
+use crate::server::tls::CertStore;
 
 #[derive(Clone)]
 pub struct AdminState {
     pub engine: Arc<Engine>,
     pub runtime: Option<Arc<RuntimeList>>,
     token: Option<Arc<str>>,
+    /// TLS certificates re-read by `POST /api/reload` (DoT/DoH, block page).
+    pub certs: Arc<[Arc<CertStore>]>,
 }
 
 pub struct AdminServer {
@@ -35,7 +38,7 @@ pub struct AdminServer {
 }
 
 impl AdminServer {
-    pub async fn start(config: &Config, admin: &AdminConfig, engine: Arc<Engine>, runtime: Option<Arc<RuntimeList>>) -> Result<AdminServer, String> {
+    pub async fn start(config: &Config, admin: &AdminConfig, engine: Arc<Engine>, runtime: Option<Arc<RuntimeList>>, certs: Vec<Arc<CertStore>>) -> Result<AdminServer, String> {
         let token = match &admin.token_file {
             Some(p) => {
                 let p = config.resolve_path(p);
@@ -44,7 +47,7 @@ impl AdminServer {
             }
             None => None,
         };
-        let state = AdminState { engine, runtime, token };
+        let state = AdminState { engine, runtime, token, certs: Arc::from(certs) };
         let app = router(state);
         let listener = std::net::TcpListener::bind(admin.listen).map_err(|e| format!("admin listener {}: {e}", admin.listen))?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
@@ -149,7 +152,19 @@ async fn metrics(State(st): State<AdminState>) -> Response {
 
 async fn reload(State(st): State<AdminState>) -> Response {
     let report = st.engine.policy().reload("admin API").await;
+    let tls: Vec<Value> = st
+        .certs
+        .iter()
+        .map(|c| match c.reload() {
+            Ok(()) => json!({ "ok": true }),
+            Err(e) => {
+                tracing::error!("{e}; keeping the current certificate");
+                json!({ "ok": false, "error": e.to_string() })
+            }
+        })
+        .collect();
     Json(json!({
+        "tls": tls,
         "elapsed_ms": report.elapsed.as_millis() as u64,
         "lists": report.lists.iter().map(|l| json!({
             "name": l.name, "path": l.path, "entries": l.entries, "bad_lines": l.bad_lines,

@@ -5,8 +5,10 @@
 //! errors); only a miss goes to the async `resolve_miss`. The UDP loop calls the fast path inline.
 
 pub mod admission;
+pub mod ddr;
 pub mod record;
 pub mod resolve;
+pub mod sde;
 pub mod synth;
 
 use std::net::IpAddr;
@@ -66,11 +68,8 @@ pub enum Fast {
     Miss,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Transport {
-    Udp,
-    Tcp,
-}
+/// The transport a query came over: one vocabulary for the pipeline, metrics and the log.
+pub use crate::querylog::Transport;
 
 pub struct Engine {
     cache: Arc<PacketCache>,
@@ -81,6 +80,10 @@ pub struct Engine {
     pub admission: admission::Admission,
     /// Largest UDP response we send (also what our OPT advertises).
     max_udp: u16,
+    /// Structured DNS Errors: what a blocked answer says to a client that asks for them.
+    sde: sde::Sde,
+    /// DDR answers; set once the DoT/DoH listeners are bound (their ports are known only then).
+    pub ddr: std::sync::OnceLock<ddr::Ddr>,
 }
 
 impl Engine {
@@ -104,6 +107,8 @@ impl Engine {
             recorder,
             admission: admission::Admission::new(&config.server),
             max_udp: config.server.max_udp_payload,
+            sde: sde::Sde::from_config(config),
+            ddr: std::sync::OnceLock::new(),
         }
     }
 
@@ -122,7 +127,7 @@ impl Engine {
     fn size_limit(&self, q: &QueryView<'_>, transport: Transport) -> usize {
         match transport {
             Transport::Udp => q.max_udp_response(self.max_udp),
-            Transport::Tcp => u16::MAX as usize,
+            Transport::Tcp | Transport::Dot | Transport::Doh => u16::MAX as usize,
         }
     }
 
@@ -158,6 +163,13 @@ impl Engine {
                 return Fast::Reply;
             }
         };
+        if let Some(ddr) = self.ddr.get().filter(|_| ddr::Ddr::is_ddr_query(&q)) {
+            if let Some(answer) = ddr.answer(&q) {
+                s.out = answer;
+                self.finish(&q, transport, &mut s.out, &[]);
+                return Fast::Reply;
+            }
+        }
         // Query policy: the qname, whatever the qtype. Allow exempts the whole answer.
         dnswire::name_into(q.qname, &mut s.name);
         let exempt = match snap.match_name_for(&s.name, who) {
@@ -185,7 +197,8 @@ impl Engine {
     }
 
     fn blocked(&self, q: &QueryView<'_>, v: Verdict, trigger: Trigger, transport: Transport, s: &mut Scratch) -> Fast {
-        let answered = synth::write_blocked(q, &v, trigger, &self.policy_cfg, self.max_udp, &mut s.out);
+        let limits = (self.max_udp, self.size_limit(q, transport));
+        let answered = synth::write_blocked(q, &v, trigger, &self.policy_cfg, &self.sde, limits, &mut s.out);
         s.decision.blocked = Some((v.into_rule(), trigger));
         if !answered {
             return Fast::Drop;

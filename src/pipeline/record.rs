@@ -154,10 +154,7 @@ impl Recorder {
         let ev = QueryEvent {
             ts_us: arrival.ts_us,
             client: arrival.client,
-            transport: match arrival.transport {
-                Transport::Udp => querylog::Transport::Udp,
-                Transport::Tcp => querylog::Transport::Tcp,
-            },
+            transport: arrival.transport,
             qname,
             qtype: question.map_or(Cow::Borrowed(""), |q| qtype_name(q.qtype)),
             rcode: rcode_name(rcode),
@@ -202,10 +199,7 @@ impl Recorder {
         self.metrics
             .queries
             .get_or_create(&QueryLabels {
-                transport: match arrival.transport {
-                    Transport::Udp => "udp",
-                    Transport::Tcp => "tcp",
-                },
+                transport: arrival.transport.as_str(),
                 qtype: qtype_label(qtype),
                 rcode: rcode_label(rcode),
                 action: action.as_str(),

@@ -43,6 +43,13 @@ pub struct Filters {
     /// Only clients of this policy group
     #[arg(long)]
     pub group: Option<String>,
+    /// Only the blocked queries a block page reference ID stands for (e.g. 0M7K4-Q2ZD9)
+    #[arg(long = "ref", value_parser = parse_reference)]
+    pub reference: Option<String>,
+}
+
+fn parse_reference(s: &str) -> Result<String, String> {
+    crate::blockpage::reference::normalize(s).ok_or_else(|| format!("{s:?} is not a block page reference ID (10 characters, e.g. 0M7K4-Q2ZD9)"))
 }
 
 fn parse_action(s: &str) -> Result<EventAction, String> {
@@ -151,6 +158,14 @@ pub fn open_read_only(db: &Path) -> Result<Connection, QueryLogError> {
     if version < super::sinks::sqlite::SCHEMA_VERSION {
         return Err(db_err(db, format!("was written by an older dnsward (schema {version}); start `dnsward serve` once to upgrade it")));
     }
+    // `--ref`: the block page's reference ID is derived from name and time, not stored.
+    conn.create_scalar_function(
+        "dnsward_ref",
+        2,
+        rusqlite::functions::FunctionFlags::SQLITE_UTF8 | rusqlite::functions::FunctionFlags::SQLITE_DETERMINISTIC,
+        |ctx| Ok(crate::blockpage::reference::reference(&ctx.get::<String>(0)?, ctx.get::<i64>(1)?)),
+    )
+    .map_err(|e| db_err(db, e))?;
     Ok(conn)
 }
 
@@ -244,6 +259,15 @@ fn where_clause(f: &Filters, since: Option<i64>, until: Option<i64>) -> (String,
     }
     if let Some(g) = &f.group {
         add("client_group = ?", Value::Text(g.clone()));
+    }
+    if let Some(id) = &f.reference {
+        // The ID names its day; the hash is compared only on that day's blocked rows.
+        if let Some((start, end)) = crate::blockpage::reference::day_range(id, now_us()) {
+            add("ts_us >= ?", Value::Integer(start));
+            add("ts_us < ?", Value::Integer(end));
+        }
+        add("action = ?", Value::Text(EventAction::Blocked.as_str().to_string()));
+        add("dnsward_ref(qname, ts_us) = ?", Value::Text(id.clone()));
     }
     (w.join(" AND "), p)
 }

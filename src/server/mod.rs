@@ -2,6 +2,14 @@
 //! inline and hands misses to the tokio runtime. TCP: hickory-server's listener with our
 //! `RequestHandler`, which runs the same pipeline.
 
+pub mod dot;
+pub mod doh;
+pub mod encrypted;
+pub mod exchange;
+pub mod http;
+pub mod limits;
+pub mod tls;
+
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

@@ -25,6 +25,8 @@ use hickory_server::zone_handler::{AxfrPolicy, Catalog, ZoneHandler, ZoneType};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 
+pub mod tls;
+
 use dnsward::config::Config;
 use dnsward::instance::Instance;
 
