@@ -180,7 +180,10 @@ impl Resolver {
                     deleg = self.delegations.insert(Delegation::new(zone, servers, self.cache.clamp(ttl)));
                     labels = deleg.zone.num_labels() + 1;
                 }
-                Classified::Answer(answer) if full => return Ok((answer, deleg.zone.clone())),
+                Classified::Answer(answer) if full => {
+                    let apex = answer.apex(&deleg.zone);
+                    return Ok((answer, apex));
+                }
                 Classified::Answer(answer) if answer.rcode == ResponseCode::NXDomain => {
                     if !relaxed {
                         // Strict: an NXDOMAIN for an ancestor means the name does not exist.
@@ -189,8 +192,14 @@ impl Resolver {
                     // Relaxed: broken servers say NXDOMAIN for empty non-terminals.
                     minimise = false;
                 }
-                Classified::Answer(_) => {
-                    // The minimised name is no zone cut: one label deeper.
+                Classified::Answer(answer) => {
+                    // The same servers serve a child zone at the minimised name (its SOA says
+                    // so): a zone cut without a referral. Otherwise no cut: one label deeper.
+                    let apex = answer.apex(&deleg.zone);
+                    if apex == ask_name && apex != deleg.zone {
+                        let ttl = self.cache.clamp(super::rrcache::negative_ttl(&answer.authority));
+                        deleg = self.delegations.insert(Delegation::new(apex, deleg.servers.clone(), ttl));
+                    }
                     labels += 1;
                     steps += 1;
                 }

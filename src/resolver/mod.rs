@@ -25,8 +25,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use hickory_proto::op::{Message, OpCode, Query, ResponseCode};
-use hickory_proto::rr::{Name, RecordType};
+use hickory_proto::op::{Message, OpCode, Query};
+use hickory_proto::rr::Name;
 use ipnet::IpNet;
 
 use crate::config::{DnssecMode, QnameMinimisation, ResolverConfig};
@@ -133,7 +133,9 @@ impl Resolver {
         let resolution = match result {
             Ok(r) => r,
             Err(e) => {
-                if !matches!(e, ResolveError::CachedFailure) {
+                // Bogus answers are remembered by the validator (per zone), and a client with
+                // CD=1 must still get the data: not in the failure cache.
+                if !matches!(e, ResolveError::CachedFailure | ResolveError::Bogus { .. }) {
                     self.cache.put_failure(&name, qtype);
                 }
                 return Err(e);
@@ -148,11 +150,9 @@ impl Resolver {
         for r in &mut m.answers {
             r.ttl = self.cache.clamp(r.ttl);
         }
-        let negative = resolution.rcode == ResponseCode::NXDomain
-            || !m.answers.iter().any(|r| r.name == name && (r.record_type() == qtype || qtype == RecordType::ANY));
-        if negative {
-            m.authorities = resolution.authority;
-        }
+        // Negative answers: the SOA and proofs; positive ones: only the NSEC/NSEC3 proving a
+        // wildcard expansion (stripped with the RRSIGs for clients without DO).
+        m.authorities = resolution.authority;
         Ok(m)
     }
 
