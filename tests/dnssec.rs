@@ -168,3 +168,35 @@ async fn a_policy_rewrite_of_a_signed_name_carries_no_ad_and_no_rrsig() {
     }
     d.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn negative_trust_anchors_are_listed_and_changed_through_the_admin_api() {
+    let lab = lab().await;
+    let token = "nta-test-token-0123456789";
+    std::fs::write(lab.dir.path().join("token"), token).unwrap();
+    let d = lab.dnsward("", "[admin]\nlisten = \"127.0.0.1:0\"\ntoken_file = \"token\"\n").await;
+    let (dns, admin) = (d.addrs()[0], d.admin_addr().unwrap());
+    assert_eq!(query(dns, "www.badsig.", A, DO).await.metadata.response_code, ResponseCode::ServFail);
+
+    let (status, body) = common::http(admin, "POST", "/api/nta", Some(token), Some(r#"{"zone":"badsig."}"#)).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("badsig."), "{body}");
+    let (status, body) = common::http(admin, "GET", "/api/nta", Some(token), None).await;
+    assert_eq!(status, 200);
+    assert!(body.contains("badsig."), "{body}");
+    let m = query(dns, "www.badsig.", A, DO).await;
+    assert_eq!(m.metadata.response_code, ResponseCode::NoError, "under the NTA: {m:?}");
+    assert!(!m.metadata.authentic_data);
+
+    let (status, _) = common::http(admin, "POST", "/api/nta", Some(token), Some(r#"{"zone":"not a name!"}"#)).await;
+    assert_eq!(status, 400);
+    let (status, _) = common::http(admin, "POST", "/api/nta", None, Some(r#"{"zone":"x."}"#)).await;
+    assert_eq!(status, 401, "the token is required");
+
+    let (status, body) = common::http(admin, "DELETE", "/api/nta/badsig.", Some(token), None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(query(dns, "www.badsig.", A, DO).await.metadata.response_code, ResponseCode::ServFail, "validated again");
+    let (status, _) = common::http(admin, "DELETE", "/api/nta/badsig.", Some(token), None).await;
+    assert_eq!(status, 404);
+    d.shutdown().await;
+}

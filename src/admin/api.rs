@@ -92,6 +92,8 @@ pub fn router(state: AdminState) -> Router {
         .route("/lists/runtime/{name}", delete(runtime_remove))
         .route("/explain", get(explain))
         .route("/cache/flush", post(cache_flush))
+        .route("/nta", get(nta_list).post(nta_add))
+        .route("/nta/{zone}", delete(nta_remove))
         .route("/stats", get(stats))
         .layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
@@ -266,6 +268,64 @@ async fn explain(State(st): State<AdminState>, Query(q): Query<ExplainQuery>) ->
 #[serde(deny_unknown_fields)]
 struct FlushBody {
     name: Option<String>,
+}
+
+/// The negative trust anchors (RFC 7646) in force: zones not validated until removed.
+async fn nta_list(State(st): State<AdminState>) -> Response {
+    match st.engine.validator() {
+        Some(v) => Json(json!({ "negative_trust_anchors": nta_names(v) })).into_response(),
+        None => error(StatusCode::CONFLICT, "DNSSEC validation is off ([resolver] dnssec is not \"validate\")"),
+    }
+}
+
+#[derive(Deserialize)]
+struct NtaBody {
+    zone: String,
+}
+
+async fn nta_add(State(st): State<AdminState>, Json(body): Json<NtaBody>) -> Response {
+    let Some(v) = st.engine.validator() else {
+        return error(StatusCode::CONFLICT, "DNSSEC validation is off ([resolver] dnssec is not \"validate\")");
+    };
+    let zone = match hickory_proto::rr::Name::from_ascii(body.zone.trim()) {
+        Ok(mut z) if !body.zone.trim().is_empty() => {
+            z.set_fqdn(true);
+            z.to_lowercase()
+        }
+        _ => return error(StatusCode::BAD_REQUEST, format!("{:?} is not a zone name", body.zone)),
+    };
+    let mut zones = v.negative_trust_anchors();
+    if !zones.contains(&zone) {
+        zones.push(zone.clone());
+    }
+    v.set_negative_trust_anchors(zones);
+    tracing::warn!(%zone, "negative trust anchor added through the admin API: the zone is not validated");
+    Json(json!({ "negative_trust_anchors": nta_names(v) })).into_response()
+}
+
+async fn nta_remove(State(st): State<AdminState>, Path(zone): Path<String>) -> Response {
+    let Some(v) = st.engine.validator() else {
+        return error(StatusCode::CONFLICT, "DNSSEC validation is off ([resolver] dnssec is not \"validate\")");
+    };
+    let Ok(mut name) = hickory_proto::rr::Name::from_ascii(&zone) else {
+        return error(StatusCode::BAD_REQUEST, format!("{zone:?} is not a zone name"));
+    };
+    name.set_fqdn(true);
+    let mut zones = v.negative_trust_anchors();
+    let before = zones.len();
+    zones.retain(|z| *z != name);
+    if zones.len() == before {
+        return error(StatusCode::NOT_FOUND, format!("{zone} is not a negative trust anchor"));
+    }
+    v.set_negative_trust_anchors(zones);
+    // Answers cached while the zone was not validated must be validated again.
+    let removed = st.engine.cache().flush(None);
+    tracing::info!(%zone, removed, "negative trust anchor removed through the admin API; packet cache flushed");
+    Json(json!({ "negative_trust_anchors": nta_names(v) })).into_response()
+}
+
+fn nta_names(v: &crate::dnssec::Validator) -> Vec<String> {
+    v.negative_trust_anchors().iter().map(|z| z.to_ascii()).collect()
 }
 
 async fn cache_flush(State(st): State<AdminState>, body: Option<Json<FlushBody>>) -> Response {

@@ -124,6 +124,11 @@ impl Engine {
         self.resolve.stats()
     }
 
+    /// The DNSSEC validator, when the resolver validates.
+    pub fn validator(&self) -> Option<&Arc<crate::dnssec::Validator>> {
+        self.resolve.upstream().validator()
+    }
+
     fn size_limit(&self, q: &QueryView<'_>, transport: Transport) -> usize {
         match transport {
             Transport::Udp => q.max_udp_response(self.max_udp),
