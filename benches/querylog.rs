@@ -44,6 +44,8 @@ fn events(n: usize) -> Vec<LoggedEvent> {
                     answers: answers.clone(),
                     latency_us: 6,
                     server: Arc::clone(&server),
+                    client_name: None,
+                    group: None,
                     query_wire: None,
                     response_wire: None,
                 },

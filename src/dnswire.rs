@@ -35,6 +35,9 @@ pub struct Edns {
     pub udp_size: u16,
     pub version: u8,
     pub dnssec_ok: bool,
+    /// The client sent an EDE option: it asks for Structured DNS Errors
+    /// (draft-ietf-dnsop-structured-dns-error).
+    pub sde: bool,
 }
 
 /// A query whose header and question were read.
@@ -47,6 +50,8 @@ pub struct QueryView<'a> {
     pub qtype: u16,
     pub qclass: u16,
     pub edns: Option<Edns>,
+    /// Where the last record read ends: bytes after it are trailing garbage.
+    pub end: usize,
 }
 
 impl QueryView<'_> {
@@ -138,6 +143,7 @@ pub fn parse_query(pkt: &[u8]) -> Result<QueryView<'_>, Reject> {
                 udp_size,
                 version,
                 dnssec_ok: ext & 0x8000 != 0,
+                sde: has_option(&pkt[f + 10..next], OPTION_EDE),
             });
         }
         pos = next;
@@ -149,7 +155,26 @@ pub fn parse_query(pkt: &[u8]) -> Result<QueryView<'_>, Reject> {
         qtype,
         qclass,
         edns,
+        end: pos,
     })
+}
+
+/// EDNS option code of Extended DNS Errors (RFC 8914).
+pub const OPTION_EDE: u16 = 15;
+
+/// Whether the options of an OPT record's RDATA hold `code` (stops at a malformed option).
+fn has_option(mut rdata: &[u8], code: u16) -> bool {
+    while rdata.len() >= 4 {
+        let (c, len) = (u16::from_be_bytes([rdata[0], rdata[1]]), u16::from_be_bytes([rdata[2], rdata[3]]) as usize);
+        if c == code {
+            return true;
+        }
+        match rdata.get(4 + len..) {
+            Some(rest) => rdata = rest,
+            None => return false,
+        }
+    }
+    false
 }
 
 /// The mnemonic of a response code dnsward sends or sees (RFC 1035 / 2136), if it has one.
@@ -388,7 +413,8 @@ mod tests {
             Some(Edns {
                 udp_size: 4096,
                 version: 0,
-                dnssec_ok: true
+                dnssec_ok: true,
+                sde: false,
             })
         );
         assert_eq!(q.max_udp_response(1232), 1232);

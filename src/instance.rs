@@ -12,6 +12,10 @@ use crate::pipeline::record::Recorder;
 use crate::pipeline::Engine;
 use crate::querylog::QueryLog;
 use crate::policy::reload::PolicyStore;
+use crate::blockpage::BlockpageServer;
+use crate::pipeline::ddr::Ddr;
+use crate::server::encrypted::Encrypted;
+use crate::server::tls::CertStore;
 use crate::server::Server;
 
 pub struct Instance {
@@ -22,6 +26,8 @@ pub struct Instance {
     evictor: tokio::task::JoinHandle<()>,
     admin: Option<AdminServer>,
     expiry: Option<tokio::task::JoinHandle<()>>,
+    encrypted: Option<Encrypted>,
+    blockpage: Option<BlockpageServer>,
 }
 
 impl Instance {
@@ -29,13 +35,14 @@ impl Instance {
     pub async fn start(config: &Config) -> Result<Instance, String> {
         let upstream = crate::upstream::from_config(config)?;
         // The admin API's runtime list must exist before the lists load (it is one of them).
-        let runtime = match config.runtime_list_path() {
-            Some(p) => Some(Arc::new(RuntimeList::open(&p)?)),
-            None => None,
+        let runtime = match config.runtime_list_files() {
+            files if files.is_empty() => None,
+            files => Some(Arc::new(RuntimeList::open_scoped(&files)?)),
         };
         // Lists load before serving starts; a list that fails is reported and skipped.
         let specs = config.list_specs();
-        let (policy, _report) = tokio::task::spawn_blocking(move || PolicyStore::load(specs))
+        let groups = config.groups_spec();
+        let (policy, _report) = tokio::task::spawn_blocking(move || PolicyStore::load_grouped(specs, groups))
             .await
             .map_err(|e| format!("loading lists crashed: {e}"))?;
         let watch = (config.policy.watch && !config.lists.is_empty())
@@ -49,6 +56,7 @@ impl Instance {
             None => Recorder::disabled(),
         };
         recorder.runtime = runtime.clone();
+        recorder.count_groups(&policy.snapshot());
         let engine = Arc::new(Engine::new(config, upstream, policy, recorder));
         let evictor = {
             let engine = Arc::clone(&engine);
@@ -63,8 +71,21 @@ impl Instance {
         let server = Server::start(config, Arc::clone(&engine))
             .await
             .map_err(|e| e.to_string())?;
+        let encrypted = Encrypted::start(config, Arc::clone(&engine)).await.map_err(|e| e.to_string())?;
+        if let Some(enc) = &encrypted {
+            // DDR announces the ports actually bound, so it is set only now.
+            if let Some(ddr) = Ddr::new(enc.certs.dns_name().as_deref(), &enc.dot_addrs, &enc.doh_addrs) {
+                let _ = engine.ddr.set(ddr);
+            }
+        }
+        let blockpage = BlockpageServer::start(config, Arc::clone(engine.policy())).await.map_err(|e| e.to_string())?;
+        let certs: Vec<Arc<CertStore>> = encrypted
+            .iter()
+            .map(|e| Arc::clone(&e.certs))
+            .chain(blockpage.iter().filter_map(|b| b.certs.clone()))
+            .collect();
         let admin = match &config.admin {
-            Some(a) => Some(AdminServer::start(config, a, Arc::clone(&engine), runtime.clone()).await?),
+            Some(a) => Some(AdminServer::start(config, a, Arc::clone(&engine), runtime.clone(), certs).await?),
             None => None,
         };
         // Runtime entries past their expiry drop out on their own.
@@ -95,12 +116,38 @@ impl Instance {
             evictor,
             admin,
             expiry,
+            encrypted,
+            blockpage,
         })
     }
 
     /// The admin listener's address, when `[admin]` is configured.
     pub fn admin_addr(&self) -> Option<SocketAddr> {
         self.admin.as_ref().map(|a| a.addr)
+    }
+
+    /// The bound DoT and DoH addresses.
+    pub fn dot_addrs(&self) -> &[SocketAddr] {
+        self.encrypted.as_ref().map_or(&[], |e| &e.dot_addrs)
+    }
+    pub fn doh_addrs(&self) -> &[SocketAddr] {
+        self.encrypted.as_ref().map_or(&[], |e| &e.doh_addrs)
+    }
+
+    /// The block page's HTTP and HTTPS addresses.
+    pub fn blockpage_addrs(&self) -> (&[SocketAddr], &[SocketAddr]) {
+        self.blockpage.as_ref().map_or((&[], &[]), |b| (&b.addrs, &b.https_addrs))
+    }
+
+    /// Re-reads the TLS certificates (DoT/DoH and the block page); a bad file keeps the
+    /// current certificate and is logged. Open connections are not touched.
+    pub fn reload_tls(&self) {
+        let stores = self.encrypted.iter().map(|e| &e.certs).chain(self.blockpage.iter().filter_map(|b| b.certs.as_ref()));
+        for store in stores {
+            if let Err(e) = store.reload() {
+                tracing::error!("{e}; keeping the current certificate");
+            }
+        }
     }
 
     /// The bound addresses (useful with port 0).
@@ -124,6 +171,12 @@ impl Instance {
         }
         if let Some(a) = self.admin {
             a.shutdown().await;
+        }
+        if let Some(b) = self.blockpage {
+            b.shutdown(self.grace).await;
+        }
+        if let Some(e) = self.encrypted {
+            e.shutdown(self.grace).await;
         }
         self.server.shutdown(self.grace).await;
         // Every answered query's event reaches the sinks before we exit.

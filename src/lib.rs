@@ -1,8 +1,10 @@
 //! dnsward: a protective recursive DNS resolver. See ARCHITECTURE.md for the map.
 
 pub mod admin;
+pub mod blockpage;
 pub mod cache;
 pub mod config;
+pub mod dnssec;
 pub mod dnswire;
 pub mod instance;
 pub mod pipeline;

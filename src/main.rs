@@ -40,6 +40,9 @@ enum Command {
         name: String,
         /// An answer address to check as well.
         ip: Option<std::net::IpAddr>,
+        /// Answer for this client's group (its address); default: the default group.
+        #[arg(long)]
+        client: Option<std::net::IpAddr>,
     },
     /// Review the query log (reads the SQLite store named by [querylog] sqlite).
     Logs {
@@ -55,7 +58,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Check { config } => check(&config),
         Command::Serve { config } => serve(&config),
-        Command::Explain { config, name, ip } => explain(&config, &name, ip),
+        Command::Explain { config, name, ip, client } => explain(&config, &name, ip, client),
         Command::Logs { config, command } => logs(&config, command),
     }
 }
@@ -77,7 +80,7 @@ fn check(path: &Path) -> ExitCode {
     let Some(config) = load_or_report(path) else {
         return ExitCode::FAILURE;
     };
-    let (snapshot, report) = Snapshot::build(&config.list_specs(), None);
+    let (snapshot, report) = Snapshot::build_grouped(&config.list_specs(), &config.groups_spec(), None);
     let mut failed = false;
     for l in &report.lists {
         println!(
@@ -102,6 +105,9 @@ fn check(path: &Path) -> ExitCode {
             failed = true;
         }
     }
+    for g in snapshot.groups().groups().iter().skip(1) {
+        println!("group {:?}: action {}, log {}", &*g.name, g.action.map_or("as [policy]".to_string(), |a| format!("{a:?}").to_lowercase()), g.log.as_str());
+    }
     println!(
         "{}: {} ({} names, {} addresses in {} lists, loaded in {} ms)",
         path.display(),
@@ -118,21 +124,27 @@ fn check(path: &Path) -> ExitCode {
     }
 }
 
-fn explain(path: &Path, name: &str, ip: Option<std::net::IpAddr>) -> ExitCode {
+fn explain(path: &Path, name: &str, ip: Option<std::net::IpAddr>, client: Option<std::net::IpAddr>) -> ExitCode {
     let Some(config) = load_or_report(path) else {
         return ExitCode::from(2);
     };
-    let (snapshot, report) = Snapshot::build(&config.list_specs(), None);
+    let (snapshot, report) = Snapshot::build_grouped(&config.list_specs(), &config.groups_spec(), None);
     for l in report.lists.iter().filter(|l| l.error.is_some()) {
         eprintln!("warning: list {:?} not loaded: {}", l.name, l.error.as_deref().unwrap_or(""));
     }
+    let who = client.map(|c| snapshot.groups().lookup(c)).unwrap_or_default();
+    if let Some(c) = client {
+        let groups = snapshot.groups();
+        let named = groups.client_name(who).map(|n| format!(" ({n})")).unwrap_or_default();
+        println!("client {c}{named}: group {:?}", &*groups.group(who).name);
+    }
     let mut hits: Vec<(String, Verdict)> = snapshot
-        .explain_name(name)
+        .explain_name_for(name, who)
         .into_iter()
         .map(|v| (format!("name {name}"), v))
         .collect();
     if let Some(ip) = ip {
-        hits.extend(snapshot.explain_ip(ip).into_iter().map(|v| (format!("address {ip}"), v)));
+        hits.extend(snapshot.explain_ip_for(ip, who).into_iter().map(|v| (format!("address {ip}"), v)));
     }
     if hits.is_empty() {
         println!("{name}: allowed (no list matches)");
@@ -223,7 +235,7 @@ fn serve(path: &Path) -> ExitCode {
     })
 }
 
-/// Serves until SIGINT/SIGTERM; SIGHUP reloads the lists.
+/// Serves until SIGINT/SIGTERM; SIGHUP reloads the lists and the TLS certificates.
 async fn wait_for_stop(instance: &Instance) {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate()).expect("install SIGTERM handler");
@@ -235,6 +247,7 @@ async fn wait_for_stop(instance: &Instance) {
             _ = int.recv() => return,
             _ = hup.recv() => {
                 instance.reload_lists("SIGHUP").await;
+                instance.reload_tls();
             }
         }
     }

@@ -20,12 +20,15 @@ use crate::config::{AdminConfig, Config};
 use crate::pipeline::Engine;
 use crate::policy::runtime::{NewEntry, RuntimeList};
 use crate::policy::Verdict;
+use crate::server::tls::CertStore;
 
 #[derive(Clone)]
 pub struct AdminState {
     pub engine: Arc<Engine>,
     pub runtime: Option<Arc<RuntimeList>>,
     token: Option<Arc<str>>,
+    /// TLS certificates re-read by `POST /api/reload` (DoT/DoH, block page).
+    pub certs: Arc<[Arc<CertStore>]>,
 }
 
 pub struct AdminServer {
@@ -35,7 +38,7 @@ pub struct AdminServer {
 }
 
 impl AdminServer {
-    pub async fn start(config: &Config, admin: &AdminConfig, engine: Arc<Engine>, runtime: Option<Arc<RuntimeList>>) -> Result<AdminServer, String> {
+    pub async fn start(config: &Config, admin: &AdminConfig, engine: Arc<Engine>, runtime: Option<Arc<RuntimeList>>, certs: Vec<Arc<CertStore>>) -> Result<AdminServer, String> {
         let token = match &admin.token_file {
             Some(p) => {
                 let p = config.resolve_path(p);
@@ -44,7 +47,7 @@ impl AdminServer {
             }
             None => None,
         };
-        let state = AdminState { engine, runtime, token };
+        let state = AdminState { engine, runtime, token, certs: Arc::from(certs) };
         let app = router(state);
         let listener = std::net::TcpListener::bind(admin.listen).map_err(|e| format!("admin listener {}: {e}", admin.listen))?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
@@ -89,6 +92,8 @@ pub fn router(state: AdminState) -> Router {
         .route("/lists/runtime/{name}", delete(runtime_remove))
         .route("/explain", get(explain))
         .route("/cache/flush", post(cache_flush))
+        .route("/nta", get(nta_list).post(nta_add))
+        .route("/nta/{zone}", delete(nta_remove))
         .route("/stats", get(stats))
         .layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
@@ -149,7 +154,19 @@ async fn metrics(State(st): State<AdminState>) -> Response {
 
 async fn reload(State(st): State<AdminState>) -> Response {
     let report = st.engine.policy().reload("admin API").await;
+    let tls: Vec<Value> = st
+        .certs
+        .iter()
+        .map(|c| match c.reload() {
+            Ok(()) => json!({ "ok": true }),
+            Err(e) => {
+                tracing::error!("{e}; keeping the current certificate");
+                json!({ "ok": false, "error": e.to_string() })
+            }
+        })
+        .collect();
     Json(json!({
+        "tls": tls,
         "elapsed_ms": report.elapsed.as_millis() as u64,
         "lists": report.lists.iter().map(|l| json!({
             "name": l.name, "path": l.path, "entries": l.entries, "bad_lines": l.bad_lines,
@@ -185,17 +202,26 @@ async fn runtime_add(State(st): State<AdminState>, body: Result<Json<NewEntry>, 
     }
 }
 
-async fn runtime_remove(State(st): State<AdminState>, Path(name): Path<String>) -> Response {
+#[derive(Deserialize)]
+struct ScopeQuery {
+    /// The group whose entry to remove; absent = the entry for every group.
+    group: Option<String>,
+}
+
+async fn runtime_remove(State(st): State<AdminState>, Path(name): Path<String>, Query(scope): Query<ScopeQuery>) -> Response {
     let Some(r) = &st.runtime else {
         return error(StatusCode::NOT_FOUND, "no runtime list");
     };
-    match r.remove(&name) {
+    match r.remove_scoped(scope.group.as_deref(), &name) {
         Ok(true) => {
             tracing::info!(%name, "runtime list: entry removed");
             st.engine.policy().reload("runtime entry removed").await;
             Json(json!({ "removed": name })).into_response()
         }
-        Ok(false) => error(StatusCode::NOT_FOUND, format!("{name} is not in the runtime list")),
+        Ok(false) => error(StatusCode::NOT_FOUND, match &scope.group {
+            Some(g) => format!("{name} is not in the runtime list of group {g}"),
+            None => format!("{name} is not in the runtime list"),
+        }),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
     }
 }
@@ -204,6 +230,8 @@ async fn runtime_remove(State(st): State<AdminState>, Path(name): Path<String>) 
 struct ExplainQuery {
     name: Option<String>,
     ip: Option<IpAddr>,
+    /// Answer for this client address's group.
+    client: Option<IpAddr>,
 }
 
 async fn explain(State(st): State<AdminState>, Query(q): Query<ExplainQuery>) -> Response {
@@ -211,32 +239,93 @@ async fn explain(State(st): State<AdminState>, Query(q): Query<ExplainQuery>) ->
         return error(StatusCode::BAD_REQUEST, "give ?name=NAME and/or ?ip=ADDRESS");
     }
     let snap = st.engine.policy().snapshot();
-    let mut hits: Vec<Verdict> = q.name.as_deref().map(|n| snap.explain_name(n)).unwrap_or_default();
+    let who = q.client.map(|c| snap.groups().lookup(c)).unwrap_or_default();
+    let mut hits: Vec<Verdict> = q.name.as_deref().map(|n| snap.explain_name_for(n, who)).unwrap_or_default();
     if let Some(ip) = q.ip {
-        hits.extend(snap.explain_ip(ip));
+        hits.extend(snap.explain_ip_for(ip, who));
     }
     let blocked = !hits.is_empty() && !hits.iter().any(Verdict::is_allow);
     let rules: Vec<Value> = hits
         .iter()
         .map(|v| {
             let r = v.rule();
-            let runtime = (&*r.list == crate::config::RUNTIME_LIST)
-                .then(|| st.runtime.as_ref().and_then(|rt| rt.get(&r.trigger_name)))
-                .flatten();
+            let runtime = crate::policy::groups::runtime_scope(&r.list)
+                .and_then(|scope| st.runtime.as_ref().and_then(|rt| rt.get_scoped(scope, &r.trigger_name)));
             json!({
+                "action": match v { Verdict::Block { action, .. } => action.map(|a| format!("{a:?}").to_lowercase()), _ => None },
                 "kind": match v { Verdict::Allow(_) => "allow", Verdict::Block { .. } => "block", Verdict::LocalData { .. } => "local-data", Verdict::Drop(_) => "drop" },
                 "list": &*r.list, "category": r.category.as_str(), "rule": r.trigger_name,
                 "file": r.file, "line": r.line, "text": r.rule_text().ok(), "runtime": runtime,
             })
         })
         .collect();
-    Json(json!({ "name": q.name, "ip": q.ip, "blocked": blocked, "rules": rules })).into_response()
+    let groups = snap.groups();
+    let client = q.client.map(|c| json!({ "address": c, "name": groups.client_name(who).map(|n| &**n), "group": &*groups.group(who).name }));
+    Json(json!({ "name": q.name, "ip": q.ip, "client": client, "blocked": blocked, "rules": rules })).into_response()
 }
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct FlushBody {
     name: Option<String>,
+}
+
+/// The negative trust anchors (RFC 7646) in force: zones not validated until removed.
+async fn nta_list(State(st): State<AdminState>) -> Response {
+    match st.engine.validator() {
+        Some(v) => Json(json!({ "negative_trust_anchors": nta_names(v) })).into_response(),
+        None => error(StatusCode::CONFLICT, "DNSSEC validation is off ([resolver] dnssec is not \"validate\")"),
+    }
+}
+
+#[derive(Deserialize)]
+struct NtaBody {
+    zone: String,
+}
+
+async fn nta_add(State(st): State<AdminState>, Json(body): Json<NtaBody>) -> Response {
+    let Some(v) = st.engine.validator() else {
+        return error(StatusCode::CONFLICT, "DNSSEC validation is off ([resolver] dnssec is not \"validate\")");
+    };
+    let zone = match hickory_proto::rr::Name::from_ascii(body.zone.trim()) {
+        Ok(mut z) if !body.zone.trim().is_empty() => {
+            z.set_fqdn(true);
+            z.to_lowercase()
+        }
+        _ => return error(StatusCode::BAD_REQUEST, format!("{:?} is not a zone name", body.zone)),
+    };
+    let mut zones = v.negative_trust_anchors();
+    if !zones.contains(&zone) {
+        zones.push(zone.clone());
+    }
+    v.set_negative_trust_anchors(zones);
+    tracing::warn!(%zone, "negative trust anchor added through the admin API: the zone is not validated");
+    Json(json!({ "negative_trust_anchors": nta_names(v) })).into_response()
+}
+
+async fn nta_remove(State(st): State<AdminState>, Path(zone): Path<String>) -> Response {
+    let Some(v) = st.engine.validator() else {
+        return error(StatusCode::CONFLICT, "DNSSEC validation is off ([resolver] dnssec is not \"validate\")");
+    };
+    let Ok(mut name) = hickory_proto::rr::Name::from_ascii(&zone) else {
+        return error(StatusCode::BAD_REQUEST, format!("{zone:?} is not a zone name"));
+    };
+    name.set_fqdn(true);
+    let mut zones = v.negative_trust_anchors();
+    let before = zones.len();
+    zones.retain(|z| *z != name);
+    if zones.len() == before {
+        return error(StatusCode::NOT_FOUND, format!("{zone} is not a negative trust anchor"));
+    }
+    v.set_negative_trust_anchors(zones);
+    // Answers cached while the zone was not validated must be validated again.
+    let removed = st.engine.cache().flush(None);
+    tracing::info!(%zone, removed, "negative trust anchor removed through the admin API; packet cache flushed");
+    Json(json!({ "negative_trust_anchors": nta_names(v) })).into_response()
+}
+
+fn nta_names(v: &crate::dnssec::Validator) -> Vec<String> {
+    v.negative_trust_anchors().iter().map(|z| z.to_ascii()).collect()
 }
 
 async fn cache_flush(State(st): State<AdminState>, body: Option<Json<FlushBody>>) -> Response {

@@ -25,6 +25,13 @@ pub struct ListLabel {
     pub list: String,
 }
 
+/// Per-group counts: the group, never the client (bounded cardinality).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct GroupLabel {
+    pub group: String,
+    pub action: &'static str,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct SinkLabel {
     pub sink: String,
@@ -39,6 +46,7 @@ pub struct Metrics {
     registry: Registry,
     pub queries: Family<QueryLabels, Counter>,
     pub blocked_by_list: Family<ListLabel, Counter>,
+    pub group_queries: Family<GroupLabel, Counter>,
     pub answer_latency: Histogram,
     pub upstream_latency: Histogram,
     pub upstream_errors: Counter,
@@ -75,6 +83,7 @@ impl Metrics {
         let m = Metrics {
             queries: Family::default(),
             blocked_by_list: Family::default(),
+            group_queries: Family::default(),
             answer_latency: Histogram::new(LATENCY_BUCKETS),
             upstream_latency: Histogram::new(LATENCY_BUCKETS),
             upstream_errors: Counter::default(),
@@ -95,6 +104,7 @@ impl Metrics {
         };
         registry.register("queries", "Queries answered, by transport, type, rcode, action and category", m.queries.clone());
         registry.register("blocked", "Blocked queries by list", m.blocked_by_list.clone());
+        registry.register("group_queries", "Queries by client group and action", m.group_queries.clone());
         registry.register("answer_latency_seconds", "Time from arrival to answer", m.answer_latency.clone());
         registry.register("upstream_latency_seconds", "Time of one upstream resolution", m.upstream_latency.clone());
         registry.register("upstream_errors", "Upstream resolutions that failed", m.upstream_errors.clone());

@@ -3,6 +3,7 @@
 //! `load` returns either a `Config` or the full list of problems, each with its key path and
 //! line, so that `dnsward check` and `dnsward serve` print the same messages.
 
+mod groups;
 mod locate;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -11,6 +12,7 @@ use std::path::{Path, PathBuf};
 use ipnet::IpNet;
 use serde::Deserialize;
 
+pub use groups::{ClientConfig, ClientNet, GroupConfig};
 pub use locate::ConfigProblem;
 
 /// The name of the list the admin API adds entries to.
@@ -37,6 +39,15 @@ pub struct Config {
     /// `[admin]`; absent = no metrics endpoint and no admin API.
     #[serde(default)]
     pub admin: Option<AdminConfig>,
+    /// `[[clients]]`: names for addresses and CIDRs (query log, explain), optional group.
+    #[serde(default)]
+    pub clients: Vec<ClientConfig>,
+    /// `[[groups]]`: per-client policy groups (which lists apply, action, logging).
+    #[serde(default)]
+    pub groups: Vec<GroupConfig>,
+    /// `[blockpage]`; absent = no block page server.
+    #[serde(default)]
+    pub blockpage: Option<BlockpageConfig>,
     /// Directory the config file lives in: relative paths in the file are resolved against it.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -87,6 +98,43 @@ pub struct ServerConfig {
     /// Every n-th rate-limited answer goes out truncated instead of dropped (0 = drop all).
     #[serde(default = "default_rrl_slip")]
     pub rrl_slip: u32,
+    // --- encrypted DNS (issue 12) ---
+    /// DNS over TLS (RFC 7858) listeners; 853 in production.
+    #[serde(default)]
+    pub tls_listen: Vec<SocketAddr>,
+    /// DNS over HTTPS (RFC 8484) listeners, serving `/dns-query`; 443 in production.
+    #[serde(default)]
+    pub https_listen: Vec<SocketAddr>,
+    /// Certificate chain and private key (PEM) for DoT and DoH; re-read on SIGHUP and
+    /// `POST /api/reload`.
+    #[serde(default)]
+    pub tls_cert: Option<PathBuf>,
+    #[serde(default)]
+    pub tls_key: Option<PathBuf>,
+    /// A TLS client must finish its handshake within this long.
+    #[serde(default = "default_tls_handshake_timeout_ms")]
+    pub tls_handshake_timeout_ms: u64,
+    /// Open DoT + DoH connections, in total and per client address.
+    #[serde(default = "default_tls_max_connections")]
+    pub tls_max_connections: usize,
+    #[serde(default = "default_tls_max_connections_per_client")]
+    pub tls_max_connections_per_client: usize,
+    /// Queries one DoT connection (or HTTP/2 streams one DoH connection) may have in flight.
+    #[serde(default = "default_tls_max_in_flight")]
+    pub tls_max_in_flight: usize,
+}
+
+fn default_tls_handshake_timeout_ms() -> u64 {
+    5000
+}
+fn default_tls_max_connections() -> usize {
+    4096
+}
+fn default_tls_max_connections_per_client() -> usize {
+    64
+}
+fn default_tls_max_in_flight() -> usize {
+    32
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -129,6 +177,14 @@ impl Default for ServerConfig {
             rate_limit_action: LimitAction::default(),
             rrl_responses_per_second: 0,
             rrl_slip: default_rrl_slip(),
+            tls_listen: Vec::new(),
+            https_listen: Vec::new(),
+            tls_cert: None,
+            tls_key: None,
+            tls_handshake_timeout_ms: default_tls_handshake_timeout_ms(),
+            tls_max_connections: default_tls_max_connections(),
+            tls_max_connections_per_client: default_tls_max_connections_per_client(),
+            tls_max_in_flight: default_tls_max_in_flight(),
         }
     }
 }
@@ -276,6 +332,12 @@ pub struct PolicyConfig {
     /// Who to call: put in the Extended DNS Error text of every blocked answer.
     #[serde(default)]
     pub contact: Option<String>,
+    /// Structured DNS Errors: contact URIs (`tel:`, `mailto:`, `https:`) sent as `c`.
+    #[serde(default)]
+    pub contact_uris: Vec<String>,
+    /// Structured DNS Errors: the organisation that filters, sent as `o`.
+    #[serde(default)]
+    pub organisation: Option<String>,
     /// Reload lists when their files change (checked every `watch_interval_secs`).
     #[serde(default = "default_true")]
     pub watch: bool,
@@ -291,6 +353,8 @@ impl Default for PolicyConfig {
             sinkhole_ipv6: default_sinkhole_v6(),
             ttl: default_policy_ttl(),
             contact: None,
+            contact_uris: Vec::new(),
+            organisation: None,
             watch: true,
             watch_interval_secs: default_watch_interval(),
         }
@@ -338,6 +402,40 @@ pub struct ListConfig {
     /// Overrides `[policy] action` for this list's block rules.
     #[serde(default)]
     pub action: Option<Action>,
+    /// Structured DNS Errors sub-error code (`s`) for this list's blocks; default by category.
+    #[serde(default)]
+    pub sde_suberror: Option<u16>,
+}
+
+/// `[blockpage]`: the page a person sees when a sinkholed name is opened in a browser.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BlockpageConfig {
+    /// Plain HTTP listeners (the shipped config: 127.0.0.1:8080; in production the sinkhole
+    /// address at port 80).
+    pub listen: Vec<SocketAddr>,
+    /// HTTPS listeners (the sinkhole address at port 443) with `tls_cert` / `tls_key`.
+    #[serde(default)]
+    pub https_listen: Vec<SocketAddr>,
+    #[serde(default)]
+    pub tls_cert: Option<PathBuf>,
+    #[serde(default)]
+    pub tls_key: Option<PathBuf>,
+    /// Languages offered, first = default when Accept-Language names none of them.
+    #[serde(default = "default_blockpage_languages")]
+    pub languages: Vec<String>,
+    /// A sentence on how to appeal, and a link to an appeal form.
+    #[serde(default)]
+    pub appeal_text: Option<String>,
+    #[serde(default)]
+    pub appeal_link: Option<String>,
+}
+
+/// Languages the block page has texts for.
+pub const BLOCKPAGE_LANGUAGES: &[&str] = &["vi", "en"];
+
+fn default_blockpage_languages() -> Vec<String> {
+    vec!["vi".into(), "en".into()]
 }
 
 fn default_action() -> Action {
@@ -576,8 +674,67 @@ impl Config {
                 out.push(("lists".into(), format!("the list name {RUNTIME_LIST:?} is reserved for the admin API's runtime list")));
             }
         }
+        out.extend(self.encrypted_problems());
         if self.policy.watch_interval_secs == 0 {
             out.push(("policy.watch_interval_secs".into(), "must be at least 1".into()));
+        }
+        out.extend(self.group_problems());
+        out
+    }
+
+    /// `[server] tls_*`, `https_listen`, `[blockpage]` and the Structured DNS Error keys.
+    fn encrypted_problems(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        let s = &self.server;
+        let wants_tls = !s.tls_listen.is_empty() || !s.https_listen.is_empty();
+        if wants_tls && (s.tls_cert.is_none() || s.tls_key.is_none()) {
+            out.push(("server.tls_cert".into(), "tls_listen and https_listen need tls_cert and tls_key (PEM)".into()));
+        }
+        if s.tls_cert.is_some() != s.tls_key.is_some() {
+            out.push(("server.tls_key".into(), "tls_cert and tls_key go together".into()));
+        }
+        for (key, p) in [("server.tls_cert", &s.tls_cert), ("server.tls_key", &s.tls_key)] {
+            if let Some(p) = p {
+                if !self.resolve_path(p).is_file() {
+                    out.push((key.into(), format!("cannot read {}", self.resolve_path(p).display())));
+                }
+            }
+        }
+        for (key, v) in [
+            ("server.tls_handshake_timeout_ms", s.tls_handshake_timeout_ms as usize),
+            ("server.tls_max_connections", s.tls_max_connections),
+            ("server.tls_max_connections_per_client", s.tls_max_connections_per_client),
+            ("server.tls_max_in_flight", s.tls_max_in_flight),
+        ] {
+            if v == 0 {
+                out.push((key.into(), "must be at least 1".into()));
+            }
+        }
+        for (i, u) in self.policy.contact_uris.iter().enumerate() {
+            if !u.contains(':') || u.chars().any(char::is_whitespace) {
+                out.push((format!("policy.contact_uris[{i}]"), format!("{u:?} is not a URI (e.g. \"tel:+84...\", \"mailto:soc@example.gov.vn\")")));
+            }
+        }
+        if let Some(b) = &self.blockpage {
+            if b.listen.is_empty() && b.https_listen.is_empty() {
+                out.push(("blockpage.listen".into(), "at least one address is needed".into()));
+            }
+            if !b.https_listen.is_empty() && (b.tls_cert.is_none() || b.tls_key.is_none()) {
+                out.push(("blockpage.tls_cert".into(), "https_listen needs tls_cert and tls_key (PEM)".into()));
+            }
+            if b.languages.is_empty() {
+                out.push(("blockpage.languages".into(), "name at least one language".into()));
+            }
+            for (i, l) in b.languages.iter().enumerate() {
+                if !BLOCKPAGE_LANGUAGES.contains(&l.as_str()) {
+                    out.push((format!("blockpage.languages[{i}]"), format!("{l:?}: the block page speaks {}", BLOCKPAGE_LANGUAGES.join(", "))));
+                }
+            }
+            if let Some(link) = &b.appeal_link {
+                if !(link.starts_with("https://") || link.starts_with("http://") || link.starts_with("mailto:") || link.starts_with("tel:")) {
+                    out.push(("blockpage.appeal_link".into(), "must be an http(s):, mailto: or tel: link".into()));
+                }
+            }
         }
         out
     }
@@ -596,9 +753,10 @@ impl Config {
                 action: l.action,
             })
             .collect();
-        if let Some(path) = self.runtime_list_path() {
+        // The runtime list, and with groups one per group (`runtime@GROUP`).
+        for (group, path) in self.runtime_list_files() {
             specs.push(ListSpec {
-                name: RUNTIME_LIST.into(),
+                name: crate::policy::groups::runtime_list_name(group.as_deref()),
                 category: Category::Threat,
                 path,
                 format: ListFormat::Plain,

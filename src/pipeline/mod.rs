@@ -5,8 +5,10 @@
 //! errors); only a miss goes to the async `resolve_miss`. The UDP loop calls the fast path inline.
 
 pub mod admission;
+pub mod ddr;
 pub mod record;
 pub mod resolve;
+pub mod sde;
 pub mod synth;
 
 use std::net::IpAddr;
@@ -19,6 +21,7 @@ use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 
 use crate::cache::{CachedAnswer, Lookup, PacketCache};
 use crate::config::{Config, PolicyConfig};
+use crate::policy::groups::{ClientCache, ClientMatch};
 use crate::policy::reload::PolicyStore;
 use crate::policy::{RuleRef, Snapshot, Verdict};
 use crate::dnswire::{self, QueryView, Reject};
@@ -35,6 +38,8 @@ pub struct Scratch {
     pub out: Vec<u8>,
     pub name: String,
     pub decision: Decision,
+    /// Recent clients' groups (a UDP worker keeps its scratch, so repeat clients hit).
+    pub clients: ClientCache,
 }
 
 /// What the pipeline decided for one query.
@@ -48,6 +53,8 @@ pub struct Decision {
     pub stale: bool,
     /// The (cached or fresh) upstream answer the response came from.
     pub answer: Option<Arc<CachedAnswer>>,
+    /// Who asked: named client and group, looked up once at admission.
+    pub client: ClientMatch,
 }
 
 /// What the fast path decided.
@@ -61,11 +68,8 @@ pub enum Fast {
     Miss,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Transport {
-    Udp,
-    Tcp,
-}
+/// The transport a query came over: one vocabulary for the pipeline, metrics and the log.
+pub use crate::querylog::Transport;
 
 pub struct Engine {
     cache: Arc<PacketCache>,
@@ -76,6 +80,10 @@ pub struct Engine {
     pub admission: admission::Admission,
     /// Largest UDP response we send (also what our OPT advertises).
     max_udp: u16,
+    /// Structured DNS Errors: what a blocked answer says to a client that asks for them.
+    sde: sde::Sde,
+    /// DDR answers; set once the DoT/DoH listeners are bound (their ports are known only then).
+    pub ddr: std::sync::OnceLock<ddr::Ddr>,
 }
 
 impl Engine {
@@ -99,6 +107,8 @@ impl Engine {
             recorder,
             admission: admission::Admission::new(&config.server),
             max_udp: config.server.max_udp_payload,
+            sde: sde::Sde::from_config(config),
+            ddr: std::sync::OnceLock::new(),
         }
     }
 
@@ -114,17 +124,25 @@ impl Engine {
         self.resolve.stats()
     }
 
+    /// The DNSSEC validator, when the resolver validates.
+    pub fn validator(&self) -> Option<&Arc<crate::dnssec::Validator>> {
+        self.resolve.upstream().validator()
+    }
+
     fn size_limit(&self, q: &QueryView<'_>, transport: Transport) -> usize {
         match transport {
             Transport::Udp => q.max_udp_response(self.max_udp),
-            Transport::Tcp => u16::MAX as usize,
+            Transport::Tcp | Transport::Dot | Transport::Doh => u16::MAX as usize,
         }
     }
 
     /// Serves from cache, from policy or with an error; `Fast::Miss` when upstream is needed.
     /// `snap` is the one policy snapshot this query sees from admission to answer.
     pub fn answer_fast(&self, pkt: &[u8], transport: Transport, client: IpAddr, snap: &Snapshot, s: &mut Scratch) -> Fast {
-        s.decision = Decision::default();
+        // The client's group, once per query (cached per worker): every policy check below
+        // and the query log use it.
+        let who = s.clients.lookup(snap, client);
+        s.decision = Decision { client: who, ..Decision::default() };
         match self.admission.check(client, transport == Transport::Udp) {
             Gate::Pass => {}
             Gate::Drop => return Fast::Drop,
@@ -150,9 +168,16 @@ impl Engine {
                 return Fast::Reply;
             }
         };
+        if let Some(ddr) = self.ddr.get().filter(|_| ddr::Ddr::is_ddr_query(&q)) {
+            if let Some(answer) = ddr.answer(&q) {
+                s.out = answer;
+                self.finish(&q, transport, &mut s.out, &[]);
+                return Fast::Reply;
+            }
+        }
         // Query policy: the qname, whatever the qtype. Allow exempts the whole answer.
         dnswire::name_into(q.qname, &mut s.name);
-        let exempt = match snap.match_name(&s.name) {
+        let exempt = match snap.match_name_for(&s.name, who) {
             Some(Verdict::Allow(_)) => true,
             Some(v) => return self.blocked(&q, v, Trigger::Qname, transport, s),
             None => false,
@@ -163,7 +188,7 @@ impl Engine {
             Lookup::Fresh(answer) => {
                 s.decision.from_cache = true;
                 if !exempt {
-                    if let Some((v, trigger)) = response_verdict(snap, &answer) {
+                    if let Some((v, trigger)) = response_verdict(snap, &answer, who) {
                         return self.blocked(&q, v, trigger, transport, s);
                     }
                 }
@@ -177,7 +202,8 @@ impl Engine {
     }
 
     fn blocked(&self, q: &QueryView<'_>, v: Verdict, trigger: Trigger, transport: Transport, s: &mut Scratch) -> Fast {
-        let answered = synth::write_blocked(q, &v, trigger, &self.policy_cfg, self.max_udp, &mut s.out);
+        let limits = (self.max_udp, self.size_limit(q, transport));
+        let answered = synth::write_blocked(q, &v, trigger, &self.policy_cfg, &self.sde, limits, &mut s.out);
         s.decision.blocked = Some((v.into_rule(), trigger));
         if !answered {
             return Fast::Drop;
@@ -229,21 +255,23 @@ impl Engine {
         }
     }
 
-    /// The rest of the path after `answer_fast` said `Fast::Miss` for this packet (with `s.key`
-    /// and `s.name` as it left them): admission and query policy are not run again.
+    /// The rest of the path after `answer_fast` said `Fast::Miss` for this packet (with `s.key`,
+    /// `s.name` and `s.decision.client` as it left them): admission and query policy are not
+    /// run again.
     pub async fn resolve_miss(&self, pkt: &[u8], transport: Transport, client: IpAddr, snap: &Snapshot, s: &mut Scratch) -> bool {
         let Ok(q) = dnswire::parse_query(pkt) else { return false };
         let Some(query) = question_of(&q) else {
             s.out = dnswire::error_response(q.id, q.flags, dnswire::RCODE_FORMERR, None, None, false);
             return true;
         };
-        let exempt = matches!(snap.match_name(&s.name), Some(Verdict::Allow(_)));
+        let who = s.decision.client;
+        let exempt = matches!(snap.match_name_for(&s.name, who), Some(Verdict::Allow(_)));
         let flags = ClientFlags { dnssec_ok: q.dnssec_ok(), checking_disabled: q.checking_disabled() };
         match self.resolve.resolve(&s.key, query, flags).await {
             Outcome::Answer { answer, stale } => {
                 s.decision.stale = stale;
                 if !exempt {
-                    if let Some((v, trigger)) = response_verdict(snap, &answer) {
+                    if let Some((v, trigger)) = response_verdict(snap, &answer, who) {
                         return self.blocked(&q, v, trigger, transport, s) == Fast::Reply;
                     }
                 }
@@ -272,15 +300,15 @@ impl Engine {
 
 /// Response policy: every CNAME target in the chain, then every address in the answer.
 /// A matching block rule blocks the whole answer (CNAME cloaking, bad address ranges).
-fn response_verdict(snap: &Snapshot, answer: &CachedAnswer) -> Option<(Verdict, Trigger)> {
+fn response_verdict(snap: &Snapshot, answer: &CachedAnswer, who: ClientMatch) -> Option<(Verdict, Trigger)> {
     for target in answer.cname_targets.iter() {
-        match snap.match_name(target) {
+        match snap.match_name_for(target, who) {
             Some(v) if !v.is_allow() => return Some((v, Trigger::Cname)),
             _ => {}
         }
     }
     for ip in answer.addresses.iter() {
-        match snap.match_ip(*ip) {
+        match snap.match_ip_for(*ip, who) {
             Some(v) if !v.is_allow() => return Some((v, Trigger::Ip)),
             _ => {}
         }

@@ -9,7 +9,10 @@ use std::time::Instant;
 use super::{Decision, Transport};
 use crate::dnswire;
 use crate::admin::metrics::{qtype_label, rcode_label, ListLabel, Metrics, QueryLabels};
+use crate::policy::groups::{runtime_scope, LogMode};
 use crate::policy::runtime::RuntimeList;
+use crate::policy::Snapshot;
+use prometheus_client::metrics::counter::Counter;
 use crate::querylog::event::{qtype_name, rcode_name};
 use crate::querylog::{self, Answers, EventAction, EventBatcher, QueryEvent, QueryLog};
 use super::synth::Trigger;
@@ -42,6 +45,9 @@ pub struct Recorder {
     keep_wire: bool,
     /// For entries of the admin API's runtime list, the log names who added them and why.
     pub runtime: Option<Arc<RuntimeList>>,
+    /// Per group (by index, as in the snapshot's groups), one counter per action; empty
+    /// without groups. Made once, so counting costs one atomic add and no label lookup.
+    group_counters: Vec<[Counter; 4]>,
 }
 
 impl Recorder {
@@ -52,7 +58,29 @@ impl Recorder {
             server: Arc::from(server),
             keep_wire,
             runtime: None,
+            group_counters: Vec::new(),
         }
+    }
+
+    /// Per-group query counters (`dnsward_group_queries{group,action}`) for the groups of
+    /// `snap` (groups are fixed for the life of the process: they come from the config).
+    pub fn count_groups(&mut self, snap: &Snapshot) {
+        if snap.groups().is_trivial() {
+            return;
+        }
+        self.group_counters = snap
+            .groups()
+            .groups()
+            .iter()
+            .map(|g| {
+                [EventAction::Allowed, EventAction::Blocked, EventAction::Refused, EventAction::Servfail].map(|a| {
+                    self.metrics
+                        .group_queries
+                        .get_or_create(&crate::admin::metrics::GroupLabel { group: g.name.to_string(), action: a.as_str() })
+                        .clone()
+                })
+            })
+            .collect();
     }
 
     pub fn disabled() -> Self {
@@ -72,6 +100,7 @@ impl Recorder {
         query: &[u8],
         response: Option<&[u8]>,
         decision: &Decision,
+        snap: &Snapshot,
         batcher: Option<&mut EventBatcher>,
     ) {
         let rcode = response.filter(|r| r.len() >= 4).map(|r| r[3] & 0x0f);
@@ -85,9 +114,16 @@ impl Recorder {
         let question = dnswire::parse_query(query).ok();
         let now = Instant::now();
         self.count(arrival, now, question.map_or(0, |q| q.qtype), rcode, action, decision);
-        // `wants` applies `log_allowed`.
+        // `wants` applies `log_allowed`; the client's group may log less (by contract).
         if !self.log.wants(action) {
             return;
+        }
+        let groups = snap.groups();
+        let group = groups.group(decision.client);
+        match group.log {
+            LogMode::All => {}
+            LogMode::Blocked if action == EventAction::Blocked => {}
+            LogMode::Blocked | LogMode::None => return,
         }
         // A cache entry carries its name ready-made: logging a hit allocates nothing for it.
         let qname: Arc<str> = match (&decision.answer, question) {
@@ -99,7 +135,7 @@ impl Recorder {
             Some((r, t)) => (
                 Some(Cow::Borrowed(r.category.as_str())),
                 Some(Arc::clone(&r.list)),
-                Some(match self.runtime.as_ref().filter(|_| &*r.list == crate::config::RUNTIME_LIST).and_then(|rt| rt.get(&r.trigger_name)) {
+                Some(match self.runtime.as_ref().zip(runtime_scope(&r.list)).and_then(|(rt, scope)| rt.get_scoped(scope, &r.trigger_name)) {
                     Some(entry) => format!("{} (runtime: {})", r.trigger_name, entry.describe()),
                     None => format!("{} ({}:{})", r.trigger_name, r.file.display(), r.line),
                 }),
@@ -118,10 +154,7 @@ impl Recorder {
         let ev = QueryEvent {
             ts_us: arrival.ts_us,
             client: arrival.client,
-            transport: match arrival.transport {
-                Transport::Udp => querylog::Transport::Udp,
-                Transport::Tcp => querylog::Transport::Tcp,
-            },
+            transport: arrival.transport,
             qname,
             qtype: question.map_or(Cow::Borrowed(""), |q| qtype_name(q.qtype)),
             rcode: rcode_name(rcode),
@@ -134,6 +167,8 @@ impl Recorder {
             answers,
             latency_us: now.saturating_duration_since(arrival.at).as_micros().min(u32::MAX as u128) as u32,
             server: Arc::clone(&self.server),
+            client_name: groups.client_name(decision.client).cloned(),
+            group: (!groups.is_trivial()).then(|| Arc::clone(&group.name)),
             query_wire: self.keep_wire.then(|| bytes::Bytes::copy_from_slice(query)),
             response_wire: self
                 .keep_wire
@@ -164,16 +199,16 @@ impl Recorder {
         self.metrics
             .queries
             .get_or_create(&QueryLabels {
-                transport: match arrival.transport {
-                    Transport::Udp => "udp",
-                    Transport::Tcp => "tcp",
-                },
+                transport: arrival.transport.as_str(),
                 qtype: qtype_label(qtype),
                 rcode: rcode_label(rcode),
                 action: action.as_str(),
                 category,
             })
             .inc();
+        if let Some(c) = self.group_counters.get(decision.client.group as usize) {
+            c[action as usize].inc();
+        }
         if let Some((r, _)) = &decision.blocked {
             self.metrics.blocked_by_list.get_or_create(&ListLabel { list: r.list.to_string() }).inc();
         }

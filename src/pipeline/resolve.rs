@@ -125,6 +125,10 @@ impl Resolve {
         }
     }
 
+    pub fn upstream(&self) -> &Arc<dyn Upstream> {
+        &self.upstream
+    }
+
     pub fn stats(&self) -> ResolveStats {
         ResolveStats {
             upstream_queries: self.upstream_queries.load(Ordering::Relaxed),

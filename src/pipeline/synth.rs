@@ -10,6 +10,7 @@ use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 use crate::config::PolicyConfig;
 use crate::dnswire::{self, QueryView};
 use crate::policy::{Action, Category, LocalRecord, Verdict};
+use super::sde::Sde;
 
 /// What set the block off (for logs and the EDE text).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -92,12 +93,16 @@ fn soa_record(owner: &Name, list: &str, ttl: u32) -> Record {
     Record::from_rdata(owner.clone(), ttl, RData::SOA(SOA::new(mname, rname, 1, 3600, 600, 86_400, ttl)))
 }
 
-/// The EDE option: INFO-CODE 15 (Blocked) for threats, 17 (Filtered) for abandoned domains.
-pub fn ede_option(category: Category, list: &str, rule: &str, trigger: Trigger, contact: Option<&str>) -> Vec<u8> {
-    let code = match category {
+/// INFO-CODE 15 (Blocked) for threats, 17 (Filtered) for abandoned domains.
+pub fn ede_code(category: Category) -> u16 {
+    match category {
         Category::Abandoned => EDE_FILTERED,
         _ => EDE_BLOCKED,
-    };
+    }
+}
+
+/// The EDE option with its RFC 8914 free text naming the list, the rule and the hotline.
+pub fn ede_option(category: Category, list: &str, rule: &str, trigger: Trigger, contact: Option<&str>) -> Vec<u8> {
     let mut text = format!("dnsward: {} blocked by list {list:?} ({}) rule {rule} ({})", "query", category.as_str(), trigger.as_str());
     if let Some(contact) = contact {
         text.push_str("; report to ");
@@ -106,11 +111,16 @@ pub fn ede_option(category: Category, list: &str, rule: &str, trigger: Trigger, 
     // EXTRA-TEXT is UTF-8; keep the whole OPT well inside any UDP limit.
     let mut text = text.into_bytes();
     text.truncate(400);
+    ede_option_with_text(ede_code(category), &text)
+}
+
+/// An EDE option (code, INFO-CODE, EXTRA-TEXT) as EDNS option bytes.
+pub fn ede_option_with_text(code: u16, text: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(6 + text.len());
     out.extend_from_slice(&EDNS_OPTION_EDE.to_be_bytes());
     out.extend_from_slice(&((2 + text.len()) as u16).to_be_bytes());
     out.extend_from_slice(&code.to_be_bytes());
-    out.extend_from_slice(&text);
+    out.extend_from_slice(text);
     out
 }
 
@@ -121,9 +131,12 @@ pub fn write_blocked(
     verdict: &Verdict,
     trigger: Trigger,
     policy: &PolicyConfig,
-    max_udp: u16,
+    sde: &Sde,
+    limits: (u16, usize),
     out: &mut Vec<u8>,
 ) -> bool {
+    // (our advertised UDP size, the largest answer the transport takes)
+    let (max_udp, size_limit) = limits;
     let rule = verdict.rule();
     match verdict {
         // The common case, written straight to wire format from a fixed layout.
@@ -134,7 +147,13 @@ pub fn write_blocked(
         },
     }
     if let Some(e) = q.edns {
-        let ede = ede_option(rule.category, &rule.list, &rule.trigger_name, trigger, policy.contact.as_deref());
+        let ede = if e.sde {
+            // What is left for EXTRA-TEXT: OPT (11) + option header (4) + INFO-CODE (2).
+            let budget = size_limit.saturating_sub(out.len() + 17).min(u16::MAX as usize - 2);
+            ede_option_with_text(ede_code(rule.category), &sde.extra_text(&rule, budget))
+        } else {
+            ede_option(rule.category, &rule.list, &rule.trigger_name, trigger, policy.contact.as_deref())
+        };
         dnswire::append_opt(out, max_udp, e.dnssec_ok, &ede);
     }
     true
@@ -247,7 +266,7 @@ mod tests {
             ..PolicyConfig::default()
         };
         let mut out = Vec::new();
-        assert!(write_blocked(&q, &verdict(action), Trigger::Qname, &policy, 1232, &mut out));
+        assert!(write_blocked(&q, &verdict(action), Trigger::Qname, &policy, &Sde::default(), (1232, 1232), &mut out));
         Message::from_vec(&out).expect("hickory parses the wire we wrote")
     }
 

@@ -6,6 +6,7 @@
 //! - `rpz.rs`: RPZ zone files.
 //! - `names.rs`: the flat name matcher (hashes of label suffixes).
 //! - `ips.rs`: the CIDR matcher.
+//! - `groups.rs`: per-client groups (list masks) and named clients.
 //! - `snapshot.rs`: building a snapshot (in parallel, keeping the previous copy
 //!   of a list that fails) and matching.
 //!
@@ -21,6 +22,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+pub mod groups;
 pub mod ips;
 pub mod names;
 pub mod parse;

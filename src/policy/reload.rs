@@ -9,11 +9,14 @@ use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
 
+use super::groups::GroupsSpec;
 use super::{ListSpec, LoadReport, Snapshot};
 
 pub struct PolicyStore {
     current: ArcSwap<Snapshot>,
     specs: Vec<ListSpec>,
+    /// Groups and named clients, rebuilt into every snapshot with the lists they name.
+    groups: GroupsSpec,
     /// One rebuild at a time: a second request waits and then rebuilds from the newest files.
     rebuilding: tokio::sync::Mutex<()>,
     reloads: AtomicU64,
@@ -25,13 +28,19 @@ pub struct PolicyStore {
 impl PolicyStore {
     /// Builds the first snapshot (blocking: called before serving starts).
     pub fn load(specs: Vec<ListSpec>) -> (Arc<PolicyStore>, LoadReport) {
-        let (snapshot, report) = Snapshot::build(&specs, None);
+        Self::load_grouped(specs, GroupsSpec::default())
+    }
+
+    /// As `load`, with per-client groups.
+    pub fn load_grouped(specs: Vec<ListSpec>, groups: GroupsSpec) -> (Arc<PolicyStore>, LoadReport) {
+        let (snapshot, report) = Snapshot::build_grouped(&specs, &groups, None);
         log_report("initial load", &report, &snapshot);
         let ok = report.all_fresh();
         let store = PolicyStore {
             last_ok: std::sync::atomic::AtomicBool::new(ok),
             current: ArcSwap::from_pointee(snapshot),
             specs,
+            groups,
             rebuilding: tokio::sync::Mutex::new(()),
             reloads: AtomicU64::new(0),
             last_reload_unix: AtomicU64::new(unix_now()),
@@ -66,7 +75,7 @@ impl PolicyStore {
         let this = Arc::clone(self);
         let built = tokio::task::spawn_blocking(move || {
             let previous = this.current.load_full();
-            Snapshot::build(&this.specs, Some(&previous))
+            Snapshot::build_grouped(&this.specs, &this.groups, Some(&previous))
         })
         .await;
         let (snapshot, report) = match built {

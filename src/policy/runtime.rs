@@ -4,6 +4,9 @@
 //!
 //! File format: one entry per line, `name # dnsward-runtime {json}`. The policy engine reads
 //! it as a plain list (the trailing comment is ignored), so the file is an ordinary list too.
+//! Entries for every group go to the base file (list `runtime`); entries scoped to one group
+//! to a file of their own (list `runtime@GROUP`, see `Config::runtime_list_files`), which only
+//! that group's mask includes.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -30,6 +33,9 @@ pub struct RuntimeEntry {
     /// RFC 3339, UTC; the entry drops out on its own after this.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<String>,
+    /// The group the entry applies to; absent = every group.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
 }
 
 impl RuntimeEntry {
@@ -49,6 +55,9 @@ impl RuntimeEntry {
         if let Some(e) = &self.expires_at {
             s.push_str(&format!(", until {e}"));
         }
+        if let Some(g) = &self.group {
+            s.push_str(&format!(", group {g}"));
+        }
         s
     }
 }
@@ -66,57 +75,64 @@ pub struct NewEntry {
     /// RFC 3339 time, or a duration from now such as `48h` or `7d`.
     #[serde(default)]
     pub expires: Option<String>,
+    /// Only for this group (`[[groups]] name`); absent = every group.
+    #[serde(default)]
+    pub group: Option<String>,
 }
 
+/// (group, name): the same name may be listed for several groups.
+type Key = (Option<String>, String);
+
 pub struct RuntimeList {
-    path: PathBuf,
-    entries: Mutex<BTreeMap<String, RuntimeEntry>>,
+    /// The file of each scope: `None` = every group.
+    files: BTreeMap<Option<String>, PathBuf>,
+    entries: Mutex<BTreeMap<Key, RuntimeEntry>>,
 }
 
 impl RuntimeList {
     /// Reads the file (creating an empty one if absent). Lines that are not ours are kept as
     /// plain entries added by "file".
     pub fn open(path: &Path) -> Result<RuntimeList, String> {
-        if !path.exists() {
-            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-            }
-            write_atomic(path, &BTreeMap::new()).map_err(|e| format!("cannot create {}: {e}", path.display()))?;
-        }
-        let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        let mut entries = BTreeMap::new();
-        for line in text.lines() {
-            let line = line.trim();
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            let (name, meta) = match line.split_once(MARKER) {
-                Some((n, m)) => (n.trim(), serde_json::from_str::<RuntimeEntry>(m).ok()),
-                None => (line.split('#').next().unwrap_or("").trim(), None),
-            };
-            let entry = meta.unwrap_or_else(|| RuntimeEntry {
-                name: name.to_string(),
-                added_by: "file".into(),
-                added_at: String::new(),
-                reason: None,
-                reference: None,
-                expires_at: None,
-            });
-            entries.insert(name.to_string(), entry);
-        }
-        Ok(RuntimeList { path: path.to_path_buf(), entries: Mutex::new(entries) })
+        Self::open_scoped(&[(None, path.to_path_buf())])
     }
 
+    /// Reads every scope's file (see `Config::runtime_list_files`), creating missing ones.
+    pub fn open_scoped(files: &[(Option<String>, PathBuf)]) -> Result<RuntimeList, String> {
+        let mut entries = BTreeMap::new();
+        for (group, path) in files {
+            read_file(path, group.as_deref(), &mut entries)?;
+        }
+        Ok(RuntimeList { files: files.iter().cloned().collect(), entries: Mutex::new(entries) })
+    }
+
+    /// The file of entries for every group.
     pub fn path(&self) -> &Path {
-        &self.path
+        self.files.get(&None).or_else(|| self.files.values().next()).map_or(Path::new(""), |p| p.as_path())
     }
 
     pub fn list(&self) -> Vec<RuntimeEntry> {
         self.entries.lock().expect("runtime list lock").values().cloned().collect()
     }
 
+    /// The entry for `name` in `group`'s scope (None = every group).
     pub fn get(&self, name: &str) -> Option<RuntimeEntry> {
-        self.entries.lock().expect("runtime list lock").get(name).cloned()
+        self.get_scoped(None, name)
+    }
+
+    pub fn get_scoped(&self, group: Option<&str>, name: &str) -> Option<RuntimeEntry> {
+        self.entries.lock().expect("runtime list lock").get(&(group.map(String::from), name.to_string())).cloned()
+    }
+
+    /// Whether entries can be scoped to `group`.
+    pub fn has_scope(&self, group: Option<&str>) -> bool {
+        self.files.contains_key(&group.map(String::from))
+    }
+
+    /// Writes `scope`'s file from `next`.
+    fn persist(&self, scope: &Option<String>, next: &BTreeMap<Key, RuntimeEntry>) -> Result<(), String> {
+        let path = self.files.get(scope).ok_or_else(|| format!("no runtime list for group {scope:?}"))?;
+        let mine: Vec<&RuntimeEntry> = next.iter().filter(|((g, _), _)| g == scope).map(|(_, e)| e).collect();
+        write_atomic(path, &mine).map_err(|e| format!("cannot write {}: {e}", path.display()))
     }
 
     /// Adds (or replaces) an entry and persists the file.
@@ -125,6 +141,10 @@ impl RuntimeList {
         super::names::normalize_name(new.name.trim(), &mut name).map_err(|e| format!("bad name {:?}: {e}", new.name))?;
         if new.added_by.trim().is_empty() {
             return Err("added_by must name who asked for the entry".into());
+        }
+        let group = new.group.map(|g| g.trim().to_string()).filter(|g| !g.is_empty());
+        if !self.has_scope(group.as_deref()) {
+            return Err(format!("no group is named {:?}", group.unwrap_or_default()));
         }
         let expires_at = match new.expires.as_deref() {
             None | Some("") => None,
@@ -148,25 +168,31 @@ impl RuntimeList {
             reason: new.reason.filter(|s| !s.trim().is_empty()),
             reference: new.reference.filter(|s| !s.trim().is_empty()),
             expires_at,
+            group: group.clone(),
         };
         let mut entries = self.entries.lock().expect("runtime list lock");
         let mut next = entries.clone();
-        next.insert(name, entry.clone());
-        write_atomic(&self.path, &next).map_err(|e| format!("cannot write {}: {e}", self.path.display()))?;
+        next.insert((group.clone(), name), entry.clone());
+        self.persist(&group, &next)?;
         *entries = next;
         Ok(entry)
     }
 
-    /// Removes an entry; Ok(false) when there was none.
+    /// Removes an entry (for every group); Ok(false) when there was none.
     pub fn remove(&self, name: &str) -> Result<bool, String> {
-        let key = name.trim().trim_end_matches('.').to_ascii_lowercase();
+        self.remove_scoped(None, name)
+    }
+
+    /// Removes the entry for `name` in `group`'s scope; Ok(false) when there was none.
+    pub fn remove_scoped(&self, group: Option<&str>, name: &str) -> Result<bool, String> {
+        let key = (group.map(String::from), name.trim().trim_end_matches('.').to_ascii_lowercase());
         let mut entries = self.entries.lock().expect("runtime list lock");
         if !entries.contains_key(&key) {
             return Ok(false);
         }
         let mut next = entries.clone();
         next.remove(&key);
-        write_atomic(&self.path, &next).map_err(|e| format!("cannot write {}: {e}", self.path.display()))?;
+        self.persist(&key.0, &next)?;
         *entries = next;
         Ok(true)
     }
@@ -180,23 +206,60 @@ impl RuntimeList {
         }
         let mut next = entries.clone();
         for g in &gone {
-            next.remove(&g.name);
+            next.remove(&(g.group.clone(), g.name.clone()));
         }
-        write_atomic(&self.path, &next).map_err(|e| format!("cannot write {}: {e}", self.path.display()))?;
+        let scopes: std::collections::BTreeSet<Option<String>> = gone.iter().map(|g| g.group.clone()).collect();
+        for scope in &scopes {
+            self.persist(scope, &next)?;
+        }
         *entries = next;
         Ok(gone)
     }
 }
 
+/// Reads one scope's file into `entries` (creating an empty file when there is none); the
+/// scope of the file decides the entries' group.
+fn read_file(path: &Path, group: Option<&str>, entries: &mut BTreeMap<Key, RuntimeEntry>) -> Result<(), String> {
+    if !path.exists() {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        }
+        write_atomic(path, &[]).map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (name, meta) = match line.split_once(MARKER) {
+            Some((n, m)) => (n.trim(), serde_json::from_str::<RuntimeEntry>(m).ok()),
+            None => (line.split('#').next().unwrap_or("").trim(), None),
+        };
+        let mut entry = meta.unwrap_or_else(|| RuntimeEntry {
+            name: name.to_string(),
+            added_by: "file".into(),
+            added_at: String::new(),
+            reason: None,
+            reference: None,
+            expires_at: None,
+            group: None,
+        });
+        entry.group = group.map(String::from);
+        entries.insert((entry.group.clone(), name.to_string()), entry);
+    }
+    Ok(())
+}
+
 /// Writes the whole file to a temporary beside it and renames it over: a crash never leaves
 /// half a list, and the file watch sees one change.
-fn write_atomic(path: &Path, entries: &BTreeMap<String, RuntimeEntry>) -> std::io::Result<()> {
+fn write_atomic(path: &Path, entries: &[&RuntimeEntry]) -> std::io::Result<()> {
     let tmp = path.with_extension("tmp");
     {
         let mut f = std::fs::File::create(&tmp)?;
         writeln!(f, "# dnsward runtime list: entries added through the admin API (POST /api/lists/runtime).")?;
         writeln!(f, "# Each line: name # dnsward-runtime {{who, when, reason, reference, expiry}}. Managed by dnsward.")?;
-        for e in entries.values() {
+        for e in entries {
             writeln!(f, "{} {MARKER}{}", e.name, serde_json::to_string(e).expect("entry serializes"))?;
         }
         f.sync_all()?;
@@ -215,6 +278,7 @@ mod tests {
             reason: Some("phishing".into()),
             reference: Some("CV-123/STTTT".into()),
             expires: expires.map(String::from),
+            group: None,
         }
     }
 
@@ -244,5 +308,32 @@ mod tests {
         assert!(again.remove("KEEP.example").unwrap());
         assert!(!again.remove("keep.example").unwrap());
         assert!(RuntimeList::open(&p).unwrap().list().is_empty());
+    }
+
+    #[test]
+    fn group_scoped_entries_live_in_their_own_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = vec![(None, dir.path().join("rt.txt")), (Some("kids".to_string()), dir.path().join("rt@kids.txt"))];
+        let now = 1_800_000_000_000_000;
+        let l = RuntimeList::open_scoped(&files).unwrap();
+        let mut scoped = new("games.example", Some("2h"));
+        scoped.group = Some("kids".into());
+        l.add(scoped, now).unwrap();
+        l.add(new("games.example", None), now).unwrap();
+        let mut unknown = new("x.example", None);
+        unknown.group = Some("nosuch".into());
+        assert!(l.add(unknown, now).unwrap_err().contains("nosuch"));
+        let kids = std::fs::read_to_string(&files[1].1).unwrap();
+        assert!(kids.contains("games.example # dnsward-runtime") && kids.contains("\"group\":\"kids\""), "{kids}");
+        assert!(!std::fs::read_to_string(&files[0].1).unwrap().contains("kids"));
+        // the same name in two scopes, each kept after a restart; removal is per scope
+        let again = RuntimeList::open_scoped(&files).unwrap();
+        assert_eq!(again.list(), l.list());
+        assert_eq!(again.get_scoped(Some("kids"), "games.example").unwrap().group.as_deref(), Some("kids"));
+        assert!(again.get("games.example").unwrap().group.is_none());
+        assert_eq!(again.expire(now + 3 * 3_600_000_000).unwrap().len(), 1, "the scoped entry expires");
+        assert!(again.get_scoped(Some("kids"), "games.example").is_none());
+        assert!(again.remove_scoped(None, "games.example").unwrap());
+        assert!(RuntimeList::open_scoped(&files).unwrap().list().is_empty());
     }
 }

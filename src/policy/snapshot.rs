@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use rayon::prelude::*;
 
+use super::groups::{ClientMatch, Group, Groups, GroupsSpec};
 use super::ips::{IpEntry, IpTable};
 use super::names::{walk, Act, Kind, NameEntry, NameTable, QName};
 use super::parse::{parse_list, ListError, ParsedList};
@@ -29,11 +30,25 @@ pub struct Snapshot {
     lists: Vec<ListMeta>,
     names: NameTable,
     ips: IpTable,
+    /// Per-client groups: masks over `lists`, and the client table.
+    groups: Groups,
+    /// Distinct per snapshot built in this process (per-worker caches key on it).
+    id: u64,
+}
+
+fn next_id() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 impl Snapshot {
     pub fn empty() -> Snapshot {
-        Snapshot { lists: Vec::new(), names: NameTable::empty(), ips: IpTable::empty() }
+        Snapshot { lists: Vec::new(), names: NameTable::empty(), ips: IpTable::empty(), groups: Groups::build(&GroupsSpec::default(), &[]), id: next_id() }
+    }
+
+    /// Builds without groups: every client sees every list.
+    pub fn build(specs: &[ListSpec], previous: Option<&Snapshot>) -> (Snapshot, LoadReport) {
+        Self::build_grouped(specs, &GroupsSpec::default(), previous)
     }
 
     /// Builds from all lists, parsing the files in parallel (rayon's global
@@ -43,7 +58,7 @@ impl Snapshot {
     /// no valid rule) keeps the previous snapshot's copy of that list, matched
     /// by list name + path, and the report says why. An empty file is a valid
     /// empty list.
-    pub fn build(specs: &[ListSpec], previous: Option<&Snapshot>) -> (Snapshot, LoadReport) {
+    pub fn build_grouped(specs: &[ListSpec], groups: &GroupsSpec, previous: Option<&Snapshot>) -> (Snapshot, LoadReport) {
         let t0 = Instant::now();
         let usable = specs.len().min(u16::MAX as usize + 1);
         let mut results: Vec<Result<ParsedList, ListError>> =
@@ -123,20 +138,31 @@ impl Snapshot {
             reports.push(rep);
         }
         drop(results);
-        let snap = Snapshot { lists, names: NameTable::build(names, label_mask), ips: IpTable::build(ips) };
+        let groups = Groups::build(groups, specs);
+        let snap = Snapshot { lists, names: NameTable::build(names, label_mask), ips: IpTable::build(ips), groups, id: next_id() };
         let report = LoadReport { lists: reports, elapsed: t0.elapsed() };
         (snap, report)
     }
 
     /// qname: any case, with or without trailing dot. Walks every label suffix,
     /// however deep. Allow beats block anywhere in the walk; among blocks the
-    /// most specific (longest) match wins.
+    /// most specific (longest) match wins. Every list applies (the default group).
     pub fn match_name(&self, qname: &str) -> Option<Verdict> {
+        self.match_name_for(qname, ClientMatch::default())
+    }
+
+    /// As `match_name`, with only the lists of `who`'s group; a block without an action of
+    /// its own or its list's takes the group's `action`.
+    pub fn match_name_for(&self, qname: &str, who: ClientMatch) -> Option<Verdict> {
+        let group = self.groups.group(who);
         let q = QName::new(qname);
         let name = q.bytes();
         let mut best: Option<(usize, NameEntry)> = None;
         let mut allow: Option<(usize, NameEntry)> = None;
         walk(&self.names, name, |start, e| {
+            if !group.has(e.list) {
+                return true;
+            }
             if e.act == Act::Allow {
                 allow = Some((start, *e));
                 return false;
@@ -147,15 +173,23 @@ impl Snapshot {
             true
         });
         let (start, e) = allow.or(best)?;
-        Some(self.name_verdict(name, start, &e))
+        Some(with_group_action(self.name_verdict(name, start, &e), group))
     }
 
     /// True when `match_name` would return a non-allow verdict; no allocation.
     pub fn is_blocked(&self, qname: &str) -> bool {
+        self.is_blocked_for(qname, ClientMatch::default())
+    }
+
+    pub fn is_blocked_for(&self, qname: &str, who: ClientMatch) -> bool {
+        let group = self.groups.group(who);
         let q = QName::new(qname);
         let mut blocked = false;
         let mut allowed = false;
         walk(&self.names, q.bytes(), |_, e| {
+            if !group.has(e.list) {
+                return true;
+            }
             if e.act == Act::Allow {
                 allowed = true;
                 return false;
@@ -168,9 +202,17 @@ impl Snapshot {
 
     /// Longest prefix; allow beats block anywhere.
     pub fn match_ip(&self, ip: IpAddr) -> Option<Verdict> {
+        self.match_ip_for(ip, ClientMatch::default())
+    }
+
+    pub fn match_ip_for(&self, ip: IpAddr, who: ClientMatch) -> Option<Verdict> {
+        let group = self.groups.group(who);
         let mut best: Option<IpEntry> = None;
         let mut allow: Option<IpEntry> = None;
         self.ips.walk(ip, |e| {
+            if !group.has(e.list) {
+                return true;
+            }
             if e.act == Act::Allow {
                 allow = Some(e);
                 return false;
@@ -181,29 +223,54 @@ impl Snapshot {
             true
         });
         let e = allow.or(best)?;
-        Some(self.verdict(e.list, e.act, e.line, e.net.to_string()))
+        Some(with_group_action(self.verdict(e.list, e.act, e.line, e.net.to_string()), group))
     }
 
     /// Every rule that matches (for `dnsward explain`), allow rules included,
     /// most specific first (then list order, then line).
     pub fn explain_name(&self, qname: &str) -> Vec<Verdict> {
+        self.explain_name_for(qname, ClientMatch::default())
+    }
+
+    /// Every rule of `who`'s group that matches.
+    pub fn explain_name_for(&self, qname: &str, who: ClientMatch) -> Vec<Verdict> {
+        let group = self.groups.group(who);
         let q = QName::new(qname);
         let name = q.bytes();
         let mut hits = Vec::new();
         walk(&self.names, name, |start, e| {
-            hits.push((start, *e));
+            if group.has(e.list) {
+                hits.push((start, *e));
+            }
             true
         });
-        hits.iter().map(|(s, e)| self.name_verdict(name, *s, e)).collect()
+        hits.iter().map(|(s, e)| with_group_action(self.name_verdict(name, *s, e), group)).collect()
     }
 
     pub fn explain_ip(&self, ip: IpAddr) -> Vec<Verdict> {
+        self.explain_ip_for(ip, ClientMatch::default())
+    }
+
+    pub fn explain_ip_for(&self, ip: IpAddr, who: ClientMatch) -> Vec<Verdict> {
+        let group = self.groups.group(who);
         let mut hits = Vec::new();
         self.ips.walk(ip, |e| {
-            hits.push(e);
+            if group.has(e.list) {
+                hits.push(e);
+            }
             true
         });
-        hits.into_iter().map(|e| self.verdict(e.list, e.act, e.line, e.net.to_string())).collect()
+        hits.into_iter().map(|e| with_group_action(self.verdict(e.list, e.act, e.line, e.net.to_string()), group)).collect()
+    }
+
+    /// The groups and client table of this snapshot.
+    pub fn groups(&self) -> &Groups {
+        &self.groups
+    }
+
+    /// Distinct for every snapshot built in this process.
+    pub fn id(&self) -> u64 {
+        self.id
     }
 
     /// Distinct name rules (after de-duplication).
@@ -252,6 +319,14 @@ impl Snapshot {
                 None => Verdict::Block { rule, action: Some(Action::Nxdomain) },
             },
         }
+    }
+}
+
+/// A block that would use the `[policy] action` uses the group's action instead.
+fn with_group_action(v: Verdict, group: &Group) -> Verdict {
+    match (v, group.action) {
+        (Verdict::Block { rule, action: None }, Some(a)) => Verdict::Block { rule, action: Some(a) },
+        (v, _) => v,
     }
 }
 
@@ -580,6 +655,60 @@ mod tests {
         let (s, _) = Snapshot::build(&[l.spec("i", "idn.txt", Category::Threat, ListFormat::Auto)], None);
         assert_eq!(m(&s, "www.xn--bcher-kva.example").as_deref(), Some("block:None xn--bcher-kva.example i:1"));
         assert_eq!(m(&s, "WWW.BÜCHER.example").as_deref(), Some("block:None xn--bcher-kva.example i:1"));
+    }
+
+    #[test]
+    fn groups_see_only_their_lists_and_take_their_action() {
+        use crate::policy::groups::{ClientSpec, GroupSpec, GroupsSpec, LogMode};
+        let l = Lists::new();
+        l.write("threat.txt", "evil.example\nads.example\n");
+        l.write("ads.txt", "ads.example\n");
+        l.write("allow.txt", "ok.evil.example\n");
+        l.write("ips.txt", "10.0.0.0/8\n");
+        let mut ads = l.spec("ads", "ads.txt", Category::Threat, ListFormat::Auto);
+        ads.action = Some(Action::Refused);
+        let specs = vec![
+            l.spec("threat", "threat.txt", Category::Threat, ListFormat::Auto),
+            ads,
+            l.spec("allow", "allow.txt", Category::Allow, ListFormat::Auto),
+            l.spec("ips", "ips.txt", Category::Threat, ListFormat::Ip),
+        ];
+        let group = |name: &str, lists: &[&str], action| GroupSpec {
+            name: name.into(),
+            lists: Some(lists.iter().map(|s| s.to_string()).collect()),
+            action,
+            log: LogMode::All,
+        };
+        let spec = GroupsSpec {
+            groups: vec![group("strict", &["threat", "ads"], Some(Action::Sinkhole)), group("open", &["allow"], None)],
+            clients: vec![
+                ClientSpec { net: "192.0.2.0/24".parse().unwrap(), name: None, group: Some("strict".into()) },
+                ClientSpec { net: "198.51.100.0/24".parse().unwrap(), name: None, group: Some("open".into()) },
+            ],
+        };
+        let (s, _) = Snapshot::build_grouped(&specs, &spec, None);
+        let strict = s.groups().lookup("192.0.2.9".parse().unwrap());
+        let open = s.groups().lookup("198.51.100.9".parse().unwrap());
+        let d = |who, q: &str| s.match_name_for(q, who).map(|v| describe(&v));
+        // strict: no allow list, so ok.evil.example is blocked too; the group's action
+        // replaces [policy] action, the list's own action still wins
+        assert_eq!(d(strict, "ok.evil.example").as_deref(), Some("block:Some(Sinkhole) evil.example threat:1"));
+        assert_eq!(d(strict, "ads.example").as_deref(), Some("block:Some(Sinkhole) ads.example threat:2"));
+        assert!(s.explain_name_for("ads.example", strict).iter().any(|v| matches!(v, Verdict::Block { action: Some(Action::Refused), .. })));
+        // open: only the allow list
+        assert_eq!(d(open, "evil.example"), None);
+        assert_eq!(d(open, "ok.evil.example").as_deref(), Some("allow ok.evil.example allow:1"));
+        assert!(!s.is_blocked_for("ads.example", open) && s.is_blocked_for("ads.example", strict));
+        assert!(s.match_ip_for("10.1.1.1".parse().unwrap(), open).is_none());
+        assert!(s.match_ip_for("10.1.1.1".parse().unwrap(), strict).is_none(), "strict does not name the ip list");
+        // nobody's client: the default group, every list (allow wins), as without groups
+        let nobody = s.groups().lookup("203.0.113.1".parse().unwrap());
+        assert_eq!(d(nobody, "ok.evil.example").as_deref(), Some("allow ok.evil.example allow:1"));
+        assert_eq!(d(nobody, "ads.example"), m(&s, "ads.example"));
+        assert!(s.match_ip("10.1.1.1".parse().unwrap()).is_some());
+        // the same table as without groups
+        let (flat, _) = Snapshot::build(&specs, None);
+        assert_eq!(flat.name_table_bytes(), s.name_table_bytes());
     }
 
     #[test]

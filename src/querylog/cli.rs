@@ -37,6 +37,19 @@ pub struct Filters {
     /// Only names equal to or under this domain (example.com matches a.example.com)
     #[arg(long)]
     pub qname_suffix: Option<String>,
+    /// Only this named client (its `[[clients]] name`)
+    #[arg(long)]
+    pub client_name: Option<String>,
+    /// Only clients of this policy group
+    #[arg(long)]
+    pub group: Option<String>,
+    /// Only the blocked queries a block page reference ID stands for (e.g. 0M7K4-Q2ZD9)
+    #[arg(long = "ref", value_parser = parse_reference)]
+    pub reference: Option<String>,
+}
+
+fn parse_reference(s: &str) -> Result<String, String> {
+    crate::blockpage::reference::normalize(s).ok_or_else(|| format!("{s:?} is not a block page reference ID (10 characters, e.g. 0M7K4-Q2ZD9)"))
 }
 
 fn parse_action(s: &str) -> Result<EventAction, String> {
@@ -82,6 +95,9 @@ pub enum LogsCommand {
         /// Rows per section
         #[arg(short = 'n', long, default_value_t = 10)]
         limit: usize,
+        /// Only clients of this policy group
+        #[arg(long)]
+        group: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -100,6 +116,9 @@ pub enum LogsCommand {
         category: Vec<String>,
         #[arg(short = 'n', long, default_value_t = 50)]
         limit: usize,
+        /// Only clients of this policy group
+        #[arg(long)]
+        group: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -134,6 +153,19 @@ pub fn open_read_only(db: &Path) -> Result<Connection, QueryLogError> {
     if has == 0 {
         return Err(db_err(db, "is not a dnsward query log (no table `queries`)"));
     }
+    // Read-only cannot upgrade: the server adds the newer columns when it opens the store.
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(|e| db_err(db, e))?;
+    if version < super::sinks::sqlite::SCHEMA_VERSION {
+        return Err(db_err(db, format!("was written by an older dnsward (schema {version}); start `dnsward serve` once to upgrade it")));
+    }
+    // `--ref`: the block page's reference ID is derived from name and time, not stored.
+    conn.create_scalar_function(
+        "dnsward_ref",
+        2,
+        rusqlite::functions::FunctionFlags::SQLITE_UTF8 | rusqlite::functions::FunctionFlags::SQLITE_DETERMINISTIC,
+        |ctx| Ok(crate::blockpage::reference::reference(&ctx.get::<String>(0)?, ctx.get::<i64>(1)?)),
+    )
+    .map_err(|e| db_err(db, e))?;
     Ok(conn)
 }
 
@@ -152,14 +184,14 @@ pub fn run_logs(db: &Path, cmd: LogsCommand, out: &mut dyn Write) -> Result<(), 
                     CliErr::Io(e) => QueryLogError::Io(e),
                 })
         }
-        LogsCommand::Top { since, limit, json } => {
+        LogsCommand::Top { since, limit, group, json } => {
             let since = time(&since)?;
-            let r = top(&conn, since, now, limit).map_err(q)?;
+            let r = top(&conn, since, now, limit, group.as_deref()).map_err(q)?;
             print_top(&r, json, out)
         }
-        LogsCommand::Clients { since, min_blocked, min_domains, category, limit, json } => {
+        LogsCommand::Clients { since, min_blocked, min_domains, category, limit, group, json } => {
             let since = time(&since)?;
-            let r = suspicious_clients(&conn, since, min_blocked, min_domains, &category, limit).map_err(q)?;
+            let r = suspicious_clients(&conn, since, min_blocked, min_domains, &category, limit, group.as_deref()).map_err(q)?;
             print_clients(&r, json, out)
         }
         LogsCommand::Export { format, since, until, filters } => {
@@ -222,10 +254,25 @@ fn where_clause(f: &Filters, since: Option<i64>, until: Option<i64>) -> (String,
         // names are not wildcards
         add("(qname = ? OR substr(qname, -length(?) - 1) = '.' || ?)", Value::Text(s));
     }
+    if let Some(n) = &f.client_name {
+        add("client_name = ?", Value::Text(n.clone()));
+    }
+    if let Some(g) = &f.group {
+        add("client_group = ?", Value::Text(g.clone()));
+    }
+    if let Some(id) = &f.reference {
+        // The ID names its day; the hash is compared only on that day's blocked rows.
+        if let Some((start, end)) = crate::blockpage::reference::day_range(id, now_us()) {
+            add("ts_us >= ?", Value::Integer(start));
+            add("ts_us < ?", Value::Integer(end));
+        }
+        add("action = ?", Value::Text(EventAction::Blocked.as_str().to_string()));
+        add("dnsward_ref(qname, ts_us) = ?", Value::Text(id.clone()));
+    }
     (w.join(" AND "), p)
 }
 
-const TAIL_HEADERS: [&str; 10] = ["TIME", "CLIENT", "PROTO", "TYPE", "QNAME", "ACTION", "RCODE", "CATEGORY", "LIST", "MS"];
+const TAIL_HEADERS: [&str; 11] = ["TIME", "CLIENT", "NAME", "PROTO", "TYPE", "QNAME", "ACTION", "RCODE", "CATEGORY", "LIST", "MS"];
 
 fn tail_cells(r: &LogRow) -> Vec<String> {
     vec![
@@ -235,6 +282,7 @@ fn tail_cells(r: &LogRow) -> Vec<String> {
             Some(p) => format!("{}:{p}", r.client),
             None => r.client.clone(),
         },
+        r.client_name.clone().unwrap_or_else(|| "-".into()),
         r.transport.to_string(),
         r.qtype.clone(),
         r.qname.clone(),
@@ -263,7 +311,7 @@ fn tail(
     let sql = format!("SELECT {COLUMNS}, id FROM queries WHERE {w} ORDER BY id DESC LIMIT ?{}", p.len());
     let mut rows: Vec<(LogRow, i64)> = conn
         .prepare(&sql)?
-        .query_map(rusqlite::params_from_iter(p.iter()), |r| Ok((row_to_logrow(r)?, r.get(16)?)))?
+        .query_map(rusqlite::params_from_iter(p.iter()), |r| Ok((row_to_logrow(r)?, r.get(18)?)))?
         .collect::<Result<_, _>>()?;
     rows.reverse();
     let mut last_id = rows.last().map(|r| r.1);
@@ -278,7 +326,7 @@ fn tail(
             }
         } else {
             let cells: Vec<Vec<String>> = rows.iter().map(|(r, _)| tail_cells(r)).collect();
-            write_table(out, if header { Some(&TAIL_HEADERS[..]) } else { None }, &cells, &[9])?;
+            write_table(out, if header { Some(&TAIL_HEADERS[..]) } else { None }, &cells, &[10])?;
         }
         out.flush()?;
         Ok(())
@@ -305,7 +353,7 @@ fn tail(
         p[idx - 1] = Value::Integer(last_id.unwrap_or(0));
         let new: Vec<(LogRow, i64)> = conn
             .prepare_cached(&sql)?
-            .query_map(rusqlite::params_from_iter(p.iter()), |r| Ok((row_to_logrow(r)?, r.get(16)?)))?
+            .query_map(rusqlite::params_from_iter(p.iter()), |r| Ok((row_to_logrow(r)?, r.get(18)?)))?
             .collect::<Result<_, _>>()?;
         if let Some(l) = new.last() {
             last_id = Some(l.1);
@@ -324,6 +372,8 @@ pub struct TopDomain {
 #[derive(Debug, Serialize, PartialEq, Eq)]
 pub struct TopClient {
     pub client: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_name: Option<String>,
     pub blocked: u64,
     pub domains: u64,
 }
@@ -338,6 +388,8 @@ pub struct TopCategory {
 pub struct TopReport {
     pub since: String,
     pub until: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
     pub queries: u64,
     pub blocked: u64,
     pub domains: Vec<TopDomain>,
@@ -345,41 +397,56 @@ pub struct TopReport {
     pub categories: Vec<TopCategory>,
 }
 
-pub fn top(conn: &Connection, since: i64, now: i64, limit: usize) -> rusqlite::Result<TopReport> {
+/// `AND client_group = ?N` and its parameter, when a group is asked for.
+fn group_cond(group: Option<&str>, n: usize) -> (String, Option<Value>) {
+    match group {
+        Some(g) => (format!(" AND client_group = ?{n}"), Some(Value::Text(g.to_string()))),
+        None => (String::new(), None),
+    }
+}
+
+pub fn top(conn: &Connection, since: i64, now: i64, limit: usize, group: Option<&str>) -> rusqlite::Result<TopReport> {
     let lim = limit.min(i64::MAX as usize) as i64;
+    let (gc, gv) = group_cond(group, 3);
+    let mut p: Vec<Value> = vec![Value::Integer(since), Value::Integer(lim)];
+    p.extend(gv);
+    let params = || rusqlite::params_from_iter(p.iter());
     let (queries, blocked): (u64, u64) = conn.query_row(
-        "SELECT count(*), coalesce(sum(action = 'blocked'), 0) FROM queries WHERE ts_us >= ?1",
-        [since],
+        &format!("SELECT count(*), coalesce(sum(action = 'blocked'), 0) FROM queries WHERE ts_us >= ?1 AND ?2 = ?2{gc}"),
+        params(),
         |r| Ok((r.get(0)?, r.get(1)?)),
     )?;
     let domains = conn
-        .prepare(
+        .prepare(&format!(
             "SELECT qname, count(*) AS n, count(DISTINCT client), max(category) FROM queries
-             WHERE action = 'blocked' AND ts_us >= ?1 GROUP BY qname ORDER BY n DESC, qname LIMIT ?2",
-        )?
-        .query_map((since, lim), |r| {
+             WHERE action = 'blocked' AND ts_us >= ?1{gc} GROUP BY qname ORDER BY n DESC, qname LIMIT ?2"
+        ))?
+        .query_map(params(), |r| {
             Ok(TopDomain { qname: r.get(0)?, blocked: r.get(1)?, clients: r.get(2)?, category: r.get(3)? })
         })?
         .collect::<Result<_, _>>()?;
     let clients = conn
-        .prepare(
-            "SELECT client, count(*) AS n, count(DISTINCT qname) FROM queries
-             WHERE action = 'blocked' AND ts_us >= ?1 GROUP BY client ORDER BY n DESC, client LIMIT ?2",
-        )?
-        .query_map((since, lim), |r| Ok(TopClient { client: r.get(0)?, blocked: r.get(1)?, domains: r.get(2)? }))?
+        .prepare(&format!(
+            "SELECT client, max(client_name), count(*) AS n, count(DISTINCT qname) FROM queries
+             WHERE action = 'blocked' AND ts_us >= ?1{gc} GROUP BY client ORDER BY n DESC, client LIMIT ?2"
+        ))?
+        .query_map(params(), |r| {
+            Ok(TopClient { client: r.get(0)?, client_name: r.get(1)?, blocked: r.get(2)?, domains: r.get(3)? })
+        })?
         .collect::<Result<_, _>>()?;
     let categories = conn
-        .prepare(
+        .prepare(&format!(
             "SELECT category, count(*) AS n, count(DISTINCT client), count(DISTINCT qname) FROM queries
-             WHERE action = 'blocked' AND ts_us >= ?1 GROUP BY category ORDER BY n DESC, category LIMIT ?2",
-        )?
-        .query_map((since, lim), |r| {
+             WHERE action = 'blocked' AND ts_us >= ?1{gc} GROUP BY category ORDER BY n DESC, category LIMIT ?2"
+        ))?
+        .query_map(params(), |r| {
             Ok(TopCategory { category: r.get(0)?, blocked: r.get(1)?, clients: r.get(2)?, domains: r.get(3)? })
         })?
         .collect::<Result<_, _>>()?;
     Ok(TopReport {
         since: format_ts(since, 0),
         until: format_ts(now, 0),
+        group: group.map(str::to_string),
         queries,
         blocked,
         domains,
@@ -395,7 +462,8 @@ fn print_top(r: &TopReport, json: bool, out: &mut dyn Write) -> Result<(), Query
         return Ok(());
     }
     let pct = if r.queries > 0 { 100.0 * r.blocked as f64 / r.queries as f64 } else { 0.0 };
-    writeln!(out, "{} .. {}: {} queries, {} blocked ({pct:.1}%)", r.since, r.until, r.queries, r.blocked)?;
+    let group = r.group.as_ref().map(|g| format!(" (group {g})")).unwrap_or_default();
+    writeln!(out, "{} .. {}{group}: {} queries, {} blocked ({pct:.1}%)", r.since, r.until, r.queries, r.blocked)?;
     writeln!(out, "\nTop blocked domains")?;
     let rows: Vec<Vec<String>> = r
         .domains
@@ -405,8 +473,8 @@ fn print_top(r: &TopReport, json: bool, out: &mut dyn Write) -> Result<(), Query
     write_table(out, Some(&["DOMAIN", "BLOCKED", "CLIENTS", "CATEGORY"]), &rows, &[1, 2])?;
     writeln!(out, "\nTop clients by blocked attempts")?;
     let rows: Vec<Vec<String>> =
-        r.clients.iter().map(|c| vec![c.client.clone(), c.blocked.to_string(), c.domains.to_string()]).collect();
-    write_table(out, Some(&["CLIENT", "BLOCKED", "DOMAINS"]), &rows, &[1, 2])?;
+        r.clients.iter().map(|c| vec![c.client.clone(), opt(&c.client_name), c.blocked.to_string(), c.domains.to_string()]).collect();
+    write_table(out, Some(&["CLIENT", "NAME", "BLOCKED", "DOMAINS"]), &rows, &[2, 3])?;
     writeln!(out, "\nBlocked per category")?;
     let rows: Vec<Vec<String>> = r
         .categories
@@ -420,6 +488,8 @@ fn print_top(r: &TopReport, json: bool, out: &mut dyn Write) -> Result<(), Query
 #[derive(Debug, Serialize, PartialEq, Eq)]
 pub struct SuspiciousClient {
     pub client: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_name: Option<String>,
     pub blocked: u64,
     pub domains: u64,
     pub categories: Vec<String>,
@@ -436,6 +506,7 @@ pub fn suspicious_clients(
     min_domains: u64,
     categories: &[String],
     limit: usize,
+    group: Option<&str>,
 ) -> rusqlite::Result<Vec<SuspiciousClient>> {
     let mut params: Vec<Value> = vec![
         Value::Integer(since),
@@ -454,10 +525,12 @@ pub fn suspicious_clients(
             .collect();
         cat_cond = format!(" AND category IN ({})", marks.join(", "));
     }
+    let (group_cond1, gv) = group_cond(group, params.len() + 1);
+    params.extend(gv);
     let sql = format!(
         "SELECT client, count(*) AS blocked, count(DISTINCT qname) AS domains, min(ts_us), max(ts_us),
-                coalesce(group_concat(DISTINCT category), '')
-         FROM queries WHERE action = 'blocked' AND ts_us >= ?1{cat_cond}
+                coalesce(group_concat(DISTINCT category), ''), max(client_name)
+         FROM queries WHERE action = 'blocked' AND ts_us >= ?1{cat_cond}{group_cond1}
          GROUP BY client HAVING blocked >= ?2 OR domains >= ?3
          ORDER BY domains DESC, blocked DESC, client LIMIT ?4"
     );
@@ -469,6 +542,7 @@ pub fn suspicious_clients(
             categories.sort();
             Ok(SuspiciousClient {
                 client: r.get(0)?,
+                client_name: r.get(6)?,
                 blocked: r.get(1)?,
                 domains: r.get(2)?,
                 categories,
@@ -481,14 +555,16 @@ pub fn suspicious_clients(
     let marks: Vec<String> = (0..categories.len()).map(|i| format!("?{}", i + 3)).collect();
     let cat_cond =
         if categories.is_empty() { String::new() } else { format!(" AND category IN ({})", marks.join(", ")) };
+    let (group_cond2, _) = group_cond(group, categories.len() + 3);
     let sql = format!(
-        "SELECT qname FROM queries WHERE action = 'blocked' AND client = ?1 AND ts_us >= ?2{cat_cond}
+        "SELECT qname FROM queries WHERE action = 'blocked' AND client = ?1 AND ts_us >= ?2{cat_cond}{group_cond2}
          GROUP BY qname ORDER BY count(*) DESC, qname LIMIT 3"
     );
     let mut st = conn.prepare(&sql)?;
     for c in &mut list {
         let mut p: Vec<Value> = vec![Value::Text(c.client.clone()), Value::Integer(since)];
         p.extend(categories.iter().map(|c| Value::Text(c.clone())));
+        p.extend(group.map(|g| Value::Text(g.to_string())));
         c.top_domains = st.query_map(rusqlite::params_from_iter(p.iter()), |r| r.get(0))?.collect::<Result<_, _>>()?;
     }
     Ok(list)
@@ -509,6 +585,7 @@ fn print_clients(list: &[SuspiciousClient], json: bool, out: &mut dyn Write) -> 
         .map(|c| {
             vec![
                 c.client.clone(),
+                opt(&c.client_name),
                 c.blocked.to_string(),
                 c.domains.to_string(),
                 c.categories.join(","),
@@ -520,15 +597,15 @@ fn print_clients(list: &[SuspiciousClient], json: bool, out: &mut dyn Write) -> 
         .collect();
     write_table(
         out,
-        Some(&["CLIENT", "BLOCKED", "DOMAINS", "CATEGORIES", "FIRST SEEN", "LAST SEEN", "TOP DOMAINS"]),
+        Some(&["CLIENT", "NAME", "BLOCKED", "DOMAINS", "CATEGORIES", "FIRST SEEN", "LAST SEEN", "TOP DOMAINS"]),
         &rows,
-        &[1, 2],
+        &[2, 3],
     )?;
     Ok(())
 }
 
 /// CSV columns, the same names as the JSON fields.
-pub const CSV_HEADER: &str = "time,ts_us,client,client_port,transport,qname,qtype,rcode,action,category,list,rule,trigger,cached,answers,latency_us,server";
+pub const CSV_HEADER: &str = "time,ts_us,client,client_port,transport,qname,qtype,rcode,action,category,list,rule,trigger,cached,answers,latency_us,server,client_name,group";
 
 fn csv_field(s: &str) -> String {
     if s.contains([',', '"', '\n', '\r']) {
@@ -558,6 +635,8 @@ pub fn csv_line(r: &LogRow) -> String {
         csv_field(&super::event::answers_to_text(&r.answers)),
         r.latency_us.to_string(),
         csv_field(&r.server),
+        o(&r.client_name),
+        o(&r.group),
     ]
     .join(",")
 }
@@ -763,8 +842,8 @@ mod tests {
         assert_eq!(lines.len(), 2, "{out}");
         assert!(lines[0].starts_with("CLIENT") && lines[0].contains("FIRST SEEN"));
         let cells: Vec<&str> = lines[1].split_whitespace().collect();
-        assert_eq!(&cells[..4], ["10.0.0.1", "12", "4", "malware"], "{out}");
-        assert_eq!(cells[6], "c2.evil.example", "{out}");
+        assert_eq!(&cells[..5], ["10.0.0.1", "-", "12", "4", "malware"], "{out}");
+        assert_eq!(cells[7], "c2.evil.example", "{out}");
 
         let v: Vec<serde_json::Value> =
             serde_json::from_str(&run(&db, "clients --json --min-blocked 2 --min-domains 100")).unwrap();
@@ -810,6 +889,12 @@ mod tests {
         std::fs::write(&junk, vec![7u8; 4096]).unwrap();
         let e = run_logs(&junk, cmd("top"), &mut Vec::new()).unwrap_err().to_string();
         assert!(e.contains("not a database"), "{e}");
+        let old = dir.path().join("old.db");
+        let c = Connection::open(&old).unwrap();
+        c.execute_batch("CREATE TABLE queries (id INTEGER PRIMARY KEY); PRAGMA user_version = 1;").unwrap();
+        drop(c);
+        let e = run_logs(&old, cmd("tail"), &mut Vec::new()).unwrap_err().to_string();
+        assert!(e.contains("older dnsward (schema 1)") && e.contains("dnsward serve"), "{e}");
         let (_d, db) = fixture();
         let e = run_logs(&db, cmd("top --since yesterday"), &mut Vec::new()).unwrap_err().to_string();
         assert!(e.contains("not a time"), "{e}");

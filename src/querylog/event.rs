@@ -97,6 +97,10 @@ pub struct QueryEvent {
     pub latency_us: u32,
     /// the `[server]` name
     pub server: Arc<str>,
+    /// the `[[clients]]` name of the client, when one names it
+    pub client_name: Option<Arc<str>>,
+    /// the client's `[[groups]]` group (None when no group is configured)
+    pub group: Option<Arc<str>>,
     /// raw DNS query, for dnstap only (not stored in SQLite / JSON lines)
     pub query_wire: Option<bytes::Bytes>,
     /// raw DNS response, for dnstap only (not stored in SQLite / JSON lines)
@@ -208,6 +212,12 @@ pub struct LogRow {
     pub answers: Vec<IpAddr>,
     pub latency_us: u32,
     pub server: String,
+    /// the `[[clients]]` name of the client
+    #[serde(default)]
+    pub client_name: Option<String>,
+    /// the client's policy group
+    #[serde(default)]
+    pub group: Option<String>,
 }
 
 impl LogRow {
@@ -231,6 +241,8 @@ impl LogRow {
             answers: ev.answers.to_vec(),
             latency_us: ev.latency_us,
             server: ev.server.to_string(),
+            client_name: ev.client_name.as_deref().map(str::to_string),
+            group: ev.group.as_deref().map(str::to_string),
         }
     }
 }

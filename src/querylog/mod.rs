@@ -575,6 +575,8 @@ pub(crate) mod testutil {
             },
             latency_us: 1234,
             server: Arc::from("edge-1"),
+            client_name: None,
+            group: None,
             query_wire: None,
             response_wire: None,
         }

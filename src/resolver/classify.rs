@@ -43,6 +43,26 @@ pub struct ZoneAnswer {
     pub last: Name,
 }
 
+impl ZoneAnswer {
+    /// The apex of the zone this answer really came from: `asked`, or a zone below it that the
+    /// same servers also serve, as its SOA owner or RRSIG signer shows (a server authoritative
+    /// for parent and child answers from the child, without a referral).
+    pub fn apex(&self, asked: &Name) -> Name {
+        let mut apex = asked.clone();
+        for r in self.authority.iter().chain(self.records.iter()) {
+            let candidate = match &r.data {
+                RData::SOA(_) => r.name.clone(),
+                RData::DNSSEC(DNSSECRData::RRSIG(sig)) => sig.input().signer_name.clone(),
+                _ => continue,
+            };
+            if asked.zone_of(&candidate) && candidate.num_labels() > apex.num_labels() && candidate.zone_of(&r.name) {
+                apex = candidate;
+            }
+        }
+        apex
+    }
+}
+
 /// Classifies `reply` from a server of `zone` to the question (`qname`, `qtype`).
 pub fn classify(reply: &Message, zone: &Name, qname: &Name, qtype: RecordType) -> Classified {
     let rcode = reply.metadata.response_code;
@@ -55,10 +75,13 @@ pub fn classify(reply: &Message, zone: &Name, qname: &Name, qtype: RecordType) -
     };
     let answered = chain.found;
     if answered || chain.continue_at.is_some() {
+        // A wildcard expansion comes with the NSEC/NSEC3 proving the name itself absent.
+        let mut authority = negative_proof(reply, zone, &chain.last);
+        authority.retain(|r| r.record_type() != RecordType::SOA && !covers(r, RecordType::SOA));
         return Classified::Answer(ZoneAnswer {
             rcode: ResponseCode::NoError,
             records: chain.records,
-            authority: Vec::new(),
+            authority,
             continue_at: chain.continue_at,
             last: chain.last,
         });

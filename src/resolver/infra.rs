@@ -175,7 +175,7 @@ mod tests {
         let zone = Name::root();
         let a: IpAddr = "10.0.0.1".parse().unwrap();
         let b: IpAddr = "10.0.0.2".parse().unwrap();
-        infra.answered(a, Duration::from_millis(10));
+        infra.answered(a, Duration::from_millis(50));
         let before = infra.wait_for(a);
         infra.failed(a, &zone, Failure::Timeout);
         assert!(infra.wait_for(a) > before);

@@ -22,6 +22,7 @@ use super::error::{ExchangeError, ResolveError};
 use super::infra::Failure;
 use super::rrcache::Cached;
 use super::transport::{self, QueryFlags};
+use super::validate::Verdict;
 use super::Resolver;
 use crate::config::QnameMinimisation;
 
@@ -77,11 +78,13 @@ impl Budget {
 pub struct Ctx {
     pub budget: Arc<Budget>,
     ns_stack: Vec<Name>,
+    /// The client set CD: bogus data is returned to it unvalidated (RFC 4035 3.2.2).
+    pub checking_disabled: bool,
 }
 
 impl Ctx {
-    pub fn new(budget: Arc<Budget>) -> Self {
-        Self { budget, ns_stack: Vec::new() }
+    pub fn new(budget: Arc<Budget>, checking_disabled: bool) -> Self {
+        Self { budget, ns_stack: Vec::new(), checking_disabled }
     }
 }
 
@@ -132,11 +135,14 @@ impl Resolver {
                     None => {}
                 }
                 let (zone_answer, zone) = self.iterate(ctx, &name, qtype).await?;
-                let part_secure = self.judge(ctx, &name, qtype, &zone_answer, &zone).await?;
+                let verdict = self.judge(ctx, &name, qtype, &zone_answer, &zone).await?;
+                let part_secure = verdict == Verdict::Secure;
                 secure &= part_secure;
                 // A client's final RRset lives in the packet cache already; the record cache keeps
                 // what the iterator itself reuses: chains, negatives, name-server addresses.
-                self.cache_answer(&name, qtype, &zone_answer, !ctx.ns_stack.is_empty(), part_secure);
+                if verdict != Verdict::BogusUnchecked {
+                    self.cache_answer(&name, qtype, &zone_answer, !ctx.ns_stack.is_empty(), part_secure);
+                }
                 answers.extend(zone_answer.records);
                 match zone_answer.continue_at {
                     Some(next) => name = next,
@@ -149,7 +155,7 @@ impl Resolver {
 
     /// Descends from the closest known zone cut to the zone that answers for `name`.
     /// Returns that zone's answer and the zone's name.
-    async fn iterate(&self, ctx: &Ctx, name: &Name, qtype: RecordType) -> Result<(ZoneAnswer, Name), ResolveError> {
+    pub(super) async fn iterate(&self, ctx: &Ctx, name: &Name, qtype: RecordType) -> Result<(ZoneAnswer, Name), ResolveError> {
         // A DS record lives on the parent side of a zone cut.
         let start = if qtype == RecordType::DS && !name.is_root() { name.base_name() } else { name.clone() };
         let mut deleg = self.delegations.closest(&start);
@@ -174,7 +180,10 @@ impl Resolver {
                     deleg = self.delegations.insert(Delegation::new(zone, servers, self.cache.clamp(ttl)));
                     labels = deleg.zone.num_labels() + 1;
                 }
-                Classified::Answer(answer) if full => return Ok((answer, deleg.zone.clone())),
+                Classified::Answer(answer) if full => {
+                    let apex = answer.apex(&deleg.zone);
+                    return Ok((answer, apex));
+                }
                 Classified::Answer(answer) if answer.rcode == ResponseCode::NXDomain => {
                     if !relaxed {
                         // Strict: an NXDOMAIN for an ancestor means the name does not exist.
@@ -183,8 +192,14 @@ impl Resolver {
                     // Relaxed: broken servers say NXDOMAIN for empty non-terminals.
                     minimise = false;
                 }
-                Classified::Answer(_) => {
-                    // The minimised name is no zone cut: one label deeper.
+                Classified::Answer(answer) => {
+                    // The same servers serve a child zone at the minimised name (its SOA says
+                    // so): a zone cut without a referral. Otherwise no cut: one label deeper.
+                    let apex = answer.apex(&deleg.zone);
+                    if apex == ask_name && apex != deleg.zone {
+                        let ttl = self.cache.clamp(super::rrcache::negative_ttl(&answer.authority));
+                        deleg = self.delegations.insert(Delegation::new(apex, deleg.servers.clone(), ttl));
+                    }
                     labels += 1;
                     steps += 1;
                 }
@@ -328,12 +343,6 @@ impl Resolver {
             out.extend(addresses(&r.answers));
         }
         out
-    }
-
-    /// DNSSEC: is this zone's answer secure (true), insecure (false), or bogus (error)?
-    /// Until the validator is wired in, nothing is secure.
-    async fn judge(&self, _ctx: &Ctx, _name: &Name, _qtype: RecordType, _answer: &ZoneAnswer, _zone: &Name) -> Result<bool, ResolveError> {
-        Ok(false)
     }
 
     /// Puts a zone's answer into the record cache: each RRset of the chain with the RRSIGs that

@@ -17,16 +17,20 @@ pub mod infra;
 pub mod iterate;
 pub mod rrcache;
 pub mod transport;
+pub mod validate;
 
 use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use hickory_proto::op::{Message, OpCode, Query, ResponseCode};
-use hickory_proto::rr::RecordType;
+use hickory_proto::op::{Message, OpCode, Query};
+use hickory_proto::rr::Name;
 use ipnet::IpNet;
 
 use crate::config::{DnssecMode, QnameMinimisation, ResolverConfig};
+use crate::dnssec::{DnssecError, Limits, TrustAnchorSet, Validator};
 use crate::upstream::{ClientFlags, Upstream, UpstreamError};
 use delegation::Delegations;
 use error::ResolveError;
@@ -73,30 +77,53 @@ impl Options {
 
 pub struct Resolver {
     options: Options,
+    /// `dnssec = "validate"`: judges every zone's answer as it enters the caches.
+    validator: Option<Arc<Validator>>,
     delegations: Delegations,
     infra: Infra,
     cache: RecordCache,
 }
 
 impl Resolver {
-    pub fn new(roots: &[IpAddr], cfg: &ResolverConfig) -> Self {
+    pub fn new(roots: &[IpAddr], cfg: &ResolverConfig, base_dir: &std::path::Path) -> Result<Self, DnssecError> {
         let options = Options::from_config(cfg);
         // One server may take at most a third of the budget, so at least three get a chance.
         let per_server = (options.timeout / 3).max(Duration::from_millis(100));
-        Self {
+        let validator = match cfg.dnssec {
+            DnssecMode::Validate => {
+                let anchors = match &cfg.trust_anchor {
+                    Some(paths) => {
+                        let paths: Vec<PathBuf> = paths.to_vec().into_iter().map(|p| base_dir.join(p)).collect();
+                        TrustAnchorSet::from_files(&paths)?
+                    }
+                    None => TrustAnchorSet::default(),
+                };
+                let ntas = cfg.negative_trust_anchors.iter().filter_map(|z| Name::from_ascii(z).ok()).collect();
+                Some(Arc::new(Validator::new(anchors, ntas, Limits::default())))
+            }
+            DnssecMode::Process | DnssecMode::Off => None,
+        };
+        Ok(Self {
+            validator,
             delegations: Delegations::new(roots, cfg.cache_size / 4),
             infra: Infra::new(per_server),
             cache: RecordCache::new(cfg.cache_size, cfg.cache_min_ttl, cfg.cache_max_ttl),
             options,
-        }
+        })
+    }
+
+    /// The DNSSEC validator, when `dnssec = "validate"` (its negative trust anchors can change
+    /// at run time).
+    pub fn validator(&self) -> Option<&Arc<Validator>> {
+        self.validator.as_ref()
     }
 
     /// Resolves one question into the message a client gets: the chain and the final RRset,
     /// or the rcode with the SOA (and NSEC proofs) for negative answers; nothing else
     /// (minimal responses: no upstream NS or glue).
-    pub async fn lookup(&self, query: &Query) -> Result<Message, ResolveError> {
+    pub async fn lookup(&self, query: &Query, checking_disabled: bool) -> Result<Message, ResolveError> {
         let budget = Budget::new(Instant::now() + self.options.timeout);
-        let ctx = Ctx::new(budget.clone());
+        let ctx = Ctx::new(budget.clone(), checking_disabled);
         let (name, qtype) = (query.name().clone(), query.query_type());
         let result = match tokio::time::timeout(self.options.timeout, self.resolve_chain(&ctx, name.clone(), qtype)).await {
             Err(_) => Err(ResolveError::Deadline(self.options.timeout)),
@@ -106,7 +133,9 @@ impl Resolver {
         let resolution = match result {
             Ok(r) => r,
             Err(e) => {
-                if !matches!(e, ResolveError::CachedFailure) {
+                // Bogus answers are remembered by the validator (per zone), and a client with
+                // CD=1 must still get the data: not in the failure cache.
+                if !matches!(e, ResolveError::CachedFailure | ResolveError::Bogus { .. }) {
                     self.cache.put_failure(&name, qtype);
                 }
                 return Err(e);
@@ -121,11 +150,9 @@ impl Resolver {
         for r in &mut m.answers {
             r.ttl = self.cache.clamp(r.ttl);
         }
-        let negative = resolution.rcode == ResponseCode::NXDomain
-            || !m.answers.iter().any(|r| r.name == name && (r.record_type() == qtype || qtype == RecordType::ANY));
-        if negative {
-            m.authorities = resolution.authority;
-        }
+        // Negative answers: the SOA and proofs; positive ones: only the NSEC/NSEC3 proving a
+        // wildcard expansion (stripped with the RRSIGs for clients without DO).
+        m.authorities = resolution.authority;
         Ok(m)
     }
 
@@ -140,7 +167,11 @@ impl Resolver {
 
 #[async_trait]
 impl Upstream for Resolver {
-    async fn resolve(&self, query: Query, _flags: ClientFlags) -> Result<Message, UpstreamError> {
-        Ok(self.lookup(&query).await?)
+    async fn resolve(&self, query: Query, flags: ClientFlags) -> Result<Message, UpstreamError> {
+        Ok(self.lookup(&query, flags.checking_disabled).await?)
+    }
+
+    fn validator(&self) -> Option<&Arc<Validator>> {
+        Resolver::validator(self)
     }
 }

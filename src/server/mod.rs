@@ -2,6 +2,14 @@
 //! inline and hands misses to the tokio runtime. TCP: hickory-server's listener with our
 //! `RequestHandler`, which runs the same pipeline.
 
+pub mod dot;
+pub mod doh;
+pub mod encrypted;
+pub mod exchange;
+pub mod http;
+pub mod limits;
+pub mod tls;
+
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -206,13 +214,14 @@ impl UdpWorker {
             match self.engine.answer_fast(pkt, Transport::Udp, src.ip(), &snap, &mut scratch) {
                 Fast::Reply => {
                     let _ = self.socket.send_to(&scratch.out, src);
-                    recorder.record(&arrival, pkt, Some(&scratch.out), &scratch.decision, Some(&mut events));
+                    recorder.record(&arrival, pkt, Some(&scratch.out), &scratch.decision, &snap, Some(&mut events));
                 }
-                Fast::Drop => recorder.record(&arrival, pkt, None, &scratch.decision, Some(&mut events)),
+                Fast::Drop => recorder.record(&arrival, pkt, None, &scratch.decision, &snap, Some(&mut events)),
                 Fast::Miss => {
                     let carry = Scratch {
                         key: scratch.key.clone(),
                         name: scratch.name.clone(),
+                        decision: crate::pipeline::Decision { client: scratch.decision.client, ..Default::default() },
                         ..Scratch::default()
                     };
                     self.spawn_miss(pkt.to_vec(), arrival, arc_swap::Guard::into_inner(snap), carry);
@@ -232,7 +241,7 @@ impl UdpWorker {
             if sent {
                 let _ = socket.send_to(&scratch.out, arrival.client);
             }
-            engine.recorder.record(&arrival, &pkt, sent.then_some(&scratch.out[..]), &scratch.decision, None);
+            engine.recorder.record(&arrival, &pkt, sent.then_some(&scratch.out[..]), &scratch.decision, &snap, None);
             in_flight.fetch_sub(1, Ordering::SeqCst);
         });
     }
@@ -260,7 +269,7 @@ impl RequestHandler for TcpHandler {
         let snap = self.engine.policy().snapshot();
         let mut scratch = Scratch::default();
         let sent = self.engine.answer_with(request.as_slice(), Transport::Tcp, request.src().ip(), &snap, &mut scratch).await;
-        self.engine.recorder.record(&arrival, request.as_slice(), sent.then_some(&scratch.out[..]), &scratch.decision, None);
+        self.engine.recorder.record(&arrival, request.as_slice(), sent.then_some(&scratch.out[..]), &scratch.decision, &snap, None);
         if !sent {
             return failed(ResponseCode::Refused);
         }

@@ -48,6 +48,12 @@ pub trait Upstream: Send + Sync + 'static {
     /// Resolves one question. Must not take (much) longer than the configured timeout.
     /// `flags` are the client's DO and CD bits. A message with AD set is DNSSEC-secure.
     async fn resolve(&self, query: Query, flags: ClientFlags) -> Result<Message, UpstreamError>;
+
+    /// The DNSSEC validator, when this upstream validates (the admin API changes its negative
+    /// trust anchors).
+    fn validator(&self) -> Option<&Arc<crate::dnssec::Validator>> {
+        None
+    }
 }
 
 /// Builds the upstream the config asks for.
@@ -56,7 +62,9 @@ pub fn from_config(config: &Config) -> Result<Arc<dyn Upstream>, String> {
     match config.resolver.mode {
         Mode::Recursive => {
             let roots = config.root_addresses()?;
-            Ok(Arc::new(crate::resolver::Resolver::new(&roots, &config.resolver)))
+            let resolver = crate::resolver::Resolver::new(&roots, &config.resolver, &config.base_dir)
+                .map_err(|e| format!("resolver.trust_anchor: {e}"))?;
+            Ok(Arc::new(resolver))
         }
         Mode::Forward => Ok(Arc::new(forward::ForwardUpstream::new(
             config.resolver.forwarders.clone(),

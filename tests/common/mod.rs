@@ -25,6 +25,8 @@ use hickory_server::zone_handler::{AxfrPolicy, Catalog, ZoneHandler, ZoneType};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 
+pub mod tls;
+
 use dnsward::config::Config;
 use dnsward::instance::Instance;
 
@@ -184,7 +186,7 @@ impl Hierarchy {
     /// A dnsward config pointed at this hierarchy; `extra` is appended (more TOML).
     pub fn config_text(&self, extra_resolver: &str) -> String {
         format!(
-            "[server]\nlisten = [\"127.0.0.1:0\"]\nudp_workers = 1\n\n[resolver]\nmode = \"recursive\"\nroot_hints = \"{}\"\nupstream_port = {}\ntimeout_ms = 1500\n{extra_resolver}\n",
+            "[server]\nlisten = [\"127.0.0.1:0\"]\nudp_workers = 1\n\n[resolver]\nmode = \"recursive\"\nroot_hints = \"{}\"\nupstream_port = {}\ntimeout_ms = 1500\n# The fake hierarchy is unsigned: validating it against the real root keys would fail.\ndnssec = \"off\"\n{extra_resolver}\n",
             self.root_hints_path().display(),
             self.port
         )

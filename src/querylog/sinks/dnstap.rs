@@ -286,6 +286,8 @@ pub fn encode_event(l: &LoggedEvent, version: &str) -> [Vec<u8>; 2] {
         ev.query_wire.clone().or_else(|| synth_query(&ev.qname, &ev.qtype).map(Bytes::from));
     let extra = serde_json::json!({
         "client": l.client.to_string(),
+        "client_name": ev.client_name.as_deref(),
+        "group": ev.group.as_deref(),
         "action": ev.action,
         "category": ev.category,
         "list": ev.list,

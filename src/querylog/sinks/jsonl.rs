@@ -322,6 +322,10 @@ impl LineEncoder {
         push_int(out, ev.latency_us);
         out.extend_from_slice(b",\"server\":");
         push_str(out, &ev.server);
+        out.extend_from_slice(b",\"client_name\":");
+        push_opt_str(out, ev.client_name.as_deref());
+        out.extend_from_slice(b",\"group\":");
+        push_opt_str(out, ev.group.as_deref());
         out.push(b'}');
     }
 

@@ -12,7 +12,8 @@ use super::BlockingSink;
 use crate::querylog::bus::Queued;
 use crate::querylog::event::{answers_from_text, format_ts_us, now_us, EventAction, LogRow, LoggedEvent};
 
-pub const SCHEMA_VERSION: i64 = 1;
+/// 2: `client_name` and `client_group` (per-client groups).
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// The schema. `client` is text: an address, a truncated network address or an `h:` token
 /// (see `client_ip`); `client_port` is NULL unless `client_ip = "full"`. `answers` is a
@@ -35,7 +36,9 @@ CREATE TABLE IF NOT EXISTS queries (
     cached      INTEGER NOT NULL,
     answers     TEXT    NOT NULL,
     latency_us  INTEGER NOT NULL,
-    server      TEXT    NOT NULL
+    server      TEXT    NOT NULL,
+    client_name TEXT,
+    client_group TEXT
 );
 CREATE INDEX IF NOT EXISTS queries_ts ON queries(ts_us);
 CREATE INDEX IF NOT EXISTS queries_client_ts ON queries(client, ts_us);
@@ -45,11 +48,11 @@ CREATE INDEX IF NOT EXISTS queries_action_ts ON queries(action, ts_us);
 
 /// Columns in the order [`row_to_logrow`] reads them.
 pub const COLUMNS: &str = "ts_us, client, client_port, transport, qname, qtype, rcode, action, \
-     category, list, rule, trigger, cached, answers, latency_us, server";
+     category, list, rule, trigger, cached, answers, latency_us, server, client_name, client_group";
 
 const INSERT: &str = "INSERT INTO queries (ts_us, client, client_port, transport, qname, qtype, rcode, \
-     action, category, list, rule, trigger, cached, answers, latency_us, server) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)";
+     action, category, list, rule, trigger, cached, answers, latency_us, server, client_name, client_group) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)";
 
 fn bad_value(col: usize, v: String, e: String) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(
@@ -59,7 +62,7 @@ fn bad_value(col: usize, v: String, e: String) -> rusqlite::Error {
     )
 }
 
-/// Read one row selected with [`COLUMNS`] (columns 0..=15).
+/// Read one row selected with [`COLUMNS`] (columns 0..=17).
 pub fn row_to_logrow(r: &rusqlite::Row<'_>) -> rusqlite::Result<LogRow> {
     let ts_us: i64 = r.get(0)?;
     let transport: String = r.get(3)?;
@@ -87,6 +90,8 @@ pub fn row_to_logrow(r: &rusqlite::Row<'_>) -> rusqlite::Result<LogRow> {
         answers: answers_from_text(&answers),
         latency_us: r.get(14)?,
         server: r.get(15)?,
+        client_name: r.get(16)?,
+        group: r.get(17)?,
     })
 }
 
@@ -122,6 +127,11 @@ pub fn open_for_writing(path: &Path) -> Result<Connection, String> {
         return Err(format!("schema version {version} is newer than this dnsward understands ({SCHEMA_VERSION})"));
     }
     conn.execute_batch(SCHEMA).map_err(|e| ctx("creating the schema", e))?;
+    if version == 1 {
+        // A version-1 store predates groups: add their columns (NULL in old rows).
+        conn.execute_batch("ALTER TABLE queries ADD COLUMN client_name TEXT; ALTER TABLE queries ADD COLUMN client_group TEXT;")
+            .map_err(|e| ctx("upgrading the schema to version 2", e))?;
+    }
     if version < SCHEMA_VERSION {
         conn.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(|e| ctx("user_version", e))?;
     }
@@ -161,6 +171,8 @@ pub fn insert_batch<'a>(conn: &mut Connection, events: impl IntoIterator<Item = 
                 answers,
                 ev.latency_us,
                 &*ev.server,
+                ev.client_name.as_deref(),
+                ev.group.as_deref(),
             ])?;
         }
     }
@@ -305,6 +317,42 @@ mod tests {
     fn all_rows(conn: &Connection) -> Vec<LogRow> {
         let mut st = conn.prepare(&format!("SELECT {COLUMNS} FROM queries ORDER BY id")).unwrap();
         st.query_map([], row_to_logrow).unwrap().collect::<Result<_, _>>().unwrap()
+    }
+
+    #[test]
+    fn a_version_1_store_gets_the_group_columns() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("old.db");
+        {
+            // The version-1 table: no client_name, no client_group; one old row.
+            let c = Connection::open(&p).unwrap();
+            let v1 = SCHEMA.replace("    server      TEXT    NOT NULL,\n    client_name TEXT,\n    client_group TEXT\n", "    server      TEXT    NOT NULL\n");
+            assert_ne!(v1, SCHEMA);
+            c.execute_batch(&v1).unwrap();
+            c.pragma_update(None, "user_version", 1).unwrap();
+            c.execute(
+                "INSERT INTO queries (ts_us, client, transport, qname, qtype, rcode, action, cached, answers, latency_us, server) \
+                 VALUES (1, '10.0.0.1', 'udp', 'old.example', 'A', 'NOERROR', 'allowed', 0, '', 5, 'edge-1')",
+                [],
+            )
+            .unwrap();
+        }
+        let mut c = open_for_writing(&p).unwrap();
+        let mut ev = event("x.evil.example", EventAction::Blocked);
+        ev.client_name = Some("Finance dept, PC-17".into());
+        ev.group = Some("finance".into());
+        let a = logged(ev);
+        insert_batch(&mut c, [&a]).unwrap();
+        let rows = all_rows(&c);
+        assert_eq!(rows[0].qname, "old.example");
+        assert_eq!((rows[0].client_name.as_deref(), rows[0].group.as_deref()), (None, None));
+        assert_eq!(rows[1], LogRow::from_logged(&a));
+        assert_eq!(rows[1].client_name.as_deref(), Some("Finance dept, PC-17"));
+        let v: i64 = c.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+        assert_eq!(v, SCHEMA_VERSION);
+        drop(c);
+        // and opening it again (already version 2) changes nothing
+        assert_eq!(all_rows(&open_for_writing(&p).unwrap()).len(), 2);
     }
 
     #[test]

@@ -1,0 +1,320 @@
+//! RRsets and their signatures: grouping a section into RRsets, checking an RRSIG's validity
+//! window (with clock skew), and verifying an RRset with a zone's keys within the limits.
+//!
+//! Public-key operations are the expensive part of validation and an attacker controls how
+//! many signatures and colliding key tags a response carries, so every verification is paid
+//! from a [`Budget`] and per-RRset caps apply (`Limits`).
+
+use std::collections::HashMap;
+
+use hickory_proto::dnssec::rdata::{DNSSECRData, DNSKEY, RRSIG};
+use hickory_proto::dnssec::{Algorithm, DigestType, Verifier};
+use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
+
+use super::{ede, Bogus, Limits};
+
+/// Signature verifications left for one validation.
+pub(crate) struct Budget {
+    left: usize,
+}
+
+impl Budget {
+    pub fn new(verifications: usize) -> Self {
+        Budget {
+            left: verifications,
+        }
+    }
+
+    fn spend(&mut self) -> bool {
+        if self.left == 0 {
+            return false;
+        }
+        self.left -= 1;
+        true
+    }
+}
+
+/// Algorithms validated: RSA/SHA-256 and SHA-512, ECDSA P-256 and P-384, Ed25519. RSA/SHA-1
+/// (5 and 7) is not (RFC 9905 deprecates it for validation): zones signed only with it are
+/// insecure, as are zones with other unknown algorithms (RFC 4035 section 5.2).
+pub(crate) fn algorithm_supported(alg: Algorithm) -> bool {
+    matches!(
+        alg,
+        Algorithm::RSASHA256
+            | Algorithm::RSASHA512
+            | Algorithm::ECDSAP256SHA256
+            | Algorithm::ECDSAP384SHA384
+            | Algorithm::ED25519
+    )
+}
+
+pub(crate) fn digest_supported(digest: DigestType) -> bool {
+    matches!(
+        digest,
+        DigestType::SHA1 | DigestType::SHA256 | DigestType::SHA384
+    )
+}
+
+/// A zone key usable for verification, with its key tag computed once.
+#[derive(Clone, Debug)]
+pub(crate) struct ZoneKey {
+    pub tag: u16,
+    pub key: DNSKEY,
+}
+
+impl ZoneKey {
+    /// A DNSKEY that may verify RRSIGs: zone key flag set, not revoked, supported algorithm.
+    pub fn usable(key: &DNSKEY) -> Option<ZoneKey> {
+        if !key.zone_key() || key.revoke() || !algorithm_supported(key.algorithm()) {
+            return None;
+        }
+        Some(ZoneKey {
+            tag: key.calculate_key_tag().ok()?,
+            key: key.clone(),
+        })
+    }
+}
+
+/// One RRset of a section with the RRSIGs covering it.
+pub(crate) struct Rrset<'a> {
+    pub name: Name,
+    pub rtype: RecordType,
+    pub class: DNSClass,
+    pub records: Vec<&'a Record>,
+    pub sigs: Vec<(&'a RRSIG, u32)>,
+}
+
+impl Rrset<'_> {
+    pub fn ttl(&self) -> u32 {
+        self.records.iter().map(|r| r.ttl).min().unwrap_or(0)
+    }
+}
+
+/// Groups records into RRsets in order of first appearance; RRSIGs go with the RRset they
+/// cover. RRSIG records whose rdata is not a parsed RRSIG are ignored (they cannot verify).
+pub(crate) fn rrsets(records: &[Record]) -> Vec<Rrset<'_>> {
+    let mut sets: Vec<Rrset<'_>> = Vec::new();
+    let mut index: HashMap<(Name, RecordType, DNSClass), usize> = HashMap::new();
+    let mut slot = |sets: &mut Vec<Rrset<'_>>, name: &Name, rtype, class| -> usize {
+        *index
+            .entry((name.clone(), rtype, class))
+            .or_insert_with(|| {
+                sets.push(Rrset {
+                    name: name.clone(),
+                    rtype,
+                    class,
+                    records: Vec::new(),
+                    sigs: Vec::new(),
+                });
+                sets.len() - 1
+            })
+    };
+    for record in records {
+        match (&record.data, record.record_type()) {
+            (RData::DNSSEC(DNSSECRData::RRSIG(sig)), _) => {
+                let i = slot(
+                    &mut sets,
+                    &record.name,
+                    sig.input().type_covered,
+                    record.dns_class,
+                );
+                sets[i].sigs.push((sig, record.ttl));
+            }
+            (_, RecordType::RRSIG) => {}
+            (_, rtype) => {
+                let i = slot(&mut sets, &record.name, rtype, record.dns_class);
+                sets[i].records.push(record);
+            }
+        }
+    }
+    // RRSIGs covering nothing present leave an empty RRset behind: drop it.
+    sets.retain(|s| !s.records.is_empty());
+    sets
+}
+
+/// What a verified RRset proved.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Verified {
+    /// The TTL the RRset may be trusted for (RFC 4035 section 5.3.3).
+    pub ttl: u32,
+    /// The RRSIG's labels field: fewer than the owner's labels means a wildcard expansion.
+    pub labels: u8,
+}
+
+/// Why an RRset did not verify, most specific first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Failure {
+    NoSignatures,
+    UnsupportedOnly,
+    Expired,
+    NotYetValid,
+    NoKey,
+    Invalid,
+    Budget,
+}
+
+/// Verifies `set` with the keys of `signer`: some RRSIG by `signer` within its validity
+/// window must verify with a key of matching tag and algorithm.
+pub(crate) fn verify_rrset(
+    set: &Rrset<'_>,
+    signer: &Name,
+    keys: &[ZoneKey],
+    now: u32,
+    limits: &Limits,
+    budget: &mut Budget,
+) -> Result<Verified, Bogus> {
+    let mut worst = Failure::NoSignatures;
+    let note = |f: Failure, worst: &mut Failure| {
+        // Prefer the failure that says most: an invalid signature over a time problem over
+        // a missing key.
+        let rank = |f: Failure| match f {
+            Failure::NoSignatures => 0,
+            Failure::UnsupportedOnly => 1,
+            Failure::NoKey => 2,
+            Failure::NotYetValid => 3,
+            Failure::Expired => 4,
+            Failure::Invalid => 5,
+            Failure::Budget => 6,
+        };
+        if rank(f) > rank(*worst) {
+            *worst = f;
+        }
+    };
+    let owner_labels = set.name.num_labels();
+    let candidates = set.sigs.iter().filter(|(sig, _)| {
+        let input = sig.input();
+        &input.signer_name == signer && input.num_labels <= owner_labels
+    });
+    for (sig, sig_ttl) in candidates.take(limits.max_sigs_per_rrset) {
+        let input = sig.input();
+        if !algorithm_supported(input.algorithm) {
+            note(Failure::UnsupportedOnly, &mut worst);
+            continue;
+        }
+        if let Err(f) = check_window(
+            input.sig_inception.get(),
+            input.sig_expiration.get(),
+            now,
+            limits,
+        ) {
+            note(f, &mut worst);
+            continue;
+        }
+        let matching = keys
+            .iter()
+            .filter(|k| k.tag == input.key_tag && k.key.algorithm() == input.algorithm)
+            .take(limits.max_keys_per_sig);
+        let mut any_key = false;
+        for key in matching {
+            any_key = true;
+            if !budget.spend() {
+                note(Failure::Budget, &mut worst);
+                return Err(describe(worst, set));
+            }
+            let records = set.records.iter().copied();
+            if key
+                .key
+                .verify_rrsig(&set.name, set.class, sig, records)
+                .is_ok()
+            {
+                let until_expiry = input.sig_expiration.get().wrapping_sub(now);
+                let ttl = set
+                    .ttl()
+                    .min(*sig_ttl)
+                    .min(input.original_ttl)
+                    .min(until_expiry);
+                return Ok(Verified {
+                    ttl,
+                    labels: input.num_labels,
+                });
+            }
+            note(Failure::Invalid, &mut worst);
+        }
+        if !any_key {
+            note(Failure::NoKey, &mut worst);
+        }
+    }
+    Err(describe(worst, set))
+}
+
+/// RFC 4035 section 5.3.1 with serial-number arithmetic (RFC 1982) and Unbound's skew:
+/// 10 % of the window, clamped to the limits.
+fn check_window(inception: u32, expiration: u32, now: u32, limits: &Limits) -> Result<(), Failure> {
+    let window = expiration.wrapping_sub(inception) as i32;
+    if window < 0 {
+        return Err(Failure::Invalid);
+    }
+    let skew =
+        (window as u32 / 10).clamp(limits.sig_skew_min_secs, limits.sig_skew_max_secs) as i64;
+    let since_inception = now.wrapping_sub(inception) as i32 as i64;
+    let until_expiration = expiration.wrapping_sub(now) as i32 as i64;
+    if since_inception < -skew {
+        return Err(Failure::NotYetValid);
+    }
+    if until_expiration < -skew {
+        return Err(Failure::Expired);
+    }
+    Ok(())
+}
+
+fn describe(failure: Failure, set: &Rrset<'_>) -> Bogus {
+    let what = format!("{} {}", set.name, set.rtype);
+    match failure {
+        Failure::NoSignatures => Bogus::new(
+            ede::RRSIGS_MISSING,
+            format!("no RRSIG by the zone for {what}"),
+        ),
+        Failure::UnsupportedOnly => Bogus::new(
+            ede::DNSSEC_BOGUS,
+            format!("{what} is signed only with unsupported algorithms"),
+        ),
+        Failure::Expired => Bogus::new(
+            ede::SIGNATURE_EXPIRED,
+            format!("the RRSIGs of {what} have expired"),
+        ),
+        Failure::NotYetValid => Bogus::new(
+            ede::SIGNATURE_NOT_YET_VALID,
+            format!("the RRSIGs of {what} are not yet valid"),
+        ),
+        Failure::NoKey => Bogus::new(
+            ede::DNSSEC_BOGUS,
+            format!("no DNSKEY matches the RRSIGs of {what}"),
+        ),
+        Failure::Invalid => Bogus::new(
+            ede::DNSSEC_BOGUS,
+            format!("signature of {what} does not verify"),
+        ),
+        Failure::Budget => Bogus::new(
+            ede::DNSSEC_BOGUS,
+            format!("verification limit reached validating {what} (too many signatures or keys)"),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn window_allows_skew_and_handles_wraparound() {
+        let limits = Limits::default();
+        // A 30-day window: skew 3 days clamped to 1 day.
+        let (inc, exp) = (1_000_000u32, 1_000_000 + 30 * 86400);
+        assert_eq!(check_window(inc, exp, inc + 10, &limits), Ok(()));
+        assert_eq!(check_window(inc, exp, exp + 86_000, &limits), Ok(()));
+        assert_eq!(
+            check_window(inc, exp, exp + 86_401, &limits),
+            Err(Failure::Expired)
+        );
+        assert_eq!(
+            check_window(inc, exp, inc - 86_401, &limits),
+            Err(Failure::NotYetValid)
+        );
+        // A window across the 2^32 wrap (year 2106) is still a window.
+        let inc = u32::MAX - 100;
+        assert_eq!(
+            check_window(inc, inc.wrapping_add(7200), inc.wrapping_add(500), &limits),
+            Ok(())
+        );
+    }
+}

@@ -1,0 +1,202 @@
+//! DNSSEC end to end: dnsward (dnssec = "validate", the test root key as its trust anchor)
+//! resolves a hierarchy signed in the test and served over real sockets, and a client sees AD,
+//! SERVFAIL with the Extended DNS Error, CD=1 data, NTAs, and honest policy rewrites.
+
+mod common;
+mod dnssec_support;
+
+use std::net::SocketAddr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use hickory_proto::op::{Edns, Message, Query, ResponseCode};
+use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
+use hickory_proto::rr::{Name, RecordType};
+
+use common::{start_dnsward_text, udp_raw};
+use dnssec_support::{Authority, Hierarchy};
+
+const A: RecordType = RecordType::A;
+
+struct Flags {
+    dnssec_ok: bool,
+    ad: bool,
+    cd: bool,
+}
+
+const DO: Flags = Flags { dnssec_ok: true, ad: false, cd: false };
+const PLAIN: Flags = Flags { dnssec_ok: false, ad: false, cd: false };
+
+async fn query(server: SocketAddr, name: &str, rtype: RecordType, f: Flags) -> Message {
+    let mut m = Message::query();
+    m.metadata.id = rand::random();
+    m.metadata.recursion_desired = true;
+    m.metadata.authentic_data = f.ad;
+    m.metadata.checking_disabled = f.cd;
+    m.add_query(Query::query(Name::from_ascii(name).unwrap(), rtype));
+    let mut e = Edns::new();
+    e.set_max_payload(4096);
+    e.set_dnssec_ok(f.dnssec_ok);
+    m.set_edns(e);
+    let bytes = udp_raw(server, &m.to_vec().unwrap(), Duration::from_secs(8)).await.expect("an answer within 8 s");
+    Message::from_vec(&bytes).expect("answer parses")
+}
+
+fn ede(m: &Message) -> Option<(u16, String)> {
+    match m.edns.as_ref()?.option(EdnsCode::from(15))? {
+        EdnsOption::Unknown(15, d) if d.len() >= 2 => Some((u16::from_be_bytes([d[0], d[1]]), String::from_utf8_lossy(&d[2..]).into_owned())),
+        _ => None,
+    }
+}
+
+fn has_rrsig(m: &Message) -> bool {
+    m.all_sections().any(|r| r.record_type() == RecordType::RRSIG)
+}
+
+struct Lab {
+    _authority: Authority,
+    dir: tempfile::TempDir,
+    authority: SocketAddr,
+    trust_anchor: String,
+}
+
+async fn lab() -> Lab {
+    common::init_logging();
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as u32;
+    let h = Hierarchy::build_at(now, |_| {});
+    let authority = Authority::start(h.clone()).await;
+    Lab { authority: authority.addr, _authority: authority, dir: tempfile::tempdir().unwrap(), trust_anchor: h.zone(".").ds_line() }
+}
+
+impl Lab {
+    async fn dnsward(&self, extra_resolver: &str, extra: &str) -> dnsward::instance::Instance {
+        std::fs::write(self.dir.path().join("root.hints"), format!(".  3600000 IN NS a.root.test.\na.root.test. 3600000 IN A {}\n", self.authority.ip())).unwrap();
+        std::fs::write(self.dir.path().join("anchor.ds"), format!("{}\n", self.trust_anchor)).unwrap();
+        let text = format!(
+            "[server]\nlisten = [\"127.0.0.1:0\"]\nudp_workers = 1\n[resolver]\nroot_hints = \"root.hints\"\nupstream_port = {}\ntimeout_ms = 3000\ndnssec = \"validate\"\ntrust_anchor = \"anchor.ds\"\n{extra_resolver}\n{extra}\n",
+            self.authority.port()
+        );
+        start_dnsward_text(&text, self.dir.path()).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secure_answers_get_ad_only_when_asked_and_signatures_only_with_do() {
+    let lab = lab().await;
+    let d = lab.dnsward("", "").await;
+    let addr = d.addrs()[0];
+
+    let m = query(addr, "www.secure.", A, DO).await;
+    assert_eq!(m.metadata.response_code, ResponseCode::NoError, "{m:?}");
+    assert!(m.metadata.authentic_data, "DO: a secure answer has AD: {m:?}");
+    assert!(has_rrsig(&m), "DO: the RRSIG comes along");
+
+    let m = query(addr, "www.secure.", A, PLAIN).await;
+    assert!(!m.metadata.authentic_data, "neither DO nor AD asked: no AD");
+    assert!(!has_rrsig(&m), "no DO: no RRSIG");
+    assert_eq!(m.answers.len(), 1);
+
+    let m = query(addr, "www.secure.", A, Flags { dnssec_ok: false, ad: true, cd: false }).await;
+    assert!(m.metadata.authentic_data, "AD in the query asks for AD (RFC 6840 5.7)");
+    assert!(!has_rrsig(&m));
+
+    // Denial of existence, NSEC and NSEC3, is secure too.
+    let m = query(addr, "nothere.secure.", A, DO).await;
+    assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
+    assert!(m.metadata.authentic_data, "proven NXDOMAIN is secure: {m:?}");
+    let m = query(addr, "www.nsec3.", RecordType::TXT, DO).await;
+    assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+    assert!(m.answers.is_empty());
+    assert!(m.metadata.authentic_data, "proven NODATA (NSEC3) is secure: {m:?}");
+    let m = query(addr, "x.wild.secure.", A, DO).await;
+    assert!(m.metadata.authentic_data, "wildcard answer with its proof is secure: {m:?}");
+
+    // An unsigned delegation: data, no AD.
+    let m = query(addr, "www.insecure.", A, DO).await;
+    assert_eq!(m.metadata.response_code, ResponseCode::NoError, "{:?}", ede(&m));
+    assert_eq!(m.answers.iter().filter(|r| r.record_type() == A).count(), 1);
+    assert!(!m.metadata.authentic_data);
+    d.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bogus_answers_are_servfail_with_the_specific_ede_and_cd_gets_the_data() {
+    let lab = lab().await;
+    let d = lab.dnsward("", "").await;
+    let addr = d.addrs()[0];
+    for (name, code) in [("www.badsig.", 6), ("www.expired.", 7), ("www.nokey.", 9), ("www.stripped.", 10)] {
+        let m = query(addr, name, A, DO).await;
+        assert_eq!(m.metadata.response_code, ResponseCode::ServFail, "{name}: {m:?}");
+        assert!(m.answers.is_empty(), "{name}: a bogus answer carries no data");
+        let (got, text) = ede(&m).unwrap_or_else(|| panic!("{name}: EDE expected: {m:?}"));
+        assert_eq!(got, code, "{name}: {text}");
+        assert!(!text.is_empty(), "{name}: the EDE says why");
+    }
+    // CD=1: the client validates itself; it gets the data, without AD.
+    let m = query(addr, "www.badsig.", A, Flags { dnssec_ok: true, ad: false, cd: true }).await;
+    assert_eq!(m.metadata.response_code, ResponseCode::NoError, "{m:?}");
+    assert!(m.answers.iter().any(|r| r.record_type() == A));
+    assert!(!m.metadata.authentic_data);
+    d.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_negative_trust_anchor_turns_a_bogus_zone_insecure() {
+    let lab = lab().await;
+    let d = lab.dnsward("negative_trust_anchors = [\"badsig.\"]", "").await;
+    let m = query(d.addrs()[0], "www.badsig.", A, DO).await;
+    assert_eq!(m.metadata.response_code, ResponseCode::NoError, "{m:?}");
+    assert!(m.answers.iter().any(|r| r.record_type() == A));
+    assert!(!m.metadata.authentic_data, "under an NTA nothing is secure");
+    // Other zones still validate.
+    let m = query(d.addrs()[0], "www.expired.", A, DO).await;
+    assert_eq!(m.metadata.response_code, ResponseCode::ServFail);
+    d.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_policy_rewrite_of_a_signed_name_carries_no_ad_and_no_rrsig() {
+    let lab = lab().await;
+    std::fs::write(lab.dir.path().join("threats.txt"), "www.secure\n").unwrap();
+    let d = lab
+        .dnsward("", "[[lists]]\nname = \"threats\"\ncategory = \"threat\"\npath = \"threats.txt\"\n")
+        .await;
+    for flags in [DO, Flags { dnssec_ok: true, ad: true, cd: false }] {
+        let m = query(d.addrs()[0], "www.secure.", A, flags).await;
+        assert_eq!(m.metadata.response_code, ResponseCode::NXDomain, "blocked: {m:?}");
+        assert!(!m.metadata.authentic_data, "a rewrite is never AD");
+        assert!(!has_rrsig(&m), "a rewrite carries no RRSIG");
+    }
+    d.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn negative_trust_anchors_are_listed_and_changed_through_the_admin_api() {
+    let lab = lab().await;
+    let token = "nta-test-token-0123456789";
+    std::fs::write(lab.dir.path().join("token"), token).unwrap();
+    let d = lab.dnsward("", "[admin]\nlisten = \"127.0.0.1:0\"\ntoken_file = \"token\"\n").await;
+    let (dns, admin) = (d.addrs()[0], d.admin_addr().unwrap());
+    assert_eq!(query(dns, "www.badsig.", A, DO).await.metadata.response_code, ResponseCode::ServFail);
+
+    let (status, body) = common::http(admin, "POST", "/api/nta", Some(token), Some(r#"{"zone":"badsig."}"#)).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("badsig."), "{body}");
+    let (status, body) = common::http(admin, "GET", "/api/nta", Some(token), None).await;
+    assert_eq!(status, 200);
+    assert!(body.contains("badsig."), "{body}");
+    let m = query(dns, "www.badsig.", A, DO).await;
+    assert_eq!(m.metadata.response_code, ResponseCode::NoError, "under the NTA: {m:?}");
+    assert!(!m.metadata.authentic_data);
+
+    let (status, _) = common::http(admin, "POST", "/api/nta", Some(token), Some(r#"{"zone":"not a name!"}"#)).await;
+    assert_eq!(status, 400);
+    let (status, _) = common::http(admin, "POST", "/api/nta", None, Some(r#"{"zone":"x."}"#)).await;
+    assert_eq!(status, 401, "the token is required");
+
+    let (status, body) = common::http(admin, "DELETE", "/api/nta/badsig.", Some(token), None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(query(dns, "www.badsig.", A, DO).await.metadata.response_code, ResponseCode::ServFail, "validated again");
+    let (status, _) = common::http(admin, "DELETE", "/api/nta/badsig.", Some(token), None).await;
+    assert_eq!(status, 404);
+    d.shutdown().await;
+}

@@ -1,0 +1,376 @@
+//! A DNSSEC-signed test hierarchy (signed in the test with `dnsward::dnssec::signed`), served
+//! in-process as a `KeyFetcher` and over real sockets by a small authoritative server, plus a
+//! `KeyFetcher` that asks that server over UDP.
+//!
+//! Zones: `.` (the trust anchor), and one TLD per scenario: `secure.` (NSEC, P-256),
+//! `nsec3.` (NSEC3, Ed25519), `optout.` (NSEC3 opt-out, P-384, unsigned child `child.optout.`),
+//! `slow.` (NSEC3 with 500 iterations), `expired.`, `nokey.` (no DNSKEY RRset), `badsig.`
+//! (one byte of the RRSIG of `www.badsig. A` flipped), `stripped.` (no RRSIG for
+//! `www.stripped. A`), `nonsec.` (no NSEC records), `rsa.` (RSA/SHA-256, NSEC3; only
+//! where openssl can make the keys), `insecure.`
+//! (unsigned, no DS), `unsupported.` (only a DS of algorithm 253; no zone served).
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use hickory_proto::dnssec::rdata::{DNSSECRData, RRSIG};
+use hickory_proto::dnssec::Algorithm;
+use hickory_proto::op::{Edns, Message, Query};
+use hickory_proto::rr::{Name, RData, Record, RecordType};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, UdpSocket};
+
+use dnsward::dnssec::signed::{DenialChain, SignOptions, SignedZone};
+use dnsward::dnssec::{FetchError, Fetched, KeyFetcher, Limits, TrustAnchorSet, Validator};
+
+pub const SOA: &str =
+    "@ 3600 IN SOA ns.invalid. host.invalid. 1 7200 3600 1209600 300\n@ 3600 IN NS ns.invalid.\n";
+
+pub fn name(s: &str) -> Name {
+    Name::from_ascii(s).unwrap()
+}
+
+fn nsec3(iterations: u16, opt_out: bool) -> DenialChain {
+    DenialChain::Nsec3 {
+        iterations,
+        salt: vec![0xab, 0xcd],
+        opt_out,
+    }
+}
+
+pub fn covers(r: &Record, t: RecordType) -> bool {
+    matches!(&r.data, RData::DNSSEC(DNSSECRData::RRSIG(s)) if s.input().type_covered == t)
+}
+
+pub fn sign(origin: &str, data: &str, opts: SignOptions) -> SignedZone {
+    SignedZone::sign(origin, &format!("{SOA}{data}"), opts).unwrap()
+}
+
+/// Two RSA-2048 keys (PKCS#8 DER) made once per test process with `openssl genpkey`; `None`
+/// without openssl (the `rsa.` zone is then left out).
+pub fn rsa_keys() -> Option<(Vec<u8>, Vec<u8>)> {
+    static KEYS: std::sync::OnceLock<Option<(Vec<u8>, Vec<u8>)>> = std::sync::OnceLock::new();
+    KEYS.get_or_init(|| {
+        let one = || {
+            // genpkey writes PKCS#1 DER; `pkcs8 -topk8` wraps it.
+            let script =
+                "openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -outform PEM \
+                          | openssl pkcs8 -topk8 -nocrypt -outform DER";
+            let out = std::process::Command::new("sh")
+                .args(["-c", script])
+                .stderr(std::process::Stdio::null())
+                .output()
+                .ok()?;
+            (out.status.success() && !out.stdout.is_empty()).then_some(out.stdout)
+        };
+        Some((one()?, one()?))
+    })
+    .clone()
+}
+
+/// The signed hierarchy, and how many DS/DNSKEY fetches it answered.
+pub struct Hierarchy {
+    pub zones: Vec<SignedZone>,
+    pub fetches: AtomicUsize,
+}
+
+impl Hierarchy {
+    /// The hierarchy signed for `now`, with `tamper` applied to the TLD zones before the
+    /// root (and their DS records in it) is signed.
+    pub fn build_at(now: u32, tamper: impl FnOnce(&mut Vec<SignedZone>)) -> Arc<Hierarchy> {
+        let mut tlds = Vec::new();
+        let data = "www 300 IN A 192.0.2.1\n*.wild 300 IN A 192.0.2.9\nalias 300 IN CNAME www\n\
+                    a.b.deep 300 IN A 192.0.2.3\ndangling 300 IN CNAME gone\n";
+        let mut opts = SignOptions::new(now);
+        tlds.push(sign("secure.", data, opts.clone()));
+        opts.algorithm = Algorithm::ED25519;
+        opts.denial = nsec3(5, false);
+        tlds.push(sign("nsec3.", data, opts.clone()));
+        opts.algorithm = Algorithm::ECDSAP384SHA384;
+        opts.denial = nsec3(0, true);
+        let optout = format!("{data}child 300 IN NS ns.child\nns.child 300 IN A 192.0.2.53\n");
+        tlds.push(sign("optout.", &optout, opts.clone()));
+        opts.denial = nsec3(500, false);
+        tlds.push(sign("slow.", data, opts.clone()));
+        let mut old = SignOptions::new(now);
+        (old.inception, old.expiration) = (now - 40 * 86400, now - 10 * 86400);
+        tlds.push(sign("expired.", data, old));
+        let mut nokey = sign("nokey.", data, SignOptions::new(now));
+        nokey
+            .records
+            .retain(|r| r.record_type() != RecordType::DNSKEY && !covers(r, RecordType::DNSKEY));
+        tlds.push(nokey);
+        if let Some(keys) = rsa_keys() {
+            let rsa = SignOptions {
+                algorithm: Algorithm::RSASHA256,
+                pkcs8_keys: Some(keys),
+                ..SignOptions::new(now)
+            };
+            tlds.push(sign(
+                "rsa.",
+                data,
+                SignOptions {
+                    denial: nsec3(0, false),
+                    ..rsa
+                },
+            ));
+        }
+        let mut badsig = sign("badsig.", data, SignOptions::new(now));
+        for r in badsig
+            .records
+            .iter_mut()
+            .filter(|r| r.name == name("www.badsig.") && covers(r, RecordType::A))
+        {
+            if let RData::DNSSEC(DNSSECRData::RRSIG(sig)) = &r.data {
+                let mut bytes = sig.sig().to_vec();
+                bytes[10] ^= 0x01;
+                r.data = RData::DNSSEC(DNSSECRData::RRSIG(RRSIG::from_sig(
+                    sig.input().clone(),
+                    bytes,
+                )));
+            }
+        }
+        tlds.push(badsig);
+        let mut stripped = sign("stripped.", data, SignOptions::new(now));
+        stripped.records.retain(|r| !(r.name == name("www.stripped.") && covers(r, RecordType::A)));
+        tlds.push(stripped);
+        let mut nonsec = sign("nonsec.", data, SignOptions::new(now));
+        nonsec.records.retain(|r| r.record_type() != RecordType::NSEC && !covers(r, RecordType::NSEC));
+        tlds.push(nonsec);
+        let mut insecure = sign("insecure.", data, SignOptions::new(now));
+        insecure.unsign();
+        tlds.push(insecure);
+        tamper(&mut tlds);
+
+        let mut root_text = String::new();
+        for tld in &tlds {
+            root_text += &format!("{} 3600 IN NS ns.invalid.\n", tld.apex);
+            if tld.apex != name("insecure.") {
+                root_text += &format!("{}\n", tld.ds_line());
+            }
+        }
+        root_text += "unsupported. 3600 IN NS ns.invalid.\nunsupported. 3600 IN DS 1234 253 2 ";
+        root_text += &"AB".repeat(32);
+        root_text += "\n";
+        let mut zones = vec![sign(".", &root_text, SignOptions::new(now))];
+        zones.extend(tlds);
+        Arc::new(Hierarchy {
+            zones,
+            fetches: AtomicUsize::new(0),
+        })
+    }
+
+    pub fn zone(&self, apex: &str) -> &SignedZone {
+        self.zones.iter().find(|z| z.apex == name(apex)).unwrap()
+    }
+
+    /// The zone that answers (qname, qtype): the deepest one holding the name; for DS the
+    /// parent side, i.e. not the zone whose apex is the name.
+    pub fn answering_zone(&self, qname: &Name, rtype: RecordType) -> Option<&SignedZone> {
+        self.zones
+            .iter()
+            .filter(|z| {
+                z.apex.zone_of(qname)
+                    && (rtype != RecordType::DS || &z.apex != qname || z.apex.is_root())
+            })
+            .max_by_key(|z| z.apex.num_labels())
+    }
+
+    pub fn anchors(&self) -> TrustAnchorSet {
+        let mut anchors = TrustAnchorSet::empty();
+        anchors.add_dnskey(Name::root(), self.zone(".").ksk().clone());
+        anchors
+    }
+
+    pub fn validator(&self) -> Validator {
+        Validator::new(self.anchors(), Vec::new(), Limits::default())
+    }
+}
+
+#[async_trait]
+impl KeyFetcher for Hierarchy {
+    async fn fetch(&self, qname: &Name, rtype: RecordType) -> Result<Fetched, FetchError> {
+        self.fetches.fetch_add(1, Ordering::Relaxed);
+        let zone = self
+            .answering_zone(qname, rtype)
+            .ok_or_else(|| FetchError::Failed(format!("no zone for {qname}")))?;
+        Ok(Fetched {
+            message: zone.respond(qname, rtype),
+            zone: zone.apex.clone(),
+        })
+    }
+}
+
+/// An authoritative server for every zone of a hierarchy, on 127.0.0.1 (UDP and TCP, one
+/// port). Answers carry an OPT echoing DO; a UDP answer larger than the query's payload size
+/// goes out with TC=1. Stops when dropped.
+pub struct Authority {
+    pub addr: SocketAddr,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Authority {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+impl Authority {
+    pub async fn start(h: Arc<Hierarchy>) -> Authority {
+        let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let addr = udp.local_addr().unwrap();
+        let tcp = TcpListener::bind(addr).await.unwrap();
+        let hu = h.clone();
+        let udp_task = tokio::spawn(async move {
+            let mut buf = vec![0u8; 65535];
+            loop {
+                let Ok((n, peer)) = udp.recv_from(&mut buf).await else {
+                    return;
+                };
+                if let Some(answer) = answer_bytes(&hu, &buf[..n], true) {
+                    let _ = udp.send_to(&answer, peer).await;
+                }
+            }
+        });
+        let tcp_task = tokio::spawn(async move {
+            loop {
+                let Ok((mut stream, _)) = tcp.accept().await else {
+                    return;
+                };
+                let h = h.clone();
+                tokio::spawn(async move {
+                    let mut len = [0u8; 2];
+                    while stream.read_exact(&mut len).await.is_ok() {
+                        let mut query = vec![0u8; u16::from_be_bytes(len) as usize];
+                        if stream.read_exact(&mut query).await.is_err() {
+                            return;
+                        }
+                        let Some(answer) = answer_bytes(&h, &query, false) else {
+                            return;
+                        };
+                        let mut framed = (answer.len() as u16).to_be_bytes().to_vec();
+                        framed.extend(answer);
+                        if stream.write_all(&framed).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        Authority {
+            addr,
+            tasks: vec![udp_task, tcp_task],
+        }
+    }
+}
+
+fn answer_bytes(h: &Hierarchy, query: &[u8], udp: bool) -> Option<Vec<u8>> {
+    let query = Message::from_vec(query).ok()?;
+    let q = query.queries.first()?.clone();
+    let zone = h.answering_zone(q.name(), q.query_type())?;
+    let mut answer = zone.respond(q.name(), q.query_type());
+    answer.metadata.id = query.metadata.id;
+    answer.metadata.recursion_desired = query.metadata.recursion_desired;
+    answer.queries = vec![q];
+    let payload = query
+        .edns
+        .as_ref()
+        .map(|e| e.max_payload())
+        .unwrap_or(512)
+        .max(512);
+    if let Some(client) = &query.edns {
+        let mut edns = Edns::new();
+        edns.set_max_payload(1232);
+        edns.set_dnssec_ok(client.flags().dnssec_ok);
+        answer.set_edns(edns);
+    }
+    let bytes = answer.to_vec().ok()?;
+    if udp && bytes.len() > payload as usize {
+        answer.answers.clear();
+        answer.authorities.clear();
+        answer.additionals.clear();
+        answer.metadata.truncation = true;
+        return answer.to_vec().ok();
+    }
+    Some(bytes)
+}
+
+/// Asks `server` over UDP (TCP when truncated) with DO=1; bounded by 3 s per attempt.
+pub async fn ask_dnssec(server: SocketAddr, qname: &Name, rtype: RecordType) -> Option<Message> {
+    let mut query = Message::query();
+    query.metadata.id = rand_id();
+    query.metadata.recursion_desired = true;
+    query.add_query(Query::query(qname.clone(), rtype));
+    let mut edns = Edns::new();
+    edns.set_max_payload(1232);
+    edns.set_dnssec_ok(true);
+    query.set_edns(edns);
+    let bytes = query.to_vec().ok()?;
+    let sock = UdpSocket::bind("127.0.0.1:0").await.ok()?;
+    sock.send_to(&bytes, server).await.ok()?;
+    let mut buf = vec![0u8; 65535];
+    let (n, _) = tokio::time::timeout(Duration::from_secs(3), sock.recv_from(&mut buf))
+        .await
+        .ok()?
+        .ok()?;
+    let answer = Message::from_vec(&buf[..n]).ok()?;
+    if answer.metadata.id != query.metadata.id {
+        return None;
+    }
+    if !answer.metadata.truncation {
+        return Some(answer);
+    }
+    let fut = async {
+        let mut stream = tokio::net::TcpStream::connect(server).await.ok()?;
+        let mut framed = (bytes.len() as u16).to_be_bytes().to_vec();
+        framed.extend(&bytes);
+        stream.write_all(&framed).await.ok()?;
+        let mut len = [0u8; 2];
+        stream.read_exact(&mut len).await.ok()?;
+        let mut answer = vec![0u8; u16::from_be_bytes(len) as usize];
+        stream.read_exact(&mut answer).await.ok()?;
+        Message::from_vec(&answer).ok()
+    };
+    tokio::time::timeout(Duration::from_secs(3), fut)
+        .await
+        .ok()?
+}
+
+fn rand_id() -> u16 {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    (SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos()
+        & 0xffff) as u16
+}
+
+/// A `KeyFetcher` asking the authority over real sockets; the answering zone is known from
+/// the hierarchy (as the iterator knows the zone cut it asked).
+pub struct UdpFetcher {
+    pub h: Arc<Hierarchy>,
+    pub server: SocketAddr,
+}
+
+#[async_trait]
+impl KeyFetcher for UdpFetcher {
+    async fn fetch(&self, qname: &Name, rtype: RecordType) -> Result<Fetched, FetchError> {
+        let zone = self
+            .h
+            .answering_zone(qname, rtype)
+            .ok_or_else(|| FetchError::Failed(format!("no zone for {qname}")))?
+            .apex
+            .clone();
+        let message = ask_dnssec(self.server, qname, rtype)
+            .await
+            .ok_or_else(|| FetchError::Unreachable(format!("{} did not answer", self.server)))?;
+        Ok(Fetched { message, zone })
+    }
+}
