@@ -2,8 +2,8 @@
 //! record, find the TTL fields of an encoded response, and patch a cached response for a new
 //! client — without building hickory `Message`s.
 //!
-//! Why by hand: the cache-hit path must not parse or allocate per record (see DESIGN.md,
-//! performance); hickory's decoder builds the whole message. Everything else (building
+//! Why by hand: the cache-hit path must not parse or allocate per record (ARCHITECTURE.md,
+//! "the common cases"); hickory's decoder builds the whole message. Everything else (building
 //! responses on a miss, TCP) goes through hickory_proto.
 
 pub const HEADER_LEN: usize = 12;
