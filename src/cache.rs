@@ -86,6 +86,7 @@ impl CachedAnswer {
     /// Writes the answer for a client into `out`: its ID and question spelling, RD/CD as it
     /// asked, AD when the answer is secure and the client asked for AD (`wants_ad`: DO or AD
     /// set, RFC 6840 5.7), TTLs aged (or `STALE_TTL` when serving stale).
+    #[allow(clippy::too_many_arguments)] // each argument is one field patched into the copy
     pub fn render(&self, out: &mut Vec<u8>, id: u16, query_flags: u16, qname: &[u8], now: Instant, stale: bool, wants_ad: bool) {
         out.clear();
         out.extend_from_slice(&self.wire);

@@ -150,7 +150,7 @@ pub fn write_blocked(
         let ede = if e.sde {
             // What is left for EXTRA-TEXT: OPT (11) + option header (4) + INFO-CODE (2).
             let budget = size_limit.saturating_sub(out.len() + 17).min(u16::MAX as usize - 2);
-            ede_option_with_text(ede_code(rule.category), &sde.extra_text(&rule, budget))
+            ede_option_with_text(ede_code(rule.category), &sde.extra_text(rule, budget))
         } else {
             ede_option(rule.category, &rule.list, &rule.trigger_name, trigger, policy.contact.as_deref())
         };
