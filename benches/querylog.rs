@@ -20,7 +20,9 @@ use dnsward::querylog::{ClientId, EventAction, LoggedEvent, QueryEvent, Transpor
 const TX: usize = 65_536;
 
 fn events(n: usize) -> Vec<LoggedEvent> {
-    let names: Vec<Arc<str>> = (0..1000).map(|i| Arc::from(format!("www.zone{:04}.example{}", i * 7919 % 1000, i % 3))).collect();
+    let names: Vec<Arc<str>> = (0..1000)
+        .map(|i| Arc::from(format!("www.zone{:04}.example{}", i * 7919 % 1000, i % 3)))
+        .collect();
     let server: Arc<str> = Arc::from("bench-1");
     let answer: Vec<std::net::IpAddr> = vec!["192.0.2.10".parse().unwrap()];
     let answers: dnsward::querylog::Answers = answer.into();
@@ -33,7 +35,11 @@ fn events(n: usize) -> Vec<LoggedEvent> {
                     client,
                     transport: Transport::Udp,
                     qname: Arc::clone(&names[(i * 31) % names.len()]),
-                    qtype: if i % 5 == 0 { "AAAA".into() } else { "A".into() },
+                    qtype: if i % 5 == 0 {
+                        "AAAA".into()
+                    } else {
+                        "A".into()
+                    },
                     rcode: "NOERROR".into(),
                     action: EventAction::Allowed,
                     category: None,
@@ -49,7 +55,10 @@ fn events(n: usize) -> Vec<LoggedEvent> {
                     query_wire: None,
                     response_wire: None,
                 },
-                client: ClientId::Addr { ip: client.ip(), port: Some(client.port()) },
+                client: ClientId::Addr {
+                    ip: client.ip(),
+                    port: Some(client.port()),
+                },
             }
         })
         .collect()
@@ -104,11 +113,15 @@ fn bench(c: &mut Criterion) {
     });
 
     let mut conn = open_for_writing(&dir.path().join("q.db")).unwrap();
-    g.bench_function("sqlite_insert", |b| b.iter_custom(|iters| sqlite_time(&mut conn, &evs, iters)));
+    g.bench_function("sqlite_insert", |b| {
+        b.iter_custom(|iters| sqlite_time(&mut conn, &evs, iters))
+    });
 
     let mut bare = open_for_writing(&dir.path().join("bare.db")).unwrap();
     bare.execute_batch("DROP INDEX queries_ts; DROP INDEX queries_client_ts; DROP INDEX queries_qname; DROP INDEX queries_action_ts;").unwrap();
-    g.bench_function("sqlite_insert_without_indexes", |b| b.iter_custom(|iters| sqlite_time(&mut bare, &evs, iters)));
+    g.bench_function("sqlite_insert_without_indexes", |b| {
+        b.iter_custom(|iters| sqlite_time(&mut bare, &evs, iters))
+    });
     g.finish();
 }
 

@@ -53,10 +53,11 @@ impl CachedAnswer {
         let (offsets, min_ttl) = dnswire::ttl_offsets(&wire)?;
         let ttl = min_ttl.unwrap_or(DEFAULT_NEGATIVE_TTL).min(MAX_TTL);
         let has_question = wire.get(4..6).is_some_and(|c| c != [0, 0]);
-        let qname = match dnswire::question_name_end(&wire, dnswire::HEADER_LEN).filter(|_| has_question) {
-            Some(end) => Arc::from(dnswire::name_to_string(&wire[dnswire::HEADER_LEN..end])),
-            None => Arc::from(""),
-        };
+        let qname =
+            match dnswire::question_name_end(&wire, dnswire::HEADER_LEN).filter(|_| has_question) {
+                Some(end) => Arc::from(dnswire::name_to_string(&wire[dnswire::HEADER_LEN..end])),
+                None => Arc::from(""),
+            };
         Some(Self {
             wire: wire.into_boxed_slice(),
             ttl_offsets: offsets.into_boxed_slice(),
@@ -76,7 +77,9 @@ impl CachedAnswer {
     }
 
     pub fn age(&self, now: Instant) -> u32 {
-        now.saturating_duration_since(self.inserted).as_secs().min(u32::MAX as u64) as u32
+        now.saturating_duration_since(self.inserted)
+            .as_secs()
+            .min(u32::MAX as u64) as u32
     }
 
     pub fn is_fresh(&self, now: Instant) -> bool {
@@ -86,12 +89,23 @@ impl CachedAnswer {
     /// Writes the answer for a client into `out`: its ID and question spelling, RD/CD as it
     /// asked, AD when the answer is secure and the client asked for AD (`wants_ad`: DO or AD
     /// set, RFC 6840 5.7), TTLs aged (or `STALE_TTL` when serving stale).
-    pub fn render(&self, out: &mut Vec<u8>, id: u16, query_flags: u16, qname: &[u8], now: Instant, stale: bool, wants_ad: bool) {
+    #[allow(clippy::too_many_arguments)] // each argument is one field patched into the copy
+    pub fn render(
+        &self,
+        out: &mut Vec<u8>,
+        id: u16,
+        query_flags: u16,
+        qname: &[u8],
+        now: Instant,
+        stale: bool,
+        wants_ad: bool,
+    ) {
         out.clear();
         out.extend_from_slice(&self.wire);
         dnswire::set_u16(out, 0, id);
         let keep = dnswire::FLAG_RD | dnswire::FLAG_CD;
-        let mut flags = (dnswire::get_u16(out, 2) & !(keep | dnswire::FLAG_AD)) | (query_flags & keep);
+        let mut flags =
+            (dnswire::get_u16(out, 2) & !(keep | dnswire::FLAG_AD)) | (query_flags & keep);
         if self.secure && wants_ad && !stale {
             flags |= dnswire::FLAG_AD;
         }
@@ -146,7 +160,10 @@ pub struct PacketCache {
 impl PacketCache {
     pub fn new(capacity: usize, stale_window: Duration) -> Self {
         Self {
-            map: DashMap::with_capacity_and_hasher(capacity.min(1 << 16), ahash::RandomState::new()),
+            map: DashMap::with_capacity_and_hasher(
+                capacity.min(1 << 16),
+                ahash::RandomState::new(),
+            ),
             capacity: capacity.max(1),
             stale_window,
             hits: AtomicU64::new(0),
@@ -158,7 +175,14 @@ impl PacketCache {
     }
 
     /// Builds the key of a question into `key` (cleared first).
-    pub fn key_into(key: &mut Vec<u8>, qname: &[u8], qtype: u16, qclass: u16, dnssec_ok: bool, cd: bool) {
+    pub fn key_into(
+        key: &mut Vec<u8>,
+        qname: &[u8],
+        qtype: u16,
+        qclass: u16,
+        dnssec_ok: bool,
+        cd: bool,
+    ) {
         key.clear();
         dnswire::lowercase_name_into(qname, key);
         key.extend_from_slice(&qtype.to_be_bytes());
@@ -238,7 +262,9 @@ impl PacketCache {
         let before = self.map.len();
         match qname_lower {
             None => self.map.clear(),
-            Some(name) => self.map.retain(|k, _| !(k.len() == name.len() + 5 && k.starts_with(name))),
+            Some(name) => self
+                .map
+                .retain(|k, _| !(k.len() == name.len() + 5 && k.starts_with(name))),
         }
         before.saturating_sub(self.map.len())
     }
@@ -264,7 +290,11 @@ mod tests {
         let mut m = Message::response(0, OpCode::Query);
         let name = Name::from_ascii("www.example.").unwrap();
         m.add_query(Query::query(name.clone(), RecordType::A));
-        m.add_answer(Record::from_rdata(name, ttl, RData::A("192.0.2.1".parse().unwrap())));
+        m.add_answer(Record::from_rdata(
+            name,
+            ttl,
+            RData::A("192.0.2.1".parse().unwrap()),
+        ));
         Arc::new(CachedAnswer::new(m.to_vec().unwrap(), 0, vec![], vec![]).unwrap())
     }
 
@@ -276,7 +306,10 @@ mod tests {
 
     #[test]
     fn key_ignores_case() {
-        assert_eq!(key(b"\x03WWW\x07example\x00"), key(b"\x03www\x07EXAMPLE\x00"));
+        assert_eq!(
+            key(b"\x03WWW\x07example\x00"),
+            key(b"\x03www\x07EXAMPLE\x00")
+        );
     }
 
     #[test]
@@ -284,7 +317,10 @@ mod tests {
         let c = PacketCache::new(10, Duration::from_secs(60));
         let now = Instant::now();
         c.insert(key(b"\x01a\x00"), answer(300));
-        assert!(matches!(c.lookup(&key(b"\x01A\x00"), now), Lookup::Fresh(_)));
+        assert!(matches!(
+            c.lookup(&key(b"\x01A\x00"), now),
+            Lookup::Fresh(_)
+        ));
         assert!(matches!(c.lookup(&key(b"\x01b\x00"), now), Lookup::Miss));
         for i in 0..100u8 {
             c.insert(key(&[1, b'a' + (i % 26), 1, i, 0]), answer(300));
@@ -303,7 +339,15 @@ mod tests {
             panic!("expected stale")
         };
         let mut out = Vec::new();
-        e.render(&mut out, 0xBEEF, dnswire::FLAG_RD, b"\x03WwW\x07example\x00", now, true, false);
+        e.render(
+            &mut out,
+            0xBEEF,
+            dnswire::FLAG_RD,
+            b"\x03WwW\x07example\x00",
+            now,
+            true,
+            false,
+        );
         let m = Message::from_vec(&out).unwrap();
         assert_eq!(m.metadata.id, 0xBEEF);
         assert_eq!(m.answers[0].ttl, STALE_TTL);

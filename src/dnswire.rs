@@ -2,8 +2,8 @@
 //! record, find the TTL fields of an encoded response, and patch a cached response for a new
 //! client — without building hickory `Message`s.
 //!
-//! Why by hand: the cache-hit path must not parse or allocate per record (see DESIGN.md,
-//! performance); hickory's decoder builds the whole message. Everything else (building
+//! Why by hand: the cache-hit path must not parse or allocate per record (ARCHITECTURE.md,
+//! "the common cases"); hickory's decoder builds the whole message. Everything else (building
 //! responses on a miss, TCP) goes through hickory_proto.
 
 pub const HEADER_LEN: usize = 12;
@@ -165,7 +165,10 @@ pub const OPTION_EDE: u16 = 15;
 /// Whether the options of an OPT record's RDATA hold `code` (stops at a malformed option).
 fn has_option(mut rdata: &[u8], code: u16) -> bool {
     while rdata.len() >= 4 {
-        let (c, len) = (u16::from_be_bytes([rdata[0], rdata[1]]), u16::from_be_bytes([rdata[2], rdata[3]]) as usize);
+        let (c, len) = (
+            u16::from_be_bytes([rdata[0], rdata[1]]),
+            u16::from_be_bytes([rdata[2], rdata[3]]) as usize,
+        );
         if c == code {
             return true;
         }
@@ -389,7 +392,10 @@ mod tests {
         let mut m = Message::query();
         m.metadata.id = 0x1234;
         m.metadata.recursion_desired = true;
-        m.add_query(Query::query(Name::from_ascii(name).unwrap(), RecordType::AAAA));
+        m.add_query(Query::query(
+            Name::from_ascii(name).unwrap(),
+            RecordType::AAAA,
+        ));
         if edns {
             let mut e = HEdns::new();
             e.set_max_payload(4096);
@@ -432,12 +438,30 @@ mod tests {
         assert!(matches!(parse_query(&b), Err(Reject::Drop)));
         let mut b = query_bytes("a.b.", false);
         b[2] |= 0x28; // opcode 5 (UPDATE)
-        assert!(matches!(parse_query(&b), Err(Reject::Error { rcode: RCODE_NOTIMP, .. })));
+        assert!(matches!(
+            parse_query(&b),
+            Err(Reject::Error {
+                rcode: RCODE_NOTIMP,
+                ..
+            })
+        ));
         let mut b = query_bytes("a.b.", false);
         b[12] = 0xC0; // compression pointer in the question
-        assert!(matches!(parse_query(&b), Err(Reject::Error { rcode: RCODE_FORMERR, .. })));
+        assert!(matches!(
+            parse_query(&b),
+            Err(Reject::Error {
+                rcode: RCODE_FORMERR,
+                ..
+            })
+        ));
         let b = query_bytes("a.b.", false);
-        assert!(matches!(parse_query(&b[..14]), Err(Reject::Error { rcode: RCODE_FORMERR, .. })));
+        assert!(matches!(
+            parse_query(&b[..14]),
+            Err(Reject::Error {
+                rcode: RCODE_FORMERR,
+                ..
+            })
+        ));
         // every truncation and every single-byte corruption of a real query: no panic
         let b = query_bytes("www.example.com.", true);
         for n in 0..b.len() {
@@ -456,8 +480,16 @@ mod tests {
         let mut m = Message::response(7, hickory_proto::op::OpCode::Query);
         let name = Name::from_ascii("x.example.").unwrap();
         m.add_query(Query::query(name.clone(), RecordType::A));
-        m.add_answer(Record::from_rdata(name.clone(), 300, RData::A("192.0.2.1".parse().unwrap())));
-        m.add_answer(Record::from_rdata(name, 60, RData::A("192.0.2.2".parse().unwrap())));
+        m.add_answer(Record::from_rdata(
+            name.clone(),
+            300,
+            RData::A("192.0.2.1".parse().unwrap()),
+        ));
+        m.add_answer(Record::from_rdata(
+            name,
+            60,
+            RData::A("192.0.2.2".parse().unwrap()),
+        ));
         m.set_edns(HEdns::new());
         let b = m.to_vec().unwrap();
         let (offs, min) = ttl_offsets(&b).unwrap();
@@ -470,10 +502,20 @@ mod tests {
     fn error_response_round_trips_through_hickory() {
         let b = query_bytes("a.example.", true);
         let q = parse_query(&b).unwrap();
-        let r = error_response(q.id, q.flags, RCODE_SERVFAIL, Some((q.qname, q.qtype, q.qclass)), Some((1232, false)), false);
+        let r = error_response(
+            q.id,
+            q.flags,
+            RCODE_SERVFAIL,
+            Some((q.qname, q.qtype, q.qclass)),
+            Some((1232, false)),
+            false,
+        );
         let m = Message::from_vec(&r).unwrap();
         assert_eq!(m.metadata.id, 0x1234);
-        assert_eq!(m.metadata.response_code, hickory_proto::op::ResponseCode::ServFail);
+        assert_eq!(
+            m.metadata.response_code,
+            hickory_proto::op::ResponseCode::ServFail
+        );
         assert_eq!(m.queries.len(), 1);
         assert_eq!(m.edns.unwrap().max_payload(), 1232);
     }

@@ -6,14 +6,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::admin::api::AdminServer;
+use crate::blockpage::BlockpageServer;
 use crate::config::Config;
-use crate::policy::runtime::RuntimeList;
+use crate::pipeline::ddr::Ddr;
 use crate::pipeline::record::Recorder;
 use crate::pipeline::Engine;
-use crate::querylog::QueryLog;
 use crate::policy::reload::PolicyStore;
-use crate::blockpage::BlockpageServer;
-use crate::pipeline::ddr::Ddr;
+use crate::policy::runtime::RuntimeList;
+use crate::querylog::QueryLog;
 use crate::server::encrypted::Encrypted;
 use crate::server::tls::CertStore;
 use crate::server::Server;
@@ -42,13 +42,16 @@ impl Instance {
         // Lists load before serving starts; a list that fails is reported and skipped.
         let specs = config.list_specs();
         let groups = config.groups_spec();
-        let (policy, _report) = tokio::task::spawn_blocking(move || PolicyStore::load_grouped(specs, groups))
-            .await
-            .map_err(|e| format!("loading lists crashed: {e}"))?;
+        let (policy, _report) =
+            tokio::task::spawn_blocking(move || PolicyStore::load_grouped(specs, groups))
+                .await
+                .map_err(|e| format!("loading lists crashed: {e}"))?;
         let watch = (config.policy.watch && !config.lists.is_empty())
             .then(|| policy.spawn_watch(Duration::from_secs(config.policy.watch_interval_secs)));
         let log = match &config.querylog {
-            Some(q) => QueryLog::start(q).await.map_err(|e| format!("query log: {e}"))?,
+            Some(q) => QueryLog::start(q)
+                .await
+                .map_err(|e| format!("query log: {e}"))?,
             None => QueryLog::disabled(),
         };
         let mut recorder = match &config.querylog {
@@ -71,21 +74,31 @@ impl Instance {
         let server = Server::start(config, Arc::clone(&engine))
             .await
             .map_err(|e| e.to_string())?;
-        let encrypted = Encrypted::start(config, Arc::clone(&engine)).await.map_err(|e| e.to_string())?;
+        let encrypted = Encrypted::start(config, Arc::clone(&engine))
+            .await
+            .map_err(|e| e.to_string())?;
         if let Some(enc) = &encrypted {
             // DDR announces the ports actually bound, so it is set only now.
-            if let Some(ddr) = Ddr::new(enc.certs.dns_name().as_deref(), &enc.dot_addrs, &enc.doh_addrs) {
+            if let Some(ddr) = Ddr::new(
+                enc.certs.dns_name().as_deref(),
+                &enc.dot_addrs,
+                &enc.doh_addrs,
+            ) {
                 let _ = engine.ddr.set(ddr);
             }
         }
-        let blockpage = BlockpageServer::start(config, Arc::clone(engine.policy())).await.map_err(|e| e.to_string())?;
+        let blockpage = BlockpageServer::start(config, Arc::clone(engine.policy()))
+            .await
+            .map_err(|e| e.to_string())?;
         let certs: Vec<Arc<CertStore>> = encrypted
             .iter()
             .map(|e| Arc::clone(&e.certs))
             .chain(blockpage.iter().filter_map(|b| b.certs.clone()))
             .collect();
         let admin = match &config.admin {
-            Some(a) => Some(AdminServer::start(config, a, Arc::clone(&engine), runtime.clone(), certs).await?),
+            Some(a) => Some(
+                AdminServer::start(config, a, Arc::clone(&engine), runtime.clone(), certs).await?,
+            ),
             None => None,
         };
         // Runtime entries past their expiry drop out on their own.
@@ -136,13 +149,19 @@ impl Instance {
 
     /// The block page's HTTP and HTTPS addresses.
     pub fn blockpage_addrs(&self) -> (&[SocketAddr], &[SocketAddr]) {
-        self.blockpage.as_ref().map_or((&[], &[]), |b| (&b.addrs, &b.https_addrs))
+        self.blockpage
+            .as_ref()
+            .map_or((&[], &[]), |b| (&b.addrs, &b.https_addrs))
     }
 
     /// Re-reads the TLS certificates (DoT/DoH and the block page); a bad file keeps the
     /// current certificate and is logged. Open connections are not touched.
     pub fn reload_tls(&self) {
-        let stores = self.encrypted.iter().map(|e| &e.certs).chain(self.blockpage.iter().filter_map(|b| b.certs.as_ref()));
+        let stores = self
+            .encrypted
+            .iter()
+            .map(|e| &e.certs)
+            .chain(self.blockpage.iter().filter_map(|b| b.certs.as_ref()));
         for store in stores {
             if let Err(e) = store.reload() {
                 tracing::error!("{e}; keeping the current certificate");

@@ -58,7 +58,12 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Check { config } => check(&config),
         Command::Serve { config } => serve(&config),
-        Command::Explain { config, name, ip, client } => explain(&config, &name, ip, client),
+        Command::Explain {
+            config,
+            name,
+            ip,
+            client,
+        } => explain(&config, &name, ip, client),
         Command::Logs { config, command } => logs(&config, command),
     }
 }
@@ -80,7 +85,8 @@ fn check(path: &Path) -> ExitCode {
     let Some(config) = load_or_report(path) else {
         return ExitCode::FAILURE;
     };
-    let (snapshot, report) = Snapshot::build_grouped(&config.list_specs(), &config.groups_spec(), None);
+    let (snapshot, report) =
+        Snapshot::build_grouped(&config.list_specs(), &config.groups_spec(), None);
     let mut failed = false;
     for l in &report.lists {
         println!(
@@ -106,7 +112,14 @@ fn check(path: &Path) -> ExitCode {
         }
     }
     for g in snapshot.groups().groups().iter().skip(1) {
-        println!("group {:?}: action {}, log {}", &*g.name, g.action.map_or("as [policy]".to_string(), |a| format!("{a:?}").to_lowercase()), g.log.as_str());
+        println!(
+            "group {:?}: action {}, log {}",
+            &*g.name,
+            g.action
+                .map_or("as [policy]".to_string(), |a| format!("{a:?}")
+                    .to_lowercase()),
+            g.log.as_str()
+        );
     }
     println!(
         "{}: {} ({} names, {} addresses in {} lists, loaded in {} ms)",
@@ -124,18 +137,33 @@ fn check(path: &Path) -> ExitCode {
     }
 }
 
-fn explain(path: &Path, name: &str, ip: Option<std::net::IpAddr>, client: Option<std::net::IpAddr>) -> ExitCode {
+fn explain(
+    path: &Path,
+    name: &str,
+    ip: Option<std::net::IpAddr>,
+    client: Option<std::net::IpAddr>,
+) -> ExitCode {
     let Some(config) = load_or_report(path) else {
         return ExitCode::from(2);
     };
-    let (snapshot, report) = Snapshot::build_grouped(&config.list_specs(), &config.groups_spec(), None);
+    let (snapshot, report) =
+        Snapshot::build_grouped(&config.list_specs(), &config.groups_spec(), None);
     for l in report.lists.iter().filter(|l| l.error.is_some()) {
-        eprintln!("warning: list {:?} not loaded: {}", l.name, l.error.as_deref().unwrap_or(""));
+        eprintln!(
+            "warning: list {:?} not loaded: {}",
+            l.name,
+            l.error.as_deref().unwrap_or("")
+        );
     }
-    let who = client.map(|c| snapshot.groups().lookup(c)).unwrap_or_default();
+    let who = client
+        .map(|c| snapshot.groups().lookup(c))
+        .unwrap_or_default();
     if let Some(c) = client {
         let groups = snapshot.groups();
-        let named = groups.client_name(who).map(|n| format!(" ({n})")).unwrap_or_default();
+        let named = groups
+            .client_name(who)
+            .map(|n| format!(" ({n})"))
+            .unwrap_or_default();
         println!("client {c}{named}: group {:?}", &*groups.group(who).name);
     }
     let mut hits: Vec<(String, Verdict)> = snapshot
@@ -144,7 +172,12 @@ fn explain(path: &Path, name: &str, ip: Option<std::net::IpAddr>, client: Option
         .map(|v| (format!("name {name}"), v))
         .collect();
     if let Some(ip) = ip {
-        hits.extend(snapshot.explain_ip_for(ip, who).into_iter().map(|v| (format!("address {ip}"), v)));
+        hits.extend(
+            snapshot
+                .explain_ip_for(ip, who)
+                .into_iter()
+                .map(|v| (format!("address {ip}"), v)),
+        );
     }
     if hits.is_empty() {
         println!("{name}: allowed (no list matches)");
@@ -185,7 +218,10 @@ fn logs(path: &Path, command: dnsward::querylog::LogsCommand) -> ExitCode {
         return ExitCode::from(2);
     };
     let Some(db) = config.querylog.as_ref().and_then(|q| q.sqlite.clone()) else {
-        eprintln!("error: {}: no [querylog] sqlite store is configured", path.display());
+        eprintln!(
+            "error: {}: no [querylog] sqlite store is configured",
+            path.display()
+        );
         return ExitCode::from(2);
     };
     let stdout = std::io::stdout();
@@ -213,7 +249,10 @@ fn serve(path: &Path) -> ExitCode {
         eprintln!("refusing to start with an invalid config");
         return ExitCode::FAILURE;
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

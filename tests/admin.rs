@@ -16,7 +16,11 @@ fn admin_config(h: &Hierarchy, with_token: bool) -> String {
     let dir = h.dir.path();
     std::fs::write(dir.join("feed.txt"), "evil.example.com\n").unwrap();
     std::fs::write(dir.join("token"), format!("{TOKEN}\n")).unwrap();
-    let token = if with_token { "token_file = \"token\"\n" } else { "" };
+    let token = if with_token {
+        "token_file = \"token\"\n"
+    } else {
+        ""
+    };
     h.config_text("")
         + &format!(
             "[[lists]]\nname = \"feed\"\ncategory = \"threat\"\npath = \"feed.txt\"\n\
@@ -43,7 +47,10 @@ async fn metrics_move_with_traffic() {
     assert_eq!((status, body.trim()), (200, "ok"));
     let (status, before) = http(admin, "GET", "/metrics", None, None).await;
     assert_eq!(status, 200);
-    assert!(before.contains("# TYPE dnsward_answer_latency_seconds histogram"), "{before}");
+    assert!(
+        before.contains("# TYPE dnsward_answer_latency_seconds histogram"),
+        "{before}"
+    );
     assert_eq!(sample(&before, "dnsward_answer_latency_seconds_count"), 0.0);
 
     ask(dns, "www.example.com.", RecordType::A).await;
@@ -70,8 +77,14 @@ async fn metrics_move_with_traffic() {
     assert_eq!(sample(&after, "dnsward_policy_last_reload_ok "), 1.0);
     assert!(sample(&after, "dnsward_upstream_latency_seconds_count") >= 1.0);
     assert_eq!(sample(&after, "dnsward_answer_latency_seconds_count"), 3.0);
-    assert!(after.contains("dnsward_querylog_written{sink=\"jsonl\"}"), "{after}");
-    assert!(after.contains("dnsward_limited{kind=\"client_rate\"} 0"), "{after}");
+    assert!(
+        after.contains("dnsward_querylog_written{sink=\"jsonl\"}"),
+        "{after}"
+    );
+    assert!(
+        after.contains("dnsward_limited{kind=\"client_rate\"} 0"),
+        "{after}"
+    );
 
     // Without a token file the API is off, but metrics answered above.
     let (status, body) = http(admin, "POST", "/api/reload", Some(TOKEN), None).await;
@@ -88,7 +101,11 @@ async fn every_route_needs_the_token() {
     let routes = [
         ("POST", "/api/reload", None),
         ("GET", "/api/lists/runtime", None),
-        ("POST", "/api/lists/runtime", Some(r#"{"name":"x.example","added_by":"t"}"#)),
+        (
+            "POST",
+            "/api/lists/runtime",
+            Some(r#"{"name":"x.example","added_by":"t"}"#),
+        ),
         ("DELETE", "/api/lists/runtime/x.example", None),
         ("GET", "/api/explain?name=evil.example.com", None),
         ("POST", "/api/cache/flush", Some("{}")),
@@ -97,12 +114,22 @@ async fn every_route_needs_the_token() {
     for (method, path, body) in routes {
         let (status, text) = http(admin, method, path, None, body).await;
         assert_eq!(status, 401, "{method} {path} without a token: {text}");
-        let (status, _) = http(admin, method, path, Some("wrong-token-of-the-same-size-0123"), body).await;
+        let (status, _) = http(
+            admin,
+            method,
+            path,
+            Some("wrong-token-of-the-same-size-0123"),
+            body,
+        )
+        .await;
         assert_eq!(status, 401, "{method} {path} with a wrong token");
     }
     for (method, path, body) in routes {
         let (status, text) = http(admin, method, path, Some(TOKEN), body).await;
-        assert!(status == 200 || status == 201, "{method} {path} with the token: {status} {text}");
+        assert!(
+            status == 200 || status == 201,
+            "{method} {path} with the token: {status} {text}"
+        );
     }
     let (_, stats) = http(admin, "GET", "/api/stats", Some(TOKEN), None).await;
     let stats: Value = serde_json::from_str(&stats).unwrap();
@@ -121,33 +148,78 @@ async fn runtime_entries_block_at_once_are_traceable_expire_and_survive_a_restar
     let text = admin_config(&h, true);
     let d = start_dnsward_text(&text, dir).await;
     let (dns, admin) = (d.addrs()[0], d.admin_addr().unwrap());
-    assert_eq!(answer_strings(&ask(dns, "www.example.com.", RecordType::A).await), vec!["A 192.0.2.10"]);
+    assert_eq!(
+        answer_strings(&ask(dns, "www.example.com.", RecordType::A).await),
+        vec!["A 192.0.2.10"]
+    );
 
     let body = r#"{"name":"www.example.com","added_by":"provincial SOC","reason":"phishing kit","reference":"CV 1234/STTTT-BCVT"}"#;
-    let (status, created) = http(admin, "POST", "/api/lists/runtime", Some(TOKEN), Some(body)).await;
+    let (status, created) =
+        http(admin, "POST", "/api/lists/runtime", Some(TOKEN), Some(body)).await;
     assert_eq!(status, 201, "{created}");
     // Cached before, blocked right after the call returns: no flush needed.
     let m = ask(dns, "www.example.com.", RecordType::A).await;
     assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
-    let (_, explain) = http(admin, "GET", "/api/explain?name=www.example.com", Some(TOKEN), None).await;
+    let (_, explain) = http(
+        admin,
+        "GET",
+        "/api/explain?name=www.example.com",
+        Some(TOKEN),
+        None,
+    )
+    .await;
     let explain: Value = serde_json::from_str(&explain).unwrap();
     assert_eq!(explain["blocked"], true);
     assert_eq!(explain["rules"][0]["list"], "runtime");
     assert_eq!(explain["rules"][0]["runtime"]["added_by"], "provincial SOC");
-    assert_eq!(explain["rules"][0]["runtime"]["reference"], "CV 1234/STTTT-BCVT");
+    assert_eq!(
+        explain["rules"][0]["runtime"]["reference"],
+        "CV 1234/STTTT-BCVT"
+    );
     let (_, list) = http(admin, "GET", "/api/lists/runtime", Some(TOKEN), None).await;
     assert!(list.contains("phishing kit"), "{list}");
 
     // Bad input gets a clear 400.
-    let (status, err) = http(admin, "POST", "/api/lists/runtime", Some(TOKEN), Some(r#"{"name":"bad..name","added_by":"x"}"#)).await;
+    let (status, err) = http(
+        admin,
+        "POST",
+        "/api/lists/runtime",
+        Some(TOKEN),
+        Some(r#"{"name":"bad..name","added_by":"x"}"#),
+    )
+    .await;
     assert_eq!(status, 400, "{err}");
-    let (status, _) = http(admin, "POST", "/api/lists/runtime", Some(TOKEN), Some("not json")).await;
+    let (status, _) = http(
+        admin,
+        "POST",
+        "/api/lists/runtime",
+        Some(TOKEN),
+        Some("not json"),
+    )
+    .await;
     assert_eq!(status, 400);
 
     // An entry that expires on its own.
     let short = r#"{"name":"mail.example.com","added_by":"duty officer","expires":"2s"}"#;
-    assert_eq!(http(admin, "POST", "/api/lists/runtime", Some(TOKEN), Some(short)).await.0, 201);
-    assert_eq!(ask(dns, "mail.example.com.", RecordType::A).await.metadata.response_code, ResponseCode::NXDomain);
+    assert_eq!(
+        http(
+            admin,
+            "POST",
+            "/api/lists/runtime",
+            Some(TOKEN),
+            Some(short)
+        )
+        .await
+        .0,
+        201
+    );
+    assert_eq!(
+        ask(dns, "mail.example.com.", RecordType::A)
+            .await
+            .metadata
+            .response_code,
+        ResponseCode::NXDomain
+    );
 
     // The query log names who added the entry and why.
     tokio::time::sleep(Duration::from_millis(1200)).await;
@@ -158,7 +230,12 @@ async fn runtime_entries_block_at_once_are_traceable_expire_and_survive_a_restar
     let mut expired = false;
     for _ in 0..40 {
         tokio::time::sleep(Duration::from_millis(200)).await;
-        if ask(dns, "mail.example.com.", RecordType::A).await.metadata.response_code == ResponseCode::NoError {
+        if ask(dns, "mail.example.com.", RecordType::A)
+            .await
+            .metadata
+            .response_code
+            == ResponseCode::NoError
+        {
             expired = true;
             break;
         }
@@ -169,11 +246,38 @@ async fn runtime_entries_block_at_once_are_traceable_expire_and_survive_a_restar
     d.shutdown().await;
     let d = start_dnsward_text(&text, dir).await;
     let (dns, admin) = (d.addrs()[0], d.admin_addr().unwrap());
-    assert_eq!(ask(dns, "www.example.com.", RecordType::A).await.metadata.response_code, ResponseCode::NXDomain);
-    let (status, _) = http(admin, "DELETE", "/api/lists/runtime/www.example.com", Some(TOKEN), None).await;
+    assert_eq!(
+        ask(dns, "www.example.com.", RecordType::A)
+            .await
+            .metadata
+            .response_code,
+        ResponseCode::NXDomain
+    );
+    let (status, _) = http(
+        admin,
+        "DELETE",
+        "/api/lists/runtime/www.example.com",
+        Some(TOKEN),
+        None,
+    )
+    .await;
     assert_eq!(status, 200);
-    assert_eq!(answer_strings(&ask(dns, "www.example.com.", RecordType::A).await), vec!["A 192.0.2.10"]);
-    assert_eq!(http(admin, "DELETE", "/api/lists/runtime/www.example.com", Some(TOKEN), None).await.0, 404);
+    assert_eq!(
+        answer_strings(&ask(dns, "www.example.com.", RecordType::A).await),
+        vec!["A 192.0.2.10"]
+    );
+    assert_eq!(
+        http(
+            admin,
+            "DELETE",
+            "/api/lists/runtime/www.example.com",
+            Some(TOKEN),
+            None
+        )
+        .await
+        .0,
+        404
+    );
     d.shutdown().await;
 }
 
@@ -185,17 +289,36 @@ async fn reload_and_cache_flush_routes_act() {
     let (dns, admin) = (d.addrs()[0], d.admin_addr().unwrap());
     ask(dns, "www.example.com.", RecordType::A).await;
     ask(dns, "mail.example.com.", RecordType::A).await;
-    let misses = |stats: &str| serde_json::from_str::<Value>(stats).unwrap()["cache"]["misses"].as_u64().unwrap();
+    let misses = |stats: &str| {
+        serde_json::from_str::<Value>(stats).unwrap()["cache"]["misses"]
+            .as_u64()
+            .unwrap()
+    };
     let before = misses(&http(admin, "GET", "/api/stats", Some(TOKEN), None).await.1);
-    let (status, flushed) = http(admin, "POST", "/api/cache/flush", Some(TOKEN), Some(r#"{"name":"WWW.example.com"}"#)).await;
+    let (status, flushed) = http(
+        admin,
+        "POST",
+        "/api/cache/flush",
+        Some(TOKEN),
+        Some(r#"{"name":"WWW.example.com"}"#),
+    )
+    .await;
     assert_eq!(status, 200, "{flushed}");
-    assert_eq!(serde_json::from_str::<Value>(&flushed).unwrap()["removed"], 1);
+    assert_eq!(
+        serde_json::from_str::<Value>(&flushed).unwrap()["removed"],
+        1
+    );
     ask(dns, "www.example.com.", RecordType::A).await;
     ask(dns, "mail.example.com.", RecordType::A).await;
     let after = misses(&http(admin, "GET", "/api/stats", Some(TOKEN), None).await.1);
     assert_eq!(after, before + 1, "only the flushed name missed the cache");
     let (_, all) = http(admin, "POST", "/api/cache/flush", Some(TOKEN), None).await;
-    assert!(serde_json::from_str::<Value>(&all).unwrap()["removed"].as_u64().unwrap() >= 2);
+    assert!(
+        serde_json::from_str::<Value>(&all).unwrap()["removed"]
+            .as_u64()
+            .unwrap()
+            >= 2
+    );
 
     std::fs::write(dir.join("feed.txt"), "evil.example.com\nmail.example.com\n").unwrap();
     let (status, report) = http(admin, "POST", "/api/reload", Some(TOKEN), None).await;
@@ -203,7 +326,13 @@ async fn reload_and_cache_flush_routes_act() {
     let report: Value = serde_json::from_str(&report).unwrap();
     assert_eq!(report["lists"][0]["name"], "feed");
     assert_eq!(report["lists"][0]["entries"], 2);
-    assert_eq!(ask(dns, "mail.example.com.", RecordType::A).await.metadata.response_code, ResponseCode::NXDomain);
+    assert_eq!(
+        ask(dns, "mail.example.com.", RecordType::A)
+            .await
+            .metadata
+            .response_code,
+        ResponseCode::NXDomain
+    );
     d.shutdown().await;
 }
 
@@ -227,14 +356,19 @@ async fn remote_admin_is_served_over_tls_only() {
     // Plain HTTP to the TLS port gets no HTTP answer.
     let plain = tokio::time::timeout(Duration::from_secs(3), async {
         let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
         let mut buf = Vec::new();
         let _ = s.read_to_end(&mut buf).await;
         buf
     })
     .await
     .unwrap_or_default();
-    assert!(!String::from_utf8_lossy(&plain).starts_with("HTTP/1.1 200"), "no cleartext service");
+    assert!(
+        !String::from_utf8_lossy(&plain).starts_with("HTTP/1.1 200"),
+        "no cleartext service"
+    );
 
     // A TLS client that trusts the certificate gets the API.
     let mut roots = tokio_rustls::rustls::RootCertStore::empty();
@@ -248,11 +382,17 @@ async fn remote_admin_is_served_over_tls_only() {
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
     let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
     let server_name = tokio_rustls::rustls::pki_types::ServerName::try_from("localhost").unwrap();
-    let mut tls = connector.connect(server_name, tcp).await.expect("TLS handshake");
+    let mut tls = connector
+        .connect(server_name, tcp)
+        .await
+        .expect("TLS handshake");
     let req = format!("GET /api/stats HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {TOKEN}\r\nConnection: close\r\n\r\n");
     tls.write_all(req.as_bytes()).await.unwrap();
     let mut resp = Vec::new();
-    tokio::time::timeout(Duration::from_secs(5), tls.read_to_end(&mut resp)).await.unwrap().ok();
+    tokio::time::timeout(Duration::from_secs(5), tls.read_to_end(&mut resp))
+        .await
+        .unwrap()
+        .ok();
     let resp = String::from_utf8_lossy(&resp);
     assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
     assert!(resp.contains("\"cache\""), "{resp}");

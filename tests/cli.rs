@@ -22,7 +22,11 @@ fn check_lists_every_problem_with_line_and_key() {
         "[server]\nlisten = [\"127.0.0.1:5353\", \"not-an-address\"]\ncolour = \"blue\"\n\n[resolver]\nmode = \"sideways\"\ncache_size = -5\nroot_hints = \"/nonexistent/root.hints\"\n\n[nonsense]\nx = 1\n",
     )
     .unwrap();
-    let out = Command::new(BIN).args(["check", "--config"]).arg(&path).output().unwrap();
+    let out = Command::new(BIN)
+        .args(["check", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     for expected in [
@@ -37,18 +41,32 @@ fn check_lists_every_problem_with_line_and_key() {
     assert!(err.contains("problem(s) found"), "{err}");
 
     // serve refuses the same file with the same messages.
-    let out = Command::new(BIN).args(["serve", "--config"]).arg(&path).output().unwrap();
+    let out = Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let serve_err = String::from_utf8_lossy(&out.stderr);
-    assert!(serve_err.contains("bad.toml:3: server.colour"), "{serve_err}");
+    assert!(
+        serve_err.contains("bad.toml:3: server.colour"),
+        "{serve_err}"
+    );
     assert!(serve_err.contains("refusing to start"), "{serve_err}");
 }
 
 #[test]
 fn check_accepts_the_shipped_config() {
     let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/config.toml");
-    let out = Command::new(BIN).args(["check", "--config", shipped]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(BIN)
+        .args(["check", "--config", shipped])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("ok"));
 }
 
@@ -56,19 +74,47 @@ fn check_accepts_the_shipped_config() {
 fn semantic_problem_root_hints_missing() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("c.toml");
-    std::fs::write(&path, "[resolver]\nroot_hints = \"missing.hints\"\nforwarders = [\"127.0.0.1:53\"]\n").unwrap();
-    let out = Command::new(BIN).args(["check", "--config"]).arg(&path).output().unwrap();
+    std::fs::write(
+        &path,
+        "[resolver]\nroot_hints = \"missing.hints\"\nforwarders = [\"127.0.0.1:53\"]\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["check", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
-    assert!(err.contains("c.toml:2: resolver.root_hints: cannot read root hints"), "{err}");
-    assert!(err.contains("c.toml:3: resolver.forwarders: forwarders are only used with mode = \"forward\""), "{err}");
+    assert!(
+        err.contains("c.toml:2: resolver.root_hints: cannot read root hints"),
+        "{err}"
+    );
+    assert!(
+        err.contains(
+            "c.toml:3: resolver.forwarders: forwarders are only used with mode = \"forward\""
+        ),
+        "{err}"
+    );
     // Relative paths are resolved against the config file's directory.
-    assert!(err.contains(&dir.path().join("missing.hints").display().to_string()), "{err}");
+    assert!(
+        err.contains(&dir.path().join("missing.hints").display().to_string()),
+        "{err}"
+    );
     // A forward config without forwarders names the [resolver] table's line.
     std::fs::write(&path, "[server]\n[resolver]\nmode = \"forward\"\n").unwrap();
-    let out = Command::new(BIN).args(["check", "--config"]).arg(&path).output().unwrap();
+    let out = Command::new(BIN)
+        .args(["check", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("c.toml:2: resolver.forwarders: mode = \"forward\" needs at least one forwarder"), "{err}");
+    assert!(
+        err.contains(
+            "c.toml:2: resolver.forwarders: mode = \"forward\" needs at least one forwarder"
+        ),
+        "{err}"
+    );
 }
 
 fn free_port() -> u16 {
@@ -98,7 +144,11 @@ impl Drop for Served {
 fn serve(config_text: &str, dir: &std::path::Path) -> Served {
     let port = free_port();
     let path = dir.join("serve.toml");
-    std::fs::write(&path, config_text.replace("127.0.0.1:0", &format!("127.0.0.1:{port}"))).unwrap();
+    std::fs::write(
+        &path,
+        config_text.replace("127.0.0.1:0", &format!("127.0.0.1:{port}")),
+    )
+    .unwrap();
     let child = Command::new(BIN)
         .args(["serve", "--config"])
         .arg(&path)
@@ -106,11 +156,17 @@ fn serve(config_text: &str, dir: &std::path::Path) -> Served {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    Served { child, addr: SocketAddr::from(([127, 0, 0, 1], port)) }
+    Served {
+        child,
+        addr: SocketAddr::from(([127, 0, 0, 1], port)),
+    }
 }
 
 fn terminate(child: &Child) {
-    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
 }
 
@@ -130,7 +186,10 @@ async fn wait_answering(addr: SocketAddr) {
     let mut q = query_message("version.bind.", RecordType::TXT, None);
     q.queries[0].set_query_class(hickory_proto::rr::DNSClass::CH);
     for _ in 0..100 {
-        if udp_raw(addr, &q.to_vec().unwrap(), Duration::from_millis(100)).await.is_some() {
+        if udp_raw(addr, &q.to_vec().unwrap(), Duration::from_millis(100))
+            .await
+            .is_some()
+        {
             return;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -147,18 +206,38 @@ async fn serve_answers_dig_and_stops_cleanly_on_sigterm() {
     match Command::new("dig").arg("-v").output() {
         Ok(_) => {
             let out = Command::new("dig")
-                .args(["@127.0.0.1", "-p", &served.addr.port().to_string(), "+short", "+tries=1", "+time=3", "www.example.com", "A"])
+                .args([
+                    "@127.0.0.1",
+                    "-p",
+                    &served.addr.port().to_string(),
+                    "+short",
+                    "+tries=1",
+                    "+time=3",
+                    "www.example.com",
+                    "A",
+                ])
                 .output()
                 .unwrap();
             assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "192.0.2.10");
             let out = Command::new("dig")
-                .args(["@127.0.0.1", "-p", &served.addr.port().to_string(), "+tcp", "+tries=1", "+time=3", "nope.example.com", "A"])
+                .args([
+                    "@127.0.0.1",
+                    "-p",
+                    &served.addr.port().to_string(),
+                    "+tcp",
+                    "+tries=1",
+                    "+time=3",
+                    "nope.example.com",
+                    "A",
+                ])
                 .output()
                 .unwrap();
             let text = String::from_utf8_lossy(&out.stdout);
             assert!(text.contains("status: NXDOMAIN"), "{text}");
         }
-        Err(_) if std::env::var_os("CI").is_some() => panic!("dig is required in CI (.ci/run installs dnsutils)"),
+        Err(_) if std::env::var_os("CI").is_some() => {
+            panic!("dig is required in CI (.ci/run installs dnsutils)")
+        }
         Err(_) => eprintln!("SKIP dig part: dig is not installed (apt-get install dnsutils)"),
     }
 
@@ -166,7 +245,13 @@ async fn serve_answers_dig_and_stops_cleanly_on_sigterm() {
     let status = wait_exit(&mut served.child, Duration::from_secs(10));
     assert!(status.success(), "exit status {status:?}");
     let mut log = String::new();
-    served.child.stderr.take().unwrap().read_to_string(&mut log).unwrap();
+    served
+        .child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
     assert!(log.contains("stopped"), "{log}");
     assert!(log.contains("cache_hits="), "{log}");
 }
@@ -176,7 +261,11 @@ async fn in_flight_queries_are_answered_during_shutdown() {
     // Upstream never answers, so a query stays in flight until the 800 ms timeout.
     let hole = UdpSocket::bind("127.0.0.1:0").unwrap();
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("root.hints"), ". 3600000 IN NS a.root.test.\na.root.test. 3600000 IN A 127.0.0.1\n").unwrap();
+    std::fs::write(
+        dir.path().join("root.hints"),
+        ". 3600000 IN NS a.root.test.\na.root.test. 3600000 IN A 127.0.0.1\n",
+    )
+    .unwrap();
     let text = format!(
         "[server]\nlisten = [\"127.0.0.1:0\"]\n[resolver]\nroot_hints = \"{}\"\nupstream_port = {}\ntimeout_ms = 800\n",
         dir.path().join("root.hints").display(),
@@ -191,7 +280,10 @@ async fn in_flight_queries_are_answered_during_shutdown() {
     });
     tokio::time::sleep(Duration::from_millis(150)).await;
     terminate(&served.child);
-    let answer = pending.await.unwrap().expect("the in-flight query is still answered");
+    let answer = pending
+        .await
+        .unwrap()
+        .expect("the in-flight query is still answered");
     let m = hickory_proto::op::Message::from_vec(&answer).unwrap();
     assert_eq!(m.metadata.response_code, ResponseCode::ServFail);
     let status = wait_exit(&mut served.child, Duration::from_secs(10));
@@ -201,7 +293,10 @@ async fn in_flight_queries_are_answered_during_shutdown() {
 #[test]
 fn version_and_help_read_well() {
     let out = Command::new(BIN).arg("--version").output().unwrap();
-    assert!(String::from_utf8_lossy(&out.stdout).starts_with("dnsward "), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).starts_with("dnsward "),
+        "{out:?}"
+    );
     let out = Command::new(BIN).arg("--help").output().unwrap();
     let help = String::from_utf8_lossy(&out.stdout);
     for cmd in ["serve", "check", "explain", "logs"] {
@@ -214,13 +309,31 @@ fn admin_refuses_a_remote_bind_without_tls() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("a.toml");
     std::fs::write(&path, "[admin]\nlisten = \"0.0.0.0:9153\"\n").unwrap();
-    let out = Command::new(BIN).args(["check", "--config"]).arg(&path).output().unwrap();
+    let out = Command::new(BIN)
+        .args(["check", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
-    assert!(err.contains("a.toml:2: admin.listen") && err.contains("allow_remote"), "{err}");
-    std::fs::write(&path, "[admin]\nlisten = \"0.0.0.0:9153\"\nallow_remote = true\n").unwrap();
-    let out = Command::new(BIN).args(["check", "--config"]).arg(&path).output().unwrap();
-    assert!(!out.status.success(), "allow_remote alone is not enough: TLS is required");
+    assert!(
+        err.contains("a.toml:2: admin.listen") && err.contains("allow_remote"),
+        "{err}"
+    );
+    std::fs::write(
+        &path,
+        "[admin]\nlisten = \"0.0.0.0:9153\"\nallow_remote = true\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["check", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "allow_remote alone is not enough: TLS is required"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -229,20 +342,44 @@ async fn a_wrong_admin_token_is_refused_and_logged() {
     let dir = h.dir.path();
     std::fs::write(dir.join("token"), "correct-horse-battery-staple-42\n").unwrap();
     let admin_port = free_port();
-    let text = h.config_text("") + &format!("[admin]\nlisten = \"127.0.0.1:{admin_port}\"\ntoken_file = \"token\"\n");
+    let text = h.config_text("")
+        + &format!("[admin]\nlisten = \"127.0.0.1:{admin_port}\"\ntoken_file = \"token\"\n");
     let mut served = serve(&text, dir);
     wait_answering(served.addr).await;
     let admin = SocketAddr::from(([127, 0, 0, 1], admin_port));
-    let (status, _) = http(admin, "POST", "/api/reload", Some("not-the-right-token-at-all"), None).await;
+    let (status, _) = http(
+        admin,
+        "POST",
+        "/api/reload",
+        Some("not-the-right-token-at-all"),
+        None,
+    )
+    .await;
     assert_eq!(status, 401);
-    let (status, _) = http(admin, "POST", "/api/reload", Some("correct-horse-battery-staple-42"), None).await;
+    let (status, _) = http(
+        admin,
+        "POST",
+        "/api/reload",
+        Some("correct-horse-battery-staple-42"),
+        None,
+    )
+    .await;
     assert_eq!(status, 200);
     terminate(&served.child);
     assert!(wait_exit(&mut served.child, Duration::from_secs(10)).success());
     let mut log = String::new();
-    served.child.stderr.take().unwrap().read_to_string(&mut log).unwrap();
+    served
+        .child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
     assert!(log.contains("admin API: missing or wrong token"), "{log}");
-    assert!(log.contains("peer=127.0.0.1:"), "the log names the peer: {log}");
+    assert!(
+        log.contains("peer=127.0.0.1:"),
+        "the log names the peer: {log}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -254,21 +391,36 @@ async fn sighup_reloads_the_lists() {
     let mut served = serve(&text, dir);
     wait_answering(served.addr).await;
     let rcode = |m: hickory_proto::op::Message| m.metadata.response_code;
-    assert_eq!(rcode(ask(served.addr, "www.example.com.", RecordType::A).await), ResponseCode::NoError);
+    assert_eq!(
+        rcode(ask(served.addr, "www.example.com.", RecordType::A).await),
+        ResponseCode::NoError
+    );
     std::fs::write(dir.join("feed.txt"), "evil.example.com\nwww.example.com\n").unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(rcode(ask(served.addr, "www.example.com.", RecordType::A).await), ResponseCode::NoError, "no watch: not yet");
-    let status = Command::new("kill").args(["-HUP", &served.child.id().to_string()]).status().unwrap();
+    assert_eq!(
+        rcode(ask(served.addr, "www.example.com.", RecordType::A).await),
+        ResponseCode::NoError,
+        "no watch: not yet"
+    );
+    let status = Command::new("kill")
+        .args(["-HUP", &served.child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
     let mut blocked = false;
     for _ in 0..50 {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        if rcode(ask(served.addr, "www.example.com.", RecordType::A).await) == ResponseCode::NXDomain {
+        if rcode(ask(served.addr, "www.example.com.", RecordType::A).await)
+            == ResponseCode::NXDomain
+        {
             blocked = true;
             break;
         }
     }
     assert!(blocked, "SIGHUP reloaded the list");
     terminate(&served.child);
-    assert!(wait_exit(&mut served.child, Duration::from_secs(10)).success(), "SIGHUP did not stop the server");
+    assert!(
+        wait_exit(&mut served.child, Duration::from_secs(10)).success(),
+        "SIGHUP did not stop the server"
+    );
 }

@@ -23,8 +23,16 @@ struct Flags {
     cd: bool,
 }
 
-const DO: Flags = Flags { dnssec_ok: true, ad: false, cd: false };
-const PLAIN: Flags = Flags { dnssec_ok: false, ad: false, cd: false };
+const DO: Flags = Flags {
+    dnssec_ok: true,
+    ad: false,
+    cd: false,
+};
+const PLAIN: Flags = Flags {
+    dnssec_ok: false,
+    ad: false,
+    cd: false,
+};
 
 async fn query(server: SocketAddr, name: &str, rtype: RecordType, f: Flags) -> Message {
     let mut m = Message::query();
@@ -37,19 +45,25 @@ async fn query(server: SocketAddr, name: &str, rtype: RecordType, f: Flags) -> M
     e.set_max_payload(4096);
     e.set_dnssec_ok(f.dnssec_ok);
     m.set_edns(e);
-    let bytes = udp_raw(server, &m.to_vec().unwrap(), Duration::from_secs(8)).await.expect("an answer within 8 s");
+    let bytes = udp_raw(server, &m.to_vec().unwrap(), Duration::from_secs(8))
+        .await
+        .expect("an answer within 8 s");
     Message::from_vec(&bytes).expect("answer parses")
 }
 
 fn ede(m: &Message) -> Option<(u16, String)> {
     match m.edns.as_ref()?.option(EdnsCode::from(15))? {
-        EdnsOption::Unknown(15, d) if d.len() >= 2 => Some((u16::from_be_bytes([d[0], d[1]]), String::from_utf8_lossy(&d[2..]).into_owned())),
+        EdnsOption::Unknown(15, d) if d.len() >= 2 => Some((
+            u16::from_be_bytes([d[0], d[1]]),
+            String::from_utf8_lossy(&d[2..]).into_owned(),
+        )),
         _ => None,
     }
 }
 
 fn has_rrsig(m: &Message) -> bool {
-    m.all_sections().any(|r| r.record_type() == RecordType::RRSIG)
+    m.all_sections()
+        .any(|r| r.record_type() == RecordType::RRSIG)
 }
 
 struct Lab {
@@ -61,16 +75,35 @@ struct Lab {
 
 async fn lab() -> Lab {
     common::init_logging();
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as u32;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as u32;
     let h = Hierarchy::build_at(now, |_| {});
     let authority = Authority::start(h.clone()).await;
-    Lab { authority: authority.addr, _authority: authority, dir: tempfile::tempdir().unwrap(), trust_anchor: h.zone(".").ds_line() }
+    Lab {
+        authority: authority.addr,
+        _authority: authority,
+        dir: tempfile::tempdir().unwrap(),
+        trust_anchor: h.zone(".").ds_line(),
+    }
 }
 
 impl Lab {
     async fn dnsward(&self, extra_resolver: &str, extra: &str) -> dnsward::instance::Instance {
-        std::fs::write(self.dir.path().join("root.hints"), format!(".  3600000 IN NS a.root.test.\na.root.test. 3600000 IN A {}\n", self.authority.ip())).unwrap();
-        std::fs::write(self.dir.path().join("anchor.ds"), format!("{}\n", self.trust_anchor)).unwrap();
+        std::fs::write(
+            self.dir.path().join("root.hints"),
+            format!(
+                ".  3600000 IN NS a.root.test.\na.root.test. 3600000 IN A {}\n",
+                self.authority.ip()
+            ),
+        )
+        .unwrap();
+        std::fs::write(
+            self.dir.path().join("anchor.ds"),
+            format!("{}\n", self.trust_anchor),
+        )
+        .unwrap();
         let text = format!(
             "[server]\nlisten = [\"127.0.0.1:0\"]\nudp_workers = 1\n[resolver]\nroot_hints = \"root.hints\"\nupstream_port = {}\ntimeout_ms = 3000\ndnssec = \"validate\"\ntrust_anchor = \"anchor.ds\"\n{extra_resolver}\n{extra}\n",
             self.authority.port()
@@ -87,7 +120,10 @@ async fn secure_answers_get_ad_only_when_asked_and_signatures_only_with_do() {
 
     let m = query(addr, "www.secure.", A, DO).await;
     assert_eq!(m.metadata.response_code, ResponseCode::NoError, "{m:?}");
-    assert!(m.metadata.authentic_data, "DO: a secure answer has AD: {m:?}");
+    assert!(
+        m.metadata.authentic_data,
+        "DO: a secure answer has AD: {m:?}"
+    );
     assert!(has_rrsig(&m), "DO: the RRSIG comes along");
 
     let m = query(addr, "www.secure.", A, PLAIN).await;
@@ -95,24 +131,51 @@ async fn secure_answers_get_ad_only_when_asked_and_signatures_only_with_do() {
     assert!(!has_rrsig(&m), "no DO: no RRSIG");
     assert_eq!(m.answers.len(), 1);
 
-    let m = query(addr, "www.secure.", A, Flags { dnssec_ok: false, ad: true, cd: false }).await;
-    assert!(m.metadata.authentic_data, "AD in the query asks for AD (RFC 6840 5.7)");
+    let m = query(
+        addr,
+        "www.secure.",
+        A,
+        Flags {
+            dnssec_ok: false,
+            ad: true,
+            cd: false,
+        },
+    )
+    .await;
+    assert!(
+        m.metadata.authentic_data,
+        "AD in the query asks for AD (RFC 6840 5.7)"
+    );
     assert!(!has_rrsig(&m));
 
     // Denial of existence, NSEC and NSEC3, is secure too.
     let m = query(addr, "nothere.secure.", A, DO).await;
     assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
-    assert!(m.metadata.authentic_data, "proven NXDOMAIN is secure: {m:?}");
+    assert!(
+        m.metadata.authentic_data,
+        "proven NXDOMAIN is secure: {m:?}"
+    );
     let m = query(addr, "www.nsec3.", RecordType::TXT, DO).await;
     assert_eq!(m.metadata.response_code, ResponseCode::NoError);
     assert!(m.answers.is_empty());
-    assert!(m.metadata.authentic_data, "proven NODATA (NSEC3) is secure: {m:?}");
+    assert!(
+        m.metadata.authentic_data,
+        "proven NODATA (NSEC3) is secure: {m:?}"
+    );
     let m = query(addr, "x.wild.secure.", A, DO).await;
-    assert!(m.metadata.authentic_data, "wildcard answer with its proof is secure: {m:?}");
+    assert!(
+        m.metadata.authentic_data,
+        "wildcard answer with its proof is secure: {m:?}"
+    );
 
     // An unsigned delegation: data, no AD.
     let m = query(addr, "www.insecure.", A, DO).await;
-    assert_eq!(m.metadata.response_code, ResponseCode::NoError, "{:?}", ede(&m));
+    assert_eq!(
+        m.metadata.response_code,
+        ResponseCode::NoError,
+        "{:?}",
+        ede(&m)
+    );
     assert_eq!(m.answers.iter().filter(|r| r.record_type() == A).count(), 1);
     assert!(!m.metadata.authentic_data);
     d.shutdown().await;
@@ -123,16 +186,38 @@ async fn bogus_answers_are_servfail_with_the_specific_ede_and_cd_gets_the_data()
     let lab = lab().await;
     let d = lab.dnsward("", "").await;
     let addr = d.addrs()[0];
-    for (name, code) in [("www.badsig.", 6), ("www.expired.", 7), ("www.nokey.", 9), ("www.stripped.", 10)] {
+    for (name, code) in [
+        ("www.badsig.", 6),
+        ("www.expired.", 7),
+        ("www.nokey.", 9),
+        ("www.stripped.", 10),
+    ] {
         let m = query(addr, name, A, DO).await;
-        assert_eq!(m.metadata.response_code, ResponseCode::ServFail, "{name}: {m:?}");
-        assert!(m.answers.is_empty(), "{name}: a bogus answer carries no data");
+        assert_eq!(
+            m.metadata.response_code,
+            ResponseCode::ServFail,
+            "{name}: {m:?}"
+        );
+        assert!(
+            m.answers.is_empty(),
+            "{name}: a bogus answer carries no data"
+        );
         let (got, text) = ede(&m).unwrap_or_else(|| panic!("{name}: EDE expected: {m:?}"));
         assert_eq!(got, code, "{name}: {text}");
         assert!(!text.is_empty(), "{name}: the EDE says why");
     }
     // CD=1: the client validates itself; it gets the data, without AD.
-    let m = query(addr, "www.badsig.", A, Flags { dnssec_ok: true, ad: false, cd: true }).await;
+    let m = query(
+        addr,
+        "www.badsig.",
+        A,
+        Flags {
+            dnssec_ok: true,
+            ad: false,
+            cd: true,
+        },
+    )
+    .await;
     assert_eq!(m.metadata.response_code, ResponseCode::NoError, "{m:?}");
     assert!(m.answers.iter().any(|r| r.record_type() == A));
     assert!(!m.metadata.authentic_data);
@@ -142,7 +227,9 @@ async fn bogus_answers_are_servfail_with_the_specific_ede_and_cd_gets_the_data()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_negative_trust_anchor_turns_a_bogus_zone_insecure() {
     let lab = lab().await;
-    let d = lab.dnsward("negative_trust_anchors = [\"badsig.\"]", "").await;
+    let d = lab
+        .dnsward("negative_trust_anchors = [\"badsig.\"]", "")
+        .await;
     let m = query(d.addrs()[0], "www.badsig.", A, DO).await;
     assert_eq!(m.metadata.response_code, ResponseCode::NoError, "{m:?}");
     assert!(m.answers.iter().any(|r| r.record_type() == A));
@@ -158,11 +245,25 @@ async fn a_policy_rewrite_of_a_signed_name_carries_no_ad_and_no_rrsig() {
     let lab = lab().await;
     std::fs::write(lab.dir.path().join("threats.txt"), "www.secure\n").unwrap();
     let d = lab
-        .dnsward("", "[[lists]]\nname = \"threats\"\ncategory = \"threat\"\npath = \"threats.txt\"\n")
+        .dnsward(
+            "",
+            "[[lists]]\nname = \"threats\"\ncategory = \"threat\"\npath = \"threats.txt\"\n",
+        )
         .await;
-    for flags in [DO, Flags { dnssec_ok: true, ad: true, cd: false }] {
+    for flags in [
+        DO,
+        Flags {
+            dnssec_ok: true,
+            ad: true,
+            cd: false,
+        },
+    ] {
         let m = query(d.addrs()[0], "www.secure.", A, flags).await;
-        assert_eq!(m.metadata.response_code, ResponseCode::NXDomain, "blocked: {m:?}");
+        assert_eq!(
+            m.metadata.response_code,
+            ResponseCode::NXDomain,
+            "blocked: {m:?}"
+        );
         assert!(!m.metadata.authentic_data, "a rewrite is never AD");
         assert!(!has_rrsig(&m), "a rewrite carries no RRSIG");
     }
@@ -174,28 +275,64 @@ async fn negative_trust_anchors_are_listed_and_changed_through_the_admin_api() {
     let lab = lab().await;
     let token = "nta-test-token-0123456789";
     std::fs::write(lab.dir.path().join("token"), token).unwrap();
-    let d = lab.dnsward("", "[admin]\nlisten = \"127.0.0.1:0\"\ntoken_file = \"token\"\n").await;
+    let d = lab
+        .dnsward(
+            "",
+            "[admin]\nlisten = \"127.0.0.1:0\"\ntoken_file = \"token\"\n",
+        )
+        .await;
     let (dns, admin) = (d.addrs()[0], d.admin_addr().unwrap());
-    assert_eq!(query(dns, "www.badsig.", A, DO).await.metadata.response_code, ResponseCode::ServFail);
+    assert_eq!(
+        query(dns, "www.badsig.", A, DO)
+            .await
+            .metadata
+            .response_code,
+        ResponseCode::ServFail
+    );
 
-    let (status, body) = common::http(admin, "POST", "/api/nta", Some(token), Some(r#"{"zone":"badsig."}"#)).await;
+    let (status, body) = common::http(
+        admin,
+        "POST",
+        "/api/nta",
+        Some(token),
+        Some(r#"{"zone":"badsig."}"#),
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("badsig."), "{body}");
     let (status, body) = common::http(admin, "GET", "/api/nta", Some(token), None).await;
     assert_eq!(status, 200);
     assert!(body.contains("badsig."), "{body}");
     let m = query(dns, "www.badsig.", A, DO).await;
-    assert_eq!(m.metadata.response_code, ResponseCode::NoError, "under the NTA: {m:?}");
+    assert_eq!(
+        m.metadata.response_code,
+        ResponseCode::NoError,
+        "under the NTA: {m:?}"
+    );
     assert!(!m.metadata.authentic_data);
 
-    let (status, _) = common::http(admin, "POST", "/api/nta", Some(token), Some(r#"{"zone":"not a name!"}"#)).await;
+    let (status, _) = common::http(
+        admin,
+        "POST",
+        "/api/nta",
+        Some(token),
+        Some(r#"{"zone":"not a name!"}"#),
+    )
+    .await;
     assert_eq!(status, 400);
     let (status, _) = common::http(admin, "POST", "/api/nta", None, Some(r#"{"zone":"x."}"#)).await;
     assert_eq!(status, 401, "the token is required");
 
     let (status, body) = common::http(admin, "DELETE", "/api/nta/badsig.", Some(token), None).await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(query(dns, "www.badsig.", A, DO).await.metadata.response_code, ResponseCode::ServFail, "validated again");
+    assert_eq!(
+        query(dns, "www.badsig.", A, DO)
+            .await
+            .metadata
+            .response_code,
+        ResponseCode::ServFail,
+        "validated again"
+    );
     let (status, _) = common::http(admin, "DELETE", "/api/nta/badsig.", Some(token), None).await;
     assert_eq!(status, 404);
     d.shutdown().await;

@@ -524,7 +524,7 @@ async fn trust_anchor_file_with_the_zone_ds() {
         format!("; the secure. KSK\n{}\n", h.zone("secure.").ds_line()),
     )
     .unwrap();
-    let anchors = TrustAnchorSet::from_files(&[path.clone()]).unwrap();
+    let anchors = TrustAnchorSet::from_files(std::slice::from_ref(&path)).unwrap();
     let v = Validator::new(anchors, Vec::new(), Limits::default());
     assert_eq!(
         check(&h, &v, "secure.", "www.secure.", RecordType::A).await,

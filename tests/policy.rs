@@ -39,10 +39,21 @@ fn soa_mname(m: &Message) -> Option<String> {
 }
 
 fn assert_blocked_nx(m: &Message, list: &str, what: &str) {
-    assert_eq!(m.metadata.response_code, ResponseCode::NXDomain, "{what}: {m:?}");
+    assert_eq!(
+        m.metadata.response_code,
+        ResponseCode::NXDomain,
+        "{what}: {m:?}"
+    );
     assert!(m.answers.is_empty(), "{what}: never the original records");
-    assert!(!m.metadata.authentic_data, "{what}: AD never set on a rewrite");
-    assert_eq!(soa_mname(m).as_deref(), Some(format!("{list}.policy.dnsward.").as_str()), "{what}");
+    assert!(
+        !m.metadata.authentic_data,
+        "{what}: AD never set on a rewrite"
+    );
+    assert_eq!(
+        soa_mname(m).as_deref(),
+        Some(format!("{list}.policy.dnsward.").as_str()),
+        "{what}"
+    );
 }
 
 async fn ask_edns(addr: std::net::SocketAddr, name: &str, rtype: RecordType) -> Message {
@@ -57,17 +68,50 @@ async fn every_list_format_blocks_through_the_server() {
     let h = Hierarchy::start("").await;
     let d = h.dir.path();
     let lists = [
-        ("plain", write(d, "plain.txt", "# comment\r\nPlain.Example.com.\r\n\r\n")),
-        ("hosts", write(d, "hosts.txt", "127.0.0.1 localhost\n0.0.0.0 hosts1.example.com hosts2.example.com # two\n")),
-        ("adblock", write(d, "adblock.txt", "! title\n||adblock.example.com^\n||opts.example.com^$third-party\n")),
+        (
+            "plain",
+            write(d, "plain.txt", "# comment\r\nPlain.Example.com.\r\n\r\n"),
+        ),
+        (
+            "hosts",
+            write(
+                d,
+                "hosts.txt",
+                "127.0.0.1 localhost\n0.0.0.0 hosts1.example.com hosts2.example.com # two\n",
+            ),
+        ),
+        (
+            "adblock",
+            write(
+                d,
+                "adblock.txt",
+                "! title\n||adblock.example.com^\n||opts.example.com^$third-party\n",
+            ),
+        ),
         ("wildcard", write(d, "wild.txt", "*.wild.example.com\n")),
-        ("dnsmasq", write(d, "dnsmasq.conf", "address=/dnsmasq.example.com/0.0.0.0\nserver=/dnsmasq2.example.com/\n")),
-        ("unbound", write(d, "unbound.conf", "server:\nlocal-zone: \"unbound.example.com\" always_nxdomain\n")),
+        (
+            "dnsmasq",
+            write(
+                d,
+                "dnsmasq.conf",
+                "address=/dnsmasq.example.com/0.0.0.0\nserver=/dnsmasq2.example.com/\n",
+            ),
+        ),
+        (
+            "unbound",
+            write(
+                d,
+                "unbound.conf",
+                "server:\nlocal-zone: \"unbound.example.com\" always_nxdomain\n",
+            ),
+        ),
         ("idn", write(d, "idn.txt", "bücher.example.com\n")),
     ];
     let mut toml = String::new();
     for (name, path) in &lists {
-        toml.push_str(&format!("[[lists]]\nname = \"{name}\"\ncategory = \"threat\"\npath = \"{path}\"\n"));
+        toml.push_str(&format!(
+            "[[lists]]\nname = \"{name}\"\ncategory = \"threat\"\npath = \"{path}\"\n"
+        ));
     }
     let inst = start_dnsward_text(&(h.config_text("") + &toml), d).await;
     let addr = inst.addrs()[0];
@@ -119,14 +163,30 @@ async fn rpz_zone_keeps_rpz_semantics() {
     let inst = start_dnsward_text(&(h.config_text("") + &toml), d).await;
     let addr = inst.addrs()[0];
 
-    assert_blocked_nx(&ask_edns(addr, "nx.example.com.", RecordType::A).await, "rpz", "owner name");
+    assert_blocked_nx(
+        &ask_edns(addr, "nx.example.com.", RecordType::A).await,
+        "rpz",
+        "owner name",
+    );
     // An owner name triggers on itself only...
     let m = ask(addr, "sub.nx.example.com.", RecordType::A).await;
-    assert_eq!(soa_mname(&m).as_deref(), Some("a.root.test."), "owner does not cover subdomains: the real NXDOMAIN");
+    assert_eq!(
+        soa_mname(&m).as_deref(),
+        Some("a.root.test."),
+        "owner does not cover subdomains: the real NXDOMAIN"
+    );
     // ...and *.name on its subdomains only.
-    assert_blocked_nx(&ask_edns(addr, "a.wild.example.com.", RecordType::A).await, "rpz", "wildcard");
+    assert_blocked_nx(
+        &ask_edns(addr, "a.wild.example.com.", RecordType::A).await,
+        "rpz",
+        "wildcard",
+    );
     let m = ask(addr, "wild.example.com.", RecordType::A).await;
-    assert_eq!(soa_mname(&m).as_deref(), Some("a.root.test."), "*.name does not cover name: the real NXDOMAIN");
+    assert_eq!(
+        soa_mname(&m).as_deref(),
+        Some("a.root.test."),
+        "*.name does not cover name: the real NXDOMAIN"
+    );
 
     let m = ask_edns(addr, "nodata.example.com.", RecordType::A).await;
     assert_eq!(m.metadata.response_code, ResponseCode::NoError);
@@ -140,16 +200,27 @@ async fn rpz_zone_keeps_rpz_semantics() {
     assert_eq!(answer_strings(&m), vec!["TXT hello"]);
     let m = ask_edns(addr, "local.example.com.", RecordType::AAAA).await;
     assert_eq!(m.metadata.response_code, ResponseCode::NoError);
-    assert!(m.answers.is_empty(), "NODATA for a type the local data lacks");
+    assert!(
+        m.answers.is_empty(),
+        "NODATA for a type the local data lacks"
+    );
     let m = ask_edns(addr, "cname.example.com.", RecordType::A).await;
     assert_eq!(answer_strings(&m), vec!["CNAME www.other.net."]);
 
     // rpz-drop: no answer at all.
     let q = query_message("drop.example.com.", RecordType::A, None);
-    assert!(udp_raw(addr, &q.to_vec().unwrap(), Duration::from_millis(500)).await.is_none());
+    assert!(
+        udp_raw(addr, &q.to_vec().unwrap(), Duration::from_millis(500))
+            .await
+            .is_none()
+    );
 
     // rpz-ip trigger: an answer containing 192.0.2.10 is blocked.
-    assert_blocked_nx(&ask_edns(addr, "www.example.com.", RecordType::A).await, "rpz", "rpz-ip");
+    assert_blocked_nx(
+        &ask_edns(addr, "www.example.com.", RecordType::A).await,
+        "rpz",
+        "rpz-ip",
+    );
     inst.shutdown().await;
 }
 
@@ -167,9 +238,19 @@ async fn rpz_passthru_and_allow_list_beat_block() {
     );
     let inst = start_dnsward_text(&(h.config_text("") + &toml), d).await;
     let addr = inst.addrs()[0];
-    assert_eq!(answer_strings(&ask(addr, "www.example.com.", RecordType::A).await), vec!["A 192.0.2.10"]);
-    assert_eq!(answer_strings(&ask(addr, "mail.example.com.", RecordType::A).await), vec!["A 192.0.2.25"]);
-    assert_blocked_nx(&ask_edns(addr, "example.com.", RecordType::MX).await, "threats", "still blocked");
+    assert_eq!(
+        answer_strings(&ask(addr, "www.example.com.", RecordType::A).await),
+        vec!["A 192.0.2.10"]
+    );
+    assert_eq!(
+        answer_strings(&ask(addr, "mail.example.com.", RecordType::A).await),
+        vec!["A 192.0.2.25"]
+    );
+    assert_blocked_nx(
+        &ask_edns(addr, "example.com.", RecordType::MX).await,
+        "threats",
+        "still blocked",
+    );
     inst.shutdown().await;
 }
 
@@ -212,13 +293,23 @@ async fn actions_and_categories() {
     assert_blocked_nx(&m, "agency-abandoned", "abandoned");
     let (code, text) = ede(&m).expect("EDE");
     assert_eq!(code, 17, "Filtered for abandoned domains");
-    assert!(text.contains("agency-abandoned") && text.contains("abandoned"), "{text}");
-    assert!(text.contains("hotline 1900-1234"), "contact in the EDE text: {text}");
+    assert!(
+        text.contains("agency-abandoned") && text.contains("abandoned"),
+        "{text}"
+    );
+    assert!(
+        text.contains("hotline 1900-1234"),
+        "contact in the EDE text: {text}"
+    );
 
     let m = ask_edns(addr, "sink.example.com.", RecordType::A).await;
     assert_eq!(ede(&m).map(|e| e.0), Some(15));
     // Without EDNS there is no OPT, hence no EDE, but the answer is the same.
-    let m = udp_query(addr, &query_message("refused.example.com.", RecordType::A, None)).await;
+    let m = udp_query(
+        addr,
+        &query_message("refused.example.com.", RecordType::A, None),
+    )
+    .await;
     assert!(m.edns.is_none());
     assert_eq!(m.metadata.response_code, ResponseCode::Refused);
     inst.shutdown().await;
@@ -256,7 +347,10 @@ async fn cname_cloaking_and_answer_ips_are_blocked_on_hits_too() {
     let m = ask_edns(addr, "www.example.com.", RecordType::AAAA).await;
     assert_blocked_nx(&m, "badnets", "answer IPv6");
     // Other addresses pass.
-    assert_eq!(answer_strings(&ask(addr, "www.example.com.", RecordType::A).await), vec!["A 192.0.2.10"]);
+    assert_eq!(
+        answer_strings(&ask(addr, "www.example.com.", RecordType::A).await),
+        vec!["A 192.0.2.10"]
+    );
     inst.shutdown().await;
 }
 
@@ -270,8 +364,13 @@ async fn deep_subdomains_and_every_qtype_are_blocked() {
     let addr = inst.addrs()[0];
     let deep = "l1.l2.l3.l4.l5.l6.l7.l8.l9.l10.l11.l12.evil.example.com.";
     assert_blocked_nx(&ask_edns(addr, deep, RecordType::A).await, "t", "15 labels");
-    let deeper: String = (0..60).map(|i| format!("x{i}.")).collect::<String>() + "evil.example.com.";
-    assert_blocked_nx(&ask_edns(addr, &deeper, RecordType::A).await, "t", "63 labels");
+    let deeper: String =
+        (0..60).map(|i| format!("x{i}.")).collect::<String>() + "evil.example.com.";
+    assert_blocked_nx(
+        &ask_edns(addr, &deeper, RecordType::A).await,
+        "t",
+        "63 labels",
+    );
     for rtype in [
         RecordType::A,
         RecordType::AAAA,
@@ -310,12 +409,26 @@ async fn reload_of_a_million_entries_loses_no_query() {
     assert_eq!(inst.engine.policy().snapshot().name_entries(), 1_000_000);
     // Warm the cache so the stream measures the answer path, not the fake hierarchy.
     ask(addr, "www.example.com.", RecordType::A).await;
-    assert_blocked_nx(&ask_edns(addr, "d5.bad5.test.", RecordType::A).await, "big", "listed");
-    assert_eq!(ask(addr, "new.example.com.", RecordType::A).await.metadata.response_code, ResponseCode::NXDomain);
+    assert_blocked_nx(
+        &ask_edns(addr, "d5.bad5.test.", RecordType::A).await,
+        "big",
+        "listed",
+    );
+    assert_eq!(
+        ask(addr, "new.example.com.", RecordType::A)
+            .await
+            .metadata
+            .response_code,
+        ResponseCode::NXDomain
+    );
 
     // A steady, bounded stream: 8 clients, each query waits for its answer (1 s limit).
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let (sent, lost, bad) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let (sent, lost, bad) = (
+        Arc::new(AtomicUsize::new(0)),
+        Arc::new(AtomicUsize::new(0)),
+        Arc::new(AtomicUsize::new(0)),
+    );
     let mut clients = Vec::new();
     for c in 0..8 {
         let (stop, sent, lost, bad) = (stop.clone(), sent.clone(), lost.clone(), bad.clone());
@@ -326,7 +439,11 @@ async fn reload_of_a_million_entries_loses_no_query() {
                 if stop.load(Ordering::Relaxed) {
                     break;
                 }
-                let name = if i % 2 == 0 { "www.example.com." } else { "d7.bad7.test." };
+                let name = if i % 2 == 0 {
+                    "www.example.com."
+                } else {
+                    "d7.bad7.test."
+                };
                 let mut q = query_message(name, RecordType::A, None);
                 q.metadata.id = (c * 8192 + (i % 8192)) as u16;
                 sock.send_to(&q.to_vec().unwrap(), addr).await.unwrap();
@@ -336,7 +453,10 @@ async fn reload_of_a_million_entries_loses_no_query() {
                         let m = Message::from_vec(&buf[..n]).unwrap();
                         let ok = m.metadata.id == q.metadata.id
                             && match i % 2 {
-                                0 => m.metadata.response_code == ResponseCode::NoError && !m.answers.is_empty(),
+                                0 => {
+                                    m.metadata.response_code == ResponseCode::NoError
+                                        && !m.answers.is_empty()
+                                }
                                 _ => m.metadata.response_code == ResponseCode::NXDomain,
                             };
                         if !ok {
@@ -359,14 +479,25 @@ async fn reload_of_a_million_entries_loses_no_query() {
     let report = inst.reload_lists("test").await;
     let during = sent.load(Ordering::Relaxed) - before;
     assert!(report.lists[0].error.is_none(), "{:?}", report.lists[0]);
-    assert_blocked_nx(&ask_edns(addr, "new.example.com.", RecordType::A).await, "big", "added name blocked right after the swap");
+    assert_blocked_nx(
+        &ask_edns(addr, "new.example.com.", RecordType::A).await,
+        "big",
+        "added name blocked right after the swap",
+    );
     tokio::time::sleep(Duration::from_millis(300)).await;
     stop.store(true, Ordering::Relaxed);
     for c in clients {
         c.await.unwrap();
     }
-    let (sent, lost, bad) = (sent.load(Ordering::Relaxed), lost.load(Ordering::Relaxed), bad.load(Ordering::Relaxed));
-    eprintln!("reload took {:?}; {during} queries during it, {sent} in all", started.elapsed());
+    let (sent, lost, bad) = (
+        sent.load(Ordering::Relaxed),
+        lost.load(Ordering::Relaxed),
+        bad.load(Ordering::Relaxed),
+    );
+    eprintln!(
+        "reload took {:?}; {during} queries during it, {sent} in all",
+        started.elapsed()
+    );
     assert!(during > 0, "queries kept flowing during the reload");
     assert_eq!(lost, 0, "no query lost ({sent} sent)");
     assert_eq!(bad, 0, "no wrong or SERVFAIL answer ({sent} sent)");
@@ -388,15 +519,27 @@ async fn file_watch_reloads_and_bad_lists_keep_serving() {
     // A list that is missing at start is reported; the server serves with the others.
     let inst = start_dnsward_text(&(h.config_text("") + &toml), d).await;
     let addr = inst.addrs()[0];
-    assert_blocked_nx(&ask_edns(addr, "evil.example.com.", RecordType::A).await, "good", "loaded list");
-    assert_eq!(answer_strings(&ask(addr, "www.example.com.", RecordType::A).await), vec!["A 192.0.2.10"]);
+    assert_blocked_nx(
+        &ask_edns(addr, "evil.example.com.", RecordType::A).await,
+        "good",
+        "loaded list",
+    );
+    assert_eq!(
+        answer_strings(&ask(addr, "www.example.com.", RecordType::A).await),
+        vec!["A 192.0.2.10"]
+    );
 
     // Editing the file is enough: the watch reloads it.
     std::fs::write(&good, "evil.example.com\nmail.example.com\n").unwrap();
     let mut blocked = false;
     for _ in 0..50 {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        if ask(addr, "mail.example.com.", RecordType::A).await.metadata.response_code == ResponseCode::NXDomain {
+        if ask(addr, "mail.example.com.", RecordType::A)
+            .await
+            .metadata
+            .response_code
+            == ResponseCode::NXDomain
+        {
             blocked = true;
             break;
         }
@@ -404,13 +547,31 @@ async fn file_watch_reloads_and_bad_lists_keep_serving() {
     assert!(blocked, "the file watch picked up the change");
 
     // A feed replaced by binary garbage (a failed download) keeps its last good copy.
-    std::fs::write(&good, [0x1fu8, 0x8b, 0x08, 0x00, 0xde, 0xad, 0xbe, 0xef].repeat(1000)).unwrap();
+    std::fs::write(
+        &good,
+        [0x1fu8, 0x8b, 0x08, 0x00, 0xde, 0xad, 0xbe, 0xef].repeat(1000),
+    )
+    .unwrap();
     let report = inst.reload_lists("test").await;
     let good_report = report.lists.iter().find(|l| l.name == "good").unwrap();
     assert!(good_report.kept_previous.is_some(), "{good_report:?}");
     let missing = report.lists.iter().find(|l| l.name == "missing").unwrap();
-    assert!(missing.error.as_deref().unwrap_or("").contains("not-there.txt"), "{missing:?}");
-    assert_blocked_nx(&ask_edns(addr, "mail.example.com.", RecordType::A).await, "good", "last good copy kept");
-    assert_eq!(answer_strings(&ask(addr, "www.example.com.", RecordType::A).await), vec!["A 192.0.2.10"]);
+    assert!(
+        missing
+            .error
+            .as_deref()
+            .unwrap_or("")
+            .contains("not-there.txt"),
+        "{missing:?}"
+    );
+    assert_blocked_nx(
+        &ask_edns(addr, "mail.example.com.", RecordType::A).await,
+        "good",
+        "last good copy kept",
+    );
+    assert_eq!(
+        answer_strings(&ask(addr, "www.example.com.", RecordType::A).await),
+        vec!["A 192.0.2.10"]
+    );
     inst.shutdown().await;
 }

@@ -18,7 +18,8 @@ fn config_with_log(h: &Hierarchy, querylog: &str) -> String {
     let dir = h.dir.path();
     std::fs::write(dir.join("threat.txt"), "# feed\nevil.example.com\n").unwrap();
     std::fs::write(dir.join("gone.txt"), "old.example.com\n").unwrap();
-    h.config_text("").replacen("[server]\n", "[server]\nname = \"edge-1\"\n", 1)
+    h.config_text("")
+        .replacen("[server]\n", "[server]\nname = \"edge-1\"\n", 1)
         + &format!(
             "[policy]\ncontact = \"hotline\"\n\
              [[lists]]\nname = \"feed\"\ncategory = \"threat\"\npath = \"{0}/threat.txt\"\n\
@@ -32,7 +33,10 @@ fn read_jsonl(path: &Path, want: usize) -> Vec<Value> {
     // Sinks flush at least once a second; wait (bounded) for the lines.
     for _ in 0..40 {
         if let Ok(text) = std::fs::read_to_string(path) {
-            let rows: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+            let rows: Vec<Value> = text
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect();
             if rows.len() >= want {
                 return rows;
             }
@@ -46,15 +50,31 @@ fn read_jsonl(path: &Path, want: usize) -> Vec<Value> {
 async fn blocked_and_allowed_queries_reach_sqlite_and_jsonl_with_every_field() {
     let h = Hierarchy::start("").await;
     let dir = h.dir.path();
-    let text = config_with_log(&h, &format!("sqlite = \"{0}/log.db\"\njsonl = \"{0}/log.jsonl\"\n", dir.display()));
+    let text = config_with_log(
+        &h,
+        &format!(
+            "sqlite = \"{0}/log.db\"\njsonl = \"{0}/log.jsonl\"\n",
+            dir.display()
+        ),
+    );
     let d = start_dnsward_text(&text, dir).await;
     let addr = d.addrs()[0];
 
-    assert_eq!(answer_strings(&ask(addr, "www.example.com.", RecordType::A).await), vec!["A 192.0.2.10"]);
-    assert_eq!(answer_strings(&ask(addr, "WWW.example.com.", RecordType::A).await), vec!["A 192.0.2.10"]);
+    assert_eq!(
+        answer_strings(&ask(addr, "www.example.com.", RecordType::A).await),
+        vec!["A 192.0.2.10"]
+    );
+    assert_eq!(
+        answer_strings(&ask(addr, "WWW.example.com.", RecordType::A).await),
+        vec!["A 192.0.2.10"]
+    );
     let blocked = ask(addr, "a.evil.example.com.", RecordType::AAAA).await;
     assert_eq!(blocked.metadata.response_code, ResponseCode::NXDomain);
-    let gone = tcp_query(addr, &query_message("old.example.com.", RecordType::A, None)).await;
+    let gone = tcp_query(
+        addr,
+        &query_message("old.example.com.", RecordType::A, None),
+    )
+    .await;
     assert_eq!(gone.metadata.response_code, ResponseCode::NXDomain);
 
     let mut rows = read_jsonl(&dir.join("log.jsonl"), 4);
@@ -86,13 +106,20 @@ async fn blocked_and_allowed_queries_reach_sqlite_and_jsonl_with_every_field() {
     assert_eq!(evil["list"], "feed");
     assert_eq!(evil["trigger"], "qname");
     let rule = evil["rule"].as_str().unwrap();
-    assert!(rule.starts_with("evil.example.com (") && rule.ends_with("threat.txt:2)"), "{rule}");
+    assert!(
+        rule.starts_with("evil.example.com (") && rule.ends_with("threat.txt:2)"),
+        "{rule}"
+    );
 
     assert_eq!(old["category"], "abandoned");
     assert_eq!(old["transport"], "tcp");
 
     // The same events in SQLite.
-    let conn = rusqlite::Connection::open_with_flags(dir.join("log.db"), rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+    let conn = rusqlite::Connection::open_with_flags(
+        dir.join("log.db"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .unwrap();
     let mut rows_db = Vec::new();
     for _ in 0..40 {
         let mut stmt = conn
@@ -138,7 +165,13 @@ async fn blocked_and_allowed_queries_reach_sqlite_and_jsonl_with_every_field() {
 async fn log_allowed_false_keeps_only_blocked() {
     let h = Hierarchy::start("").await;
     let dir = h.dir.path();
-    let text = config_with_log(&h, &format!("jsonl = \"{}/only.jsonl\"\nlog_allowed = false\n", dir.display()));
+    let text = config_with_log(
+        &h,
+        &format!(
+            "jsonl = \"{}/only.jsonl\"\nlog_allowed = false\n",
+            dir.display()
+        ),
+    );
     let d = start_dnsward_text(&text, dir).await;
     let addr = d.addrs()[0];
     ask(addr, "www.example.com.", RecordType::A).await;
@@ -153,7 +186,10 @@ async fn log_allowed_false_keeps_only_blocked() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dnstap_file_is_read_by_dnstap_ldns() {
     if Command::new("dnstap-ldns").arg("-h").output().is_err() {
-        assert!(std::env::var_os("CI").is_none(), "dnstap-ldns is required in CI (.ci/run installs it)");
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "dnstap-ldns is required in CI (.ci/run installs it)"
+        );
         eprintln!("SKIP: dnstap-ldns not installed (apt-get install dnstap-ldns)");
         return;
     }
@@ -166,13 +202,27 @@ async fn dnstap_file_is_read_by_dnstap_ldns() {
     ask(addr, "www.example.com.", RecordType::A).await;
     ask(addr, "evil.example.com.", RecordType::TXT).await;
     d.shutdown().await;
-    let out = Command::new("dnstap-ldns").args(["-y", "-r"]).arg(&tap).output().unwrap();
+    let out = Command::new("dnstap-ldns")
+        .args(["-y", "-r"])
+        .arg(&tap)
+        .output()
+        .unwrap();
     let yaml = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(yaml.contains("CLIENT_QUERY") && yaml.contains("CLIENT_RESPONSE"), "{yaml}");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        yaml.contains("CLIENT_QUERY") && yaml.contains("CLIENT_RESPONSE"),
+        "{yaml}"
+    );
     assert!(yaml.contains("www.example.com"), "{yaml}");
     assert!(yaml.contains("evil.example.com"), "{yaml}");
-    assert!(yaml.contains("NXDOMAIN"), "the blocked answer is in the frame: {yaml}");
+    assert!(
+        yaml.contains("NXDOMAIN"),
+        "the blocked answer is in the frame: {yaml}"
+    );
     assert!(yaml.contains("edge-1"), "identity: {yaml}");
 }
 
@@ -188,18 +238,29 @@ async fn a_stuck_sink_drops_and_counts_but_never_slows_answers() {
         std::thread::sleep(Duration::from_secs(8));
         drop(conn);
     });
-    let text = config_with_log(&h, &format!("dnstap = \"unix:{}\"\nqueue_size = 64\n", sock_path.display()));
+    let text = config_with_log(
+        &h,
+        &format!(
+            "dnstap = \"unix:{}\"\nqueue_size = 64\n",
+            sock_path.display()
+        ),
+    );
     let d = start_dnsward_text(&text, dir).await;
     let addr = d.addrs()[0];
     ask(addr, "www.example.com.", RecordType::A).await;
     // 3000 cache hits, each waiting for its answer: every one is answered.
     let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let mut buf = vec![0u8; 2048];
-    let q = query_message("www.example.com.", RecordType::A, None).to_vec().unwrap();
+    let q = query_message("www.example.com.", RecordType::A, None)
+        .to_vec()
+        .unwrap();
     let mut answered = 0;
     for _ in 0..3000 {
         sock.send_to(&q, addr).await.unwrap();
-        if tokio::time::timeout(Duration::from_secs(1), sock.recv_from(&mut buf)).await.is_ok() {
+        if tokio::time::timeout(Duration::from_secs(1), sock.recv_from(&mut buf))
+            .await
+            .is_ok()
+        {
             answered += 1;
         }
     }
@@ -230,18 +291,34 @@ async fn logs_cli_reads_what_the_server_wrote() {
     d.shutdown().await;
 
     let run = |args: &[&str]| {
-        let out = Command::new(BIN).arg("logs").arg("--config").arg(&cfg).args(args).output().unwrap();
-        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        let out = Command::new(BIN)
+            .arg("logs")
+            .arg("--config")
+            .arg(&cfg)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8(out.stdout).unwrap()
     };
     let top: Value = serde_json::from_str(&run(&["top", "--since", "1h", "--json"])).unwrap();
     let text = top.to_string();
     assert!(text.contains("evil.example.com"), "{text}");
     let top_table = run(&["top", "--since", "1h"]);
-    assert!(top_table.contains("evil.example.com") && top_table.contains("127.0.0.1"), "{top_table}");
+    assert!(
+        top_table.contains("evil.example.com") && top_table.contains("127.0.0.1"),
+        "{top_table}"
+    );
 
     let tail = run(&["tail", "--action", "blocked", "-n", "10", "--json"]);
-    let lines: Vec<Value> = tail.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<Value> = tail
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(lines.len(), 5, "{tail}");
     assert!(lines.iter().all(|l| l["action"] == "blocked"));
     let only_abandoned = run(&["tail", "--category", "abandoned", "--json"]);
@@ -270,19 +347,34 @@ fn explain_names_the_list_and_rule() {
     )
     .unwrap();
     let explain = |args: &[&str]| {
-        let out = Command::new(BIN).arg("explain").arg("--config").arg(d.join("c.toml")).args(args).output().unwrap();
-        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
+        let out = Command::new(BIN)
+            .arg("explain")
+            .arg("--config")
+            .arg(d.join("c.toml"))
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
     };
     let (code, out) = explain(&["www.evil.example"]);
     assert_eq!(code, Some(1), "blocked exits 1: {out}");
-    assert!(out.contains("block by list \"feed\" (threat) rule evil.example at"), "{out}");
+    assert!(
+        out.contains("block by list \"feed\" (threat) rule evil.example at"),
+        "{out}"
+    );
     assert!(out.contains("t.txt:2: evil.example"), "{out}");
     let (code, out) = explain(&["ok.evil.example"]);
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("allow by list \"fixes\""), "{out}");
     let (code, out) = explain(&["fine.example", "10.1.2.3"]);
     assert_eq!(code, Some(1), "{out}");
-    assert!(out.contains("address 10.1.2.3: block by list \"nets\"") && out.contains("10.0.0.0/8"), "{out}");
+    assert!(
+        out.contains("address 10.1.2.3: block by list \"nets\"") && out.contains("10.0.0.0/8"),
+        "{out}"
+    );
     let (code, out) = explain(&["fine.example"]);
     assert_eq!(code, Some(0));
     assert!(out.contains("allowed (no list matches)"), "{out}");
@@ -294,7 +386,13 @@ async fn under_steady_traffic_an_attempt_is_logged_within_two_seconds() {
     // so this checks that the batch is pushed by age while traffic goes on.
     let h = Hierarchy::start("").await;
     let dir = h.dir.path();
-    let text = config_with_log(&h, &format!("sqlite = \"{0}/log.db\"\njsonl = \"{0}/log.jsonl\"\n", dir.display()));
+    let text = config_with_log(
+        &h,
+        &format!(
+            "sqlite = \"{0}/log.db\"\njsonl = \"{0}/log.jsonl\"\n",
+            dir.display()
+        ),
+    );
     let cfg = dir.join("steady.toml");
     std::fs::write(&cfg, &text).unwrap();
     let d = start_dnsward_text(&text, dir).await;
@@ -304,17 +402,39 @@ async fn under_steady_traffic_an_attempt_is_logged_within_two_seconds() {
     let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let mut buf = vec![0u8; 2048];
     let start = std::time::Instant::now();
-    sock.send_to(&query_message("c2.evil.example.com.", RecordType::A, None).to_vec().unwrap(), addr).await.unwrap();
-    let n = tokio::time::timeout(Duration::from_secs(2), sock.recv_from(&mut buf)).await.unwrap().unwrap().0;
-    assert_eq!(hickory_proto::op::Message::from_vec(&buf[..n]).unwrap().metadata.response_code, ResponseCode::NXDomain);
-    let q = query_message("www.example.com.", RecordType::A, None).to_vec().unwrap();
+    sock.send_to(
+        &query_message("c2.evil.example.com.", RecordType::A, None)
+            .to_vec()
+            .unwrap(),
+        addr,
+    )
+    .await
+    .unwrap();
+    let n = tokio::time::timeout(Duration::from_secs(2), sock.recv_from(&mut buf))
+        .await
+        .unwrap()
+        .unwrap()
+        .0;
+    assert_eq!(
+        hickory_proto::op::Message::from_vec(&buf[..n])
+            .unwrap()
+            .metadata
+            .response_code,
+        ResponseCode::NXDomain
+    );
+    let q = query_message("www.example.com.", RecordType::A, None)
+        .to_vec()
+        .unwrap();
     let (mut in_jsonl, mut in_sqlite) = (None, None);
     for i in 0..200 {
         sock.send_to(&q, addr).await.unwrap();
         let _ = tokio::time::timeout(Duration::from_secs(1), sock.recv_from(&mut buf)).await;
         tokio::time::sleep(Duration::from_millis(20)).await;
         if i % 5 == 0 {
-            if in_jsonl.is_none() && std::fs::read_to_string(dir.join("log.jsonl")).is_ok_and(|t| t.contains("c2.evil.example.com")) {
+            if in_jsonl.is_none()
+                && std::fs::read_to_string(dir.join("log.jsonl"))
+                    .is_ok_and(|t| t.contains("c2.evil.example.com"))
+            {
                 in_jsonl = Some(start.elapsed());
             }
             if in_sqlite.is_none() {
@@ -333,8 +453,14 @@ async fn under_steady_traffic_an_attempt_is_logged_within_two_seconds() {
             }
         }
     }
-    let (j, s) = (in_jsonl.expect("blocked attempt never reached the JSON lines"), in_sqlite.expect("never reached SQLite"));
-    assert!(j < Duration::from_secs(2) && s < Duration::from_secs(2), "seen after {j:?} (jsonl) and {s:?} (sqlite)");
+    let (j, s) = (
+        in_jsonl.expect("blocked attempt never reached the JSON lines"),
+        in_sqlite.expect("never reached SQLite"),
+    );
+    assert!(
+        j < Duration::from_secs(2) && s < Duration::from_secs(2),
+        "seen after {j:?} (jsonl) and {s:?} (sqlite)"
+    );
     d.shutdown().await;
 }
 
@@ -344,7 +470,10 @@ async fn sqlite_can_keep_blocked_queries_only_while_jsonl_gets_every_query() {
     let dir = h.dir.path();
     let text = config_with_log(
         &h,
-        &format!("sqlite = \"{0}/log.db\"\njsonl = \"{0}/log.jsonl\"\nsqlite_log_allowed = false\n", dir.display()),
+        &format!(
+            "sqlite = \"{0}/log.db\"\njsonl = \"{0}/log.jsonl\"\nsqlite_log_allowed = false\n",
+            dir.display()
+        ),
     );
     let cfg = dir.join("split.toml");
     std::fs::write(&cfg, &text).unwrap();
@@ -354,12 +483,34 @@ async fn sqlite_can_keep_blocked_queries_only_while_jsonl_gets_every_query() {
     ask(addr, "www.example.com.", RecordType::A).await;
     ask(addr, "x.evil.example.com.", RecordType::A).await;
     let rows = read_jsonl(&dir.join("log.jsonl"), 3);
-    assert_eq!(rows.iter().filter(|r| r["action"] == "allowed").count(), 2, "{rows:#?}");
+    assert_eq!(
+        rows.iter().filter(|r| r["action"] == "allowed").count(),
+        2,
+        "{rows:#?}"
+    );
     d.shutdown().await;
-    let out = Command::new(BIN).arg("logs").arg("--config").arg(&cfg).args(["export", "--format", "jsonl", "--since", "1h"]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let stored: Vec<Value> = String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    assert_eq!(stored.len(), 1, "only the blocked query is in SQLite: {stored:#?}");
+    let out = Command::new(BIN)
+        .arg("logs")
+        .arg("--config")
+        .arg(&cfg)
+        .args(["export", "--format", "jsonl", "--since", "1h"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stored: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(
+        stored.len(),
+        1,
+        "only the blocked query is in SQLite: {stored:#?}"
+    );
     assert_eq!(stored[0]["qname"], "x.evil.example.com");
     assert_eq!(stored[0]["action"], "blocked");
 }
@@ -367,12 +518,17 @@ async fn sqlite_can_keep_blocked_queries_only_while_jsonl_gets_every_query() {
 /// Sends `n` cache-hit queries one after another; returns how many were answered.
 async fn hits(addr: std::net::SocketAddr, n: usize) -> usize {
     let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let q = query_message("www.example.com.", RecordType::A, None).to_vec().unwrap();
+    let q = query_message("www.example.com.", RecordType::A, None)
+        .to_vec()
+        .unwrap();
     let mut buf = vec![0u8; 2048];
     let mut answered = 0;
     for _ in 0..n {
         sock.send_to(&q, addr).await.unwrap();
-        if tokio::time::timeout(Duration::from_secs(1), sock.recv_from(&mut buf)).await.is_ok() {
+        if tokio::time::timeout(Duration::from_secs(1), sock.recv_from(&mut buf))
+            .await
+            .is_ok()
+        {
             answered += 1;
         }
     }
@@ -380,7 +536,13 @@ async fn hits(addr: std::net::SocketAddr, n: usize) -> usize {
 }
 
 fn sink(d: &dnsward::instance::Instance, name: &str) -> dnsward::querylog::SinkStats {
-    d.engine.recorder.log().stats().into_iter().find(|s| s.name == name).unwrap()
+    d.engine
+        .recorder
+        .log()
+        .stats()
+        .into_iter()
+        .find(|s| s.name == name)
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -391,29 +553,61 @@ async fn corrupt_database_unwritable_path_and_full_disk_never_stop_dns_and_losse
     std::fs::write(dir.join("a-file"), "").unwrap();
     // /dev/full takes the open and fails every write with ENOSPC, as a full disk does.
     for (sinks, name, needle) in [
-        (format!("sqlite = \"{}/garbage.db\"", dir.display()), "sqlite", "not a database"),
-        (format!("jsonl = \"{}/a-file/q.jsonl\"", dir.display()), "jsonl", "cannot open"),
-        ("jsonl = \"/dev/full\"".to_string(), "jsonl", "No space left on device"),
+        (
+            format!("sqlite = \"{}/garbage.db\"", dir.display()),
+            "sqlite",
+            "not a database",
+        ),
+        (
+            format!("jsonl = \"{}/a-file/q.jsonl\"", dir.display()),
+            "jsonl",
+            "cannot open",
+        ),
+        (
+            "jsonl = \"/dev/full\"".to_string(),
+            "jsonl",
+            "No space left on device",
+        ),
     ] {
         let text = config_with_log(&h, &format!("{sinks}\nqueue_size = 16\n"));
         let d = start_dnsward_text(&text, dir).await;
         let addr = d.addrs()[0];
-        assert_eq!(answer_strings(&ask(addr, "www.example.com.", RecordType::A).await), vec!["A 192.0.2.10"], "{sinks}");
-        assert_eq!(hits(addr, 100).await, 100, "every query answered with {sinks}");
+        assert_eq!(
+            answer_strings(&ask(addr, "www.example.com.", RecordType::A).await),
+            vec!["A 192.0.2.10"],
+            "{sinks}"
+        );
+        assert_eq!(
+            hits(addr, 100).await,
+            100,
+            "every query answered with {sinks}"
+        );
         // The sink gets at least one go (it writes every 200-500 ms).
         tokio::time::sleep(Duration::from_millis(1200)).await;
         let s = sink(&d, name);
         assert!(s.errors > 0, "{sinks}: {s:?}");
-        assert!(s.last_error.as_deref().unwrap_or("").contains(needle), "{sinks}: {s:?}");
+        assert!(
+            s.last_error.as_deref().unwrap_or("").contains(needle),
+            "{sinks}: {s:?}"
+        );
         assert_eq!(s.written, 0, "{sinks}: {s:?}");
-        assert!(s.dropped >= 100 - 16, "{sinks}: what could not be written is counted: {s:?}");
+        assert!(
+            s.dropped >= 100 - 16,
+            "{sinks}: what could not be written is counted: {s:?}"
+        );
         let log = d.engine.recorder.log().clone();
         d.shutdown().await;
         let s = log.stats().into_iter().find(|s| s.name == name).unwrap();
-        assert_eq!(s.dropped, 101, "{sinks}: at shutdown every event is accounted for: {s:?}");
+        assert_eq!(
+            s.dropped, 101,
+            "{sinks}: at shutdown every event is accounted for: {s:?}"
+        );
     }
     // The corrupt file was left as it was.
-    assert_eq!(std::fs::read(dir.join("garbage.db")).unwrap(), vec![b'x'; 8192]);
+    assert_eq!(
+        std::fs::read(dir.join("garbage.db")).unwrap(),
+        vec![b'x'; 8192]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -431,14 +625,21 @@ async fn a_locked_database_loses_only_what_came_while_locked_and_dns_keeps_answe
     // Another program takes the write lock (as a long-running `sqlite3` session would).
     let other = rusqlite::Connection::open(&db).unwrap();
     other.execute_batch("BEGIN IMMEDIATE").unwrap();
-    assert_eq!(hits(addr, 50).await, 50, "answers while the database is locked");
+    assert_eq!(
+        hits(addr, 50).await,
+        50,
+        "answers while the database is locked"
+    );
     // Our write waits for the lock (busy timeout 2 s), fails, and counts the batch as lost.
     let deadline = std::time::Instant::now() + Duration::from_secs(8);
     while sink(&d, "sqlite").errors == 0 && std::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let s = sink(&d, "sqlite");
-    assert!(s.last_error.as_deref().unwrap_or("").contains("locked"), "{s:?}");
+    assert!(
+        s.last_error.as_deref().unwrap_or("").contains("locked"),
+        "{s:?}"
+    );
     other.execute_batch("ROLLBACK").unwrap();
     drop(other);
 
@@ -450,14 +651,26 @@ async fn a_locked_database_loses_only_what_came_while_locked_and_dns_keeps_answe
         if s.written + s.dropped >= 71 && s.queued == 0 {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "the sink did not recover: {s:?}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the sink did not recover: {s:?}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let s = sink(&d, "sqlite");
     assert!(s.written >= 21, "events after the lock are stored: {s:?}");
-    assert_eq!(s.written + s.dropped, 71, "every event is written or counted as lost: {s:?}");
+    assert_eq!(
+        s.written + s.dropped,
+        71,
+        "every event is written or counted as lost: {s:?}"
+    );
     d.shutdown().await;
     let conn = rusqlite::Connection::open(&db).unwrap();
-    let n: u64 = conn.query_row("SELECT count(*) FROM queries", [], |r| r.get(0)).unwrap();
-    assert_eq!(n, s.written, "the database holds exactly what was counted as written");
+    let n: u64 = conn
+        .query_row("SELECT count(*) FROM queries", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(
+        n, s.written,
+        "the database holds exactly what was counted as written"
+    );
 }

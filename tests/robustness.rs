@@ -10,7 +10,10 @@ use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::RecordType;
 
 fn header(id: u16, flags: u16, qd: u16, an: u16, ns: u16, ar: u16) -> Vec<u8> {
-    [id, flags, qd, an, ns, ar].iter().flat_map(|v| v.to_be_bytes()).collect()
+    [id, flags, qd, an, ns, ar]
+        .iter()
+        .flat_map(|v| v.to_be_bytes())
+        .collect()
 }
 
 fn with_question(mut h: Vec<u8>, qname: &[u8], qtype: u16, qclass: u16) -> Vec<u8> {
@@ -22,7 +25,12 @@ fn with_question(mut h: Vec<u8>, qname: &[u8], qtype: u16, qclass: u16) -> Vec<u
 
 async fn rcode_of(addr: std::net::SocketAddr, pkt: &[u8]) -> Option<ResponseCode> {
     let resp = udp_raw(addr, pkt, Duration::from_millis(500)).await?;
-    Some(Message::from_vec(&resp).expect("our error answers parse").metadata.response_code)
+    Some(
+        Message::from_vec(&resp)
+            .expect("our error answers parse")
+            .metadata
+            .response_code,
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -34,14 +42,33 @@ async fn malformed_packets_get_errors_or_silence_and_the_server_keeps_answering(
 
     // Too short for a header: dropped.
     for n in [0usize, 1, 11] {
-        assert_eq!(udp_raw(addr, &vec![0u8; n], Duration::from_millis(300)).await, None, "{n} bytes");
+        assert_eq!(
+            udp_raw(addr, &vec![0u8; n], Duration::from_millis(300)).await,
+            None,
+            "{n} bytes"
+        );
     }
     // A response (QR set) is never answered (no reflection loops).
-    assert_eq!(rcode_of(addr, &with_question(header(1, 0x8000, 1, 0, 0, 0), www, 1, 1)).await, None);
+    assert_eq!(
+        rcode_of(
+            addr,
+            &with_question(header(1, 0x8000, 1, 0, 0, 0), www, 1, 1)
+        )
+        .await,
+        None
+    );
     // Header says one question, none follows.
-    assert_eq!(rcode_of(addr, &header(2, 0x0100, 1, 0, 0, 0)).await, Some(ResponseCode::FormErr));
+    assert_eq!(
+        rcode_of(addr, &header(2, 0x0100, 1, 0, 0, 0)).await,
+        Some(ResponseCode::FormErr)
+    );
     // Two questions.
-    let two = with_question(with_question(header(3, 0x0100, 2, 0, 0, 0), www, 1, 1), www, 1, 1);
+    let two = with_question(
+        with_question(header(3, 0x0100, 2, 0, 0, 0), www, 1, 1),
+        www,
+        1,
+        1,
+    );
     assert_eq!(rcode_of(addr, &two).await, Some(ResponseCode::FormErr));
     // Compression pointer loop in the question name.
     let looped = with_question(header(4, 0x0100, 1, 0, 0, 0), &[0xC0, 12], 1, 1);
@@ -50,22 +77,44 @@ async fn malformed_packets_get_errors_or_silence_and_the_server_keeps_answering(
     let mut long_label = vec![64u8];
     long_label.extend(std::iter::repeat_n(b'a', 64));
     long_label.push(0);
-    assert_eq!(rcode_of(addr, &with_question(header(5, 0x0100, 1, 0, 0, 0), &long_label, 1, 1)).await, Some(ResponseCode::FormErr));
+    assert_eq!(
+        rcode_of(
+            addr,
+            &with_question(header(5, 0x0100, 1, 0, 0, 0), &long_label, 1, 1)
+        )
+        .await,
+        Some(ResponseCode::FormErr)
+    );
     let mut long_name = Vec::new();
     for _ in 0..5 {
         long_name.push(60u8);
         long_name.extend(std::iter::repeat_n(b'b', 60));
     }
     long_name.push(0);
-    assert_eq!(rcode_of(addr, &with_question(header(6, 0x0100, 1, 0, 0, 0), &long_name, 1, 1)).await, Some(ResponseCode::FormErr));
+    assert_eq!(
+        rcode_of(
+            addr,
+            &with_question(header(6, 0x0100, 1, 0, 0, 0), &long_name, 1, 1)
+        )
+        .await,
+        Some(ResponseCode::FormErr)
+    );
     // Unknown opcode (UPDATE = 5, and 15) and class (CHAOS, 999).
     for opcode in [5u16, 15] {
         let pkt = with_question(header(7, opcode << 11, 1, 0, 0, 0), www, 1, 1);
-        assert_eq!(rcode_of(addr, &pkt).await, Some(ResponseCode::NotImp), "opcode {opcode}");
+        assert_eq!(
+            rcode_of(addr, &pkt).await,
+            Some(ResponseCode::NotImp),
+            "opcode {opcode}"
+        );
     }
     for class in [3u16, 999] {
         let pkt = with_question(header(8, 0x0100, 1, 0, 0, 0), www, 16, class);
-        assert_eq!(rcode_of(addr, &pkt).await, Some(ResponseCode::NotImp), "class {class}");
+        assert_eq!(
+            rcode_of(addr, &pkt).await,
+            Some(ResponseCode::NotImp),
+            "class {class}"
+        );
     }
     // Zone transfers are not served by a resolver.
     let axfr = with_question(header(9, 0, 1, 0, 0, 0), www, 252, 1);
@@ -85,7 +134,9 @@ async fn malformed_packets_get_errors_or_silence_and_the_server_keeps_answering(
         x ^= x >> 7;
         x ^= x << 17;
         let len = (x % 300) as usize;
-        let pkt: Vec<u8> = (0..len).map(|j| (x.rotate_left(j as u32 % 64) >> (j % 8)) as u8).collect();
+        let pkt: Vec<u8> = (0..len)
+            .map(|j| (x.rotate_left(j as u32 % 64) >> (j % 8)) as u8)
+            .collect();
         sock.send_to(&pkt, addr).await.unwrap();
         if i % 50 == 0 {
             let _ = tcp_raw(addr, &pkt, Duration::from_millis(300)).await;
@@ -100,7 +151,11 @@ async fn malformed_packets_get_errors_or_silence_and_the_server_keeps_answering(
     // Still answering, over both transports.
     let m = ask(addr, "www.example.com.", RecordType::A).await;
     assert_eq!(answer_strings(&m), vec!["A 192.0.2.10"]);
-    let m = tcp_query(addr, &query_message("www.example.com.", RecordType::AAAA, None)).await;
+    let m = tcp_query(
+        addr,
+        &query_message("www.example.com.", RecordType::AAAA, None),
+    )
+    .await;
     assert_eq!(answer_strings(&m), vec!["AAAA 2001:db8::10"]);
     d.shutdown().await;
 }

@@ -38,28 +38,46 @@ pub struct AdminServer {
 }
 
 impl AdminServer {
-    pub async fn start(config: &Config, admin: &AdminConfig, engine: Arc<Engine>, runtime: Option<Arc<RuntimeList>>, certs: Vec<Arc<CertStore>>) -> Result<AdminServer, String> {
+    pub async fn start(
+        config: &Config,
+        admin: &AdminConfig,
+        engine: Arc<Engine>,
+        runtime: Option<Arc<RuntimeList>>,
+        certs: Vec<Arc<CertStore>>,
+    ) -> Result<AdminServer, String> {
         let token = match &admin.token_file {
             Some(p) => {
                 let p = config.resolve_path(p);
-                let t = std::fs::read_to_string(&p).map_err(|e| format!("admin token {}: {e}", p.display()))?;
+                let t = std::fs::read_to_string(&p)
+                    .map_err(|e| format!("admin token {}: {e}", p.display()))?;
                 Some(Arc::from(t.trim()))
             }
             None => None,
         };
-        let state = AdminState { engine, runtime, token, certs: Arc::from(certs) };
+        let state = AdminState {
+            engine,
+            runtime,
+            token,
+            certs: Arc::from(certs),
+        };
         let app = router(state);
-        let listener = std::net::TcpListener::bind(admin.listen).map_err(|e| format!("admin listener {}: {e}", admin.listen))?;
+        let listener = std::net::TcpListener::bind(admin.listen)
+            .map_err(|e| format!("admin listener {}: {e}", admin.listen))?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
         let handle = axum_server::Handle::new();
         let service = app.into_make_service_with_connect_info::<SocketAddr>();
         let task = match (&admin.tls_cert, &admin.tls_key) {
             (Some(cert), Some(key)) => {
                 let _ = rustls::crypto::ring::default_provider().install_default();
-                let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(config.resolve_path(cert), config.resolve_path(key))
-                    .await
-                    .map_err(|e| format!("admin TLS certificate/key: {e}"))?;
-                let server = axum_server::from_tcp_rustls(listener, tls).map_err(|e| e.to_string())?.handle(handle.clone());
+                let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(
+                    config.resolve_path(cert),
+                    config.resolve_path(key),
+                )
+                .await
+                .map_err(|e| format!("admin TLS certificate/key: {e}"))?;
+                let server = axum_server::from_tcp_rustls(listener, tls)
+                    .map_err(|e| e.to_string())?
+                    .handle(handle.clone());
                 tokio::spawn(async move {
                     if let Err(e) = server.serve(service).await {
                         tracing::error!(error = %e, "admin listener stopped");
@@ -67,7 +85,9 @@ impl AdminServer {
                 })
             }
             _ => {
-                let server = axum_server::from_tcp(listener).map_err(|e| e.to_string())?.handle(handle.clone());
+                let server = axum_server::from_tcp(listener)
+                    .map_err(|e| e.to_string())?
+                    .handle(handle.clone());
                 tokio::spawn(async move {
                     if let Err(e) = server.serve(service).await {
                         tracing::error!(error = %e, "admin listener stopped");
@@ -107,9 +127,18 @@ fn error(status: StatusCode, msg: impl Into<String>) -> Response {
     (status, Json(json!({ "error": msg.into() }))).into_response()
 }
 
-async fn require_token(State(st): State<AdminState>, ConnectInfo(peer): ConnectInfo<SocketAddr>, headers: HeaderMap, req: Request, next: Next) -> Response {
+async fn require_token(
+    State(st): State<AdminState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    req: Request,
+    next: Next,
+) -> Response {
     let Some(token) = &st.token else {
-        return error(StatusCode::NOT_FOUND, "the admin API is off: set [admin] token_file");
+        return error(
+            StatusCode::NOT_FOUND,
+            "the admin API is off: set [admin] token_file",
+        );
     };
     let given = headers
         .get(header::AUTHORIZATION)
@@ -139,17 +168,32 @@ async fn metrics(State(st): State<AdminState>) -> Response {
     m.policy_last_reload_ok.set(p.last_ok() as i64);
     m.policy_reloads.set(p.reloads() as i64);
     for s in e.recorder.log().stats() {
-        let l = crate::admin::metrics::SinkLabel { sink: s.name.clone() };
+        let l = crate::admin::metrics::SinkLabel {
+            sink: s.name.clone(),
+        };
         m.querylog_queued.get_or_create(&l).set(s.queued as i64);
         m.querylog_dropped.get_or_create(&l).set(s.dropped as i64);
         m.querylog_written.get_or_create(&l).set(s.written as i64);
     }
     let a = &e.admission;
     let ld = std::sync::atomic::Ordering::Relaxed;
-    for (kind, v) in [("acl", &a.refused), ("client_rate", &a.rate_limited), ("rrl", &a.rrl_limited)] {
-        m.limited.get_or_create(&crate::admin::metrics::KindLabel { kind }).set(v.load(ld) as i64);
+    for (kind, v) in [
+        ("acl", &a.refused),
+        ("client_rate", &a.rate_limited),
+        ("rrl", &a.rrl_limited),
+    ] {
+        m.limited
+            .get_or_create(&crate::admin::metrics::KindLabel { kind })
+            .set(v.load(ld) as i64);
     }
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], m.encode()).into_response()
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        m.encode(),
+    )
+        .into_response()
 }
 
 async fn reload(State(st): State<AdminState>) -> Response {
@@ -183,7 +227,10 @@ async fn runtime_list(State(st): State<AdminState>) -> Response {
     }
 }
 
-async fn runtime_add(State(st): State<AdminState>, body: Result<Json<NewEntry>, axum::extract::rejection::JsonRejection>) -> Response {
+async fn runtime_add(
+    State(st): State<AdminState>,
+    body: Result<Json<NewEntry>, axum::extract::rejection::JsonRejection>,
+) -> Response {
     let Some(r) = &st.runtime else {
         return error(StatusCode::NOT_FOUND, "no runtime list");
     };
@@ -208,7 +255,11 @@ struct ScopeQuery {
     group: Option<String>,
 }
 
-async fn runtime_remove(State(st): State<AdminState>, Path(name): Path<String>, Query(scope): Query<ScopeQuery>) -> Response {
+async fn runtime_remove(
+    State(st): State<AdminState>,
+    Path(name): Path<String>,
+    Query(scope): Query<ScopeQuery>,
+) -> Response {
     let Some(r) = &st.runtime else {
         return error(StatusCode::NOT_FOUND, "no runtime list");
     };
@@ -218,10 +269,13 @@ async fn runtime_remove(State(st): State<AdminState>, Path(name): Path<String>, 
             st.engine.policy().reload("runtime entry removed").await;
             Json(json!({ "removed": name })).into_response()
         }
-        Ok(false) => error(StatusCode::NOT_FOUND, match &scope.group {
-            Some(g) => format!("{name} is not in the runtime list of group {g}"),
-            None => format!("{name} is not in the runtime list"),
-        }),
+        Ok(false) => error(
+            StatusCode::NOT_FOUND,
+            match &scope.group {
+                Some(g) => format!("{name} is not in the runtime list of group {g}"),
+                None => format!("{name} is not in the runtime list"),
+            },
+        ),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
     }
 }
@@ -236,11 +290,21 @@ struct ExplainQuery {
 
 async fn explain(State(st): State<AdminState>, Query(q): Query<ExplainQuery>) -> Response {
     if q.name.is_none() && q.ip.is_none() {
-        return error(StatusCode::BAD_REQUEST, "give ?name=NAME and/or ?ip=ADDRESS");
+        return error(
+            StatusCode::BAD_REQUEST,
+            "give ?name=NAME and/or ?ip=ADDRESS",
+        );
     }
     let snap = st.engine.policy().snapshot();
-    let who = q.client.map(|c| snap.groups().lookup(c)).unwrap_or_default();
-    let mut hits: Vec<Verdict> = q.name.as_deref().map(|n| snap.explain_name_for(n, who)).unwrap_or_default();
+    let who = q
+        .client
+        .map(|c| snap.groups().lookup(c))
+        .unwrap_or_default();
+    let mut hits: Vec<Verdict> = q
+        .name
+        .as_deref()
+        .map(|n| snap.explain_name_for(n, who))
+        .unwrap_or_default();
     if let Some(ip) = q.ip {
         hits.extend(snap.explain_ip_for(ip, who));
     }
@@ -261,7 +325,10 @@ async fn explain(State(st): State<AdminState>, Query(q): Query<ExplainQuery>) ->
         .collect();
     let groups = snap.groups();
     let client = q.client.map(|c| json!({ "address": c, "name": groups.client_name(who).map(|n| &**n), "group": &*groups.group(who).name }));
-    Json(json!({ "name": q.name, "ip": q.ip, "client": client, "blocked": blocked, "rules": rules })).into_response()
+    Json(
+        json!({ "name": q.name, "ip": q.ip, "client": client, "blocked": blocked, "rules": rules }),
+    )
+    .into_response()
 }
 
 #[derive(Deserialize, Default)]
@@ -274,7 +341,10 @@ struct FlushBody {
 async fn nta_list(State(st): State<AdminState>) -> Response {
     match st.engine.validator() {
         Some(v) => Json(json!({ "negative_trust_anchors": nta_names(v) })).into_response(),
-        None => error(StatusCode::CONFLICT, "DNSSEC validation is off ([resolver] dnssec is not \"validate\")"),
+        None => error(
+            StatusCode::CONFLICT,
+            "DNSSEC validation is off ([resolver] dnssec is not \"validate\")",
+        ),
     }
 }
 
@@ -285,14 +355,22 @@ struct NtaBody {
 
 async fn nta_add(State(st): State<AdminState>, Json(body): Json<NtaBody>) -> Response {
     let Some(v) = st.engine.validator() else {
-        return error(StatusCode::CONFLICT, "DNSSEC validation is off ([resolver] dnssec is not \"validate\")");
+        return error(
+            StatusCode::CONFLICT,
+            "DNSSEC validation is off ([resolver] dnssec is not \"validate\")",
+        );
     };
     let zone = match hickory_proto::rr::Name::from_ascii(body.zone.trim()) {
         Ok(mut z) if !body.zone.trim().is_empty() => {
             z.set_fqdn(true);
             z.to_lowercase()
         }
-        _ => return error(StatusCode::BAD_REQUEST, format!("{:?} is not a zone name", body.zone)),
+        _ => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("{:?} is not a zone name", body.zone),
+            )
+        }
     };
     let mut zones = v.negative_trust_anchors();
     if !zones.contains(&zone) {
@@ -305,17 +383,26 @@ async fn nta_add(State(st): State<AdminState>, Json(body): Json<NtaBody>) -> Res
 
 async fn nta_remove(State(st): State<AdminState>, Path(zone): Path<String>) -> Response {
     let Some(v) = st.engine.validator() else {
-        return error(StatusCode::CONFLICT, "DNSSEC validation is off ([resolver] dnssec is not \"validate\")");
+        return error(
+            StatusCode::CONFLICT,
+            "DNSSEC validation is off ([resolver] dnssec is not \"validate\")",
+        );
     };
     let Ok(mut name) = hickory_proto::rr::Name::from_ascii(&zone) else {
-        return error(StatusCode::BAD_REQUEST, format!("{zone:?} is not a zone name"));
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("{zone:?} is not a zone name"),
+        );
     };
     name.set_fqdn(true);
     let mut zones = v.negative_trust_anchors();
     let before = zones.len();
     zones.retain(|z| *z != name);
     if zones.len() == before {
-        return error(StatusCode::NOT_FOUND, format!("{zone} is not a negative trust anchor"));
+        return error(
+            StatusCode::NOT_FOUND,
+            format!("{zone} is not a negative trust anchor"),
+        );
     }
     v.set_negative_trust_anchors(zones);
     // Answers cached while the zone was not validated must be validated again.
@@ -325,7 +412,10 @@ async fn nta_remove(State(st): State<AdminState>, Path(zone): Path<String>) -> R
 }
 
 fn nta_names(v: &crate::dnssec::Validator) -> Vec<String> {
-    v.negative_trust_anchors().iter().map(|z| z.to_ascii()).collect()
+    v.negative_trust_anchors()
+        .iter()
+        .map(|z| z.to_ascii())
+        .collect()
 }
 
 async fn cache_flush(State(st): State<AdminState>, body: Option<Json<FlushBody>>) -> Response {
@@ -337,7 +427,12 @@ async fn cache_flush(State(st): State<AdminState>, body: Option<Json<FlushBody>>
                 parsed.set_fqdn(true);
                 let mut bytes = Vec::new();
                 let mut enc = hickory_proto::serialize::binary::BinEncoder::new(&mut bytes);
-                if hickory_proto::serialize::binary::BinEncodable::emit(&parsed.to_lowercase(), &mut enc).is_err() {
+                if hickory_proto::serialize::binary::BinEncodable::emit(
+                    &parsed.to_lowercase(),
+                    &mut enc,
+                )
+                .is_err()
+                {
                     return error(StatusCode::BAD_REQUEST, format!("bad name {n:?}"));
                 }
                 Some(bytes)

@@ -102,32 +102,105 @@ impl Metrics {
             limited: Family::default(),
             registry: Registry::default(),
         };
-        registry.register("queries", "Queries answered, by transport, type, rcode, action and category", m.queries.clone());
-        registry.register("blocked", "Blocked queries by list", m.blocked_by_list.clone());
-        registry.register("group_queries", "Queries by client group and action", m.group_queries.clone());
-        registry.register("answer_latency_seconds", "Time from arrival to answer", m.answer_latency.clone());
-        registry.register("upstream_latency_seconds", "Time of one upstream resolution", m.upstream_latency.clone());
-        registry.register("upstream_errors", "Upstream resolutions that failed", m.upstream_errors.clone());
+        registry.register(
+            "queries",
+            "Queries answered, by transport, type, rcode, action and category",
+            m.queries.clone(),
+        );
+        registry.register(
+            "blocked",
+            "Blocked queries by list",
+            m.blocked_by_list.clone(),
+        );
+        registry.register(
+            "group_queries",
+            "Queries by client group and action",
+            m.group_queries.clone(),
+        );
+        registry.register(
+            "answer_latency_seconds",
+            "Time from arrival to answer",
+            m.answer_latency.clone(),
+        );
+        registry.register(
+            "upstream_latency_seconds",
+            "Time of one upstream resolution",
+            m.upstream_latency.clone(),
+        );
+        registry.register(
+            "upstream_errors",
+            "Upstream resolutions that failed",
+            m.upstream_errors.clone(),
+        );
         registry.register("cache_hits", "Packet cache hits", m.cache_hits.clone());
-        registry.register("cache_misses", "Packet cache misses", m.cache_misses.clone());
-        registry.register("cache_entries", "Answers in the packet cache", m.cache_entries.clone());
-        registry.register("cache_stale_served", "Stale answers served because upstream failed", m.stale_served.clone());
-        registry.register("policy_names", "Name rules in the policy snapshot", m.policy_names.clone());
-        registry.register("policy_addresses", "Address rules in the policy snapshot", m.policy_addresses.clone());
-        registry.register("policy_last_reload_timestamp_seconds", "When the lists were last (re)loaded", m.policy_last_reload.clone());
-        registry.register("policy_last_reload_ok", "1 when every list of the last (re)load loaded fresh", m.policy_last_reload_ok.clone());
-        registry.register("policy_reloads", "List reloads since start", m.policy_reloads.clone());
-        registry.register("querylog_queued", "Events waiting in a query-log sink's queue", m.querylog_queued.clone());
-        registry.register("querylog_dropped", "Events a query-log sink lost", m.querylog_dropped.clone());
-        registry.register("querylog_written", "Events a query-log sink wrote", m.querylog_written.clone());
-        registry.register("limited", "Queries refused by the ACL or rate limited, by kind", m.limited.clone());
+        registry.register(
+            "cache_misses",
+            "Packet cache misses",
+            m.cache_misses.clone(),
+        );
+        registry.register(
+            "cache_entries",
+            "Answers in the packet cache",
+            m.cache_entries.clone(),
+        );
+        registry.register(
+            "cache_stale_served",
+            "Stale answers served because upstream failed",
+            m.stale_served.clone(),
+        );
+        registry.register(
+            "policy_names",
+            "Name rules in the policy snapshot",
+            m.policy_names.clone(),
+        );
+        registry.register(
+            "policy_addresses",
+            "Address rules in the policy snapshot",
+            m.policy_addresses.clone(),
+        );
+        registry.register(
+            "policy_last_reload_timestamp_seconds",
+            "When the lists were last (re)loaded",
+            m.policy_last_reload.clone(),
+        );
+        registry.register(
+            "policy_last_reload_ok",
+            "1 when every list of the last (re)load loaded fresh",
+            m.policy_last_reload_ok.clone(),
+        );
+        registry.register(
+            "policy_reloads",
+            "List reloads since start",
+            m.policy_reloads.clone(),
+        );
+        registry.register(
+            "querylog_queued",
+            "Events waiting in a query-log sink's queue",
+            m.querylog_queued.clone(),
+        );
+        registry.register(
+            "querylog_dropped",
+            "Events a query-log sink lost",
+            m.querylog_dropped.clone(),
+        );
+        registry.register(
+            "querylog_written",
+            "Events a query-log sink wrote",
+            m.querylog_written.clone(),
+        );
+        registry.register(
+            "limited",
+            "Queries refused by the ACL or rate limited, by kind",
+            m.limited.clone(),
+        );
         Metrics { registry, ..m }
     }
 
     /// The Prometheus text exposition.
     pub fn encode(&self) -> String {
         let mut out = String::new();
-        prometheus_client::encoding::text::encode(&mut out, &self.registry).expect("writing to a String cannot fail");
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing to a String cannot fail");
         out
     }
 }

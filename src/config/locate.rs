@@ -70,7 +70,11 @@ pub(crate) fn deserialize_all<T: DeserializeOwned>(
             .span()
             .and_then(|span| find(doc.as_table(), span.start, &mut Vec::new()));
         match found {
-            Some((key, range)) if !blanked.iter().any(|b| b.start <= range.start && range.end <= b.end) => {
+            Some((key, range))
+                if !blanked
+                    .iter()
+                    .any(|b| b.start <= range.start && range.end <= b.end) =>
+            {
                 problems.push(ConfigProblem {
                     file: path.to_path_buf(),
                     line: Some(locator.line_of(range.start.max(err.span().map_or(0, |s| s.start)))),

@@ -40,7 +40,11 @@ pub struct Admission {
 impl Admission {
     pub fn new(cfg: &ServerConfig) -> Self {
         let bucket = |rate: u32, burst: u32| {
-            let burst = if burst == 0 { rate.saturating_mul(2) } else { burst };
+            let burst = if burst == 0 {
+                rate.saturating_mul(2)
+            } else {
+                burst
+            };
             (rate > 0).then(|| Buckets::new(rate as f64, burst.max(rate) as f64))
         };
         Self {
@@ -141,12 +145,19 @@ struct Bucket {
 
 impl Buckets {
     fn new(rate: f64, burst: f64) -> Self {
-        Self { map: DashMap::with_hasher(ahash::RandomState::new()), rate, burst }
+        Self {
+            map: DashMap::with_hasher(ahash::RandomState::new()),
+            rate,
+            burst,
+        }
     }
 
     fn take(&self, key: (u128, u64)) -> bool {
         let now = Instant::now();
-        let mut b = self.map.entry(key).or_insert(Bucket { tokens: self.burst, last: now });
+        let mut b = self.map.entry(key).or_insert(Bucket {
+            tokens: self.burst,
+            last: now,
+        });
         let elapsed = now.saturating_duration_since(b.last).as_secs_f64();
         b.tokens = (b.tokens + elapsed * self.rate).min(self.burst);
         b.last = now;
@@ -160,7 +171,8 @@ impl Buckets {
 
     fn evict_idle(&self, idle: Duration) {
         let now = Instant::now();
-        self.map.retain(|_, b| now.saturating_duration_since(b.last) < idle);
+        self.map
+            .retain(|_, b| now.saturating_duration_since(b.last) < idle);
     }
 }
 
@@ -178,7 +190,10 @@ mod tests {
         let a = Admission::new(&cfg(""));
         assert_eq!(a.check("127.0.0.5".parse().unwrap(), true), Gate::Pass);
         assert_eq!(a.check("::1".parse().unwrap(), true), Gate::Pass);
-        assert_eq!(a.check("::ffff:127.0.0.1".parse().unwrap(), true), Gate::Pass);
+        assert_eq!(
+            a.check("::ffff:127.0.0.1".parse().unwrap(), true),
+            Gate::Pass
+        );
         assert_eq!(a.check("192.0.2.1".parse().unwrap(), true), Gate::Refuse);
         let a = Admission::new(&cfg("[server]\nallow = [\"10.0.0.0/8\"]\ndeny = [\"10.9.0.0/16\"]\nrefuse_action = \"drop\"\n"));
         assert_eq!(a.check("10.1.2.3".parse().unwrap(), true), Gate::Pass);
@@ -189,10 +204,20 @@ mod tests {
     #[test]
     fn token_bucket_per_client_and_v6_prefix() {
         let a = Admission::new(&cfg("[server]\nallow = [\"::/0\", \"0.0.0.0/0\"]\nrate_limit_qps = 5\nrate_limit_burst = 5\n"));
-        let passed = (0..20).filter(|_| a.check("192.0.2.1".parse().unwrap(), true) == Gate::Pass).count();
+        let passed = (0..20)
+            .filter(|_| a.check("192.0.2.1".parse().unwrap(), true) == Gate::Pass)
+            .count();
         assert_eq!(passed, 5);
-        assert_eq!(a.check("192.0.2.2".parse().unwrap(), true), Gate::Pass, "another client is not affected");
-        assert_eq!(a.check("192.0.2.1".parse().unwrap(), false), Gate::Pass, "TCP is not limited");
+        assert_eq!(
+            a.check("192.0.2.2".parse().unwrap(), true),
+            Gate::Pass,
+            "another client is not affected"
+        );
+        assert_eq!(
+            a.check("192.0.2.1".parse().unwrap(), false),
+            Gate::Pass,
+            "TCP is not limited"
+        );
         // Two addresses in the same /56 share a bucket.
         let same56 = (0..10)
             .map(|i| format!("2001:db8:0:{i:x}::1").parse().unwrap())
@@ -203,11 +228,24 @@ mod tests {
 
     #[test]
     fn rrl_slips_every_other() {
-        let a = Admission::new(&cfg("[server]\nrrl_responses_per_second = 2\nrrl_slip = 2\n"));
+        let a = Admission::new(&cfg(
+            "[server]\nrrl_responses_per_second = 2\nrrl_slip = 2\n",
+        ));
         let c: IpAddr = "127.0.0.1".parse().unwrap();
         let gates: Vec<Gate> = (0..8).map(|_| a.response(c, b"\x01a\x00", 1, 0)).collect();
-        assert_eq!(gates.iter().filter(|g| **g == Gate::Pass).count(), 4, "burst of 2x rate");
-        assert!(gates.contains(&Gate::Truncate) && gates.contains(&Gate::Drop), "{gates:?}");
-        assert_eq!(a.response(c, b"\x01b\x00", 1, 0), Gate::Pass, "a different answer has its own bucket");
+        assert_eq!(
+            gates.iter().filter(|g| **g == Gate::Pass).count(),
+            4,
+            "burst of 2x rate"
+        );
+        assert!(
+            gates.contains(&Gate::Truncate) && gates.contains(&Gate::Drop),
+            "{gates:?}"
+        );
+        assert_eq!(
+            a.response(c, b"\x01b\x00", 1, 0),
+            Gate::Pass,
+            "a different answer has its own bucket"
+        );
     }
 }

@@ -21,10 +21,10 @@ use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 
 use crate::cache::{CachedAnswer, Lookup, PacketCache};
 use crate::config::{Config, PolicyConfig};
+use crate::dnswire::{self, QueryView, Reject};
 use crate::policy::groups::{ClientCache, ClientMatch};
 use crate::policy::reload::PolicyStore;
 use crate::policy::{RuleRef, Snapshot, Verdict};
-use crate::dnswire::{self, QueryView, Reject};
 use crate::upstream::{ClientFlags, Upstream};
 use admission::Gate;
 use resolve::{Outcome, Resolve};
@@ -87,7 +87,12 @@ pub struct Engine {
 }
 
 impl Engine {
-    pub fn new(config: &Config, upstream: Arc<dyn Upstream>, policy: Arc<PolicyStore>, recorder: record::Recorder) -> Self {
+    pub fn new(
+        config: &Config,
+        upstream: Arc<dyn Upstream>,
+        policy: Arc<PolicyStore>,
+        recorder: record::Recorder,
+    ) -> Self {
         let r = &config.resolver;
         let cache = Arc::new(PacketCache::new(
             r.cache_size,
@@ -138,17 +143,29 @@ impl Engine {
 
     /// Serves from cache, from policy or with an error; `Fast::Miss` when upstream is needed.
     /// `snap` is the one policy snapshot this query sees from admission to answer.
-    pub fn answer_fast(&self, pkt: &[u8], transport: Transport, client: IpAddr, snap: &Snapshot, s: &mut Scratch) -> Fast {
+    pub fn answer_fast(
+        &self,
+        pkt: &[u8],
+        transport: Transport,
+        client: IpAddr,
+        snap: &Snapshot,
+        s: &mut Scratch,
+    ) -> Fast {
         // The client's group, once per query (cached per worker): every policy check below
         // and the query log use it.
         let who = s.clients.lookup(snap, client);
-        s.decision = Decision { client: who, ..Decision::default() };
+        s.decision = Decision {
+            client: who,
+            ..Decision::default()
+        };
         match self.admission.check(client, transport == Transport::Udp) {
             Gate::Pass => {}
             Gate::Drop => return Fast::Drop,
             gate => {
                 // REFUSED, or TC=1 for a client over its rate; nothing when it did not parse.
-                let Ok(q) = dnswire::parse_query(pkt) else { return Fast::Drop };
+                let Ok(q) = dnswire::parse_query(pkt) else {
+                    return Fast::Drop;
+                };
                 s.out = match gate {
                     Gate::Refuse => self.header_only(&q, dnswire::RCODE_REFUSED, false),
                     _ => self.header_only(&q, dnswire::RCODE_NOERROR, true),
@@ -182,7 +199,14 @@ impl Engine {
             Some(v) => return self.blocked(&q, v, Trigger::Qname, transport, s),
             None => false,
         };
-        PacketCache::key_into(&mut s.key, q.qname, q.qtype, q.qclass, q.dnssec_ok(), q.checking_disabled());
+        PacketCache::key_into(
+            &mut s.key,
+            q.qname,
+            q.qtype,
+            q.qclass,
+            q.dnssec_ok(),
+            q.checking_disabled(),
+        );
         let now = Instant::now();
         match self.cache.lookup(&s.key, now) {
             Lookup::Fresh(answer) => {
@@ -201,9 +225,24 @@ impl Engine {
         }
     }
 
-    fn blocked(&self, q: &QueryView<'_>, v: Verdict, trigger: Trigger, transport: Transport, s: &mut Scratch) -> Fast {
+    fn blocked(
+        &self,
+        q: &QueryView<'_>,
+        v: Verdict,
+        trigger: Trigger,
+        transport: Transport,
+        s: &mut Scratch,
+    ) -> Fast {
         let limits = (self.max_udp, self.size_limit(q, transport));
-        let answered = synth::write_blocked(q, &v, trigger, &self.policy_cfg, &self.sde, limits, &mut s.out);
+        let answered = synth::write_blocked(
+            q,
+            &v,
+            trigger,
+            &self.policy_cfg,
+            &self.sde,
+            limits,
+            &mut s.out,
+        );
         s.decision.blocked = Some((v.into_rule(), trigger));
         if !answered {
             return Fast::Drop;
@@ -219,7 +258,14 @@ impl Engine {
 
     /// A reply with no records: the question echoed, our OPT when the client sent EDNS.
     fn header_only(&self, q: &QueryView<'_>, rcode: u8, tc: bool) -> Vec<u8> {
-        dnswire::error_response(q.id, q.flags, rcode, Some((q.qname, q.qtype, q.qclass)), self.reply_edns(q), tc)
+        dnswire::error_response(
+            q.id,
+            q.flags,
+            rcode,
+            Some((q.qname, q.qtype, q.qclass)),
+            self.reply_edns(q),
+            tc,
+        )
     }
 
     /// What does not fit the transport becomes a header-only reply with TC=1, same RCODE.
@@ -231,7 +277,13 @@ impl Engine {
 
     /// Response rate limiting over UDP: identical answers to one prefix beyond the rate are
     /// dropped or slipped out truncated.
-    fn rrl(&self, q: &QueryView<'_>, transport: Transport, client: IpAddr, s: &mut Scratch) -> Fast {
+    fn rrl(
+        &self,
+        q: &QueryView<'_>,
+        transport: Transport,
+        client: IpAddr,
+        s: &mut Scratch,
+    ) -> Fast {
         if transport != Transport::Udp {
             return Fast::Reply;
         }
@@ -247,7 +299,14 @@ impl Engine {
     }
 
     /// Fast path, else resolve; the answer is left in `s.out`. False = send nothing.
-    pub async fn answer_with(&self, pkt: &[u8], transport: Transport, client: IpAddr, snap: &Snapshot, s: &mut Scratch) -> bool {
+    pub async fn answer_with(
+        &self,
+        pkt: &[u8],
+        transport: Transport,
+        client: IpAddr,
+        snap: &Snapshot,
+        s: &mut Scratch,
+    ) -> bool {
         match self.answer_fast(pkt, transport, client, snap, s) {
             Fast::Reply => true,
             Fast::Drop => false,
@@ -258,15 +317,28 @@ impl Engine {
     /// The rest of the path after `answer_fast` said `Fast::Miss` for this packet (with `s.key`,
     /// `s.name` and `s.decision.client` as it left them): admission and query policy are not
     /// run again.
-    pub async fn resolve_miss(&self, pkt: &[u8], transport: Transport, client: IpAddr, snap: &Snapshot, s: &mut Scratch) -> bool {
-        let Ok(q) = dnswire::parse_query(pkt) else { return false };
+    pub async fn resolve_miss(
+        &self,
+        pkt: &[u8],
+        transport: Transport,
+        client: IpAddr,
+        snap: &Snapshot,
+        s: &mut Scratch,
+    ) -> bool {
+        let Ok(q) = dnswire::parse_query(pkt) else {
+            return false;
+        };
         let Some(query) = question_of(&q) else {
-            s.out = dnswire::error_response(q.id, q.flags, dnswire::RCODE_FORMERR, None, None, false);
+            s.out =
+                dnswire::error_response(q.id, q.flags, dnswire::RCODE_FORMERR, None, None, false);
             return true;
         };
         let who = s.decision.client;
         let exempt = matches!(snap.match_name_for(&s.name, who), Some(Verdict::Allow(_)));
-        let flags = ClientFlags { dnssec_ok: q.dnssec_ok(), checking_disabled: q.checking_disabled() };
+        let flags = ClientFlags {
+            dnssec_ok: q.dnssec_ok(),
+            checking_disabled: q.checking_disabled(),
+        };
         match self.resolve.resolve(&s.key, query, flags).await {
             Outcome::Answer { answer, stale } => {
                 s.decision.stale = stale;
@@ -275,14 +347,31 @@ impl Engine {
                         return self.blocked(&q, v, trigger, transport, s) == Fast::Reply;
                     }
                 }
-                answer.render(&mut s.out, q.id, q.flags, q.qname, Instant::now(), stale, q.wants_ad());
+                answer.render(
+                    &mut s.out,
+                    q.id,
+                    q.flags,
+                    q.qname,
+                    Instant::now(),
+                    stale,
+                    q.wants_ad(),
+                );
                 self.finish(&q, transport, &mut s.out, &[]);
                 s.decision.answer = Some(answer);
                 return self.rrl(&q, transport, client, s) == Fast::Reply;
             }
             Outcome::Failed(ede) => {
-                s.out = dnswire::error_response(q.id, q.flags, dnswire::RCODE_SERVFAIL, Some((q.qname, q.qtype, q.qclass)), None, false);
-                let option = ede.map(|(code, text)| dnswire::ede_option(code, &text)).unwrap_or_default();
+                s.out = dnswire::error_response(
+                    q.id,
+                    q.flags,
+                    dnswire::RCODE_SERVFAIL,
+                    Some((q.qname, q.qtype, q.qclass)),
+                    None,
+                    false,
+                );
+                let option = ede
+                    .map(|(code, text)| dnswire::ede_option(code, &text))
+                    .unwrap_or_default();
                 self.finish(&q, transport, &mut s.out, &option);
             }
         }
@@ -300,7 +389,11 @@ impl Engine {
 
 /// Response policy: every CNAME target in the chain, then every address in the answer.
 /// A matching block rule blocks the whole answer (CNAME cloaking, bad address ranges).
-fn response_verdict(snap: &Snapshot, answer: &CachedAnswer, who: ClientMatch) -> Option<(Verdict, Trigger)> {
+fn response_verdict(
+    snap: &Snapshot,
+    answer: &CachedAnswer,
+    who: ClientMatch,
+) -> Option<(Verdict, Trigger)> {
     for target in answer.cname_targets.iter() {
         match snap.match_name_for(target, who) {
             Some(v) if !v.is_allow() => return Some((v, Trigger::Cname)),
@@ -319,7 +412,13 @@ fn response_verdict(snap: &Snapshot, answer: &CachedAnswer, who: ClientMatch) ->
 /// Admission: parse, then refuse classes and types a recursive resolver does not serve.
 fn admit(pkt: &[u8]) -> Result<QueryView<'_>, Reject> {
     let q = dnswire::parse_query(pkt)?;
-    let reject = |rcode| Err(Reject::Error { id: q.id, flags: q.flags, rcode });
+    let reject = |rcode| {
+        Err(Reject::Error {
+            id: q.id,
+            flags: q.flags,
+            rcode,
+        })
+    };
     if q.edns.is_some_and(|e| e.version != 0) {
         // BADVERS needs the extended RCODE; FORMERR is what older servers answer and is safe.
         return reject(dnswire::RCODE_FORMERR);

@@ -6,16 +6,16 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::synth::Trigger;
 use super::{Decision, Transport};
-use crate::dnswire;
 use crate::admin::metrics::{qtype_label, rcode_label, ListLabel, Metrics, QueryLabels};
+use crate::dnswire;
 use crate::policy::groups::{runtime_scope, LogMode};
 use crate::policy::runtime::RuntimeList;
 use crate::policy::Snapshot;
-use prometheus_client::metrics::counter::Counter;
 use crate::querylog::event::{qtype_name, rcode_name};
 use crate::querylog::{self, Answers, EventAction, EventBatcher, QueryEvent, QueryLog};
-use super::synth::Trigger;
+use prometheus_client::metrics::counter::Counter;
 
 /// When and from whom a query came.
 #[derive(Clone, Copy)]
@@ -73,10 +73,19 @@ impl Recorder {
             .groups()
             .iter()
             .map(|g| {
-                [EventAction::Allowed, EventAction::Blocked, EventAction::Refused, EventAction::Servfail].map(|a| {
+                [
+                    EventAction::Allowed,
+                    EventAction::Blocked,
+                    EventAction::Refused,
+                    EventAction::Servfail,
+                ]
+                .map(|a| {
                     self.metrics
                         .group_queries
-                        .get_or_create(&crate::admin::metrics::GroupLabel { group: g.name.to_string(), action: a.as_str() })
+                        .get_or_create(&crate::admin::metrics::GroupLabel {
+                            group: g.name.to_string(),
+                            action: a.as_str(),
+                        })
                         .clone()
                 })
             })
@@ -113,7 +122,14 @@ impl Recorder {
         // Read once: both the counters and the event need the question and the clock.
         let question = dnswire::parse_query(query).ok();
         let now = Instant::now();
-        self.count(arrival, now, question.map_or(0, |q| q.qtype), rcode, action, decision);
+        self.count(
+            arrival,
+            now,
+            question.map_or(0, |q| q.qtype),
+            rcode,
+            action,
+            decision,
+        );
         // `wants` applies `log_allowed`; the client's group may log less (by contract).
         if !self.log.wants(action) {
             return;
@@ -135,10 +151,19 @@ impl Recorder {
             Some((r, t)) => (
                 Some(Cow::Borrowed(r.category.as_str())),
                 Some(Arc::clone(&r.list)),
-                Some(match self.runtime.as_ref().zip(runtime_scope(&r.list)).and_then(|(rt, scope)| rt.get_scoped(scope, &r.trigger_name)) {
-                    Some(entry) => format!("{} (runtime: {})", r.trigger_name, entry.describe()),
-                    None => format!("{} ({}:{})", r.trigger_name, r.file.display(), r.line),
-                }),
+                Some(
+                    match self
+                        .runtime
+                        .as_ref()
+                        .zip(runtime_scope(&r.list))
+                        .and_then(|(rt, scope)| rt.get_scoped(scope, &r.trigger_name))
+                    {
+                        Some(entry) => {
+                            format!("{} (runtime: {})", r.trigger_name, entry.describe())
+                        }
+                        None => format!("{} ({}:{})", r.trigger_name, r.file.display(), r.line),
+                    },
+                ),
                 Some(match t {
                     Trigger::Qname => querylog::Trigger::Qname,
                     Trigger::Cname => querylog::Trigger::Cname,
@@ -165,7 +190,10 @@ impl Recorder {
             trigger,
             cached: decision.from_cache,
             answers,
-            latency_us: now.saturating_duration_since(arrival.at).as_micros().min(u32::MAX as u128) as u32,
+            latency_us: now
+                .saturating_duration_since(arrival.at)
+                .as_micros()
+                .min(u32::MAX as u128) as u32,
             server: Arc::clone(&self.server),
             client_name: groups.client_name(decision.client).cloned(),
             group: (!groups.is_trivial()).then(|| Arc::clone(&group.name)),
@@ -194,8 +222,19 @@ impl Recorder {
 }
 
 impl Recorder {
-    fn count(&self, arrival: &Arrival, now: Instant, qtype: u16, rcode: Option<u8>, action: EventAction, decision: &Decision) {
-        let category = decision.blocked.as_ref().map_or("", |(r, _)| r.category.as_str());
+    fn count(
+        &self,
+        arrival: &Arrival,
+        now: Instant,
+        qtype: u16,
+        rcode: Option<u8>,
+        action: EventAction,
+        decision: &Decision,
+    ) {
+        let category = decision
+            .blocked
+            .as_ref()
+            .map_or("", |(r, _)| r.category.as_str());
         self.metrics
             .queries
             .get_or_create(&QueryLabels {
@@ -210,9 +249,15 @@ impl Recorder {
             c[action as usize].inc();
         }
         if let Some((r, _)) = &decision.blocked {
-            self.metrics.blocked_by_list.get_or_create(&ListLabel { list: r.list.to_string() }).inc();
+            self.metrics
+                .blocked_by_list
+                .get_or_create(&ListLabel {
+                    list: r.list.to_string(),
+                })
+                .inc();
         }
-        self.metrics.answer_latency.observe(now.saturating_duration_since(arrival.at).as_secs_f64());
+        self.metrics
+            .answer_latency
+            .observe(now.saturating_duration_since(arrival.at).as_secs_f64());
     }
 }
-

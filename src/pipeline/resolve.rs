@@ -18,7 +18,10 @@ use crate::upstream::{ClientFlags, Upstream};
 
 #[derive(Clone)]
 pub enum Outcome {
-    Answer { answer: Arc<CachedAnswer>, stale: bool },
+    Answer {
+        answer: Arc<CachedAnswer>,
+        stale: bool,
+    },
     /// SERVFAIL, with the Extended DNS Error (code, text) that says why, when known.
     Failed(Option<(u16, Arc<str>)>),
 }
@@ -43,7 +46,12 @@ pub struct Resolve {
 }
 
 impl Resolve {
-    pub fn new(upstream: Arc<dyn Upstream>, cache: Arc<PacketCache>, upstream_timeout: Duration, metrics: Arc<Metrics>) -> Self {
+    pub fn new(
+        upstream: Arc<dyn Upstream>,
+        cache: Arc<PacketCache>,
+        upstream_timeout: Duration,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         Self {
             upstream,
             cache,
@@ -57,7 +65,12 @@ impl Resolve {
     }
 
     /// Resolves `query` (lower-cased) for the cache `key`, joining a resolution already under way.
-    pub async fn resolve(self: &Arc<Self>, key: &[u8], query: Query, flags: ClientFlags) -> Outcome {
+    pub async fn resolve(
+        self: &Arc<Self>,
+        key: &[u8],
+        query: Query,
+        flags: ClientFlags,
+    ) -> Outcome {
         let mut rx = match self.inflight.entry(key.into()) {
             Entry::Occupied(o) => {
                 self.coalesced.fetch_add(1, Ordering::Relaxed);
@@ -89,7 +102,9 @@ impl Resolve {
         let started = Instant::now();
         let result = self.upstream.resolve(query.clone(), flags).await;
         let mut ede = None;
-        self.metrics.upstream_latency.observe(started.elapsed().as_secs_f64());
+        self.metrics
+            .upstream_latency
+            .observe(started.elapsed().as_secs_f64());
         let built = match result {
             Ok(msg)
                 if !matches!(
@@ -112,13 +127,19 @@ impl Resolve {
         match built {
             Some(answer) => {
                 self.cache.insert(key.into(), Arc::clone(&answer));
-                Outcome::Answer { answer, stale: false }
+                Outcome::Answer {
+                    answer,
+                    stale: false,
+                }
             }
             None => {
                 self.upstream_failures.fetch_add(1, Ordering::Relaxed);
                 self.metrics.upstream_errors.inc();
                 match self.cache.stale(key, Instant::now()) {
-                    Some(answer) => Outcome::Answer { answer, stale: true },
+                    Some(answer) => Outcome::Answer {
+                        answer,
+                        stale: true,
+                    },
                     None => Outcome::Failed(ede),
                 }
             }
@@ -169,7 +190,13 @@ pub fn cacheable_answer(query: &Query, upstream: Message, dnssec_ok: bool) -> Op
         }
     }
     let wire = m.to_vec().ok()?;
-    CachedAnswer::new(wire, u16::from(m.metadata.response_code) as u8, cname_targets, addresses).map(|a| a.secure(secure))
+    CachedAnswer::new(
+        wire,
+        u16::from(m.metadata.response_code) as u8,
+        cname_targets,
+        addresses,
+    )
+    .map(|a| a.secure(secure))
 }
 
 pub fn lower_no_dot(s: &str) -> String {

@@ -51,11 +51,19 @@ pub struct IpTable {
 }
 
 fn mask4(len: u8) -> u32 {
-    if len == 0 { 0 } else { u32::MAX << (32 - len as u32) }
+    if len == 0 {
+        0
+    } else {
+        u32::MAX << (32 - len as u32)
+    }
 }
 
 fn mask6(len: u8) -> u128 {
-    if len == 0 { 0 } else { u128::MAX << (128 - len as u32) }
+    if len == 0 {
+        0
+    } else {
+        u128::MAX << (128 - len as u32)
+    }
 }
 
 impl IpTable {
@@ -68,8 +76,18 @@ impl IpTable {
         let mut v6: Vec<Vec<E6>> = (0..=128).map(|_| Vec::new()).collect();
         for e in v.drain(..) {
             match e.net.trunc() {
-                IpNet::V4(n) => v4[n.prefix_len() as usize].push(E4 { net: u32::from(n.network()), line: e.line, list: e.list, act: e.act }),
-                IpNet::V6(n) => v6[n.prefix_len() as usize].push(E6 { net: u128::from(n.network()), line: e.line, list: e.list, act: e.act }),
+                IpNet::V4(n) => v4[n.prefix_len() as usize].push(E4 {
+                    net: u32::from(n.network()),
+                    line: e.line,
+                    list: e.list,
+                    act: e.act,
+                }),
+                IpNet::V6(n) => v6[n.prefix_len() as usize].push(E6 {
+                    net: u128::from(n.network()),
+                    line: e.line,
+                    list: e.list,
+                    act: e.act,
+                }),
             }
         }
         let mut count = 0;
@@ -81,7 +99,10 @@ impl IpTable {
             es.sort_unstable_by_key(|e| (e.net, e.list, e.line));
             es.dedup_by(|b, a| a.net == b.net && a.list == b.list && a.act == b.act);
             count += es.len();
-            g4.push(Group { len: len as u8, entries: es.into_boxed_slice() });
+            g4.push(Group {
+                len: len as u8,
+                entries: es.into_boxed_slice(),
+            });
         }
         let mut g6 = Vec::new();
         for (len, mut es) in v6.into_iter().enumerate().rev() {
@@ -91,9 +112,16 @@ impl IpTable {
             es.sort_unstable_by_key(|e| (e.net, e.list, e.line));
             es.dedup_by(|b, a| a.net == b.net && a.list == b.list && a.act == b.act);
             count += es.len();
-            g6.push(Group { len: len as u8, entries: es.into_boxed_slice() });
+            g6.push(Group {
+                len: len as u8,
+                entries: es.into_boxed_slice(),
+            });
         }
-        IpTable { v4: g4, v6: g6, count }
+        IpTable {
+            v4: g4,
+            v6: g6,
+            count,
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -118,8 +146,14 @@ impl IpTable {
                 let key = x & mask6(g.len);
                 let lo = g.entries.partition_point(|e| e.net < key);
                 for e in g.entries[lo..].iter().take_while(|e| e.net == key) {
-                    let net = IpNet::V6(Ipv6Net::new(Ipv6Addr::from(e.net), g.len).expect("valid len"));
-                    if !f(IpEntry { net, line: e.line, list: e.list, act: e.act }) {
+                    let net =
+                        IpNet::V6(Ipv6Net::new(Ipv6Addr::from(e.net), g.len).expect("valid len"));
+                    if !f(IpEntry {
+                        net,
+                        line: e.line,
+                        list: e.list,
+                        act: e.act,
+                    }) {
                         return;
                     }
                 }
@@ -131,8 +165,14 @@ impl IpTable {
                 let key = x & mask4(g.len);
                 let lo = g.entries.partition_point(|e| e.net < key);
                 for e in g.entries[lo..].iter().take_while(|e| e.net == key) {
-                    let net = IpNet::V4(Ipv4Net::new(Ipv4Addr::from(e.net), g.len).expect("valid len"));
-                    if !f(IpEntry { net, line: e.line, list: e.list, act: e.act }) {
+                    let net =
+                        IpNet::V4(Ipv4Net::new(Ipv4Addr::from(e.net), g.len).expect("valid len"));
+                    if !f(IpEntry {
+                        net,
+                        line: e.line,
+                        list: e.list,
+                        act: e.act,
+                    }) {
                         return;
                     }
                 }
@@ -167,7 +207,12 @@ mod tests {
     use super::*;
 
     fn ent(s: &str, line: u32, act: Act) -> IpEntry {
-        IpEntry { net: s.parse().unwrap(), line, list: 0, act }
+        IpEntry {
+            net: s.parse().unwrap(),
+            line,
+            list: 0,
+            act,
+        }
     }
 
     fn lines(t: &IpTable, ip: &str) -> Vec<u32> {

@@ -26,8 +26,8 @@ pub mod groups;
 pub mod ips;
 pub mod names;
 pub mod parse;
-pub mod rpz;
 pub mod reload;
+pub mod rpz;
 pub mod runtime;
 pub mod snapshot;
 
@@ -97,9 +97,15 @@ pub enum Verdict {
     /// `action: None` = use the `[policy]` action; `Some` = the list's
     /// override, or the rule's own (RPZ NXDOMAIN/NODATA, unbound
     /// always_nxdomain / always_nodata / refuse).
-    Block { rule: RuleRef, action: Option<Action> },
+    Block {
+        rule: RuleRef,
+        action: Option<Action>,
+    },
     /// RPZ local data: answers only the qtypes it holds (NODATA for others).
-    LocalData { rule: RuleRef, records: Arc<[LocalRecord]> },
+    LocalData {
+        rule: RuleRef,
+        records: Arc<[LocalRecord]>,
+    },
     /// RPZ `rpz-drop.`, unbound `deny`: no answer at all.
     Drop(RuleRef),
 }
@@ -156,13 +162,18 @@ impl RuleRef {
             let n = lr.line_no + 1;
             let raw = lr.next_line()?;
             let Some(raw) = raw else {
-                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, format!("{} has fewer than {} lines", self.file.display(), self.line)));
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!("{} has fewer than {} lines", self.file.display(), self.line),
+                ));
             };
             if n == self.line {
                 return Ok(match raw {
                     parse::RawLine::Text(t) => t.to_string(),
                     parse::RawLine::TooLong => format!("<line longer than {MAX_LINE} bytes>"),
-                    parse::RawLine::NotUtf8 | parse::RawLine::Control => "<binary data>".to_string(),
+                    parse::RawLine::NotUtf8 | parse::RawLine::Control => {
+                        "<binary data>".to_string()
+                    }
                 });
             }
         }

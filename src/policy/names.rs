@@ -90,7 +90,13 @@ pub(crate) fn hash_name_seeded(name: &[u8], seed: u64) -> u64 {
     xxhash_rust::xxh3::xxh3_64_with_seed(name, seed).min(EMPTY_HASH - 1)
 }
 
-const EMPTY: NameEntry = NameEntry { hash: EMPTY_HASH, line: 0, list: u16::MAX, kind: Kind::Exact, act: Act::Block };
+const EMPTY: NameEntry = NameEntry {
+    hash: EMPTY_HASH,
+    line: 0,
+    list: u16::MAX,
+    kind: Kind::Exact,
+    act: Act::Block,
+};
 
 #[inline]
 pub(crate) fn current_seed() -> u64 {
@@ -179,7 +185,9 @@ impl NameTable {
     pub fn build(mut v: Vec<NameEntry>, label_mask: u64) -> Self {
         assert!(v.len() < u32::MAX as usize, "too many name entries");
         v.par_sort_unstable_by_key(|e| (e.hash, e.list, e.kind, e.act, e.line));
-        v.dedup_by(|b, a| a.hash == b.hash && a.list == b.list && a.kind == b.kind && a.act == b.act);
+        v.dedup_by(|b, a| {
+            a.hash == b.hash && a.list == b.list && a.kind == b.kind && a.act == b.act
+        });
         let n = v.len();
         let cap = (n + n / 4).max(1) as u64;
         // Forward pass: final positions.
@@ -199,7 +207,12 @@ impl NameTable {
             v[pos[k] as usize] = e;
         }
         drop(pos);
-        NameTable { slots: v.into_boxed_slice(), cap, len: n, label_mask }
+        NameTable {
+            slots: v.into_boxed_slice(),
+            cap,
+            len: n,
+            label_mask,
+        }
     }
 
     /// Capacity to reserve for `n` entries so that `build` does not reallocate.
@@ -303,7 +316,11 @@ pub(crate) fn walk(table: &NameTable, name: &[u8], mut f: impl FnMut(usize, &Nam
     let mut labels = 1 + name.iter().filter(|&&b| b == b'.').count();
     let mut start = 0usize;
     loop {
-        let hits = if mask & label_bit(labels) != 0 { table.lookup(hash_name_seeded(&name[start..], seed)) } else { &[] };
+        let hits = if mask & label_bit(labels) != 0 {
+            table.lookup(hash_name_seeded(&name[start..], seed))
+        } else {
+            &[]
+        };
         for e in hits {
             let applies = match e.kind {
                 Kind::Subtree => true,
@@ -329,7 +346,13 @@ mod tests {
     use super::*;
 
     fn e(name: &str, kind: Kind, act: Act, line: u32) -> NameEntry {
-        NameEntry { hash: hash_name(name.as_bytes()), line, list: 0, kind, act }
+        NameEntry {
+            hash: hash_name(name.as_bytes()),
+            line,
+            list: 0,
+            kind,
+            act,
+        }
     }
 
     #[test]
@@ -366,11 +389,14 @@ mod tests {
 
     #[test]
     fn walk_kinds() {
-        let t = NameTable::build(vec![
-            e("sub.example", Kind::Subtree, Act::Block, 1),
-            e("ex.example", Kind::Exact, Act::Block, 2),
-            e("wc.example", Kind::Wildcard, Act::Block, 3),
-        ], label_bit(2));
+        let t = NameTable::build(
+            vec![
+                e("sub.example", Kind::Subtree, Act::Block, 1),
+                e("ex.example", Kind::Exact, Act::Block, 2),
+                e("wc.example", Kind::Wildcard, Act::Block, 3),
+            ],
+            label_bit(2),
+        );
         let lines = |q: &str| {
             let q = QName::new(q);
             let mut v = vec![];
@@ -387,7 +413,10 @@ mod tests {
         assert_eq!(lines("wc.example"), vec![]);
         assert_eq!(lines("x.y.wc.example"), vec![(4, 3)]);
         // the label mask is a filter: a table whose mask lacks 2 labels never matches 2-label names
-        let t2 = NameTable::build(vec![e("sub.example", Kind::Subtree, Act::Block, 1)], label_bit(3));
+        let t2 = NameTable::build(
+            vec![e("sub.example", Kind::Subtree, Act::Block, 1)],
+            label_bit(3),
+        );
         let q = QName::new("a.sub.example");
         let mut n = 0;
         walk(&t2, q.bytes(), |_, _| {
@@ -399,20 +428,36 @@ mod tests {
 
     #[test]
     fn many_entries_all_found() {
-        let v: Vec<_> = (0..10_000).map(|i| e(&format!("d{i}.example"), Kind::Subtree, Act::Block, i)).collect();
+        let v: Vec<_> = (0..10_000)
+            .map(|i| e(&format!("d{i}.example"), Kind::Subtree, Act::Block, i))
+            .collect();
         let t = NameTable::build(v, u64::MAX);
         for i in 0..10_000 {
             let h = t.lookup(hash_name(format!("d{i}.example").as_bytes()));
             assert_eq!(h.len(), 1);
             assert_eq!(h[0].line, i);
-            assert!(t.lookup(hash_name(format!("x{i}.example").as_bytes())).is_empty());
+            assert!(t
+                .lookup(hash_name(format!("x{i}.example").as_bytes()))
+                .is_empty());
         }
         assert_eq!(t.len(), 10_000);
         assert_eq!(t.iter().count(), 10_000);
         // crowded hashes at both ends of the range still found
         let v: Vec<_> = (0..100u32)
-            .map(|i| NameEntry { hash: EMPTY_HASH - 1 - (i as u64 % 3), line: i, list: i as u16, kind: Kind::Subtree, act: Act::Block })
-            .chain((0..100u32).map(|i| NameEntry { hash: i as u64 % 5, line: i, list: i as u16, kind: Kind::Subtree, act: Act::Block }))
+            .map(|i| NameEntry {
+                hash: EMPTY_HASH - 1 - (i as u64 % 3),
+                line: i,
+                list: i as u16,
+                kind: Kind::Subtree,
+                act: Act::Block,
+            })
+            .chain((0..100u32).map(|i| NameEntry {
+                hash: i as u64 % 5,
+                line: i,
+                list: i as u16,
+                kind: Kind::Subtree,
+                act: Act::Block,
+            }))
             .collect();
         let t = NameTable::build(v, u64::MAX);
         assert_eq!(t.lookup(EMPTY_HASH - 1).len(), 34);

@@ -32,7 +32,10 @@ impl PolicyStore {
     }
 
     /// As `load`, with per-client groups.
-    pub fn load_grouped(specs: Vec<ListSpec>, groups: GroupsSpec) -> (Arc<PolicyStore>, LoadReport) {
+    pub fn load_grouped(
+        specs: Vec<ListSpec>,
+        groups: GroupsSpec,
+    ) -> (Arc<PolicyStore>, LoadReport) {
         let (snapshot, report) = Snapshot::build_grouped(&specs, &groups, None);
         log_report("initial load", &report, &snapshot);
         let ok = report.all_fresh();
@@ -122,9 +125,13 @@ fn stamps(paths: &[PathBuf]) -> Vec<Stamp> {
     paths
         .iter()
         .map(|p| {
-            std::fs::metadata(p)
-                .ok()
-                .map(|m| (m.modified().unwrap_or(SystemTime::UNIX_EPOCH), m.len(), m.ino()))
+            std::fs::metadata(p).ok().map(|m| {
+                (
+                    m.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+                    m.len(),
+                    m.ino(),
+                )
+            })
         })
         .collect()
 }

@@ -108,7 +108,12 @@ struct Zone {
 
 pub(crate) fn parse_rpz<R: BufRead>(reader: R, sink: &mut Sink<'_>) -> io::Result<()> {
     let mut lr = LineReader::new(reader);
-    let mut z = Zone { origin: None, last_owner: None, groups: HashMap::new(), toks: Vec::new() };
+    let mut z = Zone {
+        origin: None,
+        last_owner: None,
+        groups: HashMap::new(),
+        toks: Vec::new(),
+    };
     // A record joined over several lines (parentheses), and its first line.
     let mut joined = String::new();
     let mut joined_line = 0u32;
@@ -172,7 +177,13 @@ fn record(text: &str, n: u32, z: &mut Zone, sink: &mut Sink<'_>) -> Result<(), S
     r
 }
 
-fn record_inner(text: &str, n: u32, z: &mut Zone, sink: &mut Sink<'_>, toks: &mut Vec<(usize, usize)>) -> Result<(), String> {
+fn record_inner(
+    text: &str,
+    n: u32,
+    z: &mut Zone,
+    sink: &mut Sink<'_>,
+    toks: &mut Vec<(usize, usize)>,
+) -> Result<(), String> {
     tokenize(text, toks)?;
     let t: Vec<&str> = toks.iter().map(|&(a, b)| &text[a..b]).collect();
     if t.is_empty() {
@@ -201,7 +212,10 @@ fn record_inner(text: &str, n: u32, z: &mut Zone, sink: &mut Sink<'_>, toks: &mu
     }
     let indented = text.starts_with(' ') || text.starts_with('\t');
     let (owner_raw, rest): (String, &[&str]) = if indented {
-        (z.last_owner.clone().ok_or("record without an owner name")?, &t[..])
+        (
+            z.last_owner.clone().ok_or("record without an owner name")?,
+            &t[..],
+        )
     } else {
         (t[0].to_string(), &t[1..])
     };
@@ -211,14 +225,19 @@ fn record_inner(text: &str, n: u32, z: &mut Zone, sink: &mut Sink<'_>, toks: &mu
     while i < rest.len() && i < 2 {
         let x = rest[i];
         let is_ttl = x.as_bytes()[0].is_ascii_digit();
-        let is_class = ["IN", "CH", "HS", "CS", "ANY"].iter().any(|c| x.eq_ignore_ascii_case(c));
+        let is_class = ["IN", "CH", "HS", "CS", "ANY"]
+            .iter()
+            .any(|c| x.eq_ignore_ascii_case(c));
         if is_ttl || is_class {
             i += 1;
         } else {
             break;
         }
     }
-    let ty = rest.get(i).ok_or("record without a type")?.to_ascii_uppercase();
+    let ty = rest
+        .get(i)
+        .ok_or("record without a type")?
+        .to_ascii_uppercase();
     let rdata = &rest[i + 1..];
 
     // Owner relative to the origin ("" = apex).
@@ -231,7 +250,10 @@ fn record_inner(text: &str, n: u32, z: &mut Zone, sink: &mut Sink<'_>, toks: &mu
         }
         match &z.origin {
             Some(o) if abs == *o => String::new(),
-            Some(o) => match abs.strip_suffix(o.as_str()).and_then(|p| p.strip_suffix('.')) {
+            Some(o) => match abs
+                .strip_suffix(o.as_str())
+                .and_then(|p| p.strip_suffix('.'))
+            {
                 Some(p) => p.to_string(),
                 None => return Err(format!("owner {owner_raw} is outside the zone origin {o}")),
             },
@@ -249,7 +271,10 @@ fn record_inner(text: &str, n: u32, z: &mut Zone, sink: &mut Sink<'_>, toks: &mu
     if matches!(ty.as_str(), "SOA") {
         return Err("SOA below the zone apex".into());
     }
-    if matches!(ty.as_str(), "NS" | "DNAME" | "RRSIG" | "NSEC" | "NSEC3" | "DNSKEY" | "DS") {
+    if matches!(
+        ty.as_str(),
+        "NS" | "DNAME" | "RRSIG" | "NSEC" | "NSEC3" | "DNSKEY" | "DS"
+    ) {
         sink.warn(n, "unsupported record type in policy zone ignored");
         return Ok(());
     }
@@ -299,11 +324,17 @@ fn record_inner(text: &str, n: u32, z: &mut Zone, sink: &mut Sink<'_>, toks: &mu
             LocalRecord::Cname(format!("{star}{buf}"))
         }
         "A" => {
-            let a: Ipv4Addr = rdata.first().and_then(|s| s.parse().ok()).ok_or("bad A record data")?;
+            let a: Ipv4Addr = rdata
+                .first()
+                .and_then(|s| s.parse().ok())
+                .ok_or("bad A record data")?;
             LocalRecord::A(a)
         }
         "AAAA" => {
-            let a: Ipv6Addr = rdata.first().and_then(|s| s.parse().ok()).ok_or("bad AAAA record data")?;
+            let a: Ipv6Addr = rdata
+                .first()
+                .and_then(|s| s.parse().ok())
+                .ok_or("bad AAAA record data")?;
             LocalRecord::Aaaa(a)
         }
         "TXT" => {
@@ -312,7 +343,10 @@ fn record_inner(text: &str, n: u32, z: &mut Zone, sink: &mut Sink<'_>, toks: &mu
             }
             let mut s = String::new();
             for p in rdata {
-                let p = p.strip_prefix('"').and_then(|x| x.strip_suffix('"')).unwrap_or(p);
+                let p = p
+                    .strip_prefix('"')
+                    .and_then(|x| x.strip_suffix('"'))
+                    .unwrap_or(p);
                 s.push_str(&p.replace("\\\"", "\"").replace("\\\\", "\\"));
             }
             LocalRecord::Txt(s)
@@ -377,9 +411,17 @@ pub(crate) fn parse_rpz_ip(s: &str) -> Result<IpNet, String> {
     }
     let len: u8 = labels[0].parse().map_err(|_| bad())?;
     let addr = &labels[1..];
-    let is_v4 = addr.len() == 4 && addr.iter().all(|l| !l.is_empty() && l.len() <= 3 && l.bytes().all(|b| b.is_ascii_digit()));
+    let is_v4 = addr.len() == 4
+        && addr
+            .iter()
+            .all(|l| !l.is_empty() && l.len() <= 3 && l.bytes().all(|b| b.is_ascii_digit()));
     let ip: IpAddr = if is_v4 {
-        let o: Vec<u8> = addr.iter().rev().map(|l| l.parse::<u8>()).collect::<Result<_, _>>().map_err(|_| bad())?;
+        let o: Vec<u8> = addr
+            .iter()
+            .rev()
+            .map(|l| l.parse::<u8>())
+            .collect::<Result<_, _>>()
+            .map_err(|_| bad())?;
         if len > 32 {
             return Err(bad());
         }
@@ -388,7 +430,11 @@ pub(crate) fn parse_rpz_ip(s: &str) -> Result<IpNet, String> {
         if addr.len() > 8 || addr.iter().filter(|l| **l == "zz").count() > 1 {
             return Err(bad());
         }
-        let parts: Vec<&str> = addr.iter().rev().map(|l| if *l == "zz" { "" } else { *l }).collect();
+        let parts: Vec<&str> = addr
+            .iter()
+            .rev()
+            .map(|l| if *l == "zz" { "" } else { *l })
+            .collect();
         let mut txt = parts.join(":");
         if txt.starts_with(':') {
             txt.insert(0, ':');
@@ -421,10 +467,22 @@ mod tests {
 
     #[test]
     fn rpz_ip_labels() {
-        assert_eq!(parse_rpz_ip("32.4.3.2.1").unwrap().to_string(), "1.2.3.4/32");
-        assert_eq!(parse_rpz_ip("24.0.2.0.192").unwrap().to_string(), "192.0.2.0/24");
-        assert_eq!(parse_rpz_ip("128.1.zz.db8.2001").unwrap().to_string(), "2001:db8::1/128");
-        assert_eq!(parse_rpz_ip("48.zz.1.db8.2001").unwrap().to_string(), "2001:db8:1::/48");
+        assert_eq!(
+            parse_rpz_ip("32.4.3.2.1").unwrap().to_string(),
+            "1.2.3.4/32"
+        );
+        assert_eq!(
+            parse_rpz_ip("24.0.2.0.192").unwrap().to_string(),
+            "192.0.2.0/24"
+        );
+        assert_eq!(
+            parse_rpz_ip("128.1.zz.db8.2001").unwrap().to_string(),
+            "2001:db8::1/128"
+        );
+        assert_eq!(
+            parse_rpz_ip("48.zz.1.db8.2001").unwrap().to_string(),
+            "2001:db8:1::/48"
+        );
         assert_eq!(parse_rpz_ip("128.1.zz").unwrap().to_string(), "::1/128");
         assert!(parse_rpz_ip("33.4.3.2.1").is_err());
         assert!(parse_rpz_ip("32.4.3.2.999").is_err());
@@ -454,10 +512,18 @@ mod tests {
              outside.example. CNAME .\n\
              bad..name CNAME .\n",
         );
-        let find = |name: &str, kind: Kind| p.names.iter().find(|e| e.hash == hash_name(name.as_bytes()) && e.kind == kind).map(|e| (e.act, e.line));
+        let find = |name: &str, kind: Kind| {
+            p.names
+                .iter()
+                .find(|e| e.hash == hash_name(name.as_bytes()) && e.kind == kind)
+                .map(|e| (e.act, e.line))
+        };
         assert_eq!(find("nx.example", Kind::Exact), Some((Act::Nxdomain, 7)));
         assert_eq!(find("nodata.example", Kind::Exact), Some((Act::Nodata, 8)));
-        assert_eq!(find("wild.example", Kind::Wildcard), Some((Act::Nxdomain, 9)));
+        assert_eq!(
+            find("wild.example", Kind::Wildcard),
+            Some((Act::Nxdomain, 9))
+        );
         assert_eq!(find("ok.nx.example", Kind::Exact), Some((Act::Allow, 10)));
         assert_eq!(find("drop.example", Kind::Exact), Some((Act::Drop, 11)));
         assert_eq!(find("local.example", Kind::Exact), Some((Act::Local, 12)));
@@ -471,8 +537,15 @@ mod tests {
                 LocalRecord::Txt("blocked; see \"policy\"page".into())
             ]
         );
-        assert_eq!(&p.local.get(&15).unwrap()[..], &[LocalRecord::Cname("walled.garden.example".into())]);
-        let ips: Vec<(String, Act, u32)> = p.ips.iter().map(|e| (e.net.to_string(), e.act, e.line)).collect();
+        assert_eq!(
+            &p.local.get(&15).unwrap()[..],
+            &[LocalRecord::Cname("walled.garden.example".into())]
+        );
+        let ips: Vec<(String, Act, u32)> = p
+            .ips
+            .iter()
+            .map(|e| (e.net.to_string(), e.act, e.line))
+            .collect();
         assert_eq!(
             ips,
             vec![
@@ -481,7 +554,10 @@ mod tests {
                 ("2001:db8::1/128".into(), Act::Drop, 18)
             ]
         );
-        assert_eq!(&p.local.get(&17).unwrap()[..], &[LocalRecord::A("198.51.100.1".parse().unwrap())]);
+        assert_eq!(
+            &p.local.get(&17).unwrap()[..],
+            &[LocalRecord::A("198.51.100.1".parse().unwrap())]
+        );
         assert_eq!(p.names.len(), 7);
         assert_eq!(p.bad_lines, 2, "{:?}", p.first_bad);
         assert_eq!(p.first_bad[0].0, 20);

@@ -40,7 +40,9 @@ pub struct RuntimeEntry {
 
 impl RuntimeEntry {
     fn expires_us(&self) -> Option<i64> {
-        self.expires_at.as_deref().and_then(|t| parse_time_us(t, 0).ok())
+        self.expires_at
+            .as_deref()
+            .and_then(|t| parse_time_us(t, 0).ok())
     }
 
     /// "who, when, reference, until" for logs and explain.
@@ -102,16 +104,27 @@ impl RuntimeList {
         for (group, path) in files {
             read_file(path, group.as_deref(), &mut entries)?;
         }
-        Ok(RuntimeList { files: files.iter().cloned().collect(), entries: Mutex::new(entries) })
+        Ok(RuntimeList {
+            files: files.iter().cloned().collect(),
+            entries: Mutex::new(entries),
+        })
     }
 
     /// The file of entries for every group.
     pub fn path(&self) -> &Path {
-        self.files.get(&None).or_else(|| self.files.values().next()).map_or(Path::new(""), |p| p.as_path())
+        self.files
+            .get(&None)
+            .or_else(|| self.files.values().next())
+            .map_or(Path::new(""), |p| p.as_path())
     }
 
     pub fn list(&self) -> Vec<RuntimeEntry> {
-        self.entries.lock().expect("runtime list lock").values().cloned().collect()
+        self.entries
+            .lock()
+            .expect("runtime list lock")
+            .values()
+            .cloned()
+            .collect()
     }
 
     /// The entry for `name` in `group`'s scope (None = every group).
@@ -120,7 +133,11 @@ impl RuntimeList {
     }
 
     pub fn get_scoped(&self, group: Option<&str>, name: &str) -> Option<RuntimeEntry> {
-        self.entries.lock().expect("runtime list lock").get(&(group.map(String::from), name.to_string())).cloned()
+        self.entries
+            .lock()
+            .expect("runtime list lock")
+            .get(&(group.map(String::from), name.to_string()))
+            .cloned()
     }
 
     /// Whether entries can be scoped to `group`.
@@ -129,20 +146,35 @@ impl RuntimeList {
     }
 
     /// Writes `scope`'s file from `next`.
-    fn persist(&self, scope: &Option<String>, next: &BTreeMap<Key, RuntimeEntry>) -> Result<(), String> {
-        let path = self.files.get(scope).ok_or_else(|| format!("no runtime list for group {scope:?}"))?;
-        let mine: Vec<&RuntimeEntry> = next.iter().filter(|((g, _), _)| g == scope).map(|(_, e)| e).collect();
+    fn persist(
+        &self,
+        scope: &Option<String>,
+        next: &BTreeMap<Key, RuntimeEntry>,
+    ) -> Result<(), String> {
+        let path = self
+            .files
+            .get(scope)
+            .ok_or_else(|| format!("no runtime list for group {scope:?}"))?;
+        let mine: Vec<&RuntimeEntry> = next
+            .iter()
+            .filter(|((g, _), _)| g == scope)
+            .map(|(_, e)| e)
+            .collect();
         write_atomic(path, &mine).map_err(|e| format!("cannot write {}: {e}", path.display()))
     }
 
     /// Adds (or replaces) an entry and persists the file.
     pub fn add(&self, new: NewEntry, now_us: i64) -> Result<RuntimeEntry, String> {
         let mut name = String::new();
-        super::names::normalize_name(new.name.trim(), &mut name).map_err(|e| format!("bad name {:?}: {e}", new.name))?;
+        super::names::normalize_name(new.name.trim(), &mut name)
+            .map_err(|e| format!("bad name {:?}: {e}", new.name))?;
         if new.added_by.trim().is_empty() {
             return Err("added_by must name who asked for the entry".into());
         }
-        let group = new.group.map(|g| g.trim().to_string()).filter(|g| !g.is_empty());
+        let group = new
+            .group
+            .map(|g| g.trim().to_string())
+            .filter(|g| !g.is_empty());
         if !self.has_scope(group.as_deref()) {
             return Err(format!("no group is named {:?}", group.unwrap_or_default()));
         }
@@ -185,7 +217,10 @@ impl RuntimeList {
 
     /// Removes the entry for `name` in `group`'s scope; Ok(false) when there was none.
     pub fn remove_scoped(&self, group: Option<&str>, name: &str) -> Result<bool, String> {
-        let key = (group.map(String::from), name.trim().trim_end_matches('.').to_ascii_lowercase());
+        let key = (
+            group.map(String::from),
+            name.trim().trim_end_matches('.').to_ascii_lowercase(),
+        );
         let mut entries = self.entries.lock().expect("runtime list lock");
         if !entries.contains_key(&key) {
             return Ok(false);
@@ -200,7 +235,11 @@ impl RuntimeList {
     /// Drops entries whose expiry has passed; returns them.
     pub fn expire(&self, now_us: i64) -> Result<Vec<RuntimeEntry>, String> {
         let mut entries = self.entries.lock().expect("runtime list lock");
-        let gone: Vec<RuntimeEntry> = entries.values().filter(|e| e.expires_us().is_some_and(|t| t <= now_us)).cloned().collect();
+        let gone: Vec<RuntimeEntry> = entries
+            .values()
+            .filter(|e| e.expires_us().is_some_and(|t| t <= now_us))
+            .cloned()
+            .collect();
         if gone.is_empty() {
             return Ok(gone);
         }
@@ -208,7 +247,8 @@ impl RuntimeList {
         for g in &gone {
             next.remove(&(g.group.clone(), g.name.clone()));
         }
-        let scopes: std::collections::BTreeSet<Option<String>> = gone.iter().map(|g| g.group.clone()).collect();
+        let scopes: std::collections::BTreeSet<Option<String>> =
+            gone.iter().map(|g| g.group.clone()).collect();
         for scope in &scopes {
             self.persist(scope, &next)?;
         }
@@ -219,14 +259,20 @@ impl RuntimeList {
 
 /// Reads one scope's file into `entries` (creating an empty file when there is none); the
 /// scope of the file decides the entries' group.
-fn read_file(path: &Path, group: Option<&str>, entries: &mut BTreeMap<Key, RuntimeEntry>) -> Result<(), String> {
+fn read_file(
+    path: &Path,
+    group: Option<&str>,
+    entries: &mut BTreeMap<Key, RuntimeEntry>,
+) -> Result<(), String> {
     if !path.exists() {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+            std::fs::create_dir_all(dir)
+                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         }
         write_atomic(path, &[]).map_err(|e| format!("cannot create {}: {e}", path.display()))?;
     }
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     for line in text.lines() {
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') {
@@ -260,7 +306,12 @@ fn write_atomic(path: &Path, entries: &[&RuntimeEntry]) -> std::io::Result<()> {
         writeln!(f, "# dnsward runtime list: entries added through the admin API (POST /api/lists/runtime).")?;
         writeln!(f, "# Each line: name # dnsward-runtime {{who, when, reason, reference, expiry}}. Managed by dnsward.")?;
         for e in entries {
-            writeln!(f, "{} {MARKER}{}", e.name, serde_json::to_string(e).expect("entry serializes"))?;
+            writeln!(
+                f,
+                "{} {MARKER}{}",
+                e.name,
+                serde_json::to_string(e).expect("entry serializes")
+            )?;
         }
         f.sync_all()?;
     }
@@ -293,13 +344,22 @@ mod tests {
         assert!(e.expires_at.is_some());
         l.add(new("keep.example", None), now).unwrap();
         assert!(l.add(new("bad..name", None), now).is_err());
-        assert!(l.add(new("x.example", Some("2000-01-01T00:00:00Z")), now).is_err());
+        assert!(l
+            .add(new("x.example", Some("2000-01-01T00:00:00Z")), now)
+            .is_err());
         let text = std::fs::read_to_string(&p).unwrap();
         assert!(text.contains("evil.example # dnsward-runtime {"), "{text}");
 
         let again = RuntimeList::open(&p).unwrap();
-        assert_eq!(again.list(), l.list(), "a restart keeps every entry with its metadata");
-        assert_eq!(again.get("evil.example").unwrap().reference.as_deref(), Some("CV-123/STTTT"));
+        assert_eq!(
+            again.list(),
+            l.list(),
+            "a restart keeps every entry with its metadata"
+        );
+        assert_eq!(
+            again.get("evil.example").unwrap().reference.as_deref(),
+            Some("CV-123/STTTT")
+        );
 
         assert!(again.expire(now + 1_000_000).unwrap().is_empty());
         let gone = again.expire(now + 3 * 3_600_000_000).unwrap();
@@ -313,7 +373,10 @@ mod tests {
     #[test]
     fn group_scoped_entries_live_in_their_own_file() {
         let dir = tempfile::tempdir().unwrap();
-        let files = vec![(None, dir.path().join("rt.txt")), (Some("kids".to_string()), dir.path().join("rt@kids.txt"))];
+        let files = vec![
+            (None, dir.path().join("rt.txt")),
+            (Some("kids".to_string()), dir.path().join("rt@kids.txt")),
+        ];
         let now = 1_800_000_000_000_000;
         let l = RuntimeList::open_scoped(&files).unwrap();
         let mut scoped = new("games.example", Some("2h"));
@@ -324,14 +387,30 @@ mod tests {
         unknown.group = Some("nosuch".into());
         assert!(l.add(unknown, now).unwrap_err().contains("nosuch"));
         let kids = std::fs::read_to_string(&files[1].1).unwrap();
-        assert!(kids.contains("games.example # dnsward-runtime") && kids.contains("\"group\":\"kids\""), "{kids}");
-        assert!(!std::fs::read_to_string(&files[0].1).unwrap().contains("kids"));
+        assert!(
+            kids.contains("games.example # dnsward-runtime") && kids.contains("\"group\":\"kids\""),
+            "{kids}"
+        );
+        assert!(!std::fs::read_to_string(&files[0].1)
+            .unwrap()
+            .contains("kids"));
         // the same name in two scopes, each kept after a restart; removal is per scope
         let again = RuntimeList::open_scoped(&files).unwrap();
         assert_eq!(again.list(), l.list());
-        assert_eq!(again.get_scoped(Some("kids"), "games.example").unwrap().group.as_deref(), Some("kids"));
+        assert_eq!(
+            again
+                .get_scoped(Some("kids"), "games.example")
+                .unwrap()
+                .group
+                .as_deref(),
+            Some("kids")
+        );
         assert!(again.get("games.example").unwrap().group.is_none());
-        assert_eq!(again.expire(now + 3 * 3_600_000_000).unwrap().len(), 1, "the scoped entry expires");
+        assert_eq!(
+            again.expire(now + 3 * 3_600_000_000).unwrap().len(),
+            1,
+            "the scoped entry expires"
+        );
         assert!(again.get_scoped(Some("kids"), "games.example").is_none());
         assert!(again.remove_scoped(None, "games.example").unwrap());
         assert!(RuntimeList::open_scoped(&files).unwrap().list().is_empty());

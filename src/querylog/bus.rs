@@ -93,7 +93,10 @@ impl SinkQueue {
             name,
             cap,
             wake_at: (cap / 4).min(max_batch).max(1),
-            ring: Mutex::new(Ring { batches: VecDeque::with_capacity(cap.min(1 << 16)), events: 0 }),
+            ring: Mutex::new(Ring {
+                batches: VecDeque::with_capacity(cap.min(1 << 16)),
+                events: 0,
+            }),
             notify: Notify::new(),
             closed: AtomicBool::new(false),
             written: AtomicU64::new(0),
@@ -252,13 +255,20 @@ mod tests {
     use crate::querylog::event::*;
 
     fn ev(i: i64) -> EventBatch {
-        let mut e = crate::querylog::testutil::event(&format!("n{i}.example"), EventAction::Allowed);
+        let mut e =
+            crate::querylog::testutil::event(&format!("n{i}.example"), EventAction::Allowed);
         e.ts_us = i;
-        Arc::new(vec![LoggedEvent { ev: e, client: ClientId::Token(1) }])
+        Arc::new(vec![LoggedEvent {
+            ev: e,
+            client: ClientId::Token(1),
+        }])
     }
 
     fn ts(out: &[Queued]) -> Vec<i64> {
-        out.iter().flat_map(|b| b.events()).map(|e| e.ev.ts_us).collect()
+        out.iter()
+            .flat_map(|b| b.events())
+            .map(|e| e.ev.ts_us)
+            .collect()
     }
 
     #[test]
@@ -279,7 +289,11 @@ mod tests {
     fn batches_count_by_events_and_drop_whole() {
         let q = SinkQueue::new("t", 10, 5);
         let batch = |from: i64, n: i64| {
-            Arc::new((from..from + n).map(|i| ev(i)[0].clone()).collect::<Vec<_>>())
+            Arc::new(
+                (from..from + n)
+                    .map(|i| ev(i)[0].clone())
+                    .collect::<Vec<_>>(),
+            )
         };
         q.push(batch(0, 4));
         q.push(batch(4, 4));

@@ -49,7 +49,9 @@ pub struct Filters {
 }
 
 fn parse_reference(s: &str) -> Result<String, String> {
-    crate::blockpage::reference::normalize(s).ok_or_else(|| format!("{s:?} is not a block page reference ID (10 characters, e.g. 0M7K4-Q2ZD9)"))
+    crate::blockpage::reference::normalize(s).ok_or_else(|| {
+        format!("{s:?} is not a block page reference ID (10 characters, e.g. 0M7K4-Q2ZD9)")
+    })
 }
 
 fn parse_action(s: &str) -> Result<EventAction, String> {
@@ -136,25 +138,44 @@ pub enum LogsCommand {
 }
 
 fn db_err(db: &Path, e: impl std::fmt::Display) -> QueryLogError {
-    QueryLogError::Db { path: db.to_path_buf(), msg: e.to_string() }
+    QueryLogError::Db {
+        path: db.to_path_buf(),
+        msg: e.to_string(),
+    }
 }
 
 /// Open the query log read-only and check it is one.
 pub fn open_read_only(db: &Path) -> Result<Connection, QueryLogError> {
     if !db.exists() {
-        return Err(db_err(db, "does not exist (is [querylog] sqlite set, and has the server started?)"));
+        return Err(db_err(
+            db,
+            "does not exist (is [querylog] sqlite set, and has the server started?)",
+        ));
     }
-    let conn = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
-        .map_err(|e| db_err(db, format!("cannot open: {e}")))?;
-    conn.busy_timeout(Duration::from_secs(5)).map_err(|e| db_err(db, e))?;
+    let conn = Connection::open_with_flags(
+        db,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| db_err(db, format!("cannot open: {e}")))?;
+    conn.busy_timeout(Duration::from_secs(5))
+        .map_err(|e| db_err(db, e))?;
     let has: i64 = conn
-        .query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'queries'", [], |r| r.get(0))
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'queries'",
+            [],
+            |r| r.get(0),
+        )
         .map_err(|e| db_err(db, format!("cannot read: {e}")))?;
     if has == 0 {
-        return Err(db_err(db, "is not a dnsward query log (no table `queries`)"));
+        return Err(db_err(
+            db,
+            "is not a dnsward query log (no table `queries`)",
+        ));
     }
     // Read-only cannot upgrade: the server adds the newer columns when it opens the store.
-    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(|e| db_err(db, e))?;
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .map_err(|e| db_err(db, e))?;
     if version < super::sinks::sqlite::SCHEMA_VERSION {
         return Err(db_err(db, format!("was written by an older dnsward (schema {version}); start `dnsward serve` once to upgrade it")));
     }
@@ -162,8 +183,14 @@ pub fn open_read_only(db: &Path) -> Result<Connection, QueryLogError> {
     conn.create_scalar_function(
         "dnsward_ref",
         2,
-        rusqlite::functions::FunctionFlags::SQLITE_UTF8 | rusqlite::functions::FunctionFlags::SQLITE_DETERMINISTIC,
-        |ctx| Ok(crate::blockpage::reference::reference(&ctx.get::<String>(0)?, ctx.get::<i64>(1)?)),
+        rusqlite::functions::FunctionFlags::SQLITE_UTF8
+            | rusqlite::functions::FunctionFlags::SQLITE_DETERMINISTIC,
+        |ctx| {
+            Ok(crate::blockpage::reference::reference(
+                &ctx.get::<String>(0)?,
+                ctx.get::<i64>(1)?,
+            ))
+        },
     )
     .map_err(|e| db_err(db, e))?;
     Ok(conn)
@@ -176,25 +203,70 @@ pub fn run_logs(db: &Path, cmd: LogsCommand, out: &mut dyn Write) -> Result<(), 
     let conn = open_read_only(db)?;
     let q = |e: rusqlite::Error| db_err(db, format!("query failed: {e}"));
     match cmd {
-        LogsCommand::Tail { follow, limit, since, filters, json, poll_ms, max_polls } => {
+        LogsCommand::Tail {
+            follow,
+            limit,
+            since,
+            filters,
+            json,
+            poll_ms,
+            max_polls,
+        } => {
             let since = since.as_deref().map(time).transpose()?;
-            tail(&conn, limit, since, &filters, json, follow, Duration::from_millis(poll_ms), max_polls, out)
-                .map_err(|e| match e {
-                    CliErr::Db(e) => q(e),
-                    CliErr::Io(e) => QueryLogError::Io(e),
-                })
+            tail(
+                &conn,
+                limit,
+                since,
+                &filters,
+                json,
+                follow,
+                Duration::from_millis(poll_ms),
+                max_polls,
+                out,
+            )
+            .map_err(|e| match e {
+                CliErr::Db(e) => q(e),
+                CliErr::Io(e) => QueryLogError::Io(e),
+            })
         }
-        LogsCommand::Top { since, limit, group, json } => {
+        LogsCommand::Top {
+            since,
+            limit,
+            group,
+            json,
+        } => {
             let since = time(&since)?;
             let r = top(&conn, since, now, limit, group.as_deref()).map_err(q)?;
             print_top(&r, json, out)
         }
-        LogsCommand::Clients { since, min_blocked, min_domains, category, limit, group, json } => {
+        LogsCommand::Clients {
+            since,
+            min_blocked,
+            min_domains,
+            category,
+            limit,
+            group,
+            json,
+        } => {
             let since = time(&since)?;
-            let r = suspicious_clients(&conn, since, min_blocked, min_domains, &category, limit, group.as_deref()).map_err(q)?;
+            let r = suspicious_clients(
+                &conn,
+                since,
+                min_blocked,
+                min_domains,
+                &category,
+                limit,
+                group.as_deref(),
+            )
+            .map_err(q)?;
             print_clients(&r, json, out)
         }
-        LogsCommand::Export { format, since, until, filters } => {
+        LogsCommand::Export {
+            format,
+            since,
+            until,
+            filters,
+        } => {
             let since = since.as_deref().map(time).transpose()?;
             let until = until.as_deref().map(time).transpose()?;
             export(&conn, format, since, until, &filters, out).map_err(|e| match e {
@@ -252,7 +324,10 @@ fn where_clause(f: &Filters, since: Option<i64>, until: Option<i64>) -> (String,
         let s = s.trim().trim_end_matches('.').to_ascii_lowercase();
         // exact, or ends with "." + suffix; substr() instead of LIKE so '_' and '%' in
         // names are not wildcards
-        add("(qname = ? OR substr(qname, -length(?) - 1) = '.' || ?)", Value::Text(s));
+        add(
+            "(qname = ? OR substr(qname, -length(?) - 1) = '.' || ?)",
+            Value::Text(s),
+        );
     }
     if let Some(n) = &f.client_name {
         add("client_name = ?", Value::Text(n.clone()));
@@ -266,13 +341,18 @@ fn where_clause(f: &Filters, since: Option<i64>, until: Option<i64>) -> (String,
             add("ts_us >= ?", Value::Integer(start));
             add("ts_us < ?", Value::Integer(end));
         }
-        add("action = ?", Value::Text(EventAction::Blocked.as_str().to_string()));
+        add(
+            "action = ?",
+            Value::Text(EventAction::Blocked.as_str().to_string()),
+        );
         add("dnsward_ref(qname, ts_us) = ?", Value::Text(id.clone()));
     }
     (w.join(" AND "), p)
 }
 
-const TAIL_HEADERS: [&str; 11] = ["TIME", "CLIENT", "NAME", "PROTO", "TYPE", "QNAME", "ACTION", "RCODE", "CATEGORY", "LIST", "MS"];
+const TAIL_HEADERS: [&str; 11] = [
+    "TIME", "CLIENT", "NAME", "PROTO", "TYPE", "QNAME", "ACTION", "RCODE", "CATEGORY", "LIST", "MS",
+];
 
 fn tail_cells(r: &LogRow) -> Vec<String> {
     vec![
@@ -308,15 +388,21 @@ fn tail(
 ) -> Result<(), CliErr> {
     let (w, mut p) = where_clause(f, since, None);
     p.push(Value::Integer(limit.min(i64::MAX as usize) as i64));
-    let sql = format!("SELECT {COLUMNS}, id FROM queries WHERE {w} ORDER BY id DESC LIMIT ?{}", p.len());
+    let sql = format!(
+        "SELECT {COLUMNS}, id FROM queries WHERE {w} ORDER BY id DESC LIMIT ?{}",
+        p.len()
+    );
     let mut rows: Vec<(LogRow, i64)> = conn
         .prepare(&sql)?
-        .query_map(rusqlite::params_from_iter(p.iter()), |r| Ok((row_to_logrow(r)?, r.get(18)?)))?
+        .query_map(rusqlite::params_from_iter(p.iter()), |r| {
+            Ok((row_to_logrow(r)?, r.get(18)?))
+        })?
         .collect::<Result<_, _>>()?;
     rows.reverse();
     let mut last_id = rows.last().map(|r| r.1);
     if last_id.is_none() {
-        last_id = Some(conn.query_row("SELECT coalesce(max(id), 0) FROM queries", [], |r| r.get(0))?);
+        last_id =
+            Some(conn.query_row("SELECT coalesce(max(id), 0) FROM queries", [], |r| r.get(0))?);
     }
     let print = |rows: &[(LogRow, i64)], header: bool, out: &mut dyn Write| -> Result<(), CliErr> {
         if json {
@@ -326,7 +412,16 @@ fn tail(
             }
         } else {
             let cells: Vec<Vec<String>> = rows.iter().map(|(r, _)| tail_cells(r)).collect();
-            write_table(out, if header { Some(&TAIL_HEADERS[..]) } else { None }, &cells, &[10])?;
+            write_table(
+                out,
+                if header {
+                    Some(&TAIL_HEADERS[..])
+                } else {
+                    None
+                },
+                &cells,
+                &[10],
+            )?;
         }
         out.flush()?;
         Ok(())
@@ -342,7 +437,9 @@ fn tail(
     let (w, mut p) = where_clause(f, since, None);
     p.push(Value::Integer(0));
     let idx = p.len();
-    let sql = format!("SELECT {COLUMNS}, id FROM queries WHERE {w} AND id > ?{idx} ORDER BY id LIMIT 10000");
+    let sql = format!(
+        "SELECT {COLUMNS}, id FROM queries WHERE {w} AND id > ?{idx} ORDER BY id LIMIT 10000"
+    );
     let mut polls = 0u64;
     loop {
         if max_polls.is_some_and(|m| polls >= m) {
@@ -353,7 +450,9 @@ fn tail(
         p[idx - 1] = Value::Integer(last_id.unwrap_or(0));
         let new: Vec<(LogRow, i64)> = conn
             .prepare_cached(&sql)?
-            .query_map(rusqlite::params_from_iter(p.iter()), |r| Ok((row_to_logrow(r)?, r.get(18)?)))?
+            .query_map(rusqlite::params_from_iter(p.iter()), |r| {
+                Ok((row_to_logrow(r)?, r.get(18)?))
+            })?
             .collect::<Result<_, _>>()?;
         if let Some(l) = new.last() {
             last_id = Some(l.1);
@@ -400,12 +499,21 @@ pub struct TopReport {
 /// `AND client_group = ?N` and its parameter, when a group is asked for.
 fn group_cond(group: Option<&str>, n: usize) -> (String, Option<Value>) {
     match group {
-        Some(g) => (format!(" AND client_group = ?{n}"), Some(Value::Text(g.to_string()))),
+        Some(g) => (
+            format!(" AND client_group = ?{n}"),
+            Some(Value::Text(g.to_string())),
+        ),
         None => (String::new(), None),
     }
 }
 
-pub fn top(conn: &Connection, since: i64, now: i64, limit: usize, group: Option<&str>) -> rusqlite::Result<TopReport> {
+pub fn top(
+    conn: &Connection,
+    since: i64,
+    now: i64,
+    limit: usize,
+    group: Option<&str>,
+) -> rusqlite::Result<TopReport> {
     let lim = limit.min(i64::MAX as usize) as i64;
     let (gc, gv) = group_cond(group, 3);
     let mut p: Vec<Value> = vec![Value::Integer(since), Value::Integer(lim)];
@@ -461,27 +569,78 @@ fn print_top(r: &TopReport, json: bool, out: &mut dyn Write) -> Result<(), Query
         writeln!(out)?;
         return Ok(());
     }
-    let pct = if r.queries > 0 { 100.0 * r.blocked as f64 / r.queries as f64 } else { 0.0 };
-    let group = r.group.as_ref().map(|g| format!(" (group {g})")).unwrap_or_default();
-    writeln!(out, "{} .. {}{group}: {} queries, {} blocked ({pct:.1}%)", r.since, r.until, r.queries, r.blocked)?;
+    let pct = if r.queries > 0 {
+        100.0 * r.blocked as f64 / r.queries as f64
+    } else {
+        0.0
+    };
+    let group = r
+        .group
+        .as_ref()
+        .map(|g| format!(" (group {g})"))
+        .unwrap_or_default();
+    writeln!(
+        out,
+        "{} .. {}{group}: {} queries, {} blocked ({pct:.1}%)",
+        r.since, r.until, r.queries, r.blocked
+    )?;
     writeln!(out, "\nTop blocked domains")?;
     let rows: Vec<Vec<String>> = r
         .domains
         .iter()
-        .map(|d| vec![d.qname.clone(), d.blocked.to_string(), d.clients.to_string(), opt(&d.category)])
+        .map(|d| {
+            vec![
+                d.qname.clone(),
+                d.blocked.to_string(),
+                d.clients.to_string(),
+                opt(&d.category),
+            ]
+        })
         .collect();
-    write_table(out, Some(&["DOMAIN", "BLOCKED", "CLIENTS", "CATEGORY"]), &rows, &[1, 2])?;
+    write_table(
+        out,
+        Some(&["DOMAIN", "BLOCKED", "CLIENTS", "CATEGORY"]),
+        &rows,
+        &[1, 2],
+    )?;
     writeln!(out, "\nTop clients by blocked attempts")?;
-    let rows: Vec<Vec<String>> =
-        r.clients.iter().map(|c| vec![c.client.clone(), opt(&c.client_name), c.blocked.to_string(), c.domains.to_string()]).collect();
-    write_table(out, Some(&["CLIENT", "NAME", "BLOCKED", "DOMAINS"]), &rows, &[2, 3])?;
+    let rows: Vec<Vec<String>> = r
+        .clients
+        .iter()
+        .map(|c| {
+            vec![
+                c.client.clone(),
+                opt(&c.client_name),
+                c.blocked.to_string(),
+                c.domains.to_string(),
+            ]
+        })
+        .collect();
+    write_table(
+        out,
+        Some(&["CLIENT", "NAME", "BLOCKED", "DOMAINS"]),
+        &rows,
+        &[2, 3],
+    )?;
     writeln!(out, "\nBlocked per category")?;
     let rows: Vec<Vec<String>> = r
         .categories
         .iter()
-        .map(|c| vec![opt(&c.category), c.blocked.to_string(), c.clients.to_string(), c.domains.to_string()])
+        .map(|c| {
+            vec![
+                opt(&c.category),
+                c.blocked.to_string(),
+                c.clients.to_string(),
+                c.domains.to_string(),
+            ]
+        })
         .collect();
-    write_table(out, Some(&["CATEGORY", "BLOCKED", "CLIENTS", "DOMAINS"]), &rows, &[1, 2, 3])?;
+    write_table(
+        out,
+        Some(&["CATEGORY", "BLOCKED", "CLIENTS", "DOMAINS"]),
+        &rows,
+        &[1, 2, 3],
+    )?;
     Ok(())
 }
 
@@ -538,7 +697,11 @@ pub fn suspicious_clients(
         .prepare(&sql)?
         .query_map(rusqlite::params_from_iter(params.iter()), |r| {
             let cats: String = r.get(5)?;
-            let mut categories: Vec<String> = cats.split(',').filter(|s| !s.is_empty()).map(String::from).collect();
+            let mut categories: Vec<String> = cats
+                .split(',')
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect();
             categories.sort();
             Ok(SuspiciousClient {
                 client: r.get(0)?,
@@ -552,9 +715,14 @@ pub fn suspicious_clients(
             })
         })?
         .collect::<Result<_, _>>()?;
-    let marks: Vec<String> = (0..categories.len()).map(|i| format!("?{}", i + 3)).collect();
-    let cat_cond =
-        if categories.is_empty() { String::new() } else { format!(" AND category IN ({})", marks.join(", ")) };
+    let marks: Vec<String> = (0..categories.len())
+        .map(|i| format!("?{}", i + 3))
+        .collect();
+    let cat_cond = if categories.is_empty() {
+        String::new()
+    } else {
+        format!(" AND category IN ({})", marks.join(", "))
+    };
     let (group_cond2, _) = group_cond(group, categories.len() + 3);
     let sql = format!(
         "SELECT qname FROM queries WHERE action = 'blocked' AND client = ?1 AND ts_us >= ?2{cat_cond}{group_cond2}
@@ -565,12 +733,18 @@ pub fn suspicious_clients(
         let mut p: Vec<Value> = vec![Value::Text(c.client.clone()), Value::Integer(since)];
         p.extend(categories.iter().map(|c| Value::Text(c.clone())));
         p.extend(group.map(|g| Value::Text(g.to_string())));
-        c.top_domains = st.query_map(rusqlite::params_from_iter(p.iter()), |r| r.get(0))?.collect::<Result<_, _>>()?;
+        c.top_domains = st
+            .query_map(rusqlite::params_from_iter(p.iter()), |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
     }
     Ok(list)
 }
 
-fn print_clients(list: &[SuspiciousClient], json: bool, out: &mut dyn Write) -> Result<(), QueryLogError> {
+fn print_clients(
+    list: &[SuspiciousClient],
+    json: bool,
+    out: &mut dyn Write,
+) -> Result<(), QueryLogError> {
     if json {
         serde_json::to_writer_pretty(&mut *out, list).map_err(std::io::Error::from)?;
         writeln!(out)?;
@@ -597,7 +771,16 @@ fn print_clients(list: &[SuspiciousClient], json: bool, out: &mut dyn Write) -> 
         .collect();
     write_table(
         out,
-        Some(&["CLIENT", "NAME", "BLOCKED", "DOMAINS", "CATEGORIES", "FIRST SEEN", "LAST SEEN", "TOP DOMAINS"]),
+        Some(&[
+            "CLIENT",
+            "NAME",
+            "BLOCKED",
+            "DOMAINS",
+            "CATEGORIES",
+            "FIRST SEEN",
+            "LAST SEEN",
+            "TOP DOMAINS",
+        ]),
         &rows,
         &[2, 3],
     )?;
@@ -675,8 +858,16 @@ fn opt(s: &Option<String>) -> String {
 }
 
 /// An aligned table: columns separated by two spaces, `right` columns right-aligned.
-fn write_table(out: &mut dyn Write, headers: Option<&[&str]>, rows: &[Vec<String>], right: &[usize]) -> std::io::Result<()> {
-    let ncol = headers.map(|h| h.len()).or_else(|| rows.first().map(|r| r.len())).unwrap_or(0);
+fn write_table(
+    out: &mut dyn Write,
+    headers: Option<&[&str]>,
+    rows: &[Vec<String>],
+    right: &[usize],
+) -> std::io::Result<()> {
+    let ncol = headers
+        .map(|h| h.len())
+        .or_else(|| rows.first().map(|r| r.len()))
+        .unwrap_or(0);
     let mut width = vec![0usize; ncol];
     for (i, h) in headers.unwrap_or(&[]).iter().enumerate() {
         width[i] = h.chars().count();
@@ -727,12 +918,20 @@ mod tests {
     }
 
     fn cmd(args: &str) -> LogsCommand {
-        Cli::try_parse_from(std::iter::once("logs").chain(args.split_whitespace())).unwrap().cmd
+        Cli::try_parse_from(std::iter::once("logs").chain(args.split_whitespace()))
+            .unwrap()
+            .cmd
     }
 
     const H: i64 = 3_600_000_000;
 
-    fn ev_at(ago_h: f64, client: &str, qname: &str, action: EventAction, category: Option<&str>) -> LoggedEvent {
+    fn ev_at(
+        ago_h: f64,
+        client: &str,
+        qname: &str,
+        action: EventAction,
+        category: Option<&str>,
+    ) -> LoggedEvent {
         let mut e = event(qname, action);
         e.ts_us = now_us() - (ago_h * H as f64) as i64;
         e.client = format!("{client}:4000").parse().unwrap();
@@ -746,15 +945,52 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("q.db");
         let mut c = open_for_writing(&p).unwrap();
-        let mut b = vec![ev_at(72.0, "10.0.0.4", "old.evil.example", EventAction::Blocked, Some("malware"))];
+        let mut b = vec![ev_at(
+            72.0,
+            "10.0.0.4",
+            "old.evil.example",
+            EventAction::Blocked,
+            Some("malware"),
+        )];
         for i in 0..12 {
-            let d = ["c2.evil.example", "c2.evil.example", "c2.evil.example", "drop.bad.example", "x.evil.example", "pay.bad.example"][i % 6];
-            b.push(ev_at(3.0 - i as f64 * 0.05, "10.0.0.1", d, EventAction::Blocked, Some("malware")));
+            let d = [
+                "c2.evil.example",
+                "c2.evil.example",
+                "c2.evil.example",
+                "drop.bad.example",
+                "x.evil.example",
+                "pay.bad.example",
+            ][i % 6];
+            b.push(ev_at(
+                3.0 - i as f64 * 0.05,
+                "10.0.0.1",
+                d,
+                EventAction::Blocked,
+                Some("malware"),
+            ));
         }
-        b.push(ev_at(1.0, "10.0.0.2", "ads.example", EventAction::Blocked, Some("ads")));
-        b.push(ev_at(0.9, "10.0.0.2", "ads.example", EventAction::Blocked, Some("ads")));
+        b.push(ev_at(
+            1.0,
+            "10.0.0.2",
+            "ads.example",
+            EventAction::Blocked,
+            Some("ads"),
+        ));
+        b.push(ev_at(
+            0.9,
+            "10.0.0.2",
+            "ads.example",
+            EventAction::Blocked,
+            Some("ads"),
+        ));
         for i in 0..5 {
-            b.push(ev_at(0.5 - i as f64 * 0.01, "10.0.0.3", &format!("ok{i}.notevil.example"), EventAction::Allowed, None));
+            b.push(ev_at(
+                0.5 - i as f64 * 0.01,
+                "10.0.0.3",
+                &format!("ok{i}.notevil.example"),
+                EventAction::Allowed,
+                None,
+            ));
         }
         insert_batch(&mut c, &b).unwrap();
         (dir, p)
@@ -772,9 +1008,19 @@ mod tests {
         let out = run(&db, "tail -n 3");
         let lines: Vec<&str> = out.lines().collect();
         assert_eq!(lines.len(), 4, "{out}");
-        assert!(lines[0].starts_with("TIME") && lines[0].contains("QNAME") && lines[0].contains("CATEGORY"));
-        assert!(lines[1].contains("ok2.notevil.example") && lines[3].contains("ok4.notevil.example"), "{out}");
-        assert!(lines[1].contains("10.0.0.3:4000") && lines[1].contains("allowed*"), "{out}");
+        assert!(
+            lines[0].starts_with("TIME")
+                && lines[0].contains("QNAME")
+                && lines[0].contains("CATEGORY")
+        );
+        assert!(
+            lines[1].contains("ok2.notevil.example") && lines[3].contains("ok4.notevil.example"),
+            "{out}"
+        );
+        assert!(
+            lines[1].contains("10.0.0.3:4000") && lines[1].contains("allowed*"),
+            "{out}"
+        );
         // columns are aligned: QNAME starts at the same offset on every line
         let col = lines[0].find("QNAME").unwrap();
         for l in &lines[1..] {
@@ -782,19 +1028,32 @@ mod tests {
         }
 
         let out = run(&db, "tail --json --client 10.0.0.2 --action blocked");
-        let rows: Vec<LogRow> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let rows: Vec<LogRow> = out
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
         assert_eq!(rows.len(), 2);
-        assert!(rows.iter().all(|r| r.client == "10.0.0.2" && r.qname == "ads.example" && r.action == EventAction::Blocked));
+        assert!(rows.iter().all(|r| r.client == "10.0.0.2"
+            && r.qname == "ads.example"
+            && r.action == EventAction::Blocked));
         assert!(rows[0].ts_us < rows[1].ts_us);
 
         let out = run(&db, "tail --json -n 100 --qname-suffix Evil.Example.");
-        let names: std::collections::BTreeSet<String> =
-            out.lines().map(|l| serde_json::from_str::<LogRow>(l).unwrap().qname).collect();
-        assert_eq!(names.into_iter().collect::<Vec<_>>(), ["c2.evil.example", "old.evil.example", "x.evil.example"]);
+        let names: std::collections::BTreeSet<String> = out
+            .lines()
+            .map(|l| serde_json::from_str::<LogRow>(l).unwrap().qname)
+            .collect();
+        assert_eq!(
+            names.into_iter().collect::<Vec<_>>(),
+            ["c2.evil.example", "old.evil.example", "x.evil.example"]
+        );
 
         let out = run(&db, "tail --json -n 100 --category ads --since 2h");
         assert_eq!(out.lines().count(), 2);
-        assert_eq!(run(&db, "tail --client 192.0.2.99"), "(no matching queries)\n");
+        assert_eq!(
+            run(&db, "tail --client 192.0.2.99"),
+            "(no matching queries)\n"
+        );
     }
 
     #[test]
@@ -804,14 +1063,27 @@ mod tests {
         let writer = std::thread::spawn(move || {
             std::thread::sleep(Duration::from_millis(150));
             let mut c = open_for_writing(&db2).unwrap();
-            insert_batch(&mut c, [&ev_at(0.0, "10.0.0.9", "late.evil.example", EventAction::Blocked, Some("malware"))]).unwrap();
+            insert_batch(
+                &mut c,
+                [&ev_at(
+                    0.0,
+                    "10.0.0.9",
+                    "late.evil.example",
+                    EventAction::Blocked,
+                    Some("malware"),
+                )],
+            )
+            .unwrap();
         });
         let out = run(&db, "tail -f -n 1 --poll-ms 100 --max-polls 6");
         writer.join().unwrap();
         let lines: Vec<&str> = out.lines().collect();
         assert_eq!(lines.len(), 3, "{out}");
         assert!(lines[1].contains("ok4.notevil.example"));
-        assert!(lines[2].contains("late.evil.example") && lines[2].contains("10.0.0.9"), "{out}");
+        assert!(
+            lines[2].contains("late.evil.example") && lines[2].contains("10.0.0.9"),
+            "{out}"
+        );
     }
 
     #[test]
@@ -819,19 +1091,30 @@ mod tests {
         let (_d, db) = fixture();
         let out = run(&db, "top");
         assert!(out.contains("19 queries, 14 blocked (73.7%)"), "{out}");
-        let dom = out.lines().skip_while(|l| !l.starts_with("Top blocked domains")).nth(2).unwrap();
+        let dom = out
+            .lines()
+            .skip_while(|l| !l.starts_with("Top blocked domains"))
+            .nth(2)
+            .unwrap();
         let cells: Vec<&str> = dom.split_whitespace().collect();
         assert_eq!(cells, ["c2.evil.example", "6", "1", "malware"], "{out}");
         assert!(!out.contains("old.evil.example"), "outside 24h: {out}");
 
-        let v: serde_json::Value = serde_json::from_str(&run(&db, "top --json --since 7d -n 2")).unwrap();
+        let v: serde_json::Value =
+            serde_json::from_str(&run(&db, "top --json --since 7d -n 2")).unwrap();
         assert_eq!(v["queries"], 20);
         assert_eq!(v["blocked"], 15);
         assert_eq!(v["domains"].as_array().unwrap().len(), 2);
         assert_eq!(v["domains"][0]["qname"], "c2.evil.example");
-        assert_eq!(v["clients"][0], serde_json::json!({"client": "10.0.0.1", "blocked": 12, "domains": 4}));
+        assert_eq!(
+            v["clients"][0],
+            serde_json::json!({"client": "10.0.0.1", "blocked": 12, "domains": 4})
+        );
         assert_eq!(v["clients"][1]["client"], "10.0.0.2");
-        assert_eq!(v["categories"][0], serde_json::json!({"category": "malware", "blocked": 13, "clients": 2, "domains": 5}));
+        assert_eq!(
+            v["categories"][0],
+            serde_json::json!({"category": "malware", "blocked": 13, "clients": 2, "domains": 5})
+        );
     }
 
     #[test]
@@ -842,22 +1125,35 @@ mod tests {
         assert_eq!(lines.len(), 2, "{out}");
         assert!(lines[0].starts_with("CLIENT") && lines[0].contains("FIRST SEEN"));
         let cells: Vec<&str> = lines[1].split_whitespace().collect();
-        assert_eq!(&cells[..5], ["10.0.0.1", "-", "12", "4", "malware"], "{out}");
+        assert_eq!(
+            &cells[..5],
+            ["10.0.0.1", "-", "12", "4", "malware"],
+            "{out}"
+        );
         assert_eq!(cells[7], "c2.evil.example", "{out}");
 
-        let v: Vec<serde_json::Value> =
-            serde_json::from_str(&run(&db, "clients --json --min-blocked 2 --min-domains 100")).unwrap();
+        let v: Vec<serde_json::Value> = serde_json::from_str(&run(
+            &db,
+            "clients --json --min-blocked 2 --min-domains 100",
+        ))
+        .unwrap();
         let names: Vec<&str> = v.iter().map(|c| c["client"].as_str().unwrap()).collect();
         assert_eq!(names, ["10.0.0.1", "10.0.0.2"]);
         assert_eq!(v[1]["categories"], serde_json::json!(["ads"]));
         assert!(v[0]["first_seen"].as_str().unwrap() < v[0]["last_seen"].as_str().unwrap());
         assert_eq!(v[0]["top_domains"][0], "c2.evil.example");
 
-        let v: Vec<serde_json::Value> =
-            serde_json::from_str(&run(&db, "clients --json --since 7d --min-blocked 1 --category malware")).unwrap();
+        let v: Vec<serde_json::Value> = serde_json::from_str(&run(
+            &db,
+            "clients --json --since 7d --min-blocked 1 --category malware",
+        ))
+        .unwrap();
         let names: Vec<&str> = v.iter().map(|c| c["client"].as_str().unwrap()).collect();
         assert_eq!(names, ["10.0.0.1", "10.0.0.4"]);
-        assert_eq!(run(&db, "clients --min-blocked 1000 --min-domains 1000"), "(no client crosses the thresholds)\n");
+        assert_eq!(
+            run(&db, "clients --min-blocked 1000 --min-domains 1000"),
+            "(no client crosses the thresholds)\n"
+        );
     }
 
     #[test]
@@ -868,12 +1164,19 @@ mod tests {
         assert_eq!(lines[0], CSV_HEADER);
         assert_eq!(lines.len(), 1 + 7, "{out}");
         assert!(lines[1].contains(",10.0.0.2,4000,udp,ads.example,A,NXDOMAIN,blocked,ads,threat-feed,*.evil.example,qname,false,,1234,edge-1"), "{}", lines[1]);
-        assert!(lines[7].contains("\"198.51.100.7,2001:db8::7\""), "{}", lines[7]);
+        assert!(
+            lines[7].contains("\"198.51.100.7,2001:db8::7\""),
+            "{}",
+            lines[7]
+        );
 
         let now = now_us();
         let until = format_ts(now - 2 * H, 0);
         let out = run(&db, &format!("export --format jsonl --until {until}"));
-        let rows: Vec<LogRow> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let rows: Vec<LogRow> = out
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
         assert_eq!(rows.len(), 1 + 12, "rows older than 2h");
         assert!(rows.windows(2).all(|w| w[0].ts_us <= w[1].ts_us));
         assert_eq!(rows[0].qname, "old.evil.example");
@@ -883,20 +1186,32 @@ mod tests {
     fn bad_inputs_are_clear_errors() {
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("none.db");
-        let e = run_logs(&missing, cmd("tail"), &mut Vec::new()).unwrap_err().to_string();
+        let e = run_logs(&missing, cmd("tail"), &mut Vec::new())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("does not exist"), "{e}");
         let junk = dir.path().join("junk.db");
         std::fs::write(&junk, vec![7u8; 4096]).unwrap();
-        let e = run_logs(&junk, cmd("top"), &mut Vec::new()).unwrap_err().to_string();
+        let e = run_logs(&junk, cmd("top"), &mut Vec::new())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("not a database"), "{e}");
         let old = dir.path().join("old.db");
         let c = Connection::open(&old).unwrap();
-        c.execute_batch("CREATE TABLE queries (id INTEGER PRIMARY KEY); PRAGMA user_version = 1;").unwrap();
+        c.execute_batch("CREATE TABLE queries (id INTEGER PRIMARY KEY); PRAGMA user_version = 1;")
+            .unwrap();
         drop(c);
-        let e = run_logs(&old, cmd("tail"), &mut Vec::new()).unwrap_err().to_string();
-        assert!(e.contains("older dnsward (schema 1)") && e.contains("dnsward serve"), "{e}");
+        let e = run_logs(&old, cmd("tail"), &mut Vec::new())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("older dnsward (schema 1)") && e.contains("dnsward serve"),
+            "{e}"
+        );
         let (_d, db) = fixture();
-        let e = run_logs(&db, cmd("top --since yesterday"), &mut Vec::new()).unwrap_err().to_string();
+        let e = run_logs(&db, cmd("top --since yesterday"), &mut Vec::new())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("not a time"), "{e}");
         assert!(Cli::try_parse_from(["logs", "tail", "--action", "maybe"]).is_err());
         assert!(Cli::try_parse_from(["logs", "export", "--format", "xml"]).is_err());

@@ -143,7 +143,8 @@ pub fn qtype_name(code: u16) -> Cow<'static, str> {
 pub fn rcode_name(code: Option<u8>) -> Cow<'static, str> {
     match code {
         None => Cow::Borrowed("NONE"),
-        Some(n) => crate::dnswire::rcode_mnemonic(n).map_or_else(|| Cow::Owned(format!("RCODE{n}")), Cow::Borrowed),
+        Some(n) => crate::dnswire::rcode_mnemonic(n)
+            .map_or_else(|| Cow::Owned(format!("RCODE{n}")), Cow::Borrowed),
     }
 }
 
@@ -261,7 +262,10 @@ pub fn answers_to_text(answers: &[IpAddr]) -> String {
 
 /// Inverse of [`answers_to_text`]; entries that do not parse are skipped.
 pub fn answers_from_text(s: &str) -> Vec<IpAddr> {
-    s.split(',').filter(|p| !p.is_empty()).filter_map(|p| p.trim().parse().ok()).collect()
+    s.split(',')
+        .filter(|p| !p.is_empty())
+        .filter_map(|p| p.trim().parse().ok())
+        .collect()
 }
 
 /// Microseconds since the epoch as RFC 3339 UTC with microseconds, e.g.
@@ -308,18 +312,33 @@ mod tests {
 
     #[test]
     fn enums_round_trip_as_lowercase() {
-        assert_eq!(serde_json::to_string(&EventAction::Servfail).unwrap(), "\"servfail\"");
+        assert_eq!(
+            serde_json::to_string(&EventAction::Servfail).unwrap(),
+            "\"servfail\""
+        );
         assert_eq!(serde_json::to_string(&Transport::Doh).unwrap(), "\"doh\"");
-        assert_eq!("Blocked".parse::<EventAction>().unwrap(), EventAction::Blocked);
+        assert_eq!(
+            "Blocked".parse::<EventAction>().unwrap(),
+            EventAction::Blocked
+        );
         assert_eq!("cname".parse::<Trigger>().unwrap(), Trigger::Cname);
-        assert!("nope".parse::<Transport>().unwrap_err().contains("udp, tcp, dot, doh"));
+        assert!("nope"
+            .parse::<Transport>()
+            .unwrap_err()
+            .contains("udp, tcp, dot, doh"));
     }
 
     #[test]
     fn timestamps_format_in_utc() {
         assert_eq!(format_ts_us(0), "1970-01-01T00:00:00.000000Z");
-        assert_eq!(format_ts_us(1_714_564_800_123_456), "2024-05-01T12:00:00.123456Z");
-        assert_eq!(format_ts(1_714_564_800_123_456, 3), "2024-05-01T12:00:00.123Z");
+        assert_eq!(
+            format_ts_us(1_714_564_800_123_456),
+            "2024-05-01T12:00:00.123456Z"
+        );
+        assert_eq!(
+            format_ts(1_714_564_800_123_456, 3),
+            "2024-05-01T12:00:00.123Z"
+        );
         assert_eq!(format_ts(-1, 6), "1969-12-31T23:59:59.999999Z");
     }
 
@@ -348,7 +367,10 @@ mod tests {
         let c = ClientId::Token(0xab);
         assert_eq!(c.to_string(), "h:00000000000000ab");
         assert_eq!(c.port(), None);
-        let c = ClientId::Addr { ip: "10.1.2.0".parse().unwrap(), port: None };
+        let c = ClientId::Addr {
+            ip: "10.1.2.0".parse().unwrap(),
+            port: None,
+        };
         assert_eq!(c.to_string(), "10.1.2.0");
     }
 }

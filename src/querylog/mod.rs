@@ -25,7 +25,9 @@ use tokio::task::JoinHandle;
 
 pub use bus::{EventBatch, SinkQueue, SinkStats};
 pub use cli::{run_logs, LogsCommand};
-pub use event::{Answers, ClientId, EventAction, LogRow, LoggedEvent, QueryEvent, Transport, Trigger};
+pub use event::{
+    Answers, ClientId, EventAction, LogRow, LoggedEvent, QueryEvent, Transport, Trigger,
+};
 
 /// Events a producer collects before pushing them to the sinks' queues.
 pub const BATCH_EVENTS: usize = 256;
@@ -40,7 +42,10 @@ pub struct EventBatcher {
 
 impl Default for EventBatcher {
     fn default() -> Self {
-        EventBatcher { events: Vec::with_capacity(BATCH_EVENTS), oldest: std::time::Instant::now() }
+        EventBatcher {
+            events: Vec::with_capacity(BATCH_EVENTS),
+            oldest: std::time::Instant::now(),
+        }
     }
 }
 
@@ -179,7 +184,10 @@ impl QueryLogConfig {
         }
         if let (Some(a), Some(b)) = (&self.sqlite, &self.jsonl) {
             if a == b {
-                p.push(format!("querylog.sqlite and querylog.jsonl are the same file {}", a.display()));
+                p.push(format!(
+                    "querylog.sqlite and querylog.jsonl are the same file {}",
+                    a.display()
+                ));
             }
         }
         if let Some(d) = &self.dnstap {
@@ -188,22 +196,36 @@ impl QueryLogConfig {
             }
         }
         if self.retention_days == Some(0) {
-            p.push("querylog.retention_days: must be at least 1 (leave it out to keep rows forever)".into());
+            p.push(
+                "querylog.retention_days: must be at least 1 (leave it out to keep rows forever)"
+                    .into(),
+            );
         }
         if self.max_size_mb == Some(0) {
-            p.push("querylog.max_size_mb: must be at least 1 (leave it out for no size limit)".into());
+            p.push(
+                "querylog.max_size_mb: must be at least 1 (leave it out for no size limit)".into(),
+            );
         }
         if self.jsonl_max_size_mb == 0 {
             p.push("querylog.jsonl_max_size_mb: must be at least 1".into());
         }
         if self.jsonl_keep > 1000 {
-            p.push(format!("querylog.jsonl_keep: {} is more than 1000 rotated files", self.jsonl_keep));
+            p.push(format!(
+                "querylog.jsonl_keep: {} is more than 1000 rotated files",
+                self.jsonl_keep
+            ));
         }
         if !(0..=19).contains(&self.sink_nice) {
-            p.push(format!("querylog.sink_nice: {} is outside 0..=19", self.sink_nice));
+            p.push(format!(
+                "querylog.sink_nice: {} is outside 0..=19",
+                self.sink_nice
+            ));
         }
         if !(16..=16_777_216).contains(&self.queue_size) {
-            p.push(format!("querylog.queue_size: {} is outside 16..=16777216", self.queue_size));
+            p.push(format!(
+                "querylog.queue_size: {} is outside 16..=16777216",
+                self.queue_size
+            ));
         }
         if self.sqlite_log_allowed == Some(true) && !self.log_allowed {
             p.push("querylog.sqlite_log_allowed = true needs log_allowed = true (allowed queries are not logged at all)".into());
@@ -225,7 +247,13 @@ impl QueryLogConfig {
             .as_deref()
             .or(self.jsonl.as_deref())
             .and_then(Path::parent)
-            .map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p })
+            .map(|p| {
+                if p.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    p
+                }
+            })
             .unwrap_or(Path::new("/var/lib/dnsward"));
         dir.join("querylog.hashkey")
     }
@@ -245,8 +273,14 @@ impl Privacy {
         // /56 "truncation" of it would keep the whole IPv4 address.
         let ip = client.ip().to_canonical();
         match self {
-            Privacy::Full => ClientId::Addr { ip, port: Some(client.port()) },
-            Privacy::Truncate => ClientId::Addr { ip: truncate_ip(ip), port: None },
+            Privacy::Full => ClientId::Addr {
+                ip,
+                port: Some(client.port()),
+            },
+            Privacy::Truncate => ClientId::Addr {
+                ip: truncate_ip(ip),
+                port: None,
+            },
             Privacy::Hash { k0, k1 } => {
                 let mut h = siphasher::sip::SipHasher24::new_with_keys(*k0, *k1);
                 match ip {
@@ -278,7 +312,8 @@ fn load_or_create_hash_key(path: &Path) -> Result<(u64, u64), String> {
             let hex: String = buf.iter().map(|b| format!("{b:02x}")).collect();
             if let Some(dir) = path.parent() {
                 if !dir.as_os_str().is_empty() {
-                    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+                    std::fs::create_dir_all(dir)
+                        .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
                 }
             }
             write_private_file(path, format!("{hex}\n").as_bytes())
@@ -329,7 +364,9 @@ pub struct QueryLog {
 
 impl std::fmt::Debug for QueryLog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("QueryLog").field("sinks", &self.stats()).finish()
+        f.debug_struct("QueryLog")
+            .field("sinks", &self.stats())
+            .finish()
     }
 }
 
@@ -362,8 +399,12 @@ impl QueryLog {
             ClientIpMode::Truncate => Privacy::Truncate,
             ClientIpMode::Hash => {
                 let (k0, k1) = match &cfg.hash_key_file {
-                    Some(p) => load_or_create_hash_key(p)
-                        .map_err(|msg| QueryLogError::HashKey { path: p.clone(), msg })?,
+                    Some(p) => {
+                        load_or_create_hash_key(p).map_err(|msg| QueryLogError::HashKey {
+                            path: p.clone(),
+                            msg,
+                        })?
+                    }
                     None => {
                         let p = cfg.default_hash_key_path();
                         match load_or_create_hash_key(&p) {
@@ -375,8 +416,10 @@ impl QueryLog {
                                      (set querylog.hash_key_file to a writable path for stable tokens)");
                                 let mut b = [0u8; 16];
                                 let _ = getrandom::fill(&mut b);
-                                (u64::from_le_bytes(b[..8].try_into().unwrap_or_default()),
-                                 u64::from_le_bytes(b[8..].try_into().unwrap_or_default()))
+                                (
+                                    u64::from_le_bytes(b[..8].try_into().unwrap_or_default()),
+                                    u64::from_le_bytes(b[8..].try_into().unwrap_or_default()),
+                                )
                             }
                         }
                     }
@@ -389,9 +432,16 @@ impl QueryLog {
         if let Some(path) = &cfg.sqlite {
             let pace = sinks::Pace::SQLITE;
             let q = Arc::new(SinkQueue::new("sqlite", cfg.queue_size, pace.max_batch));
-            let mut sink = sinks::sqlite::SqliteSink::new(path.clone(), cfg.retention_days, cfg.max_size_mb);
+            let mut sink =
+                sinks::sqlite::SqliteSink::new(path.clone(), cfg.retention_days, cfg.max_size_mb);
             sink.keep_allowed = cfg.sqlite_log_allowed.unwrap_or(cfg.log_allowed);
-            tasks.push(tokio::spawn(sinks::run_blocking_sink(sink, q.clone(), pace, cfg.sink_nice, Some(sinks::MAINTENANCE_INTERVAL))));
+            tasks.push(tokio::spawn(sinks::run_blocking_sink(
+                sink,
+                q.clone(),
+                pace,
+                cfg.sink_nice,
+                Some(sinks::MAINTENANCE_INTERVAL),
+            )));
             queues.push(q);
         }
         if let Some(path) = &cfg.jsonl {
@@ -402,12 +452,23 @@ impl QueryLog {
                 cfg.jsonl_max_size_mb.saturating_mul(1024 * 1024),
                 cfg.jsonl_keep,
             );
-            tasks.push(tokio::spawn(sinks::run_blocking_sink(sink, q.clone(), pace, cfg.sink_nice, None)));
+            tasks.push(tokio::spawn(sinks::run_blocking_sink(
+                sink,
+                q.clone(),
+                pace,
+                cfg.sink_nice,
+                None,
+            )));
             queues.push(q);
         }
         if let Some(addr) = &cfg.dnstap {
-            let target = sinks::dnstap::DnstapTarget::parse(addr).map_err(|e| QueryLogError::Config(vec![e]))?;
-            let q = Arc::new(SinkQueue::new("dnstap", cfg.queue_size, sinks::dnstap::MAX_BATCH));
+            let target = sinks::dnstap::DnstapTarget::parse(addr)
+                .map_err(|e| QueryLogError::Config(vec![e]))?;
+            let q = Arc::new(SinkQueue::new(
+                "dnstap",
+                cfg.queue_size,
+                sinks::dnstap::MAX_BATCH,
+            ));
             tasks.push(tokio::spawn(sinks::dnstap::run(target, q.clone())));
             queues.push(q);
         }
@@ -450,7 +511,12 @@ impl QueryLog {
     /// queries (a UDP worker): the queues' lock and the batch allocation are paid once per
     /// [`BATCH_EVENTS`] queries. The caller must also call [`QueryLog::flush_due`] when idle and
     /// [`QueryLog::flush`] before it stops.
-    pub fn emit_batched(&self, batcher: &mut EventBatcher, ev: QueryEvent, now: std::time::Instant) {
+    pub fn emit_batched(
+        &self,
+        batcher: &mut EventBatcher,
+        ev: QueryEvent,
+        now: std::time::Instant,
+    ) {
         if let Some(l) = self.logged(ev) {
             if batcher.events.is_empty() {
                 batcher.oldest = now;
@@ -464,7 +530,9 @@ impl QueryLog {
 
     /// Push the batch if its oldest event has waited [`BATCH_MAX_AGE`].
     pub fn flush_due(&self, batcher: &mut EventBatcher, now: std::time::Instant) {
-        if !batcher.events.is_empty() && now.saturating_duration_since(batcher.oldest) >= BATCH_MAX_AGE {
+        if !batcher.events.is_empty()
+            && now.saturating_duration_since(batcher.oldest) >= BATCH_MAX_AGE
+        {
             self.flush(batcher);
         }
     }
@@ -479,7 +547,9 @@ impl QueryLog {
     }
 
     fn push(&self, batch: EventBatch) {
-        let Some((last, rest)) = self.inner.queues.split_last() else { return };
+        let Some((last, rest)) = self.inner.queues.split_last() else {
+            return;
+        };
         for q in rest {
             q.push(batch.clone());
         }
@@ -507,7 +577,10 @@ impl QueryLog {
         let deadline = tokio::time::Instant::now() + SHUTDOWN_TIMEOUT;
         for mut t in tasks {
             if tokio::time::timeout_at(deadline, &mut t).await.is_err() {
-                tracing::error!("querylog: a sink did not finish within {:?}; abandoning it", SHUTDOWN_TIMEOUT);
+                tracing::error!(
+                    "querylog: a sink did not finish within {:?}; abandoning it",
+                    SHUTDOWN_TIMEOUT
+                );
                 t.abort();
             }
         }
@@ -518,8 +591,12 @@ impl QueryLog {
             let lost = q.discard_all();
             let s = q.stats();
             if s.dropped > 0 || lost > 0 {
-                tracing::warn!(sink = s.name, dropped = s.dropped, written = s.written,
-                    "querylog: events lost in total (queue overflow, failed writes, shutdown)");
+                tracing::warn!(
+                    sink = s.name,
+                    dropped = s.dropped,
+                    written = s.written,
+                    "querylog: events lost in total (queue overflow, failed writes, shutdown)"
+                );
             }
         }
     }
@@ -542,9 +619,14 @@ async fn report_drops(queues: Vec<Arc<SinkQueue>>) {
             let delta = s.dropped.saturating_sub(*prev);
             *prev = s.dropped;
             if delta > 0 {
-                tracing::warn!(sink = s.name, dropped_last_minute = delta, dropped_total = s.dropped,
-                    queued = s.queued, last_error = s.last_error.as_deref().unwrap_or(""),
-                    "querylog: events dropped");
+                tracing::warn!(
+                    sink = s.name,
+                    dropped_last_minute = delta,
+                    dropped_total = s.dropped,
+                    queued = s.queued,
+                    last_error = s.last_error.as_deref().unwrap_or(""),
+                    "querylog: events dropped"
+                );
             }
         }
     }
@@ -561,7 +643,11 @@ pub(crate) mod testutil {
             transport: Transport::Udp,
             qname: qname.into(),
             qtype: "A".into(),
-            rcode: if action == EventAction::Blocked { "NXDOMAIN".into() } else { "NOERROR".into() },
+            rcode: if action == EventAction::Blocked {
+                "NXDOMAIN".into()
+            } else {
+                "NOERROR".into()
+            },
             action,
             category: (action == EventAction::Blocked).then(|| "malware".into()),
             list: (action == EventAction::Blocked).then(|| "threat-feed".into()),
@@ -569,7 +655,11 @@ pub(crate) mod testutil {
             trigger: (action == EventAction::Blocked).then_some(Trigger::Qname),
             cached: action == EventAction::Allowed,
             answers: if action == EventAction::Allowed {
-                vec!["198.51.100.7".parse().unwrap(), "2001:db8::7".parse().unwrap()].into()
+                vec![
+                    "198.51.100.7".parse().unwrap(),
+                    "2001:db8::7".parse().unwrap(),
+                ]
+                .into()
             } else {
                 Answers::default()
             },
@@ -637,30 +727,73 @@ mod tests {
         };
         let p = c.validate();
         assert_eq!(p.len(), 9, "{p:#?}");
-        assert!(p.iter().any(|m| m == "querylog.sink_nice: 20 is outside 0..=19"), "{p:#?}");
-        assert!(p.iter().any(|m| m.contains("sqlite_log_allowed = true needs log_allowed = true")), "{p:#?}");
-        assert!(p.iter().any(|m| m.starts_with("querylog.dnstap:") && m.contains("udp:1.2.3.4:6000")), "{p:#?}");
-        for bad in ["tcp:localhost:6000", "tcp:127.0.0.1", "unix:relative/sock", "unix:", "tcp:127.0.0.1:0"] {
-            let c = QueryLogConfig { dnstap: Some(bad.into()), ..Default::default() };
+        assert!(
+            p.iter()
+                .any(|m| m == "querylog.sink_nice: 20 is outside 0..=19"),
+            "{p:#?}"
+        );
+        assert!(
+            p.iter()
+                .any(|m| m.contains("sqlite_log_allowed = true needs log_allowed = true")),
+            "{p:#?}"
+        );
+        assert!(
+            p.iter()
+                .any(|m| m.starts_with("querylog.dnstap:") && m.contains("udp:1.2.3.4:6000")),
+            "{p:#?}"
+        );
+        for bad in [
+            "tcp:localhost:6000",
+            "tcp:127.0.0.1",
+            "unix:relative/sock",
+            "unix:",
+            "tcp:127.0.0.1:0",
+        ] {
+            let c = QueryLogConfig {
+                dnstap: Some(bad.into()),
+                ..Default::default()
+            };
             assert_eq!(c.validate().len(), 1, "{bad} should be rejected");
         }
-        for good in ["tcp:127.0.0.1:6000", "tcp:[::1]:6000", "unix:/run/dnstap.sock", "file:/var/log/d.tap"] {
-            let c = QueryLogConfig { dnstap: Some(good.into()), ..Default::default() };
-            assert!(c.validate().is_empty(), "{good} should be accepted: {:?}", c.validate());
+        for good in [
+            "tcp:127.0.0.1:6000",
+            "tcp:[::1]:6000",
+            "unix:/run/dnstap.sock",
+            "file:/var/log/d.tap",
+        ] {
+            let c = QueryLogConfig {
+                dnstap: Some(good.into()),
+                ..Default::default()
+            };
+            assert!(
+                c.validate().is_empty(),
+                "{good} should be accepted: {:?}",
+                c.validate()
+            );
         }
     }
 
     #[tokio::test]
     async fn start_rejects_bad_config_with_all_messages() {
-        let c = QueryLogConfig { dnstap: Some("bogus".into()), queue_size: 0, ..Default::default() };
+        let c = QueryLogConfig {
+            dnstap: Some("bogus".into()),
+            queue_size: 0,
+            ..Default::default()
+        };
         let e = QueryLog::start(&c).await.unwrap_err();
         let msg = e.to_string();
-        assert!(msg.contains("querylog.dnstap") && msg.contains("querylog.queue_size"), "{msg}");
+        assert!(
+            msg.contains("querylog.dnstap") && msg.contains("querylog.queue_size"),
+            "{msg}"
+        );
     }
 
     #[test]
     fn truncation_masks_v4_24_and_v6_56() {
-        assert_eq!(truncate_ip("192.0.2.77".parse().unwrap()), "192.0.2.0".parse::<IpAddr>().unwrap());
+        assert_eq!(
+            truncate_ip("192.0.2.77".parse().unwrap()),
+            "192.0.2.0".parse::<IpAddr>().unwrap()
+        );
         assert_eq!(
             truncate_ip("2001:db8:aaaa:bbcc:dddd::1".parse().unwrap()),
             "2001:db8:aaaa:bb00::".parse::<IpAddr>().unwrap()
@@ -670,10 +803,19 @@ mod tests {
     #[test]
     fn privacy_modes() {
         let c: std::net::SocketAddr = "192.0.2.77:53001".parse().unwrap();
-        assert_eq!(Privacy::Full.apply(c), ClientId::Addr { ip: c.ip(), port: Some(53001) });
+        assert_eq!(
+            Privacy::Full.apply(c),
+            ClientId::Addr {
+                ip: c.ip(),
+                port: Some(53001)
+            }
+        );
         assert_eq!(
             Privacy::Truncate.apply(c),
-            ClientId::Addr { ip: "192.0.2.0".parse().unwrap(), port: None }
+            ClientId::Addr {
+                ip: "192.0.2.0".parse().unwrap(),
+                port: None
+            }
         );
         // v4-mapped v6 from a dual-stack socket is truncated as IPv4, not as a /56
         let mapped: std::net::SocketAddr = "[::ffff:192.0.2.77]:1".parse().unwrap();
@@ -689,7 +831,10 @@ mod tests {
         assert_ne!(t1, other_key, "the key matters");
         assert_eq!(h.apply(mapped), t1, "mapped form hashes like the IPv4 form");
         let s = t1.to_string();
-        assert!(s.starts_with("h:") && s.len() == 18 && !s.contains("192"), "{s}");
+        assert!(
+            s.starts_with("h:") && s.len() == 18 && !s.contains("192"),
+            "{s}"
+        );
     }
 
     #[test]
@@ -702,12 +847,23 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
+            assert_eq!(
+                std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
         }
         std::fs::write(&p, "zz").unwrap();
-        assert!(load_or_create_hash_key(&p).unwrap_err().contains("32 hexadecimal"));
-        let c = QueryLogConfig { sqlite: Some("/var/db/dnsward/q.db".into()), ..Default::default() };
-        assert_eq!(c.default_hash_key_path(), PathBuf::from("/var/db/dnsward/querylog.hashkey"));
+        assert!(load_or_create_hash_key(&p)
+            .unwrap_err()
+            .contains("32 hexadecimal"));
+        let c = QueryLogConfig {
+            sqlite: Some("/var/db/dnsward/q.db".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            c.default_hash_key_path(),
+            PathBuf::from("/var/db/dnsward/querylog.hashkey")
+        );
     }
 
     #[tokio::test]
@@ -721,23 +877,45 @@ mod tests {
             hash_key_file: Some(key),
             ..Default::default()
         };
-        assert!(matches!(QueryLog::start(&c).await, Err(QueryLogError::HashKey { .. })));
+        assert!(matches!(
+            QueryLog::start(&c).await,
+            Err(QueryLogError::HashKey { .. })
+        ));
     }
 
     fn read_db(p: &Path) -> Vec<LogRow> {
         let c = rusqlite::Connection::open(p).unwrap();
-        let mut st = c.prepare(&format!("SELECT {} FROM queries ORDER BY id", sinks::sqlite::COLUMNS)).unwrap();
-        st.query_map([], sinks::sqlite::row_to_logrow).unwrap().map(Result::unwrap).collect()
+        let mut st = c
+            .prepare(&format!(
+                "SELECT {} FROM queries ORDER BY id",
+                sinks::sqlite::COLUMNS
+            ))
+            .unwrap();
+        st.query_map([], sinks::sqlite::row_to_logrow)
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
     }
 
     fn read_jsonl(p: &Path) -> Vec<LogRow> {
-        std::fs::read_to_string(p).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+        std::fs::read_to_string(p)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
     }
 
     /// The row for `ev` as recorded under a privacy mode that gives `client` and `port`.
     fn expected(ev: &QueryEvent, client: &str, port: Option<u16>) -> LogRow {
-        let row = LogRow::from_logged(&LoggedEvent { ev: ev.clone(), client: ClientId::Token(0) });
-        LogRow { client: client.to_string(), client_port: port, ..row }
+        let row = LogRow::from_logged(&LoggedEvent {
+            ev: ev.clone(),
+            client: ClientId::Token(0),
+        });
+        LogRow {
+            client: client.to_string(),
+            client_port: port,
+            ..row
+        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -765,9 +943,19 @@ mod tests {
         assert_eq!(read_db(cfg.sqlite.as_ref().unwrap()), want);
         assert_eq!(read_jsonl(cfg.jsonl.as_ref().unwrap()), want);
         for s in log.stats() {
-            assert_eq!((s.written, s.dropped, s.errors, s.queued), (2, 0, 0, 0), "{s:?}");
+            assert_eq!(
+                (s.written, s.dropped, s.errors, s.queued),
+                (2, 0, 0, 0),
+                "{s:?}"
+            );
         }
-        assert_eq!(log.stats().iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), ["sqlite", "jsonl"]);
+        assert_eq!(
+            log.stats()
+                .iter()
+                .map(|s| s.name.as_str())
+                .collect::<Vec<_>>(),
+            ["sqlite", "jsonl"]
+        );
         // after shutdown, emit still returns and counts
         log.emit(allowed);
         assert_eq!(log.stats()[0].dropped, 1);
@@ -776,7 +964,10 @@ mod tests {
     #[tokio::test]
     async fn sinks_flush_within_a_second_without_shutdown() {
         let dir = tempfile::tempdir().unwrap();
-        let cfg = QueryLogConfig { jsonl: Some(dir.path().join("q.jsonl")), ..Default::default() };
+        let cfg = QueryLogConfig {
+            jsonl: Some(dir.path().join("q.jsonl")),
+            ..Default::default()
+        };
         let log = QueryLog::start(&cfg).await.unwrap();
         log.emit(event("a.example", EventAction::Blocked));
         tokio::time::sleep(Duration::from_millis(1000)).await;
@@ -787,7 +978,11 @@ mod tests {
     #[tokio::test]
     async fn log_allowed_false_drops_allowed_only() {
         let dir = tempfile::tempdir().unwrap();
-        let cfg = QueryLogConfig { jsonl: Some(dir.path().join("q.jsonl")), log_allowed: false, ..Default::default() };
+        let cfg = QueryLogConfig {
+            jsonl: Some(dir.path().join("q.jsonl")),
+            log_allowed: false,
+            ..Default::default()
+        };
         let log = QueryLog::start(&cfg).await.unwrap();
         log.emit(event("ok.example", EventAction::Allowed));
         log.emit(event("bad.example", EventAction::Blocked));
@@ -796,7 +991,10 @@ mod tests {
         log.emit(sf);
         log.emit(event("ok2.example", EventAction::Allowed));
         log.shutdown().await;
-        let names: Vec<String> = read_jsonl(cfg.jsonl.as_ref().unwrap()).into_iter().map(|r| r.qname).collect();
+        let names: Vec<String> = read_jsonl(cfg.jsonl.as_ref().unwrap())
+            .into_iter()
+            .map(|r| r.qname)
+            .collect();
         assert_eq!(names, ["bad.example", "broken.example"]);
         assert_eq!(log.stats()[0].dropped, 0, "filtered events are not drops");
     }
@@ -805,7 +1003,11 @@ mod tests {
     async fn privacy_modes_end_to_end() {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("q.db");
-        let cfg = QueryLogConfig { sqlite: Some(db.clone()), client_ip: ClientIpMode::Hash, ..Default::default() };
+        let cfg = QueryLogConfig {
+            sqlite: Some(db.clone()),
+            client_ip: ClientIpMode::Hash,
+            ..Default::default()
+        };
         let mut tokens = Vec::new();
         for _ in 0..2 {
             // two runs: the generated key is reused, so tokens stay stable
@@ -815,7 +1017,11 @@ mod tests {
         }
         assert!(dir.path().join("querylog.hashkey").exists());
         for r in read_db(&db) {
-            assert!(r.client.starts_with("h:") && r.client.len() == 18, "{}", r.client);
+            assert!(
+                r.client.starts_with("h:") && r.client.len() == 18,
+                "{}",
+                r.client
+            );
             assert_eq!(r.client_port, None);
             tokens.push(r.client);
         }
@@ -834,8 +1040,14 @@ mod tests {
         log.emit(e6);
         log.shutdown().await;
         let rows = read_jsonl(cfg.jsonl.as_ref().unwrap());
-        assert_eq!((rows[0].client.as_str(), rows[0].client_port), ("192.0.2.0", None));
-        assert_eq!((rows[1].client.as_str(), rows[1].client_port), ("2001:db8:1:200::", None));
+        assert_eq!(
+            (rows[0].client.as_str(), rows[0].client_port),
+            ("192.0.2.0", None)
+        );
+        assert_eq!(
+            (rows[1].client.as_str(), rows[1].client_port),
+            ("2001:db8:1:200::", None)
+        );
     }
 
     #[tokio::test]
@@ -861,9 +1073,23 @@ mod tests {
             assert_eq!((s.written, s.dropped, s.queued), (0, 10, 0), "{s:?}");
             assert!(s.errors >= 1, "{s:?}");
         }
-        assert!(st[0].last_error.as_deref().unwrap().contains("not a database"), "{st:?}");
-        assert!(st[1].last_error.as_deref().unwrap().contains("plain-file"), "{st:?}");
-        assert_eq!(std::fs::read(&corrupt).unwrap(), vec![0x55u8; 8192], "a corrupt file is left alone");
+        assert!(
+            st[0]
+                .last_error
+                .as_deref()
+                .unwrap()
+                .contains("not a database"),
+            "{st:?}"
+        );
+        assert!(
+            st[1].last_error.as_deref().unwrap().contains("plain-file"),
+            "{st:?}"
+        );
+        assert_eq!(
+            std::fs::read(&corrupt).unwrap(),
+            vec![0x55u8; 8192],
+            "a corrupt file is left alone"
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -887,7 +1113,11 @@ mod tests {
         log.shutdown().await;
         for s in log.stats() {
             assert!(s.dropped > 0, "{s:?}");
-            assert_eq!(s.written + s.dropped, 100_000, "every event is written or counted: {s:?}");
+            assert_eq!(
+                s.written + s.dropped,
+                100_000,
+                "every event is written or counted: {s:?}"
+            );
         }
         eprintln!("100k emits took {took:?}");
     }
@@ -902,7 +1132,11 @@ mod tests {
             old.ts_us = event::now_us() - 3 * 86_400_000_000;
             sinks::sqlite::insert_batch(&mut c, &[testutil::logged(old)]).unwrap();
         }
-        let cfg = QueryLogConfig { sqlite: Some(db.clone()), retention_days: Some(2), ..Default::default() };
+        let cfg = QueryLogConfig {
+            sqlite: Some(db.clone()),
+            retention_days: Some(2),
+            ..Default::default()
+        };
         let log = QueryLog::start(&cfg).await.unwrap();
         let mut new = event("new.example", EventAction::Blocked);
         new.ts_us = event::now_us();

@@ -27,12 +27,18 @@ pub fn parse_duration_us(s: &str) -> Result<i64, String> {
             'h' => 3600,
             'd' => 86_400,
             'w' => 7 * 86_400,
-            _ => return Err(format!("{s:?}: unknown unit {c:?} (use s, m, h, d or w, e.g. 2h, 7d, 30m)")),
+            _ => {
+                return Err(format!(
+                    "{s:?}: unknown unit {c:?} (use s, m, h, d or w, e.g. 2h, 7d, 30m)"
+                ))
+            }
         };
         if num.is_empty() {
             return Err(format!("{s:?}: a number must come before {c:?}"));
         }
-        let n: i64 = num.parse().map_err(|_| format!("{s:?}: number too large"))?;
+        let n: i64 = num
+            .parse()
+            .map_err(|_| format!("{s:?}: number too large"))?;
         total = n
             .checked_mul(unit * US_PER_SEC)
             .and_then(|v| total.checked_add(v))
@@ -41,7 +47,9 @@ pub fn parse_duration_us(s: &str) -> Result<i64, String> {
         saw_unit = true;
     }
     if !num.is_empty() || !saw_unit {
-        return Err(format!("{s:?}: missing unit (use s, m, h, d or w, e.g. 2h, 7d, 30m)"));
+        return Err(format!(
+            "{s:?}: missing unit (use s, m, h, d or w, e.g. 2h, 7d, 30m)"
+        ));
     }
     Ok(total)
 }
@@ -52,7 +60,10 @@ pub fn parse_time_us(s: &str, now_us: i64) -> Result<i64, String> {
     if t.eq_ignore_ascii_case("now") {
         return Ok(now_us);
     }
-    if t.starts_with(|c: char| c.is_ascii_digit()) && t.ends_with(|c: char| c.is_ascii_alphabetic()) && !t.contains('-') {
+    if t.starts_with(|c: char| c.is_ascii_digit())
+        && t.ends_with(|c: char| c.is_ascii_alphabetic())
+        && !t.contains('-')
+    {
         return Ok(now_us - parse_duration_us(t)?);
     }
     if let Ok(dt) = time::OffsetDateTime::parse(t, &Rfc3339) {
@@ -90,19 +101,30 @@ mod tests {
         for bad in ["", "h", "10", "10x", "1h30", "-2h", "99999999999999999999d"] {
             assert!(parse_duration_us(bad).is_err(), "{bad:?} should fail");
         }
-        assert!(parse_duration_us("10x").unwrap_err().contains("unknown unit"));
+        assert!(parse_duration_us("10x")
+            .unwrap_err()
+            .contains("unknown unit"));
     }
 
     #[test]
     fn times() {
         assert_eq!(parse_time_us("2h", NOW).unwrap(), NOW - 7200 * US_PER_SEC);
-        assert_eq!(parse_time_us("7d", NOW).unwrap(), NOW - 7 * 86_400 * US_PER_SEC);
+        assert_eq!(
+            parse_time_us("7d", NOW).unwrap(),
+            NOW - 7 * 86_400 * US_PER_SEC
+        );
         assert_eq!(parse_time_us("now", NOW).unwrap(), NOW);
         assert_eq!(parse_time_us("2024-05-01T12:00:00Z", 0).unwrap(), NOW);
         assert_eq!(parse_time_us("2024-05-01T14:00:00+02:00", 0).unwrap(), NOW);
-        assert_eq!(parse_time_us("2024-05-01T12:00:00.250Z", 0).unwrap(), NOW + 250_000);
+        assert_eq!(
+            parse_time_us("2024-05-01T12:00:00.250Z", 0).unwrap(),
+            NOW + 250_000
+        );
         assert_eq!(parse_time_us("2024-05-01 12:00:00z", 0).unwrap(), NOW);
-        assert_eq!(parse_time_us("2024-05-01", 0).unwrap(), NOW - 12 * 3600 * US_PER_SEC);
+        assert_eq!(
+            parse_time_us("2024-05-01", 0).unwrap(),
+            NOW - 12 * 3600 * US_PER_SEC
+        );
         for bad in ["yesterday", "2024-13-01", "2024-05-01T25:00:00Z", "12"] {
             let e = parse_time_us(bad, NOW).unwrap_err();
             assert!(!e.is_empty(), "{bad}");

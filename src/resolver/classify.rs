@@ -22,7 +22,12 @@ pub enum Classified {
     /// A positive or negative answer from the zone's authority.
     Answer(ZoneAnswer),
     /// A referral to a zone cut below the zone we asked.
-    Referral { zone: Name, servers: Vec<NameServer>, ttl: u32, ds_proof: Vec<Record> },
+    Referral {
+        zone: Name,
+        servers: Vec<NameServer>,
+        ttl: u32,
+        ds_proof: Vec<Record>,
+    },
     /// No answer, no referral, or a referral up or sideways: ask another server.
     Lame,
     /// The chain loops inside this reply.
@@ -55,7 +60,10 @@ impl ZoneAnswer {
                 RData::DNSSEC(DNSSECRData::RRSIG(sig)) => sig.input().signer_name.clone(),
                 _ => continue,
             };
-            if asked.zone_of(&candidate) && candidate.num_labels() > apex.num_labels() && candidate.zone_of(&r.name) {
+            if asked.zone_of(&candidate)
+                && candidate.num_labels() > apex.num_labels()
+                && candidate.zone_of(&r.name)
+            {
                 apex = candidate;
             }
         }
@@ -98,7 +106,13 @@ pub fn classify(reply: &Message, zone: &Name, qname: &Name, qtype: RecordType) -
     let authority = negative_proof(reply, zone, &last);
     let has_soa = authority.iter().any(|r| r.record_type() == RecordType::SOA);
     if rcode == ResponseCode::NXDomain || has_soa || reply.metadata.authoritative {
-        return Classified::Answer(ZoneAnswer { rcode, records: chain.records, authority, continue_at: None, last });
+        return Classified::Answer(ZoneAnswer {
+            rcode,
+            records: chain.records,
+            authority,
+            continue_at: None,
+            last,
+        });
     }
     Classified::Lame
 }
@@ -111,14 +125,24 @@ struct Chain {
 }
 
 /// Follows the question's name through CNAMEs and DNAMEs inside this reply and this zone.
-fn walk_chain(reply: &Message, zone: &Name, qname: &Name, qtype: RecordType) -> Result<Chain, Name> {
+fn walk_chain(
+    reply: &Message,
+    zone: &Name,
+    qname: &Name,
+    qtype: RecordType,
+) -> Result<Chain, Name> {
     let mut records = Vec::new();
     let mut current = qname.clone();
     let mut seen: HashSet<Name> = HashSet::new();
     for _ in 0..=MAX_CHAIN {
         if !zone.zone_of(&current) {
             // The rest of the chain is another zone's to answer.
-            return Ok(Chain { records, found: false, continue_at: Some(current.clone()), last: current });
+            return Ok(Chain {
+                records,
+                found: false,
+                continue_at: Some(current.clone()),
+                last: current,
+            });
         }
         if !seen.insert(current.to_lowercase()) {
             return Err(current);
@@ -126,17 +150,39 @@ fn walk_chain(reply: &Message, zone: &Name, qname: &Name, qtype: RecordType) -> 
         let own: Vec<Record> = reply
             .answers
             .iter()
-            .filter(|r| r.name == current && (r.record_type() == qtype || qtype == RecordType::ANY || covers(r, qtype)))
+            .filter(|r| {
+                r.name == current
+                    && (r.record_type() == qtype || qtype == RecordType::ANY || covers(r, qtype))
+            })
             .cloned()
             .collect();
         if own.iter().any(|r| r.record_type() != RecordType::RRSIG) {
             records.extend(own);
-            return Ok(Chain { records, found: true, continue_at: None, last: current });
+            return Ok(Chain {
+                records,
+                found: true,
+                continue_at: None,
+                last: current,
+            });
         }
         // A DNAME first: its synthesized CNAME is ours, not the one the server may add.
         if let Some((dname, target)) = dname_for(reply, zone, &current) {
-            records.extend(reply.answers.iter().filter(|r| r.name == dname.name && (r.record_type() == RecordType::DNAME || covers(r, RecordType::DNAME))).cloned());
-            records.push(Record::from_rdata(current.clone(), dname.ttl, RData::CNAME(CNAME(target.clone()))));
+            records.extend(
+                reply
+                    .answers
+                    .iter()
+                    .filter(|r| {
+                        r.name == dname.name
+                            && (r.record_type() == RecordType::DNAME
+                                || covers(r, RecordType::DNAME))
+                    })
+                    .cloned(),
+            );
+            records.push(Record::from_rdata(
+                current.clone(),
+                dname.ttl,
+                RData::CNAME(CNAME(target.clone())),
+            ));
             current = target;
             continue;
         }
@@ -145,7 +191,17 @@ fn walk_chain(reply: &Message, zone: &Name, qname: &Name, qtype: RecordType) -> 
                 RData::CNAME(CNAME(t)) if r.name == current => Some(t.clone()),
                 _ => None,
             }) {
-                records.extend(reply.answers.iter().filter(|r| r.name == current && (r.record_type() == RecordType::CNAME || covers(r, RecordType::CNAME))).cloned());
+                records.extend(
+                    reply
+                        .answers
+                        .iter()
+                        .filter(|r| {
+                            r.name == current
+                                && (r.record_type() == RecordType::CNAME
+                                    || covers(r, RecordType::CNAME))
+                        })
+                        .cloned(),
+                );
                 current = target;
                 continue;
             }
@@ -153,28 +209,49 @@ fn walk_chain(reply: &Message, zone: &Name, qname: &Name, qtype: RecordType) -> 
         let moved = !records.is_empty();
         // Chain stopped inside the zone with no data for its last name: negative or referral
         // (unless the server simply did not include the target: then ask for it).
-        let continue_at = (moved && reply.metadata.response_code == ResponseCode::NoError && !has_soa(reply, zone))
-            .then(|| current.clone());
-        return Ok(Chain { records, found: false, continue_at, last: current });
+        let continue_at = (moved
+            && reply.metadata.response_code == ResponseCode::NoError
+            && !has_soa(reply, zone))
+        .then(|| current.clone());
+        return Ok(Chain {
+            records,
+            found: false,
+            continue_at,
+            last: current,
+        });
     }
     Err(current)
 }
 
 fn has_soa(reply: &Message, zone: &Name) -> bool {
-    reply.authorities.iter().any(|r| r.record_type() == RecordType::SOA && zone.zone_of(&r.name))
+    reply
+        .authorities
+        .iter()
+        .any(|r| r.record_type() == RecordType::SOA && zone.zone_of(&r.name))
 }
 
 /// A DNAME in the reply whose owner is a proper ancestor of `name`, inside the zone, and the
 /// name it rewrites `name` to.
 fn dname_for(reply: &Message, zone: &Name, name: &Name) -> Option<(Record, Name)> {
     reply.answers.iter().find_map(|r| {
-        if r.record_type() != RecordType::DNAME || !zone.zone_of(&r.name) || !r.name.zone_of(name) || r.name == *name {
+        if r.record_type() != RecordType::DNAME
+            || !zone.zone_of(&r.name)
+            || !r.name.zone_of(name)
+            || r.name == *name
+        {
             return None;
         }
-        let RData::Unknown { rdata, .. } = &r.data else { return None };
+        let RData::Unknown { rdata, .. } = &r.data else {
+            return None;
+        };
         let target = Name::from_bytes(&rdata.anything).ok()?;
         let keep = (name.num_labels() - r.name.num_labels()) as usize;
-        let labels: Vec<Vec<u8>> = name.iter().take(keep).map(|l| l.to_vec()).chain(target.iter().map(|l| l.to_vec())).collect();
+        let labels: Vec<Vec<u8>> = name
+            .iter()
+            .take(keep)
+            .map(|l| l.to_vec())
+            .chain(target.iter().map(|l| l.to_vec()))
+            .collect();
         // Too long for a domain name: the DNAME cannot apply (RFC 6672: YXDOMAIN); ignore it.
         let rewritten = Name::from_labels(labels).ok()?;
         Some((r.clone(), rewritten))
@@ -188,7 +265,11 @@ fn covers(r: &Record, rtype: RecordType) -> bool {
 /// A referral to a zone cut strictly below `zone` and at or above `name`; `None` when the
 /// authority section has no NS at all; `Lame` for NS records pointing up or sideways.
 fn referral(reply: &Message, zone: &Name, name: &Name, qtype: RecordType) -> Option<Classified> {
-    let ns: Vec<&Record> = reply.authorities.iter().filter(|r| r.record_type() == RecordType::NS).collect();
+    let ns: Vec<&Record> = reply
+        .authorities
+        .iter()
+        .filter(|r| r.record_type() == RecordType::NS)
+        .collect();
     let first = ns.first()?;
     let cut = first.name.clone();
     let below_zone = zone.zone_of(&cut) && cut != *zone;
@@ -208,7 +289,10 @@ fn referral(reply: &Message, zone: &Name, name: &Name, qtype: RecordType) -> Opt
         let RData::NS(target) = &r.data else { continue };
         ttl = ttl.min(r.ttl);
         if servers.len() < MAX_NS_PER_ZONE && !servers.iter().any(|s| s.name == target.0) {
-            servers.push(NameServer { name: target.0.clone(), addrs: Vec::new() });
+            servers.push(NameServer {
+                name: target.0.clone(),
+                addrs: Vec::new(),
+            });
         }
     }
     // Glue: only for the listed name servers, and only inside the bailiwick of the zone we
@@ -231,11 +315,23 @@ fn referral(reply: &Message, zone: &Name, name: &Name, qtype: RecordType) -> Opt
     let ds_proof = reply
         .authorities
         .iter()
-        .filter(|r| r.name == cut && matches!(r.record_type(), RecordType::DS | RecordType::NSEC | RecordType::RRSIG) || r.record_type() == RecordType::NSEC3)
+        .filter(|r| {
+            r.name == cut
+                && matches!(
+                    r.record_type(),
+                    RecordType::DS | RecordType::NSEC | RecordType::RRSIG
+                )
+                || r.record_type() == RecordType::NSEC3
+        })
         .filter(|r| zone.zone_of(&r.name))
         .cloned()
         .collect();
-    Some(Classified::Referral { zone: cut, servers, ttl: if ttl == u32::MAX { 0 } else { ttl }, ds_proof })
+    Some(Classified::Referral {
+        zone: cut,
+        servers,
+        ttl: if ttl == u32::MAX { 0 } else { ttl },
+        ds_proof,
+    })
 }
 
 /// The SOA and NSEC/NSEC3 records (with their RRSIGs) of a negative answer, inside the zone.
@@ -247,7 +343,11 @@ fn negative_proof(reply: &Message, zone: &Name, name: &Name) -> Vec<Record> {
         .filter(|r| match r.record_type() {
             RecordType::SOA => r.name.zone_of(name),
             RecordType::NSEC | RecordType::NSEC3 => true,
-            RecordType::RRSIG => covers(r, RecordType::SOA) || covers(r, RecordType::NSEC) || covers(r, RecordType::NSEC3),
+            RecordType::RRSIG => {
+                covers(r, RecordType::SOA)
+                    || covers(r, RecordType::NSEC)
+                    || covers(r, RecordType::NSEC3)
+            }
             _ => false,
         })
         .cloned()

@@ -55,7 +55,10 @@ impl Delegations {
             zone: Name::root(),
             servers: roots
                 .iter()
-                .map(|ip| NameServer { name: Name::root(), addrs: vec![*ip] })
+                .map(|ip| NameServer {
+                    name: Name::root(),
+                    addrs: vec![*ip],
+                })
                 .collect(),
             expires: None,
         };
@@ -88,7 +91,12 @@ impl Delegations {
             self.map.retain(|_, d| d.is_fresh(now));
             if self.map.len() >= self.capacity {
                 // Still full of fresh cuts: forget a tenth (they are learnt again from above).
-                let victims: Vec<Name> = self.map.iter().take(self.capacity / 10).map(|e| e.key().clone()).collect();
+                let victims: Vec<Name> = self
+                    .map
+                    .iter()
+                    .take(self.capacity / 10)
+                    .map(|e| e.key().clone())
+                    .collect();
                 for v in victims {
                     self.map.remove(&v);
                 }
@@ -122,9 +130,15 @@ mod tests {
         assert!(cache.closest(&n("www.example.com.")).zone.is_root());
         cache.insert(Delegation::new(n("com."), vec![], 60));
         cache.insert(Delegation::new(n("Example.COM."), vec![], 60));
-        assert_eq!(cache.closest(&n("a.b.WWW.example.com.")).zone, n("example.com."));
+        assert_eq!(
+            cache.closest(&n("a.b.WWW.example.com.")).zone,
+            n("example.com.")
+        );
         assert_eq!(cache.closest(&n("other.com.")).zone, n("com."));
         cache.insert(Delegation::new(n("net."), vec![], 0));
-        assert!(cache.closest(&n("x.net.")).zone.is_root(), "expired cuts are not used");
+        assert!(
+            cache.closest(&n("x.net.")).zone.is_root(),
+            "expired cuts are not used"
+        );
     }
 }

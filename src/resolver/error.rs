@@ -33,7 +33,7 @@ impl ResolveError {
         match self {
             ResolveError::Bogus { ede, .. } => Some(*ede),
             ResolveError::Deadline(_) | ResolveError::ServersFailed { .. } => Some(22), // No Reachable Authority
-            ResolveError::CachedFailure => Some(13),                                      // Cached Error
+            ResolveError::CachedFailure => Some(13), // Cached Error
             _ => None,
         }
     }

@@ -36,7 +36,12 @@ struct ServerStats {
 
 impl Default for ServerStats {
     fn default() -> Self {
-        Self { srtt_ms: UNKNOWN_RTT_MS, timeouts_in_a_row: 0, skip_until: None, no_edns: false }
+        Self {
+            srtt_ms: UNKNOWN_RTT_MS,
+            timeouts_in_a_row: 0,
+            skip_until: None,
+            no_edns: false,
+        }
     }
 }
 
@@ -73,7 +78,11 @@ impl Infra {
             .map(|a| {
                 let s = self.stats(*a);
                 let skipped = s.skip_until.is_some_and(|t| t > now) || self.is_lame(*a, zone, now);
-                let jitter = if s.srtt_ms == UNKNOWN_RTT_MS { rand::random::<u32>() % 20 } else { 0 };
+                let jitter = if s.srtt_ms == UNKNOWN_RTT_MS {
+                    rand::random::<u32>() % 20
+                } else {
+                    0
+                };
                 (skipped, s.srtt_ms + jitter, *a)
             })
             .collect();
@@ -86,7 +95,8 @@ impl Infra {
     /// How long to wait for `addr` before trying the next server.
     pub fn wait_for(&self, addr: IpAddr) -> Duration {
         let s = self.stats(addr);
-        let ms = (s.srtt_ms.saturating_mul(3) + 30).clamp(MIN_WAIT_MS, self.max_wait_ms.max(MIN_WAIT_MS));
+        let ms = (s.srtt_ms.saturating_mul(3) + 30)
+            .clamp(MIN_WAIT_MS, self.max_wait_ms.max(MIN_WAIT_MS));
         Duration::from_millis(ms as u64)
     }
 
@@ -98,7 +108,11 @@ impl Infra {
         let ms = rtt.as_millis().min(60_000) as u32;
         let mut e = self.entry(addr);
         // The classic smoothing (7/8 old, 1/8 new), with the first sample taken as is.
-        e.srtt_ms = if e.srtt_ms == UNKNOWN_RTT_MS { ms.max(1) } else { (e.srtt_ms * 7 + ms) / 8 };
+        e.srtt_ms = if e.srtt_ms == UNKNOWN_RTT_MS {
+            ms.max(1)
+        } else {
+            (e.srtt_ms * 7 + ms) / 8
+        };
         e.timeouts_in_a_row = 0;
         e.skip_until = None;
     }
@@ -107,7 +121,10 @@ impl Infra {
         match failure {
             Failure::Timeout => {
                 let mut e = self.entry(addr);
-                e.srtt_ms = e.srtt_ms.saturating_mul(2).min(self.max_wait_ms.max(MIN_WAIT_MS));
+                e.srtt_ms = e
+                    .srtt_ms
+                    .saturating_mul(2)
+                    .min(self.max_wait_ms.max(MIN_WAIT_MS));
                 e.timeouts_in_a_row = e.timeouts_in_a_row.saturating_add(1);
                 if e.timeouts_in_a_row >= TIMEOUTS_BEFORE_SKIP {
                     e.skip_until = Some(Instant::now() + SKIP_FOR);
@@ -118,7 +135,8 @@ impl Infra {
                     let now = Instant::now();
                     self.lame.retain(|_, until| *until > now);
                 }
-                self.lame.insert((addr, zone.to_lowercase()), Instant::now() + LAME_FOR);
+                self.lame
+                    .insert((addr, zone.to_lowercase()), Instant::now() + LAME_FOR);
             }
         }
     }
@@ -129,7 +147,9 @@ impl Infra {
     }
 
     fn is_lame(&self, addr: IpAddr, zone: &Name, now: Instant) -> bool {
-        self.lame.get(&(addr, zone.to_lowercase())).is_some_and(|until| *until > now)
+        self.lame
+            .get(&(addr, zone.to_lowercase()))
+            .is_some_and(|until| *until > now)
     }
 
     fn stats(&self, addr: IpAddr) -> ServerStats {
@@ -138,7 +158,8 @@ impl Infra {
 
     fn entry(&self, addr: IpAddr) -> dashmap::mapref::one::RefMut<'_, IpAddr, ServerStats> {
         if self.servers.len() >= MAX_ENTRIES {
-            self.servers.retain(|_, s| s.srtt_ms != UNKNOWN_RTT_MS && s.timeouts_in_a_row == 0);
+            self.servers
+                .retain(|_, s| s.srtt_ms != UNKNOWN_RTT_MS && s.timeouts_in_a_row == 0);
             if self.servers.len() >= MAX_ENTRIES {
                 self.servers.clear();
             }
@@ -155,7 +176,11 @@ mod tests {
     fn fast_server_first_and_failing_one_last() {
         let infra = Infra::new(Duration::from_millis(500));
         let zone = Name::from_ascii("example.").unwrap();
-        let (a, b, c): (IpAddr, IpAddr, IpAddr) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap(), "10.0.0.3".parse().unwrap());
+        let (a, b, c): (IpAddr, IpAddr, IpAddr) = (
+            "10.0.0.1".parse().unwrap(),
+            "10.0.0.2".parse().unwrap(),
+            "10.0.0.3".parse().unwrap(),
+        );
         infra.answered(b, Duration::from_millis(5));
         infra.answered(a, Duration::from_millis(50));
         infra.failed(c, &zone, Failure::Useless);

@@ -51,7 +51,11 @@ pub struct Budget {
 
 impl Budget {
     pub fn new(deadline: Instant) -> Arc<Self> {
-        Arc::new(Self { deadline, queries: AtomicU32::new(0), ns_lookups: AtomicU32::new(0) })
+        Arc::new(Self {
+            deadline,
+            queries: AtomicU32::new(0),
+            ns_lookups: AtomicU32::new(0),
+        })
     }
 
     pub fn queries_spent(&self) -> u32 {
@@ -84,7 +88,11 @@ pub struct Ctx {
 
 impl Ctx {
     pub fn new(budget: Arc<Budget>, checking_disabled: bool) -> Self {
-        Self { budget, ns_stack: Vec::new(), checking_disabled }
+        Self {
+            budget,
+            ns_stack: Vec::new(),
+            checking_disabled,
+        }
     }
 }
 
@@ -102,13 +110,25 @@ type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 impl Resolver {
     /// Resolves (`qname`, `qtype`), following CNAMEs and DNAMEs across zones.
-    pub(super) fn resolve_chain<'a>(&'a self, ctx: &'a Ctx, qname: Name, qtype: RecordType) -> BoxFuture<'a, Result<Resolution, ResolveError>> {
+    pub(super) fn resolve_chain<'a>(
+        &'a self,
+        ctx: &'a Ctx,
+        qname: Name,
+        qtype: RecordType,
+    ) -> BoxFuture<'a, Result<Resolution, ResolveError>> {
         Box::pin(async move {
             let mut answers = Vec::new();
             let mut name = qname;
             let mut seen = HashSet::new();
             let mut secure = true;
-            let done = |rcode, answers, authority, secure| Ok(Resolution { rcode, answers, authority, secure });
+            let done = |rcode, answers, authority, secure| {
+                Ok(Resolution {
+                    rcode,
+                    answers,
+                    authority,
+                    secure,
+                })
+            };
             for _ in 0..MAX_CHAIN {
                 if !seen.insert(name.to_lowercase()) {
                     return Err(ResolveError::ChainLoop(name));
@@ -127,11 +147,17 @@ impl Resolver {
                                 name = t;
                                 continue;
                             }
-                            None => return done(ResponseCode::NoError, answers, Vec::new(), secure),
+                            None => {
+                                return done(ResponseCode::NoError, answers, Vec::new(), secure)
+                            }
                         }
                     }
-                    Some(Cached::NoData(auth)) => return done(ResponseCode::NoError, answers, auth, secure),
-                    Some(Cached::NxDomain(auth)) => return done(ResponseCode::NXDomain, answers, auth, secure),
+                    Some(Cached::NoData(auth)) => {
+                        return done(ResponseCode::NoError, answers, auth, secure)
+                    }
+                    Some(Cached::NxDomain(auth)) => {
+                        return done(ResponseCode::NXDomain, answers, auth, secure)
+                    }
                     None => {}
                 }
                 let (zone_answer, zone) = self.iterate(ctx, &name, qtype).await?;
@@ -141,7 +167,13 @@ impl Resolver {
                 // A client's final RRset lives in the packet cache already; the record cache keeps
                 // what the iterator itself reuses: chains, negatives, name-server addresses.
                 if verdict != Verdict::BogusUnchecked {
-                    self.cache_answer(&name, qtype, &zone_answer, !ctx.ns_stack.is_empty(), part_secure);
+                    self.cache_answer(
+                        &name,
+                        qtype,
+                        &zone_answer,
+                        !ctx.ns_stack.is_empty(),
+                        part_secure,
+                    );
                 }
                 answers.extend(zone_answer.records);
                 match zone_answer.continue_at {
@@ -155,9 +187,18 @@ impl Resolver {
 
     /// Descends from the closest known zone cut to the zone that answers for `name`.
     /// Returns that zone's answer and the zone's name.
-    pub(super) async fn iterate(&self, ctx: &Ctx, name: &Name, qtype: RecordType) -> Result<(ZoneAnswer, Name), ResolveError> {
+    pub(super) async fn iterate(
+        &self,
+        ctx: &Ctx,
+        name: &Name,
+        qtype: RecordType,
+    ) -> Result<(ZoneAnswer, Name), ResolveError> {
         // A DS record lives on the parent side of a zone cut.
-        let start = if qtype == RecordType::DS && !name.is_root() { name.base_name() } else { name.clone() };
+        let start = if qtype == RecordType::DS && !name.is_root() {
+            name.base_name()
+        } else {
+            name.clone()
+        };
         let mut deleg = self.delegations.closest(&start);
         let mut minimise = self.options.qname_minimisation != QnameMinimisation::Off;
         let relaxed = self.options.qname_minimisation == QnameMinimisation::Relaxed;
@@ -165,7 +206,11 @@ impl Resolver {
         let mut steps = 0u8;
         for _ in 0..MAX_REFERRALS {
             let full = !minimise || labels >= name.num_labels() || steps >= MAX_MINIMISE_STEPS;
-            let (ask_name, ask_type) = if full { (name.clone(), qtype) } else { (name.trim_to(labels as usize), RecordType::A) };
+            let (ask_name, ask_type) = if full {
+                (name.clone(), qtype)
+            } else {
+                (name.trim_to(labels as usize), RecordType::A)
+            };
             let classified = match self.ask_zone(ctx, &deleg, &ask_name, ask_type).await {
                 Ok(c) => c,
                 Err(ResolveError::ServersFailed { .. }) if !full && relaxed => {
@@ -176,8 +221,14 @@ impl Resolver {
                 Err(e) => return Err(e),
             };
             match classified {
-                Classified::Referral { zone, servers, ttl, .. } => {
-                    deleg = self.delegations.insert(Delegation::new(zone, servers, self.cache.clamp(ttl)));
+                Classified::Referral {
+                    zone, servers, ttl, ..
+                } => {
+                    deleg = self.delegations.insert(Delegation::new(
+                        zone,
+                        servers,
+                        self.cache.clamp(ttl),
+                    ));
                     labels = deleg.zone.num_labels() + 1;
                 }
                 Classified::Answer(answer) if full => {
@@ -197,8 +248,14 @@ impl Resolver {
                     // so): a zone cut without a referral. Otherwise no cut: one label deeper.
                     let apex = answer.apex(&deleg.zone);
                     if apex == ask_name && apex != deleg.zone {
-                        let ttl = self.cache.clamp(super::rrcache::negative_ttl(&answer.authority));
-                        deleg = self.delegations.insert(Delegation::new(apex, deleg.servers.clone(), ttl));
+                        let ttl = self
+                            .cache
+                            .clamp(super::rrcache::negative_ttl(&answer.authority));
+                        deleg = self.delegations.insert(Delegation::new(
+                            apex,
+                            deleg.servers.clone(),
+                            ttl,
+                        ));
                     }
                     labels += 1;
                     steps += 1;
@@ -211,7 +268,13 @@ impl Resolver {
     }
 
     /// Asks the servers of one zone cut, best first, until one gives a usable reply.
-    async fn ask_zone(&self, ctx: &Ctx, deleg: &Delegation, qname: &Name, qtype: RecordType) -> Result<Classified, ResolveError> {
+    async fn ask_zone(
+        &self,
+        ctx: &Ctx,
+        deleg: &Delegation,
+        qname: &Name,
+        qtype: RecordType,
+    ) -> Result<Classified, ResolveError> {
         let query = Query::query(qname.clone(), qtype);
         let zone = &deleg.zone;
         // Sends per address so far; MAX_SENDS_PER_ADDRESS once it answered uselessly.
@@ -227,7 +290,9 @@ impl Resolver {
                 let pending: Vec<Name> = deleg
                     .servers
                     .iter()
-                    .filter(|s| s.addrs.is_empty() && !s.name.is_root() && !looked_up.contains(&s.name))
+                    .filter(|s| {
+                        s.addrs.is_empty() && !s.name.is_root() && !looked_up.contains(&s.name)
+                    })
                     // A name inside the zone without glue can only be found through the zone itself.
                     .filter(|s| !zone.zone_of(&s.name))
                     .take(NS_LOOKUPS_AT_ONCE)
@@ -242,7 +307,10 @@ impl Resolver {
                     continue;
                 }
                 if candidates.is_empty() {
-                    return Err(ResolveError::ServersFailed { zone: zone.clone(), tried: tried.len() });
+                    return Err(ResolveError::ServersFailed {
+                        zone: zone.clone(),
+                        tried: tried.len(),
+                    });
                 }
             }
             self.infra.order(zone, &mut candidates);
@@ -252,9 +320,15 @@ impl Resolver {
             *tried.entry(addr).or_default() += 1;
             ctx.budget.spend_query()?;
             let edns = self.infra.uses_edns(addr);
-            let left = ctx.budget.deadline.saturating_duration_since(Instant::now());
+            let left = ctx
+                .budget
+                .deadline
+                .saturating_duration_since(Instant::now());
             let wait = self.infra.wait_for(addr).min(left);
-            let flags = QueryFlags { edns, dnssec_ok: edns && self.options.dnssec_ok_upstream };
+            let flags = QueryFlags {
+                edns,
+                dnssec_ok: edns && self.options.dnssec_ok_upstream,
+            };
             let server = SocketAddr::new(addr, self.options.upstream_port);
             let reply = match transport::exchange(server, &query, flags, wait).await {
                 Ok(r) => r,
@@ -291,7 +365,12 @@ impl Resolver {
 
     /// Addresses of the zone cut's servers we can use now: glue, cached addresses of NS names,
     /// addresses found by lookups; never an address tried already or one the operator denied.
-    fn known_addresses(&self, deleg: &Delegation, found: &[IpAddr], tried: &HashMap<IpAddr, u8>) -> Vec<IpAddr> {
+    fn known_addresses(
+        &self,
+        deleg: &Delegation,
+        found: &[IpAddr],
+        tried: &HashMap<IpAddr, u8>,
+    ) -> Vec<IpAddr> {
         let mut out: Vec<IpAddr> = Vec::new();
         let mut push = |ip: IpAddr| {
             let spent = tried.get(&ip).is_some_and(|n| *n >= MAX_SENDS_PER_ADDRESS);
@@ -335,7 +414,11 @@ impl Resolver {
         let v4 = self.resolve_chain(&child, ns.clone(), RecordType::A);
         let mut out = Vec::new();
         if self.options.upstream_ipv6 {
-            let (a, aaaa) = futures_util::future::join(v4, self.resolve_chain(&child, ns.clone(), RecordType::AAAA)).await;
+            let (a, aaaa) = futures_util::future::join(
+                v4,
+                self.resolve_chain(&child, ns.clone(), RecordType::AAAA),
+            )
+            .await;
             for r in [a, aaaa].into_iter().flatten() {
                 out.extend(addresses(&r.answers));
             }
@@ -347,7 +430,14 @@ impl Resolver {
 
     /// Puts a zone's answer into the record cache: each RRset of the chain with the RRSIGs that
     /// cover it, and the negative answer for the chain's last name.
-    fn cache_answer(&self, qname: &Name, qtype: RecordType, answer: &ZoneAnswer, keep_final: bool, secure: bool) {
+    fn cache_answer(
+        &self,
+        qname: &Name,
+        qtype: RecordType,
+        answer: &ZoneAnswer,
+        keep_final: bool,
+        secure: bool,
+    ) {
         let mut sets: Vec<((Name, RecordType), Vec<Record>)> = Vec::new();
         for r in &answer.records {
             let key = (r.name.clone(), covered_type(r));
@@ -358,16 +448,31 @@ impl Resolver {
         }
         for ((name, rtype), records) in sets {
             let is_final = rtype == qtype && name == answer.last;
-            if (keep_final || !is_final) && records.iter().any(|r| r.record_type() != RecordType::RRSIG) {
+            if (keep_final || !is_final)
+                && records.iter().any(|r| r.record_type() != RecordType::RRSIG)
+            {
                 self.cache.put_rrset(&name, rtype, records, secure);
             }
         }
-        if answer.continue_at.is_none() && answer.records.iter().all(|r| !(r.name == answer.last && covered_type(r) == qtype)) {
+        if answer.continue_at.is_none()
+            && answer
+                .records
+                .iter()
+                .all(|r| !(r.name == answer.last && covered_type(r) == qtype))
+        {
             match answer.rcode {
-                ResponseCode::NXDomain => self.cache.put_nxdomain(&answer.last, answer.authority.clone(), secure),
+                ResponseCode::NXDomain => {
+                    self.cache
+                        .put_nxdomain(&answer.last, answer.authority.clone(), secure)
+                }
                 ResponseCode::NoError => {
-                    let name = if answer.records.is_empty() { qname } else { &answer.last };
-                    self.cache.put_nodata(name, qtype, answer.authority.clone(), secure)
+                    let name = if answer.records.is_empty() {
+                        qname
+                    } else {
+                        &answer.last
+                    };
+                    self.cache
+                        .put_nodata(name, qtype, answer.authority.clone(), secure)
                 }
                 _ => {}
             }

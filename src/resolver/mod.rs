@@ -71,7 +71,8 @@ impl Options {
         if ip.is_ipv6() && !self.upstream_ipv6 {
             return false;
         }
-        !self.deny_server.iter().any(|n| n.contains(&ip)) || self.allow_server.iter().any(|n| n.contains(&ip))
+        !self.deny_server.iter().any(|n| n.contains(&ip))
+            || self.allow_server.iter().any(|n| n.contains(&ip))
     }
 }
 
@@ -85,7 +86,11 @@ pub struct Resolver {
 }
 
 impl Resolver {
-    pub fn new(roots: &[IpAddr], cfg: &ResolverConfig, base_dir: &std::path::Path) -> Result<Self, DnssecError> {
+    pub fn new(
+        roots: &[IpAddr],
+        cfg: &ResolverConfig,
+        base_dir: &std::path::Path,
+    ) -> Result<Self, DnssecError> {
         let options = Options::from_config(cfg);
         // One server may take at most a third of the budget, so at least three get a chance.
         let per_server = (options.timeout / 3).max(Duration::from_millis(100));
@@ -93,12 +98,20 @@ impl Resolver {
             DnssecMode::Validate => {
                 let anchors = match &cfg.trust_anchor {
                     Some(paths) => {
-                        let paths: Vec<PathBuf> = paths.to_vec().into_iter().map(|p| base_dir.join(p)).collect();
+                        let paths: Vec<PathBuf> = paths
+                            .to_vec()
+                            .into_iter()
+                            .map(|p| base_dir.join(p))
+                            .collect();
                         TrustAnchorSet::from_files(&paths)?
                     }
                     None => TrustAnchorSet::default(),
                 };
-                let ntas = cfg.negative_trust_anchors.iter().filter_map(|z| Name::from_ascii(z).ok()).collect();
+                let ntas = cfg
+                    .negative_trust_anchors
+                    .iter()
+                    .filter_map(|z| Name::from_ascii(z).ok())
+                    .collect();
                 Some(Arc::new(Validator::new(anchors, ntas, Limits::default())))
             }
             DnssecMode::Process | DnssecMode::Off => None,
@@ -121,11 +134,20 @@ impl Resolver {
     /// Resolves one question into the message a client gets: the chain and the final RRset,
     /// or the rcode with the SOA (and NSEC proofs) for negative answers; nothing else
     /// (minimal responses: no upstream NS or glue).
-    pub async fn lookup(&self, query: &Query, checking_disabled: bool) -> Result<Message, ResolveError> {
+    pub async fn lookup(
+        &self,
+        query: &Query,
+        checking_disabled: bool,
+    ) -> Result<Message, ResolveError> {
         let budget = Budget::new(Instant::now() + self.options.timeout);
         let ctx = Ctx::new(budget.clone(), checking_disabled);
         let (name, qtype) = (query.name().clone(), query.query_type());
-        let result = match tokio::time::timeout(self.options.timeout, self.resolve_chain(&ctx, name.clone(), qtype)).await {
+        let result = match tokio::time::timeout(
+            self.options.timeout,
+            self.resolve_chain(&ctx, name.clone(), qtype),
+        )
+        .await
+        {
             Err(_) => Err(ResolveError::Deadline(self.options.timeout)),
             Ok(r) => r,
         };

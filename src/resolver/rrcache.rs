@@ -39,7 +39,10 @@ struct Slot {
 
 impl Slot {
     fn aged(&self, now: Instant) -> Vec<Record> {
-        let age = now.saturating_duration_since(self.inserted).as_secs().min(u32::MAX as u64) as u32;
+        let age = now
+            .saturating_duration_since(self.inserted)
+            .as_secs()
+            .min(u32::MAX as u64) as u32;
         self.records
             .iter()
             .map(|r| {
@@ -85,12 +88,24 @@ impl RecordCache {
                 return Some((Cached::Failed, false));
             }
         }
-        if let Some(slot) = self.rrsets.get(&(name.clone(), rtype)).filter(|s| s.expires > now) {
-            let cached = if slot.negative { Cached::NoData(slot.aged(now)) } else { Cached::Records(slot.aged(now)) };
+        if let Some(slot) = self
+            .rrsets
+            .get(&(name.clone(), rtype))
+            .filter(|s| s.expires > now)
+        {
+            let cached = if slot.negative {
+                Cached::NoData(slot.aged(now))
+            } else {
+                Cached::Records(slot.aged(now))
+            };
             return Some((cached, slot.secure));
         }
         if rtype != RecordType::CNAME {
-            if let Some(slot) = self.rrsets.get(&(name.clone(), RecordType::CNAME)).filter(|s| s.expires > now && !s.negative) {
+            if let Some(slot) = self
+                .rrsets
+                .get(&(name.clone(), RecordType::CNAME))
+                .filter(|s| s.expires > now && !s.negative)
+            {
                 return Some((Cached::Records(slot.aged(now)), slot.secure));
             }
         }
@@ -125,7 +140,13 @@ impl RecordCache {
         self.make_room(now);
         self.nxdomain.insert(
             name.to_lowercase(),
-            Slot { records: authority.into(), negative: true, secure, inserted: now, expires: now + Duration::from_secs(ttl as u64) },
+            Slot {
+                records: authority.into(),
+                negative: true,
+                secure,
+                inserted: now,
+                expires: now + Duration::from_secs(ttl as u64),
+            },
         );
     }
 
@@ -134,7 +155,8 @@ impl RecordCache {
             let now = Instant::now();
             self.failures.retain(|_, until| *until > now);
         }
-        self.failures.insert((name.to_lowercase(), rtype), Instant::now() + FAILURE_TTL);
+        self.failures
+            .insert((name.to_lowercase(), rtype), Instant::now() + FAILURE_TTL);
     }
 
     pub fn len(&self) -> usize {
@@ -145,12 +167,26 @@ impl RecordCache {
         self.len() == 0
     }
 
-    fn insert_rrset(&self, name: &Name, rtype: RecordType, records: Vec<Record>, ttl: u32, negative: bool, secure: bool) {
+    fn insert_rrset(
+        &self,
+        name: &Name,
+        rtype: RecordType,
+        records: Vec<Record>,
+        ttl: u32,
+        negative: bool,
+        secure: bool,
+    ) {
         let ttl = self.clamp(ttl);
         let records = self.clamped(records, ttl);
         let now = Instant::now();
         self.make_room(now);
-        let slot = Slot { records: records.into(), negative, secure, inserted: now, expires: now + Duration::from_secs(ttl as u64) };
+        let slot = Slot {
+            records: records.into(),
+            negative,
+            secure,
+            inserted: now,
+            expires: now + Duration::from_secs(ttl as u64),
+        };
         self.rrsets.insert((name.to_lowercase(), rtype), slot);
     }
 
@@ -170,11 +206,21 @@ impl RecordCache {
         self.nxdomain.retain(|_, s| s.expires > now);
         if self.rrsets.len() + self.nxdomain.len() >= self.capacity {
             let n = self.capacity / 10;
-            let victims: Vec<(Name, RecordType)> = self.rrsets.iter().take(n).map(|e| e.key().clone()).collect();
+            let victims: Vec<(Name, RecordType)> = self
+                .rrsets
+                .iter()
+                .take(n)
+                .map(|e| e.key().clone())
+                .collect();
             for v in victims {
                 self.rrsets.remove(&v);
             }
-            let victims: Vec<Name> = self.nxdomain.iter().take(n).map(|e| e.key().clone()).collect();
+            let victims: Vec<Name> = self
+                .nxdomain
+                .iter()
+                .take(n)
+                .map(|e| e.key().clone())
+                .collect();
             for v in victims {
                 self.nxdomain.remove(&v);
             }
@@ -212,7 +258,9 @@ mod tests {
         let c = RecordCache::new(100, 0, 86_400);
         c.put_nxdomain(&n("x.example."), vec![soa(3600, 300)], false);
         match c.get(&n("a.b.X.example."), RecordType::A) {
-            Some((Cached::NxDomain(auth), false)) => assert_eq!(auth[0].ttl, 300, "negative TTL = min(SOA TTL, MINIMUM)"),
+            Some((Cached::NxDomain(auth), false)) => {
+                assert_eq!(auth[0].ttl, 300, "negative TTL = min(SOA TTL, MINIMUM)")
+            }
             other => panic!("{other:?}"),
         }
         assert!(c.get(&n("example."), RecordType::A).is_none());
@@ -221,8 +269,26 @@ mod tests {
     #[test]
     fn ttls_are_clamped() {
         let c = RecordCache::new(100, 60, 600);
-        c.put_rrset(&n("a.example."), RecordType::A, vec![Record::from_rdata(n("a.example."), 5, RData::A(A::new(1, 2, 3, 4)))], true);
-        c.put_rrset(&n("b.example."), RecordType::A, vec![Record::from_rdata(n("b.example."), 99_999, RData::A(A::new(1, 2, 3, 4)))], false);
+        c.put_rrset(
+            &n("a.example."),
+            RecordType::A,
+            vec![Record::from_rdata(
+                n("a.example."),
+                5,
+                RData::A(A::new(1, 2, 3, 4)),
+            )],
+            true,
+        );
+        c.put_rrset(
+            &n("b.example."),
+            RecordType::A,
+            vec![Record::from_rdata(
+                n("b.example."),
+                99_999,
+                RData::A(A::new(1, 2, 3, 4)),
+            )],
+            false,
+        );
         let ttl = |name| match c.get(&n(name), RecordType::A) {
             Some((Cached::Records(r), _)) => r[0].ttl,
             other => panic!("{other:?}"),
@@ -235,7 +301,10 @@ mod tests {
     fn failures_are_remembered_briefly() {
         let c = RecordCache::new(100, 0, 86_400);
         c.put_failure(&n("broken.example."), RecordType::A);
-        assert!(matches!(c.get(&n("broken.example."), RecordType::A), Some((Cached::Failed, _))));
+        assert!(matches!(
+            c.get(&n("broken.example."), RecordType::A),
+            Some((Cached::Failed, _))
+        ));
         assert!(c.get(&n("broken.example."), RecordType::AAAA).is_none());
     }
 }

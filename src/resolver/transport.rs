@@ -29,23 +29,38 @@ pub struct Reply {
 }
 
 /// Asks `server` one question within `timeout` (UDP, then TCP if the UDP reply was truncated).
-pub async fn exchange(server: SocketAddr, query: &Query, flags: QueryFlags, timeout: Duration) -> Result<Reply, ExchangeError> {
+pub async fn exchange(
+    server: SocketAddr,
+    query: &Query,
+    flags: QueryFlags,
+    timeout: Duration,
+) -> Result<Reply, ExchangeError> {
     let started = Instant::now();
     let deadline = started + timeout;
     let id: u16 = rand::random();
     let wire = encode(id, query, flags)?;
-    let message = match tokio::time::timeout_at(deadline.into(), udp(server, id, query, &wire)).await {
-        Err(_) => return Err(ExchangeError::Timeout),
-        Ok(r) => r?,
-    };
+    let message =
+        match tokio::time::timeout_at(deadline.into(), udp(server, id, query, &wire)).await {
+            Err(_) => return Err(ExchangeError::Timeout),
+            Ok(r) => r?,
+        };
     if !message.metadata.truncation {
-        return Ok(Reply { message, rtt: started.elapsed(), over_tcp: false });
+        return Ok(Reply {
+            message,
+            rtt: started.elapsed(),
+            over_tcp: false,
+        });
     }
-    let message = match tokio::time::timeout_at(deadline.into(), tcp(server, id, query, &wire)).await {
-        Err(_) => return Err(ExchangeError::Timeout),
-        Ok(r) => r?,
-    };
-    Ok(Reply { message, rtt: started.elapsed(), over_tcp: true })
+    let message =
+        match tokio::time::timeout_at(deadline.into(), tcp(server, id, query, &wire)).await {
+            Err(_) => return Err(ExchangeError::Timeout),
+            Ok(r) => r?,
+        };
+    Ok(Reply {
+        message,
+        rtt: started.elapsed(),
+        over_tcp: true,
+    })
 }
 
 fn encode(id: u16, query: &Query, flags: QueryFlags) -> Result<Vec<u8>, ExchangeError> {
@@ -62,8 +77,17 @@ fn encode(id: u16, query: &Query, flags: QueryFlags) -> Result<Vec<u8>, Exchange
     Ok(m.to_vec()?)
 }
 
-async fn udp(server: SocketAddr, id: u16, query: &Query, wire: &[u8]) -> Result<Message, ExchangeError> {
-    let bind: SocketAddr = if server.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { ([0u16; 8], 0).into() };
+async fn udp(
+    server: SocketAddr,
+    id: u16,
+    query: &Query,
+    wire: &[u8],
+) -> Result<Message, ExchangeError> {
+    let bind: SocketAddr = if server.is_ipv4() {
+        ([0, 0, 0, 0], 0).into()
+    } else {
+        ([0u16; 8], 0).into()
+    };
     let sock = UdpSocket::bind(bind).await?;
     // connect(): the kernel then drops datagrams from any other source address or port.
     sock.connect(server).await?;
@@ -78,7 +102,12 @@ async fn udp(server: SocketAddr, id: u16, query: &Query, wire: &[u8]) -> Result<
     }
 }
 
-async fn tcp(server: SocketAddr, id: u16, query: &Query, wire: &[u8]) -> Result<Message, ExchangeError> {
+async fn tcp(
+    server: SocketAddr,
+    id: u16,
+    query: &Query,
+    wire: &[u8],
+) -> Result<Message, ExchangeError> {
     let mut stream = TcpStream::connect(server).await?;
     let mut framed = Vec::with_capacity(wire.len() + 2);
     framed.extend_from_slice(&(wire.len() as u16).to_be_bytes());

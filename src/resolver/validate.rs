@@ -34,8 +34,13 @@ struct IteratorFetcher<'a> {
 impl KeyFetcher for IteratorFetcher<'_> {
     async fn fetch(&self, name: &Name, rtype: RecordType) -> Result<Fetched, FetchError> {
         match self.resolver.iterate(self.ctx, name, rtype).await {
-            Ok((answer, zone)) => Ok(Fetched { message: zone_message(name, rtype, &answer), zone }),
-            Err(e @ (ResolveError::Deadline(_) | ResolveError::ServersFailed { .. })) => Err(FetchError::Unreachable(e.to_string())),
+            Ok((answer, zone)) => Ok(Fetched {
+                message: zone_message(name, rtype, &answer),
+                zone,
+            }),
+            Err(e @ (ResolveError::Deadline(_) | ResolveError::ServersFailed { .. })) => {
+                Err(FetchError::Unreachable(e.to_string()))
+            }
             Err(e) => Err(FetchError::Failed(e.to_string())),
         }
     }
@@ -43,18 +48,36 @@ impl KeyFetcher for IteratorFetcher<'_> {
 
 impl Resolver {
     /// Judges one zone's answer for (`name`, `qtype`) from `zone`.
-    pub(super) async fn judge(&self, ctx: &Ctx, name: &Name, qtype: RecordType, answer: &ZoneAnswer, zone: &Name) -> Result<Verdict, ResolveError> {
-        let Some(validator) = &self.validator else { return Ok(Verdict::Unsigned) };
+    pub(super) async fn judge(
+        &self,
+        ctx: &Ctx,
+        name: &Name,
+        qtype: RecordType,
+        answer: &ZoneAnswer,
+        zone: &Name,
+    ) -> Result<Verdict, ResolveError> {
+        let Some(validator) = &self.validator else {
+            return Ok(Verdict::Unsigned);
+        };
         let message = zone_message(name, qtype, answer);
-        let fetcher = IteratorFetcher { resolver: self, ctx };
+        let fetcher = IteratorFetcher {
+            resolver: self,
+            ctx,
+        };
         let query = Query::query(name.clone(), qtype);
-        match validator.validate(&query, &message, zone, &fetcher, now_unix()).await {
+        match validator
+            .validate(&query, &message, zone, &fetcher, now_unix())
+            .await
+        {
             Security::Secure => Ok(Verdict::Secure),
             Security::Insecure | Security::Indeterminate => Ok(Verdict::Unsigned),
             Security::Bogus(_) if ctx.checking_disabled => Ok(Verdict::BogusUnchecked),
             Security::Bogus(b) => {
                 tracing::info!(%name, %qtype, %zone, ede = b.ede, reason = %b.reason, "DNSSEC bogus");
-                Err(ResolveError::Bogus { ede: b.ede, reason: format!("{name} {qtype}: {}", b.reason) })
+                Err(ResolveError::Bogus {
+                    ede: b.ede,
+                    reason: format!("{name} {qtype}: {}", b.reason),
+                })
             }
         }
     }
@@ -72,5 +95,8 @@ fn zone_message(name: &Name, qtype: RecordType, answer: &ZoneAnswer) -> Message 
 }
 
 fn now_unix() -> u32 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as u32).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as u32)
+        .unwrap_or(0)
 }

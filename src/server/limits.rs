@@ -98,7 +98,10 @@ impl ConnLimits {
         let now = Instant::now();
         if t.since.is_none_or(|s| now.duration_since(s) >= LOG_EVERY) {
             tracing::info!(what, refused = t.refused, failed_handshakes = t.failed, latest = %peer, "{why} (counts since the last such line)");
-            *t = Trouble { since: Some(now), ..Trouble::default() };
+            *t = Trouble {
+                since: Some(now),
+                ..Trouble::default()
+            };
         }
     }
 
@@ -139,16 +142,28 @@ pub async fn accept_tls<F, Fut>(
             },
         };
         let Some(guard) = limits.admit(peer.ip()) else {
-            limits.note_trouble(what, peer, true, "connection refused: connection cap reached");
+            limits.note_trouble(
+                what,
+                peer,
+                true,
+                "connection refused: connection cap reached",
+            );
             continue;
         };
         let _ = tcp.set_nodelay(true);
-        let (acceptor, serve, stop, limits) = (acceptor.clone(), serve.clone(), stop.clone(), Arc::clone(&limits));
+        let (acceptor, serve, stop, limits) = (
+            acceptor.clone(),
+            serve.clone(),
+            stop.clone(),
+            Arc::clone(&limits),
+        );
         tokio::spawn(async move {
             let _guard = guard;
             match tokio::time::timeout(limits.handshake_timeout, acceptor.accept(tcp)).await {
                 Ok(Ok(tls)) => serve(tls, peer, stop).await,
-                Ok(Err(e)) => limits.note_trouble(what, peer, false, &format!("TLS handshake failed: {e}")),
+                Ok(Err(e)) => {
+                    limits.note_trouble(what, peer, false, &format!("TLS handshake failed: {e}"))
+                }
                 Err(_) => limits.note_trouble(what, peer, false, "TLS handshake timed out"),
             }
         });
@@ -179,7 +194,12 @@ pub async fn accept_plain<F, Fut>(
             },
         };
         let Some(guard) = limits.admit(peer.ip()) else {
-            limits.note_trouble(what, peer, true, "connection refused: connection cap reached");
+            limits.note_trouble(
+                what,
+                peer,
+                true,
+                "connection refused: connection cap reached",
+            );
             continue;
         };
         let (serve, stop) = (serve.clone(), stop.clone());

@@ -2,8 +2,8 @@
 //! inline and hands misses to the tokio runtime. TCP: hickory-server's listener with our
 //! `RequestHandler`, which runs the same pipeline.
 
-pub mod dot;
 pub mod doh;
+pub mod dot;
 pub mod encrypted;
 pub mod exchange;
 pub mod http;
@@ -18,7 +18,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use hickory_proto::op::{Header, HeaderCounts, Message, MessageType, Metadata, OpCode, ResponseCode};
+use hickory_proto::op::{
+    Header, HeaderCounts, Message, MessageType, Metadata, OpCode, ResponseCode,
+};
 use hickory_proto::serialize::binary::BinDecoder;
 use hickory_server::net::runtime::Time;
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
@@ -68,11 +70,13 @@ impl Server {
         let runtime = tokio::runtime::Handle::current();
         for want in &config.server.listen {
             let (udp_sockets, tcp_listener) = bind_pair(*want, workers)?;
-            let addr = udp_sockets[0].local_addr().map_err(|source| ServerError::Bind {
-                addr: *want,
-                proto: "udp",
-                source,
-            })?;
+            let addr = udp_sockets[0]
+                .local_addr()
+                .map_err(|source| ServerError::Bind {
+                    addr: *want,
+                    proto: "udp",
+                    source,
+                })?;
             for (i, sock) in udp_sockets.into_iter().enumerate() {
                 let worker = UdpWorker {
                     socket: Arc::new(sock),
@@ -127,21 +131,38 @@ impl Server {
 
 /// Binds `workers` UDP sockets (SO_REUSEPORT) and one TCP listener on the same address and
 /// port; with port 0 the port the first UDP socket gets is used for all.
-fn bind_pair(want: SocketAddr, workers: usize) -> Result<(Vec<UdpSocket>, tokio::net::TcpListener), ServerError> {
+fn bind_pair(
+    want: SocketAddr,
+    workers: usize,
+) -> Result<(Vec<UdpSocket>, tokio::net::TcpListener), ServerError> {
     // Port 0: the kernel's UDP port may be taken for TCP; try a few times.
     let attempts = if want.port() == 0 { 16 } else { 1 };
     let mut last_err = None;
     for _ in 0..attempts {
         let first = match udp_socket(want) {
             Ok(s) => s,
-            Err(source) => return Err(ServerError::Bind { addr: want, proto: "udp", source }),
+            Err(source) => {
+                return Err(ServerError::Bind {
+                    addr: want,
+                    proto: "udp",
+                    source,
+                })
+            }
         };
-        let addr = first.local_addr().map_err(|source| ServerError::Bind { addr: want, proto: "udp", source })?;
+        let addr = first.local_addr().map_err(|source| ServerError::Bind {
+            addr: want,
+            proto: "udp",
+            source,
+        })?;
         match tcp_listener(addr) {
             Ok(tcp) => {
                 let mut socks = vec![first];
                 for _ in 1..workers.max(1) {
-                    socks.push(udp_socket(addr).map_err(|source| ServerError::Bind { addr, proto: "udp", source })?);
+                    socks.push(udp_socket(addr).map_err(|source| ServerError::Bind {
+                        addr,
+                        proto: "udp",
+                        source,
+                    })?);
                 }
                 return Ok((socks, tcp));
             }
@@ -149,7 +170,11 @@ fn bind_pair(want: SocketAddr, workers: usize) -> Result<(Vec<UdpSocket>, tokio:
         }
     }
     let (addr, source) = last_err.expect("at least one attempt");
-    Err(ServerError::Bind { addr, proto: "tcp", source })
+    Err(ServerError::Bind {
+        addr,
+        proto: "tcp",
+        source,
+    })
 }
 
 fn udp_socket(addr: SocketAddr) -> io::Result<UdpSocket> {
@@ -197,7 +222,14 @@ impl UdpWorker {
         while !self.stop.load(Ordering::Relaxed) {
             let (n, src) = match self.socket.recv_from(&mut buf) {
                 Ok(x) => x,
-                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted) => {
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock
+                            | io::ErrorKind::TimedOut
+                            | io::ErrorKind::Interrupted
+                    ) =>
+                {
                     // Idle: the read timeout brings us here at least every 100 ms.
                     recorder.flush_due(&mut events, Instant::now());
                     continue;
@@ -211,20 +243,45 @@ impl UdpWorker {
             let pkt = &buf[..n];
             let arrival = Arrival::now(src, Transport::Udp);
             let snap = self.engine.policy().snapshot();
-            match self.engine.answer_fast(pkt, Transport::Udp, src.ip(), &snap, &mut scratch) {
+            match self
+                .engine
+                .answer_fast(pkt, Transport::Udp, src.ip(), &snap, &mut scratch)
+            {
                 Fast::Reply => {
                     let _ = self.socket.send_to(&scratch.out, src);
-                    recorder.record(&arrival, pkt, Some(&scratch.out), &scratch.decision, &snap, Some(&mut events));
+                    recorder.record(
+                        &arrival,
+                        pkt,
+                        Some(&scratch.out),
+                        &scratch.decision,
+                        &snap,
+                        Some(&mut events),
+                    );
                 }
-                Fast::Drop => recorder.record(&arrival, pkt, None, &scratch.decision, &snap, Some(&mut events)),
+                Fast::Drop => recorder.record(
+                    &arrival,
+                    pkt,
+                    None,
+                    &scratch.decision,
+                    &snap,
+                    Some(&mut events),
+                ),
                 Fast::Miss => {
                     let carry = Scratch {
                         key: scratch.key.clone(),
                         name: scratch.name.clone(),
-                        decision: crate::pipeline::Decision { client: scratch.decision.client, ..Default::default() },
+                        decision: crate::pipeline::Decision {
+                            client: scratch.decision.client,
+                            ..Default::default()
+                        },
                         ..Scratch::default()
                     };
-                    self.spawn_miss(pkt.to_vec(), arrival, arc_swap::Guard::into_inner(snap), carry);
+                    self.spawn_miss(
+                        pkt.to_vec(),
+                        arrival,
+                        arc_swap::Guard::into_inner(snap),
+                        carry,
+                    );
                 }
             }
             // Under steady traffic the read timeout never fires: check the batch's age here too.
@@ -233,15 +290,40 @@ impl UdpWorker {
         recorder.flush(&mut events);
     }
 
-    fn spawn_miss(&self, pkt: Vec<u8>, arrival: Arrival, snap: Arc<Snapshot>, mut scratch: Scratch) {
-        let (engine, socket, in_flight) = (Arc::clone(&self.engine), Arc::clone(&self.socket), Arc::clone(&self.in_flight));
+    fn spawn_miss(
+        &self,
+        pkt: Vec<u8>,
+        arrival: Arrival,
+        snap: Arc<Snapshot>,
+        mut scratch: Scratch,
+    ) {
+        let (engine, socket, in_flight) = (
+            Arc::clone(&self.engine),
+            Arc::clone(&self.socket),
+            Arc::clone(&self.in_flight),
+        );
         in_flight.fetch_add(1, Ordering::SeqCst);
         self.runtime.spawn(async move {
-            let sent = engine.resolve_miss(&pkt, Transport::Udp, arrival.client.ip(), &snap, &mut scratch).await;
+            let sent = engine
+                .resolve_miss(
+                    &pkt,
+                    Transport::Udp,
+                    arrival.client.ip(),
+                    &snap,
+                    &mut scratch,
+                )
+                .await;
             if sent {
                 let _ = socket.send_to(&scratch.out, arrival.client);
             }
-            engine.recorder.record(&arrival, &pkt, sent.then_some(&scratch.out[..]), &scratch.decision, &snap, None);
+            engine.recorder.record(
+                &arrival,
+                &pkt,
+                sent.then_some(&scratch.out[..]),
+                &scratch.decision,
+                &snap,
+                None,
+            );
             in_flight.fetch_sub(1, Ordering::SeqCst);
         });
     }
@@ -255,8 +337,15 @@ struct TcpHandler {
 
 #[async_trait]
 impl RequestHandler for TcpHandler {
-    async fn handle_request<R: ResponseHandler, T: Time>(&self, request: &Request, mut response_handle: R) -> ResponseInfo {
-        let id = u16::from_be_bytes([request.as_slice().first().copied().unwrap_or(0), request.as_slice().get(1).copied().unwrap_or(0)]);
+    async fn handle_request<R: ResponseHandler, T: Time>(
+        &self,
+        request: &Request,
+        mut response_handle: R,
+    ) -> ResponseInfo {
+        let id = u16::from_be_bytes([
+            request.as_slice().first().copied().unwrap_or(0),
+            request.as_slice().get(1).copied().unwrap_or(0),
+        ]);
         let failed = |code| {
             let mut metadata = Metadata::new(id, MessageType::Response, OpCode::Query);
             metadata.response_code = code;
@@ -268,8 +357,24 @@ impl RequestHandler for TcpHandler {
         let arrival = Arrival::now(request.src(), Transport::Tcp);
         let snap = self.engine.policy().snapshot();
         let mut scratch = Scratch::default();
-        let sent = self.engine.answer_with(request.as_slice(), Transport::Tcp, request.src().ip(), &snap, &mut scratch).await;
-        self.engine.recorder.record(&arrival, request.as_slice(), sent.then_some(&scratch.out[..]), &scratch.decision, &snap, None);
+        let sent = self
+            .engine
+            .answer_with(
+                request.as_slice(),
+                Transport::Tcp,
+                request.src().ip(),
+                &snap,
+                &mut scratch,
+            )
+            .await;
+        self.engine.recorder.record(
+            &arrival,
+            request.as_slice(),
+            sent.then_some(&scratch.out[..]),
+            &scratch.decision,
+            &snap,
+            None,
+        );
         if !sent {
             return failed(ResponseCode::Refused);
         }
@@ -280,7 +385,11 @@ impl RequestHandler for TcpHandler {
         };
         // The question section as we encoded it (the client's spelling), right after the header.
         let mut decoder = BinDecoder::new(&bytes);
-        let queries = match decoder.read_slice(12).ok().and_then(|_| Queries::read(&mut decoder, msg.queries.len()).ok()) {
+        let queries = match decoder
+            .read_slice(12)
+            .ok()
+            .and_then(|_| Queries::read(&mut decoder, msg.queries.len()).ok())
+        {
             Some(q) => q,
             None => return failed(ResponseCode::ServFail),
         };

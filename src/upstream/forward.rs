@@ -20,10 +20,19 @@ pub struct ForwardUpstream {
 
 impl ForwardUpstream {
     pub fn new(forwarders: Vec<SocketAddr>, timeout: Duration) -> Self {
-        Self { forwarders, timeout }
+        Self {
+            forwarders,
+            timeout,
+        }
     }
 
-    async fn ask(&self, addr: SocketAddr, query: &Query, dnssec_ok: bool, budget: Duration) -> Result<Message, String> {
+    async fn ask(
+        &self,
+        addr: SocketAddr,
+        query: &Query,
+        dnssec_ok: bool,
+        budget: Duration,
+    ) -> Result<Message, String> {
         let mut options = DnsRequestOptions::default();
         options.recursion_desired = true;
         options.use_edns = true;

@@ -62,8 +62,9 @@ pub fn from_config(config: &Config) -> Result<Arc<dyn Upstream>, String> {
     match config.resolver.mode {
         Mode::Recursive => {
             let roots = config.root_addresses()?;
-            let resolver = crate::resolver::Resolver::new(&roots, &config.resolver, &config.base_dir)
-                .map_err(|e| format!("resolver.trust_anchor: {e}"))?;
+            let resolver =
+                crate::resolver::Resolver::new(&roots, &config.resolver, &config.base_dir)
+                    .map_err(|e| format!("resolver.trust_anchor: {e}"))?;
             Ok(Arc::new(resolver))
         }
         Mode::Forward => Ok(Arc::new(forward::ForwardUpstream::new(

@@ -41,7 +41,11 @@ struct CountingHandler {
 
 #[async_trait]
 impl RequestHandler for CountingHandler {
-    async fn handle_request<R: ResponseHandler, T: Time>(&self, request: &Request, response_handle: R) -> ResponseInfo {
+    async fn handle_request<R: ResponseHandler, T: Time>(
+        &self,
+        request: &Request,
+        response_handle: R,
+    ) -> ResponseInfo {
         if let Ok(info) = request.request_info() {
             let name = info.query.name().to_string().to_ascii_lowercase();
             *self
@@ -51,7 +55,9 @@ impl RequestHandler for CountingHandler {
                 .entry((self.addr, name, info.query.query_type()))
                 .or_default() += 1;
         }
-        self.catalog.handle_request::<R, T>(request, response_handle).await
+        self.catalog
+            .handle_request::<R, T>(request, response_handle)
+            .await
     }
 }
 
@@ -69,7 +75,11 @@ static NEXT_BLOCK: AtomicU8 = AtomicU8::new(0);
 
 fn block() -> [u8; 3] {
     let n = NEXT_BLOCK.fetch_add(1, Ordering::SeqCst);
-    [127, 20 + (std::process::id() % 200) as u8, n.wrapping_add(1)]
+    [
+        127,
+        20 + (std::process::id() % 200) as u8,
+        n.wrapping_add(1),
+    ]
 }
 
 impl Hierarchy {
@@ -97,7 +107,13 @@ impl Hierarchy {
     /// NS while minimising the query name).
     pub fn count_any(&self, name: &str) -> usize {
         let name = format!("{}.", name.trim_end_matches('.').to_ascii_lowercase());
-        self.counts.lock().unwrap().iter().filter(|((_, n, _), _)| *n == name).map(|(_, c)| c).sum()
+        self.counts
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|((_, n, _), _)| *n == name)
+            .map(|(_, c)| c)
+            .sum()
     }
 
     /// Starts root, TLD and second-level servers. `extra_example_records` are appended to the
@@ -138,25 +154,35 @@ impl Hierarchy {
         let mut catalogs: BTreeMap<u8, Catalog> = BTreeMap::new();
         for (server, origin, text) in zones {
             let origin = Name::from_ascii(origin).unwrap();
-            let (_, records) = Parser::new(text, None, Some(origin.clone())).parse().expect("zone parses");
-            let handler = InMemoryZoneHandler::<hickory_server::net::runtime::TokioRuntimeProvider>::new(
-                origin.clone(),
-                records,
-                ZoneType::Primary,
-                AxfrPolicy::Deny,
-            )
-            .expect("zone loads");
+            let (_, records) = Parser::new(text, None, Some(origin.clone()))
+                .parse()
+                .expect("zone parses");
+            let handler =
+                InMemoryZoneHandler::<hickory_server::net::runtime::TokioRuntimeProvider>::new(
+                    origin.clone(),
+                    records,
+                    ZoneType::Primary,
+                    AxfrPolicy::Deny,
+                )
+                .expect("zone loads");
             let handlers: Vec<Arc<dyn ZoneHandler>> = vec![Arc::new(handler)];
-            catalogs.entry(server).or_default().upsert(origin.into(), handlers);
+            catalogs
+                .entry(server)
+                .or_default()
+                .upsert(origin.into(), handlers);
         }
         // The root gets a kernel-chosen port; every other server uses the same port.
         let mut port = 0;
         let mut servers = Vec::new();
         for (last, catalog) in catalogs {
             let addr: IpAddr = ip(last).parse().unwrap();
-            let udp = UdpSocket::bind(SocketAddr::new(addr, port)).await.expect("bind fake server udp");
+            let udp = UdpSocket::bind(SocketAddr::new(addr, port))
+                .await
+                .expect("bind fake server udp");
             port = udp.local_addr().unwrap().port();
-            let tcp = tokio::net::TcpListener::bind(SocketAddr::new(addr, port)).await.expect("bind fake server tcp");
+            let tcp = tokio::net::TcpListener::bind(SocketAddr::new(addr, port))
+                .await
+                .expect("bind fake server tcp");
             let mut server = hickory_server::Server::new(CountingHandler {
                 addr,
                 catalog,
@@ -169,10 +195,19 @@ impl Hierarchy {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(
             dir.path().join("root.hints"),
-            format!(".  3600000 IN NS a.root.test.\na.root.test. 3600000 IN A {}\n", ip(1)),
+            format!(
+                ".  3600000 IN NS a.root.test.\na.root.test. 3600000 IN A {}\n",
+                ip(1)
+            ),
         )
         .unwrap();
-        Hierarchy { base, port, counts, servers, dir }
+        Hierarchy {
+            base,
+            port,
+            counts,
+            servers,
+            dir,
+        }
     }
 
     /// Stops every server (upstream "down").
@@ -198,7 +233,10 @@ impl Hierarchy {
 }
 
 pub async fn start_dnsward_text(text: &str, dir: &std::path::Path) -> Instance {
-    let path = dir.join(format!("dnsward-{}.toml", NEXT_BLOCK.fetch_add(0, Ordering::SeqCst)));
+    let path = dir.join(format!(
+        "dnsward-{}.toml",
+        NEXT_BLOCK.fetch_add(0, Ordering::SeqCst)
+    ));
     std::fs::write(&path, text).unwrap();
     let config = Config::load(&path).unwrap_or_else(|p| panic!("test config invalid: {p:?}"));
     Instance::start(&config).await.expect("dnsward starts")
@@ -219,17 +257,28 @@ pub fn query_message(name: &str, rtype: RecordType, edns: Option<u16>) -> Messag
 
 fn rand_id() -> u16 {
     use std::time::{SystemTime, UNIX_EPOCH};
-    (SystemTime::now().duration_since(UNIX_EPOCH).unwrap().subsec_nanos() & 0xffff) as u16
+    (SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos()
+        & 0xffff) as u16
 }
 
 /// Sends raw bytes over UDP and waits (bounded) for one datagram.
 pub async fn udp_raw(server: SocketAddr, bytes: &[u8], wait: Duration) -> Option<Vec<u8>> {
-    let from: IpAddr = if server.is_ipv6() { "::1" } else { "127.0.0.1" }.parse().unwrap();
+    let from: IpAddr = if server.is_ipv6() { "::1" } else { "127.0.0.1" }
+        .parse()
+        .unwrap();
     udp_raw_from(from, server, bytes, wait).await
 }
 
 /// `udp_raw` from a chosen source address (e.g. 127.0.0.2, to test the client ACL).
-pub async fn udp_raw_from(from: IpAddr, server: SocketAddr, bytes: &[u8], wait: Duration) -> Option<Vec<u8>> {
+pub async fn udp_raw_from(
+    from: IpAddr,
+    server: SocketAddr,
+    bytes: &[u8],
+    wait: Duration,
+) -> Option<Vec<u8>> {
     let sock = UdpSocket::bind(SocketAddr::new(from, 0)).await.unwrap();
     sock.send_to(bytes, server).await.unwrap();
     let mut buf = vec![0u8; 65535];
@@ -278,37 +327,68 @@ pub async fn tcp_query(server: SocketAddr, msg: &Message) -> Message {
 }
 
 pub fn answer_strings(m: &Message) -> Vec<String> {
-    m.answers.iter().map(|r| format!("{} {}", r.record_type(), r.data)).collect()
+    m.answers
+        .iter()
+        .map(|r| format!("{} {}", r.record_type(), r.data))
+        .collect()
 }
 
 /// `DNSWARD_LOG=debug cargo test ...` shows the server's logs in a failing test.
 pub fn init_logging() {
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("DNSWARD_LOG").unwrap_or_else(|_| "off".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("DNSWARD_LOG")
+                .unwrap_or_else(|_| "off".into()),
+        )
         .with_test_writer()
         .try_init();
 }
 
 /// A minimal HTTP/1.1 client over a real TCP socket (the admin API is plain HTTP on loopback):
 /// returns (status, body).
-pub async fn http(addr: SocketAddr, method: &str, path: &str, token: Option<&str>, body: Option<&str>) -> (u16, String) {
-    let mut s = TcpStream::connect(addr).await.expect("admin listener accepts");
+pub async fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&str>,
+) -> (u16, String) {
+    let mut s = TcpStream::connect(addr)
+        .await
+        .expect("admin listener accepts");
     let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
     if let Some(t) = token {
         req.push_str(&format!("Authorization: Bearer {t}\r\n"));
     }
     if let Some(b) = body {
-        req.push_str(&format!("Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{b}", b.len()));
+        req.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{b}",
+            b.len()
+        ));
     } else {
         req.push_str("Content-Length: 0\r\n\r\n");
     }
     s.write_all(req.as_bytes()).await.unwrap();
     let mut raw = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut raw)).await.expect("HTTP answer in time").unwrap();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut raw))
+        .await
+        .expect("HTTP answer in time")
+        .unwrap();
     let text = String::from_utf8_lossy(&raw).into_owned();
-    let status: u16 = text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).expect("status line");
+    let status: u16 = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .expect("status line");
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") { dechunk(body) } else { body.to_string() };
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(body)
+    } else {
+        body.to_string()
+    };
     (status, body)
 }
 

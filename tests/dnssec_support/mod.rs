@@ -137,10 +137,14 @@ impl Hierarchy {
         }
         tlds.push(badsig);
         let mut stripped = sign("stripped.", data, SignOptions::new(now));
-        stripped.records.retain(|r| !(r.name == name("www.stripped.") && covers(r, RecordType::A)));
+        stripped
+            .records
+            .retain(|r| !(r.name == name("www.stripped.") && covers(r, RecordType::A)));
         tlds.push(stripped);
         let mut nonsec = sign("nonsec.", data, SignOptions::new(now));
-        nonsec.records.retain(|r| r.record_type() != RecordType::NSEC && !covers(r, RecordType::NSEC));
+        nonsec
+            .records
+            .retain(|r| r.record_type() != RecordType::NSEC && !covers(r, RecordType::NSEC));
         tlds.push(nonsec);
         let mut insecure = sign("insecure.", data, SignOptions::new(now));
         insecure.unsign();

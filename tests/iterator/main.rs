@@ -75,7 +75,7 @@ fn tld(net: &mut Net, test_zone: &str) {
 
 /// The resolver under test: dnsward, or unbound with `ITERATOR_RESOLVER=unbound`.
 enum Resolver {
-    Dnsward(Instance),
+    Dnsward(Box<Instance>),
     Unbound(Unbound),
 }
 
@@ -112,7 +112,7 @@ async fn start(net: Net, resolver_keys: &str) -> (Running, Resolver) {
     }
     let h = net.start(root).await;
     let d = start_dnsward_text(&h.dnsward_config(resolver_keys), h.dir.path()).await;
-    (h, Resolver::Dnsward(d))
+    (h, Resolver::Dnsward(Box::new(d)))
 }
 
 /// Asks the resolver over UDP (EDNS 1232); returns the answer and how long it took. dnsward

@@ -162,7 +162,7 @@ impl Net {
             .iter()
             .any(|r| r.record_type() == RecordType::SOA && r.name == origin)
         {
-            let soa = format!("@ 3600 SOA ns.invalid. hostmaster.invalid. 1 7200 900 86400 300");
+            let soa = "@ 3600 SOA ns.invalid. hostmaster.invalid. 1 7200 900 86400 300".to_string();
             recs.insert(0, records(&origin.to_ascii(), &soa).remove(0));
         }
         self.server(addr).zones.push(Zone {

@@ -280,7 +280,7 @@ impl Zone {
             let cut = qname.trim_to(depth);
             let at_qname = depth == qname_labels;
             let ns: Vec<Record> = self.rrs(&cut, RecordType::NS).cloned().collect();
-            if !ns.is_empty() && !(at_qname && qtype == RecordType::DS) {
+            if !ns.is_empty() && (!at_qname || qtype != RecordType::DS) {
                 let glue = self.glue(&ns);
                 return Reply {
                     authorities: ns,

@@ -297,7 +297,7 @@ impl SignedZone {
         let mut names = self.authoritative(data, cuts);
         if opt_out {
             // Unsigned delegations get no NSEC3 (RFC 5155 section 7.1).
-            names.retain(|n, types| !(cuts.contains(n) && !types.contains(&RecordType::DS)));
+            names.retain(|n, types| !cuts.contains(n) || types.contains(&RecordType::DS));
         }
         // Empty non-terminals get an NSEC3 with an empty type map.
         let apex_labels = self.apex.iter().count();
@@ -318,7 +318,7 @@ impl SignedZone {
         for (i, h) in hashes.iter().enumerate() {
             let (name, types) = &hashed[h];
             let mut types: Vec<RecordType> = types.iter().copied().collect();
-            if !types.is_empty() && !(cuts.contains(name) && !types.contains(&RecordType::DS)) {
+            if !types.is_empty() && (!cuts.contains(name) || types.contains(&RecordType::DS)) {
                 types.push(RecordType::RRSIG);
             }
             let next = hashes[(i + 1) % hashes.len()].clone();

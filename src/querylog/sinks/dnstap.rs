@@ -183,7 +183,10 @@ pub fn version_string() -> String {
 }
 
 fn split_us(us: i64) -> (u64, u32) {
-    (us.div_euclid(1_000_000).max(0) as u64, (us.rem_euclid(1_000_000) * 1000) as u32)
+    (
+        us.div_euclid(1_000_000).max(0) as u64,
+        (us.rem_euclid(1_000_000) * 1000) as u32,
+    )
 }
 
 /// The numeric code of a query type name ("A", "AAAA", "TYPE65"...).
@@ -218,7 +221,11 @@ pub fn synth_query(qname: &str, qtype: &str) -> Option<Vec<u8>> {
     let t = qtype_code(qtype)?;
     let mut m = Vec::with_capacity(17 + qname.len());
     m.extend_from_slice(&[0, 0, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]);
-    for label in qname.trim_end_matches('.').split('.').filter(|l| !l.is_empty()) {
+    for label in qname
+        .trim_end_matches('.')
+        .split('.')
+        .filter(|l| !l.is_empty())
+    {
         if label.len() > 63 {
             return None;
         }
@@ -252,7 +259,11 @@ fn policy_for(l: &LoggedEvent) -> Option<Policy> {
     });
     Some(Policy {
         r#type: Some("dnsward".into()),
-        rule: ev.rule.as_deref().or(ev.list.as_deref()).map(|s| s.as_bytes().to_vec()),
+        rule: ev
+            .rule
+            .as_deref()
+            .or(ev.list.as_deref())
+            .map(|s| s.as_bytes().to_vec()),
         action: action.map(|a| a as i32),
         r#match: m.map(|m| m as i32),
         value: match ev.trigger {
@@ -282,8 +293,10 @@ pub fn encode_event(l: &LoggedEvent, version: &str) -> [Vec<u8>; 2] {
     };
     let (qs, qn) = split_us(ev.ts_us);
     let (rs, rn) = split_us(ev.ts_us + i64::from(ev.latency_us));
-    let query_message =
-        ev.query_wire.clone().or_else(|| synth_query(&ev.qname, &ev.qtype).map(Bytes::from));
+    let query_message = ev
+        .query_wire
+        .clone()
+        .or_else(|| synth_query(&ev.qname, &ev.qtype).map(Bytes::from));
     let extra = serde_json::json!({
         "client": l.client.to_string(),
         "client_name": ev.client_name.as_deref(),
@@ -405,7 +418,9 @@ impl DnstapTarget {
             if p.starts_with('/') && p.len() > 1 {
                 Ok(PathBuf::from(p))
             } else {
-                Err(format!("{s:?}: {what} needs an absolute path, e.g. {what}/run/dnstap.sock"))
+                Err(format!(
+                    "{s:?}: {what} needs an absolute path, e.g. {what}/run/dnstap.sock"
+                ))
             }
         };
         if let Some(p) = s.strip_prefix("unix:") {
@@ -416,10 +431,14 @@ impl DnstapTarget {
             match a.parse::<SocketAddr>() {
                 Ok(sa) if sa.port() != 0 => Ok(DnstapTarget::Tcp(sa)),
                 Ok(_) => Err(format!("{s:?}: port 0")),
-                Err(_) => Err(format!("{s:?}: expected tcp:IP:PORT with an IP address, e.g. tcp:127.0.0.1:6000")),
+                Err(_) => Err(format!(
+                    "{s:?}: expected tcp:IP:PORT with an IP address, e.g. tcp:127.0.0.1:6000"
+                )),
             }
         } else {
-            Err(format!("{s:?}: expected unix:/PATH, tcp:IP:PORT or file:/PATH"))
+            Err(format!(
+                "{s:?}: expected unix:/PATH, tcp:IP:PORT or file:/PATH"
+            ))
         }
     }
 }
@@ -448,33 +467,55 @@ const FINISH_TIMEOUT: Duration = Duration::from_secs(1);
 
 async fn connect(t: &DnstapTarget) -> Result<Conn, String> {
     let io: Box<dyn Io> = match t {
-        DnstapTarget::Unix(p) => Box::new(tokio::net::UnixStream::connect(p).await.map_err(|e| format!("connect: {e}"))?),
+        DnstapTarget::Unix(p) => Box::new(
+            tokio::net::UnixStream::connect(p)
+                .await
+                .map_err(|e| format!("connect: {e}"))?,
+        ),
         DnstapTarget::Tcp(a) => {
-            let s = tokio::net::TcpStream::connect(a).await.map_err(|e| format!("connect: {e}"))?;
+            let s = tokio::net::TcpStream::connect(a)
+                .await
+                .map_err(|e| format!("connect: {e}"))?;
             let _ = s.set_nodelay(true);
             Box::new(s)
         }
         DnstapTarget::File(p) => {
             // Frame Streams files hold one START..STOP stream: the file is replaced.
-            let f = tokio::fs::File::create(p).await.map_err(|e| format!("create: {e}"))?;
+            let f = tokio::fs::File::create(p)
+                .await
+                .map_err(|e| format!("create: {e}"))?;
             let mut io: Box<dyn Io> = Box::new(f);
             io.write_all(&control_frame(CONTROL_START, Some(CONTENT_TYPE)))
                 .await
                 .map_err(|e| format!("write: {e}"))?;
-            return Ok(Conn { io, bidirectional: false });
+            return Ok(Conn {
+                io,
+                bidirectional: false,
+            });
         }
     };
-    let mut c = Conn { io, bidirectional: true };
-    c.io.write_all(&control_frame(CONTROL_READY, Some(CONTENT_TYPE))).await.map_err(|e| format!("READY: {e}"))?;
+    let mut c = Conn {
+        io,
+        bidirectional: true,
+    };
+    c.io.write_all(&control_frame(CONTROL_READY, Some(CONTENT_TYPE)))
+        .await
+        .map_err(|e| format!("READY: {e}"))?;
     c.io.flush().await.map_err(|e| format!("READY: {e}"))?;
-    let (kind, types) = read_control(&mut c.io).await.map_err(|e| format!("waiting for ACCEPT: {e}"))?;
+    let (kind, types) = read_control(&mut c.io)
+        .await
+        .map_err(|e| format!("waiting for ACCEPT: {e}"))?;
     if kind != CONTROL_ACCEPT {
-        return Err(format!("collector answered control frame {kind} instead of ACCEPT"));
+        return Err(format!(
+            "collector answered control frame {kind} instead of ACCEPT"
+        ));
     }
     if !types.is_empty() && !types.iter().any(|t| t == CONTENT_TYPE) {
         return Err("collector does not accept protobuf:dnstap.Dnstap".into());
     }
-    c.io.write_all(&control_frame(CONTROL_START, Some(CONTENT_TYPE))).await.map_err(|e| format!("START: {e}"))?;
+    c.io.write_all(&control_frame(CONTROL_START, Some(CONTENT_TYPE)))
+        .await
+        .map_err(|e| format!("START: {e}"))?;
     c.io.flush().await.map_err(|e| format!("START: {e}"))?;
     Ok(c)
 }
@@ -502,8 +543,13 @@ pub async fn run(target: DnstapTarget, queue: Arc<SinkQueue>) {
     let mut buf: Vec<u8> = Vec::with_capacity(256 * 1024);
     loop {
         let closing = queue.is_closed();
-        if conn.is_none() && (Instant::now() >= retry_at || (closing && !queue.is_empty() && !reported_down)) {
-            match timeout(CONNECT_TIMEOUT, connect(&target)).await.unwrap_or_else(|_| Err("handshake timed out".into())) {
+        if conn.is_none()
+            && (Instant::now() >= retry_at || (closing && !queue.is_empty() && !reported_down))
+        {
+            match timeout(CONNECT_TIMEOUT, connect(&target))
+                .await
+                .unwrap_or_else(|_| Err("handshake timed out".into()))
+            {
                 Ok(c) => {
                     if reported_down {
                         tracing::info!(target = %target, "querylog: dnstap collector connected again");
@@ -543,7 +589,13 @@ pub async fn run(target: DnstapTarget, queue: Arc<SinkQueue>) {
                 match r {
                     Ok(Ok(())) => queue.add_written(n as u64),
                     Ok(Err(e)) => fail(&queue, &target, n, format!("write: {e}"), &mut conn),
-                    Err(_) => fail(&queue, &target, n, "write timed out (collector not reading)".into(), &mut conn),
+                    Err(_) => fail(
+                        &queue,
+                        &target,
+                        n,
+                        "write timed out (collector not reading)".into(),
+                        &mut conn,
+                    ),
                 }
                 if conn.is_none() {
                     reported_down = true;
@@ -621,7 +673,8 @@ mod tests {
             assert_eq!(d.identity.as_deref(), Some(&b"edge-1"[..]));
             assert_eq!(d.version.as_deref(), Some(&b"dnsward 9.9"[..]));
             assert_eq!(d.r#type, DnstapType::Message as i32);
-            let extra: serde_json::Value = serde_json::from_slice(d.extra.as_deref().unwrap()).unwrap();
+            let extra: serde_json::Value =
+                serde_json::from_slice(d.extra.as_deref().unwrap()).unwrap();
             assert_eq!(extra["category"], "malware");
         }
         let qm = q.message.unwrap();
@@ -630,13 +683,19 @@ mod tests {
         assert_eq!(qm.socket_protocol, Some(SocketProtocol::Dot as i32));
         assert_eq!(qm.query_address.as_deref(), Some(&[192, 0, 2, 77][..]));
         assert_eq!(qm.query_port, Some(53001));
-        assert_eq!((qm.query_time_sec, qm.query_time_nsec), (Some(1_714_564_800), Some(123_456_000)));
+        assert_eq!(
+            (qm.query_time_sec, qm.query_time_nsec),
+            (Some(1_714_564_800), Some(123_456_000))
+        );
         assert_eq!(qm.query_message.as_deref(), Some(&b"QUERYBYTES"[..]));
         assert_eq!(qm.response_message, None);
         assert_eq!(qm.policy, None);
         let rm = r.message.unwrap();
         assert_eq!(rm.r#type, MessageType::ClientResponse as i32);
-        assert_eq!((rm.response_time_sec, rm.response_time_nsec), (Some(1_714_564_801), Some(23_456_000)));
+        assert_eq!(
+            (rm.response_time_sec, rm.response_time_nsec),
+            (Some(1_714_564_801), Some(23_456_000))
+        );
         assert_eq!(rm.response_message.as_deref(), Some(&b"RESPONSEBYTES"[..]));
         let p = rm.policy.unwrap();
         assert_eq!(p.r#type.as_deref(), Some("dnsward"));
@@ -648,11 +707,20 @@ mod tests {
         // allowed, hashed client: no policy, no address disclosed; synthesized question
         let mut ev = event("ok.example", EventAction::Allowed);
         ev.client = "[2001:db8::1]:9".parse().unwrap();
-        let l = LoggedEvent { ev, client: ClientId::Token(7) };
+        let l = LoggedEvent {
+            ev,
+            client: ClientId::Token(7),
+        };
         let [q, r] = encode_event(&l, "v");
         let qm = decode(&q).message.unwrap();
-        assert_eq!((qm.socket_family, qm.query_address.as_ref(), qm.query_port), (None, None, None));
-        assert_eq!(qm.query_message.as_deref(), synth_query("ok.example", "A").as_deref());
+        assert_eq!(
+            (qm.socket_family, qm.query_address.as_ref(), qm.query_port),
+            (None, None, None)
+        );
+        assert_eq!(
+            qm.query_message.as_deref(),
+            synth_query("ok.example", "A").as_deref()
+        );
         assert_eq!(decode(&r).message.unwrap().policy, None);
     }
 
@@ -662,7 +730,9 @@ mod tests {
         let (kind, types) = read_control(&mut s).await.unwrap();
         assert_eq!(kind, CONTROL_READY);
         assert_eq!(types, vec![CONTENT_TYPE.to_vec()]);
-        s.write_all(&control_frame(CONTROL_ACCEPT, Some(CONTENT_TYPE))).await.unwrap();
+        s.write_all(&control_frame(CONTROL_ACCEPT, Some(CONTENT_TYPE)))
+            .await
+            .unwrap();
         let (kind, types) = read_control(&mut s).await.unwrap();
         assert_eq!((kind, types), (CONTROL_START, vec![CONTENT_TYPE.to_vec()]));
         let mut frames = Vec::new();
@@ -673,7 +743,9 @@ mod tests {
                 let mut body = vec![0; clen];
                 s.read_exact(&mut body).await.unwrap();
                 assert_eq!(&body[..4], &CONTROL_STOP.to_be_bytes());
-                s.write_all(&control_frame(CONTROL_FINISH, None)).await.unwrap();
+                s.write_all(&control_frame(CONTROL_FINISH, None))
+                    .await
+                    .unwrap();
                 return frames;
             }
             let mut f = vec![0; len as usize];
@@ -709,7 +781,11 @@ mod tests {
             std::thread::sleep(Duration::from_millis(20));
         }
         let out = child.wait_with_output().unwrap();
-        assert!(out.status.success(), "dnstap-ldns failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "dnstap-ldns failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         Some(String::from_utf8(out.stdout).unwrap())
     }
 
@@ -726,14 +802,26 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let sock = dir.path().join("tap.sock");
         let collector = tokio::spawn(collect(UnixListener::bind(&sock).unwrap()));
-        let cfg = QueryLogConfig { dnstap: Some(format!("unix:{}", sock.display())), ..Default::default() };
+        let cfg = QueryLogConfig {
+            dnstap: Some(format!("unix:{}", sock.display())),
+            ..Default::default()
+        };
         let log = QueryLog::start(&cfg).await.unwrap();
         emit_three(&log);
         log.shutdown().await;
-        let frames = tokio::time::timeout(Duration::from_secs(5), collector).await.unwrap().unwrap();
+        let frames = tokio::time::timeout(Duration::from_secs(5), collector)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(frames.len(), 6);
-        let types: Vec<i32> = frames.iter().map(|f| decode(f).message.unwrap().r#type).collect();
-        let (cq, cr) = (MessageType::ClientQuery as i32, MessageType::ClientResponse as i32);
+        let types: Vec<i32> = frames
+            .iter()
+            .map(|f| decode(f).message.unwrap().r#type)
+            .collect();
+        let (cq, cr) = (
+            MessageType::ClientQuery as i32,
+            MessageType::ClientResponse as i32,
+        );
         assert_eq!(types, [cq, cr, cq, cr, cq, cr]);
         let s = &log.stats()[0];
         assert_eq!((s.written, s.dropped, s.errors), (3, 0, 0), "{s:?}");
@@ -747,8 +835,19 @@ mod tests {
         buf.extend_from_slice(&control_frame(CONTROL_STOP, None));
         std::fs::write(&file, buf).unwrap();
         if let Some(text) = dnstap_ldns(&file) {
-            for want in ["c2.evil.example.", "www.example.org.", "pay.bad.example.", "CLIENT_QUERY", "CLIENT_RESPONSE", "edge-1", "192.0.2.77"] {
-                assert!(text.contains(want), "dnstap-ldns output lacks {want:?}:\n{text}");
+            for want in [
+                "c2.evil.example.",
+                "www.example.org.",
+                "pay.bad.example.",
+                "CLIENT_QUERY",
+                "CLIENT_RESPONSE",
+                "edge-1",
+                "192.0.2.77",
+            ] {
+                assert!(
+                    text.contains(want),
+                    "dnstap-ldns output lacks {want:?}:\n{text}"
+                );
             }
             assert!(text.contains("AAAA"), "{text}");
         }
@@ -758,7 +857,10 @@ mod tests {
     async fn file_target_is_readable_by_dnstap_ldns() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("out.dnstap");
-        let cfg = QueryLogConfig { dnstap: Some(format!("file:{}", file.display())), ..Default::default() };
+        let cfg = QueryLogConfig {
+            dnstap: Some(format!("file:{}", file.display())),
+            ..Default::default()
+        };
         let log = QueryLog::start(&cfg).await.unwrap();
         emit_three(&log);
         log.shutdown().await;
@@ -812,12 +914,18 @@ mod tests {
     async fn reconnects_when_the_collector_comes_back() {
         let dir = tempfile::tempdir().unwrap();
         let sock = dir.path().join("tap.sock");
-        let cfg = QueryLogConfig { dnstap: Some(format!("unix:{}", sock.display())), ..Default::default() };
+        let cfg = QueryLogConfig {
+            dnstap: Some(format!("unix:{}", sock.display())),
+            ..Default::default()
+        };
         let log = QueryLog::start(&cfg).await.unwrap();
         log.emit(event("early.example", EventAction::Blocked));
         tokio::time::sleep(Duration::from_millis(300)).await;
         let s = &log.stats()[0];
-        assert!(s.errors >= 1 && s.last_error.as_deref().unwrap().contains("connect"), "{s:?}");
+        assert!(
+            s.errors >= 1 && s.last_error.as_deref().unwrap().contains("connect"),
+            "{s:?}"
+        );
         let collector = tokio::spawn(collect(UnixListener::bind(&sock).unwrap()));
         // wait for the retry (backoff 0.5 s, then 1 s)
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
@@ -831,14 +939,33 @@ mod tests {
             .iter()
             .filter_map(|f| decode(f).message.unwrap().query_message.map(|b| b.to_vec()))
             .collect();
-        assert_eq!(names, [synth_query("early.example", "A").unwrap(), synth_query("late.example", "A").unwrap()]);
+        assert_eq!(
+            names,
+            [
+                synth_query("early.example", "A").unwrap(),
+                synth_query("late.example", "A").unwrap()
+            ]
+        );
     }
 
     #[test]
     fn targets_parse() {
-        assert_eq!(DnstapTarget::parse("unix:/run/x.sock").unwrap(), DnstapTarget::Unix("/run/x.sock".into()));
-        assert_eq!(DnstapTarget::parse("tcp:127.0.0.1:6000").unwrap(), DnstapTarget::Tcp("127.0.0.1:6000".parse().unwrap()));
-        assert_eq!(DnstapTarget::parse("tcp:127.0.0.1:6000").unwrap().to_string(), "tcp:127.0.0.1:6000");
-        assert!(DnstapTarget::parse("tcp:example.com:6000").unwrap_err().contains("IP address"));
+        assert_eq!(
+            DnstapTarget::parse("unix:/run/x.sock").unwrap(),
+            DnstapTarget::Unix("/run/x.sock".into())
+        );
+        assert_eq!(
+            DnstapTarget::parse("tcp:127.0.0.1:6000").unwrap(),
+            DnstapTarget::Tcp("127.0.0.1:6000".parse().unwrap())
+        );
+        assert_eq!(
+            DnstapTarget::parse("tcp:127.0.0.1:6000")
+                .unwrap()
+                .to_string(),
+            "tcp:127.0.0.1:6000"
+        );
+        assert!(DnstapTarget::parse("tcp:example.com:6000")
+            .unwrap_err()
+            .contains("IP address"));
     }
 }

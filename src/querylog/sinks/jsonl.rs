@@ -3,13 +3,13 @@
 //! `file.<keep>` (the oldest is deleted). Flushed after every batch (batches are at most
 //! `FLUSH_INTERVAL` apart).
 
+use super::BlockingSink;
+use crate::querylog::bus::Queued;
+use crate::querylog::event::LoggedEvent;
 use std::ffi::OsString;
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use super::BlockingSink;
-use crate::querylog::bus::Queued;
-use crate::querylog::event::LoggedEvent;
 
 pub struct JsonlSink {
     path: PathBuf,
@@ -37,7 +37,15 @@ fn ignore_missing(r: std::io::Result<()>) -> std::io::Result<()> {
 
 impl JsonlSink {
     pub fn new(path: PathBuf, max_bytes: u64, keep: u32) -> JsonlSink {
-        JsonlSink { path, max_bytes: max_bytes.max(1), keep, file: None, size: 0, line: Vec::with_capacity(512), encoder: LineEncoder::default() }
+        JsonlSink {
+            path,
+            max_bytes: max_bytes.max(1),
+            keep,
+            file: None,
+            size: 0,
+            line: Vec::with_capacity(512),
+            encoder: LineEncoder::default(),
+        }
     }
 
     fn open_file(&mut self) -> std::io::Result<()> {
@@ -46,7 +54,11 @@ impl JsonlSink {
                 std::fs::create_dir_all(dir)?;
             }
         }
-        let mut f = OpenOptions::new().create(true).append(true).read(true).open(&self.path)?;
+        let mut f = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .read(true)
+            .open(&self.path)?;
         let mut size = f.metadata()?.len();
         if size > 0 {
             // A crash or a full disk may have left half a line: start on a fresh line so
@@ -73,7 +85,10 @@ impl JsonlSink {
         } else {
             ignore_missing(std::fs::remove_file(rotated_path(&self.path, self.keep)))?;
             for i in (1..self.keep).rev() {
-                ignore_missing(std::fs::rename(rotated_path(&self.path, i), rotated_path(&self.path, i + 1)))?;
+                ignore_missing(std::fs::rename(
+                    rotated_path(&self.path, i),
+                    rotated_path(&self.path, i + 1),
+                ))?;
             }
             ignore_missing(std::fs::rename(&self.path, rotated_path(&self.path, 1)))?;
         }
@@ -88,7 +103,10 @@ impl JsonlSink {
             if self.size > 0 && self.size + self.line.len() as u64 > self.max_bytes {
                 self.rotate()?;
             }
-            let f = self.file.as_mut().ok_or_else(|| std::io::Error::other("not open"))?;
+            let f = self
+                .file
+                .as_mut()
+                .ok_or_else(|| std::io::Error::other("not open"))?;
             f.write_all(&self.line)?;
             self.size += self.line.len() as u64;
         }
@@ -107,10 +125,12 @@ impl BlockingSink for JsonlSink {
         self.file.is_some()
     }
     fn open(&mut self) -> Result<(), String> {
-        self.open_file().map_err(|e| format!("{}: cannot open for appending: {e}", self.path.display()))
+        self.open_file()
+            .map_err(|e| format!("{}: cannot open for appending: {e}", self.path.display()))
     }
     fn write_batch(&mut self, batch: &[Queued]) -> Result<(), String> {
-        self.write_all(batch).map_err(|e| format!("{}: write failed: {e}", self.path.display()))
+        self.write_all(batch)
+            .map_err(|e| format!("{}: write failed: {e}", self.path.display()))
     }
     fn close(&mut self) {
         if let Some(mut f) = self.file.take() {
@@ -145,8 +165,16 @@ mod tests {
         let a = logged(event("evil.example", EventAction::Blocked));
         let b = logged(event("good.example", EventAction::Allowed));
         s.write_batch(&batch(&[a.clone(), b.clone()])).unwrap();
-        assert_eq!(lines(&p), vec![LogRow::from_logged(&a), LogRow::from_logged(&b)]);
-        let first = std::fs::read_to_string(&p).unwrap().lines().next().unwrap().to_string();
+        assert_eq!(
+            lines(&p),
+            vec![LogRow::from_logged(&a), LogRow::from_logged(&b)]
+        );
+        let first = std::fs::read_to_string(&p)
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap()
+            .to_string();
         assert!(first.starts_with(r#"{"time":"2024-05-01T12:00:00.123456Z","ts_us":1714564800123456,"client":"192.0.2.77","client_port":53001,"transport":"udp","qname":"evil.example""#), "{first}");
         assert!(!first.contains("wire"));
     }
@@ -156,7 +184,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("q.jsonl");
         let one = logged(event("a.example", EventAction::Blocked));
-        let line_len = serde_json::to_vec(&LogRow::from_logged(&one)).unwrap().len() as u64 + 1;
+        let line_len = serde_json::to_vec(&LogRow::from_logged(&one))
+            .unwrap()
+            .len() as u64
+            + 1;
         // room for 3 lines per file, keep 2 rotated files
         let mut s = JsonlSink::new(p.clone(), line_len * 3, 2);
         s.open().unwrap();
@@ -171,7 +202,12 @@ mod tests {
             s.write_batch(&batch(std::slice::from_ref(e))).unwrap();
         }
         s.close();
-        let ts = |p: &Path| lines(p).iter().map(|r| r.ts_us - 1_000_000_000_000).collect::<Vec<_>>();
+        let ts = |p: &Path| {
+            lines(p)
+                .iter()
+                .map(|r| r.ts_us - 1_000_000_000_000)
+                .collect::<Vec<_>>()
+        };
         assert_eq!(ts(&p), vec![9]);
         assert_eq!(ts(&rotated_path(&p, 1)), vec![6, 7, 8]);
         assert_eq!(ts(&rotated_path(&p, 2)), vec![3, 4, 5]);
@@ -210,7 +246,12 @@ mod tests {
         odd.ts_us = -1;
         evs.push(odd);
         let mut token = event("t.example", EventAction::Servfail);
-        token.answers = vec!["10.0.0.1".parse().unwrap(), "::ffff:1.2.3.4".parse().unwrap(), "255.255.255.0".parse().unwrap()].into();
+        token.answers = vec![
+            "10.0.0.1".parse().unwrap(),
+            "::ffff:1.2.3.4".parse().unwrap(),
+            "255.255.255.0".parse().unwrap(),
+        ]
+        .into();
         token.ts_us = 1_714_564_800_000_001;
         evs.push(token.clone());
         token.ts_us += 999_999; // next second: the cached date prefix must change
@@ -222,12 +263,19 @@ mod tests {
                 l.client = ClientId::Token(0xabc);
             }
             if i == 4 {
-                l.client = ClientId::Addr { ip: "10.1.2.0".parse().unwrap(), port: None };
+                l.client = ClientId::Addr {
+                    ip: "10.1.2.0".parse().unwrap(),
+                    port: None,
+                };
             }
             let mut ours = Vec::new();
             enc.encode(&mut ours, &l);
             let theirs = serde_json::to_vec(&LogRow::from_logged(&l)).unwrap();
-            assert_eq!(String::from_utf8(ours).unwrap(), String::from_utf8(theirs).unwrap(), "event {i}");
+            assert_eq!(
+                String::from_utf8(ours).unwrap(),
+                String::from_utf8(theirs).unwrap(),
+                "event {i}"
+            );
         }
     }
 
@@ -309,7 +357,11 @@ impl LineEncoder {
         push_opt_str(out, ev.rule.as_deref());
         out.extend_from_slice(b",\"trigger\":");
         push_opt_str(out, ev.trigger.map(|t| t.as_str()));
-        out.extend_from_slice(if ev.cached { b",\"cached\":true,\"answers\":[" } else { b",\"cached\":false,\"answers\":[" });
+        out.extend_from_slice(if ev.cached {
+            b",\"cached\":true,\"answers\":["
+        } else {
+            b",\"cached\":false,\"answers\":["
+        });
         for (i, a) in ev.answers.iter().enumerate() {
             if i > 0 {
                 out.push(b',');

@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::bus::SinkQueue;
 use super::bus::Queued;
+use super::bus::SinkQueue;
 
 /// Every sink writes what it has at least this often (the spec asks for once a second).
 pub const FLUSH_INTERVAL: Duration = Duration::from_millis(200);
@@ -33,11 +33,17 @@ pub struct Pace {
 
 impl Pace {
     /// JSON lines: small, frequent appends.
-    pub const JSONL: Pace = Pace { interval: FLUSH_INTERVAL, max_batch: MAX_BATCH };
+    pub const JSONL: Pace = Pace {
+        interval: FLUSH_INTERVAL,
+        max_batch: MAX_BATCH,
+    };
     /// SQLite: few, large transactions. Each commit rewrites every index page it touched
     /// (a qname index page per distinct name), so the cost per row falls steeply with the
     /// size of the transaction (measured: 4,096 rows per commit cost 2.7x what 65,536 do).
-    pub const SQLITE: Pace = Pace { interval: Duration::from_millis(500), max_batch: 65_536 };
+    pub const SQLITE: Pace = Pace {
+        interval: Duration::from_millis(500),
+        max_batch: 65_536,
+    };
 }
 /// Retention and similar housekeeping (also run once right after opening).
 pub const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(60);
@@ -102,15 +108,17 @@ pub struct SinkThread {
 impl SinkThread {
     pub fn spawn(name: &str, nice: i32) -> std::io::Result<SinkThread> {
         let (jobs, rx) = std::sync::mpsc::channel::<Box<dyn FnOnce() + Send>>();
-        std::thread::Builder::new().name(format!("querylog-{name}")).spawn(move || {
-            if nice > 0 {
-                lower_this_threads_priority(nice);
-            }
-            // Ends when the sink's task drops its `SinkThread`.
-            for job in rx {
-                job();
-            }
-        })?;
+        std::thread::Builder::new()
+            .name(format!("querylog-{name}"))
+            .spawn(move || {
+                if nice > 0 {
+                    lower_this_threads_priority(nice);
+                }
+                // Ends when the sink's task drops its `SinkThread`.
+                for job in rx {
+                    job();
+                }
+            })?;
         Ok(SinkThread { jobs })
     }
 
@@ -149,7 +157,14 @@ fn lower_this_threads_priority(steps: i32) {
         let tid = libc::gettid();
         *libc::__errno_location() = 0;
         let cur = libc::getpriority(libc::PRIO_PROCESS, tid as libc::id_t);
-        (tid, if *libc::__errno_location() != 0 { 0 } else { cur })
+        (
+            tid,
+            if *libc::__errno_location() != 0 {
+                0
+            } else {
+                cur
+            },
+        )
     };
     let want = (current + steps).min(19);
     // SAFETY: as above.
@@ -160,7 +175,13 @@ fn lower_this_threads_priority(steps: i32) {
 
 /// The background task of one blocking sink. Ends after `queue.close()` once the queue is
 /// written (or counted as dropped when the sink is unavailable).
-pub async fn run_blocking_sink<S: BlockingSink>(sink: S, queue: Arc<SinkQueue>, pace: Pace, nice: i32, maintenance: Option<Duration>) {
+pub async fn run_blocking_sink<S: BlockingSink>(
+    sink: S,
+    queue: Arc<SinkQueue>,
+    pace: Pace,
+    nice: i32,
+    maintenance: Option<Duration>,
+) {
     let what = sink.describe();
     let worker = match SinkThread::spawn(queue.name(), nice) {
         Ok(w) => w,
@@ -184,7 +205,9 @@ pub async fn run_blocking_sink<S: BlockingSink>(sink: S, queue: Arc<SinkQueue>, 
         let closing = queue.is_closed();
         let now = Instant::now();
         if !s.is_open() && (now >= retry_at || closing) {
-            let Some((s2, r)) = worker.run(s, |s| s.open()).await else { break };
+            let Some((s2, r)) = worker.run(s, |s| s.open()).await else {
+                break;
+            };
             s = s2;
             match r {
                 Ok(()) => {
@@ -213,7 +236,9 @@ pub async fn run_blocking_sink<S: BlockingSink>(sink: S, queue: Arc<SinkQueue>, 
                 if Instant::now() >= maint_at && (!closing || !maintained_once) {
                     maint_at = Instant::now() + every;
                     maintained_once = true;
-                    let Some((s2, r)) = worker.run(s, |s| s.maintenance()).await else { break };
+                    let Some((s2, r)) = worker.run(s, |s| s.maintenance()).await else {
+                        break;
+                    };
                     s = s2;
                     if let Err(e) = r {
                         tracing::error!(sink = %what, error = %e, "querylog: maintenance failed");
@@ -225,7 +250,8 @@ pub async fn run_blocking_sink<S: BlockingSink>(sink: S, queue: Arc<SinkQueue>, 
             let n = queue.drain_into(pace.max_batch, &mut batch);
             if n > 0 {
                 let b = std::mem::take(&mut batch);
-                let Some((s2, (r, b))) = worker.run(s, move |s| (s.write_batch(&b), b)).await else {
+                let Some((s2, (r, b))) = worker.run(s, move |s| (s.write_batch(&b), b)).await
+                else {
                     queue.add_dropped(n as u64);
                     break;
                 };
@@ -288,12 +314,13 @@ mod tests {
     async fn sink_thread_runs_jobs_below_the_callers_priority_and_returns_the_sink() {
         let ours = nice_of_this_thread();
         let t = SinkThread::spawn("test", DEFAULT_SINK_NICE).unwrap();
-        let (sink, theirs) = t.run(vec![1u8], |v| {
-            v.push(2);
-            nice_of_this_thread()
-        })
-        .await
-        .unwrap();
+        let (sink, theirs) = t
+            .run(vec![1u8], |v| {
+                v.push(2);
+                nice_of_this_thread()
+            })
+            .await
+            .unwrap();
         assert_eq!(sink, vec![1, 2]);
         assert_eq!(theirs, (ours + DEFAULT_SINK_NICE).min(19));
         // a job that panics is reported as None, not a hang

@@ -10,7 +10,9 @@ use rusqlite::{params, Connection, OpenFlags};
 
 use super::BlockingSink;
 use crate::querylog::bus::Queued;
-use crate::querylog::event::{answers_from_text, format_ts_us, now_us, EventAction, LogRow, LoggedEvent};
+use crate::querylog::event::{
+    answers_from_text, format_ts_us, now_us, EventAction, LogRow, LoggedEvent,
+};
 
 /// 2: `client_name` and `client_group` (per-client groups).
 pub const SCHEMA_VERSION: i64 = 2;
@@ -74,11 +76,15 @@ pub fn row_to_logrow(r: &rusqlite::Row<'_>) -> rusqlite::Result<LogRow> {
         ts_us,
         client: r.get(1)?,
         client_port: r.get(2)?,
-        transport: transport.parse().map_err(|e| bad_value(3, transport.clone(), e))?,
+        transport: transport
+            .parse()
+            .map_err(|e| bad_value(3, transport.clone(), e))?,
         qname: r.get(4)?,
         qtype: r.get(5)?,
         rcode: r.get(6)?,
-        action: action.parse().map_err(|e| bad_value(7, action.clone(), e))?,
+        action: action
+            .parse()
+            .map_err(|e| bad_value(7, action.clone(), e))?,
         category: r.get(8)?,
         list: r.get(9)?,
         rule: r.get(10)?,
@@ -99,47 +105,68 @@ pub fn row_to_logrow(r: &rusqlite::Row<'_>) -> rusqlite::Result<LogRow> {
 pub fn open_for_writing(path: &Path) -> Result<Connection, String> {
     if let Some(dir) = path.parent() {
         if !dir.as_os_str().is_empty() && !dir.exists() {
-            std::fs::create_dir_all(dir).map_err(|e| format!("cannot create directory {}: {e}", dir.display()))?;
+            std::fs::create_dir_all(dir)
+                .map_err(|e| format!("cannot create directory {}: {e}", dir.display()))?;
         }
     }
     let conn = Connection::open_with_flags(
         path,
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
     .map_err(|e| format!("cannot open: {e}"))?;
-    let ctx = |what: &str, e: rusqlite::Error| format!("{what}: {e} (is it a dnsward query log database, and not locked by another program?)");
-    conn.busy_timeout(std::time::Duration::from_secs(2)).map_err(|e| ctx("busy_timeout", e))?;
+    let ctx = |what: &str, e: rusqlite::Error| {
+        format!(
+            "{what}: {e} (is it a dnsward query log database, and not locked by another program?)"
+        )
+    };
+    conn.busy_timeout(std::time::Duration::from_secs(2))
+        .map_err(|e| ctx("busy_timeout", e))?;
     // Must precede the first table of a new file; ignored on an existing one.
-    conn.pragma_update(None, "auto_vacuum", "INCREMENTAL").map_err(|e| ctx("auto_vacuum", e))?;
+    conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")
+        .map_err(|e| ctx("auto_vacuum", e))?;
     let mode: String = conn
         .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
         .map_err(|e| ctx("journal_mode", e))?;
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(format!("cannot switch to WAL mode (got {mode})"));
     }
-    conn.pragma_update(None, "synchronous", "NORMAL").map_err(|e| ctx("synchronous", e))?;
+    conn.pragma_update(None, "synchronous", "NORMAL")
+        .map_err(|e| ctx("synchronous", e))?;
     // A page cache large enough for the four indexes' hot pages: without it every batch
     // spills and re-reads index pages (the biggest cost of logging under load).
-    conn.pragma_update(None, "cache_size", -65536).map_err(|e| ctx("cache_size", e))?;
-    conn.pragma_update(None, "temp_store", "MEMORY").map_err(|e| ctx("temp_store", e))?;
-    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(|e| ctx("user_version", e))?;
+    conn.pragma_update(None, "cache_size", -65536)
+        .map_err(|e| ctx("cache_size", e))?;
+    conn.pragma_update(None, "temp_store", "MEMORY")
+        .map_err(|e| ctx("temp_store", e))?;
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .map_err(|e| ctx("user_version", e))?;
     if version > SCHEMA_VERSION {
-        return Err(format!("schema version {version} is newer than this dnsward understands ({SCHEMA_VERSION})"));
+        return Err(format!(
+            "schema version {version} is newer than this dnsward understands ({SCHEMA_VERSION})"
+        ));
     }
-    conn.execute_batch(SCHEMA).map_err(|e| ctx("creating the schema", e))?;
+    conn.execute_batch(SCHEMA)
+        .map_err(|e| ctx("creating the schema", e))?;
     if version == 1 {
         // A version-1 store predates groups: add their columns (NULL in old rows).
         conn.execute_batch("ALTER TABLE queries ADD COLUMN client_name TEXT; ALTER TABLE queries ADD COLUMN client_group TEXT;")
             .map_err(|e| ctx("upgrading the schema to version 2", e))?;
     }
     if version < SCHEMA_VERSION {
-        conn.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(|e| ctx("user_version", e))?;
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION)
+            .map_err(|e| ctx("user_version", e))?;
     }
     Ok(conn)
 }
 
 /// Insert events in one transaction.
-pub fn insert_batch<'a>(conn: &mut Connection, events: impl IntoIterator<Item = &'a LoggedEvent>) -> rusqlite::Result<()> {
+pub fn insert_batch<'a>(
+    conn: &mut Connection,
+    events: impl IntoIterator<Item = &'a LoggedEvent>,
+) -> rusqlite::Result<()> {
     let tx = conn.transaction()?;
     {
         let mut stmt = tx.prepare_cached(INSERT)?;
@@ -152,7 +179,11 @@ pub fn insert_batch<'a>(conn: &mut Connection, events: impl IntoIterator<Item = 
             let _ = write!(client, "{}", l.client);
             answers.clear();
             for (i, a) in ev.answers.iter().enumerate() {
-                let _ = if i == 0 { write!(answers, "{a}") } else { write!(answers, ",{a}") };
+                let _ = if i == 0 {
+                    write!(answers, "{a}")
+                } else {
+                    write!(answers, ",{a}")
+                };
             }
             stmt.execute(params![
                 ev.ts_us,
@@ -226,12 +257,15 @@ pub fn enforce_retention(
                 if used <= target {
                     break;
                 }
-                let total: i64 = conn.query_row("SELECT count(*) FROM queries", [], |r| r.get(0))?;
+                let total: i64 =
+                    conn.query_row("SELECT count(*) FROM queries", [], |r| r.get(0))?;
                 if total == 0 {
                     break;
                 }
                 let frac = (used - target) as f64 / used as f64;
-                let n = ((total as f64 * frac * 1.1) as i64).max(total / 20).clamp(1, total);
+                let n = ((total as f64 * frac * 1.1) as i64)
+                    .max(total / 20)
+                    .clamp(1, total);
                 let deleted = conn.execute(
                     "DELETE FROM queries WHERE id <= (SELECT id FROM queries ORDER BY id LIMIT 1 OFFSET ?1)",
                     params![n - 1],
@@ -244,11 +278,13 @@ pub fn enforce_retention(
         // Give freed pages back to the file system (auto_vacuum = INCREMENTAL) and keep the
         // WAL short. Both are best effort: a reader may hold the WAL.
         // incremental_vacuum frees one page per step: step it to the end.
-        let _ = conn.prepare("PRAGMA incremental_vacuum").and_then(|mut st| {
-            let mut rows = st.query([])?;
-            while rows.next()?.is_some() {}
-            Ok(())
-        });
+        let _ = conn
+            .prepare("PRAGMA incremental_vacuum")
+            .and_then(|mut st| {
+                let mut rows = st.query([])?;
+                while rows.next()?.is_some() {}
+                Ok(())
+            });
         let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
     }
     Ok(rep)
@@ -265,7 +301,13 @@ pub struct SqliteSink {
 
 impl SqliteSink {
     pub fn new(path: PathBuf, retention_days: Option<u32>, max_size_mb: Option<u64>) -> SqliteSink {
-        SqliteSink { keep_allowed: true, path, retention_days, max_size_mb, conn: None }
+        SqliteSink {
+            keep_allowed: true,
+            path,
+            retention_days,
+            max_size_mb,
+            conn: None,
+        }
     }
 }
 
@@ -277,14 +319,20 @@ impl BlockingSink for SqliteSink {
         self.conn.is_some()
     }
     fn open(&mut self) -> Result<(), String> {
-        self.conn = Some(open_for_writing(&self.path).map_err(|e| format!("{}: {e}", self.path.display()))?);
+        self.conn = Some(
+            open_for_writing(&self.path).map_err(|e| format!("{}: {e}", self.path.display()))?,
+        );
         Ok(())
     }
     fn write_batch(&mut self, batch: &[Queued]) -> Result<(), String> {
         let conn = self.conn.as_mut().ok_or("not open")?;
         let keep_allowed = self.keep_allowed;
         let events = batch.iter().flat_map(|b| b.events());
-        insert_batch(conn, events.filter(|e| keep_allowed || e.ev.action != EventAction::Allowed)).map_err(|e| format!("{}: insert failed: {e}", self.path.display()))
+        insert_batch(
+            conn,
+            events.filter(|e| keep_allowed || e.ev.action != EventAction::Allowed),
+        )
+        .map_err(|e| format!("{}: insert failed: {e}", self.path.display()))
     }
     fn maintenance(&mut self) -> Result<(), String> {
         if self.retention_days.is_none() && self.max_size_mb.is_none() {
@@ -315,8 +363,13 @@ mod tests {
     use crate::querylog::testutil::*;
 
     fn all_rows(conn: &Connection) -> Vec<LogRow> {
-        let mut st = conn.prepare(&format!("SELECT {COLUMNS} FROM queries ORDER BY id")).unwrap();
-        st.query_map([], row_to_logrow).unwrap().collect::<Result<_, _>>().unwrap()
+        let mut st = conn
+            .prepare(&format!("SELECT {COLUMNS} FROM queries ORDER BY id"))
+            .unwrap();
+        st.query_map([], row_to_logrow)
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
     }
 
     #[test]
@@ -326,7 +379,10 @@ mod tests {
         {
             // The version-1 table: no client_name, no client_group; one old row.
             let c = Connection::open(&p).unwrap();
-            let v1 = SCHEMA.replace("    server      TEXT    NOT NULL,\n    client_name TEXT,\n    client_group TEXT\n", "    server      TEXT    NOT NULL\n");
+            let v1 = SCHEMA.replace(
+                "    server      TEXT    NOT NULL,\n    client_name TEXT,\n    client_group TEXT\n",
+                "    server      TEXT    NOT NULL\n",
+            );
             assert_ne!(v1, SCHEMA);
             c.execute_batch(&v1).unwrap();
             c.pragma_update(None, "user_version", 1).unwrap();
@@ -345,10 +401,15 @@ mod tests {
         insert_batch(&mut c, [&a]).unwrap();
         let rows = all_rows(&c);
         assert_eq!(rows[0].qname, "old.example");
-        assert_eq!((rows[0].client_name.as_deref(), rows[0].group.as_deref()), (None, None));
+        assert_eq!(
+            (rows[0].client_name.as_deref(), rows[0].group.as_deref()),
+            (None, None)
+        );
         assert_eq!(rows[1], LogRow::from_logged(&a));
         assert_eq!(rows[1].client_name.as_deref(), Some("Finance dept, PC-17"));
-        let v: i64 = c.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+        let v: i64 = c
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
         assert_eq!(v, SCHEMA_VERSION);
         drop(c);
         // and opening it again (already version 2) changes nothing
@@ -370,7 +431,9 @@ mod tests {
         assert_eq!(rows, vec![LogRow::from_logged(&a), LogRow::from_logged(&b)]);
         assert_eq!(rows[0].trigger, Some(Trigger::Cname));
         assert_eq!(rows[1].answers.len(), 2);
-        let mode: String = c.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
+        let mode: String = c
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
         assert_eq!(mode, "wal");
         let idx: Vec<String> = c
             .prepare("SELECT name FROM sqlite_master WHERE type='index' AND tbl_name='queries' ORDER BY name")
@@ -379,8 +442,18 @@ mod tests {
             .unwrap()
             .map(Result::unwrap)
             .collect();
-        assert_eq!(idx, ["queries_action_ts", "queries_client_ts", "queries_qname", "queries_ts"]);
-        let answers: String = c.query_row("SELECT answers FROM queries WHERE id = 2", [], |r| r.get(0)).unwrap();
+        assert_eq!(
+            idx,
+            [
+                "queries_action_ts",
+                "queries_client_ts",
+                "queries_qname",
+                "queries_ts"
+            ]
+        );
+        let answers: String = c
+            .query_row("SELECT answers FROM queries WHERE id = 2", [], |r| r.get(0))
+            .unwrap();
         assert_eq!(answers, "198.51.100.7,2001:db8::7");
     }
 
@@ -400,7 +473,13 @@ mod tests {
             .collect();
         insert_batch(&mut c, &batch).unwrap();
         let rep = enforce_retention(&mut c, now, Some(7), None).unwrap();
-        assert_eq!(rep, RetentionReport { deleted_by_age: 2, deleted_by_size: 0 });
+        assert_eq!(
+            rep,
+            RetentionReport {
+                deleted_by_age: 2,
+                deleted_by_size: 0
+            }
+        );
         let left: Vec<i64> = all_rows(&c).iter().map(|r| r.ts_us).collect();
         assert_eq!(left, vec![now - 6 * day, now - day, now]);
     }
@@ -411,20 +490,35 @@ mod tests {
         let mut c = open_for_writing(&dir.path().join("q.db")).unwrap();
         let mut batch = Vec::new();
         for i in 0..12_000i64 {
-            let mut e = event(&format!("host-{i:06}-{}.example", "x".repeat(100)), EventAction::Blocked);
+            let mut e = event(
+                &format!("host-{i:06}-{}.example", "x".repeat(100)),
+                EventAction::Blocked,
+            );
             e.ts_us = 1_000_000 + i;
             batch.push(logged(e));
         }
         insert_batch(&mut c, &batch).unwrap();
-        assert!(used_bytes(&c).unwrap() > 2 * 1024 * 1024, "test needs more than 2 MB of data");
+        assert!(
+            used_bytes(&c).unwrap() > 2 * 1024 * 1024,
+            "test needs more than 2 MB of data"
+        );
         let rep = enforce_retention(&mut c, 0, None, Some(1)).unwrap();
         assert!(rep.deleted_by_size > 0);
-        assert!(used_bytes(&c).unwrap() <= 1024 * 1024, "used {}", used_bytes(&c).unwrap());
-        let (n, max_ts): (i64, i64) =
-            c.query_row("SELECT count(*), max(ts_us) FROM queries", [], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
+        assert!(
+            used_bytes(&c).unwrap() <= 1024 * 1024,
+            "used {}",
+            used_bytes(&c).unwrap()
+        );
+        let (n, max_ts): (i64, i64) = c
+            .query_row("SELECT count(*), max(ts_us) FROM queries", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .unwrap();
         assert_eq!(max_ts, 1_000_000 + 11_999, "the newest row survives");
         assert_eq!(n as u64 + rep.deleted_by_size, 12_000);
-        let min_ts: i64 = c.query_row("SELECT min(ts_us) FROM queries", [], |r| r.get(0)).unwrap();
+        let min_ts: i64 = c
+            .query_row("SELECT min(ts_us) FROM queries", [], |r| r.get(0))
+            .unwrap();
         assert_eq!(min_ts, 1_000_000 + 12_000 - n, "only the oldest rows went");
         // the file shrank too (auto_vacuum = INCREMENTAL)
         let file = std::fs::metadata(dir.path().join("q.db")).unwrap().len();
