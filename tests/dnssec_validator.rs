@@ -669,3 +669,27 @@ async fn a_dnskey_that_does_not_parse_is_bogus_not_a_panic() {
         Security::Secure
     );
 }
+
+/// A fetcher whose servers never answer.
+struct NothingAnswers;
+
+#[async_trait]
+impl KeyFetcher for NothingAnswers {
+    async fn fetch(&self, _name: &Name, _rtype: RecordType) -> Result<Fetched, FetchError> {
+        Err(FetchError::Unreachable("no server answered".into()))
+    }
+}
+
+#[tokio::test]
+async fn unreachable_key_servers_are_no_reachable_authority_not_a_forgery() {
+    let h = Hierarchy::build_at(NOW, |_| {});
+    let v = h.validator();
+    let response = h
+        .zone("secure.")
+        .respond(&name("www.secure."), RecordType::A);
+    let query = Query::query(name("www.secure."), RecordType::A);
+    let verdict = v
+        .validate(&query, &response, &name("secure."), &NothingAnswers, NOW)
+        .await;
+    assert_bogus(&verdict, ede::NO_REACHABLE_AUTHORITY);
+}

@@ -189,7 +189,7 @@ impl Context<'_> {
             Ok(f) => f,
             Err(e) => {
                 return bogus(
-                    ede::DNSSEC_BOGUS,
+                    ede::for_fetch_error(&e, ede::DNSSEC_BOGUS),
                     format!("could not fetch DS for {name}: {e}"),
                 )
             }
@@ -286,7 +286,11 @@ impl Context<'_> {
         };
         let fetched = match self.fetch.fetch(zone, RecordType::DNSKEY).await {
             Ok(f) => f,
-            Err(e) => return missing(format!("could not fetch DNSKEY for {zone}: {e}")),
+            Err(e) => {
+                let code = ede::for_fetch_error(&e, ede::DNSKEY_MISSING);
+                let reason = format!("could not fetch DNSKEY for {zone}: {e}");
+                return (ZoneSecurity::Bogus(Bogus::new(code, reason)), 0);
+            }
         };
         let sets = rrsets(&fetched.message.answers);
         let Some(set) = sets

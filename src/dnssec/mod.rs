@@ -38,6 +38,16 @@ pub mod ede {
     pub const DNSKEY_MISSING: u16 = 9;
     pub const RRSIGS_MISSING: u16 = 10;
     pub const NSEC_MISSING: u16 = 12;
+    /// A key could not be fetched because no server answered: say so, not "bogus".
+    pub const NO_REACHABLE_AUTHORITY: u16 = 22;
+
+    /// The code for a failed DS/DNSKEY fetch: unreachable servers are not a forgery.
+    pub fn for_fetch_error(e: &super::FetchError, otherwise: u16) -> u16 {
+        match e {
+            super::FetchError::Unreachable(_) => NO_REACHABLE_AUTHORITY,
+            super::FetchError::Failed(_) => otherwise,
+        }
+    }
 }
 
 /// The security status of a response (RFC 4033 section 5).
