@@ -49,16 +49,8 @@ impl BlockpageServer {
         let mut tasks = Vec::new();
         let mut addrs = Vec::new();
         for want in &b.listen {
-            let listener = bind(*want, "blockpage").await?;
-            addrs.push(
-                listener
-                    .local_addr()
-                    .map_err(|source| EncryptedError::Bind {
-                        addr: *want,
-                        what: "blockpage",
-                        source,
-                    })?,
-            );
+            let (listener, bound) = bind(*want, "blockpage").await?;
+            addrs.push(bound);
             let serve = http::handler(router.clone(), Arc::clone(&http_limits));
             tasks.push(tokio::spawn(accept_plain(
                 listener,
@@ -74,16 +66,8 @@ impl BlockpageServer {
             let store = CertStore::load(&config.resolve_path(cert), &config.resolve_path(key))?;
             let acceptor = TlsAcceptor::from(store.server_config(&[b"h2", b"http/1.1"]));
             for want in &b.https_listen {
-                let listener = bind(*want, "blockpage-https").await?;
-                https_addrs.push(
-                    listener
-                        .local_addr()
-                        .map_err(|source| EncryptedError::Bind {
-                            addr: *want,
-                            what: "blockpage-https",
-                            source,
-                        })?,
-                );
+                let (listener, bound) = bind(*want, "blockpage-https").await?;
+                https_addrs.push(bound);
                 let serve = http::handler(router.clone(), Arc::clone(&http_limits));
                 tasks.push(tokio::spawn(accept_tls(
                     listener,

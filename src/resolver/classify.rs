@@ -26,7 +26,6 @@ pub enum Classified {
         zone: Name,
         servers: Vec<NameServer>,
         ttl: u32,
-        ds_proof: Vec<Record>,
     },
     /// No answer, no referral, or a referral up or sideways: ask another server.
     Lame,
@@ -312,25 +311,10 @@ fn referral(reply: &Message, zone: &Name, name: &Name, qtype: RecordType) -> Opt
             }
         }
     }
-    let ds_proof = reply
-        .authorities
-        .iter()
-        .filter(|r| {
-            r.name == cut
-                && matches!(
-                    r.record_type(),
-                    RecordType::DS | RecordType::NSEC | RecordType::RRSIG
-                )
-                || r.record_type() == RecordType::NSEC3
-        })
-        .filter(|r| zone.zone_of(&r.name))
-        .cloned()
-        .collect();
     Some(Classified::Referral {
         zone: cut,
         servers,
         ttl: if ttl == u32::MAX { 0 } else { ttl },
-        ds_proof,
     })
 }
 

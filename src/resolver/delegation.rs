@@ -106,14 +106,6 @@ impl Delegations {
         self.map.insert(d.zone.clone(), Arc::clone(&d));
         d
     }
-
-    pub fn len(&self) -> usize {
-        self.map.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
-    }
 }
 
 #[cfg(test)]

@@ -221,9 +221,7 @@ impl Resolver {
                 Err(e) => return Err(e),
             };
             match classified {
-                Classified::Referral {
-                    zone, servers, ttl, ..
-                } => {
+                Classified::Referral { zone, servers, ttl } => {
                     deleg = self.delegations.insert(Delegation::new(
                         zone,
                         servers,

@@ -177,14 +177,6 @@ impl Resolver {
         m.authorities = resolution.authority;
         Ok(m)
     }
-
-    pub fn cached_records(&self) -> usize {
-        self.cache.len()
-    }
-
-    pub fn cached_zone_cuts(&self) -> usize {
-        self.delegations.len()
-    }
 }
 
 #[async_trait]

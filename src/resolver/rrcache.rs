@@ -159,14 +159,6 @@ impl RecordCache {
             .insert((name.to_lowercase(), rtype), Instant::now() + FAILURE_TTL);
     }
 
-    pub fn len(&self) -> usize {
-        self.rrsets.len() + self.nxdomain.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     fn insert_rrset(
         &self,
         name: &Name,

@@ -25,7 +25,6 @@ pub struct QueryFlags {
 pub struct Reply {
     pub message: Message,
     pub rtt: Duration,
-    pub over_tcp: bool,
 }
 
 /// Asks `server` one question within `timeout` (UDP, then TCP if the UDP reply was truncated).
@@ -48,7 +47,6 @@ pub async fn exchange(
         return Ok(Reply {
             message,
             rtt: started.elapsed(),
-            over_tcp: false,
         });
     }
     let message =
@@ -59,7 +57,6 @@ pub async fn exchange(
     Ok(Reply {
         message,
         rtt: started.elapsed(),
-        over_tcp: true,
     })
 }
 

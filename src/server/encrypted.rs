@@ -59,16 +59,8 @@ impl Encrypted {
         let dot_acceptor = TlsAcceptor::from(certs.server_config(&[b"dot"]));
         let mut dot_addrs = Vec::new();
         for want in &s.tls_listen {
-            let listener = bind(*want, "dot").await?;
-            dot_addrs.push(
-                listener
-                    .local_addr()
-                    .map_err(|source| EncryptedError::Bind {
-                        addr: *want,
-                        what: "dot",
-                        source,
-                    })?,
-            );
+            let (listener, bound) = bind(*want, "dot").await?;
+            dot_addrs.push(bound);
             let (engine, limits2) = (Arc::clone(&engine), Arc::clone(&limits));
             let serve = move |tls, peer, stop| {
                 dot::serve_connection(Arc::clone(&engine), Arc::clone(&limits2), tls, peer, stop)
@@ -91,16 +83,8 @@ impl Encrypted {
         let router = doh::router(Arc::clone(&engine));
         let mut doh_addrs = Vec::new();
         for want in &s.https_listen {
-            let listener = bind(*want, "doh").await?;
-            doh_addrs.push(
-                listener
-                    .local_addr()
-                    .map_err(|source| EncryptedError::Bind {
-                        addr: *want,
-                        what: "doh",
-                        source,
-                    })?,
-            );
+            let (listener, bound) = bind(*want, "doh").await?;
+            doh_addrs.push(bound);
             let serve = http::handler(router.clone(), Arc::clone(&http_limits));
             tasks.push(tokio::spawn(accept_tls(
                 listener,
@@ -131,8 +115,13 @@ impl Encrypted {
     }
 }
 
-pub async fn bind(addr: SocketAddr, what: &'static str) -> Result<TcpListener, EncryptedError> {
-    TcpListener::bind(addr)
-        .await
-        .map_err(|source| EncryptedError::Bind { addr, what, source })
+/// Binds `addr` and returns the listener with the address it got (port 0 -> the kernel's).
+pub async fn bind(
+    addr: SocketAddr,
+    what: &'static str,
+) -> Result<(TcpListener, SocketAddr), EncryptedError> {
+    let err = |source| EncryptedError::Bind { addr, what, source };
+    let listener = TcpListener::bind(addr).await.map_err(err)?;
+    let bound = listener.local_addr().map_err(err)?;
+    Ok((listener, bound))
 }

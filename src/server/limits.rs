@@ -117,7 +117,7 @@ pub async fn accept_tls<F, Fut>(
     listener: TcpListener,
     acceptor: TlsAcceptor,
     limits: Arc<ConnLimits>,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
     what: &'static str,
     serve: F,
 ) where
@@ -128,37 +128,16 @@ pub async fn accept_tls<F, Fut>(
         + 'static,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
-    loop {
-        let (tcp, peer) = tokio::select! {
-            _ = stop.changed() => return,
-            r = listener.accept() => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    // Out of file descriptors and the like: back off instead of spinning.
-                    tracing::warn!(error = %e, what, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        let Some(guard) = limits.admit(peer.ip()) else {
-            limits.note_trouble(
-                what,
-                peer,
-                true,
-                "connection refused: connection cap reached",
-            );
-            continue;
-        };
-        let _ = tcp.set_nodelay(true);
-        let (acceptor, serve, stop, limits) = (
+    // The plain accept loop (caps, stop, back-off) with the bounded handshake in front of `serve`.
+    let handshake_limits = Arc::clone(&limits);
+    let with_tls = move |tcp: TcpStream, peer: SocketAddr, stop: watch::Receiver<bool>| {
+        let (acceptor, serve, limits) = (
             acceptor.clone(),
             serve.clone(),
-            stop.clone(),
-            Arc::clone(&limits),
+            Arc::clone(&handshake_limits),
         );
-        tokio::spawn(async move {
-            let _guard = guard;
+        async move {
+            let _ = tcp.set_nodelay(true);
             match tokio::time::timeout(limits.handshake_timeout, acceptor.accept(tcp)).await {
                 Ok(Ok(tls)) => serve(tls, peer, stop).await,
                 Ok(Err(e)) => {
@@ -166,8 +145,9 @@ pub async fn accept_tls<F, Fut>(
                 }
                 Err(_) => limits.note_trouble(what, peer, false, "TLS handshake timed out"),
             }
-        });
-    }
+        }
+    };
+    accept_plain(listener, limits, stop, what, with_tls).await
 }
 
 /// Accepts plain TCP connections (the block page over HTTP) under the same caps.
