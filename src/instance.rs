@@ -28,6 +28,7 @@ pub struct Instance {
     expiry: Option<tokio::task::JoinHandle<()>>,
     encrypted: Option<Encrypted>,
     blockpage: Option<BlockpageServer>,
+    rpz: crate::rpzxfr::Rpz,
 }
 
 impl Instance {
@@ -101,6 +102,9 @@ impl Instance {
             ),
             None => None,
         };
+        let rpz = crate::rpzxfr::Rpz::start(config, engine.policy(), &engine.recorder.metrics.rpz)
+            .await
+            .map_err(|e| e.to_string())?;
         // Runtime entries past their expiry drop out on their own.
         let expiry = runtime.clone().map(|rt| {
             let engine = Arc::clone(&engine);
@@ -131,7 +135,13 @@ impl Instance {
             expiry,
             encrypted,
             blockpage,
+            rpz,
         })
+    }
+
+    /// RPZ transfer in and out: the `[rpz_server]` address, the NOTIFY listeners.
+    pub fn rpz(&self) -> &crate::rpzxfr::Rpz {
+        &self.rpz
     }
 
     /// The admin listener's address, when `[admin]` is configured.
@@ -185,6 +195,7 @@ impl Instance {
             w.abort();
         }
         self.evictor.abort();
+        self.rpz.stop();
         if let Some(e) = &self.expiry {
             e.abort();
         }

@@ -11,5 +11,6 @@ pub mod pipeline;
 pub mod policy;
 pub mod querylog;
 pub mod resolver;
+pub mod rpzxfr;
 pub mod server;
 pub mod upstream;

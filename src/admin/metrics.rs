@@ -64,6 +64,8 @@ pub struct Metrics {
     pub querylog_dropped: Family<SinkLabel, Gauge<i64>>,
     pub querylog_written: Family<SinkLabel, Gauge<i64>>,
     pub limited: Family<KindLabel, Gauge<i64>>,
+    /// RPZ zone transfers in and out (`src/rpzxfr`).
+    pub rpz: crate::rpzxfr::metrics::RpzMetrics,
 }
 
 /// Latency buckets in seconds: 50 µs .. 5 s.
@@ -100,6 +102,7 @@ impl Metrics {
             querylog_dropped: Family::default(),
             querylog_written: Family::default(),
             limited: Family::default(),
+            rpz: Default::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -193,6 +196,7 @@ impl Metrics {
             "Queries refused by the ACL or rate limited, by kind",
             m.limited.clone(),
         );
+        m.rpz.register(&mut registry);
         Metrics { registry, ..m }
     }
 

@@ -114,8 +114,9 @@ impl Config {
                 ));
             }
             for (j, l) in g.lists.iter().flatten().enumerate() {
-                let known =
-                    self.lists.iter().any(|x| &x.name == l) || (runtime_on && l == RUNTIME_LIST);
+                let known = self.lists.iter().any(|x| &x.name == l)
+                    || self.rpz.iter().any(|r| &r.list_name() == l)
+                    || (runtime_on && l == RUNTIME_LIST);
                 if !known {
                     out.push((
                         format!("groups[{i}].lists[{j}]"),

@@ -48,6 +48,12 @@ pub struct Config {
     /// `[blockpage]`; absent = no block page server.
     #[serde(default)]
     pub blockpage: Option<BlockpageConfig>,
+    /// `[[rpz]]`: RPZ zones received by zone transfer (see `src/rpzxfr`).
+    #[serde(default)]
+    pub rpz: Vec<crate::rpzxfr::config::RpzConfig>,
+    /// `[rpz_server]`: the local policy served as an RPZ zone; absent = not served.
+    #[serde(default)]
+    pub rpz_server: Option<crate::rpzxfr::config::RpzServerConfig>,
     /// Directory the config file lives in: relative paths in the file are resolved against it.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -727,6 +733,7 @@ impl Config {
             ));
         }
         out.extend(self.group_problems());
+        out.extend(crate::rpzxfr::config::problems(self));
         out
     }
 
@@ -846,6 +853,7 @@ impl Config {
                 action: l.action,
             })
             .collect();
+        specs.extend(crate::rpzxfr::config::list_specs(self));
         // The runtime list, and with groups one per group (`runtime@GROUP`).
         for (group, path) in self.runtime_list_files() {
             specs.push(ListSpec {

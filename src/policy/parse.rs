@@ -97,6 +97,28 @@ pub fn parse_list_file(spec: &ListSpec) -> Result<ParsedList, ListError> {
 }
 
 pub(crate) fn parse_list(spec: &ListSpec, list_id: u16) -> Result<ParsedList, ListError> {
+    parse_list_with(spec, list_id, false).map(|(p, _)| p)
+}
+
+/// The rules of a list by name, as the policy would apply them (for serving the policy as an
+/// RPZ zone; the policy itself keeps only hashes). RPZ-format lists give no names.
+#[derive(Debug, Default)]
+pub struct CollectedRules {
+    /// Normalized name (no trailing dot), kind, act (allow lists already `Allow`).
+    pub names: Vec<(Box<str>, Kind, Act)>,
+    pub ips: Vec<(IpNet, Act)>,
+}
+
+/// Parses a list and also returns its rules by name.
+pub fn collect_list_rules(spec: &ListSpec) -> Result<CollectedRules, ListError> {
+    parse_list_with(spec, 0, true).map(|(_, c)| c.unwrap_or_default())
+}
+
+fn parse_list_with(
+    spec: &ListSpec,
+    list_id: u16,
+    collect: bool,
+) -> Result<(ParsedList, Option<CollectedRules>), ListError> {
     let path = &spec.path;
     let mut file = File::open(path).map_err(|source| ListError::Open {
         path: path.clone(),
@@ -129,6 +151,9 @@ pub(crate) fn parse_list(spec: &ListSpec, list_id: u16) -> Result<ParsedList, Li
     };
     let reader = BufReader::with_capacity(64 * 1024, io::Cursor::new(head).chain(file));
     let mut sink = Sink::new(list_id, spec.category, path);
+    if collect {
+        sink.collected = Some(CollectedRules::default());
+    }
     let res = if rpz {
         super::rpz::parse_rpz(reader, &mut sink)
     } else {
@@ -138,6 +163,7 @@ pub(crate) fn parse_list(spec: &ListSpec, list_id: u16) -> Result<ParsedList, Li
         path: path.clone(),
         source,
     })?;
+    let collected = sink.collected.take();
     let mut out = sink.finish();
     out.format = if rpz { ListFormat::Rpz } else { spec.format };
     if out.entries == 0 && out.bad_lines > 0 {
@@ -149,7 +175,7 @@ pub(crate) fn parse_list(spec: &ListSpec, list_id: u16) -> Result<ParsedList, Li
             first_reason,
         });
     }
-    Ok(out)
+    Ok((out, collected))
 }
 
 /// `Some(reason)` when the head of a file is not a text list: compressed
@@ -333,6 +359,8 @@ pub(crate) struct Sink<'p> {
     pub out: ParsedList,
     warn_counts: BTreeMap<&'static str, (usize, u32)>,
     pub name_buf: String,
+    /// Rules by name as well, when asked for (`collect_list_rules`).
+    collected: Option<CollectedRules>,
 }
 
 impl<'p> Sink<'p> {
@@ -344,6 +372,7 @@ impl<'p> Sink<'p> {
             out: ParsedList::default(),
             warn_counts: BTreeMap::new(),
             name_buf: String::new(),
+            collected: None,
         }
     }
 
@@ -389,6 +418,10 @@ impl<'p> Sink<'p> {
             }
             self.out.label_mask |= label_bit(1 + buf.bytes().filter(|&b| b == b'.').count());
             self.add_hashed(hash_name(buf.as_bytes()), kind, act, line);
+            let act = self.act(act);
+            if let Some(c) = self.collected.as_mut() {
+                c.names.push((buf.as_str().into(), kind, act));
+            }
         }
         self.name_buf = buf;
         r
@@ -411,6 +444,9 @@ impl<'p> Sink<'p> {
             self.warn(line, "CIDR with host bits set (masked)");
         }
         let act = self.act(act);
+        if let Some(c) = self.collected.as_mut() {
+            c.ips.push((net.trunc(), act));
+        }
         self.out.ips.push(IpEntry {
             net: net.trunc(),
             line,

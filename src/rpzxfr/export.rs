@@ -1,0 +1,305 @@
+//! The compiled local policy as RPZ entries: every rule of the local lists, the feeds and the
+//! admin API's runtime list, by name, with its category and action turned into an RPZ action.
+//! Kept compact (owner name and action, ~40 bytes an entry); records are made while a
+//! transfer is written.
+//!
+//! Not exported: RPZ-format lists and received `[[rpz]]` zones (re-serving another primary's
+//! zone is that primary's job, and it would let two dnsward feed each other in a loop),
+//! runtime entries scoped to one group (a fleet has no groups), RPZ local data.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
+
+use hickory_proto::rr::rdata::{A, AAAA, CNAME};
+use hickory_proto::rr::{Name, RData, Record};
+use ipnet::IpNet;
+
+use crate::policy::names::{Act, Kind};
+use crate::policy::parse::{collect_list_rules, CollectedRules};
+use crate::policy::{Action, ListFormat, ListSpec};
+
+/// What an RPZ entry does (RFC-draft RPZ actions).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum RpzAction {
+    /// `CNAME .`
+    Nxdomain,
+    /// `CNAME *.`
+    Nodata,
+    /// `CNAME rpz-passthru.`: allow lists (they always win, as in dnsward)
+    Passthru,
+    /// `CNAME rpz-drop.`
+    Drop,
+    /// `A` and `AAAA` of the sinkhole addresses (local data)
+    Sinkhole,
+}
+
+/// The settings a list's `Block` rules take their action from.
+#[derive(Clone, Copy, Debug)]
+pub struct ExportSettings {
+    pub default_action: Action,
+    pub sinkhole_v4: Ipv4Addr,
+    pub sinkhole_v6: Ipv6Addr,
+}
+
+/// Owner name relative to the zone (`evil.example`, `*.evil.example`, `32.1.2.0.192.rpz-ip`)
+/// -> action.
+pub type Entries = BTreeMap<Box<str>, RpzAction>;
+
+/// Builds the entries, reusing a list's last good rules when its file fails now (as the
+/// policy keeps its last good copy).
+pub struct Exporter {
+    settings: ExportSettings,
+    last_good: HashMap<String, Arc<CollectedRules>>,
+}
+
+impl Exporter {
+    pub fn new(settings: ExportSettings) -> Exporter {
+        Exporter {
+            settings,
+            last_good: HashMap::new(),
+        }
+    }
+
+    pub fn compile(&mut self, specs: &[ListSpec]) -> Entries {
+        let mut out = Entries::new();
+        for spec in specs {
+            if spec.format == ListFormat::Rpz
+                || matches!(
+                    crate::policy::groups::runtime_scope(&spec.name),
+                    Some(Some(_))
+                )
+            {
+                continue;
+            }
+            let rules = match collect_list_rules(spec) {
+                Ok(r) => {
+                    let r = Arc::new(r);
+                    self.last_good.insert(spec.name.clone(), Arc::clone(&r));
+                    r
+                }
+                Err(e) => match self.last_good.get(&spec.name) {
+                    Some(r) => {
+                        tracing::warn!(list = %spec.name, "rpz server: {e}; serving its last good rules");
+                        Arc::clone(r)
+                    }
+                    None => continue,
+                },
+            };
+            let list_action = spec.action.unwrap_or(self.settings.default_action);
+            for (name, kind, act) in &rules.names {
+                let Some(a) = rpz_action(*act, list_action) else {
+                    continue;
+                };
+                match kind {
+                    Kind::Subtree => {
+                        put(&mut out, name.clone(), a);
+                        put(&mut out, format!("*.{name}").into(), a);
+                    }
+                    Kind::Exact => put(&mut out, name.clone(), a),
+                    Kind::Wildcard => put(&mut out, format!("*.{name}").into(), a),
+                }
+            }
+            for (net, act) in &rules.ips {
+                if let Some(a) = rpz_action(*act, list_action) {
+                    put(&mut out, rpz_ip_owner(net).into(), a);
+                }
+            }
+        }
+        out
+    }
+
+    pub fn settings(&self) -> ExportSettings {
+        self.settings
+    }
+}
+
+/// Allow wins over everything; otherwise the first list (in config order) decides.
+fn put(out: &mut Entries, owner: Box<str>, a: RpzAction) {
+    match out.get_mut(&owner) {
+        Some(cur) if a == RpzAction::Passthru => *cur = a,
+        Some(_) => {}
+        None => {
+            out.insert(owner, a);
+        }
+    }
+}
+
+/// RPZ has no REFUSED: a refused block is served as NXDOMAIN.
+fn rpz_action(act: Act, list_action: Action) -> Option<RpzAction> {
+    let from_action = |a: Action| match a {
+        Action::Nxdomain | Action::Refused => RpzAction::Nxdomain,
+        Action::Nodata => RpzAction::Nodata,
+        Action::Sinkhole => RpzAction::Sinkhole,
+    };
+    Some(match act {
+        Act::Allow => RpzAction::Passthru,
+        Act::Block => from_action(list_action),
+        Act::Nxdomain | Act::Refused => RpzAction::Nxdomain,
+        Act::Nodata => RpzAction::Nodata,
+        Act::Drop => RpzAction::Drop,
+        Act::Local => return None,
+    })
+}
+
+/// `10.0.0.0/8` -> `8.0.0.0.10.rpz-ip`; `2001:db8::/32` -> `32.zz.db8.2001.rpz-ip`.
+pub fn rpz_ip_owner(net: &IpNet) -> String {
+    match net.addr() {
+        IpAddr::V4(a) => {
+            let o = a.octets();
+            format!(
+                "{}.{}.{}.{}.{}.rpz-ip",
+                net.prefix_len(),
+                o[3],
+                o[2],
+                o[1],
+                o[0]
+            )
+        }
+        IpAddr::V6(a) => {
+            let seg = a.segments();
+            // The longest run of zero groups (two or more) becomes `zz`, as in RPZ.
+            let (mut best, mut best_len, mut i) = (8usize, 1usize, 0usize);
+            while i < 8 {
+                if seg[i] == 0 {
+                    let start = i;
+                    while i < 8 && seg[i] == 0 {
+                        i += 1;
+                    }
+                    if i - start > best_len {
+                        best = start;
+                        best_len = i - start;
+                    }
+                } else {
+                    i += 1;
+                }
+            }
+            let mut labels: Vec<String> = Vec::new();
+            let mut j = 0;
+            while j < 8 {
+                if j == best {
+                    labels.push("zz".into());
+                    j += best_len;
+                } else {
+                    labels.push(format!("{:x}", seg[j]));
+                    j += 1;
+                }
+            }
+            labels.reverse();
+            format!("{}.{}.rpz-ip", net.prefix_len(), labels.join("."))
+        }
+    }
+}
+
+/// The records of one entry under `zone`; none when the owner does not make a valid name.
+pub fn entry_records(
+    owner: &str,
+    a: RpzAction,
+    zone: &Name,
+    s: &ExportSettings,
+    ttl: u32,
+) -> Vec<Record> {
+    let Ok(rel) = Name::from_ascii(owner) else {
+        return Vec::new();
+    };
+    let Ok(name) = rel.append_domain(zone) else {
+        return Vec::new();
+    };
+    let cname = |target: &str| {
+        RData::CNAME(CNAME(
+            Name::from_ascii(target).unwrap_or_else(|_| Name::root()),
+        ))
+    };
+    let data = match a {
+        RpzAction::Nxdomain => vec![RData::CNAME(CNAME(Name::root()))],
+        RpzAction::Nodata => vec![cname("*.")],
+        RpzAction::Passthru => vec![cname("rpz-passthru.")],
+        RpzAction::Drop => vec![cname("rpz-drop.")],
+        RpzAction::Sinkhole => vec![RData::A(A(s.sinkhole_v4)), RData::AAAA(AAAA(s.sinkhole_v6))],
+    };
+    data.into_iter()
+        .map(|d| Record::from_rdata(name.clone(), ttl, d))
+        .collect()
+}
+
+/// Differences between two entry sets: (removed, added), an entry whose action changed in
+/// both.
+pub fn diff(
+    old: &Entries,
+    new: &Entries,
+) -> (Vec<(Box<str>, RpzAction)>, Vec<(Box<str>, RpzAction)>) {
+    let mut removed = Vec::new();
+    let mut added = Vec::new();
+    for (k, a) in old {
+        if new.get(k) != Some(a) {
+            removed.push((k.clone(), *a));
+        }
+    }
+    for (k, a) in new {
+        if old.get(k) != Some(a) {
+            added.push((k.clone(), *a));
+        }
+    }
+    (removed, added)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::Category;
+
+    #[test]
+    fn rpz_ip_owners_round_trip_through_the_rpz_parser() {
+        for net in [
+            "192.0.2.0/24",
+            "10.1.2.3/32",
+            "2001:db8::/32",
+            "2001:db8:0:0:1::/80",
+            "::1/128",
+        ] {
+            let net: IpNet = net.parse().unwrap();
+            let owner = rpz_ip_owner(&net);
+            let back = crate::policy::rpz::parse_rpz_ip(owner.trim_end_matches(".rpz-ip")).unwrap();
+            assert_eq!(back, net, "{owner}");
+        }
+    }
+
+    #[test]
+    fn lists_become_rpz_actions_allow_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        let block = dir.path().join("b.txt");
+        let allow = dir.path().join("a.txt");
+        std::fs::write(&block, "evil.example\nok.example\n10.0.0.0/8\n").unwrap();
+        std::fs::write(&allow, "ok.example\n").unwrap();
+        let spec = |name: &str, category, path: &std::path::Path, action| ListSpec {
+            name: name.into(),
+            category,
+            path: path.to_path_buf(),
+            format: ListFormat::Auto,
+            action,
+        };
+        let settings = ExportSettings {
+            default_action: Action::Nxdomain,
+            sinkhole_v4: Ipv4Addr::new(192, 0, 2, 1),
+            sinkhole_v6: Ipv6Addr::LOCALHOST,
+        };
+        let mut ex = Exporter::new(settings);
+        let specs = vec![
+            spec("b", Category::Threat, &block, Some(Action::Sinkhole)),
+            spec("a", Category::Allow, &allow, None),
+        ];
+        let e = ex.compile(&specs);
+        assert_eq!(e.get("evil.example"), Some(&RpzAction::Sinkhole));
+        assert_eq!(e.get("*.evil.example"), Some(&RpzAction::Sinkhole));
+        assert_eq!(e.get("ok.example"), Some(&RpzAction::Passthru));
+        assert_eq!(e.get("8.0.0.0.10.rpz-ip"), Some(&RpzAction::Sinkhole));
+        // A list that breaks keeps its last good rules in the export.
+        std::fs::write(&block, [0u8, 159, 146, 150].repeat(100)).unwrap();
+        let again = ex.compile(&specs);
+        assert_eq!(again, e);
+        let zone = Name::from_ascii("rpz.test.").unwrap();
+        let recs = entry_records("evil.example", RpzAction::Sinkhole, &zone, &settings, 60);
+        assert_eq!(recs.len(), 2);
+        assert_eq!(recs[0].name.to_ascii(), "evil.example.rpz.test.");
+    }
+}
