@@ -33,6 +33,10 @@ pub struct RpzConfig {
     /// Where NOTIFY from the primary is accepted (UDP); absent: only the SOA timers.
     #[serde(default)]
     pub notify_listen: Option<SocketAddr>,
+    /// Who may send NOTIFY (CIDR); default: the primary's address only. For primaries that
+    /// notify from another address (NSD without `outgoing-interface` uses 127.0.0.1, say).
+    #[serde(default)]
+    pub allow_notify: Vec<IpNet>,
     /// Largest transfer accepted, in records (a primary that sends more is rejected).
     #[serde(default = "default_max_records")]
     pub max_records: usize,

@@ -105,9 +105,14 @@ impl Secondary {
                     source,
                 })?;
             notify_addr = sock.local_addr().ok();
+            let allow = if cfg.allow_notify.is_empty() {
+                vec![ipnet::IpNet::from(cfg.primary.ip())]
+            } else {
+                cfg.allow_notify.clone()
+            };
             tasks.push(tokio::spawn(listen_notify(
                 sock,
-                cfg.primary,
+                allow,
                 zone.clone(),
                 list.clone(),
                 Arc::clone(&wake),
@@ -291,12 +296,12 @@ fn secs(v: i32) -> Duration {
     Duration::from_secs(v.max(0) as u64).clamp(MIN_REFRESH, MAX_REFRESH)
 }
 
-/// Answers NOTIFY for `zone` from the primary's address (RFC 1996) and wakes the refresh
+/// Answers NOTIFY for `zone` from `allow` (the primary's address by default; RFC 1996) and wakes the refresh
 /// task. Anything else is ignored: a NOTIFY only makes us ask the primary, over the
 /// (TSIG-checked) transfer, so a forged one costs at most one SOA round.
 async fn listen_notify(
     sock: UdpSocket,
-    primary: SocketAddr,
+    allow: Vec<ipnet::IpNet>,
     zone: Name,
     list: String,
     wake: Arc<Notify>,
@@ -306,8 +311,8 @@ async fn listen_notify(
         let Ok((n, peer)) = sock.recv_from(&mut buf).await else {
             continue;
         };
-        if peer.ip() != primary.ip() {
-            tracing::warn!(%list, %peer, "rpz: NOTIFY from an address that is not the primary ignored");
+        if !allow.iter().any(|n| n.contains(&peer.ip())) {
+            tracing::warn!(%list, %peer, "rpz: NOTIFY from an address outside allow_notify ignored");
             continue;
         }
         let Ok(m) = Message::from_vec(&buf[..n]) else {

@@ -1,0 +1,189 @@
+//! Support for tests/rpz_transfer.rs: real NSD, BIND and Unbound as child processes on
+//! loopback, free ports, bounded waits. Addresses 127.230.X.Y belong to these tests only.
+
+#![allow(dead_code)]
+
+use std::net::{IpAddr, SocketAddr, TcpListener, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const KEY_NAME: &str = "xfr-key";
+/// base64 of "0123456789abcdef0123456789abcdef".
+pub const KEY_SECRET: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+pub const WRONG_SECRET: &str = "d3Jvbmd3cm9uZ3dyb25nd3Jvbmd3cm9uZ3dyb25nMTI=";
+
+/// The key file every server here reads (BIND syntax).
+pub fn write_key(dir: &Path, secret: &str) -> PathBuf {
+    let p = dir.join(format!("key-{}.conf", &secret[..4]));
+    std::fs::write(
+        &p,
+        format!("key \"{KEY_NAME}\" {{\n\talgorithm hmac-sha256;\n\tsecret \"{secret}\";\n}};\n"),
+    )
+    .unwrap();
+    p
+}
+
+/// A port free on `ip` for both TCP and UDP right now.
+pub fn free_port(ip: &str) -> u16 {
+    let ip: IpAddr = ip.parse().unwrap();
+    for _ in 0..50 {
+        let t = TcpListener::bind(SocketAddr::new(ip, 0)).unwrap();
+        let port = t.local_addr().unwrap().port();
+        if UdpSocket::bind(SocketAddr::new(ip, port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port on {ip}");
+}
+
+pub fn which(bin: &str) -> Option<PathBuf> {
+    ["/usr/sbin", "/usr/bin", "/sbin", "/bin", "/usr/local/sbin"]
+        .iter()
+        .map(|d| Path::new(d).join(bin))
+        .find(|p| p.is_file())
+}
+
+/// A child process killed (by its own PID) when dropped.
+pub struct Proc {
+    pub child: Child,
+    pub name: &'static str,
+    pub log: PathBuf,
+}
+
+impl Proc {
+    pub fn spawn(name: &'static str, cmd: &mut Command, log: PathBuf) -> Proc {
+        let out = std::fs::File::create(&log).unwrap();
+        let child = cmd
+            .stdout(Stdio::from(out.try_clone().unwrap()))
+            .stderr(Stdio::from(out))
+            .spawn()
+            .unwrap_or_else(|e| panic!("{name} does not start: {e}"));
+        Proc { child, name, log }
+    }
+
+    pub fn signal(&self, sig: i32) {
+        unsafe {
+            libc::kill(self.child.id() as i32, sig);
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Waits until something listens on TCP `addr` (bounded).
+pub async fn wait_listening(addr: SocketAddr, what: &Proc) {
+    let end = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < end {
+        if tokio::net::TcpStream::connect(addr).await.is_ok() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!(
+        "{} does not listen on {addr}; its log:\n{}",
+        what.name,
+        what.log_text()
+    );
+}
+
+/// An RPZ zone text: `names` each `CNAME .` (NXDOMAIN).
+pub fn rpz_zone(origin: &str, serial: u32, refresh: u32, names: &[&str]) -> String {
+    let mut z = format!(
+        "$ORIGIN {origin}\n$TTL 60\n@ IN SOA ns.{origin} hostmaster.{origin} {serial} {refresh} 1 600 60\n@ IN NS localhost.\n"
+    );
+    for n in names {
+        z.push_str(&format!("{n} IN CNAME .\n"));
+    }
+    z
+}
+
+/// NSD serving `zone` from `dir/zone.rpz` on `addr`, NOTIFY to `notify`, transfers to anyone on
+/// loopback (with `key`: only with the key).
+pub fn start_nsd(dir: &Path, addr: SocketAddr, zone: &str, notify: SocketAddr, key: bool) -> Proc {
+    let d = dir.display();
+    let (key_block, acl) = if key {
+        (
+            format!("key:\n    name: \"{KEY_NAME}\"\n    algorithm: hmac-sha256\n    secret: \"{KEY_SECRET}\"\n"),
+            KEY_NAME.to_string(),
+        )
+    } else {
+        (String::new(), "NOKEY".to_string())
+    };
+    let conf = format!(
+        "server:\n    ip-address: {ip}@{port}\n    do-ip6: no\n    server-count: 1\n    username: \"\"\n    chroot: \"\"\n    zonesdir: \"{d}\"\n    database: \"\"\n    zonelistfile: \"{d}/zone.list\"\n    xfrdfile: \"{d}/xfrd.state\"\n    xfrdir: \"{d}\"\n    pidfile: \"{d}/nsd.pid\"\n    verbosity: 2\nremote-control:\n    control-enable: no\n{key_block}zone:\n    name: \"{zone}\"\n    zonefile: \"zone.rpz\"\n    provide-xfr: 127.0.0.0/8 {acl}\n    notify: {nip}@{nport} NOKEY\n",
+        ip = addr.ip(),
+        port = addr.port(),
+        nip = notify.ip(),
+        nport = notify.port(),
+    );
+    std::fs::write(dir.join("nsd.conf"), conf).unwrap();
+    Proc::spawn(
+        "nsd",
+        Command::new(which("nsd").unwrap())
+            .arg("-d")
+            .arg("-c")
+            .arg(dir.join("nsd.conf")),
+        dir.join("nsd.log"),
+    )
+}
+
+/// BIND (`named -g`) as primary of `zone` from `dir/zone.rpz` on 127.0.0.1:`port` (BIND listens
+/// only on interface addresses), IXFR from differences, NOTIFY to `notify`, transfers only
+/// with the key.
+pub fn start_named(dir: &Path, port: u16, zone: &str, notify: SocketAddr) -> Proc {
+    let conf = format!(
+        "options {{\n    directory \"{d}\";\n    pid-file none;\n    listen-on port {port} {{ 127.0.0.1; }};\n    listen-on-v6 {{ none; }};\n    recursion no;\n    notify explicit;\n    also-notify {{ {nip} port {nport}; }};\n    ixfr-from-differences yes;\n    dnssec-validation no;\n    allow-transfer {{ key {KEY_NAME}; }};\n}};\nkey \"{KEY_NAME}\" {{ algorithm hmac-sha256; secret \"{KEY_SECRET}\"; }};\ncontrols {{ }};\nzone \"{zone}\" {{ type primary; file \"zone.rpz\"; }};\n",
+        d = dir.display(),
+        nip = notify.ip(),
+        nport = notify.port(),
+    );
+    std::fs::write(dir.join("named.conf"), conf).unwrap();
+    Proc::spawn(
+        "named",
+        Command::new(which("named").unwrap())
+            .arg("-g")
+            .arg("-c")
+            .arg(dir.join("named.conf")),
+        dir.join("named.log"),
+    )
+}
+
+/// Unbound resolving example.com from the test hierarchy's server, with an RPZ zone
+/// transferred from `primary` (NOTIFY accepted from its address).
+pub fn start_unbound(
+    dir: &Path,
+    addr: SocketAddr,
+    example_com: SocketAddr,
+    zone: &str,
+    primary: SocketAddr,
+) -> Proc {
+    let conf = format!(
+        "server:\n    interface: {ip}@{port}\n    port: {port}\n    do-ip6: no\n    do-daemonize: no\n    username: \"\"\n    chroot: \"\"\n    directory: \"{d}\"\n    pidfile: \"\"\n    use-syslog: no\n    logfile: \"\"\n    verbosity: 1\n    access-control: 127.0.0.0/8 allow\n    do-not-query-localhost: no\n    module-config: \"respip iterator\"\n    qname-minimisation: no\n    cache-max-ttl: 0\n    cache-max-negative-ttl: 0\nstub-zone:\n    name: \"example.com.\"\n    stub-addr: {eip}@{eport}\nrpz:\n    name: \"{zone}\"\n    primary: {pip}@{pport}\n    allow-notify: {pip}\n",
+        ip = addr.ip(),
+        port = addr.port(),
+        d = dir.display(),
+        eip = example_com.ip(),
+        eport = example_com.port(),
+        pip = primary.ip(),
+        pport = primary.port(),
+    );
+    std::fs::write(dir.join("unbound.conf"), conf).unwrap();
+    Proc::spawn(
+        "unbound",
+        Command::new(which("unbound").unwrap())
+            .arg("-d")
+            .arg("-c")
+            .arg(dir.join("unbound.conf")),
+        dir.join("unbound.log"),
+    )
+}

@@ -1,0 +1,475 @@
+//! RPZ zone transfer (issue 13), on loopback with real servers:
+//! - in: NSD and BIND as primaries of a dnsward secondary (NOTIFY, AXFR, IXFR from BIND's
+//!   `ixfr-from-differences`, TSIG, restart from the copy on disk, an older serial refused);
+//! - out: a dnsward `[rpz_server]` feeding Unbound and a second dnsward, changed through the
+//!   admin API; refused outside `allow_transfer` and with a bad TSIG (`dig AXFR`);
+//! - bad input: a primary that sends garbage or too many records.
+//!
+//! Each test uses its own 127.230.X.0/24. Without nsd, named, unbound or dig the test prints
+//! why and passes without running (CI installs them: .ci/run).
+
+mod common;
+mod rpz_support;
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use common::*;
+use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
+use hickory_proto::rr::{Name, RecordType};
+use rpz_support::*;
+
+const TOKEN: &str = "rpz-transfer-test-token-0123456789";
+/// Names the test hierarchy resolves (so "not blocked" is a real answer, not a failure).
+const EXTRA: &str = "bad1 IN A 192.0.2.41\nbad2 IN A 192.0.2.42\nbad3 IN A 192.0.2.43\n";
+
+fn skip_without(bins: &[&str]) -> bool {
+    for b in bins {
+        if which(b).is_none() {
+            eprintln!("skipped: {b} is not installed");
+            return true;
+        }
+    }
+    false
+}
+
+async fn rcode(server: SocketAddr, name: &str) -> ResponseCode {
+    ask(server, name, RecordType::A)
+        .await
+        .metadata
+        .response_code
+}
+
+/// Waits (at most `secs`) until `name` is blocked (NXDOMAIN) or resolves (NOERROR) at `server`.
+async fn wait_for(server: SocketAddr, name: &str, blocked: bool, secs: u64, what: &str) {
+    let want = if blocked {
+        ResponseCode::NXDomain
+    } else {
+        ResponseCode::NoError
+    };
+    let end = Instant::now() + Duration::from_secs(secs);
+    let mut last = ResponseCode::ServFail;
+    while Instant::now() < end {
+        last = rcode(server, name).await;
+        if last == want {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{what}: {name} at {server} is {last:?} after {secs} s, wanted {want:?}");
+}
+
+/// The value of one metric line (labels as printed), 0 when absent.
+async fn metric(admin: SocketAddr, line_start: &str) -> f64 {
+    let (_, body) = http(admin, "GET", "/metrics", None, None).await;
+    body.lines()
+        .find(|l| l.starts_with(line_start))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+async fn wait_metric(admin: SocketAddr, line_start: &str, secs: u64) -> f64 {
+    let end = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let v = metric(admin, line_start).await;
+        if v > 0.0 || Instant::now() > end {
+            return v;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A dnsward secondary of `zone` at `primary`, resolving from the hierarchy.
+fn secondary_config(
+    h: &Hierarchy,
+    name: &str,
+    zone: &str,
+    primary: SocketAddr,
+    notify: SocketAddr,
+    extra: &str,
+) -> String {
+    h.config_text("")
+        + &format!(
+            "[admin]\nlisten = \"127.0.0.1:0\"\n\n[[rpz]]\nname = \"{name}\"\nprimary = \"{primary}\"\nzone = \"{zone}\"\nnotify_listen = \"{notify}\"\npath = \"{name}.zone\"\n{extra}\n"
+        )
+}
+
+/// NOTIFY for `zone` to `target`, sent from `from` (the project's client code).
+async fn send_notify(from: &str, target: SocketAddr, zone: &str) {
+    let sock = tokio::net::UdpSocket::bind(format!("{from}:0"))
+        .await
+        .unwrap();
+    let mut m = Message::new(4711, MessageType::Query, OpCode::Notify);
+    m.add_query(Query::query(
+        Name::from_ascii(zone).unwrap(),
+        RecordType::SOA,
+    ));
+    sock.send_to(&m.to_vec().unwrap(), target).await.unwrap();
+    let mut buf = [0u8; 512];
+    let got = tokio::time::timeout(Duration::from_secs(3), sock.recv_from(&mut buf)).await;
+    assert!(got.is_ok(), "NOTIFY to {target} answered");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nsd_primary_notify_restart_and_older_serial() {
+    init_logging();
+    if skip_without(&["nsd"]) {
+        return;
+    }
+    let h = Hierarchy::start(EXTRA).await;
+    let nsd_dir = tempfile::tempdir().unwrap();
+    let primary = SocketAddr::new("127.230.2.1".parse().unwrap(), free_port("127.230.2.1"));
+    let notify = SocketAddr::new("127.230.2.2".parse().unwrap(), free_port("127.230.2.2"));
+    let zone = "rpz.nsd.";
+    std::fs::write(
+        nsd_dir.path().join("zone.rpz"),
+        rpz_zone(zone, 1, 3600, &["bad1.example.com"]),
+    )
+    .unwrap();
+    let nsd = start_nsd(nsd_dir.path(), primary, zone, notify, false);
+    wait_listening(primary, &nsd).await;
+
+    // NSD sends NOTIFY from 127.0.0.1, not from its listen address: allow_notify says so.
+    let text = secondary_config(
+        &h,
+        "nsd",
+        zone,
+        primary,
+        notify,
+        "allow_notify = [\"127.0.0.1/32\"]",
+    );
+    let dw = start_dnsward_text(&text, h.dir.path()).await;
+    let dns = dw.addrs()[0];
+    let admin = dw.admin_addr().unwrap();
+    wait_for(dns, "bad1.example.com", true, 10, "first AXFR from NSD").await;
+    wait_for(dns, "bad2.example.com", false, 5, "not listed").await;
+
+    // Change the zone, reload NSD (it sends NOTIFY): the new entry blocks, the removed one not.
+    std::fs::write(
+        nsd_dir.path().join("zone.rpz"),
+        rpz_zone(zone, 2, 3600, &["bad2.example.com"]),
+    )
+    .unwrap();
+    nsd.signal(libc::SIGHUP);
+    wait_for(dns, "bad2.example.com", true, 10, "after NOTIFY from NSD").await;
+    wait_for(dns, "bad1.example.com", false, 5, "removed from the zone").await;
+    assert!(metric(admin, "dnsward_rpz_serial{zone=\"nsd\"}").await == 2.0);
+
+    // Restart while NSD is down: the copy on disk protects at once.
+    dw.shutdown().await;
+    drop(nsd);
+    let dw = start_dnsward_text(&text, h.dir.path()).await;
+    let dns = dw.addrs()[0];
+    let admin = dw.admin_addr().unwrap();
+    wait_for(
+        dns,
+        "bad2.example.com",
+        true,
+        5,
+        "from the copy on disk, primary down",
+    )
+    .await;
+
+    // NSD comes back with an older serial: refused, counted, the last good copy stays.
+    std::fs::write(
+        nsd_dir.path().join("zone.rpz"),
+        rpz_zone(zone, 1, 3600, &["bad3.example.com"]),
+    )
+    .unwrap();
+    let nsd = start_nsd(nsd_dir.path(), primary, zone, notify, false);
+    wait_listening(primary, &nsd).await;
+    send_notify("127.0.0.1", notify, zone).await;
+    let older = wait_metric(
+        admin,
+        "dnsward_rpz_transfers_total{zone=\"nsd\",result=\"older_serial\"}",
+        10,
+    )
+    .await;
+    assert!(older >= 1.0, "older serial counted");
+    assert_eq!(rcode(dns, "bad2.example.com").await, ResponseCode::NXDomain);
+    assert_eq!(rcode(dns, "bad3.example.com").await, ResponseCode::NoError);
+    dw.shutdown().await;
+    drop(nsd);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bind_primary_tsig_ixfr_and_bad_key() {
+    init_logging();
+    if skip_without(&["named"]) {
+        return;
+    }
+    let h = Hierarchy::start(EXTRA).await;
+    let bind_dir = tempfile::tempdir().unwrap();
+    let port = free_port("127.0.0.1");
+    let primary = SocketAddr::new("127.0.0.1".parse().unwrap(), port);
+    let notify = SocketAddr::new("127.230.3.2".parse().unwrap(), free_port("127.230.3.2"));
+    let zone = "rpz.bind.";
+    std::fs::write(
+        bind_dir.path().join("zone.rpz"),
+        rpz_zone(zone, 1, 3600, &["bad1.example.com", "bad3.example.com"]),
+    )
+    .unwrap();
+    let named = start_named(bind_dir.path(), port, zone, notify);
+    wait_listening(primary, &named).await;
+
+    let key = write_key(h.dir.path(), KEY_SECRET);
+    let text = secondary_config(
+        &h,
+        "bind",
+        zone,
+        primary,
+        notify,
+        &format!("tsig_key_file = \"{}\"", key.display()),
+    );
+    let dw = start_dnsward_text(&text, h.dir.path()).await;
+    let dns = dw.addrs()[0];
+    let admin = dw.admin_addr().unwrap();
+    wait_for(
+        dns,
+        "bad1.example.com",
+        true,
+        10,
+        "first AXFR from BIND with TSIG",
+    )
+    .await;
+    wait_for(
+        dns,
+        "bad3.example.com",
+        true,
+        2,
+        "first AXFR from BIND with TSIG",
+    )
+    .await;
+
+    // A new zone file and SIGHUP: BIND computes the difference and sends NOTIFY; we get an IXFR.
+    std::fs::write(
+        bind_dir.path().join("zone.rpz"),
+        rpz_zone(zone, 2, 3600, &["bad2.example.com", "bad3.example.com"]),
+    )
+    .unwrap();
+    named.signal(libc::SIGHUP);
+    wait_for(dns, "bad2.example.com", true, 10, "after NOTIFY from BIND").await;
+    wait_for(dns, "bad1.example.com", false, 5, "deleted by the IXFR").await;
+    assert_eq!(
+        rcode(dns, "bad3.example.com").await,
+        ResponseCode::NXDomain,
+        "kept through the IXFR"
+    );
+    let ixfr = metric(
+        admin,
+        "dnsward_rpz_transfers_total{zone=\"bind\",result=\"ixfr\"}",
+    )
+    .await;
+    assert!(
+        ixfr >= 1.0,
+        "the change came as an IXFR; log:\n{}",
+        named.log_text()
+    );
+
+    // A secondary with the wrong key gets nothing: refused by BIND, counted.
+    let h2 = Hierarchy::start(EXTRA).await;
+    let wrong = write_key(h2.dir.path(), WRONG_SECRET);
+    let notify2 = SocketAddr::new("127.230.3.3".parse().unwrap(), free_port("127.230.3.3"));
+    let text2 = secondary_config(
+        &h2,
+        "bind",
+        zone,
+        primary,
+        notify2,
+        &format!("tsig_key_file = \"{}\"", wrong.display()),
+    );
+    let dw2 = start_dnsward_text(&text2, h2.dir.path()).await;
+    let admin2 = dw2.admin_addr().unwrap();
+    let refused = wait_metric(
+        admin2,
+        "dnsward_rpz_transfers_total{zone=\"bind\",result=\"refused\"}",
+        10,
+    )
+    .await
+        + metric(
+            admin2,
+            "dnsward_rpz_transfers_total{zone=\"bind\",result=\"tsig\"}",
+        )
+        .await;
+    assert!(refused >= 1.0, "a bad key is refused and counted");
+    assert_eq!(
+        rcode(dw2.addrs()[0], "bad2.example.com").await,
+        ResponseCode::NoError
+    );
+    dw2.shutdown().await;
+    dw.shutdown().await;
+}
+
+/// A first dnsward serves its policy; Unbound and a second dnsward follow it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fleet_unbound_and_dnsward_follow_the_admin_api() {
+    init_logging();
+    if skip_without(&["unbound", "dig"]) {
+        return;
+    }
+    let h = Hierarchy::start(EXTRA).await;
+    let dir = h.dir.path();
+    let serve_ip = "127.230.1.1";
+    let b_notify = SocketAddr::new("127.230.1.2".parse().unwrap(), free_port("127.230.1.2"));
+    let unbound_addr = SocketAddr::new("127.230.1.3".parse().unwrap(), free_port("127.230.1.3"));
+    let serve = SocketAddr::new(serve_ip.parse().unwrap(), free_port(serve_ip));
+    std::fs::write(dir.join("token"), TOKEN).unwrap();
+    std::fs::write(dir.join("local.txt"), "bad3.example.com\n").unwrap();
+    let zone = "rpz.fleet.";
+    let a_text = h.config_text("")
+        + &format!(
+            "[[lists]]\nname = \"local\"\ncategory = \"threat\"\npath = \"local.txt\"\n\n\
+             [admin]\nlisten = \"127.0.0.1:0\"\ntoken_file = \"token\"\nruntime_list = \"runtime.txt\"\n\n\
+             [rpz_server]\nlisten = \"{serve}\"\nzone = \"{zone}\"\nallow_transfer = [\"127.0.0.1/32\", \"127.230.1.2/32\", \"127.230.1.3/32\"]\nnotify = [\"{b_notify}\", \"{unbound_addr}\"]\n"
+        );
+    let a = start_dnsward_text(&a_text, dir).await;
+    let a_admin = a.admin_addr().unwrap();
+
+    let hb = Hierarchy::start(EXTRA).await;
+    let b = start_dnsward_text(
+        &secondary_config(&hb, "fleet", zone, serve, b_notify, ""),
+        hb.dir.path(),
+    )
+    .await;
+    let b_dns = b.addrs()[0];
+    let ub_dir = tempfile::tempdir().unwrap();
+    let example_com = SocketAddr::new(h.ip(3).into(), h.port);
+    let unbound = start_unbound(ub_dir.path(), unbound_addr, example_com, zone, serve);
+    wait_listening(unbound_addr, &unbound).await;
+
+    wait_for(
+        b_dns,
+        "bad3.example.com",
+        true,
+        10,
+        "dnsward secondary, local list",
+    )
+    .await;
+    wait_for(
+        unbound_addr,
+        "bad3.example.com",
+        true,
+        15,
+        "unbound secondary, local list",
+    )
+    .await;
+    wait_for(b_dns, "bad1.example.com", false, 5, "dnsward secondary").await;
+    wait_for(
+        unbound_addr,
+        "bad1.example.com",
+        false,
+        5,
+        "unbound secondary",
+    )
+    .await;
+
+    // Added through the first one's admin API: both block it within seconds.
+    let (st, _) = http(
+        a_admin,
+        "POST",
+        "/api/lists/runtime",
+        Some(TOKEN),
+        Some(r#"{"name":"bad1.example.com","added_by":"test","reason":"fleet"}"#),
+    )
+    .await;
+    assert_eq!(st, 201);
+    wait_for(
+        b_dns,
+        "bad1.example.com",
+        true,
+        5,
+        "dnsward secondary after the API add",
+    )
+    .await;
+    wait_for(
+        unbound_addr,
+        "bad1.example.com",
+        true,
+        5,
+        "unbound after the API add",
+    )
+    .await;
+    // A plain-list rule covers subdomains; the zone says so with a wildcard owner.
+    assert_eq!(
+        rcode(unbound_addr, "x.bad1.example.com").await,
+        ResponseCode::NXDomain
+    );
+
+    // Removed: both stop blocking.
+    let (st, _) = http(
+        a_admin,
+        "DELETE",
+        "/api/lists/runtime/bad1.example.com",
+        Some(TOKEN),
+        None,
+    )
+    .await;
+    assert_eq!(st, 200);
+    wait_for(
+        b_dns,
+        "bad1.example.com",
+        false,
+        5,
+        "dnsward secondary after the API delete",
+    )
+    .await;
+    wait_for(
+        unbound_addr,
+        "bad1.example.com",
+        false,
+        5,
+        "unbound after the API delete",
+    )
+    .await;
+    assert!(
+        metric(
+            b.admin_addr().unwrap(),
+            "dnsward_rpz_transfers_total{zone=\"fleet\",result=\"ixfr\"}"
+        )
+        .await
+            >= 1.0
+    );
+
+    // A client outside allow_transfer is refused (dig from 127.230.1.9); one inside gets it.
+    let out = dig(&[
+        "-b",
+        "127.230.1.9",
+        "-p",
+        &serve.port().to_string(),
+        &format!("@{serve_ip}"),
+        zone,
+        "AXFR",
+    ]);
+    assert!(out.contains("Transfer failed"), "{out}");
+    let out = dig(&[
+        "-b",
+        "127.0.0.1",
+        "-p",
+        &serve.port().to_string(),
+        &format!("@{serve_ip}"),
+        zone,
+        "AXFR",
+    ]);
+    assert!(out.contains("bad3.example.com.rpz.fleet."), "{out}");
+    assert!(
+        metric(
+            a_admin,
+            "dnsward_rpz_server_requests_total{kind=\"refused\"}"
+        )
+        .await
+            >= 1.0
+    );
+    drop(unbound);
+    b.shutdown().await;
+    a.shutdown().await;
+}
+
+fn dig(args: &[&str]) -> String {
+    let out = std::process::Command::new("dig")
+        .args(["+tries=1", "+time=3"])
+        .args(args)
+        .output()
+        .expect("dig runs");
+    String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+}
