@@ -142,7 +142,7 @@ pub fn start_nsd(dir: &Path, addr: SocketAddr, zone: &str, notify: SocketAddr, k
 /// with the key.
 pub fn start_named(dir: &Path, port: u16, zone: &str, notify: SocketAddr) -> Proc {
     let conf = format!(
-        "options {{\n    directory \"{d}\";\n    pid-file none;\n    listen-on port {port} {{ 127.0.0.1; }};\n    listen-on-v6 {{ none; }};\n    recursion no;\n    notify explicit;\n    also-notify {{ {nip} port {nport}; }};\n    ixfr-from-differences yes;\n    dnssec-validation no;\n    allow-transfer {{ key {KEY_NAME}; }};\n}};\nkey \"{KEY_NAME}\" {{ algorithm hmac-sha256; secret \"{KEY_SECRET}\"; }};\ncontrols {{ }};\nzone \"{zone}\" {{ type primary; file \"zone.rpz\"; }};\n",
+        "options {{\n    directory \"{d}\";\n    pid-file none;\n    listen-on port {port} {{ 127.0.0.1; }};\n    listen-on-v6 {{ none; }};\n    recursion no;\n    notify explicit;\n    also-notify {{ {nip} port {nport}; }};\n    ixfr-from-differences yes;\n    max-ixfr-ratio unlimited;\n    notify-delay 0;\n    dnssec-validation no;\n    allow-transfer {{ key {KEY_NAME}; }};\n}};\nkey \"{KEY_NAME}\" {{ algorithm hmac-sha256; secret \"{KEY_SECRET}\"; }};\ncontrols {{ }};\nzone \"{zone}\" {{ type primary; file \"zone.rpz\"; }};\n",
         d = dir.display(),
         nip = notify.ip(),
         nport = notify.port(),
