@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{Name, RecordType};
+use rpz_support::fake;
 use rpz_support::*;
 
 const TOKEN: &str = "rpz-transfer-test-token-0123456789";
@@ -472,4 +473,163 @@ fn dig(args: &[&str]) -> String {
         .output()
         .expect("dig runs");
     String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+}
+
+/// The server signs every message of a streamed AXFR; dig and a dnsward secondary check the
+/// chain; a wrong key or none is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rpz_server_tsig_streams_a_large_zone() {
+    init_logging();
+    if skip_without(&["dig"]) {
+        return;
+    }
+    let h = Hierarchy::start(EXTRA).await;
+    let dir = h.dir.path();
+    let key = write_key(dir, KEY_SECRET);
+    let serve_ip = "127.230.4.1";
+    let serve = SocketAddr::new(serve_ip.parse().unwrap(), free_port(serve_ip));
+    let b_notify = SocketAddr::new("127.230.4.2".parse().unwrap(), free_port("127.230.4.2"));
+    let big: String = (0..3000).map(|i| format!("n{i}.big.test\n")).collect();
+    std::fs::write(dir.join("big.txt"), big + "bad3.example.com\n").unwrap();
+    std::fs::write(dir.join("token"), TOKEN).unwrap();
+    let zone = "rpz.tsig.";
+    let a_text = h.config_text("")
+        + &format!(
+            "[[lists]]\nname = \"big\"\ncategory = \"threat\"\npath = \"big.txt\"\n\n\
+             [admin]\nlisten = \"127.0.0.1:0\"\ntoken_file = \"token\"\nruntime_list = \"runtime.txt\"\n\n\
+             [rpz_server]\nlisten = \"{serve}\"\nzone = \"{zone}\"\nallow_transfer = [\"127.0.0.0/8\"]\ntsig_key_file = \"{}\"\nnotify = [\"{b_notify}\"]\n",
+            key.display()
+        );
+    let a = start_dnsward_text(&a_text, dir).await;
+    let hb = Hierarchy::start(EXTRA).await;
+    let b_key = write_key(hb.dir.path(), KEY_SECRET);
+    let b_text = secondary_config(
+        &hb,
+        "tsig",
+        zone,
+        serve,
+        b_notify,
+        &format!("tsig_key_file = \"{}\"", b_key.display()),
+    );
+    let b = start_dnsward_text(&b_text, hb.dir.path()).await;
+    wait_for(
+        b.addrs()[0],
+        "bad3.example.com",
+        true,
+        15,
+        "signed multi-message AXFR",
+    )
+    .await;
+
+    let port = serve.port().to_string();
+    let at = format!("@{serve_ip}");
+    let good_key = format!("hmac-sha256:{KEY_NAME}:{KEY_SECRET}");
+    let out = dig(&["-p", &port, &at, zone, "AXFR", "-y", &good_key]);
+    assert!(
+        out.contains("n2999.big.test.rpz.tsig."),
+        "{}",
+        &out[out.len().saturating_sub(600)..]
+    );
+    assert!(
+        !out.contains("failed") && !out.contains("BADSIG"),
+        "{}",
+        &out[out.len().saturating_sub(600)..]
+    );
+    let messages: usize = out
+        .split("XFR size:")
+        .nth(1)
+        .and_then(|s| s.split("(messages ").nth(1))
+        .and_then(|s| s.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(messages > 10, "streamed in many messages, got {messages}");
+    let wrong = dig(&[
+        "-p",
+        &port,
+        &at,
+        zone,
+        "AXFR",
+        "-y",
+        &format!("hmac-sha256:{KEY_NAME}:{WRONG_SECRET}"),
+    ]);
+    assert!(!wrong.contains("n2999.big.test"), "{wrong}");
+    let unsigned = dig(&["-p", &port, &at, zone, "AXFR"]);
+    assert!(unsigned.contains("Transfer failed"), "{unsigned}");
+    assert!(
+        metric(
+            a.admin_addr().unwrap(),
+            "dnsward_rpz_server_requests_total{kind=\"bad_tsig\"}"
+        )
+        .await
+            >= 2.0
+    );
+
+    // A change reaches the signed secondary as a signed IXFR.
+    let (st, _) = http(
+        a.admin_addr().unwrap(),
+        "POST",
+        "/api/lists/runtime",
+        Some(TOKEN),
+        Some(r#"{"name":"bad2.example.com","added_by":"test","reason":"tsig"}"#),
+    )
+    .await;
+    assert_eq!(st, 201);
+    wait_for(b.addrs()[0], "bad2.example.com", true, 5, "signed IXFR").await;
+    assert!(
+        metric(
+            b.admin_addr().unwrap(),
+            "dnsward_rpz_transfers_total{zone=\"tsig\",result=\"ixfr\"}"
+        )
+        .await
+            >= 1.0
+    );
+    b.shutdown().await;
+    a.shutdown().await;
+}
+
+/// A primary that sends garbage, half a message or too many records: rejected, counted, the
+/// last good policy kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broken_primary_keeps_the_last_good_zone() {
+    use std::sync::atomic::{AtomicU8, Ordering};
+    use std::sync::Arc;
+    init_logging();
+    let h = Hierarchy::start(EXTRA).await;
+    let mode = Arc::new(AtomicU8::new(fake::GOOD));
+    let zone = "rpz.fake.";
+    let primary = fake::start("127.230.5.1:0", zone, Arc::clone(&mode)).await;
+    let notify = SocketAddr::new("127.230.5.2".parse().unwrap(), free_port("127.230.5.2"));
+    let text = secondary_config(&h, "fake", zone, primary, notify, "max_records = 20");
+    let dw = start_dnsward_text(&text, h.dir.path()).await;
+    let dns = dw.addrs()[0];
+    let admin = dw.admin_addr().unwrap();
+    wait_for(dns, "bad1.example.com", true, 10, "good zone").await;
+    for (m, label) in [
+        (fake::GARBAGE, "malformed"),
+        (fake::CUT, "malformed"),
+        (fake::OVERSIZED, "oversized"),
+    ] {
+        let line = format!("dnsward_rpz_transfers_total{{zone=\"fake\",result=\"{label}\"}}");
+        let before = metric(admin, &line).await;
+        mode.store(m, Ordering::SeqCst);
+        send_notify("127.230.5.1", notify, zone).await;
+        let end = Instant::now() + Duration::from_secs(10);
+        while metric(admin, &line).await <= before && Instant::now() < end {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(
+            metric(admin, &line).await > before,
+            "mode {m}: counted as {label}"
+        );
+        assert_eq!(
+            rcode(dns, "bad1.example.com").await,
+            ResponseCode::NXDomain,
+            "mode {m}: last good kept"
+        );
+        assert_eq!(
+            metric(admin, "dnsward_rpz_serial{zone=\"fake\"}").await,
+            5.0
+        );
+    }
+    dw.shutdown().await;
 }

@@ -187,3 +187,100 @@ pub fn start_unbound(
         dir.join("unbound.log"),
     )
 }
+
+/// What the fake primary sends.
+pub mod fake {
+    use std::sync::atomic::{AtomicU8, Ordering};
+    use std::sync::Arc;
+
+    use hickory_proto::op::{Message, OpCode};
+    use hickory_proto::rr::rdata::{CNAME, SOA};
+    use hickory_proto::rr::{Name, RData, Record};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    pub const GOOD: u8 = 0;
+    /// Random bytes where the answer should be.
+    pub const GARBAGE: u8 = 1;
+    /// A newer serial with 50 records.
+    pub const OVERSIZED: u8 = 2;
+    /// Half a message, then the connection closes.
+    pub const CUT: u8 = 3;
+
+    /// A primary on `addr` for `zone` that misbehaves as `mode` says; returns the bound address.
+    pub async fn start(
+        addr: &str,
+        zone: &'static str,
+        mode: Arc<AtomicU8>,
+    ) -> std::net::SocketAddr {
+        let l = tokio::net::TcpListener::bind(addr).await.unwrap();
+        let bound = l.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut c, _)) = l.accept().await {
+                let mode = mode.load(Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut len = [0u8; 2];
+                    if c.read_exact(&mut len).await.is_err() {
+                        return;
+                    }
+                    let mut req = vec![0u8; u16::from_be_bytes(len) as usize];
+                    if c.read_exact(&mut req).await.is_err() {
+                        return;
+                    }
+                    let Ok(q) = Message::from_vec(&req) else {
+                        return;
+                    };
+                    let bytes = answer(&q, zone, mode);
+                    let mut framed = (bytes.len() as u16).to_be_bytes().to_vec();
+                    framed.extend_from_slice(&bytes);
+                    if mode == CUT {
+                        framed.truncate(framed.len() / 2);
+                    }
+                    let _ = c.write_all(&framed).await;
+                    let _ = c.shutdown().await;
+                });
+            }
+        });
+        bound
+    }
+
+    fn answer(q: &Message, zone: &str, mode: u8) -> Vec<u8> {
+        if mode == GARBAGE {
+            let mut b: Vec<u8> = (0..300u32).map(|i| (i * 7919 % 251) as u8).collect();
+            b[0..2].copy_from_slice(&q.metadata.id.to_be_bytes());
+            return b;
+        }
+        let z = Name::from_ascii(zone).unwrap();
+        let (serial, count) = if mode == OVERSIZED { (6, 50) } else { (5, 1) };
+        let soa = Record::from_rdata(
+            z.clone(),
+            60,
+            RData::SOA(SOA::new(
+                Name::from_ascii("ns.").unwrap(),
+                Name::from_ascii("h.").unwrap(),
+                serial,
+                3600,
+                1,
+                600,
+                60,
+            )),
+        );
+        let mut m = Message::response(q.metadata.id, OpCode::Query);
+        m.add_queries(q.queries.clone());
+        m.add_answer(soa.clone());
+        for i in 0..count {
+            let owner = if i == 0 {
+                "bad1.example.com".to_string()
+            } else {
+                format!("n{i}.example.com")
+            };
+            let name = Name::from_ascii(owner).unwrap().append_domain(&z).unwrap();
+            m.add_answer(Record::from_rdata(
+                name,
+                60,
+                RData::CNAME(CNAME(Name::root())),
+            ));
+        }
+        m.add_answer(soa);
+        m.to_vec().unwrap()
+    }
+}
