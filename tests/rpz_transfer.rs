@@ -633,3 +633,52 @@ async fn broken_primary_keeps_the_last_good_zone() {
     }
     dw.shutdown().await;
 }
+
+/// `dnsward check`: a zone not transferred yet is a note, not an error; bad keys are errors
+/// with their line.
+#[test]
+fn check_reports_rpz_config() {
+    let bin = env!("CARGO_BIN_EXE_dnsward");
+    let dir = tempfile::tempdir().unwrap();
+    write_key(dir.path(), KEY_SECRET);
+    let good = dir.path().join("good.toml");
+    std::fs::write(
+        &good,
+        "[[rpz]]\nprimary = \"127.230.6.1:5300\"\nzone = \"rpz.example.\"\ntsig_key_file = \"key-MDEy.conf\"\n\n\
+         [rpz_server]\nlisten = \"127.230.6.1:5301\"\nzone = \"rpz.local.\"\nallow_transfer = [\"127.0.0.0/8\"]\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(bin)
+        .args(["check", "--config"])
+        .arg(&good)
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("not transferred yet"), "{text}");
+
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[[rpz]]\nprimary = \"127.230.6.1:5300\"\nzone = \"rpz.example.\"\n\n\
+         [[rpz]]\nprimary = \"127.230.6.1:5300\"\nzone = \"rpz.example.\"\ntsig_key_file = \"missing.key\"\n\n\
+         [rpz_server]\nlisten = \"127.230.6.1:5301\"\nzone = \"..bad\"\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(bin)
+        .args(["check", "--config"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    for expected in [
+        "rpz[1].name",
+        "rpz[1].tsig_key_file",
+        "rpz_server.zone",
+        "rpz_server.allow_transfer",
+    ] {
+        assert!(err.contains(expected), "missing {expected:?} in:\n{err}");
+    }
+}

@@ -105,6 +105,21 @@ pub fn list_specs(config: &Config) -> Vec<ListSpec> {
         .collect()
 }
 
+/// For `dnsward check`: an `[[rpz]]` zone whose copy is not on disk yet is no error (the
+/// first AXFR at start writes it); says so, naming the primary.
+pub fn not_transferred_yet(config: &Config, list: &str) -> Option<String> {
+    let r = config.rpz.iter().find(|r| r.list_name() == list)?;
+    let path = r.zone_path(config);
+    (!path.exists()).then(|| {
+        format!(
+            "rpz zone {} not transferred yet: {} is written by the first AXFR from {} at start",
+            r.zone,
+            path.display(),
+            r.primary
+        )
+    })
+}
+
 /// Problems of `[[rpz]]` and `[rpz_server]` as (key path, message).
 pub fn problems(config: &Config) -> Vec<(String, String)> {
     let mut out = Vec::new();
