@@ -46,6 +46,9 @@ pub struct ExportSettings {
 /// -> action.
 pub type Entries = BTreeMap<Box<str>, RpzAction>;
 
+/// Entries removed or added by a change.
+pub type EntryList = Vec<(Box<str>, RpzAction)>;
+
 /// Builds the entries, reusing a list's last good rules when its file fails now (as the
 /// policy keeps its last good copy).
 pub struct Exporter {
@@ -224,10 +227,7 @@ pub fn entry_records(
 
 /// Differences between two entry sets: (removed, added), an entry whose action changed in
 /// both.
-pub fn diff(
-    old: &Entries,
-    new: &Entries,
-) -> (Vec<(Box<str>, RpzAction)>, Vec<(Box<str>, RpzAction)>) {
+pub fn diff(old: &Entries, new: &Entries) -> (EntryList, EntryList) {
     let mut removed = Vec::new();
     let mut added = Vec::new();
     for (k, a) in old {

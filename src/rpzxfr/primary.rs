@@ -19,7 +19,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 
 use super::config::RpzServerConfig;
-use super::export::{diff, entry_records, Entries, ExportSettings, Exporter, RpzAction};
+use super::export::{diff, entry_records, Entries, EntryList, ExportSettings, Exporter};
 use super::metrics::RpzMetrics;
 use super::tsig::{sign_subsequent, unix_now, TsigKey};
 use super::zone::serial_newer;
@@ -45,8 +45,8 @@ const WATCH_EVERY: Duration = Duration::from_millis(250);
 struct Change {
     from: u32,
     to: u32,
-    removed: Vec<(Box<str>, RpzAction)>,
-    added: Vec<(Box<str>, RpzAction)>,
+    removed: EntryList,
+    added: EntryList,
 }
 
 /// What is served now; replaced as a whole on every change.
@@ -358,7 +358,7 @@ fn answer_udp(req: &[u8], peer: SocketAddr, shared: &Shared, out: &mut Vec<Vec<u
         return None;
     }
     let resp = match check(&m, req, peer, shared) {
-        Err(resp) => resp,
+        Err(rcode) => reply(&m, rcode),
         Ok(_) => {
             let served = Arc::clone(&shared.now.read());
             let mut r = reply(&m, ResponseCode::NoError);
@@ -386,17 +386,17 @@ fn check(
     raw: &[u8],
     peer: SocketAddr,
     shared: &Shared,
-) -> Result<Option<Vec<u8>>, Message> {
+) -> Result<Option<Vec<u8>>, ResponseCode> {
     if m.metadata.op_code != OpCode::Query || m.queries.len() != 1 {
-        return Err(reply(m, ResponseCode::NotImp));
+        return Err(ResponseCode::NotImp);
     }
     if !shared.allow.iter().any(|n| n.contains(&peer.ip())) {
         tracing::warn!(%peer, zone = %shared.zone, "rpz server: request from outside allow_transfer refused");
         shared.metrics.served("refused");
-        return Err(reply(m, ResponseCode::Refused));
+        return Err(ResponseCode::Refused);
     }
     if m.queries[0].name().to_lowercase() != shared.zone {
-        return Err(reply(m, ResponseCode::NotAuth));
+        return Err(ResponseCode::NotAuth);
     }
     let Some(key) = &shared.key else {
         return Ok(None);
@@ -404,7 +404,7 @@ fn check(
     let bad = |why: String| {
         tracing::warn!(%peer, zone = %shared.zone, "rpz server: bad TSIG ({why}); refused");
         shared.metrics.served("bad_tsig");
-        Err(reply(m, ResponseCode::NotAuth))
+        Err(ResponseCode::NotAuth)
     };
     if m.signature().is_none() {
         return bad("request not signed".into());
@@ -465,8 +465,8 @@ async fn answer(
     }
     let mac = match check(&m, raw, peer, shared) {
         Ok(mac) => mac,
-        Err(resp) => {
-            if let Ok(b) = resp.to_vec() {
+        Err(rcode) => {
+            if let Ok(b) = reply(&m, rcode).to_vec() {
                 out.send(&b).await?;
             }
             return Ok(());
