@@ -1,8 +1,8 @@
 //! RPZ zone transfer (issue 13), on loopback with real servers:
 //! - in: NSD and BIND as primaries of a dnsward secondary (NOTIFY, AXFR, IXFR from BIND's
 //!   `ixfr-from-differences`, TSIG, restart from the copy on disk, an older serial refused);
-//! - out: a dnsward `[rpz_server]` feeding Unbound and a second dnsward, changed through the
-//!   admin API; refused outside `allow_transfer` and with a bad TSIG (`dig AXFR`);
+//! - out: a dnsward `[rpz_server]` feeding Unbound, a second dnsward and (when installed)
+//!   PowerDNS Recursor, changed through the admin API; refused outside `allow_transfer` and with a bad TSIG (`dig AXFR`);
 //! - bad input: a primary that sends garbage or too many records.
 //!
 //! Each test uses its own 127.230.X.0/24. Without nsd, named, unbound or dig the test prints
@@ -22,7 +22,8 @@ use rpz_support::*;
 
 const TOKEN: &str = "rpz-transfer-test-token-0123456789";
 /// Names the test hierarchy resolves (so "not blocked" is a real answer, not a failure).
-const EXTRA: &str = "bad1 IN A 192.0.2.41\nbad2 IN A 192.0.2.42\nbad3 IN A 192.0.2.43\n";
+const EXTRA: &str =
+    "bad1 IN A 192.0.2.41\nx.bad1 IN A 192.0.2.44\nbad2 IN A 192.0.2.42\nbad3 IN A 192.0.2.43\n";
 
 fn skip_without(bins: &[&str]) -> bool {
     for b in bins {
@@ -302,7 +303,7 @@ async fn bind_primary_tsig_ixfr_and_bad_key() {
     dw.shutdown().await;
 }
 
-/// A first dnsward serves its policy; Unbound and a second dnsward follow it.
+/// A first dnsward serves its policy; Unbound, a second dnsward and PowerDNS Recursor follow it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fleet_unbound_and_dnsward_follow_the_admin_api() {
     init_logging();
@@ -338,34 +339,33 @@ async fn fleet_unbound_and_dnsward_follow_the_admin_api() {
     let example_com = SocketAddr::new(h.ip(3).into(), h.port);
     let unbound = start_unbound(ub_dir.path(), unbound_addr, example_com, zone, serve);
     wait_listening(unbound_addr, &unbound).await;
+    // PowerDNS Recursor too, when installed (it polls; 4.8 takes no NOTIFY for RPZ).
+    let pdns_dir = tempfile::tempdir().unwrap();
+    let pdns_addr = SocketAddr::new("127.230.1.4".parse().unwrap(), free_port("127.230.1.4"));
+    let pdns = which("pdns_recursor")
+        .map(|_| start_pdns_recursor(pdns_dir.path(), pdns_addr, example_com, zone, serve));
+    let mut fleet = vec![("dnsward secondary", b_dns), ("unbound", unbound_addr)];
+    if pdns.is_some() {
+        fleet.push(("powerdns recursor", pdns_addr));
+    } else {
+        eprintln!("pdns_recursor not installed: the fleet is dnsward and Unbound");
+    }
 
-    wait_for(
-        b_dns,
-        "bad3.example.com",
-        true,
-        10,
-        "dnsward secondary, local list",
-    )
-    .await;
-    wait_for(
-        unbound_addr,
-        "bad3.example.com",
-        true,
-        15,
-        "unbound secondary, local list",
-    )
-    .await;
-    wait_for(b_dns, "bad1.example.com", false, 5, "dnsward secondary").await;
-    wait_for(
-        unbound_addr,
-        "bad1.example.com",
-        false,
-        5,
-        "unbound secondary",
-    )
-    .await;
+    for (who, addr) in &fleet {
+        wait_for(
+            *addr,
+            "bad3.example.com",
+            true,
+            15,
+            &format!("{who}, local list"),
+        )
+        .await;
+        wait_for(*addr, "bad1.example.com", false, 5, who).await;
+        wait_for(*addr, "x.bad1.example.com", false, 5, who).await;
+    }
 
-    // Added through the first one's admin API: both block it within seconds.
+    // Added through the first one's admin API: every secondary blocks it within seconds, and
+    // its subdomains (a plain-list rule; the zone has the name and the wildcard owner).
     let (st, _) = http(
         a_admin,
         "POST",
@@ -375,29 +375,26 @@ async fn fleet_unbound_and_dnsward_follow_the_admin_api() {
     )
     .await;
     assert_eq!(st, 201);
-    wait_for(
-        b_dns,
-        "bad1.example.com",
-        true,
-        5,
-        "dnsward secondary after the API add",
-    )
-    .await;
-    wait_for(
-        unbound_addr,
-        "bad1.example.com",
-        true,
-        5,
-        "unbound after the API add",
-    )
-    .await;
-    // A plain-list rule covers subdomains; the zone says so with a wildcard owner.
-    assert_eq!(
-        rcode(unbound_addr, "x.bad1.example.com").await,
-        ResponseCode::NXDomain
-    );
+    for (who, addr) in &fleet {
+        wait_for(
+            *addr,
+            "bad1.example.com",
+            true,
+            5,
+            &format!("{who} after the API add"),
+        )
+        .await;
+        wait_for(
+            *addr,
+            "x.bad1.example.com",
+            true,
+            2,
+            &format!("{who} after the API add"),
+        )
+        .await;
+    }
 
-    // Removed: both stop blocking.
+    // Removed: every secondary stops blocking it.
     let (st, _) = http(
         a_admin,
         "DELETE",
@@ -407,22 +404,16 @@ async fn fleet_unbound_and_dnsward_follow_the_admin_api() {
     )
     .await;
     assert_eq!(st, 200);
-    wait_for(
-        b_dns,
-        "bad1.example.com",
-        false,
-        5,
-        "dnsward secondary after the API delete",
-    )
-    .await;
-    wait_for(
-        unbound_addr,
-        "bad1.example.com",
-        false,
-        5,
-        "unbound after the API delete",
-    )
-    .await;
+    for (who, addr) in &fleet {
+        wait_for(
+            *addr,
+            "bad1.example.com",
+            false,
+            5,
+            &format!("{who} after the API delete"),
+        )
+        .await;
+    }
     assert!(
         metric(
             b.admin_addr().unwrap(),
@@ -462,6 +453,7 @@ async fn fleet_unbound_and_dnsward_follow_the_admin_api() {
             >= 1.0
     );
     drop(unbound);
+    drop(pdns);
     b.shutdown().await;
     a.shutdown().await;
 }

@@ -176,17 +176,26 @@ async fn watch(
         seen = reloads;
         let specs = policy.specs().to_vec();
         let old = Arc::clone(&shared.now.read().entries);
-        let Ok((entries, ex, (removed, added))) = tokio::task::spawn_blocking(move || {
+        let compiled = tokio::task::spawn_blocking(move || {
             let entries = exporter.compile(&specs);
             let d = diff(&old, &entries);
             (entries, exporter, d)
         })
-        .await
-        else {
-            tracing::error!("rpz server: compiling the zone crashed; serving the previous one");
-            return;
+        .await;
+        let (entries, (removed, added)) = match compiled {
+            Ok((entries, ex, d)) => {
+                exporter = ex;
+                (entries, d)
+            }
+            Err(e) => {
+                // The next reload starts afresh (the last-good cache of each list is lost).
+                tracing::error!(
+                    "rpz server: compiling the zone crashed ({e}); serving the previous one"
+                );
+                exporter = Exporter::new(shared.settings);
+                continue;
+            }
         };
-        exporter = ex;
         if removed.is_empty() && added.is_empty() {
             continue;
         }
@@ -229,7 +238,7 @@ async fn watch(
                 *target,
                 source_ip,
                 shared.zone.clone(),
-                serial,
+                soa_record(&shared, serial),
                 shared.metrics.clone(),
             ));
         }
@@ -242,7 +251,7 @@ async fn send_notify(
     target: SocketAddr,
     source_ip: IpAddr,
     zone: Name,
-    serial: u32,
+    soa: Record,
     metrics: RpzMetrics,
 ) {
     let bind = SocketAddr::new(
@@ -265,7 +274,8 @@ async fn send_notify(
         zone.clone(),
         RecordType::SOA,
     ));
-    let _ = serial; // The serial is not sent: secondaries ask for the SOA themselves.
+    // RFC 1996 3.7: the new SOA may ride along (secondaries still ask the primary).
+    m.add_answer(soa);
     let Ok(bytes) = m.to_vec() else { return };
     let mut buf = [0u8; 512];
     for _ in 0..3 {
@@ -318,7 +328,7 @@ async fn serve_conn(mut conn: TcpStream, peer: SocketAddr, shared: &Shared) -> s
             .await
             .map_err(|_| std::io::Error::other("request not sent in time"))??;
         let mut out = TcpOut { conn: &mut conn };
-        answer(&buf[..len], peer, shared, &mut out, true).await?;
+        answer(&buf[..len], peer, shared, &mut out).await?;
     }
 }
 
@@ -455,7 +465,6 @@ async fn answer(
     peer: SocketAddr,
     shared: &Shared,
     out: &mut TcpOut<'_>,
-    _tcp: bool,
 ) -> std::io::Result<()> {
     let Ok(m) = Message::from_vec(raw) else {
         return Ok(());

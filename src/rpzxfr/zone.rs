@@ -8,7 +8,7 @@ use std::io::Write;
 use std::path::Path;
 
 use hickory_proto::rr::rdata::SOA;
-use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
+use hickory_proto::rr::{DNSClass, Name, RData, Record};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ZoneError {
@@ -40,8 +40,10 @@ pub struct ZoneData {
     pub origin: Name,
     pub soa: SOA,
     pub soa_ttl: u32,
-    /// Every record but the SOA, keyed by (lower-case owner, data); the value is the TTL.
-    pub records: HashMap<(Name, RData), u32>,
+    /// Every record RPZ gives meaning to but the SOA, as its master-file text without TTL and
+    /// class (`owner TYPE rdata`, owner in lower case) -> TTL. Text rather than hickory
+    /// records: ~80 bytes a record instead of ~300, for zones of millions of records.
+    pub records: HashMap<Box<str>, u32>,
 }
 
 /// RFC 1982 serial number arithmetic: is `a` newer than `b`?
@@ -63,30 +65,23 @@ impl ZoneData {
         self.soa.serial
     }
 
+    /// Keeps `r` (types RPZ ignores, and the SOA, are not kept).
     pub fn insert(&mut self, r: &Record) {
-        if r.record_type() == RecordType::SOA {
-            return;
+        if let Some(k) = record_key(&r.name, &r.data) {
+            self.records.insert(k, r.ttl);
         }
-        self.records
-            .insert((r.name.to_lowercase(), r.data.clone()), r.ttl);
     }
 
     /// Applies one difference sequence; a deletion of a record we do not hold means our copy
     /// and the primary's history disagree (the caller then asks for the whole zone).
     pub fn apply(&mut self, diff: &Diff, new_soa: SOA) -> Result<(), ZoneError> {
         for r in &diff.deleted {
-            if r.record_type() == RecordType::SOA {
+            let Some(k) = record_key(&r.name, &r.data) else {
                 continue;
-            }
-            if self
-                .records
-                .remove(&(r.name.to_lowercase(), r.data.clone()))
-                .is_none()
-            {
+            };
+            if self.records.remove(&k).is_none() {
                 return Err(ZoneError::Mismatch(format!(
-                    "deleted record {} {} is not in our copy",
-                    r.name,
-                    r.record_type()
+                    "deleted record {k} is not in our copy"
                 )));
             }
         }
@@ -99,7 +94,6 @@ impl ZoneData {
 
     /// Writes the zone as a master file next to `path` and renames it over `path`, so a
     /// reader (the policy reload, a restart) sees the old or the new copy, never half of one.
-    /// Only the types RPZ gives meaning to are written (SOA, NS, CNAME, A, AAAA, TXT).
     pub fn write(&self, path: &Path) -> Result<(), ZoneError> {
         let err = |source| ZoneError::Write {
             path: path.display().to_string(),
@@ -115,15 +109,11 @@ impl ZoneData {
             self.origin, self.origin, self.origin, self.soa_ttl, s.mname, s.rname, s.serial, s.refresh, s.retry, s.expire, s.minimum
         )
         .map_err(err)?;
-        let mut lines: Vec<String> = self
-            .records
-            .iter()
-            .filter_map(|((name, data), ttl)| record_line(name, *ttl, data))
-            .collect();
-        lines.sort_unstable();
-        for l in lines {
-            w.write_all(l.as_bytes()).map_err(err)?;
-            w.write_all(b"\n").map_err(err)?;
+        let mut keys: Vec<(&Box<str>, &u32)> = self.records.iter().collect();
+        keys.sort_unstable();
+        for (k, ttl) in keys {
+            let (owner, rest) = k.split_once(' ').unwrap_or((k, ""));
+            writeln!(w, "{owner} {ttl} IN {rest}").map_err(err)?;
         }
         let file = w.into_inner().map_err(|e| err(e.into_error()))?;
         file.sync_all().map_err(err)?;
@@ -143,27 +133,23 @@ impl ZoneData {
         };
         let parser = hickory_proto::serialize::txt::Parser::new(text, None, Some(origin.clone()));
         let (_, sets) = parser.parse().map_err(|e| perr(e.to_string()))?;
-        let mut soa = None;
-        let mut records = HashMap::new();
+        let mut z = None;
+        let mut records = Vec::new();
         for set in sets.values() {
             for r in set.records_without_rrsigs() {
                 match &r.data {
                     RData::SOA(s) if r.name.to_lowercase() == *origin => {
-                        soa = Some((s.clone(), r.ttl))
+                        z = Some(ZoneData::new(origin.clone(), s.clone(), r.ttl))
                     }
-                    d => {
-                        records.insert((r.name.to_lowercase(), d.clone()), r.ttl);
-                    }
+                    _ => records.push(r.clone()),
                 }
             }
         }
-        let (soa, soa_ttl) = soa.ok_or_else(|| perr("no SOA at the zone apex".into()))?;
-        Ok(ZoneData {
-            origin: origin.clone(),
-            soa,
-            soa_ttl,
-            records,
-        })
+        let mut z = z.ok_or_else(|| perr("no SOA at the zone apex".into()))?;
+        for r in &records {
+            z.insert(r);
+        }
+        Ok(z)
     }
 
     /// The SOA as a record (for queries and logs).
@@ -178,10 +164,10 @@ impl ZoneData {
     }
 }
 
-/// One master-file line, or `None` for a type RPZ ignores. TXT strings are quoted with
-/// `"` and `\` escaped and non-printable bytes written as `?` (hickory's reader does not take
-/// `\DDD` back), so no received byte can end the line or start a directive.
-fn record_line(name: &Name, ttl: u32, data: &RData) -> Option<String> {
+/// `owner TYPE rdata`, or `None` for a type RPZ ignores (and the SOA). TXT strings are quoted
+/// with `"` and `\` escaped and non-printable bytes written as `?` (hickory's reader does not
+/// take `\DDD` back), so no received byte can end the line or start a directive.
+fn record_key(name: &Name, data: &RData) -> Option<Box<str>> {
     let rdata = match data {
         RData::CNAME(c) => c.0.to_string(),
         RData::NS(n) => n.0.to_string(),
@@ -196,7 +182,7 @@ fn record_line(name: &Name, ttl: u32, data: &RData) -> Option<String> {
         _ => return None,
     };
     let ty = data.record_type();
-    Some(format!("{name} {ttl} IN {ty} {rdata}"))
+    Some(format!("{} {ty} {rdata}", name.to_lowercase()).into())
 }
 
 fn quote(bytes: &[u8]) -> String {
@@ -260,15 +246,10 @@ mod tests {
         let back = ZoneData::load(&p, &n("rpz.test.")).unwrap();
         assert_eq!(back.serial(), 7);
         assert_eq!(back.records.len(), z.records.len());
-        let txt = back
+        assert_eq!(back.records, z.records);
+        assert!(back
             .records
-            .keys()
-            .find_map(|(_, d)| match d {
-                RData::TXT(t) => Some(t.txt_data[0].clone()),
-                _ => None,
-            })
-            .unwrap();
-        assert_eq!(&txt[..], b"a \"quoted\"?$INCLUDE /etc/passwd");
+            .contains_key("note.example.rpz.test. TXT \"a \\\"quoted\\\"?$INCLUDE /etc/passwd\""));
     }
 
     #[test]

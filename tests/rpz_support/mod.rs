@@ -284,3 +284,31 @@ pub mod fake {
         m.to_vec().unwrap()
     }
 }
+
+/// PowerDNS Recursor forwarding example.com to the hierarchy's server, with the RPZ zone from
+/// `primary`, polled every second (4.8 takes no NOTIFY for RPZ).
+pub fn start_pdns_recursor(
+    dir: &Path,
+    addr: SocketAddr,
+    example_com: SocketAddr,
+    zone: &str,
+    primary: SocketAddr,
+) -> Proc {
+    std::fs::write(
+        dir.join("recursor.lua"),
+        format!("rpzPrimary(\"{primary}\", \"{zone}\", {{refresh=1}})\n"),
+    )
+    .unwrap();
+    let d = dir.display();
+    let conf = format!(
+        "local-address={ip}\nlocal-port={port}\nallow-from=127.0.0.0/8\ndont-query=\nlua-config-file={d}/recursor.lua\nsocket-dir={d}\ndaemon=no\nwrite-pid=no\ndisable-syslog=yes\nthreads=1\nforward-zones=example.com={example_com}\nmax-cache-ttl=1\nmax-negative-ttl=1\npacketcache-ttl=0\n",
+        ip = addr.ip(),
+        port = addr.port(),
+    );
+    std::fs::write(dir.join("recursor.conf"), conf).unwrap();
+    Proc::spawn(
+        "pdns_recursor",
+        Command::new(which("pdns_recursor").unwrap()).arg(format!("--config-dir={d}")),
+        dir.join("pdns.log"),
+    )
+}
