@@ -42,6 +42,15 @@ async fn rcode(server: SocketAddr, name: &str) -> ResponseCode {
         .response_code
 }
 
+/// The rcode, or `None` when the server does not answer within a second (still starting).
+async fn try_rcode(server: SocketAddr, name: &str) -> Option<ResponseCode> {
+    let q = query_message(name, RecordType::A, Some(1232));
+    let raw = udp_raw(server, &q.to_vec().unwrap(), Duration::from_secs(1)).await?;
+    Message::from_vec(&raw)
+        .ok()
+        .map(|m| m.metadata.response_code)
+}
+
 /// Waits (at most `secs`) until `name` is blocked (NXDOMAIN) or resolves (NOERROR) at `server`.
 async fn wait_for(server: SocketAddr, name: &str, blocked: bool, secs: u64, what: &str) {
     let want = if blocked {
@@ -50,10 +59,10 @@ async fn wait_for(server: SocketAddr, name: &str, blocked: bool, secs: u64, what
         ResponseCode::NoError
     };
     let end = Instant::now() + Duration::from_secs(secs);
-    let mut last = ResponseCode::ServFail;
+    let mut last = None;
     while Instant::now() < end {
-        last = rcode(server, name).await;
-        if last == want {
+        last = try_rcode(server, name).await;
+        if last == Some(want) {
             return;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;

@@ -53,7 +53,18 @@ pub type EntryList = Vec<(Box<str>, RpzAction)>;
 /// policy keeps its last good copy).
 pub struct Exporter {
     settings: ExportSettings,
-    last_good: HashMap<String, Arc<CollectedRules>>,
+    /// Per list: the file's stamp when read, and its rules (the last good ones).
+    last_good: HashMap<String, (Option<Stamp>, Arc<CollectedRules>)>,
+}
+
+/// Modification time, size, inode: a list whose stamp did not change is not parsed again
+/// (a runtime entry added next to a 1M-name feed re-reads only the runtime list).
+type Stamp = (std::time::SystemTime, u64, u64);
+
+fn stamp(path: &std::path::Path) -> Option<Stamp> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.modified().ok()?, m.len(), m.ino()))
 }
 
 impl Exporter {
@@ -75,18 +86,27 @@ impl Exporter {
             {
                 continue;
             }
-            let rules = match collect_list_rules(spec) {
-                Ok(r) => {
-                    let r = Arc::new(r);
-                    self.last_good.insert(spec.name.clone(), Arc::clone(&r));
-                    r
-                }
-                Err(e) => match self.last_good.get(&spec.name) {
-                    Some(r) => {
-                        tracing::warn!(list = %spec.name, "rpz server: {e}; serving its last good rules");
-                        Arc::clone(r)
+            let now = stamp(&spec.path);
+            let unchanged = self
+                .last_good
+                .get(&spec.name)
+                .filter(|(was, _)| now.is_some() && *was == now);
+            let rules = match unchanged {
+                Some((_, r)) => Arc::clone(r),
+                None => match collect_list_rules(spec) {
+                    Ok(r) => {
+                        let r = Arc::new(r);
+                        self.last_good
+                            .insert(spec.name.clone(), (now, Arc::clone(&r)));
+                        r
                     }
-                    None => continue,
+                    Err(e) => match self.last_good.get(&spec.name) {
+                        Some((_, r)) => {
+                            tracing::warn!(list = %spec.name, "rpz server: {e}; serving its last good rules");
+                            Arc::clone(r)
+                        }
+                        None => continue,
+                    },
                 },
             };
             let list_action = spec.action.unwrap_or(self.settings.default_action);

@@ -204,37 +204,37 @@ impl Secondary {
                 (z, "axfr")
             }
             Outcome::Incremental { diffs } => {
-                // Applied to a clone: a difference that does not fit leaves our copy untouched.
-                let Some(mut z) = copy.clone() else {
+                // Applied in place (a zone of millions of records is not cloned per change);
+                // each difference undoes itself when it does not fit, and on any failure the
+                // copy is read back from disk, which is what the policy in force was built from.
+                let Some(mut z) = copy.take() else {
                     return Err(RefreshError::Mismatch("an IXFR without a copy".into()));
                 };
-                let mut applied = Ok(());
-                for (d, soa) in &diffs {
-                    applied = z.apply(d, soa.clone());
-                    if applied.is_err() {
-                        break;
-                    }
-                }
+                let applied = diffs
+                    .iter()
+                    .try_for_each(|(d, soa)| z.apply(d, soa.clone()));
                 match applied {
                     Ok(()) => (z, "ixfr"),
                     Err(e) => {
                         tracing::warn!(list = %self.list, "rpz: {e}; asking for the whole zone");
                         self.metrics.transfer(&self.list, "mismatch");
-                        let mut none = None;
-                        return Box::pin(self.refresh(&mut none)).await.map(|()| {
-                            *copy = none;
-                        });
+                        let mut fresh = None;
+                        let r = Box::pin(self.refresh(&mut fresh)).await;
+                        *copy = fresh.or_else(|| ZoneData::load(&self.path, &self.zone).ok());
+                        return r;
                     }
                 }
             }
         };
-        self.install(next, kind, copy).await
+        let from = have.as_ref().map(|s| s.serial);
+        self.install(next, kind, from, copy).await
     }
 
     async fn install(
         &self,
         next: ZoneData,
         kind: &'static str,
+        from: Option<u32>,
         copy: &mut Option<ZoneData>,
     ) -> Result<(), RefreshError> {
         let path = self.path.clone();
@@ -242,7 +242,6 @@ impl Secondary {
             .await
             .map_err(|e| RefreshError::Write(e.to_string()))?;
         written.map_err(|e| RefreshError::Write(e.to_string()))?;
-        let from = copy.as_ref().map(|z| z.serial());
         tracing::info!(list = %self.list, kind, from = ?from, serial = next.serial(), records = next.records.len(), "rpz: zone updated");
         self.set_serial(next.serial());
         self.metrics.transfer(&self.list, kind);

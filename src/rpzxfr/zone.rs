@@ -73,16 +73,22 @@ impl ZoneData {
     }
 
     /// Applies one difference sequence; a deletion of a record we do not hold means our copy
-    /// and the primary's history disagree (the caller then asks for the whole zone).
+    /// and the primary's history disagree (the caller then asks for the whole zone). On that
+    /// error the sequence is undone, so the copy stays at the previous serial.
     pub fn apply(&mut self, diff: &Diff, new_soa: SOA) -> Result<(), ZoneError> {
+        let mut removed: Vec<(Box<str>, u32)> = Vec::with_capacity(diff.deleted.len());
         for r in &diff.deleted {
             let Some(k) = record_key(&r.name, &r.data) else {
                 continue;
             };
-            if self.records.remove(&k).is_none() {
-                return Err(ZoneError::Mismatch(format!(
-                    "deleted record {k} is not in our copy"
-                )));
+            match self.records.remove(&k) {
+                Some(ttl) => removed.push((k, ttl)),
+                None => {
+                    self.records.extend(removed);
+                    return Err(ZoneError::Mismatch(format!(
+                        "deleted record {k} is not in our copy"
+                    )));
+                }
             }
         }
         for r in &diff.added {
@@ -109,9 +115,7 @@ impl ZoneData {
             self.origin, self.origin, self.origin, self.soa_ttl, s.mname, s.rname, s.serial, s.refresh, s.retry, s.expire, s.minimum
         )
         .map_err(err)?;
-        let mut keys: Vec<(&Box<str>, &u32)> = self.records.iter().collect();
-        keys.sort_unstable();
-        for (k, ttl) in keys {
+        for (k, ttl) in &self.records {
             let (owner, rest) = k.split_once(' ').unwrap_or((k, ""));
             writeln!(w, "{owner} {ttl} IN {rest}").map_err(err)?;
         }
