@@ -566,6 +566,8 @@ async fn rpz_server_tsig_streams_a_large_zone() {
     );
 
     // A change reaches the signed secondary as a signed IXFR.
+    let old_serial = metric(a.admin_addr().unwrap(), "dnsward_rpz_server_serial ").await as u32;
+    assert!(old_serial > 0);
     let (st, _) = http(
         a.admin_addr().unwrap(),
         "POST",
@@ -583,6 +585,26 @@ async fn rpz_server_tsig_streams_a_large_zone() {
         )
         .await
             >= 1.0
+    );
+    // dig's IXFR from the old serial gets just the difference; from a serial the history does
+    // not hold, the whole zone.
+    let ixfr = dig(&[
+        "-p",
+        &port,
+        &at,
+        zone,
+        &format!("IXFR={old_serial}"),
+        "-y",
+        &good_key,
+    ]);
+    assert!(ixfr.contains("bad2.example.com.rpz.tsig."), "{ixfr}");
+    assert!(
+        !ixfr.contains("n2999.big.test"),
+        "incremental, not the whole zone"
+    );
+    let full = dig(&["-p", &port, &at, zone, "IXFR=1", "-y", &good_key]);
+    assert!(
+        full.contains("n2999.big.test.rpz.tsig.") && full.contains("bad2.example.com.rpz.tsig.")
     );
     b.shutdown().await;
     a.shutdown().await;
