@@ -76,7 +76,9 @@ impl Exporter {
     }
 
     pub fn compile(&mut self, specs: &[ListSpec]) -> Entries {
-        let mut out = Entries::new();
+        // Every (owner, action) in config and line order, then sorted and merged: a sort and a
+        // bulk build cost far less than millions of map inserts.
+        let mut all: Vec<(Box<str>, RpzAction)> = Vec::new();
         for spec in specs {
             if spec.format == ListFormat::Rpz
                 || matches!(
@@ -116,20 +118,20 @@ impl Exporter {
                 };
                 match kind {
                     Kind::Subtree => {
-                        put(&mut out, name.clone(), a);
-                        put(&mut out, format!("*.{name}").into(), a);
+                        all.push((name.clone(), a));
+                        all.push((format!("*.{name}").into(), a));
                     }
-                    Kind::Exact => put(&mut out, name.clone(), a),
-                    Kind::Wildcard => put(&mut out, format!("*.{name}").into(), a),
+                    Kind::Exact => all.push((name.clone(), a)),
+                    Kind::Wildcard => all.push((format!("*.{name}").into(), a)),
                 }
             }
             for (net, act) in &rules.ips {
                 if let Some(a) = rpz_action(*act, list_action) {
-                    put(&mut out, rpz_ip_owner(net).into(), a);
+                    all.push((rpz_ip_owner(net).into(), a));
                 }
             }
         }
-        out
+        merge(all)
     }
 
     pub fn settings(&self) -> ExportSettings {
@@ -137,15 +139,22 @@ impl Exporter {
     }
 }
 
-/// Allow wins over everything; otherwise the first list (in config order) decides.
-fn put(out: &mut Entries, owner: Box<str>, a: RpzAction) {
-    match out.get_mut(&owner) {
-        Some(cur) if a == RpzAction::Passthru => *cur = a,
-        Some(_) => {}
-        None => {
-            out.insert(owner, a);
+/// One action per owner: allow wins over everything; otherwise the first list (in config
+/// order, then line order) decides. The stable sort keeps that order among equal owners.
+fn merge(mut all: Vec<(Box<str>, RpzAction)>) -> Entries {
+    all.sort_by(|x, y| x.0.cmp(&y.0));
+    let mut merged: Vec<(Box<str>, RpzAction)> = Vec::with_capacity(all.len());
+    for (owner, a) in all {
+        match merged.last_mut() {
+            Some((last, cur)) if *last == owner => {
+                if a == RpzAction::Passthru {
+                    *cur = a;
+                }
+            }
+            _ => merged.push((owner, a)),
         }
     }
+    merged.into_iter().collect()
 }
 
 /// RPZ has no REFUSED: a refused block is served as NXDOMAIN.
@@ -248,25 +257,80 @@ pub fn entry_records(
 /// Differences between two entry sets: (removed, added), an entry whose action changed in
 /// both.
 pub fn diff(old: &Entries, new: &Entries) -> (EntryList, EntryList) {
+    // Both maps are sorted: one walk over the two, no lookups.
     let mut removed = Vec::new();
     let mut added = Vec::new();
-    for (k, a) in old {
-        if new.get(k) != Some(a) {
-            removed.push((k.clone(), *a));
+    let mut o = old.iter().peekable();
+    let mut n = new.iter().peekable();
+    loop {
+        match (o.peek(), n.peek()) {
+            (Some((ok, oa)), Some((nk, na))) => match ok.cmp(nk) {
+                std::cmp::Ordering::Less => {
+                    removed.push(((*ok).clone(), **oa));
+                    o.next();
+                }
+                std::cmp::Ordering::Greater => {
+                    added.push(((*nk).clone(), **na));
+                    n.next();
+                }
+                std::cmp::Ordering::Equal => {
+                    if oa != na {
+                        removed.push(((*ok).clone(), **oa));
+                        added.push(((*nk).clone(), **na));
+                    }
+                    o.next();
+                    n.next();
+                }
+            },
+            (Some((ok, oa)), None) => {
+                removed.push(((*ok).clone(), **oa));
+                o.next();
+            }
+            (None, Some((nk, na))) => {
+                added.push(((*nk).clone(), **na));
+                n.next();
+            }
+            (None, None) => return (removed, added),
         }
     }
-    for (k, a) in new {
-        if old.get(k) != Some(a) {
-            added.push((k.clone(), *a));
-        }
-    }
-    (removed, added)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::policy::Category;
+
+    #[test]
+    fn diff_finds_removed_added_and_changed() {
+        let e = |v: &[(&str, RpzAction)]| -> Entries {
+            v.iter().map(|(k, a)| (Box::from(*k), *a)).collect()
+        };
+        let old = e(&[
+            ("a", RpzAction::Nxdomain),
+            ("b", RpzAction::Nxdomain),
+            ("c", RpzAction::Nodata),
+        ]);
+        let new = e(&[
+            ("b", RpzAction::Passthru),
+            ("c", RpzAction::Nodata),
+            ("d", RpzAction::Drop),
+        ]);
+        let (removed, added) = diff(&old, &new);
+        assert_eq!(
+            removed,
+            vec![
+                ("a".into(), RpzAction::Nxdomain),
+                ("b".into(), RpzAction::Nxdomain)
+            ]
+        );
+        assert_eq!(
+            added,
+            vec![
+                ("b".into(), RpzAction::Passthru),
+                ("d".into(), RpzAction::Drop)
+            ]
+        );
+    }
 
     #[test]
     fn rpz_ip_owners_round_trip_through_the_rpz_parser() {
