@@ -91,8 +91,9 @@ pub fn opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>,
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text.trim())
-        .map_err(|e| format!("{text:?} is not a duration ({e}); write e.g. \"30s\", \"15m\", \"1h\""))
+    humantime::parse_duration(text.trim()).map_err(|e| {
+        format!("{text:?} is not a duration ({e}); write e.g. \"30s\", \"15m\", \"1h\"")
+    })
 }
 
 /// Whether a feed URL may be plain `http`: only to this machine (a test server, a local
@@ -132,19 +133,13 @@ pub fn problems(config: &Config) -> Vec<(String, String)> {
         ));
     }
     if f.timeout < Duration::from_secs(1) || f.timeout > Duration::from_secs(600) {
-        out.push((
-            "feeds.timeout".into(),
-            "must be between 1s and 10m".into(),
-        ));
+        out.push(("feeds.timeout".into(), "must be between 1s and 10m".into()));
     }
     if f.retries > 10 {
         out.push(("feeds.retries".into(), "must be at most 10".into()));
     }
     if f.retry_backoff > Duration::from_secs(600) {
-        out.push((
-            "feeds.retry_backoff".into(),
-            "must be at most 10m".into(),
-        ));
+        out.push(("feeds.retry_backoff".into(), "must be at most 10m".into()));
     }
     if f.max_redirects > 20 {
         out.push(("feeds.max_redirects".into(), "must be at most 20".into()));
@@ -162,7 +157,10 @@ pub fn problems(config: &Config) -> Vec<(String, String)> {
             _ => {}
         }
         let Some(url) = &l.url else {
-            for (key, set) in [("refresh", l.refresh.is_some()), ("snapshot", l.snapshot.is_some())] {
+            for (key, set) in [
+                ("refresh", l.refresh.is_some()),
+                ("snapshot", l.snapshot.is_some()),
+            ] {
                 if set {
                     out.push((
                         format!("lists[{i}].{key}"),
@@ -191,7 +189,10 @@ pub fn problems(config: &Config) -> Vec<(String, String)> {
         if l.refresh.is_some_and(|r| r < MIN_REFRESH) {
             out.push((
                 format!("lists[{i}].refresh"),
-                format!("must be at least {}", humantime::format_duration(MIN_REFRESH)),
+                format!(
+                    "must be at least {}",
+                    humantime::format_duration(MIN_REFRESH)
+                ),
             ));
         }
         if !is_feed_name(&l.name) {
@@ -221,7 +222,10 @@ mod tests {
     fn problems_of(text: &str) -> Vec<String> {
         match Config::from_text(text, Path::new("/tmp/feeds-test/config.toml")) {
             Ok(_) => Vec::new(),
-            Err(p) => p.iter().map(|p| format!("{}: {}", p.key, p.message)).collect(),
+            Err(p) => p
+                .iter()
+                .map(|p| format!("{}: {}", p.key, p.message))
+                .collect(),
         }
     }
 

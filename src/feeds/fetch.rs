@@ -89,7 +89,11 @@ impl Fetcher {
             }
         });
         let client = reqwest::Client::builder()
-            .user_agent(concat!("dnsward/", env!("CARGO_PKG_VERSION"), " (threat feed fetcher)"))
+            .user_agent(concat!(
+                "dnsward/",
+                env!("CARGO_PKG_VERSION"),
+                " (threat feed fetcher)"
+            ))
             .timeout(cfg.timeout)
             .connect_timeout(cfg.timeout.min(Duration::from_secs(10)))
             .redirect(redirects)

@@ -63,11 +63,7 @@ impl FeedMetrics {
             "Rejected downloads and failed fetches by list and kind",
             m.problems.clone(),
         );
-        registry.register(
-            "entries",
-            "Entries of the copy in force",
-            m.entries.clone(),
-        );
+        registry.register("entries", "Entries of the copy in force", m.entries.clone());
         registry.register(
             "age_seconds",
             "Age of the copy in force (since its download, or the snapshot's date)",

@@ -47,7 +47,9 @@ pub enum FeedError {
     UnknownFeed(String),
     #[error("feed {0:?} has no rejected download to accept")]
     NothingRejected(String),
-    #[error("feed {name:?}: the rejected download is not a list and cannot be accepted ({reason})")]
+    #[error(
+        "feed {name:?}: the rejected download is not a list and cannot be accepted ({reason})"
+    )]
     NotAcceptable { name: String, reason: String },
     #[error("feed cache: {0}")]
     Store(#[from] StoreError),
@@ -93,10 +95,20 @@ impl FeedSpec {
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "result", rename_all = "snake_case")]
 pub enum Outcome {
-    Updated { entries: usize, bad_lines: usize },
+    Updated {
+        entries: usize,
+        bad_lines: usize,
+    },
     NotModified,
-    Rejected { kind: String, reason: String, acceptable: bool },
-    Failed { kind: String, error: String },
+    Rejected {
+        kind: String,
+        reason: String,
+        acceptable: bool,
+    },
+    Failed {
+        kind: String,
+        error: String,
+    },
 }
 
 struct Feed {
@@ -287,7 +299,13 @@ impl Feeds {
         let (f, max_shrink) = (Arc::clone(feed), self.max_shrink);
         let previous = feed.state.lock().entries;
         let judged = tokio::task::spawn_blocking(move || {
-            judge_download(&f.spec, &bytes, content_type.as_deref(), previous, max_shrink)
+            judge_download(
+                &f.spec,
+                &bytes,
+                content_type.as_deref(),
+                previous,
+                max_shrink,
+            )
         })
         .await
         .unwrap_or_else(|e| Err(Judged::Store(format!("judging the download crashed: {e}"))));
@@ -475,7 +493,11 @@ fn static_kind(kind: &str) -> &'static str {
         "client",
         "store",
     ];
-    KINDS.iter().find(|k| **k == kind).copied().unwrap_or("other")
+    KINDS
+        .iter()
+        .find(|k| **k == kind)
+        .copied()
+        .unwrap_or("other")
 }
 
 enum Judged {
@@ -495,9 +517,16 @@ fn judge_download(
     let files = &spec.files;
     guard::check_content(content_type, bytes).map_err(Judged::Rejected)?;
     store::write_atomic(&files.download, bytes).map_err(|e| Judged::Store(e.to_string()))?;
-    match guard::check_list(&files.download, spec.format, spec.category, previous, max_shrink) {
+    match guard::check_list(
+        &files.download,
+        spec.format,
+        spec.category,
+        previous,
+        max_shrink,
+    ) {
         Ok(passed) => {
-            store::replace(&files.download, &files.list).map_err(|e| Judged::Store(e.to_string()))?;
+            store::replace(&files.download, &files.list)
+                .map_err(|e| Judged::Store(e.to_string()))?;
             Ok(passed)
         }
         Err(r) => {
@@ -524,20 +553,35 @@ pub fn check_report(config: &Config) -> Vec<String> {
         .into_iter()
         .map(|spec| {
             let state = FeedState::load(&spec.files);
+            let snapshot = spec.snapshot.is_some();
             let st = status_of(&spec, state, now);
-            describe(&st, now)
+            describe(&st, snapshot, now)
         })
         .collect()
 }
 
-fn describe(s: &FeedStatus, now: u64) -> String {
+fn describe(s: &FeedStatus, has_snapshot: bool, now: u64) -> String {
     let ago = |t: Option<u64>| {
         t.map_or("never".to_string(), |t| {
-            format!("{} ago", humantime::format_duration(Duration::from_secs(now.saturating_sub(t))))
+            format!(
+                "{} ago",
+                humantime::format_duration(Duration::from_secs(now.saturating_sub(t)))
+            )
         })
     };
     let source = match s.state.source {
-        CopySource::None => "no copy yet".to_string(),
+        CopySource::None => {
+            return format!(
+                "feed {:?} ({}): no download yet, {}",
+                s.name,
+                s.url,
+                if has_snapshot {
+                    "the shipped snapshot is used"
+                } else {
+                    "the list is empty until the first download"
+                }
+            )
+        }
         CopySource::Snapshot => "the shipped snapshot".to_string(),
         CopySource::Download => "a download".to_string(),
     };
@@ -548,11 +592,18 @@ fn describe(s: &FeedStatus, now: u64) -> String {
         humantime::format_duration(Duration::from_secs(s.refresh_secs)),
         s.state.entries,
         source,
-        s.age_secs.map_or("unknown".to_string(), |a| humantime::format_duration(Duration::from_secs(a)).to_string()),
+        s.age_secs
+            .map_or("unknown".to_string(), |a| humantime::format_duration(
+                Duration::from_secs(a)
+            )
+            .to_string()),
         ago(s.state.last_success_unix),
     );
     if let Some(e) = &s.state.last_error {
-        out.push_str(&format!("\n  last error ({}): {e}", ago(s.state.last_error_unix)));
+        out.push_str(&format!(
+            "\n  last error ({}): {e}",
+            ago(s.state.last_error_unix)
+        ));
     }
     if let Some(r) = &s.state.rejected {
         out.push_str(&format!(
