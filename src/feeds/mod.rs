@@ -162,6 +162,14 @@ pub fn prepare(config: &Config) -> Result<Vec<FeedSpec>, FeedError> {
                 state.save(&f.files)?;
             }
         }
+        if state.source == CopySource::None && f.files.list.is_file() {
+            // A cached copy without its state file (deleted, or an older dnsward): count it,
+            // so the shrink guard has a base.
+            state.source = CopySource::Download;
+            state.entries = count_entries(f, &f.files.list);
+            state.copy_unix = store::file_mtime(&f.files.list);
+            state.save(&f.files)?;
+        }
         if state.url != f.url {
             // Another feed behind the same name: its validators mean nothing here.
             state.url = f.url.clone();

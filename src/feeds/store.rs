@@ -162,12 +162,15 @@ pub fn seed_from_snapshot(files: &FeedFiles, snapshot: &Path) -> Result<Option<u
     }
     let bytes = std::fs::read(snapshot).map_err(io_err(snapshot))?;
     write_atomic(&files.list, &bytes)?;
-    let mtime = std::fs::metadata(snapshot)
-        .and_then(|m| m.modified())
+    Ok(Some(file_mtime(snapshot).unwrap_or_else(unix_now)))
+}
+
+/// A file's modification time, in seconds since the epoch.
+pub fn file_mtime(path: &Path) -> Option<u64> {
+    let t = std::fs::metadata(path).and_then(|m| m.modified()).ok()?;
+    t.duration_since(SystemTime::UNIX_EPOCH)
         .ok()
-        .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
-        .map(|d| d.as_secs());
-    Ok(Some(mtime.unwrap_or_else(unix_now)))
+        .map(|d| d.as_secs())
 }
 
 pub fn unix_now() -> u64 {
