@@ -315,6 +315,21 @@ async fn feed_change_blocks_on_the_timer_and_an_unchanged_feed_answers_304() {
     assert_eq!(out["result"], "not_modified", "{out}");
     assert_eq!(feed.st.not_modified.load(Ordering::SeqCst), before + 1);
     assert_eq!(blocked_by(dns, "b2").await.as_deref(), Some("feed"));
+    // A feed without validators that sends the same bytes again: no rewrite, no reload.
+    let Reply::List { body, .. } = list(&["b0", "b1", "b2"], "v2") else {
+        unreachable!()
+    };
+    let (_, before) = api(admin, "GET", "/api/stats").await;
+    feed.set(Reply::Raw {
+        content_type: "text/plain",
+        body: body.into_bytes(),
+    });
+    assert_eq!(refresh(admin).await["result"], "unchanged");
+    let (_, after) = api(admin, "GET", "/api/stats").await;
+    assert_eq!(
+        after["policy"]["reloads"], before["policy"]["reloads"],
+        "no reload for identical bytes"
+    );
     let m = metrics(admin).await;
     assert!(
         sample(

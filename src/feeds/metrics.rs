@@ -13,7 +13,7 @@ use prometheus_client::registry::Registry;
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct FetchLabels {
     pub list: String,
-    /// `updated`, `not_modified`, `rejected`, `failed`.
+    /// `updated`, `not_modified`, `unchanged`, `rejected`, `failed`.
     pub result: &'static str,
 }
 
@@ -55,7 +55,7 @@ impl FeedMetrics {
         };
         registry.register(
             "fetches",
-            "Feed fetches by list and result (updated, not_modified, rejected, failed)",
+            "Feed fetches by list and result (updated, not_modified, unchanged, rejected, failed)",
             m.fetches.clone(),
         );
         registry.register(

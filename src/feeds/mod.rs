@@ -100,6 +100,8 @@ pub enum Outcome {
         bad_lines: usize,
     },
     NotModified,
+    /// A full download identical to the copy in force (a feed without validators).
+    Unchanged,
     Rejected {
         kind: String,
         reason: String,
@@ -319,7 +321,17 @@ impl Feeds {
         .unwrap_or_else(|e| Err(Judged::Store(format!("judging the download crashed: {e}"))));
         let name = &feed.spec.name;
         match judged {
-            Ok(passed) => {
+            Ok(None) => {
+                tracing::info!(list = %name, "feed unchanged");
+                self.update(feed, |s| {
+                    s.etag = validators.etag;
+                    s.last_modified = validators.last_modified;
+                    s.last_success_unix = Some(unix_now());
+                    s.rejected = None;
+                });
+                Outcome::Unchanged
+            }
+            Ok(Some(passed)) => {
                 self.update(feed, |s| {
                     let now = unix_now();
                     s.etag = validators.etag;
@@ -420,6 +432,7 @@ impl Feeds {
         let (result, problem) = match outcome {
             Outcome::Updated { .. } => ("updated", None),
             Outcome::NotModified => ("not_modified", None),
+            Outcome::Unchanged => ("unchanged", None),
             Outcome::Rejected { kind, .. } => ("rejected", Some(kind.as_str())),
             Outcome::Failed { kind, .. } => ("failed", Some(kind.as_str())),
         };
@@ -514,15 +527,20 @@ enum Judged {
 }
 
 /// The guards, then the file moves: a good download becomes `NAME.list`; a rejected one that
-/// is a list is kept as `NAME.rejected` for an operator; anything else is deleted.
+/// is a list is kept as `NAME.rejected` for an operator; anything else is deleted. `None`: the
+/// download is the copy in force byte for byte (no rewrite, no reload).
 fn judge_download(
     spec: &FeedSpec,
     bytes: &[u8],
     content_type: Option<&str>,
     previous: usize,
     max_shrink: f64,
-) -> Result<guard::Passed, Judged> {
+) -> Result<Option<guard::Passed>, Judged> {
     let files = &spec.files;
+    let same_size = std::fs::metadata(&files.list).is_ok_and(|m| m.len() == bytes.len() as u64);
+    if same_size && std::fs::read(&files.list).is_ok_and(|current| current == bytes) {
+        return Ok(None);
+    }
     guard::check_content(content_type, bytes).map_err(Judged::Rejected)?;
     store::write_atomic(&files.download, bytes).map_err(|e| Judged::Store(e.to_string()))?;
     match guard::check_list(
@@ -535,7 +553,7 @@ fn judge_download(
         Ok(passed) => {
             store::replace(&files.download, &files.list)
                 .map_err(|e| Judged::Store(e.to_string()))?;
-            Ok(passed)
+            Ok(Some(passed))
         }
         Err(r) => {
             let kept = if r.acceptable() {
