@@ -621,6 +621,7 @@ async fn hostile_feeds_are_bounded_rejected_and_counted_while_the_last_good_copy
         let t0 = Instant::now();
         let out = refresh(admin).await;
         let took = t0.elapsed();
+        eprintln!("{kind}: {result} in {took:?}");
         assert_eq!(
             (out["result"].as_str(), out["kind"].as_str()),
             (Some(result), Some(kind)),
@@ -648,6 +649,7 @@ async fn hostile_feeds_are_bounded_rejected_and_counted_while_the_last_good_copy
         );
     }
     let sent = feed.st.huge_bytes_sent.load(Ordering::SeqCst);
+    eprintln!("oversized body: {sent} bytes produced by the server before the client hung up");
     assert!(
         sent < 64 << 20,
         "the 2 GB body was cut off early ({sent} bytes produced)"
