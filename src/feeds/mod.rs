@@ -12,13 +12,17 @@
 //! - `config.rs`: `[feeds]`, the feed keys of `[[lists]]` and their checks.
 //! - `fetch.rs`: the download (reqwest): validators, size limit, timeout, redirects, retries.
 //! - `guard.rs`: is the download a list, and not one that wipes protection?
-//! - `store.rs`: the files in `cache_dir`, written atomically.
+//! - `intake.rs`: a download's way in (guards, then the file moves).
+//! - `store.rs`: the files in `cache_dir`, written atomically, and the persisted status.
+//! - `report.rs`: the status for `/api/stats` and `dnsward check`.
 //! - `metrics.rs`: the feed metrics.
 
 pub mod config;
 pub mod fetch;
 pub mod guard;
+mod intake;
 pub mod metrics;
+pub mod report;
 pub mod store;
 
 use std::path::PathBuf;
@@ -32,11 +36,12 @@ use crate::config::Config;
 use crate::policy::reload::PolicyStore;
 use crate::policy::{Category, ListFormat};
 use fetch::{FetchError, Fetched, Fetcher, Validators};
-use guard::Rejected;
+use intake::{judge_download, Judged};
 use metrics::{FeedMetrics, FetchLabels, ListLabel, ProblemLabels};
 use store::{unix_now, CopySource, FeedFiles, FeedState, Rejection, StoreError};
 
 pub use config::FeedsConfig;
+pub use report::{check_report, FeedStatus};
 
 /// After a failed fetch the next try comes sooner than `refresh`, but not sooner than this.
 const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(300);
@@ -118,18 +123,6 @@ struct Feed {
     state: Mutex<FeedState>,
     /// One fetch or accept at a time per feed (the timer and the admin API).
     busy: tokio::sync::Mutex<()>,
-}
-
-/// A feed's status for `/api/stats` and `dnsward check`.
-#[derive(Debug, Clone, Serialize)]
-pub struct FeedStatus {
-    pub name: String,
-    pub url: String,
-    pub refresh_secs: u64,
-    pub file: PathBuf,
-    #[serde(flatten)]
-    pub state: FeedState,
-    pub age_secs: Option<u64>,
 }
 
 pub struct Feeds {
@@ -283,10 +276,7 @@ impl Feeds {
             Err(e) => {
                 let entries = feed.state.lock().entries;
                 tracing::warn!(list = %name, url = %feed.spec.url, error = %e, entries, "feed unreachable; the last good copy stays in force");
-                self.update(feed, |s| {
-                    s.last_error = Some(e.to_string());
-                    s.last_error_unix = Some(unix_now());
-                });
+                self.update(feed, |s| s.record_failure(e.to_string(), unix_now()));
                 Outcome::Failed {
                     kind: e.kind().into(),
                     error: e.to_string(),
@@ -323,24 +313,14 @@ impl Feeds {
         match judged {
             Ok(None) => {
                 tracing::info!(list = %name, "feed unchanged");
-                self.update(feed, |s| {
-                    s.etag = validators.etag;
-                    s.last_modified = validators.last_modified;
-                    s.last_success_unix = Some(unix_now());
-                    s.rejected = None;
-                });
+                let (etag, modified) = (validators.etag, validators.last_modified);
+                self.update(feed, |s| s.record_unchanged(etag, modified, unix_now()));
                 Outcome::Unchanged
             }
             Ok(Some(passed)) => {
+                let (etag, modified) = (validators.etag, validators.last_modified);
                 self.update(feed, |s| {
-                    let now = unix_now();
-                    s.etag = validators.etag;
-                    s.last_modified = validators.last_modified;
-                    s.source = CopySource::Download;
-                    s.copy_unix = Some(now);
-                    s.entries = passed.entries;
-                    s.last_success_unix = Some(now);
-                    s.rejected = None;
+                    s.record_download(etag, modified, passed.entries, unix_now())
                 });
                 tracing::info!(list = %name, entries = passed.entries, bad_lines = passed.bad_lines, "feed updated");
                 self.policy.reload(&format!("feed {name} updated")).await;
@@ -353,20 +333,16 @@ impl Feeds {
                 tracing::error!(list = %name, url = %feed.spec.url, kept_entries = previous, reason = %r,
                     "feed download rejected; the last good copy stays in force{}",
                     if r.acceptable() { format!(" (POST /api/lists/{name}/accept puts it in force)") } else { String::new() });
-                let now = unix_now();
-                self.update(feed, |s| {
-                    s.last_error = Some(r.to_string());
-                    s.last_error_unix = Some(now);
-                    s.rejected = Some(Rejection {
-                        kind: r.kind().into(),
-                        reason: r.to_string(),
-                        unix: now,
-                        entries: r.entries(),
-                        acceptable: r.acceptable(),
-                        etag: validators.etag,
-                        last_modified: validators.last_modified,
-                    });
-                });
+                let rejection = Rejection {
+                    kind: r.kind().into(),
+                    reason: r.to_string(),
+                    unix: unix_now(),
+                    entries: r.entries(),
+                    acceptable: r.acceptable(),
+                    etag: validators.etag,
+                    last_modified: validators.last_modified,
+                };
+                self.update(feed, |s| s.record_rejection(rejection));
                 Outcome::Rejected {
                     kind: r.kind().into(),
                     reason: r.to_string(),
@@ -375,10 +351,7 @@ impl Feeds {
             }
             Err(Judged::Store(e)) => {
                 tracing::error!(list = %name, error = %e, "feed download could not be stored; the last good copy stays in force");
-                self.update(feed, |s| {
-                    s.last_error = Some(e.clone());
-                    s.last_error_unix = Some(unix_now());
-                });
+                self.update(feed, |s| s.record_failure(e.clone(), unix_now()));
                 Outcome::Failed {
                     kind: "store".into(),
                     error: e,
@@ -403,15 +376,8 @@ impl Feeds {
         }
         store::replace(&feed.spec.files.rejected, &feed.spec.files.list)?;
         let entries = r.entries.unwrap_or(0);
-        self.update(&feed, |s| {
-            s.etag = r.etag.clone();
-            s.last_modified = r.last_modified.clone();
-            s.source = CopySource::Download;
-            s.copy_unix = Some(r.unix);
-            s.entries = entries;
-            s.rejected = None;
-        });
         tracing::warn!(list = %name, entries, reason = %r.reason, "rejected feed download accepted by an operator; it is now the copy in force");
+        self.update(&feed, |s| s.record_accept(r));
         self.policy
             .reload(&format!("feed {name}: rejected download accepted"))
             .await;
@@ -459,7 +425,7 @@ impl Feeds {
         let now = unix_now();
         self.feeds
             .iter()
-            .map(|f| status_of(&f.spec, f.state.lock().clone(), now))
+            .map(|f| report::status_of(&f.spec, f.state.lock().clone(), now))
             .collect()
     }
 
@@ -486,17 +452,6 @@ impl Feeds {
     }
 }
 
-fn status_of(spec: &FeedSpec, state: FeedState, now: u64) -> FeedStatus {
-    FeedStatus {
-        name: spec.name.clone(),
-        url: spec.url.clone(),
-        refresh_secs: spec.refresh.as_secs(),
-        file: spec.files.list.clone(),
-        age_secs: state.age_secs(now),
-        state,
-    }
-}
-
 /// Metric label values are `&'static str`: the kinds are a closed set.
 fn static_kind(kind: &str) -> &'static str {
     const KINDS: &[&str] = &[
@@ -519,130 +474,4 @@ fn static_kind(kind: &str) -> &'static str {
         .find(|k| **k == kind)
         .copied()
         .unwrap_or("other")
-}
-
-enum Judged {
-    Rejected(Rejected),
-    Store(String),
-}
-
-/// The guards, then the file moves: a good download becomes `NAME.list`; a rejected one that
-/// is a list is kept as `NAME.rejected` for an operator; anything else is deleted. `None`: the
-/// download is the copy in force byte for byte (no rewrite, no reload).
-fn judge_download(
-    spec: &FeedSpec,
-    bytes: &[u8],
-    content_type: Option<&str>,
-    previous: usize,
-    max_shrink: f64,
-) -> Result<Option<guard::Passed>, Judged> {
-    let files = &spec.files;
-    let same_size = std::fs::metadata(&files.list).is_ok_and(|m| m.len() == bytes.len() as u64);
-    if same_size && std::fs::read(&files.list).is_ok_and(|current| current == bytes) {
-        return Ok(None);
-    }
-    guard::check_content(content_type, bytes).map_err(Judged::Rejected)?;
-    store::write_atomic(&files.download, bytes).map_err(|e| Judged::Store(e.to_string()))?;
-    match guard::check_list(
-        &files.download,
-        spec.format,
-        spec.category,
-        previous,
-        max_shrink,
-    ) {
-        Ok(passed) => {
-            store::replace(&files.download, &files.list)
-                .map_err(|e| Judged::Store(e.to_string()))?;
-            Ok(Some(passed))
-        }
-        Err(r) => {
-            let kept = if r.acceptable() {
-                store::replace(&files.download, &files.rejected)
-            } else {
-                std::fs::remove_file(&files.download).map_err(|source| StoreError::Io {
-                    path: files.download.clone(),
-                    source,
-                })
-            };
-            if let Err(e) = kept {
-                tracing::warn!(list = %spec.name, error = %e, "cannot set the rejected download aside");
-            }
-            Err(Judged::Rejected(r))
-        }
-    }
-}
-
-/// The feed lines of `dnsward check`, from what the last `serve` left in `cache_dir`.
-pub fn check_report(config: &Config) -> Vec<String> {
-    let now = unix_now();
-    FeedSpec::all(config)
-        .into_iter()
-        .map(|spec| {
-            let state = FeedState::load(&spec.files);
-            let snapshot = spec.snapshot.is_some();
-            let st = status_of(&spec, state, now);
-            describe(&st, snapshot, now)
-        })
-        .collect()
-}
-
-fn describe(s: &FeedStatus, has_snapshot: bool, now: u64) -> String {
-    let ago = |t: Option<u64>| {
-        t.map_or("never".to_string(), |t| {
-            format!(
-                "{} ago",
-                humantime::format_duration(Duration::from_secs(now.saturating_sub(t)))
-            )
-        })
-    };
-    let source = match s.state.source {
-        CopySource::None => {
-            return format!(
-                "feed {:?} ({}): no download yet, {}",
-                s.name,
-                s.url,
-                if has_snapshot {
-                    "the shipped snapshot is used"
-                } else {
-                    "the list is empty until the first download"
-                }
-            )
-        }
-        CopySource::Snapshot => "the shipped snapshot".to_string(),
-        CopySource::Download => "a download".to_string(),
-    };
-    let mut out = format!(
-        "feed {:?} ({}, every {}): {} entries in force from {}, {} old; last success {}",
-        s.name,
-        s.url,
-        humantime::format_duration(Duration::from_secs(s.refresh_secs)),
-        s.state.entries,
-        source,
-        s.age_secs
-            .map_or("unknown".to_string(), |a| humantime::format_duration(
-                Duration::from_secs(a)
-            )
-            .to_string()),
-        ago(s.state.last_success_unix),
-    );
-    if let Some(e) = &s.state.last_error {
-        out.push_str(&format!(
-            "\n  last error ({}): {e}",
-            ago(s.state.last_error_unix)
-        ));
-    }
-    if let Some(r) = &s.state.rejected {
-        out.push_str(&format!(
-            "\n  warning: download rejected ({}) {}: {}{}",
-            r.kind,
-            ago(Some(r.unix)),
-            r.reason,
-            if r.acceptable {
-                format!("; POST /api/lists/{}/accept puts it in force", s.name)
-            } else {
-                String::new()
-            }
-        ));
-    }
-    out
 }

@@ -122,6 +122,56 @@ impl FeedState {
         write_atomic(&files.state, &bytes)
     }
 
+    /// A fetch that failed, or a download that could not be stored.
+    pub fn record_failure(&mut self, error: String, now: u64) {
+        self.last_error = Some(error);
+        self.last_error_unix = Some(now);
+    }
+
+    /// The feed sent the copy in force again (a full download of the same bytes).
+    pub fn record_unchanged(
+        &mut self,
+        etag: Option<String>,
+        last_modified: Option<String>,
+        now: u64,
+    ) {
+        self.etag = etag;
+        self.last_modified = last_modified;
+        self.last_success_unix = Some(now);
+        self.rejected = None;
+    }
+
+    /// A download passed the guards and is the copy in force now.
+    pub fn record_download(
+        &mut self,
+        etag: Option<String>,
+        last_modified: Option<String>,
+        entries: usize,
+        now: u64,
+    ) {
+        self.record_unchanged(etag, last_modified, now);
+        self.source = CopySource::Download;
+        self.copy_unix = Some(now);
+        self.entries = entries;
+    }
+
+    /// A download the guards refused: the copy in force stays.
+    pub fn record_rejection(&mut self, rejection: Rejection) {
+        self.last_error = Some(rejection.reason.clone());
+        self.last_error_unix = Some(rejection.unix);
+        self.rejected = Some(rejection);
+    }
+
+    /// An operator put the rejected download in force.
+    pub fn record_accept(&mut self, r: Rejection) {
+        self.etag = r.etag;
+        self.last_modified = r.last_modified;
+        self.source = CopySource::Download;
+        self.copy_unix = Some(r.unix);
+        self.entries = r.entries.unwrap_or(0);
+        self.rejected = None;
+    }
+
     /// Seconds since the copy in force was downloaded (or the snapshot written).
     pub fn age_secs(&self, now: u64) -> Option<u64> {
         self.copy_unix.map(|t| now.saturating_sub(t))
