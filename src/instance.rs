@@ -43,7 +43,13 @@ impl Instance {
         };
         // Feeds: the cached copy (or the shipped snapshot) is the list the policy loads now;
         // downloads happen in the background once serving starts (see src/feeds).
-        let feed_specs = crate::feeds::prepare(config).map_err(|e| e.to_string())?;
+        let feed_specs = {
+            let config = config.clone();
+            tokio::task::spawn_blocking(move || crate::feeds::prepare(&config))
+                .await
+                .map_err(|e| format!("preparing the feeds crashed: {e}"))?
+                .map_err(|e| e.to_string())?
+        };
         // Lists load before serving starts; a list that fails is reported and skipped.
         let specs = config.list_specs();
         let groups = config.groups_spec();

@@ -5,158 +5,20 @@
 //! and hostile feeds: HTML, shrink, hang, redirect loop, oversized body, wrong type, garbage.
 
 mod common;
+mod feed_server;
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use axum::body::{Body, Bytes};
-use axum::extract::State;
-use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
 use common::*;
+use feed_server::{list, FeedServer, Reply};
 use hickory_proto::op::Message;
 use hickory_proto::rr::{RData, RecordType};
 use serde_json::Value;
 
 const TOKEN: &str = "feeds-test-token-0123456789abcdef";
-
-/// What the feed server answers next.
-#[derive(Clone)]
-enum Reply {
-    /// A list with its ETag; a request carrying that ETag gets 304.
-    List {
-        body: String,
-        etag: String,
-    },
-    /// A 200 error page, as a CDN or captive portal sends.
-    Html,
-    Status(u16),
-    /// Answers after 30 s (the test's timeout is 1 s).
-    Hang,
-    /// 302 to itself, forever.
-    RedirectLoop,
-    /// 2 GB of list-looking lines, streamed.
-    Huge,
-    Raw {
-        content_type: &'static str,
-        body: Vec<u8>,
-    },
-}
-
-#[derive(Clone)]
-struct FeedServerState {
-    reply: Arc<Mutex<Reply>>,
-    hits: Arc<AtomicUsize>,
-    not_modified: Arc<AtomicUsize>,
-    huge_bytes_sent: Arc<AtomicUsize>,
-}
-
-struct FeedServer {
-    addr: SocketAddr,
-    st: FeedServerState,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl FeedServer {
-    async fn start(reply: Reply) -> FeedServer {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        Self::on(listener, reply)
-    }
-
-    fn on(listener: tokio::net::TcpListener, reply: Reply) -> FeedServer {
-        let addr = listener.local_addr().unwrap();
-        let st = FeedServerState {
-            reply: Arc::new(Mutex::new(reply)),
-            hits: Arc::default(),
-            not_modified: Arc::default(),
-            huge_bytes_sent: Arc::default(),
-        };
-        let app = axum::Router::new()
-            .route("/feed.txt", axum::routing::get(serve_feed))
-            .with_state(st.clone());
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        FeedServer { addr, st, task }
-    }
-
-    fn url(&self) -> String {
-        format!("http://{}/feed.txt", self.addr)
-    }
-
-    fn set(&self, reply: Reply) {
-        *self.st.reply.lock().unwrap() = reply;
-    }
-
-    fn hits(&self) -> usize {
-        self.st.hits.load(Ordering::SeqCst)
-    }
-}
-
-async fn serve_feed(State(st): State<FeedServerState>, headers: HeaderMap) -> Response {
-    let hit = st.hits.fetch_add(1, Ordering::SeqCst);
-    let reply = st.reply.lock().unwrap().clone();
-    match reply {
-        Reply::List { body, etag } => {
-            if headers
-                .get(header::IF_NONE_MATCH)
-                .is_some_and(|v| v.as_bytes() == etag.as_bytes())
-            {
-                st.not_modified.fetch_add(1, Ordering::SeqCst);
-                return StatusCode::NOT_MODIFIED.into_response();
-            }
-            (
-                [
-                    (header::CONTENT_TYPE, "text/plain; charset=utf-8".to_string()),
-                    (header::ETAG, etag),
-                ],
-                body,
-            )
-                .into_response()
-        }
-        Reply::Html => (
-            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-            "<!DOCTYPE html>\n<html><head><title>502 Bad Gateway</title></head><body><h1>Bad Gateway</h1></body></html>\n",
-        )
-            .into_response(),
-        Reply::Status(code) => StatusCode::from_u16(code).unwrap().into_response(),
-        Reply::Hang => {
-            tokio::time::sleep(Duration::from_secs(30)).await;
-            "late.example.com\n".into_response()
-        }
-        Reply::RedirectLoop => (
-            StatusCode::FOUND,
-            [(header::LOCATION, format!("/feed.txt?hop={hit}"))],
-        )
-            .into_response(),
-        Reply::Huge => {
-            let line = "evil-entry-from-a-runaway-feed.example.com\n";
-            let chunk = Bytes::from(line.repeat((1 << 20) / line.len()));
-            let sent = Arc::clone(&st.huge_bytes_sent);
-            // 2 GB in 1 MiB chunks; the stream ends early when the client hangs up.
-            let stream = futures_util::stream::iter((0..2048).map(move |_| {
-                sent.fetch_add(chunk.len(), Ordering::SeqCst);
-                Ok::<_, Infallible>(chunk.clone())
-            }));
-            ([(header::CONTENT_TYPE, "text/plain")], Body::from_stream(stream)).into_response()
-        }
-        Reply::Raw { content_type, body } => {
-            ([(header::CONTENT_TYPE, content_type)], body).into_response()
-        }
-    }
-}
-
-fn list(names: &[&str], etag: &str) -> Reply {
-    let body: String = names.iter().map(|n| format!("{n}.example.com\n")).collect();
-    Reply::List {
-        body: format!("# test feed\n{body}"),
-        etag: format!("\"{etag}\""),
-    }
-}
 
 /// `a0` .. `a{n-1}`.
 fn names(prefix: &str, n: usize) -> Vec<String> {

@@ -1,0 +1,150 @@
+//! A feed server for tests/feeds.rs: axum on loopback, answering what the test sets next (a
+//! list with an ETag and 304s, an HTML error page, a status, a hang, a redirect loop, 2 GB of
+//! lines, any content type), and counting what it was asked.
+
+#![allow(dead_code)]
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+/// What the feed server answers next.
+#[derive(Clone)]
+pub enum Reply {
+    /// A list with its ETag; a request carrying that ETag gets 304.
+    List {
+        body: String,
+        etag: String,
+    },
+    /// A 200 error page, as a CDN or captive portal sends.
+    Html,
+    Status(u16),
+    /// Answers after 30 s (the test's timeout is 1 s).
+    Hang,
+    /// 302 to itself, forever.
+    RedirectLoop,
+    /// 2 GB of list-looking lines, streamed.
+    Huge,
+    Raw {
+        content_type: &'static str,
+        body: Vec<u8>,
+    },
+}
+
+#[derive(Clone)]
+pub struct FeedServerState {
+    reply: Arc<Mutex<Reply>>,
+    pub hits: Arc<AtomicUsize>,
+    pub not_modified: Arc<AtomicUsize>,
+    pub huge_bytes_sent: Arc<AtomicUsize>,
+}
+
+pub struct FeedServer {
+    pub addr: SocketAddr,
+    pub st: FeedServerState,
+    pub task: tokio::task::JoinHandle<()>,
+}
+
+impl FeedServer {
+    pub async fn start(reply: Reply) -> FeedServer {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::on(listener, reply)
+    }
+
+    fn on(listener: tokio::net::TcpListener, reply: Reply) -> FeedServer {
+        let addr = listener.local_addr().unwrap();
+        let st = FeedServerState {
+            reply: Arc::new(Mutex::new(reply)),
+            hits: Arc::default(),
+            not_modified: Arc::default(),
+            huge_bytes_sent: Arc::default(),
+        };
+        let app = axum::Router::new()
+            .route("/feed.txt", axum::routing::get(serve_feed))
+            .with_state(st.clone());
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        FeedServer { addr, st, task }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}/feed.txt", self.addr)
+    }
+
+    pub fn set(&self, reply: Reply) {
+        *self.st.reply.lock().unwrap() = reply;
+    }
+
+    pub fn hits(&self) -> usize {
+        self.st.hits.load(Ordering::SeqCst)
+    }
+}
+
+async fn serve_feed(State(st): State<FeedServerState>, headers: HeaderMap) -> Response {
+    let hit = st.hits.fetch_add(1, Ordering::SeqCst);
+    let reply = st.reply.lock().unwrap().clone();
+    match reply {
+        Reply::List { body, etag } => {
+            if headers
+                .get(header::IF_NONE_MATCH)
+                .is_some_and(|v| v.as_bytes() == etag.as_bytes())
+            {
+                st.not_modified.fetch_add(1, Ordering::SeqCst);
+                return StatusCode::NOT_MODIFIED.into_response();
+            }
+            (
+                [
+                    (header::CONTENT_TYPE, "text/plain; charset=utf-8".to_string()),
+                    (header::ETAG, etag),
+                ],
+                body,
+            )
+                .into_response()
+        }
+        Reply::Html => (
+            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+            "<!DOCTYPE html>\n<html><head><title>502 Bad Gateway</title></head><body><h1>Bad Gateway</h1></body></html>\n",
+        )
+            .into_response(),
+        Reply::Status(code) => StatusCode::from_u16(code).unwrap().into_response(),
+        Reply::Hang => {
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            "late.example.com\n".into_response()
+        }
+        Reply::RedirectLoop => (
+            StatusCode::FOUND,
+            [(header::LOCATION, format!("/feed.txt?hop={hit}"))],
+        )
+            .into_response(),
+        Reply::Huge => {
+            let line = "evil-entry-from-a-runaway-feed.example.com\n";
+            let chunk = Bytes::from(line.repeat((1 << 20) / line.len()));
+            let sent = Arc::clone(&st.huge_bytes_sent);
+            // 2 GB in 1 MiB chunks; the stream ends early when the client hangs up.
+            let stream = futures_util::stream::iter((0..2048).map(move |_| {
+                sent.fetch_add(chunk.len(), Ordering::SeqCst);
+                Ok::<_, Infallible>(chunk.clone())
+            }));
+            ([(header::CONTENT_TYPE, "text/plain")], Body::from_stream(stream)).into_response()
+        }
+        Reply::Raw { content_type, body } => {
+            ([(header::CONTENT_TYPE, content_type)], body).into_response()
+        }
+    }
+}
+
+pub fn list(names: &[&str], etag: &str) -> Reply {
+    let body: String = names.iter().map(|n| format!("{n}.example.com\n")).collect();
+    Reply::List {
+        body: format!("# test feed\n{body}"),
+        etag: format!("\"{etag}\""),
+    }
+}
