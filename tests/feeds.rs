@@ -522,3 +522,36 @@ async fn hostile_feeds_are_bounded_rejected_and_counted_while_the_last_good_copy
     d.shutdown().await;
     feed.task.abort();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_https_feed_is_verified_against_the_public_roots() {
+    let h = Hierarchy::start("").await;
+    // A certificate from a CA of the test's own: rustls (with the public web roots) refuses it.
+    let ca = common::tls::TestCa::new(h.dir.path());
+    let (cert, key) = ca.issue(h.dir.path(), "feed", &["127.0.0.1"]);
+    let feed = FeedServer::start_tls(list(&["a0"], "v1"), &cert, &key).await;
+    std::fs::write(h.dir.path().join("snapshot.txt"), "snap0.example.com\n").unwrap();
+    let text = feed_config(&h, &feed.https_url(), "snapshot = \"snapshot.txt\"", "");
+    let d = start(&write_config(h.dir.path(), &text)).await;
+    let (dns, admin) = (d.addrs()[0], d.admin_addr().unwrap());
+    let out = refresh(admin).await;
+    assert_eq!(out["result"], "failed", "{out}");
+    let error = out["error"].as_str().unwrap().to_ascii_lowercase();
+    assert!(
+        error.contains("certificate") || error.contains("issuer"),
+        "{out}"
+    );
+    assert_eq!(
+        blocked_by(dns, "snap0").await.as_deref(),
+        Some("feed"),
+        "the snapshot stays in force"
+    );
+    assert_eq!(
+        blocked_by(dns, "a0").await,
+        None,
+        "nothing from the untrusted server"
+    );
+    assert!(feed.hits() == 0, "the handshake failed before any request");
+    d.shutdown().await;
+    feed.task.abort();
+}

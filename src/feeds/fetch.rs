@@ -81,7 +81,9 @@ impl Fetcher {
         let redirects = reqwest::redirect::Policy::custom(move |attempt| {
             if attempt.previous().len() > max_redirects {
                 attempt.error(format!("more than {max_redirects} redirects"))
-            } else if attempt.url().scheme() != "https" && !is_loopback_host(attempt.url()) {
+            } else if attempt.url().scheme() != "https" && !loopback_to_loopback(&attempt) {
+                // Plain http only where the feed itself is on this machine: a remote feed must
+                // not be able to steer the fetcher to a loopback service or off TLS.
                 let to = attempt.url().to_string();
                 attempt.error(format!("to {to}: a feed is fetched over https only"))
             } else {
@@ -181,6 +183,13 @@ impl Fetcher {
             FetchError::Transport(chain(&e))
         }
     }
+}
+
+/// A redirect from a plain-http loopback feed (a local mirror, a test) to loopback.
+fn loopback_to_loopback(attempt: &reqwest::redirect::Attempt<'_>) -> bool {
+    let origin = attempt.previous().first();
+    origin.is_some_and(|o| o.scheme() == "http" && is_loopback_host(o))
+        && is_loopback_host(attempt.url())
 }
 
 /// An error with its causes (reqwest's own text is often just "error sending request").

@@ -46,6 +46,17 @@ pub struct FeedServerState {
     pub huge_bytes_sent: Arc<AtomicUsize>,
 }
 
+impl FeedServerState {
+    fn new(reply: Reply) -> FeedServerState {
+        FeedServerState {
+            reply: Arc::new(Mutex::new(reply)),
+            hits: Arc::default(),
+            not_modified: Arc::default(),
+            huge_bytes_sent: Arc::default(),
+        }
+    }
+}
+
 pub struct FeedServer {
     pub addr: SocketAddr,
     pub st: FeedServerState,
@@ -60,19 +71,43 @@ impl FeedServer {
 
     fn on(listener: tokio::net::TcpListener, reply: Reply) -> FeedServer {
         let addr = listener.local_addr().unwrap();
-        let st = FeedServerState {
-            reply: Arc::new(Mutex::new(reply)),
-            hits: Arc::default(),
-            not_modified: Arc::default(),
-            huge_bytes_sent: Arc::default(),
-        };
-        let app = axum::Router::new()
-            .route("/feed.txt", axum::routing::get(serve_feed))
-            .with_state(st.clone());
+        let st = FeedServerState::new(reply);
+        let app = Self::router(st.clone());
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
         FeedServer { addr, st, task }
+    }
+
+    fn router(st: FeedServerState) -> axum::Router {
+        axum::Router::new()
+            .route("/feed.txt", axum::routing::get(serve_feed))
+            .with_state(st)
+    }
+
+    /// The same server over TLS, with the certificate and key (PEM) given.
+    pub async fn start_tls(
+        reply: Reply,
+        cert: &std::path::Path,
+        key: &std::path::Path,
+    ) -> FeedServer {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
+            .await
+            .unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let st = FeedServerState::new(reply);
+        let app = Self::router(st.clone());
+        let server = axum_server::from_tcp_rustls(listener, tls).unwrap();
+        let task = tokio::spawn(async move {
+            let _ = server.serve(app.into_make_service()).await;
+        });
+        FeedServer { addr, st, task }
+    }
+
+    pub fn https_url(&self) -> String {
+        format!("https://{}/feed.txt", self.addr)
     }
 
     pub fn url(&self) -> String {
