@@ -45,17 +45,9 @@ fn feed_config(h: &Hierarchy, url: &str, extra_list: &str, extra_feeds: &str) ->
         )
 }
 
-/// The list that blocked `name`, from the SOA dnsward puts in a blocked answer.
+/// The list that blocked `name`.example.com (see `blocked_by_fqdn`).
 async fn blocked_by(dns: SocketAddr, name: &str) -> Option<String> {
-    let m: Message = ask(dns, &format!("{name}.example.com."), RecordType::A).await;
-    m.authorities.iter().find_map(|r| match &r.data {
-        RData::SOA(s) => s
-            .mname
-            .to_ascii()
-            .strip_suffix(".policy.dnsward.")
-            .map(str::to_string),
-        _ => None,
-    })
+    blocked_by_fqdn(dns, &format!("{name}.example.com.")).await
 }
 
 async fn api(admin: SocketAddr, method: &str, path: &str) -> (u16, Value) {
@@ -554,4 +546,77 @@ async fn an_https_feed_is_verified_against_the_public_roots() {
     assert!(feed.hits() == 0, "the handshake failed before any request");
     d.shutdown().await;
     feed.task.abort();
+}
+
+/// The shipped config.toml on a machine without Internet: the feeds cannot be fetched, their
+/// shipped snapshots protect, DNS serves. (URLs are pointed at a closed loopback port and the
+/// listeners at port 0, so the test reaches nothing outside this machine.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shipped_config_protects_from_its_snapshots_without_internet() {
+    init_logging();
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(repo.join("config.toml")).unwrap();
+    let mut doc: toml_edit::DocumentMut = text.parse().unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    doc["server"]["listen"] = toml_edit::value(toml_edit::Array::from_iter(["127.0.0.1:0"]));
+    doc["resolver"]["mode"] = toml_edit::value("forward");
+    doc["resolver"]["forwarders"] =
+        toml_edit::value(toml_edit::Array::from_iter([closed.to_string()]));
+    doc["blockpage"]["listen"] = toml_edit::value(toml_edit::Array::from_iter(["127.0.0.1:0"]));
+    doc["admin"]["listen"] = toml_edit::value("127.0.0.1:0");
+    let feeds_seen = {
+        let lists = doc["lists"].as_array_of_tables_mut().unwrap();
+        let mut n = 0;
+        for l in lists.iter_mut() {
+            for key in ["path", "snapshot"] {
+                if let Some(p) = l.get(key).and_then(|v| v.as_str()).map(str::to_string) {
+                    l[key] = toml_edit::value(repo.join(p).display().to_string());
+                }
+            }
+            if l.contains_key("url") {
+                l["url"] = toml_edit::value(format!("http://{closed}/feed"));
+                n += 1;
+            }
+        }
+        n
+    };
+    assert_eq!(feeds_seen, 2, "the shipped config subscribes to two feeds");
+    doc["feeds"]["cache_dir"] = toml_edit::value(dir.path().join("cache").display().to_string());
+    doc["feeds"]["retries"] = toml_edit::value(0);
+    doc["querylog"]["sqlite"] = toml_edit::value(dir.path().join("q.db").display().to_string());
+    let path = write_config(dir.path(), &doc.to_string());
+
+    let d = start(&path).await;
+    let dns = d.addrs()[0];
+    // Real entries of each shipped snapshot.
+    assert_eq!(
+        blocked_by_fqdn(dns, "cnc.iotbotnet.xyz.").await.as_deref(),
+        Some("urlhaus")
+    );
+    assert_eq!(
+        blocked_by_fqdn(dns, "www.0-facebook.com.").await.as_deref(),
+        Some("phishing-database")
+    );
+    assert_eq!(
+        blocked_by_fqdn(dns, "10xcryptotrade.uk.").await.as_deref(),
+        Some("threat")
+    );
+    d.shutdown().await;
+}
+
+/// The list that blocked `fqdn`, from the SOA dnsward puts in a blocked answer.
+async fn blocked_by_fqdn(dns: SocketAddr, fqdn: &str) -> Option<String> {
+    let m: Message = ask(dns, fqdn, RecordType::A).await;
+    m.authorities.iter().find_map(|r| match &r.data {
+        RData::SOA(s) => s
+            .mname
+            .to_ascii()
+            .strip_suffix(".policy.dnsward.")
+            .map(str::to_string),
+        _ => None,
+    })
 }
