@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use common::*;
 use feed_server::*;
+use hickory_proto::rr::RecordType;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn feed_change_blocks_on_the_timer_and_an_unchanged_feed_answers_304() {
@@ -33,8 +34,27 @@ async fn feed_change_blocks_on_the_timer_and_an_unchanged_feed_answers_304() {
     assert_eq!(blocked_by(dns, "b1").await, None);
 
     // The feed changes; the timer (10 s) picks it up, and the change blocks.
+    // Meanwhile a client keeps asking: every query is answered across the reload (`ask`
+    // fails the test on a query without an answer within 5 s).
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let asker = {
+        let stop = std::sync::Arc::clone(&stop);
+        tokio::spawn(async move {
+            let mut answered = 0u32;
+            while !stop.load(Ordering::SeqCst) && answered < 20_000 {
+                ask(dns, "a2.example.com.", RecordType::A).await;
+                answered += 1;
+            }
+            answered
+        })
+    };
     feed.set(list(&["b0", "b1", "b2"], "v2"));
     wait_blocked(dns, "b1", Some("feed"), Duration::from_secs(25)).await;
+    stop.store(true, Ordering::SeqCst);
+    let answered = asker
+        .await
+        .expect("every query during the feed reload was answered");
+    assert!(answered > 0);
     assert_eq!(
         blocked_by(dns, "a1").await,
         None,
