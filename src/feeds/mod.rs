@@ -176,6 +176,12 @@ pub fn prepare(config: &Config) -> Result<Vec<FeedSpec>, FeedError> {
     Ok(specs)
 }
 
+/// Up to 5 % more: a fleet of resolvers started together does not hit a feed in one second.
+fn with_jitter(wait: Duration) -> Duration {
+    let spread = (wait.as_millis() / 20).max(1) as u64;
+    wait + Duration::from_millis(rand::random::<u64>() % spread)
+}
+
 /// Entries of a list file as the policy counts them (0 when it does not parse).
 fn count_entries(f: &FeedSpec, path: &std::path::Path) -> usize {
     guard::check_list(path, f.format, f.category, 0, 1.0)
@@ -220,7 +226,7 @@ impl Feeds {
                             Outcome::Failed { .. } => feed.spec.refresh.min(RETRY_AFTER_FAILURE),
                             _ => feed.spec.refresh,
                         };
-                        tokio::time::sleep(wait).await;
+                        tokio::time::sleep(with_jitter(wait)).await;
                     }
                 })
             })
