@@ -116,6 +116,14 @@ async fn outage_keeps_the_last_good_copy_and_a_restart_during_it_still_protects(
     let feed = FeedServer::start(list(&["a0", "a1", "a2"], "v1")).await;
     let text = feed_config(&h, &feed.url(), "", "retries = 2\n");
     let path = write_config(h.dir.path(), &text);
+    // Before any serve, a feed without a snapshot has no copy: a warning, not an error.
+    std::fs::write(h.dir.path().join("runtime-list.txt"), "").unwrap();
+    let (code, out) = check(&path);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("has no copy yet") && out.contains("no download yet, the list is empty"),
+        "{out}"
+    );
     let d = start(&path).await;
     let (dns, admin) = (d.addrs()[0], d.admin_addr().unwrap());
     wait_status(admin, Duration::from_secs(10), |s| {
