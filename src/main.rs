@@ -109,14 +109,29 @@ fn check(path: &Path) -> ExitCode {
         for w in &l.warnings {
             println!("  warning: {w}");
         }
-        if let Some(e) = &l.error {
-            if let Some(note) = dnsward::rpzxfr::config::not_transferred_yet(&config, &l.name) {
-                println!("  note: {note}");
-            } else {
+        let is_feed = config
+            .lists
+            .iter()
+            .any(|c| c.name == l.name && c.url.is_some());
+        let rpz_note = dnsward::rpzxfr::config::not_transferred_yet(&config, &l.name);
+        match &l.error {
+            // A feed without a snapshot has no copy until `serve` first downloads it.
+            Some(_) if is_feed && !l.path.exists() => {
+                println!("  warning: feed {:?} has no copy yet: it is empty until the first download", l.name)
+            }
+            // An [[rpz]] zone has no copy until `serve` first transfers it.
+            Some(_) if rpz_note.is_some() => {
+                println!("  note: {}", rpz_note.as_deref().unwrap_or_default())
+            }
+            Some(e) => {
                 eprintln!("error: list {:?}: {e}", l.name);
                 failed = true;
             }
+            None => {}
         }
+    }
+    for line in dnsward::feeds::check_report(&config) {
+        println!("{line}");
     }
     for g in snapshot.groups().groups().iter().skip(1) {
         println!(
