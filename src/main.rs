@@ -116,7 +116,10 @@ fn check(path: &Path) -> ExitCode {
         match &l.error {
             // A feed without a snapshot has no copy until `serve` first downloads it.
             Some(_) if is_feed && !l.path.exists() => {
-                println!("  warning: feed {:?} has no copy yet: it is empty until the first download", l.name)
+                println!(
+                    "  warning: feed {:?} has no copy yet: it is empty until the first download",
+                    l.name
+                )
             }
             Some(e) => {
                 eprintln!("error: list {:?}: {e}", l.name);
