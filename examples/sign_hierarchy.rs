@@ -49,12 +49,22 @@ fn run(hier: &Path, out: &Path) -> Result<(), Failure> {
         .par_iter()
         .map(|path| {
             let zone = zone_name(path);
-            let ds = sign_file(path, &zones_out.join("sld").join(file_name(path)), &zone, &options)?;
+            let ds = sign_file(
+                path,
+                &zones_out.join("sld").join(file_name(path)),
+                &zone,
+                &options,
+            )?;
             Ok((zone, ds))
         })
         .collect::<Result<_, Failure>>()?;
     let infra = zones_in.join("root-servers.net.zone");
-    let ds = sign_file(&infra, &zones_out.join("root-servers.net.zone"), "root-servers.net.", &options)?;
+    let ds = sign_file(
+        &infra,
+        &zones_out.join("root-servers.net.zone"),
+        "root-servers.net.",
+        &options,
+    )?;
     ds_lines.push(("root-servers.net.".into(), ds));
     eprintln!("signed {} second-level zones", ds_lines.len());
 
@@ -85,7 +95,10 @@ fn run(hier: &Path, out: &Path) -> Result<(), Failure> {
     }
     let anchor = sign_text(&text, &zones_out.join("root.zone"), ".", &options)?;
     fs::write(out.join("trust-anchor.ds"), format!("{anchor}\n"))?;
-    eprintln!("signed {} TLDs and the root; trust anchor: {anchor}", tlds.len());
+    eprintln!(
+        "signed {} TLDs and the root; trust anchor: {anchor}",
+        tlds.len()
+    );
     Ok(())
 }
 
@@ -95,8 +108,8 @@ fn sign_file(from: &Path, to: &Path, zone: &str, options: &SignOptions) -> Resul
 
 /// Signs one zone, writes it in zone-file form and returns its DS line for the parent.
 fn sign_text(text: &str, to: &Path, zone: &str, options: &SignOptions) -> Result<String, Failure> {
-    let signed = SignedZone::sign(zone, text, options.clone())
-        .map_err(|e| format!("{zone}: {e}"))?;
+    let signed =
+        SignedZone::sign(zone, text, options.clone()).map_err(|e| format!("{zone}: {e}"))?;
     let mut out = String::with_capacity(text.len() * 4);
     for record in &signed.records {
         out.push_str(&presentation(record));
@@ -149,7 +162,9 @@ fn zone_name(path: &Path) -> String {
 }
 
 fn file_name(path: &Path) -> String {
-    path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default()
+    path.file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 /// `example.com.` -> `com.`

@@ -117,7 +117,10 @@ fn check(path: &Path) -> ExitCode {
         match &l.error {
             // A feed without a snapshot has no copy until `serve` first downloads it.
             Some(_) if is_feed && !l.path.exists() => {
-                println!("  warning: feed {:?} has no copy yet: it is empty until the first download", l.name)
+                println!(
+                    "  warning: feed {:?} has no copy yet: it is empty until the first download",
+                    l.name
+                )
             }
             // An [[rpz]] zone has no copy until `serve` first transfers it.
             Some(_) if rpz_note.is_some() => {

@@ -498,7 +498,9 @@ async fn feed_accept(State(st): State<AdminState>, Path(name): Path<String>) -> 
         return error(StatusCode::NOT_FOUND, "no list has a url");
     };
     match feeds.accept(&name).await {
-        Ok(entries) => Json(json!({ "list": name, "accepted": true, "entries": entries })).into_response(),
+        Ok(entries) => {
+            Json(json!({ "list": name, "accepted": true, "entries": entries })).into_response()
+        }
         Err(e) => feed_error(e),
     }
 }

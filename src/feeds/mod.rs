@@ -324,12 +324,14 @@ impl Feeds {
                 Outcome::Unchanged
             }
             Ok(Some(passed)) => {
+                tracing::info!(list = %name, entries = passed.entries, bad_lines = passed.bad_lines, "feed updated");
+                self.policy.reload(&format!("feed {name} updated")).await;
+                // Recorded once the new copy is in force, so the status never runs ahead of
+                // what is blocked.
                 let (etag, modified) = (validators.etag, validators.last_modified);
                 self.update(feed, |s| {
                     s.record_download(etag, modified, passed.entries, unix_now())
                 });
-                tracing::info!(list = %name, entries = passed.entries, bad_lines = passed.bad_lines, "feed updated");
-                self.policy.reload(&format!("feed {name} updated")).await;
                 Outcome::Updated {
                     entries: passed.entries,
                     bad_lines: passed.bad_lines,
