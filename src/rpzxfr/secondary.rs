@@ -186,7 +186,23 @@ impl Secondary {
         let have = copy.as_ref().map(|z| z.soa.clone());
         let key = self.key.as_ref();
         let outcome =
-            transfer::transfer(self.primary, &self.zone, have.as_ref(), key, self.limits).await?;
+            match transfer::transfer(self.primary, &self.zone, have.as_ref(), key, self.limits)
+                .await
+            {
+                // An IXFR we cannot read (a difference chain that does not start at our serial,
+                // say) is asked for again as AXFR, once, rather than failing at every refresh.
+                Err(e @ XfrError::Malformed(..)) if have.is_some() => {
+                    tracing::warn!(list = %self.list, "rpz: {e}; asking for the whole zone");
+                    self.metrics.transfer(&self.list, e.label());
+                    let mut fresh = None;
+                    let r = Box::pin(self.refresh(&mut fresh)).await;
+                    if fresh.is_some() {
+                        *copy = fresh;
+                    }
+                    return r;
+                }
+                r => r?,
+            };
         let (next, kind) = match outcome {
             Outcome::UpToDate => {
                 self.metrics.transfer(&self.list, "uptodate");
