@@ -3,12 +3,14 @@
 //!   `ixfr-from-differences`, TSIG, restart from the copy on disk, an older serial refused);
 //! - out: a dnsward `[rpz_server]` feeding Unbound, a second dnsward and (when installed)
 //!   PowerDNS Recursor, changed through the admin API; refused outside `allow_transfer` and with a bad TSIG (`dig AXFR`);
+//!   A feed (`[[lists]] url`) at the centre reaches the secondaries too;
 //! - bad input: a primary that sends garbage or too many records.
 //!
 //! Each test uses its own 127.230.X.0/24. Without nsd, named, unbound or dig the test prints
 //! why and passes without running (CI installs them: .ci/run).
 
 mod common;
+mod feed_server;
 mod rpz_support;
 
 use std::net::SocketAddr;
@@ -704,4 +706,50 @@ fn check_reports_rpz_config() {
     ] {
         assert!(err.contains(expected), "missing {expected:?} in:\n{err}");
     }
+}
+
+/// A feed downloaded by the central dnsward is part of the zone it serves: a change of the
+/// feed reaches a secondary.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn feed_at_the_centre_reaches_a_secondary() {
+    init_logging();
+    let h = Hierarchy::start(EXTRA).await;
+    let feed = feed_server::FeedServer::start(feed_server::list(&["bad2"], "v1")).await;
+    let serve = SocketAddr::new("127.230.8.1".parse().unwrap(), free_port("127.230.8.1"));
+    let notify = SocketAddr::new("127.230.8.2".parse().unwrap(), free_port("127.230.8.2"));
+    let zone = "rpz.feeds.";
+    let a_text = feed_server::feed_config(&h, &feed.url(), "", "")
+        + &format!(
+            "[rpz_server]\nlisten = \"{serve}\"\nzone = \"{zone}\"\nallow_transfer = [\"127.0.0.0/8\"]\nnotify = [\"{notify}\"]\n"
+        );
+    let a = start_dnsward_text(&a_text, h.dir.path()).await;
+    let hb = Hierarchy::start(EXTRA).await;
+    let b = start_dnsward_text(
+        &secondary_config(&hb, "central", zone, serve, notify, ""),
+        hb.dir.path(),
+    )
+    .await;
+    let dns = b.addrs()[0];
+    wait_for(
+        dns,
+        "bad2.example.com",
+        true,
+        15,
+        "feed name at the secondary",
+    )
+    .await;
+    wait_for(dns, "bad3.example.com", false, 5, "not in the feed").await;
+    feed.set(feed_server::list(&["bad3"], "v2"));
+    feed_server::refresh(a.admin_addr().unwrap()).await;
+    wait_for(
+        dns,
+        "bad3.example.com",
+        true,
+        10,
+        "new feed name at the secondary",
+    )
+    .await;
+    wait_for(dns, "bad2.example.com", false, 5, "name gone from the feed").await;
+    b.shutdown().await;
+    a.shutdown().await;
 }
