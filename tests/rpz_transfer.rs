@@ -613,7 +613,7 @@ async fn rpz_server_tsig_streams_a_large_zone() {
 }
 
 /// A primary that sends garbage, half a message or too many records: rejected, counted, the
-/// last good policy kept.
+/// last good policy kept; past the SOA expire the zone is reported expired and still enforced.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broken_primary_keeps_the_last_good_zone() {
     use std::sync::atomic::{AtomicU8, Ordering};
@@ -656,6 +656,30 @@ async fn broken_primary_keeps_the_last_good_zone() {
             5.0
         );
     }
+    // The primary stays broken past the SOA expire (3 s): reported expired, still enforced.
+    let expired_line = "dnsward_rpz_expired{zone=\"fake\"}";
+    mode.store(fake::CUT, Ordering::SeqCst);
+    assert_eq!(
+        wait_metric(admin, expired_line, 15).await,
+        1.0,
+        "expired after the SOA expire"
+    );
+    assert_eq!(
+        rcode(dns, "bad1.example.com").await,
+        ResponseCode::NXDomain,
+        "an expired zone stays in force"
+    );
+    // The primary heals: the next refresh (1 s) clears the expiry.
+    mode.store(fake::GOOD, Ordering::SeqCst);
+    let end = Instant::now() + Duration::from_secs(10);
+    while metric(admin, expired_line).await != 0.0 && Instant::now() < end {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        metric(admin, expired_line).await,
+        0.0,
+        "a transfer clears the expiry"
+    );
     dw.shutdown().await;
 }
 

@@ -207,6 +207,7 @@ pub mod fake {
     pub const CUT: u8 = 3;
 
     /// A primary on `addr` for `zone` that misbehaves as `mode` says; returns the bound address.
+    /// Its SOA says refresh 1 s, retry 1 s, expire 3 s, so a test sees the timers at work.
     pub async fn start(
         addr: &str,
         zone: &'static str,
@@ -258,9 +259,9 @@ pub mod fake {
                 Name::from_ascii("ns.").unwrap(),
                 Name::from_ascii("h.").unwrap(),
                 serial,
-                3600,
                 1,
-                600,
+                1,
+                3,
                 60,
             )),
         );
