@@ -108,8 +108,9 @@ fn secondary_config(
         )
 }
 
-/// NOTIFY for `zone` to `target`, sent from `from` (the project's client code).
-async fn send_notify(from: &str, target: SocketAddr, zone: &str) {
+/// NOTIFY for `zone` to `target`, sent from `from` (the project's client code); whether it was
+/// answered within 2 s.
+async fn notify_answered(from: &str, target: SocketAddr, zone: &str) -> bool {
     let sock = tokio::net::UdpSocket::bind(format!("{from}:0"))
         .await
         .unwrap();
@@ -120,8 +121,16 @@ async fn send_notify(from: &str, target: SocketAddr, zone: &str) {
     ));
     sock.send_to(&m.to_vec().unwrap(), target).await.unwrap();
     let mut buf = [0u8; 512];
-    let got = tokio::time::timeout(Duration::from_secs(3), sock.recv_from(&mut buf)).await;
-    assert!(got.is_ok(), "NOTIFY to {target} answered");
+    tokio::time::timeout(Duration::from_secs(2), sock.recv_from(&mut buf))
+        .await
+        .is_ok()
+}
+
+async fn send_notify(from: &str, target: SocketAddr, zone: &str) {
+    assert!(
+        notify_answered(from, target, zone).await,
+        "NOTIFY to {target} answered"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -656,6 +665,15 @@ async fn broken_primary_keeps_the_last_good_zone() {
             5.0
         );
     }
+    // NOTIFY is taken from the primary's address only.
+    assert!(
+        !notify_answered("127.230.5.9", notify, zone).await,
+        "NOTIFY from elsewhere ignored"
+    );
+    assert!(
+        !notify_answered("127.230.5.1", notify, "other.zone.").await,
+        "NOTIFY for another zone ignored"
+    );
     // The primary stays broken past the SOA expire (3 s): reported expired, still enforced.
     let expired_line = "dnsward_rpz_expired{zone=\"fake\"}";
     mode.store(fake::CUT, Ordering::SeqCst);
