@@ -73,6 +73,7 @@ need taskset util-linux
 need setsid util-linux
 need curl curl
 need timeout coreutils
+has tls && need openssl openssl
 for p in $PEERS; do
   case $p in unbound) need unbound unbound ;; pdns) need pdns_recursor pdns-recursor ;; esac
 done
