@@ -560,7 +560,13 @@ impl Config {
                     *p = base.join(&*p);
                 }
             };
-            for p in [&mut q.sqlite, &mut q.jsonl, &mut q.hash_key_file]
+            for p in [
+                &mut q.sqlite,
+                &mut q.jsonl,
+                &mut q.hash_key_file,
+                &mut q.clickhouse_password_file,
+                &mut q.clickhouse_spool_dir,
+            ]
                 .into_iter()
                 .flatten()
             {
