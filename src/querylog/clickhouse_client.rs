@@ -348,11 +348,11 @@ mod tests {
         assert_eq!(new.len(), old.len());
         assert!(new[0].starts_with("CREATE DATABASE IF NOT EXISTS fleet"), "{}", new[0]);
         let all = new.join("\n");
-        assert!(all.contains("fleet.q ") && all.contains("fleet.q_minute_"), "{all}");
+        assert!(all.contains("TABLE IF NOT EXISTS fleet.q\n") && all.contains("VIEW IF NOT EXISTS fleet.q_minute_"), "{all}");
         assert!(!all.contains("dnsward."), "{all}");
-        assert!(all.contains("client IPv6") && all.contains("TTL time + INTERVAL 30 DAY"), "{all}");
+        assert!(all.contains("client      IPv6,") && all.contains("TTL time + INTERVAL 30 DAY"), "{all}");
         let all = old.join("\n");
-        assert!(all.contains("client FixedString(16)") && !all.contains("TTL"), "{all}");
+        assert!(all.contains("client      FixedString(16),") && !all.contains("TTL"), "{all}");
         assert!(!all.contains("--"), "comments are stripped: {all}");
     }
 

@@ -370,7 +370,7 @@ mod tests {
         want.extend_from_slice(&1_714_564_800_123_456i64.to_le_bytes());
         want.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 192, 0, 2, 77]);
         want.extend_from_slice(&0u64.to_le_bytes());
-        want.extend_from_slice(&[0, 0x89, 0xcf]); // port 53001, not null
+        want.extend_from_slice(&[0, 0x09, 0xcf]); // not null, port 53001 (0xcf09) little-endian
         for s in [
             "udp",
             "c2.evil.example",
