@@ -316,7 +316,10 @@ pub fn schema_statements(t: &ClickhouseTarget, ttl_days: u32, v: Version) -> Vec
     }
     let mut text = text
         .replace("dnsward.queries", &t.table_ref())
-        .replace("CREATE DATABASE IF NOT EXISTS dnsward", &format!("CREATE DATABASE IF NOT EXISTS {}", t.database))
+        .replace(
+            "CREATE DATABASE IF NOT EXISTS dnsward",
+            &format!("CREATE DATABASE IF NOT EXISTS {}", t.database),
+        )
         .replace("INTERVAL 90 DAY", &format!("INTERVAL {ttl_days} DAY"));
     if v.is_legacy() {
         text = text.replace("IPv6", "FixedString(16)");
@@ -343,22 +346,56 @@ mod tests {
 
     #[test]
     fn schema_names_ttl_and_legacy_forms() {
-        let new = schema_statements(&target(), 30, Version { major: 24, minor: 3 });
-        let old = schema_statements(&target(), 30, Version { major: 18, minor: 16 });
+        let new = schema_statements(
+            &target(),
+            30,
+            Version {
+                major: 24,
+                minor: 3,
+            },
+        );
+        let old = schema_statements(
+            &target(),
+            30,
+            Version {
+                major: 18,
+                minor: 16,
+            },
+        );
         assert_eq!(new.len(), old.len());
-        assert!(new[0].starts_with("CREATE DATABASE IF NOT EXISTS fleet"), "{}", new[0]);
+        assert!(
+            new[0].starts_with("CREATE DATABASE IF NOT EXISTS fleet"),
+            "{}",
+            new[0]
+        );
         let all = new.join("\n");
-        assert!(all.contains("TABLE IF NOT EXISTS fleet.q\n") && all.contains("VIEW IF NOT EXISTS fleet.q_minute_"), "{all}");
+        assert!(
+            all.contains("TABLE IF NOT EXISTS fleet.q\n")
+                && all.contains("VIEW IF NOT EXISTS fleet.q_minute_"),
+            "{all}"
+        );
         assert!(!all.contains("dnsward."), "{all}");
-        assert!(all.contains("client      IPv6,") && all.contains("TTL time + INTERVAL 30 DAY"), "{all}");
+        assert!(
+            all.contains("client      IPv6,") && all.contains("TTL time + INTERVAL 30 DAY"),
+            "{all}"
+        );
         let all = old.join("\n");
-        assert!(all.contains("client      FixedString(16),") && !all.contains("TTL"), "{all}");
+        assert!(
+            all.contains("client      FixedString(16),") && !all.contains("TTL"),
+            "{all}"
+        );
         assert!(!all.contains("--"), "comments are stripped: {all}");
     }
 
     #[test]
     fn versions_and_identifiers() {
-        assert_eq!(Version::parse("18.16.1"), Some(Version { major: 18, minor: 16 }));
+        assert_eq!(
+            Version::parse("18.16.1"),
+            Some(Version {
+                major: 18,
+                minor: 16
+            })
+        );
         assert!(Version::parse("18.16.1").unwrap().is_legacy());
         assert!(!Version::parse("24.8.4.13").unwrap().is_legacy());
         assert_eq!(Version::parse("x"), None);

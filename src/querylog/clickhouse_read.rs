@@ -10,10 +10,10 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::cli::{
-    self, csv_line, print_clients, print_tail_rows, print_top, ExportFormat, Filters,
-    LogsCommand, SuspiciousClient, TopCategory, TopClient, TopDomain, TopReport, CSV_HEADER,
+    self, csv_line, print_clients, print_tail_rows, print_top, ExportFormat, Filters, LogsCommand,
+    SuspiciousClient, TopCategory, TopClient, TopDomain, TopReport, CSV_HEADER,
 };
-use super::clickhouse_client::{Client, ClickhouseError, ClickhouseTarget, Version};
+use super::clickhouse_client::{ClickhouseError, ClickhouseTarget, Client, Version};
 use super::event::{format_ts, format_ts_us, now_us, EventAction, LogRow};
 use super::timespec::parse_time_us;
 use super::{QueryLogConfig, QueryLogError};
@@ -94,7 +94,8 @@ fn lit(s: &str) -> String {
 #[derive(Deserialize)]
 struct ChRow {
     ts_us: i64,
-    client: String,
+    /// (aliases are visible in WHERE: `client` must stay the column)
+    client_text: String,
     client_hash: u64,
     client_port: Option<u16>,
     transport: String,
@@ -134,7 +135,7 @@ impl ChRow {
         Ok(LogRow {
             time: format_ts_us(self.ts_us),
             ts_us: self.ts_us,
-            client: client_text(&self.client, self.client_hash),
+            client: client_text(&self.client_text, self.client_hash),
             client_port: self.client_port,
             transport: self.transport.parse()?,
             qname: self.qname,
@@ -144,9 +145,7 @@ impl ChRow {
             category: none_if_empty(self.category),
             list: none_if_empty(self.list),
             rule: none_if_empty(self.rule),
-            trigger: none_if_empty(self.trigger)
-                .map(|t| t.parse())
-                .transpose()?,
+            trigger: none_if_empty(self.trigger).map(|t| t.parse()).transpose()?,
             cached: self.cached != 0,
             answers: self.answers.iter().filter_map(|a| a.parse().ok()).collect(),
             latency_us: self.latency_us,
@@ -194,7 +193,7 @@ impl ChReader {
 
     fn row_columns(&self) -> String {
         format!(
-            "ts_us, {} AS client, client_hash, client_port, transport, qname, qtype, rcode, action, \
+            "ts_us, {} AS client_text, client_hash, client_port, transport, qname, qtype, rcode, action, \
              category, list, rule, trigger, cached, answers, latency_us, instance, client_name, client_group",
             self.client_expr()
         )
@@ -228,7 +227,10 @@ impl ChReader {
         let mut w = Vec::new();
         if let Some(s) = since {
             // `time` too, so the sort key narrows the scan
-            w.push(format!("time >= toDateTime({})", s.div_euclid(1_000_000).max(0)));
+            w.push(format!(
+                "time >= toDateTime({})",
+                s.div_euclid(1_000_000).max(0)
+            ));
             w.push(format!("ts_us >= {s}"));
         }
         if let Some(u) = until {
@@ -320,7 +322,9 @@ impl ChReader {
                 max_polls,
             } => {
                 let since = since.as_deref().map(time).transpose()?;
-                self.tail(limit, since, &filters, json, follow, poll_ms, max_polls, out)
+                self.tail(
+                    limit, since, &filters, json, follow, poll_ms, max_polls, out,
+                )
             }
             LogsCommand::Top {
                 since,
@@ -407,10 +411,9 @@ impl ChReader {
         let mut last = match rows.last() {
             Some(r) => r.ts_us,
             None => {
-                let t = self.client.query(
-                    &format!("SELECT max(ts_us) FROM {}", self.table()),
-                    &[],
-                )?;
+                let t = self
+                    .client
+                    .query(&format!("SELECT max(ts_us) FROM {}", self.table()), &[])?;
                 t.trim().parse().unwrap_or(0)
             }
         };
@@ -459,7 +462,9 @@ impl ChReader {
         }
         let mut totals = Totals { q: 0, b: 0 };
         self.stream(
-            &format!("SELECT count() AS q, countIf(action = 'blocked') AS b FROM {t} WHERE {tc}{gc}"),
+            &format!(
+                "SELECT count() AS q, countIf(action = 'blocked') AS b FROM {t} WHERE {tc}{gc}"
+            ),
             |r: Totals| {
                 totals = r;
                 Ok(())
@@ -490,7 +495,7 @@ impl ChReader {
         )?;
         #[derive(Deserialize)]
         struct C {
-            client: String,
+            client_text: String,
             client_hash: u64,
             name: String,
             n: u64,
@@ -499,7 +504,7 @@ impl ChReader {
         // Clients tie-break on their text, which ClickHouse does not have: take every client
         // at least as busy as the limit-th one and sort here.
         let group_by = format!(
-            "SELECT {} AS client, client_hash, max(client_name) AS name, count() AS n, uniqExact(qname) AS d
+            "SELECT {} AS client_text, client_hash, max(client_name) AS name, count() AS n, uniqExact(qname) AS d
              FROM {t} WHERE {blocked} GROUP BY client, client_hash",
             self.client_expr()
         );
@@ -510,7 +515,7 @@ impl ChReader {
             ),
             |r: C| {
                 clients.push(TopClient {
-                    client: client_text(&r.client, r.client_hash),
+                    client: client_text(&r.client_text, r.client_hash),
                     client_name: none_if_empty(r.name),
                     blocked: r.n,
                     domains: r.d,
@@ -518,7 +523,11 @@ impl ChReader {
                 Ok(())
             },
         )?;
-        clients.sort_by(|a, b| b.blocked.cmp(&a.blocked).then_with(|| a.client.cmp(&b.client)));
+        clients.sort_by(|a, b| {
+            b.blocked
+                .cmp(&a.blocked)
+                .then_with(|| a.client.cmp(&b.client))
+        });
         clients.truncate(limit);
         #[derive(Deserialize)]
         struct K {
@@ -576,7 +585,7 @@ impl ChReader {
         }
         #[derive(Deserialize)]
         struct S {
-            client: String,
+            client_text: String,
             client_hash: u64,
             blocked: u64,
             domains: u64,
@@ -589,7 +598,7 @@ impl ChReader {
         let mut found: Vec<(S, String)> = Vec::new();
         self.stream(
             &format!(
-                "SELECT {} AS client, client_hash, count() AS blocked, uniqExact(qname) AS domains,
+                "SELECT {} AS client_text, client_hash, count() AS blocked, uniqExact(qname) AS domains,
                         min(ts_us) AS first, max(ts_us) AS last, groupUniqArray(category) AS cats,
                         max(client_name) AS name
                  FROM {t} WHERE {cond} GROUP BY client, client_hash
@@ -597,7 +606,7 @@ impl ChReader {
                 self.client_expr()
             ),
             |r: S| {
-                let text = client_text(&r.client, r.client_hash);
+                let text = client_text(&r.client_text, r.client_hash);
                 found.push((r, text));
                 Ok(())
             },

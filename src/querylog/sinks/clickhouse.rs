@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use super::{Backoff, BlockingSink, Delivered, Pace};
 use crate::querylog::bus::Queued;
-use crate::querylog::clickhouse_client::{Client, ClickhouseTarget};
+use crate::querylog::clickhouse_client::{ClickhouseTarget, Client};
 use crate::querylog::event::{ClientId, LoggedEvent};
 use crate::querylog::spool::Spool;
 
@@ -168,7 +168,16 @@ impl ClickhouseSink {
         let c = self.client.as_ref().ok_or("not open")?;
         c.insert_gzip(&self.insert_sql, body).map_err(|e| {
             let mut m = e.to_string();
-            if e.is_refusal() && m.contains("doesn't exist") {
+            if e.is_refusal()
+                && [
+                    "doesn't exist",
+                    "does not exist",
+                    "UNKNOWN_TABLE",
+                    "UNKNOWN_DATABASE",
+                ]
+                .iter()
+                .any(|w| m.contains(w))
+            {
                 m.push_str(" (create it with `dnsward logs init-clickhouse`)");
             }
             m
@@ -209,10 +218,7 @@ impl ClickhouseSink {
             tracing::error!(sink = %self.describe(), dropped = ev.rows,
                 "querylog: ClickHouse spool full (clickhouse_spool_mb); oldest events dropped");
             d.dropped += ev.rows;
-            d.error = Some(format!(
-                "spool full: {} oldest events dropped",
-                ev.rows
-            ));
+            d.error = Some(format!("spool full: {} oldest events dropped", ev.rows));
         }
         Ok(())
     }
@@ -290,7 +296,8 @@ impl BlockingSink for ClickhouseSink {
                 self.spool = Some(sp);
             }
         }
-        self.client = Some(Client::new(self.target.clone(), INSERT_TIMEOUT).map_err(|e| e.to_string())?);
+        self.client =
+            Some(Client::new(self.target.clone(), INSERT_TIMEOUT).map_err(|e| e.to_string())?);
         Ok(())
     }
 
