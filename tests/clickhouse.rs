@@ -24,11 +24,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_dnsward");
 const SERVER: &str = "/usr/sbin/clickhouse-server";
 
 /// One ClickHouse at a time: each takes a few hundred MB and a core while starting.
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
-}
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -281,7 +277,7 @@ async fn ask_from(from: &str, server: SocketAddr, name: &str, t: RecordType) -> 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_field_arrives_logs_match_sqlite_and_rollups_fill() {
-    let _g = serial();
+    let _g = SERIAL.lock().await;
     let Some(ch) = ClickHouse::start() else {
         return;
     };
@@ -487,7 +483,7 @@ fn spool_files(dir: &Path) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_outage_is_bridged_by_the_spool_and_replayed_in_order() {
-    let _g = serial();
+    let _g = SERIAL.lock().await;
     let Some(mut ch) = ClickHouse::start() else {
         return;
     };
@@ -588,7 +584,7 @@ async fn an_outage_is_bridged_by_the_spool_and_replayed_in_order() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_table_is_reported_and_recovered_from_without_restart() {
-    let _g = serial();
+    let _g = SERIAL.lock().await;
     let Some(ch) = ClickHouse::start() else {
         return;
     };
