@@ -567,8 +567,8 @@ impl Config {
                 &mut q.clickhouse_password_file,
                 &mut q.clickhouse_spool_dir,
             ]
-                .into_iter()
-                .flatten()
+            .into_iter()
+            .flatten()
             {
                 resolve(p);
             }

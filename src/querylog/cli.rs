@@ -469,7 +469,11 @@ pub(crate) fn print_tail_rows(
         let cells: Vec<Vec<String>> = rows.iter().map(|r| tail_cells(r)).collect();
         write_table(
             out,
-            if header { Some(&TAIL_HEADERS[..]) } else { None },
+            if header {
+                Some(&TAIL_HEADERS[..])
+            } else {
+                None
+            },
             &cells,
             &[10],
         )?;
@@ -579,7 +583,11 @@ pub fn top(
     })
 }
 
-pub(crate) fn print_top(r: &TopReport, json: bool, out: &mut dyn Write) -> Result<(), QueryLogError> {
+pub(crate) fn print_top(
+    r: &TopReport,
+    json: bool,
+    out: &mut dyn Write,
+) -> Result<(), QueryLogError> {
     if json {
         serde_json::to_writer_pretty(&mut *out, r).map_err(std::io::Error::from)?;
         writeln!(out)?;

@@ -218,7 +218,11 @@ pub trait Sink: Send + 'static {
     async fn open(&mut self) -> Result<(), String>;
     /// Write `events` events held in `batch`. `Err`: the batch is lost (counted by the caller)
     /// and the sink is closed and reopened with back-off.
-    async fn write(&mut self, batch: Vec<Queued>, events: usize) -> (Vec<Queued>, Result<Delivered, String>);
+    async fn write(
+        &mut self,
+        batch: Vec<Queued>,
+        events: usize,
+    ) -> (Vec<Queued>, Result<Delivered, String>);
     /// Deliver what the sink still holds (a spool being replayed); called on every wake-up
     /// while open.
     async fn catch_up(&mut self) -> Delivered {
@@ -283,8 +287,15 @@ impl<S: BlockingSink> Sink for OnThread<S> {
     async fn open(&mut self) -> Result<(), String> {
         self.call(|s| s.open()).await?
     }
-    async fn write(&mut self, batch: Vec<Queued>, events: usize) -> (Vec<Queued>, Result<Delivered, String>) {
-        match self.call(move |s| (s.write_counted(&batch, events), batch)).await {
+    async fn write(
+        &mut self,
+        batch: Vec<Queued>,
+        events: usize,
+    ) -> (Vec<Queued>, Result<Delivered, String>) {
+        match self
+            .call(move |s| (s.write_counted(&batch, events), batch))
+            .await
+        {
             Ok((r, batch)) => (batch, r),
             Err(e) => (Vec::new(), Err(e)),
         }
@@ -404,7 +415,9 @@ pub async fn supervise<S: Sink>(
                         retry_at = Instant::now() + backoff.next_delay();
                     }
                 }
-                if sink.is_open() && (queue.len() >= pace.max_batch || (closing && !queue.is_empty())) {
+                if sink.is_open()
+                    && (queue.len() >= pace.max_batch || (closing && !queue.is_empty()))
+                {
                     continue;
                 }
             }
