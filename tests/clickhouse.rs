@@ -81,6 +81,7 @@ impl ClickHouse {
   <profiles><default></default></profiles>
   <users>
     <default><password></password><networks><ip>127.0.0.1</ip></networks><profile>default</profile><quota>default</quota></default>
+    <dnsward><password>s3cret</password><networks><ip>127.0.0.1</ip></networks><profile>default</profile><quota>default</quota></dnsward>
   </users>
   <quotas><default></default></quotas>
 </yandex>
@@ -283,13 +284,23 @@ async fn every_field_arrives_logs_match_sqlite_and_rollups_fill() {
     };
     let h = Hierarchy::start("").await;
     let dir = h.dir.path();
+    // A user with a password (basic auth), from a file named relative to the config.
+    std::fs::write(dir.join("ch.pass"), "s3cret\n").unwrap();
     let (text, cfg) = config(
         &h,
         &format!(
-            "sqlite = \"log.db\"\nclickhouse = \"{}\"\nclickhouse_database = \"fleet\"\nclickhouse_table = \"q\"\n",
+            "sqlite = \"log.db\"\nclickhouse = \"{}\"\nclickhouse_database = \"fleet\"\nclickhouse_table = \"q\"\n\
+             clickhouse_user = \"dnsward\"\nclickhouse_password_file = \"ch.pass\"\n",
             ch.url()
         ),
     );
+    // A wrong password is a clear error.
+    std::fs::write(dir.join("ch.pass"), "wrong\n").unwrap();
+    let out = dnsward_logs(&cfg, &["init-clickhouse"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("HTTP") && err.contains("password"), "{err}");
+    std::fs::write(dir.join("ch.pass"), "s3cret\n").unwrap();
     let init = logs_ok(&cfg, &["init-clickhouse", "--ttl-days", "30"]);
     assert!(init.contains("created fleet.q"), "{init}");
     // idempotent
@@ -348,6 +359,16 @@ async fn every_field_arrives_logs_match_sqlite_and_rollups_fill() {
         ],
         vec!["export", "--format", "jsonl", "--client", FINANCE],
         vec!["tail", "-n", "5"],
+        vec![
+            "tail",
+            "-f",
+            "-n",
+            "3",
+            "--max-polls",
+            "2",
+            "--poll-ms",
+            "10",
+        ],
         vec!["tail", "--json", "--group", "finance"],
         vec![
             "tail",
@@ -430,6 +451,17 @@ async fn every_field_arrives_logs_match_sqlite_and_rollups_fill() {
     );
     assert!(allowed[0]["client_name"].is_null(), "{}", allowed[0]);
     assert!(rows.iter().any(|r| r["transport"] == "tcp"));
+
+    // `--ref`: the block page reference ID of a blocked query finds it in both stores.
+    let id = dnsward::blockpage::reference::reference(
+        blocked["qname"].as_str().unwrap(),
+        blocked["ts_us"].as_i64().unwrap(),
+    );
+    let by_ref =
+        |source: &str| logs_ok(&cfg, &["tail", "--json", "--ref", &id, "--source", source]);
+    let from_sqlite = by_ref("sqlite");
+    assert_eq!(from_sqlite.lines().count(), 3, "{from_sqlite}");
+    assert_eq!(from_sqlite, by_ref("clickhouse"));
 
     // Rollups: per minute, by action/category/list, by client, by qname.
     assert_eq!(
@@ -854,4 +886,96 @@ async fn a_full_spool_drops_the_oldest_counted_and_dns_keeps_answering() {
     assert!(!spool.join("00000000000000000000-7.chunk").exists());
     assert!(spool_files(&spool) >= 1);
     d.shutdown().await;
+}
+
+#[test]
+fn bad_clickhouse_keys_are_reported_by_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(
+        &path,
+        "[server]\nlisten = [\"127.0.0.1:0\"]\n\n[querylog]\nclickhouse = \"ftp://10.0.0.5\"\n\
+         clickhouse_table = \"queries; DROP TABLE x\"\nclickhouse_user = \"\"\n\
+         clickhouse_spool_mb = 99999999\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["check", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    for expected in [
+        "querylog.clickhouse: \"ftp://10.0.0.5\": expected an http:// or https:// URL",
+        "querylog.clickhouse_table: \"queries; DROP TABLE x\" must be letters, digits and underscores",
+        "querylog.clickhouse_user: empty",
+        "querylog.clickhouse_spool_mb: 99999999 is more than 1 TiB",
+    ] {
+        assert!(err.contains(expected), "missing {expected:?} in:\n{err}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hashed_and_truncated_clients_read_back_as_sqlite_has_them() {
+    let _g = SERIAL.lock().await;
+    let Some(ch) = ClickHouse::start() else {
+        return;
+    };
+    for mode in ["hash", "truncate"] {
+        let h = Hierarchy::start("").await;
+        let dir = h.dir.path();
+        let (text, cfg) = config(
+            &h,
+            &format!(
+                "sqlite = \"log.db\"\nclickhouse = \"{}\"\nclickhouse_table = \"q_{mode}\"\nclient_ip = \"{mode}\"\n",
+                ch.url()
+            ),
+        );
+        logs_ok(&cfg, &["init-clickhouse"]);
+        let d = start_dnsward_text(&text, dir).await;
+        let addr = d.addrs()[0];
+        for from in ["127.0.0.1", FINANCE, FINANCE] {
+            assert_eq!(
+                ask_from(from, addr, "x.evil.example.com.", RecordType::A).await,
+                ResponseCode::NXDomain
+            );
+        }
+        let table = format!("dnsward.q_{mode}");
+        eventually("3 rows", 10, || ch.count(&table) >= 3).await;
+        d.shutdown().await;
+        let from_sqlite = logs_ok(&cfg, &["export", "--format", "jsonl", "--source", "sqlite"]);
+        assert_eq!(
+            from_sqlite,
+            logs_ok(
+                &cfg,
+                &["export", "--format", "jsonl", "--source", "clickhouse"]
+            ),
+            "{mode}"
+        );
+        let client = if mode == "hash" {
+            serde_json::from_str::<serde_json::Value>(from_sqlite.lines().nth(1).unwrap()).unwrap()
+                ["client"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        } else {
+            "127.0.0.0".to_string()
+        };
+        for args in [
+            vec!["clients", "--since", "1h", "--min-blocked", "1"],
+            vec!["tail", "--client", &client],
+        ] {
+            let mut a = args.clone();
+            a.extend(["--source", "sqlite"]);
+            let from_sqlite = logs_ok(&cfg, &a);
+            let n = a.len();
+            a[n - 1] = "clickhouse";
+            assert_eq!(from_sqlite, logs_ok(&cfg, &a), "{mode} {args:?}");
+            assert!(
+                from_sqlite.contains(&client),
+                "{mode} {args:?}: {from_sqlite}"
+            );
+        }
+    }
 }
