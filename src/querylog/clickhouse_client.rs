@@ -104,6 +104,9 @@ pub fn validate(cfg: &QueryLogConfig) -> Vec<String> {
             cfg.clickhouse_spool_mb
         ));
     }
+    if cfg.clickhouse_password_file.is_some() && cfg.clickhouse_user.is_none() {
+        p.push("querylog.clickhouse_password_file needs querylog.clickhouse_user (the password is sent with that user)".into());
+    }
     if cfg.clickhouse.is_none()
         && (cfg.clickhouse_user.is_some() || cfg.clickhouse_password_file.is_some())
     {
@@ -413,6 +416,16 @@ mod tests {
         let p = validate(&c);
         assert_eq!(p.len(), 3, "{p:#?}");
         assert!(p[0].contains("http://"), "{p:#?}");
+        let c = QueryLogConfig {
+            clickhouse: Some("http://127.0.0.1:8123".into()),
+            clickhouse_password_file: Some("/etc/dnsward/ch.pass".into()),
+            ..Default::default()
+        };
+        assert!(
+            validate(&c)[0].contains("needs querylog.clickhouse_user"),
+            "{:?}",
+            validate(&c)
+        );
         let c = QueryLogConfig {
             clickhouse: Some("http://127.0.0.1:8123/?x=1".into()),
             ..Default::default()

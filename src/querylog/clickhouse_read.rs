@@ -364,7 +364,10 @@ impl ChReader {
                 let until = until.as_deref().map(time).transpose()?;
                 self.export(format, since, until, &filters, out)
             }
-            LogsCommand::InitClickhouse { .. } => unreachable!("handled by run_logs_from"),
+            // run_logs_from handles it before connecting a reader
+            LogsCommand::InitClickhouse { .. } => Err(QueryLogError::InvalidArgument(
+                "init-clickhouse is not a query".into(),
+            )),
         }
     }
 
