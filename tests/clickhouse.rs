@@ -979,3 +979,50 @@ async fn hashed_and_truncated_clients_read_back_as_sqlite_has_them() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_spooled_before_a_restart_are_replayed_after_it() {
+    let _g = SERIAL.lock().await;
+    let Some(mut ch) = ClickHouse::start() else {
+        return;
+    };
+    let h = Hierarchy::start("").await;
+    let dir = h.dir.path();
+    let (text, cfg) = config(
+        &h,
+        &format!(
+            "clickhouse = \"{}\"\nclickhouse_spool_dir = \"spool\"\n",
+            ch.url()
+        ),
+    );
+    logs_ok(&cfg, &["init-clickhouse"]);
+    ch.stop();
+    // ClickHouse is down for this whole run of dnsward: what it logs waits on disk.
+    let d = start_dnsward_text(&text, dir).await;
+    assert_eq!(send_names(d.addrs()[0], "first-run", 40).await, 40);
+    let log = d.engine.recorder.log().clone();
+    d.shutdown().await;
+    let c = log
+        .stats()
+        .into_iter()
+        .find(|s| s.name == "clickhouse")
+        .unwrap();
+    assert_eq!((c.written, c.dropped), (0, 0), "{c:?}");
+    assert!(spool_files(&dir.join("spool")) >= 1);
+
+    ch.run();
+    let d = start_dnsward_text(&text, dir).await;
+    assert_eq!(send_names(d.addrs()[0], "second-run", 10).await, 10);
+    eventually("both runs' events in ClickHouse", 30, || {
+        ch.count("dnsward.queries") >= 50
+    })
+    .await;
+    d.shutdown().await;
+    let names = ch.query("SELECT qname FROM dnsward.queries ORDER BY ts_us");
+    let want: Vec<String> = (0..40)
+        .map(|i| format!("first-run-{i}.example.com"))
+        .chain((0..10).map(|i| format!("second-run-{i}.example.com")))
+        .collect();
+    assert_eq!(names.lines().collect::<Vec<_>>(), want);
+    assert_eq!(spool_files(&dir.join("spool")), 0);
+}

@@ -151,7 +151,7 @@ pub struct QueryLogConfig {
     /// Events each sink may hold before the oldest are dropped.
     #[serde(default = "default_queue_size")]
     pub queue_size: usize,
-    /// How many nice steps below the answer path the SQLite and JSON lines threads run
+    /// How many nice steps below the answer path the SQLite, JSON lines and ClickHouse threads run
     /// (0..=19). Under overload answers come first and a sink that falls behind drops (and
     /// counts) its oldest events; 0 keeps the log complete at the cost of answers.
     #[serde(default = "default_sink_nice")]
