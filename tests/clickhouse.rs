@@ -1026,3 +1026,44 @@ async fn events_spooled_before_a_restart_are_replayed_after_it() {
     assert_eq!(names.lines().collect::<Vec<_>>(), want);
     assert_eq!(spool_files(&dir.join("spool")), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_spool_failed_batches_are_dropped_counted_and_the_sink_recovers() {
+    let fake = FakeClickHouse::start();
+    let h = Hierarchy::start("").await;
+    let dir = h.dir.path();
+    let (text, _) = config(
+        &h,
+        &format!(
+            "clickhouse = \"http://127.0.0.1:{}\"\nclickhouse_spool_mb = 0\nclickhouse_spool_dir = \"spool\"\n",
+            fake.port
+        ),
+    );
+    let d = start_dnsward_text(&text, dir).await;
+    let addr = d.addrs()[0];
+    let log = d.engine.recorder.log().clone();
+    let ch = |log: &dnsward::querylog::QueryLog| {
+        log.stats()
+            .into_iter()
+            .find(|s| s.name == "clickhouse")
+            .unwrap()
+    };
+    fake.set(Fake::Error500);
+    assert_eq!(send_names(addr, "lost", 20).await, 20);
+    eventually("a failed batch is dropped, counted", 10, || {
+        ch(&log).dropped >= 1
+    })
+    .await;
+    assert_eq!(ch(&log).written, 0);
+    fake.set(Fake::Ok);
+    assert_eq!(send_names(addr, "kept", 10).await, 10);
+    eventually("later events are written", 30, || ch(&log).written >= 10).await;
+    d.shutdown().await;
+    let c = ch(&log);
+    assert_eq!(
+        c.written + c.dropped,
+        30,
+        "every event written or counted: {c:?}"
+    );
+    assert!(!dir.join("spool").exists(), "no spool was made");
+}
