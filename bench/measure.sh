@@ -58,11 +58,12 @@ fixed_rate() { # resolver workload port pid query-file qps duration
 }
 
 # As fast as dnsperf can send for DURATION seconds (MODE udp or tcp).
-max_rate() { # resolver workload port pid query-file duration mode
+max_rate() { # resolver workload port pid query-file duration mode [more dnsperf args]
   local r=$1 w=$2 port=$3 pid=$4 qf=$5 dur=$6 mode=${7:-udp} raw t0 t1 tck
+  shift 7
   raw=$RAW/$r-$w-max-$mode
   t0=$(cpu_ticks "$pid")
-  dnsperf_run "$raw.out" $((dur + 30)) -m "$mode" -p "$port" -d "$qf" -l "$dur" -c "$CLIENTS" -q "$OUTSTANDING"
+  dnsperf_run "$raw.out" $((dur + 30)) -m "$mode" -p "$port" -d "$qf" -l "$dur" -c "$CLIENTS" -q "$OUTSTANDING" "$@"
   t1=$(cpu_ticks "$pid")
   python3 "$BENCH/dnsperf_stats.py" "$raw.out" >"$raw.stats"
   tck=$(getconf CLK_TCK)

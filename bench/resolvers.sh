@@ -13,6 +13,10 @@ port_of() {
   esac
 }
 
+# DoT and DoH ports of the resolvers that serve them (the tls workload): dnsward and Unbound.
+tls_port_of() { case $1 in unbound) echo 8531 ;; dnsward) echo 8534 ;; esac; }
+https_port_of() { case $1 in unbound) echo 4431 ;; dnsward) echo 4434 ;; esac; }
+
 # Admin listener of dnsward (its /metrics tells when a reload has finished).
 DNSWARD_ADMIN=127.0.0.1:9304
 
@@ -40,9 +44,8 @@ udp_workers = $WORKERS
 mode = "recursive"
 root_hints = "$HIER/root.hints"
 cache_size = $CACHE_ENTRIES
-# as the peers are set up: no DNSSEC validation (the generated hierarchy is unsigned), IPv4
-dnssec = "off"
 upstream_ipv6 = false
+$(dnssec_of dnsward)
 
 [policy]
 watch = false
@@ -50,6 +53,9 @@ watch = false
 [admin]
 listen = "$DNSWARD_ADMIN"
 EOF
+      if [ -n "${TLS_DIR:-}" ]; then # the tls workload: DoT and DoH too
+        sed -i "0,/^listen = /s#^listen = .*#&\ntls_listen = [\"127.0.0.1:$(tls_port_of dnsward)\"]\nhttps_listen = [\"127.0.0.1:$(https_port_of dnsward)\"]\ntls_cert = \"$TLS_DIR/cert.pem\"\ntls_key = \"$TLS_DIR/key.pem\"#" "$dir/dnsward.toml"
+      fi
       if [ "$r" = dnsward-log ]; then # the query log workload: every query to each sink
         printf '\n[querylog]\n' >>"$dir/dnsward.toml"
         for sink in $QUERYLOG_SINKS; do printf '%s = "%s/querylog.%s"\n' "$sink" "$dir" "$sink" >>"$dir/dnsward.toml"; done
@@ -84,6 +90,8 @@ server:
     so-sndbuf: 8m
     qname-minimisation: yes
     prefetch: no
+$(dnssec_of unbound)
+$(tls_of_unbound)
 remote-control:
     control-enable: yes
     control-interface: 127.0.0.1
@@ -94,7 +102,7 @@ EOF
         sed -i 's/^    prefetch: no$/&\n    module-config: "respip iterator"/' "$dir/unbound.conf"
         printf 'rpz:\n    name: rpz.bench\n    zonefile: "%s"\n    rpz-log: no\n' "$lf" >>"$dir/unbound.conf"
       else
-        sed -i 's/^    prefetch: no$/&\n    module-config: "iterator"/' "$dir/unbound.conf"
+        sed -i "s/^    prefetch: no$/&\n    module-config: \"${TRUST_ANCHOR:+validator }iterator\"/" "$dir/unbound.conf"
       fi
       ;;
     pdns)
@@ -107,7 +115,7 @@ dont-query=
 threads=$WORKERS
 pdns-distributes-queries=no
 reuseport=no
-dnssec=off
+$(dnssec_of pdns)
 socket-dir=$dir
 max-cache-entries=$CACHE_ENTRIES
 max-packetcache-entries=$CACHE_ENTRIES
@@ -121,6 +129,10 @@ EOF
       if [ -n "$lf" ]; then
         echo "lua-config-file=$dir/rpz.lua" >>"$dir/recursor.conf"
         printf 'rpzFile("%s", {policyName="rpz.bench"})\n' "$lf" >"$dir/rpz.lua"
+      fi
+      if [ -n "${TRUST_ANCHOR:-}" ]; then # the signed workload (no list): the lab root's DS
+        echo "lua-config-file=$dir/ta.lua" >>"$dir/recursor.conf"
+        awk '$4 == "DS" { printf "addTA(\"%s\", \"%s %s %s %s\")\n", $1, $5, $6, $7, $8 }' "$TRUST_ANCHOR" >"$dir/ta.lua"
       fi
       ;;
     hickory)
@@ -156,6 +168,34 @@ deny_server = []
 EOF
       ;;
   esac
+}
+
+# DNSSEC: off, as the peers are set up, on the unsigned hierarchy; with TRUST_ANCHOR (a DS
+# file: the signed workload) every resolver validates from that anchor.
+dnssec_of() {
+  case $1 in
+    dnsward)
+      if [ -n "${TRUST_ANCHOR:-}" ]; then printf 'dnssec = "validate"\ntrust_anchor = "%s"\n' "$TRUST_ANCHOR"; else echo 'dnssec = "off"'; fi ;;
+    unbound)
+      if [ -n "${TRUST_ANCHOR:-}" ]; then printf '    trust-anchor-file: "%s"\n    val-log-level: 1\n' "$TRUST_ANCHOR"; fi ;;
+    pdns)
+      if [ -n "${TRUST_ANCHOR:-}" ]; then echo "dnssec=validate"; else echo "dnssec=off"; fi ;;
+  esac
+}
+
+# Unbound's DoT and DoH listeners for the tls workload (TLS_DIR holds cert.pem and key.pem).
+tls_of_unbound() {
+  [ -n "${TLS_DIR:-}" ] || return 0
+  cat <<EOT
+    interface: 127.0.0.1@$(tls_port_of unbound)
+    interface: 127.0.0.1@$(https_port_of unbound)
+    tls-port: $(tls_port_of unbound)
+    https-port: $(https_port_of unbound)
+    tls-service-key: "$TLS_DIR/key.pem"
+    tls-service-pem: "$TLS_DIR/cert.pem"
+    http-endpoint: "/dns-query"
+    incoming-num-tcp: 1000
+EOT
 }
 
 command_of() { # resolver dir -> prints the command line, one word a line

@@ -10,7 +10,7 @@ BENCH=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$BENCH/.." && pwd)
 
 # ------------------------------------------------------------------ settings (environment)
-WORKLOADS=${WORKLOADS:-"cold hit tcp lists blocked mix reload scaling"}
+WORKLOADS=${WORKLOADS:-"cold hit tcp tls lists blocked mix reload scaling signed"}
 PEERS=${PEERS-"unbound pdns hickory"} # PEERS="": dnsward alone
 DNSWARD=${DNSWARD:-$REPO/target/release/dnsward}
 HICKORY=${HICKORY:-$(command -v hickory-dns || echo "$HOME/.cargo/bin/hickory-dns")}
@@ -55,8 +55,8 @@ has() { [[ " $WORKLOADS " == *" $1 "* ]]; }
 
 # ------------------------------------------------------------------ checks
 for w in $WORKLOADS; do
-  case $w in cold | hit | tcp | lists | blocked | mix | reload | scaling | querylog) ;;
-    *) die "WORKLOADS: unknown workload '$w' (cold hit tcp lists blocked mix reload scaling querylog)" ;;
+  case $w in cold | hit | tcp | tls | lists | blocked | mix | reload | scaling | signed | querylog) ;;
+    *) die "WORKLOADS: unknown workload '$w' (cold hit tcp tls lists blocked mix reload scaling signed querylog)" ;;
   esac
 done
 for p in $PEERS; do
@@ -146,25 +146,33 @@ wait_answer() { # server name type status timeout-s -> 0 when the server answers
   done
   return 1
 }
-for part in root tld auth-a auth-b; do
-  mkdir -p "$RUN/nsd/$part"
-  pf=$RUN/nsd/$part/nsd.pid
-  if [ -f "$pf" ] && kill -0 "$(cat "$pf")" 2>/dev/null; then die "an NSD of a previous run is still up (pid $(cat "$pf")); stop it first"; fi
-  rm -f "$pf"
-  timeout 120 nsd -c "$HIER/nsd-$part.conf" || die "nsd $part did not start; see $RUN/nsd/$part/nsd.log"
-  for _ in $(seq 100); do [ -s "$pf" ] && break; sleep 0.1; done
-  [ -s "$pf" ] || die "nsd $part wrote no pid file"
-  STARTED_PIDS+=("$(cat "$pf")")
-done
+# start_nsds DIR: NSD on the hierarchy whose nsd-*.conf files are in DIR (the unsigned one, or
+# the signed copy of the signed workload), up and answering, kept off the resolver's CPU.
+NSD_PIDS=()
+start_nsds() {
+  local dir=$1 part pf parent pid
+  NSD_PIDS=()
+  for part in root tld auth-a auth-b; do
+    pf=$(awk -F'"' '/pidfile:/ { print $2 }' "$dir/nsd-$part.conf")
+    mkdir -p "$(dirname "$pf")"
+    if [ -f "$pf" ] && kill -0 "$(cat "$pf")" 2>/dev/null; then die "an NSD of a previous run is still up (pid $(cat "$pf")); stop it first"; fi
+    rm -f "$pf"
+    timeout 120 nsd -c "$dir/nsd-$part.conf" || die "nsd $part did not start; see $(dirname "$pf")/nsd.log"
+    for _ in $(seq 100); do [ -s "$pf" ] && break; sleep 0.1; done
+    [ -s "$pf" ] || die "nsd $part wrote no pid file"
+    STARTED_PIDS+=("$(cat "$pf")")
+    NSD_PIDS+=("$(cat "$pf")")
+  done
+  wait_answer 127.60.0.1 com NS NOERROR 60 || die "the root server does not answer"
+  wait_answer 127.60.2.1 hostone-bench.net SOA NOERROR 300 || die "the auth-a server does not answer"
+  wait_answer 127.60.2.5 edgedns-bench.org SOA NOERROR 300 || die "the auth-b server does not answer"
+  for parent in "${NSD_PIDS[@]}"; do
+    for pid in "$parent" $(pgrep -P "$parent" || true); do taskset -a -p -c "$DNSPERF_CPU" "$pid" >/dev/null 2>&1 || true; done
+  done
+}
+stop_nsds() { local pid; for pid in "${NSD_PIDS[@]}"; do stop_pid "$pid"; done; NSD_PIDS=(); }
+start_nsds "$HIER"
 first_zone=$(head -n1 "$HIER/names/regular-zones.txt")
-wait_answer 127.60.0.1 com NS NOERROR 60 || die "the root server does not answer"
-wait_answer 127.60.2.1 hostone-bench.net SOA NOERROR 300 || die "the auth-a server does not answer"
-wait_answer 127.60.2.5 edgedns-bench.org SOA NOERROR 300 || die "the auth-b server does not answer"
-# keep the authoritative servers off the resolver's CPU (their children too)
-for part in root tld auth-a auth-b; do
-  parent=$(cat "$RUN/nsd/$part/nsd.pid")
-  for pid in "$parent" $(pgrep -P "$parent" || true); do taskset -a -p -c "$DNSPERF_CPU" "$pid" >/dev/null 2>&1 || true; done
-done
 say "hierarchy up: $(tr '\n' ' ' <"$HIER/stats.txt")"
 
 # ------------------------------------------------------------------ resolvers
@@ -235,6 +243,25 @@ if has cold || has hit || has tcp; then # no list
   done
 fi
 
+if has tls; then # DoT and DoH, cache hits, for the resolvers that serve them
+  TLS_DIR=$DATA/tls
+  mkdir -p "$TLS_DIR"
+  [ -s "$TLS_DIR/cert.pem" ] || timeout 60 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+    -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 -days 3650 \
+    -keyout "$TLS_DIR/key.pem" -out "$TLS_DIR/cert.pem" >/dev/null 2>&1 || die "openssl could not make the test certificate"
+  for r in "${RESOLVERS[@]}"; do
+    [ -n "$(tls_port_of "$r")" ] || continue
+    start_resolver "$r" 0 || continue
+    warm "$r" "$(port_of "$r")" "$QF_HIT" 2 5000
+    max_rate "$r" dot "$(tls_port_of "$r")" "$RES_PID" "$QF_HIT" "$DURATION" dot
+    # one client: dnsperf 2.10's DoH stalls with several (seen with every server)
+    CLIENTS=1 max_rate "$r" doh "$(https_port_of "$r")" "$RES_PID" "$QF_HIT" "$DURATION" doh \
+      -O "doh-uri=https://127.0.0.1:$(https_port_of "$r")/dns-query"
+    stop_resolver
+  done
+  TLS_DIR=
+fi
+
 if has lists; then
   for r in "${RESOLVERS[@]}"; do
     start_resolver "$r" 100k && stop_resolver
@@ -283,6 +310,42 @@ if has scaling; then # every CPU and as many workers; dnsperf shares DNSPERF_CPU
     stop_resolver
   done
   WORKERS=1 SERVER_CPUS=$SERVER_CPU
+fi
+
+if has signed; then # cold cache on a signed copy of the hierarchy, every resolver validating
+  SIGNED=$DATA/signed
+  signer=$REPO/target/release/examples/sign_hierarchy
+  if [ ! -x "$signer" ]; then
+    say "building the signer: cargo build --release --example sign_hierarchy"
+    (cd "$REPO" && timeout 1200 cargo build --release --example sign_hierarchy >"$DATA/signer-build.log" 2>&1) ||
+      die "could not build the signer; see $DATA/signer-build.log"
+  fi
+  # signatures are valid 30 days: sign again when the copy is older than 20 or the hierarchy newer
+  if [ ! -s "$SIGNED/trust-anchor.ds" ] || [ "$SIGNED/trust-anchor.ds" -ot "$HIER/stats.txt" ] ||
+    [ -n "$(find "$SIGNED/trust-anchor.ds" -mtime +20)" ]; then
+    say "signing the hierarchy (ECDSA P-256, NSEC) in $SIGNED"
+    timeout 900 "$signer" "$HIER" "$SIGNED" >&2 || die "sign_hierarchy failed"
+    for conf in "$HIER"/nsd-*.conf; do
+      sed -e "s#\"$HIER/zones\"#\"$SIGNED/zones\"#" -e "s#\"$RUN/nsd/#\"$RUN/nsd-signed/#g" "$conf" >"$SIGNED/$(basename "$conf")"
+    done
+  fi
+  stop_nsds
+  start_nsds "$SIGNED"
+  TRUST_ANCHOR=$SIGNED/trust-anchor.ds
+  for r in "${RESOLVERS[@]}"; do
+    [ "$r" = hickory ] && continue # its recursor's validation is not what is measured here
+    port=$(port_of "$r")
+    start_resolver "$r" 0 || continue
+    ad=$(dig +time=2 +tries=1 +dnssec -p "$port" @127.0.0.1 "www.$(sed -n 2p "$HIER/names/regular-zones.txt")" A | grep -c "flags:.* ad" || true)
+    record "$r" signed-cold-max validated "$ad"
+    cold_run "$r" signed-cold-max "$port" "$RES_PID" "$QF_COLD" ""
+    stop_resolver
+    start_resolver "$r" 0 || continue
+    cold_run "$r" signed-cold-fixed "$port" "$RES_PID" "$QF_COLD" "$COLD_QPS"
+    stop_resolver
+  done
+  TRUST_ANCHOR=
+  stop_nsds
 fi
 
 # ------------------------------------------------------------------ report

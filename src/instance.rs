@@ -8,6 +8,7 @@ use std::time::Duration;
 use crate::admin::api::AdminServer;
 use crate::blockpage::BlockpageServer;
 use crate::config::Config;
+use crate::feeds::Feeds;
 use crate::pipeline::ddr::Ddr;
 use crate::pipeline::record::Recorder;
 use crate::pipeline::Engine;
@@ -28,6 +29,7 @@ pub struct Instance {
     expiry: Option<tokio::task::JoinHandle<()>>,
     encrypted: Option<Encrypted>,
     blockpage: Option<BlockpageServer>,
+    feeds: Option<Arc<Feeds>>,
 }
 
 impl Instance {
@@ -39,6 +41,15 @@ impl Instance {
             files if files.is_empty() => None,
             files => Some(Arc::new(RuntimeList::open_scoped(&files)?)),
         };
+        // Feeds: the cached copy (or the shipped snapshot) is the list the policy loads now;
+        // downloads happen in the background once serving starts (see src/feeds).
+        let feed_specs = {
+            let config = config.clone();
+            tokio::task::spawn_blocking(move || crate::feeds::prepare(&config))
+                .await
+                .map_err(|e| format!("preparing the feeds crashed: {e}"))?
+                .map_err(|e| e.to_string())?
+        };
         // Lists load before serving starts; a list that fails is reported and skipped.
         let specs = config.list_specs();
         let groups = config.groups_spec();
@@ -46,6 +57,12 @@ impl Instance {
             tokio::task::spawn_blocking(move || PolicyStore::load_grouped(specs, groups))
                 .await
                 .map_err(|e| format!("loading lists crashed: {e}"))?;
+        let feeds = match feed_specs.is_empty() {
+            true => None,
+            false => Some(
+                Feeds::start(config, feed_specs, Arc::clone(&policy)).map_err(|e| e.to_string())?,
+            ),
+        };
         let watch = (config.policy.watch && !config.lists.is_empty())
             .then(|| policy.spawn_watch(Duration::from_secs(config.policy.watch_interval_secs)));
         let log = match &config.querylog {
@@ -97,7 +114,15 @@ impl Instance {
             .collect();
         let admin = match &config.admin {
             Some(a) => Some(
-                AdminServer::start(config, a, Arc::clone(&engine), runtime.clone(), certs).await?,
+                AdminServer::start(
+                    config,
+                    a,
+                    Arc::clone(&engine),
+                    runtime.clone(),
+                    certs,
+                    feeds.clone(),
+                )
+                .await?,
             ),
             None => None,
         };
@@ -131,7 +156,13 @@ impl Instance {
             expiry,
             encrypted,
             blockpage,
+            feeds,
         })
+    }
+
+    /// The remote lists, when the config has any.
+    pub fn feeds(&self) -> Option<&Arc<Feeds>> {
+        self.feeds.as_ref()
     }
 
     /// The admin listener's address, when `[admin]` is configured.
@@ -185,6 +216,9 @@ impl Instance {
             w.abort();
         }
         self.evictor.abort();
+        if let Some(f) = &self.feeds {
+            f.stop();
+        }
         if let Some(e) = &self.expiry {
             e.abort();
         }

@@ -6,6 +6,7 @@ pub mod cache;
 pub mod config;
 pub mod dnssec;
 pub mod dnswire;
+pub mod feeds;
 pub mod instance;
 pub mod pipeline;
 pub mod policy;

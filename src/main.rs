@@ -116,10 +116,27 @@ fn check(path: &Path) -> ExitCode {
         for w in &l.warnings {
             println!("  warning: {w}");
         }
-        if let Some(e) = &l.error {
-            eprintln!("error: list {:?}: {e}", l.name);
-            failed = true;
+        let is_feed = config
+            .lists
+            .iter()
+            .any(|c| c.name == l.name && c.url.is_some());
+        match &l.error {
+            // A feed without a snapshot has no copy until `serve` first downloads it.
+            Some(_) if is_feed && !l.path.exists() => {
+                println!(
+                    "  warning: feed {:?} has no copy yet: it is empty until the first download",
+                    l.name
+                )
+            }
+            Some(e) => {
+                eprintln!("error: list {:?}: {e}", l.name);
+                failed = true;
+            }
+            None => {}
         }
+    }
+    for line in dnsward::feeds::check_report(&config) {
+        println!("{line}");
     }
     for g in snapshot.groups().groups().iter().skip(1) {
         println!(

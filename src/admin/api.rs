@@ -17,6 +17,7 @@ use serde_json::{json, Value};
 use subtle::ConstantTimeEq;
 
 use crate::config::{AdminConfig, Config};
+use crate::feeds::{FeedError, Feeds};
 use crate::pipeline::Engine;
 use crate::policy::runtime::{NewEntry, RuntimeList};
 use crate::policy::Verdict;
@@ -29,6 +30,8 @@ pub struct AdminState {
     token: Option<Arc<str>>,
     /// TLS certificates re-read by `POST /api/reload` (DoT/DoH, block page).
     pub certs: Arc<[Arc<CertStore>]>,
+    /// Remote lists (`[[lists]] url`): status, refresh now, accept a rejected download.
+    pub feeds: Option<Arc<Feeds>>,
 }
 
 pub struct AdminServer {
@@ -44,6 +47,7 @@ impl AdminServer {
         engine: Arc<Engine>,
         runtime: Option<Arc<RuntimeList>>,
         certs: Vec<Arc<CertStore>>,
+        feeds: Option<Arc<Feeds>>,
     ) -> Result<AdminServer, String> {
         let token = match &admin.token_file {
             Some(p) => {
@@ -59,6 +63,7 @@ impl AdminServer {
             runtime,
             token,
             certs: Arc::from(certs),
+            feeds,
         };
         let app = router(state);
         let listener = std::net::TcpListener::bind(admin.listen)
@@ -115,6 +120,8 @@ pub fn router(state: AdminState) -> Router {
         .route("/nta", get(nta_list).post(nta_add))
         .route("/nta/{zone}", delete(nta_remove))
         .route("/stats", get(stats))
+        .route("/lists/{name}/accept", post(feed_accept))
+        .route("/lists/{name}/refresh", post(feed_refresh))
         .layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .route("/metrics", get(metrics))
@@ -186,12 +193,20 @@ async fn metrics(State(st): State<AdminState>) -> Response {
             .get_or_create(&crate::admin::metrics::KindLabel { kind })
             .set(v.load(ld) as i64);
     }
+    let mut body = m.encode();
+    if let Some(f) = &st.feeds {
+        // Both registries in one exposition: the feeds' samples go before the closing `# EOF`.
+        let eof = body.rfind("# EOF").unwrap_or(body.len());
+        let mut feeds = String::new();
+        f.encode_metrics(&mut feeds);
+        body.insert_str(eof, &feeds);
+    }
     (
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        m.encode(),
+        body,
     )
         .into_response()
 }
@@ -458,6 +473,7 @@ async fn stats(State(st): State<AdminState>) -> Response {
             "reloads": p.reloads(), "last_reload_unix": p.last_reload_unix(), "last_reload_ok": p.last_ok(),
         },
         "querylog": e.recorder.log().stats(),
+        "feeds": st.feeds.as_ref().map(|f| f.status()).unwrap_or_default(),
         "admission": {
             "refused": e.admission.refused.load(ld),
             "rate_limited": e.admission.rate_limited.load(ld),
@@ -465,4 +481,37 @@ async fn stats(State(st): State<AdminState>) -> Response {
         },
     }))
     .into_response()
+}
+
+fn feed_error(e: FeedError) -> Response {
+    let status = match &e {
+        FeedError::UnknownFeed(_) => StatusCode::NOT_FOUND,
+        FeedError::NothingRejected(_) | FeedError::NotAcceptable { .. } => StatusCode::CONFLICT,
+        FeedError::Store(_) | FeedError::Fetch(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    error(status, e.to_string())
+}
+
+/// `POST /api/lists/NAME/accept`: the rejected download becomes the copy in force, once.
+async fn feed_accept(State(st): State<AdminState>, Path(name): Path<String>) -> Response {
+    let Some(feeds) = &st.feeds else {
+        return error(StatusCode::NOT_FOUND, "no list has a url");
+    };
+    match feeds.accept(&name).await {
+        Ok(entries) => {
+            Json(json!({ "list": name, "accepted": true, "entries": entries })).into_response()
+        }
+        Err(e) => feed_error(e),
+    }
+}
+
+/// `POST /api/lists/NAME/refresh`: fetch the feed now; answers what the fetch did.
+async fn feed_refresh(State(st): State<AdminState>, Path(name): Path<String>) -> Response {
+    let Some(feeds) = &st.feeds else {
+        return error(StatusCode::NOT_FOUND, "no list has a url");
+    };
+    match feeds.refresh(&name).await {
+        Ok(outcome) => Json(json!({ "list": name, "outcome": outcome })).into_response(),
+        Err(e) => feed_error(e),
+    }
 }

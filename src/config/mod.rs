@@ -48,6 +48,9 @@ pub struct Config {
     /// `[blockpage]`; absent = no block page server.
     #[serde(default)]
     pub blockpage: Option<BlockpageConfig>,
+    /// `[feeds]`: where remote lists (`[[lists]] url`) are cached and how downloads are judged.
+    #[serde(default)]
+    pub feeds: crate::feeds::FeedsConfig,
     /// Directory the config file lives in: relative paths in the file are resolved against it.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -399,7 +402,17 @@ fn default_runtime_list() -> PathBuf {
 pub struct ListConfig {
     pub name: String,
     pub category: Category,
-    pub path: PathBuf,
+    /// A local file; exclusive with `url`.
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+    /// A remote list (feed), fetched every `refresh`; exclusive with `path` (see src/feeds).
+    #[serde(default)]
+    pub url: Option<String>,
+    #[serde(default, deserialize_with = "crate::feeds::config::opt_duration")]
+    pub refresh: Option<std::time::Duration>,
+    /// A feed's shipped copy, used until the first good download.
+    #[serde(default)]
+    pub snapshot: Option<PathBuf>,
     #[serde(default)]
     pub format: ListFormat,
     /// Overrides `[policy] action` for this list's block rules.
@@ -733,6 +746,7 @@ impl Config {
             ));
         }
         out.extend(self.group_problems());
+        out.extend(crate::feeds::config::problems(self));
         out
     }
 
@@ -847,7 +861,7 @@ impl Config {
             .map(|l| ListSpec {
                 name: l.name.clone(),
                 category: l.category,
-                path: self.resolve_path(&l.path),
+                path: self.list_path(l),
                 format: l.format,
                 action: l.action,
             })
@@ -863,6 +877,18 @@ impl Config {
             });
         }
         specs
+    }
+
+    /// The file the policy loads for a list: its `path`, or for a feed its copy in force.
+    fn list_path(&self, l: &ListConfig) -> PathBuf {
+        match (&l.path, &l.url) {
+            (Some(p), _) => self.resolve_path(p),
+            _ => crate::feeds::store::in_force_path(
+                &self.resolve_path(&self.feeds.cache_dir),
+                &l.name,
+                l.snapshot.as_ref().map(|s| self.resolve_path(s)).as_deref(),
+            ),
+        }
     }
 
     /// The runtime list's file, when the admin API is on.

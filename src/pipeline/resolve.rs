@@ -79,12 +79,14 @@ impl Resolve {
             Entry::Vacant(v) => {
                 let (tx, rx) = watch::channel(None);
                 v.insert(rx.clone());
-                let this = Arc::clone(self);
-                let key: Box<[u8]> = key.into();
+                let entry = InflightEntry {
+                    resolve: Arc::clone(self),
+                    key: key.into(),
+                };
                 // Spawned so that a client giving up does not cancel the others' resolution.
                 tokio::spawn(async move {
-                    let outcome = this.fetch(&key, query, flags).await;
-                    this.inflight.remove(&key);
+                    let outcome = entry.resolve.fetch(&entry.key, query, flags).await;
+                    drop(entry);
                     let _ = tx.send(Some(outcome));
                 });
                 rx
@@ -201,4 +203,18 @@ pub fn cacheable_answer(query: &Query, upstream: Message, dnssec_ok: bool) -> Op
 
 pub fn lower_no_dot(s: &str) -> String {
     s.trim_end_matches('.').to_ascii_lowercase()
+}
+
+/// The in-flight entry of one resolution, removed however the resolution ends: a task
+/// cancelled with its runtime (a UDP worker stopping) must not leave an entry that every
+/// later query for the name would join and wait on in vain.
+struct InflightEntry {
+    resolve: Arc<Resolve>,
+    key: Box<[u8]>,
+}
+
+impl Drop for InflightEntry {
+    fn drop(&mut self) {
+        self.resolve.inflight.remove(&self.key);
+    }
 }

@@ -23,6 +23,10 @@ pub struct PolicyStore {
     last_reload_unix: AtomicU64,
     /// Whether every list loaded fresh in the last (re)load.
     last_ok: std::sync::atomic::AtomicBool,
+    /// The list files' stamps when the current snapshot was built: the watch reloads only
+    /// when they differ, so a file a reload already read (a feed download, a SIGHUP after an
+    /// edit) does not cost a second rebuild.
+    built_from: parking_lot::Mutex<Vec<Stamp>>,
 }
 
 impl PolicyStore {
@@ -36,6 +40,7 @@ impl PolicyStore {
         specs: Vec<ListSpec>,
         groups: GroupsSpec,
     ) -> (Arc<PolicyStore>, LoadReport) {
+        let built_from = parking_lot::Mutex::new(stamps(&spec_paths(&specs)));
         let (snapshot, report) = Snapshot::build_grouped(&specs, &groups, None);
         log_report("initial load", &report, &snapshot);
         let ok = report.all_fresh();
@@ -47,6 +52,7 @@ impl PolicyStore {
             rebuilding: tokio::sync::Mutex::new(()),
             reloads: AtomicU64::new(0),
             last_reload_unix: AtomicU64::new(unix_now()),
+            built_from,
         };
         (Arc::new(store), report)
     }
@@ -75,6 +81,7 @@ impl PolicyStore {
     /// Rebuilds from the files on a blocking thread and swaps the result in.
     pub async fn reload(self: &Arc<Self>, reason: &str) -> LoadReport {
         let _one_at_a_time = self.rebuilding.lock().await;
+        *self.built_from.lock() = stamps(&spec_paths(&self.specs));
         let this = Arc::clone(self);
         let built = tokio::task::spawn_blocking(move || {
             let previous = this.current.load_full();
@@ -102,15 +109,13 @@ impl PolicyStore {
     pub fn spawn_watch(self: &Arc<Self>, interval: Duration) -> tokio::task::JoinHandle<()> {
         let this = Arc::clone(self);
         tokio::spawn(async move {
-            let paths: Vec<PathBuf> = this.specs.iter().map(|s| s.path.clone()).collect();
-            let mut seen = stamps(&paths);
+            let paths = spec_paths(&this.specs);
             let mut tick = tokio::time::interval(interval);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
                 let now = stamps(&paths);
-                if now != seen {
-                    seen = now;
+                if now != *this.built_from.lock() {
                     this.reload("list file changed").await;
                 }
             }
@@ -119,6 +124,10 @@ impl PolicyStore {
 }
 
 type Stamp = Option<(SystemTime, u64, u64)>;
+
+fn spec_paths(specs: &[ListSpec]) -> Vec<PathBuf> {
+    specs.iter().map(|s| s.path.clone()).collect()
+}
 
 fn stamps(paths: &[PathBuf]) -> Vec<Stamp> {
     use std::os::unix::fs::MetadataExt;

@@ -1,5 +1,5 @@
-//! Listeners. UDP: a lean loop per worker thread on SO_REUSEPORT sockets that answers cache hits
-//! inline and hands misses to the tokio runtime. TCP: hickory-server's listener with our
+//! Listeners. UDP: a worker thread per SO_REUSEPORT socket with its own runtime, answering
+//! cache hits inline and resolving misses on the same thread (`udp`). TCP: hickory-server's listener with our
 //! `RequestHandler`, which runs the same pipeline.
 
 pub mod doh;
@@ -9,10 +9,11 @@ pub mod exchange;
 pub mod http;
 pub mod limits;
 pub mod tls;
+mod udp;
 
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -29,9 +30,8 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::config::Config;
 use crate::pipeline::record::Arrival;
-use crate::pipeline::{Engine, Fast, Scratch, Transport};
-use crate::policy::Snapshot;
-use crate::querylog::EventBatcher;
+use crate::pipeline::{Engine, Scratch, Transport};
+use udp::{StopSignal, UdpWorker};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -47,7 +47,7 @@ pub enum ServerError {
 pub struct Server {
     /// The addresses actually bound (port 0 in the config resolved), UDP and TCP alike.
     pub addrs: Vec<SocketAddr>,
-    stop: Arc<AtomicBool>,
+    stop: Arc<StopSignal>,
     udp_threads: Vec<JoinHandle<()>>,
     tcp: hickory_server::Server<TcpHandler>,
     in_flight: Arc<AtomicUsize>,
@@ -60,14 +60,13 @@ impl Server {
             .server
             .udp_workers
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-        let stop = Arc::new(AtomicBool::new(false));
+        let stop = Arc::new(StopSignal::default());
         let in_flight = Arc::new(AtomicUsize::new(0));
         let mut tcp = hickory_server::Server::new(TcpHandler {
             engine: Arc::clone(&engine),
         });
         let mut addrs = Vec::new();
         let mut udp_threads = Vec::new();
-        let runtime = tokio::runtime::Handle::current();
         for want in &config.server.listen {
             let (udp_sockets, tcp_listener) = bind_pair(*want, workers)?;
             let addr = udp_sockets[0]
@@ -79,15 +78,13 @@ impl Server {
                 })?;
             for (i, sock) in udp_sockets.into_iter().enumerate() {
                 let worker = UdpWorker {
-                    socket: Arc::new(sock),
                     engine: Arc::clone(&engine),
                     stop: Arc::clone(&stop),
                     in_flight: Arc::clone(&in_flight),
-                    runtime: runtime.clone(),
                 };
                 let handle = std::thread::Builder::new()
                     .name(format!("udp-{addr}-{i}"))
-                    .spawn(move || worker.run())
+                    .spawn(move || worker.run(sock))
                     .expect("spawn UDP worker thread");
                 udp_threads.push(handle);
             }
@@ -111,7 +108,7 @@ impl Server {
     /// Stops accepting, lets in-flight queries finish for at most `grace`, then returns.
     pub async fn shutdown(mut self, grace: Duration) {
         let deadline = Instant::now() + grace;
-        self.stop.store(true, Ordering::SeqCst);
+        self.stop.stop(grace);
         let tcp_done = tokio::time::timeout(grace, self.tcp.shutdown_gracefully()).await;
         if tcp_done.is_err() {
             tracing::warn!("TCP connections still open after the grace period; closing them");
@@ -187,10 +184,7 @@ fn udp_socket(addr: SocketAddr) -> io::Result<UdpSocket> {
     let _ = s.set_recv_buffer_size(4 << 20);
     let _ = s.set_send_buffer_size(4 << 20);
     s.bind(&addr.into())?;
-    let s: UdpSocket = s.into();
-    // Wake up regularly to notice shutdown.
-    s.set_read_timeout(Some(Duration::from_millis(100)))?;
-    Ok(s)
+    Ok(s.into())
 }
 
 fn tcp_listener(addr: SocketAddr) -> io::Result<tokio::net::TcpListener> {
@@ -203,130 +197,6 @@ fn tcp_listener(addr: SocketAddr) -> io::Result<tokio::net::TcpListener> {
     s.listen(1024)?;
     s.set_nonblocking(true)?;
     tokio::net::TcpListener::from_std(s.into())
-}
-
-struct UdpWorker {
-    socket: Arc<UdpSocket>,
-    engine: Arc<Engine>,
-    stop: Arc<AtomicBool>,
-    in_flight: Arc<AtomicUsize>,
-    runtime: tokio::runtime::Handle,
-}
-
-impl UdpWorker {
-    fn run(self) {
-        let mut buf = vec![0u8; 65_535];
-        let mut scratch = Scratch::default();
-        let mut events = EventBatcher::default();
-        let recorder = &self.engine.recorder;
-        while !self.stop.load(Ordering::Relaxed) {
-            let (n, src) = match self.socket.recv_from(&mut buf) {
-                Ok(x) => x,
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock
-                            | io::ErrorKind::TimedOut
-                            | io::ErrorKind::Interrupted
-                    ) =>
-                {
-                    // Idle: the read timeout brings us here at least every 100 ms.
-                    recorder.flush_due(&mut events, Instant::now());
-                    continue;
-                }
-                Err(e) => {
-                    // ICMP errors from earlier sends surface here; nothing to do but go on.
-                    tracing::debug!(error = %e, "udp receive error");
-                    continue;
-                }
-            };
-            let pkt = &buf[..n];
-            let arrival = Arrival::now(src, Transport::Udp);
-            let snap = self.engine.policy().snapshot();
-            match self
-                .engine
-                .answer_fast(pkt, Transport::Udp, src.ip(), &snap, &mut scratch)
-            {
-                Fast::Reply => {
-                    let _ = self.socket.send_to(&scratch.out, src);
-                    recorder.record(
-                        &arrival,
-                        pkt,
-                        Some(&scratch.out),
-                        &scratch.decision,
-                        &snap,
-                        Some(&mut events),
-                    );
-                }
-                Fast::Drop => recorder.record(
-                    &arrival,
-                    pkt,
-                    None,
-                    &scratch.decision,
-                    &snap,
-                    Some(&mut events),
-                ),
-                Fast::Miss => {
-                    let carry = Scratch {
-                        key: scratch.key.clone(),
-                        name: scratch.name.clone(),
-                        decision: crate::pipeline::Decision {
-                            client: scratch.decision.client,
-                            ..Default::default()
-                        },
-                        ..Scratch::default()
-                    };
-                    self.spawn_miss(
-                        pkt.to_vec(),
-                        arrival,
-                        arc_swap::Guard::into_inner(snap),
-                        carry,
-                    );
-                }
-            }
-            // Under steady traffic the read timeout never fires: check the batch's age here too.
-            recorder.flush_due(&mut events, arrival.at);
-        }
-        recorder.flush(&mut events);
-    }
-
-    fn spawn_miss(
-        &self,
-        pkt: Vec<u8>,
-        arrival: Arrival,
-        snap: Arc<Snapshot>,
-        mut scratch: Scratch,
-    ) {
-        let (engine, socket, in_flight) = (
-            Arc::clone(&self.engine),
-            Arc::clone(&self.socket),
-            Arc::clone(&self.in_flight),
-        );
-        in_flight.fetch_add(1, Ordering::SeqCst);
-        self.runtime.spawn(async move {
-            let sent = engine
-                .resolve_miss(
-                    &pkt,
-                    Transport::Udp,
-                    arrival.client.ip(),
-                    &snap,
-                    &mut scratch,
-                )
-                .await;
-            if sent {
-                let _ = socket.send_to(&scratch.out, arrival.client);
-            }
-            engine.recorder.record(
-                &arrival,
-                &pkt,
-                sent.then_some(&scratch.out[..]),
-                &scratch.decision,
-                &snap,
-                None,
-            );
-            in_flight.fetch_sub(1, Ordering::SeqCst);
-        });
-    }
 }
 
 /// hickory-server calls this for every TCP query (it frames and parses; malformed ones get
