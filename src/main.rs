@@ -44,10 +44,13 @@ enum Command {
         #[arg(long)]
         client: Option<std::net::IpAddr>,
     },
-    /// Review the query log (reads the SQLite store named by [querylog] sqlite).
+    /// Review the query log (the SQLite store of [querylog] sqlite, or ClickHouse).
     Logs {
         #[arg(short, long, default_value = "config.toml")]
         config: PathBuf,
+        /// Which store to read (default: sqlite when configured, else clickhouse)
+        #[arg(long, value_enum, global = true)]
+        source: Option<dnsward::querylog::clickhouse_read::LogSource>,
         #[command(subcommand)]
         command: dnsward::querylog::LogsCommand,
     },
@@ -67,7 +70,11 @@ fn main() -> ExitCode {
             ip,
             client,
         } => explain(&config, &name, ip, client),
-        Command::Logs { config, command } => logs(&config, command),
+        Command::Logs {
+            config,
+            source,
+            command,
+        } => logs(&config, source, command),
     }
 }
 
@@ -238,23 +245,24 @@ fn explain(
     }
 }
 
-fn logs(path: &Path, command: dnsward::querylog::LogsCommand) -> ExitCode {
+fn logs(
+    path: &Path,
+    source: Option<dnsward::querylog::clickhouse_read::LogSource>,
+    command: dnsward::querylog::LogsCommand,
+) -> ExitCode {
     let Some(config) = load_or_report(path) else {
         return ExitCode::from(2);
     };
-    let Some(db) = config.querylog.as_ref().and_then(|q| q.sqlite.clone()) else {
-        eprintln!(
-            "error: {}: no [querylog] sqlite store is configured",
-            path.display()
-        );
+    let Some(q) = config.querylog.as_ref() else {
+        eprintln!("error: {}: no [querylog] is configured", path.display());
         return ExitCode::from(2);
     };
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
-    match dnsward::querylog::run_logs(&db, command, &mut out) {
+    match dnsward::querylog::clickhouse_read::run_logs_from(q, source, command, &mut out) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}: {e}", path.display());
             ExitCode::from(2)
         }
     }

@@ -579,9 +579,15 @@ impl Config {
                     *p = base.join(&*p);
                 }
             };
-            for p in [&mut q.sqlite, &mut q.jsonl, &mut q.hash_key_file]
-                .into_iter()
-                .flatten()
+            for p in [
+                &mut q.sqlite,
+                &mut q.jsonl,
+                &mut q.hash_key_file,
+                &mut q.clickhouse_password_file,
+                &mut q.clickhouse_spool_dir,
+            ]
+            .into_iter()
+            .flatten()
             {
                 resolve(p);
             }

@@ -124,6 +124,13 @@ pub enum LogsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Create the ClickHouse database, table and per-minute rollups ([querylog] clickhouse)
+    InitClickhouse {
+        /// Rows (and rollups) older than this many days are deleted by ClickHouse (TTL;
+        /// servers before 19.6 have no TTL: see README)
+        #[arg(long, default_value_t = 90, value_parser = clap::value_parser!(u32).range(1..=36500))]
+        ttl_days: u32,
+    },
     /// Export queries as CSV or JSON lines
     Export {
         #[arg(long, value_enum, default_value_t = ExportFormat::Csv)]
@@ -274,6 +281,9 @@ pub fn run_logs(db: &Path, cmd: LogsCommand, out: &mut dyn Write) -> Result<(), 
                 CliErr::Io(e) => QueryLogError::Io(e),
             })
         }
+        LogsCommand::InitClickhouse { .. } => Err(QueryLogError::InvalidArgument(
+            "init-clickhouse works on [querylog] clickhouse, not on SQLite".into(),
+        )),
     }
 }
 
@@ -350,11 +360,11 @@ fn where_clause(f: &Filters, since: Option<i64>, until: Option<i64>) -> (String,
     (w.join(" AND "), p)
 }
 
-const TAIL_HEADERS: [&str; 11] = [
+pub(crate) const TAIL_HEADERS: [&str; 11] = [
     "TIME", "CLIENT", "NAME", "PROTO", "TYPE", "QNAME", "ACTION", "RCODE", "CATEGORY", "LIST", "MS",
 ];
 
-fn tail_cells(r: &LogRow) -> Vec<String> {
+pub(crate) fn tail_cells(r: &LogRow) -> Vec<String> {
     vec![
         format_ts(r.ts_us, 3),
         match r.client_port {
@@ -405,26 +415,8 @@ fn tail(
             Some(conn.query_row("SELECT coalesce(max(id), 0) FROM queries", [], |r| r.get(0))?);
     }
     let print = |rows: &[(LogRow, i64)], header: bool, out: &mut dyn Write| -> Result<(), CliErr> {
-        if json {
-            for (r, _) in rows {
-                serde_json::to_writer(&mut *out, r)?;
-                out.write_all(b"\n")?;
-            }
-        } else {
-            let cells: Vec<Vec<String>> = rows.iter().map(|(r, _)| tail_cells(r)).collect();
-            write_table(
-                out,
-                if header {
-                    Some(&TAIL_HEADERS[..])
-                } else {
-                    None
-                },
-                &cells,
-                &[10],
-            )?;
-        }
-        out.flush()?;
-        Ok(())
+        let rows: Vec<&LogRow> = rows.iter().map(|(r, _)| r).collect();
+        Ok(print_tail_rows(&rows, json, header, out)?)
     };
     if !follow {
         if rows.is_empty() && !json {
@@ -459,6 +451,34 @@ fn tail(
             print(&new, false, out)?;
         }
     }
+}
+
+/// `tail`'s rows: a table (with its header line when `header`) or JSON lines.
+pub(crate) fn print_tail_rows(
+    rows: &[&LogRow],
+    json: bool,
+    header: bool,
+    out: &mut dyn Write,
+) -> std::io::Result<()> {
+    if json {
+        for r in rows {
+            serde_json::to_writer(&mut *out, r)?;
+            out.write_all(b"\n")?;
+        }
+    } else {
+        let cells: Vec<Vec<String>> = rows.iter().map(|r| tail_cells(r)).collect();
+        write_table(
+            out,
+            if header {
+                Some(&TAIL_HEADERS[..])
+            } else {
+                None
+            },
+            &cells,
+            &[10],
+        )?;
+    }
+    out.flush()
 }
 
 #[derive(Debug, Serialize, PartialEq, Eq)]
@@ -563,7 +583,11 @@ pub fn top(
     })
 }
 
-fn print_top(r: &TopReport, json: bool, out: &mut dyn Write) -> Result<(), QueryLogError> {
+pub(crate) fn print_top(
+    r: &TopReport,
+    json: bool,
+    out: &mut dyn Write,
+) -> Result<(), QueryLogError> {
     if json {
         serde_json::to_writer_pretty(&mut *out, r).map_err(std::io::Error::from)?;
         writeln!(out)?;
@@ -740,7 +764,7 @@ pub fn suspicious_clients(
     Ok(list)
 }
 
-fn print_clients(
+pub(crate) fn print_clients(
     list: &[SuspiciousClient],
     json: bool,
     out: &mut dyn Write,

@@ -10,8 +10,11 @@
 
 pub mod bus;
 pub mod cli;
+pub mod clickhouse_client;
+pub mod clickhouse_read;
 pub mod event;
 pub mod sinks;
+pub mod spool;
 pub mod timespec;
 
 use std::hash::Hasher;
@@ -68,6 +71,8 @@ pub enum QueryLogError {
     Io(#[from] std::io::Error),
     #[error("{0}")]
     InvalidArgument(String),
+    #[error("{0}")]
+    Clickhouse(#[from] clickhouse_client::ClickhouseError),
 }
 
 /// `client_ip` in `[querylog]`: what is recorded about the client.
@@ -94,6 +99,15 @@ fn default_jsonl_keep() -> u32 {
 }
 fn default_queue_size() -> usize {
     131_072
+}
+fn default_clickhouse_database() -> String {
+    "dnsward".into()
+}
+fn default_clickhouse_table() -> String {
+    "queries".into()
+}
+fn default_clickhouse_spool_mb() -> u64 {
+    256
 }
 
 /// The `[querylog]` table of config.toml.
@@ -137,11 +151,31 @@ pub struct QueryLogConfig {
     /// Events each sink may hold before the oldest are dropped.
     #[serde(default = "default_queue_size")]
     pub queue_size: usize,
-    /// How many nice steps below the answer path the SQLite and JSON lines threads run
+    /// How many nice steps below the answer path the SQLite, JSON lines and ClickHouse threads run
     /// (0..=19). Under overload answers come first and a sink that falls behind drops (and
     /// counts) its oldest events; 0 keeps the log complete at the cost of answers.
     #[serde(default = "default_sink_nice")]
     pub sink_nice: i32,
+    /// ClickHouse HTTP interface, e.g. `http://127.0.0.1:8123` (the fleet store).
+    #[serde(default)]
+    pub clickhouse: Option<String>,
+    #[serde(default = "default_clickhouse_database")]
+    pub clickhouse_database: String,
+    #[serde(default = "default_clickhouse_table")]
+    pub clickhouse_table: String,
+    /// HTTP basic auth user (absent: ClickHouse's `default` user without a password).
+    #[serde(default)]
+    pub clickhouse_user: Option<String>,
+    /// File holding the user's password (one line).
+    #[serde(default)]
+    pub clickhouse_password_file: Option<PathBuf>,
+    /// Disk spool that keeps events while ClickHouse is unavailable; 0 = none.
+    #[serde(default = "default_clickhouse_spool_mb")]
+    pub clickhouse_spool_mb: u64,
+    /// Where the spool lives. Absent: `clickhouse-spool/` in the state directory (beside
+    /// the SQLite database, else the JSON lines file, else `/var/lib/dnsward/`).
+    #[serde(default)]
+    pub clickhouse_spool_dir: Option<PathBuf>,
 }
 
 fn default_sink_nice() -> i32 {
@@ -164,6 +198,13 @@ impl Default for QueryLogConfig {
             hash_key_file: None,
             queue_size: default_queue_size(),
             sink_nice: default_sink_nice(),
+            clickhouse: None,
+            clickhouse_database: default_clickhouse_database(),
+            clickhouse_table: default_clickhouse_table(),
+            clickhouse_user: None,
+            clickhouse_password_file: None,
+            clickhouse_spool_mb: default_clickhouse_spool_mb(),
+            clickhouse_spool_dir: None,
         }
     }
 }
@@ -233,11 +274,25 @@ impl QueryLogConfig {
         if self.hash_key_file.is_some() && self.client_ip != ClientIpMode::Hash {
             p.push("querylog.hash_key_file is set but client_ip is not \"hash\"".into());
         }
+        p.extend(clickhouse_client::validate(self));
         p
     }
 
     fn has_sinks(&self) -> bool {
-        self.sqlite.is_some() || self.jsonl.is_some() || self.dnstap.is_some()
+        self.sqlite.is_some()
+            || self.jsonl.is_some()
+            || self.dnstap.is_some()
+            || self.clickhouse.is_some()
+    }
+
+    /// The ClickHouse spool directory (see `clickhouse_spool_dir`).
+    pub fn clickhouse_spool_dir(&self) -> PathBuf {
+        self.clickhouse_spool_dir.clone().unwrap_or_else(|| {
+            let key = self.default_hash_key_path();
+            key.parent()
+                .unwrap_or(Path::new("/var/lib/dnsward"))
+                .join("clickhouse-spool")
+        })
     }
 
     /// Where the hash key lives when `hash_key_file` is not set.
@@ -472,6 +527,22 @@ impl QueryLog {
             tasks.push(tokio::spawn(sinks::dnstap::run(target, q.clone())));
             queues.push(q);
         }
+        if let Some(target) = clickhouse_client::ClickhouseTarget::from_config(cfg)? {
+            let spool = (cfg.clickhouse_spool_mb > 0).then(|| sinks::clickhouse::SpoolConfig {
+                dir: cfg.clickhouse_spool_dir(),
+                max_bytes: cfg.clickhouse_spool_mb.saturating_mul(1024 * 1024),
+            });
+            let pace = sinks::clickhouse::PACE;
+            let q = Arc::new(SinkQueue::new("clickhouse", cfg.queue_size, pace.max_batch));
+            tasks.push(tokio::spawn(sinks::run_blocking_sink(
+                sinks::clickhouse::ClickhouseSink::new(target, spool),
+                q.clone(),
+                pace,
+                cfg.sink_nice,
+                None,
+            )));
+            queues.push(q);
+        }
         let reporter = tokio::spawn(report_drops(queues.clone()));
         Ok(QueryLog {
             inner: Arc::new(Inner {
@@ -556,7 +627,7 @@ impl QueryLog {
         last.push(batch);
     }
 
-    /// Counters per sink, in the order sqlite, jsonl, dnstap (configured ones only).
+    /// Counters per sink, in the order sqlite, jsonl, dnstap, clickhouse (configured ones only).
     pub fn stats(&self) -> Vec<SinkStats> {
         self.inner.queues.iter().map(|q| q.stats()).collect()
     }

@@ -23,9 +23,9 @@ use std::time::Duration;
 use bytes::{BufMut, Bytes};
 use prost::Message as _;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::time::{timeout, Instant};
+use tokio::time::timeout;
 
-use super::{Backoff, FLUSH_INTERVAL};
+use super::{Delivered, FLUSH_INTERVAL};
 use crate::querylog::bus::Queued;
 
 /// Events encoded and written in one go.
@@ -534,107 +534,87 @@ async fn stop(mut c: Conn) {
 
 /// The dnstap background task. Ends after `queue.close()`.
 pub async fn run(target: DnstapTarget, queue: Arc<SinkQueue>) {
-    let version = version_string();
-    let mut conn: Option<Conn> = None;
-    let mut backoff = Backoff::default();
-    let mut retry_at = Instant::now();
-    let mut reported_down = false;
-    let mut batch: Vec<Queued> = Vec::new();
-    let mut buf: Vec<u8> = Vec::with_capacity(256 * 1024);
-    loop {
-        let closing = queue.is_closed();
-        if conn.is_none()
-            && (Instant::now() >= retry_at || (closing && !queue.is_empty() && !reported_down))
-        {
-            match timeout(CONNECT_TIMEOUT, connect(&target))
-                .await
-                .unwrap_or_else(|_| Err("handshake timed out".into()))
-            {
-                Ok(c) => {
-                    if reported_down {
-                        tracing::info!(target = %target, "querylog: dnstap collector connected again");
-                    }
-                    reported_down = false;
-                    backoff.reset();
-                    conn = Some(c);
-                }
-                Err(e) => {
-                    let d = backoff.next_delay();
-                    retry_at = Instant::now() + d;
-                    if !reported_down {
-                        tracing::error!(target = %target, error = %e,
-                            "querylog: dnstap collector unavailable; events are queued then dropped (counted); retrying");
-                    }
-                    reported_down = true;
-                    queue.record_error(format!("dnstap {target}: {e}"));
-                }
-            }
-        }
-        if let Some(c) = conn.as_mut() {
-            batch.clear();
-            let n = queue.drain_into(MAX_BATCH, &mut batch);
-            if n > 0 {
-                buf.clear();
-                for l in batch.iter().flat_map(|b| b.events()) {
-                    for payload in encode_event(l, &version) {
-                        put_data_frame(&mut buf, &payload);
-                    }
-                }
-                batch.clear();
-                let r = timeout(WRITE_TIMEOUT, async {
-                    c.io.write_all(&buf).await?;
-                    c.io.flush().await
-                })
-                .await;
-                match r {
-                    Ok(Ok(())) => queue.add_written(n as u64),
-                    Ok(Err(e)) => fail(&queue, &target, n, format!("write: {e}"), &mut conn),
-                    Err(_) => fail(
-                        &queue,
-                        &target,
-                        n,
-                        "write timed out (collector not reading)".into(),
-                        &mut conn,
-                    ),
-                }
-                if conn.is_none() {
-                    reported_down = true;
-                    retry_at = Instant::now() + backoff.next_delay();
-                }
-                if buf.capacity() > 4 * 1024 * 1024 {
-                    buf = Vec::with_capacity(256 * 1024);
-                }
-                if !queue.is_empty() && conn.is_some() && (closing || queue.len() >= MAX_BATCH) {
-                    continue;
-                }
-            }
-        }
-        if closing {
-            let lost = queue.discard_all();
-            if lost > 0 {
-                tracing::error!(target = %target, lost, "querylog: dnstap collector unavailable at shutdown; events dropped");
-            }
-            if let Some(c) = conn.take() {
-                stop(c).await;
-            }
-            break;
-        }
-        if conn.is_some() {
-            tokio::select! {
-                _ = queue.notified() => {}
-                _ = tokio::time::sleep(FLUSH_INTERVAL) => {}
-            }
-        } else {
-            tokio::time::sleep(FLUSH_INTERVAL).await;
+    let pace = super::Pace {
+        interval: FLUSH_INTERVAL,
+        max_batch: MAX_BATCH,
+    };
+    super::supervise(DnstapSink::new(target), queue, pace, None).await
+}
+
+/// A connection (or file) to write dnstap frames to.
+struct DnstapSink {
+    target: DnstapTarget,
+    version: String,
+    conn: Option<Conn>,
+    buf: Vec<u8>,
+}
+
+impl DnstapSink {
+    fn new(target: DnstapTarget) -> DnstapSink {
+        DnstapSink {
+            target,
+            version: version_string(),
+            conn: None,
+            buf: Vec::with_capacity(256 * 1024),
         }
     }
 }
 
-fn fail(queue: &SinkQueue, target: &DnstapTarget, n: usize, e: String, conn: &mut Option<Conn>) {
-    queue.add_dropped(n as u64);
-    tracing::error!(target = %target, error = %e, lost = n, "querylog: dnstap connection lost; reconnecting");
-    queue.record_error(format!("dnstap {target}: {e}"));
-    *conn = None;
+#[async_trait::async_trait]
+impl super::Sink for DnstapSink {
+    fn describe(&self) -> String {
+        format!("dnstap {}", self.target)
+    }
+    fn is_open(&self) -> bool {
+        self.conn.is_some()
+    }
+    async fn open(&mut self) -> Result<(), String> {
+        let c = timeout(CONNECT_TIMEOUT, connect(&self.target))
+            .await
+            .unwrap_or_else(|_| Err("handshake timed out".into()))
+            .map_err(|e| format!("dnstap {}: {e}", self.target))?;
+        self.conn = Some(c);
+        Ok(())
+    }
+    async fn write(
+        &mut self,
+        batch: Vec<Queued>,
+        events: usize,
+    ) -> (Vec<Queued>, Result<Delivered, String>) {
+        let Some(c) = self.conn.as_mut() else {
+            return (batch, Err("not connected".into()));
+        };
+        self.buf.clear();
+        for l in batch.iter().flat_map(|b| b.events()) {
+            for payload in encode_event(l, &self.version) {
+                put_data_frame(&mut self.buf, &payload);
+            }
+        }
+        let buf = &self.buf;
+        let r = timeout(WRITE_TIMEOUT, async {
+            c.io.write_all(buf).await?;
+            c.io.flush().await
+        })
+        .await;
+        if self.buf.capacity() > 4 * 1024 * 1024 {
+            self.buf = Vec::with_capacity(256 * 1024);
+        }
+        let r = match r {
+            Ok(Ok(())) => Ok(Delivered::written(events)),
+            Ok(Err(e)) => Err(format!("write: {e}")),
+            Err(_) => Err("write timed out (collector not reading)".into()),
+        };
+        if r.is_err() {
+            // A broken connection gets no STOP frame: drop it, reconnect later.
+            self.conn = None;
+        }
+        (batch, r.map_err(|e| format!("dnstap {}: {e}", self.target)))
+    }
+    async fn close(&mut self) {
+        if let Some(c) = self.conn.take() {
+            stop(c).await;
+        }
+    }
 }
 
 #[cfg(test)]

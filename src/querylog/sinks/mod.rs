@@ -1,12 +1,14 @@
-//! The sinks and the loop that drives the file-backed ones.
+//! The sinks, the one [`Sink`] trait and the one loop that drives them all ([`supervise`]).
 //!
 //! SQLite and JSON lines do blocking file I/O, so their work runs on a thread of their own at a
-//! lower priority ([`SinkThread`], [`run_blocking_sink`]): the async task waits for events,
-//! hands the sink and a batch to that thread, and gets the sink back. dnstap is socket I/O and has its own async loop.
+//! lower priority ([`SinkThread`], [`OnThread`], [`run_blocking_sink`]): the async task waits
+//! for events, hands the sink and a batch to that thread, and gets the sink back. dnstap is
+//! async socket I/O; ClickHouse does its encoding, HTTP and spool work on its own thread too.
 //! Common rules: flush at least every [`FLUSH_INTERVAL`]; a sink that cannot open retries with
 //! [`Backoff`] while its queue keeps the newest events (the oldest drop, counted); a failed
 //! write counts its batch as dropped, records the error and reopens.
 
+pub mod clickhouse;
 pub mod dnstap;
 pub mod jsonl;
 pub mod sqlite;
@@ -84,6 +86,17 @@ pub trait BlockingSink: Send + 'static {
     fn open(&mut self) -> Result<(), String>;
     /// Write and make durable enough to be read by others (flushed).
     fn write_batch(&mut self, batch: &[Queued]) -> Result<(), String>;
+    /// `write_batch` for a sink that may hold events back (a spool): what became of them,
+    /// and of events held from earlier. Default: the batch is written.
+    fn write_counted(&mut self, batch: &[Queued], events: usize) -> Result<Delivered, String> {
+        self.write_batch(batch).map(|()| Delivered::written(events))
+    }
+    /// Does this sink hold events back (so [`BlockingSink::catch_up`] is worth a call)?
+    const HOLDS_EVENTS: bool = false;
+    /// See [`Sink::catch_up`].
+    fn catch_up(&mut self) -> Delivered {
+        Delivered::default()
+    }
     /// Periodic housekeeping (retention).
     fn maintenance(&mut self) -> Result<(), String> {
         Ok(())
@@ -173,6 +186,135 @@ fn lower_this_threads_priority(steps: i32) {
     }
 }
 
+/// What became of events a sink was handed (or held from earlier, for a sink with a spool).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Delivered {
+    /// stored where readers find them
+    pub written: u64,
+    /// given up on (a full spool, say)
+    pub dropped: u64,
+    /// a failure the sink worked around (spooled instead of sent): counted, kept as last error
+    pub error: Option<String>,
+}
+
+impl Delivered {
+    pub fn written(n: usize) -> Delivered {
+        Delivered {
+            written: n as u64,
+            ..Default::default()
+        }
+    }
+}
+
+/// The one sink interface [`supervise`] drives: SQLite and JSON lines through [`OnThread`],
+/// dnstap and ClickHouse directly. Errors are messages for the operator (logged and kept as
+/// the sink's `last_error`).
+#[async_trait::async_trait]
+pub trait Sink: Send + 'static {
+    /// Human description for messages, e.g. "sqlite /var/lib/dnsward/q.db".
+    fn describe(&self) -> String;
+    fn is_open(&self) -> bool;
+    /// Open (or reopen) the sink.
+    async fn open(&mut self) -> Result<(), String>;
+    /// Write `events` events held in `batch`. `Err`: the batch is lost (counted by the caller)
+    /// and the sink is closed and reopened with back-off.
+    async fn write(
+        &mut self,
+        batch: Vec<Queued>,
+        events: usize,
+    ) -> (Vec<Queued>, Result<Delivered, String>);
+    /// Deliver what the sink still holds (a spool being replayed); called on every wake-up
+    /// while open.
+    async fn catch_up(&mut self) -> Delivered {
+        Delivered::default()
+    }
+    /// Periodic housekeeping (retention).
+    async fn maintenance(&mut self) -> Result<(), String> {
+        Ok(())
+    }
+    /// Drop handles after a failure or at shutdown; the next `open` starts afresh.
+    async fn close(&mut self);
+}
+
+/// A [`BlockingSink`] as a [`Sink`]: every call runs on its own [`SinkThread`].
+pub struct OnThread<S: BlockingSink> {
+    /// None while a call runs on the thread, or after the thread failed
+    sink: Option<S>,
+    what: String,
+    open: bool,
+    worker: SinkThread,
+}
+
+impl<S: BlockingSink> OnThread<S> {
+    pub fn spawn(sink: S, name: &str, nice: i32) -> std::io::Result<OnThread<S>> {
+        Ok(OnThread {
+            what: sink.describe(),
+            sink: Some(sink),
+            open: false,
+            worker: SinkThread::spawn(name, nice)?,
+        })
+    }
+
+    /// Run `f` on the thread. Err when the thread is gone or a job panicked (the sink is lost
+    /// then; every later call fails, counted).
+    async fn call<R: Send + 'static>(
+        &mut self,
+        f: impl FnOnce(&mut S) -> R + Send + 'static,
+    ) -> Result<R, String> {
+        let s = self.sink.take().ok_or("the sink's thread failed earlier")?;
+        let (s, r) = self
+            .worker
+            .run(s, move |s| {
+                let r = f(s);
+                (s.is_open(), r)
+            })
+            .await
+            .ok_or("the sink's thread failed")?;
+        self.open = r.0;
+        self.sink = Some(s);
+        Ok(r.1)
+    }
+}
+
+#[async_trait::async_trait]
+impl<S: BlockingSink> Sink for OnThread<S> {
+    fn describe(&self) -> String {
+        self.what.clone()
+    }
+    fn is_open(&self) -> bool {
+        self.open
+    }
+    async fn open(&mut self) -> Result<(), String> {
+        self.call(|s| s.open()).await?
+    }
+    async fn write(
+        &mut self,
+        batch: Vec<Queued>,
+        events: usize,
+    ) -> (Vec<Queued>, Result<Delivered, String>) {
+        match self
+            .call(move |s| (s.write_counted(&batch, events), batch))
+            .await
+        {
+            Ok((r, batch)) => (batch, r),
+            Err(e) => (Vec::new(), Err(e)),
+        }
+    }
+    async fn catch_up(&mut self) -> Delivered {
+        if !S::HOLDS_EVENTS || !self.open {
+            return Delivered::default();
+        }
+        self.call(|s| s.catch_up()).await.unwrap_or_default()
+    }
+    async fn maintenance(&mut self) -> Result<(), String> {
+        self.call(|s| s.maintenance()).await?
+    }
+    async fn close(&mut self) {
+        let _ = self.call(|s| s.close()).await;
+        self.open = false;
+    }
+}
+
 /// The background task of one blocking sink. Ends after `queue.close()` once the queue is
 /// written (or counted as dropped when the sink is unavailable).
 pub async fn run_blocking_sink<S: BlockingSink>(
@@ -183,33 +325,45 @@ pub async fn run_blocking_sink<S: BlockingSink>(
     maintenance: Option<Duration>,
 ) {
     let what = sink.describe();
-    let worker = match SinkThread::spawn(queue.name(), nice) {
-        Ok(w) => w,
+    match OnThread::spawn(sink, queue.name(), nice) {
+        Ok(s) => supervise(s, queue, pace, maintenance).await,
         Err(e) => {
             tracing::error!(sink = %what, error = %e, "querylog: cannot start the sink thread; this sink is off");
             queue.record_error(format!("cannot start the sink thread: {e}"));
             queue.close();
             queue.discard_all();
-            return;
         }
-    };
-    let mut sink = Some(sink);
+    }
+}
+
+/// The one supervisor loop of every sink: open with back-off while its queue keeps the newest
+/// events, write batches at `pace`, count what was written and dropped, run maintenance,
+/// flush and close at shutdown. Ends after `queue.close()`.
+pub async fn supervise<S: Sink>(
+    mut sink: S,
+    queue: Arc<SinkQueue>,
+    pace: Pace,
+    maintenance: Option<Duration>,
+) {
+    let what = sink.describe();
     let mut backoff = Backoff::default();
     let mut retry_at = Instant::now();
     let mut maint_at = Instant::now();
     let mut reported_down = false;
     let mut maintained_once = false;
     let mut batch: Vec<Queued> = Vec::new();
+    let count = |d: Delivered| {
+        queue.add_written(d.written);
+        queue.add_dropped(d.dropped);
+        if let Some(e) = d.error {
+            queue.record_error(e);
+        }
+    };
     loop {
-        let Some(mut s) = sink.take() else { break };
         let closing = queue.is_closed();
-        let now = Instant::now();
-        if !s.is_open() && (now >= retry_at || closing) {
-            let Some((s2, r)) = worker.run(s, |s| s.open()).await else {
-                break;
-            };
-            s = s2;
-            match r {
+        // At shutdown a sink that has not failed lately gets one more chance to open.
+        if !sink.is_open() && (Instant::now() >= retry_at || (closing && !reported_down)) {
+            match sink.open().await {
                 Ok(()) => {
                     if reported_down {
                         tracing::info!(sink = %what, "querylog: sink is writable again");
@@ -231,47 +385,39 @@ pub async fn run_blocking_sink<S: BlockingSink>(
                 }
             }
         }
-        if s.is_open() {
+        if sink.is_open() {
             if let Some(every) = maintenance {
                 if Instant::now() >= maint_at && (!closing || !maintained_once) {
                     maint_at = Instant::now() + every;
                     maintained_once = true;
-                    let Some((s2, r)) = worker.run(s, |s| s.maintenance()).await else {
-                        break;
-                    };
-                    s = s2;
-                    if let Err(e) = r {
+                    if let Err(e) = sink.maintenance().await {
                         tracing::error!(sink = %what, error = %e, "querylog: maintenance failed");
                         queue.record_error(e);
                     }
                 }
             }
+            count(sink.catch_up().await);
             batch.clear();
             let n = queue.drain_into(pace.max_batch, &mut batch);
             if n > 0 {
-                let b = std::mem::take(&mut batch);
-                let Some((s2, (r, b))) = worker.run(s, move |s| (s.write_batch(&b), b)).await
-                else {
-                    queue.add_dropped(n as u64);
-                    break;
-                };
-                s = s2;
+                let (b, r) = sink.write(std::mem::take(&mut batch), n).await;
                 batch = b;
                 batch.clear(); // free the events now, not at the next drain
                 match r {
-                    Ok(()) => queue.add_written(n as u64),
+                    Ok(d) => count(d),
                     Err(e) => {
                         queue.add_dropped(n as u64);
                         tracing::error!(sink = %what, error = %e, lost = n,
                             "querylog: write failed; batch dropped, reopening");
                         queue.record_error(e);
-                        s.close();
+                        sink.close().await;
                         reported_down = true;
                         retry_at = Instant::now() + backoff.next_delay();
                     }
                 }
-                if queue.len() >= pace.max_batch || (closing && !queue.is_empty() && s.is_open()) {
-                    sink = Some(s);
+                if sink.is_open()
+                    && (queue.len() >= pace.max_batch || (closing && !queue.is_empty()))
+                {
                     continue;
                 }
             }
@@ -281,14 +427,10 @@ pub async fn run_blocking_sink<S: BlockingSink>(
             if lost > 0 {
                 tracing::error!(sink = %what, lost, "querylog: sink unavailable at shutdown; events dropped");
             }
-            if let Some((s2, ())) = worker.run(s, |s| s.close()).await {
-                drop(s2);
-            }
+            sink.close().await;
             break;
         }
-        let open = s.is_open();
-        sink = Some(s);
-        if open {
+        if sink.is_open() {
             tokio::select! {
                 _ = queue.notified() => {}
                 _ = tokio::time::sleep(pace.interval) => {}

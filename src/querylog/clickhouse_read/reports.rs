@@ -1,0 +1,224 @@
+//! `top` and `clients` over ClickHouse: the same [`TopReport`] and [`SuspiciousClient`]
+//! values as over SQLite, ties broken by the client's text as SQLite does.
+
+use serde::Deserialize;
+
+use super::{client_text, lit, none_if_empty, ChReader};
+use crate::querylog::cli::{SuspiciousClient, TopCategory, TopClient, TopDomain, TopReport};
+use crate::querylog::event::format_ts;
+use crate::querylog::QueryLogError;
+
+impl ChReader {
+    fn group_cond(group: Option<&str>) -> String {
+        group
+            .map(|g| format!(" AND client_group = {}", lit(g)))
+            .unwrap_or_default()
+    }
+
+    pub(super) fn top(
+        &self,
+        since: i64,
+        now: i64,
+        limit: usize,
+        group: Option<&str>,
+    ) -> Result<TopReport, QueryLogError> {
+        let t = self.table();
+        let gc = Self::group_cond(group);
+        let tc = Self::time_conds(Some(since), None).join(" AND ");
+        let blocked = format!("action = 'blocked' AND {tc}{gc}");
+        #[derive(Deserialize)]
+        struct Totals {
+            q: u64,
+            b: u64,
+        }
+        let mut totals = Totals { q: 0, b: 0 };
+        self.stream(
+            &format!(
+                "SELECT count() AS q, countIf(action = 'blocked') AS b FROM {t} WHERE {tc}{gc}"
+            ),
+            |r: Totals| {
+                totals = r;
+                Ok(())
+            },
+        )?;
+        #[derive(Deserialize)]
+        struct D {
+            qname: String,
+            n: u64,
+            c: u64,
+            category: String,
+        }
+        let mut domains = Vec::new();
+        self.stream(
+            &format!(
+                "SELECT qname, count() AS n, uniqExact(client, client_hash) AS c, max(category) AS category
+                 FROM {t} WHERE {blocked} GROUP BY qname ORDER BY n DESC, qname LIMIT {limit}"
+            ),
+            |r: D| {
+                domains.push(TopDomain {
+                    qname: r.qname,
+                    blocked: r.n,
+                    clients: r.c,
+                    category: none_if_empty(r.category),
+                });
+                Ok(())
+            },
+        )?;
+        #[derive(Deserialize)]
+        struct C {
+            client_text: String,
+            client_hash: u64,
+            name: String,
+            n: u64,
+            d: u64,
+        }
+        // Clients tie-break on their text, which ClickHouse does not have: take every client
+        // at least as busy as the limit-th one and sort here.
+        let group_by = format!(
+            "SELECT {} AS client_text, client_hash, max(client_name) AS name, count() AS n, uniqExact(qname) AS d
+             FROM {t} WHERE {blocked} GROUP BY client, client_hash",
+            self.client_expr()
+        );
+        let mut clients: Vec<TopClient> = Vec::new();
+        self.stream(
+            &format!(
+                "SELECT * FROM ({group_by}) WHERE n >= (SELECT min(n) FROM ({group_by} ORDER BY n DESC LIMIT {limit}))"
+            ),
+            |r: C| {
+                clients.push(TopClient {
+                    client: client_text(&r.client_text, r.client_hash),
+                    client_name: none_if_empty(r.name),
+                    blocked: r.n,
+                    domains: r.d,
+                });
+                Ok(())
+            },
+        )?;
+        clients.sort_by(|a, b| {
+            b.blocked
+                .cmp(&a.blocked)
+                .then_with(|| a.client.cmp(&b.client))
+        });
+        clients.truncate(limit);
+        #[derive(Deserialize)]
+        struct K {
+            category: String,
+            n: u64,
+            c: u64,
+            d: u64,
+        }
+        let mut categories = Vec::new();
+        self.stream(
+            &format!(
+                "SELECT category, count() AS n, uniqExact(client, client_hash) AS c, uniqExact(qname) AS d
+                 FROM {t} WHERE {blocked} GROUP BY category ORDER BY n DESC, category LIMIT {limit}"
+            ),
+            |r: K| {
+                categories.push(TopCategory {
+                    category: none_if_empty(r.category),
+                    blocked: r.n,
+                    clients: r.c,
+                    domains: r.d,
+                });
+                Ok(())
+            },
+        )?;
+        Ok(TopReport {
+            since: format_ts(since, 0),
+            until: format_ts(now, 0),
+            group: group.map(str::to_string),
+            queries: totals.q,
+            blocked: totals.b,
+            domains,
+            clients,
+            categories,
+        })
+    }
+
+    pub(super) fn suspicious_clients(
+        &self,
+        since: i64,
+        min_blocked: u64,
+        min_domains: u64,
+        categories: &[String],
+        limit: usize,
+        group: Option<&str>,
+    ) -> Result<Vec<SuspiciousClient>, QueryLogError> {
+        let t = self.table();
+        let mut cond = format!(
+            "action = 'blocked' AND {}{}",
+            Self::time_conds(Some(since), None).join(" AND "),
+            Self::group_cond(group)
+        );
+        if !categories.is_empty() {
+            let l: Vec<String> = categories.iter().map(|c| lit(c)).collect();
+            cond.push_str(&format!(" AND category IN ({})", l.join(", ")));
+        }
+        #[derive(Deserialize)]
+        struct S {
+            client_text: String,
+            client_hash: u64,
+            blocked: u64,
+            domains: u64,
+            first: i64,
+            last: i64,
+            cats: Vec<String>,
+            name: String,
+        }
+        // Every client over the thresholds (few by design), sorted here as SQLite does.
+        let mut found: Vec<(S, String)> = Vec::new();
+        self.stream(
+            &format!(
+                "SELECT {} AS client_text, client_hash, count() AS blocked, uniqExact(qname) AS domains,
+                        min(ts_us) AS first, max(ts_us) AS last, groupUniqArray(category) AS cats,
+                        max(client_name) AS name
+                 FROM {t} WHERE {cond} GROUP BY client, client_hash
+                 HAVING blocked >= {min_blocked} OR domains >= {min_domains}",
+                self.client_expr()
+            ),
+            |r: S| {
+                let text = client_text(&r.client_text, r.client_hash);
+                found.push((r, text));
+                Ok(())
+            },
+        )?;
+        found.sort_by(|(a, at), (b, bt)| {
+            b.domains
+                .cmp(&a.domains)
+                .then(b.blocked.cmp(&a.blocked))
+                .then_with(|| at.cmp(bt))
+        });
+        found.truncate(limit);
+        let mut list = Vec::new();
+        for (s, text) in found {
+            let mut cats: Vec<String> = s.cats.into_iter().filter(|c| !c.is_empty()).collect();
+            cats.sort();
+            let mut top_domains = Vec::new();
+            #[derive(Deserialize)]
+            struct Q {
+                qname: String,
+            }
+            self.stream(
+                &format!(
+                    "SELECT qname FROM {t} WHERE {cond} AND {} GROUP BY qname ORDER BY count() DESC, qname LIMIT 3",
+                    self.client_cond(&text)
+                ),
+                |q: Q| {
+                    top_domains.push(q.qname);
+                    Ok(())
+                },
+            )?;
+            list.push(SuspiciousClient {
+                client: text,
+                client_name: none_if_empty(s.name),
+                blocked: s.blocked,
+                domains: s.domains,
+                categories: cats,
+                first_seen: format_ts(s.first, 0),
+                last_seen: format_ts(s.last, 0),
+                top_domains,
+            });
+        }
+        Ok(list)
+    }
+}

@@ -1,0 +1,294 @@
+//! Test servers for tests/clickhouse.rs: a real ClickHouse of our own on loopback (started
+//! with a temporary config, killed by PID when dropped) and a tiny HTTP server that plays a
+//! ClickHouse answering 500 or hanging.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub const SERVER: &str = "/usr/sbin/clickhouse-server";
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A ClickHouse server of our own: its data under a temporary directory, HTTP only, on
+/// 127.0.0.1 (never ::), killed when dropped.
+pub struct ClickHouse {
+    dir: tempfile::TempDir,
+    http_port: u16,
+    child: Option<Child>,
+}
+
+impl ClickHouse {
+    pub fn start() -> Option<ClickHouse> {
+        if !Path::new(SERVER).exists() {
+            eprintln!("skipped: {SERVER} is not installed (apt-get install clickhouse-server)");
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().display();
+        let http_port = free_port();
+        std::fs::write(
+            dir.path().join("config.xml"),
+            format!(
+                r#"<?xml version="1.0"?>
+<yandex>
+  <logger><level>warning</level><console>1</console></logger>
+  <listen_host>127.0.0.1</listen_host>
+  <http_port>{http_port}</http_port>
+  <path>{d}/data/</path>
+  <tmp_path>{d}/tmp/</tmp_path>
+  <user_files_path>{d}/user_files/</user_files_path>
+  <format_schema_path>{d}/format_schemas/</format_schema_path>
+  <users_config>users.xml</users_config>
+  <default_profile>default</default_profile>
+  <default_database>default</default_database>
+  <mark_cache_size>268435456</mark_cache_size>
+  <uncompressed_cache_size>0</uncompressed_cache_size>
+  <timezone>UTC</timezone>
+</yandex>
+"#
+            ),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("users.xml"),
+            r#"<?xml version="1.0"?>
+<yandex>
+  <profiles><default></default></profiles>
+  <users>
+    <default><password></password><networks><ip>127.0.0.1</ip></networks><profile>default</profile><quota>default</quota></default>
+    <dnsward><password>s3cret</password><networks><ip>127.0.0.1</ip></networks><profile>default</profile><quota>default</quota></dnsward>
+  </users>
+  <quotas><default></default></quotas>
+</yandex>
+"#,
+        )
+        .unwrap();
+        let mut ch = ClickHouse {
+            dir,
+            http_port,
+            child: None,
+        };
+        ch.run();
+        Some(ch)
+    }
+
+    /// Start the server process (again) and wait, bounded, until it answers.
+    pub fn run(&mut self) {
+        let log = std::fs::File::create(self.dir.path().join("server.log")).unwrap();
+        let child = Command::new(SERVER)
+            .arg(format!(
+                "--config-file={}",
+                self.dir.path().join("config.xml").display()
+            ))
+            .current_dir(self.dir.path())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("clickhouse-server starts");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok((200, body)) = http_post(self.http_port, "/", "SELECT 1") {
+                if body.trim() == "1" {
+                    return;
+                }
+            }
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
+                panic!(
+                    "clickhouse-server exited ({status}): {}",
+                    std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "clickhouse-server did not answer within 60 s"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Kill the server (by its PID) and wait for it.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.http_port)
+    }
+
+    pub fn query(&self, sql: &str) -> String {
+        match http_post(self.http_port, "/", sql) {
+            Ok((200, body)) => body,
+            other => panic!("{sql}: {other:?}"),
+        }
+    }
+
+    pub fn count(&self, table: &str) -> u64 {
+        self.query(&format!("SELECT count() FROM {table}"))
+            .trim()
+            .parse()
+            .unwrap()
+    }
+}
+
+impl Drop for ClickHouse {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A bare HTTP/1.1 POST on loopback; (status, body).
+pub fn http_post(port: u16, path: &str, body: &str) -> std::io::Result<(u16, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut resp = Vec::new();
+    s.read_to_end(&mut resp)?;
+    let text = String::from_utf8_lossy(&resp).to_string();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let head_end = text.find("\r\n\r\n").map_or(text.len(), |i| i + 4);
+    let head = &text[..head_end];
+    let mut body = text[head_end..].to_string();
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        body = dechunk(&body);
+    }
+    Ok((status, body))
+}
+
+pub fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    while let Some(i) = s.find("\r\n") {
+        let n = usize::from_str_radix(s[..i].trim(), 16).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        out.push_str(&s[i + 2..i + 2 + n]);
+        s = &s[i + 2 + n + 2..];
+    }
+    out
+}
+
+/// What the fake ClickHouse does with an insert.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Fake {
+    Ok,
+    Error500,
+    Hang,
+}
+
+/// A tiny HTTP server standing in for ClickHouse: answers every request as `mode` says and
+/// counts the inserts it accepted.
+pub struct FakeClickHouse {
+    pub port: u16,
+    mode: Arc<Mutex<Fake>>,
+    pub accepted: Arc<AtomicUsize>,
+    pub refused: Arc<AtomicUsize>,
+}
+
+impl FakeClickHouse {
+    pub fn start() -> FakeClickHouse {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let mode = Arc::new(Mutex::new(Fake::Ok));
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let refused = Arc::new(AtomicUsize::new(0));
+        let (m, a, r) = (mode.clone(), accepted.clone(), refused.clone());
+        std::thread::spawn(move || {
+            for conn in l.incoming() {
+                let Ok(mut conn) = conn else { return };
+                let (m, a, r) = (m.clone(), a.clone(), r.clone());
+                std::thread::spawn(move || serve_fake(&mut conn, &m, &a, &r));
+            }
+        });
+        FakeClickHouse {
+            port,
+            mode,
+            accepted,
+            refused,
+        }
+    }
+    pub fn set(&self, f: Fake) {
+        *self.mode.lock().unwrap() = f;
+    }
+}
+
+pub fn serve_fake(
+    conn: &mut TcpStream,
+    mode: &Mutex<Fake>,
+    accepted: &AtomicUsize,
+    refused: &AtomicUsize,
+) {
+    let _ = conn.set_read_timeout(Some(Duration::from_secs(20)));
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 65536];
+    loop {
+        // one request per connection is enough for the test: read the head and the body
+        let Ok(n) = conn.read(&mut chunk) else { return };
+        if n == 0 {
+            return;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+            continue;
+        };
+        let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+        let len: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0);
+        if buf.len() < end + 4 + len {
+            continue;
+        }
+        let m = *mode.lock().unwrap();
+        let (status, body) = match m {
+            Fake::Ok => {
+                accepted.fetch_add(1, Ordering::SeqCst);
+                ("200 OK", "")
+            }
+            Fake::Error500 => {
+                refused.fetch_add(1, Ordering::SeqCst);
+                (
+                    "500 Internal Server Error",
+                    "Code: 252, e.displayText() = DB::Exception: Too many parts (300)",
+                )
+            }
+            Fake::Hang => {
+                std::thread::sleep(Duration::from_secs(15));
+                return;
+            }
+        };
+        let _ = write!(
+            conn,
+            "HTTP/1.1 {status}\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        buf.drain(..end + 4 + len);
+    }
+}
