@@ -13,4 +13,5 @@ pub mod policy;
 pub mod querylog;
 pub mod resolver;
 pub mod server;
+pub mod timefmt;
 pub mod upstream;

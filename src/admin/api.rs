@@ -253,7 +253,7 @@ async fn runtime_add(
         Ok(b) => b,
         Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
     };
-    match r.add(new, crate::querylog::event::now_us()) {
+    match r.add(new, crate::timefmt::now_us()) {
         Ok(entry) => {
             tracing::info!(name = %entry.name, "runtime list: {}", entry.describe());
             // Takes effect at once: the new snapshot is in place before we answer.

@@ -31,7 +31,7 @@ impl Arrival {
         Self {
             client,
             transport,
-            ts_us: querylog::event::now_us(),
+            ts_us: crate::timefmt::now_us(),
             at: Instant::now(),
         }
     }

@@ -17,10 +17,10 @@ use rusqlite::types::Value;
 use rusqlite::{Connection, OpenFlags};
 use serde::Serialize;
 
-use super::event::{format_ts, now_us, EventAction, LogRow};
+use super::event::{EventAction, LogRow};
 use super::sinks::sqlite::{row_to_logrow, COLUMNS};
-use super::timespec::parse_time_us;
 use super::QueryLogError;
+use crate::timefmt::{format_ts, now_us, parse_time_us};
 
 /// Filters shared by `tail` and `export`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, clap::Args)]

@@ -12,7 +12,6 @@ pub mod bus;
 pub mod cli;
 pub mod event;
 pub mod sinks;
-pub mod timespec;
 
 use std::hash::Hasher;
 use std::net::IpAddr;
@@ -1129,7 +1128,7 @@ mod tests {
         {
             let mut c = sinks::sqlite::open_for_writing(&db).unwrap();
             let mut old = event("old.example", EventAction::Blocked);
-            old.ts_us = event::now_us() - 3 * 86_400_000_000;
+            old.ts_us = crate::timefmt::now_us() - 3 * 86_400_000_000;
             sinks::sqlite::insert_batch(&mut c, &[testutil::logged(old)]).unwrap();
         }
         let cfg = QueryLogConfig {
@@ -1139,7 +1138,7 @@ mod tests {
         };
         let log = QueryLog::start(&cfg).await.unwrap();
         let mut new = event("new.example", EventAction::Blocked);
-        new.ts_us = event::now_us();
+        new.ts_us = crate::timefmt::now_us();
         log.emit(new);
         log.shutdown().await;
         let names: Vec<String> = read_db(&db).into_iter().map(|r| r.qname).collect();

@@ -309,7 +309,7 @@ impl LineEncoder {
         out.extend_from_slice(b"{\"time\":\"");
         let secs = ev.ts_us.div_euclid(1_000_000);
         if self.second != Some(secs) {
-            let full = crate::querylog::event::format_ts(secs * 1_000_000, 0);
+            let full = crate::timefmt::format_ts(secs * 1_000_000, 0);
             self.prefix.clear();
             self.prefix.push_str(full.trim_end_matches('Z'));
             self.prefix.push('.');

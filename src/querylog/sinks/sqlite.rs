@@ -10,9 +10,8 @@ use rusqlite::{params, Connection, OpenFlags};
 
 use super::BlockingSink;
 use crate::querylog::bus::Queued;
-use crate::querylog::event::{
-    answers_from_text, format_ts_us, now_us, EventAction, LogRow, LoggedEvent,
-};
+use crate::querylog::event::{answers_from_text, EventAction, LogRow, LoggedEvent};
+use crate::timefmt::{format_ts_us, now_us};
 
 /// 2: `client_name` and `client_group` (per-client groups).
 pub const SCHEMA_VERSION: i64 = 2;
