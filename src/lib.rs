@@ -8,6 +8,7 @@ pub mod dnssec;
 pub mod dnswire;
 pub mod feeds;
 pub mod instance;
+pub mod metrics;
 pub mod pipeline;
 pub mod policy;
 pub mod querylog;

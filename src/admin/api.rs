@@ -175,7 +175,7 @@ async fn metrics(State(st): State<AdminState>) -> Response {
     m.policy_last_reload_ok.set(p.last_ok() as i64);
     m.policy_reloads.set(p.reloads() as i64);
     for s in e.recorder.log().stats() {
-        let l = crate::admin::metrics::SinkLabel {
+        let l = crate::metrics::SinkLabel {
             sink: s.name.clone(),
         };
         m.querylog_queued.get_or_create(&l).set(s.queued as i64);
@@ -190,7 +190,7 @@ async fn metrics(State(st): State<AdminState>) -> Response {
         ("rrl", &a.rrl_limited),
     ] {
         m.limited
-            .get_or_create(&crate::admin::metrics::KindLabel { kind })
+            .get_or_create(&crate::metrics::KindLabel { kind })
             .set(v.load(ld) as i64);
     }
     let mut body = m.encode();

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use super::synth::Trigger;
 use super::{Decision, Transport};
-use crate::admin::metrics::{qtype_label, rcode_label, ListLabel, Metrics, QueryLabels};
+use crate::metrics::{qtype_label, rcode_label, ListLabel, Metrics, QueryLabels};
 use crate::dnswire;
 use crate::policy::groups::{runtime_scope, LogMode};
 use crate::policy::runtime::RuntimeList;
@@ -82,7 +82,7 @@ impl Recorder {
                 .map(|a| {
                     self.metrics
                         .group_queries
-                        .get_or_create(&crate::admin::metrics::GroupLabel {
+                        .get_or_create(&crate::metrics::GroupLabel {
                             group: g.name.to_string(),
                             action: a.as_str(),
                         })

@@ -12,7 +12,7 @@ use hickory_proto::op::{Message, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{RData, Record};
 use tokio::sync::watch;
 
-use crate::admin::metrics::Metrics;
+use crate::metrics::Metrics;
 use crate::cache::{CachedAnswer, PacketCache, MAX_TTL};
 use crate::upstream::{ClientFlags, Upstream};
 
