@@ -20,6 +20,11 @@ use dnsward::querylog::{ClientId, EventAction, LoggedEvent, QueryEvent, Transpor
 const TX: usize = 65_536;
 
 fn events(n: usize) -> Vec<LoggedEvent> {
+    events_from(n, 1)
+}
+
+/// `clients` distinct client addresses (10.0.x.y), taken in turn.
+fn events_from(n: usize, clients: usize) -> Vec<LoggedEvent> {
     let names: Vec<Arc<str>> = (0..1000)
         .map(|i| Arc::from(format!("www.zone{:04}.example{}", i * 7919 % 1000, i % 3)))
         .collect();
@@ -28,7 +33,13 @@ fn events(n: usize) -> Vec<LoggedEvent> {
     let answers: dnsward::querylog::Answers = answer.into();
     (0..n)
         .map(|i| {
-            let client = std::net::SocketAddr::from(([127, 0, 0, 1], 1024 + (i % 60_000) as u16));
+            let c = (i * 7) % clients;
+            let ip = if clients == 1 {
+                [127, 0, 0, 1]
+            } else {
+                [10, 0, (c >> 8) as u8, c as u8]
+            };
+            let client = std::net::SocketAddr::from((ip, 1024 + (i % 60_000) as u16));
             LoggedEvent {
                 ev: QueryEvent {
                     ts_us: 1_764_000_000_000_000 + 7 * i as i64,
@@ -117,8 +128,26 @@ fn bench(c: &mut Criterion) {
         b.iter_custom(|iters| sqlite_time(&mut conn, &evs, iters))
     });
 
+    let many = events_from(TX, 1000);
+    let mut conn = open_for_writing(&dir.path().join("q1000.db")).unwrap();
+    g.bench_function("sqlite_insert_1000_clients", |b| {
+        b.iter_custom(|iters| sqlite_time(&mut conn, &many, iters))
+    });
+
+    // Schema 2's four full indexes, for comparison with the layout above.
+    let mut old = open_for_writing(&dir.path().join("schema2.db")).unwrap();
+    old.execute_batch(
+        "DROP INDEX queries_blocked_ts; DROP INDEX queries_blocked_client;
+         CREATE INDEX queries_qname ON queries(qname);
+         CREATE INDEX queries_action_ts ON queries(action, ts_us);",
+    )
+    .unwrap();
+    g.bench_function("sqlite_insert_schema2_1000_clients", |b| {
+        b.iter_custom(|iters| sqlite_time(&mut old, &many, iters))
+    });
+
     let mut bare = open_for_writing(&dir.path().join("bare.db")).unwrap();
-    bare.execute_batch("DROP INDEX queries_ts; DROP INDEX queries_client_ts; DROP INDEX queries_qname; DROP INDEX queries_action_ts;").unwrap();
+    bare.execute_batch("DROP INDEX queries_ts; DROP INDEX queries_client_ts; DROP INDEX queries_blocked_ts; DROP INDEX queries_blocked_client;").unwrap();
     g.bench_function("sqlite_insert_without_indexes", |b| {
         b.iter_custom(|iters| sqlite_time(&mut bare, &evs, iters))
     });

@@ -18,7 +18,7 @@ use rusqlite::{Connection, OpenFlags};
 use serde::Serialize;
 
 use super::event::{EventAction, LogRow};
-use super::sinks::sqlite::{row_to_logrow, COLUMNS};
+use super::sinks::sqlite::{row_to_logrow, COLUMNS, MINUTE_US};
 use super::QueryLogError;
 use crate::timefmt::{format_ts, now_us, parse_time_us};
 
@@ -507,6 +507,35 @@ fn group_cond(group: Option<&str>, n: usize) -> (String, Option<Value>) {
     }
 }
 
+/// Queries and blocked queries since `since`: whole minutes from the `minute_counts` rollup,
+/// the rows of `since`'s own minute counted one by one (so the figure is exact).
+fn totals_since(conn: &Connection, since: i64, group: Option<&str>) -> rusqlite::Result<(u64, u64)> {
+    let minute = since / MINUTE_US;
+    let (gc, gv) = group_cond(group, 2);
+    let mut p = vec![Value::Integer(minute)];
+    p.extend(gv.clone());
+    let (q1, b1): (u64, u64) = conn.query_row(
+        &format!(
+            "SELECT coalesce(sum(n), 0), coalesce(sum(CASE WHEN action = 'blocked' THEN n END), 0)
+             FROM minute_counts WHERE minute > ?1{gc}"
+        ),
+        rusqlite::params_from_iter(p.iter()),
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    let (gc, _) = group_cond(group, 3);
+    let mut p = vec![Value::Integer(since), Value::Integer((minute + 1) * MINUTE_US)];
+    p.extend(gv);
+    let (q2, b2): (u64, u64) = conn.query_row(
+        &format!(
+            "SELECT count(*), coalesce(sum(action = 'blocked'), 0) FROM queries
+             WHERE ts_us >= ?1 AND ts_us < ?2{gc}"
+        ),
+        rusqlite::params_from_iter(p.iter()),
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    Ok((q1 + q2, b1 + b2))
+}
+
 pub fn top(
     conn: &Connection,
     since: i64,
@@ -519,11 +548,7 @@ pub fn top(
     let mut p: Vec<Value> = vec![Value::Integer(since), Value::Integer(lim)];
     p.extend(gv);
     let params = || rusqlite::params_from_iter(p.iter());
-    let (queries, blocked): (u64, u64) = conn.query_row(
-        &format!("SELECT count(*), coalesce(sum(action = 'blocked'), 0) FROM queries WHERE ts_us >= ?1 AND ?2 = ?2{gc}"),
-        params(),
-        |r| Ok((r.get(0)?, r.get(1)?)),
-    )?;
+    let (queries, blocked) = totals_since(conn, since, group)?;
     let domains = conn
         .prepare(&format!(
             "SELECT qname, count(*) AS n, count(DISTINCT client), max(category) FROM queries
@@ -832,6 +857,9 @@ fn export(
     f: &Filters,
     out: &mut dyn Write,
 ) -> Result<(), CliErr> {
+    // stdout is line-buffered: one write per row would cap the export rate
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, out);
+    let out: &mut dyn Write = &mut out;
     let (w, p) = where_clause(f, since, until);
     let sql = format!("SELECT {COLUMNS} FROM queries WHERE {w} ORDER BY ts_us, id");
     let mut st = conn.prepare(&sql)?;

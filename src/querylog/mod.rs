@@ -1122,6 +1122,28 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn skipped_allowed_events_are_not_counted_as_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("q.db");
+        let cfg = QueryLogConfig {
+            sqlite: Some(db.clone()),
+            sqlite_log_allowed: Some(false),
+            ..Default::default()
+        };
+        let log = QueryLog::start(&cfg).await.unwrap();
+        for (i, action) in [EventAction::Allowed, EventAction::Blocked, EventAction::Allowed]
+            .into_iter()
+            .enumerate()
+        {
+            log.emit(event(&format!("n{i}.example"), action));
+        }
+        log.shutdown().await;
+        let s = &log.stats()[0];
+        assert_eq!((s.written, s.skipped, s.dropped), (1, 2, 0), "{s:?}");
+        assert_eq!(read_db(&db).len(), 1);
+    }
+
+    #[tokio::test]
     async fn retention_runs_at_start() {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("q.db");

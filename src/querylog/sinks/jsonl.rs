@@ -128,9 +128,10 @@ impl BlockingSink for JsonlSink {
         self.open_file()
             .map_err(|e| format!("{}: cannot open for appending: {e}", self.path.display()))
     }
-    fn write_batch(&mut self, batch: &[Queued]) -> Result<(), String> {
+    fn write_batch(&mut self, batch: &[Queued]) -> Result<u64, String> {
         self.write_all(batch)
-            .map_err(|e| format!("{}: write failed: {e}", self.path.display()))
+            .map_err(|e| format!("{}: write failed: {e}", self.path.display()))?;
+        Ok(batch.iter().map(|b| b.events().len() as u64).sum())
     }
     fn close(&mut self) {
         if let Some(mut f) = self.file.take() {

@@ -82,8 +82,9 @@ pub trait BlockingSink: Send + 'static {
     fn is_open(&self) -> bool;
     /// Open (or reopen) the sink.
     fn open(&mut self) -> Result<(), String>;
-    /// Write and make durable enough to be read by others (flushed).
-    fn write_batch(&mut self, batch: &[Queued]) -> Result<(), String>;
+    /// Write and make durable enough to be read by others (flushed). Returns how many
+    /// events were written; the rest of the batch was left out by the sink's own filter.
+    fn write_batch(&mut self, batch: &[Queued]) -> Result<u64, String>;
     /// Periodic housekeeping (retention).
     fn maintenance(&mut self) -> Result<(), String> {
         Ok(())
@@ -259,7 +260,11 @@ pub async fn run_blocking_sink<S: BlockingSink>(
                 batch = b;
                 batch.clear(); // free the events now, not at the next drain
                 match r {
-                    Ok(()) => queue.add_written(n as u64),
+                    Ok(written) => {
+                        let written = written.min(n as u64);
+                        queue.add_written(written);
+                        queue.add_skipped(n as u64 - written);
+                    }
                     Err(e) => {
                         queue.add_dropped(n as u64);
                         tracing::error!(sink = %what, error = %e, lost = n,
