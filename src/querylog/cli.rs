@@ -18,7 +18,7 @@ use rusqlite::{Connection, OpenFlags};
 use serde::Serialize;
 
 use super::event::{EventAction, LogRow};
-use super::sinks::sqlite::{row_to_logrow, COLUMNS, MINUTE_US};
+use super::sinks::sqlite::{row_to_logrow, COLUMNS, HOUR_US, MINUTE_US};
 use super::QueryLogError;
 use crate::timefmt::{format_ts, now_us, parse_time_us};
 
@@ -375,6 +375,76 @@ fn tail_cells(r: &LogRow) -> Vec<String> {
 }
 
 #[allow(clippy::too_many_arguments)]
+/// The latest `limit` matching rows with their ids, newest first. With `--client`, only the
+/// id ranges `client_hours` names for that client are read (there is no client index on
+/// all rows: it was the costliest part of writing one).
+fn latest_rows(
+    conn: &Connection,
+    limit: usize,
+    since: Option<i64>,
+    f: &Filters,
+) -> rusqlite::Result<Vec<(LogRow, i64)>> {
+    let (w, mut p) = where_clause(f, since, None);
+    let ranges = match &f.client {
+        Some(c) => client_id_ranges(conn, c.trim(), since)?,
+        None => vec![(i64::MIN, i64::MAX)],
+    };
+    p.push(Value::Integer(0));
+    p.push(Value::Integer(0));
+    p.push(Value::Integer(0));
+    let n = p.len();
+    let sql = format!(
+        "SELECT {COLUMNS}, id FROM queries WHERE {w} AND id BETWEEN ?{} AND ?{} \
+         ORDER BY id DESC LIMIT ?{n}",
+        n - 2,
+        n - 1
+    );
+    let mut st = conn.prepare(&sql)?;
+    let mut rows: Vec<(LogRow, i64)> = Vec::new();
+    for (first, last) in ranges {
+        let left = limit.saturating_sub(rows.len());
+        if left == 0 {
+            break;
+        }
+        p[n - 3] = Value::Integer(first);
+        p[n - 2] = Value::Integer(last);
+        p[n - 1] = Value::Integer(left.min(i64::MAX as usize) as i64);
+        let found = st.query_map(rusqlite::params_from_iter(p.iter()), |r| {
+            Ok((row_to_logrow(r)?, r.get(18)?))
+        })?;
+        for r in found {
+            rows.push(r?);
+        }
+    }
+    Ok(rows)
+}
+
+/// The id ranges holding `client`'s rows since `since`, merged where they overlap, newest
+/// first.
+fn client_id_ranges(
+    conn: &Connection,
+    client: &str,
+    since: Option<i64>,
+) -> rusqlite::Result<Vec<(i64, i64)>> {
+    let hour = since.map_or(i64::MIN, |s| s / HOUR_US);
+    let mut ranges: Vec<(i64, i64)> = conn
+        .prepare_cached(
+            "SELECT first_id, last_id FROM client_hours WHERE client = ?1 AND hour >= ?2",
+        )?
+        .query_map(rusqlite::params![client, hour], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    ranges.sort_unstable();
+    let mut merged: Vec<(i64, i64)> = Vec::with_capacity(ranges.len());
+    for (first, last) in ranges {
+        match merged.last_mut() {
+            Some(m) if first <= m.1 => m.1 = m.1.max(last),
+            _ => merged.push((first, last)),
+        }
+    }
+    merged.reverse();
+    Ok(merged)
+}
+
 fn tail(
     conn: &Connection,
     limit: usize,
@@ -386,18 +456,7 @@ fn tail(
     max_polls: Option<u64>,
     out: &mut dyn Write,
 ) -> Result<(), CliErr> {
-    let (w, mut p) = where_clause(f, since, None);
-    p.push(Value::Integer(limit.min(i64::MAX as usize) as i64));
-    let sql = format!(
-        "SELECT {COLUMNS}, id FROM queries WHERE {w} ORDER BY id DESC LIMIT ?{}",
-        p.len()
-    );
-    let mut rows: Vec<(LogRow, i64)> = conn
-        .prepare(&sql)?
-        .query_map(rusqlite::params_from_iter(p.iter()), |r| {
-            Ok((row_to_logrow(r)?, r.get(18)?))
-        })?
-        .collect::<Result<_, _>>()?;
+    let mut rows = latest_rows(conn, limit, since, f)?;
     rows.reverse();
     let mut last_id = rows.last().map(|r| r.1);
     if last_id.is_none() {
@@ -1028,6 +1087,39 @@ mod tests {
         let mut out = Vec::new();
         run_logs(db, cmd(args), &mut out).unwrap();
         String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn tail_client_reads_the_clients_hours_across_batches() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("q.db");
+        let mut c = open_for_writing(&db).unwrap();
+        // 10.0.0.9 asks in hours 5, 3 and 0 back, between other clients, in three batches
+        for (batch, ago) in [5.0, 3.0, 0.2].into_iter().enumerate() {
+            let b: Vec<_> = (0..6)
+                .map(|i| {
+                    let client = if i % 2 == 0 { "10.0.0.9" } else { "10.0.0.8" };
+                    let name = format!("b{batch}-{i}.example");
+                    ev_at(ago - i as f64 * 0.01, client, &name, EventAction::Allowed, None)
+                })
+                .collect();
+            insert_batch(&mut c, &b).unwrap();
+        }
+        let names = |args: &str| -> Vec<String> {
+            run(&db, args)
+                .lines()
+                .map(|l| serde_json::from_str::<LogRow>(l).unwrap().qname)
+                .collect()
+        };
+        assert_eq!(
+            names("tail --json -n 4 --client 10.0.0.9"),
+            ["b1-4.example", "b2-0.example", "b2-2.example", "b2-4.example"].map(String::from),
+            "the latest four of that client, across two hours, oldest first"
+        );
+        assert_eq!(names("tail --json -n 2 --client 10.0.0.9")[1], "b2-4.example");
+        assert_eq!(names("tail --json -n 50 --client 10.0.0.9 --since 4h").len(), 6);
+        assert_eq!(names("tail --json -n 50 --client 10.0.0.9").len(), 9);
+        assert!(names("tail --json --client 10.9.9.9").is_empty());
     }
 
     #[test]

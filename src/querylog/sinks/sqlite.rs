@@ -2,10 +2,12 @@
 //! transaction per batch) on the blocking pool, retention by age and by size.
 //!
 //! Layout (schema 3), chosen by measurement (bench/README.md): an allowed event pays for the
-//! row, the time index and the client index only. Every index whose insertion point is
-//! random per event (qname; action+time) is partial, over blocked rows, which are the ones
-//! `logs top` and `logs clients` read; the per-query totals come from `minute_counts`, a
-//! per-minute rollup kept in the same transaction as the rows.
+//! row and the time index (appended at its end) only. Every index whose insertion point is
+//! random per event (qname, client) is partial, over blocked rows, which are the ones
+//! `logs top` and `logs clients` read. Two small tables kept in the same transaction as the
+//! rows replace the full indexes: `minute_counts` (queries per minute, action and group:
+//! the totals of `logs top`) and `client_hours` (the id range of each client's rows per
+//! hour: `logs tail --client` reads only those ranges).
 //!
 //! The `dnsward logs` commands read the same file (read-only) while the server writes it;
 //! WAL lets them run side by side.
@@ -20,12 +22,14 @@ use crate::querylog::event::{answers_from_text, EventAction, LogRow, LoggedEvent
 use crate::timefmt::{format_ts_us, now_us};
 
 /// 2: `client_name` and `client_group` (per-client groups).
-/// 3: partial indexes over blocked rows instead of `queries_qname` and `queries_action_ts`;
-/// the `minute_counts` rollup.
+/// 3: partial indexes over blocked rows instead of `queries_qname`, `queries_action_ts` and
+/// `queries_client_ts`; the `minute_counts` and `client_hours` tables.
 pub const SCHEMA_VERSION: i64 = 3;
 
 /// A rollup minute: `ts_us / MINUTE_US`, truncating as SQLite's integer division does.
 pub const MINUTE_US: i64 = 60_000_000;
+/// A `client_hours` hour: `ts_us / HOUR_US`.
+pub const HOUR_US: i64 = 3_600_000_000;
 
 /// The schema. `client` is text: an address, a truncated network address or an `h:` token
 /// (see `client_ip`); `client_port` is NULL unless `client_ip = "full"`. `answers` is a
@@ -53,7 +57,6 @@ CREATE TABLE IF NOT EXISTS queries (
     client_group TEXT
 );
 CREATE INDEX IF NOT EXISTS queries_ts ON queries(ts_us);
-CREATE INDEX IF NOT EXISTS queries_client_ts ON queries(client, ts_us);
 CREATE INDEX IF NOT EXISTS queries_blocked_ts ON queries(ts_us, qname, client, category)
     WHERE action = 'blocked';
 CREATE INDEX IF NOT EXISTS queries_blocked_client ON queries(client, ts_us, qname)
@@ -65,7 +68,19 @@ CREATE TABLE IF NOT EXISTS minute_counts (
     n            INTEGER NOT NULL,
     PRIMARY KEY (minute, action, client_group)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS client_hours (
+    client   TEXT    NOT NULL,
+    hour     INTEGER NOT NULL,
+    first_id INTEGER NOT NULL,
+    last_id  INTEGER NOT NULL,
+    PRIMARY KEY (client, hour)
+) WITHOUT ROWID;
 ";
+
+const CLIENT_HOURS_ADD: &str = "INSERT INTO client_hours (client, hour, first_id, last_id)
+    VALUES (?1, ?2, ?3, ?4)
+    ON CONFLICT (client, hour) DO UPDATE SET
+        first_id = min(first_id, excluded.first_id), last_id = max(last_id, excluded.last_id)";
 
 /// `minute_counts` of minutes `?1..?2` counted from the rows (`client_group` NULL -> '').
 const ROLLUP_FROM_ROWS: &str = "INSERT INTO minute_counts (minute, action, client_group, n)
@@ -200,7 +215,10 @@ fn upgrade_to_3(conn: &mut Connection) -> rusqlite::Result<()> {
     let tx = conn.transaction()?;
     tx.execute_batch(
         "DROP INDEX IF EXISTS queries_qname; DROP INDEX IF EXISTS queries_action_ts;
-         DELETE FROM minute_counts;",
+         DROP INDEX IF EXISTS queries_client_ts;
+         DELETE FROM minute_counts; DELETE FROM client_hours;
+         INSERT INTO client_hours (client, hour, first_id, last_id)
+             SELECT client, ts_us / 3600000000, min(id), max(id) FROM queries GROUP BY 1, 2;",
     )?;
     tx.execute(
         ROLLUP_FROM_ROWS,
@@ -231,13 +249,38 @@ impl<'a> BatchRollup<'a> {
     }
 }
 
-/// Insert events in one transaction, with their `minute_counts`; returns the rows inserted.
+/// Per-batch id ranges: client -> (hour, first id, last id).
+#[derive(Default)]
+struct BatchClientHours {
+    ranges: std::collections::HashMap<String, Vec<(i64, i64, i64)>>,
+}
+
+impl BatchClientHours {
+    fn add(&mut self, client: &str, ts_us: i64, id: i64) {
+        let hour = ts_us / HOUR_US;
+        let hours = match self.ranges.get_mut(client) {
+            Some(h) => h,
+            None => self.ranges.entry(client.to_string()).or_default(),
+        };
+        match hours.iter_mut().rev().find(|h| h.0 == hour) {
+            Some(h) => {
+                h.1 = h.1.min(id);
+                h.2 = h.2.max(id);
+            }
+            None => hours.push((hour, id, id)),
+        }
+    }
+}
+
+/// Insert events in one transaction, with their `minute_counts` and `client_hours`;
+/// returns the rows inserted.
 pub fn insert_batch<'a>(
     conn: &mut Connection,
     events: impl IntoIterator<Item = &'a LoggedEvent>,
 ) -> rusqlite::Result<u64> {
     let tx = conn.transaction()?;
     let mut rollup = BatchRollup::default();
+    let mut client_hours = BatchClientHours::default();
     {
         let mut stmt = tx.prepare_cached(INSERT)?;
         let mut client = String::new();
@@ -276,10 +319,17 @@ pub fn insert_batch<'a>(
                 ev.group.as_deref(),
             ])?;
             rollup.add(ev.ts_us, ev.action.as_str(), ev.group.as_deref().unwrap_or(""));
+            client_hours.add(&client, ev.ts_us, tx.last_insert_rowid());
         }
         let mut add = tx.prepare_cached(ROLLUP_ADD)?;
         for (minute, action, group, n) in &rollup.counts {
             add.execute(params![minute, action, group, n])?;
+        }
+        let mut add = tx.prepare_cached(CLIENT_HOURS_ADD)?;
+        for (client, hours) in &client_hours.ranges {
+            for (hour, first, last) in hours {
+                add.execute(params![client, hour, first, last])?;
+            }
         }
     }
     tx.commit()?;
@@ -293,9 +343,14 @@ fn trim_rollup(conn: &mut Connection) -> rusqlite::Result<()> {
     let oldest: Option<i64> = tx.query_row("SELECT min(ts_us) FROM queries", [], |r| r.get(0))?;
     match oldest {
         None => {
-            tx.execute("DELETE FROM minute_counts", [])?;
+            tx.execute_batch("DELETE FROM minute_counts; DELETE FROM client_hours;")?;
         }
         Some(ts) => {
+            // an hour's id range may still name deleted rows: harmless, they are not found
+            tx.execute(
+                "DELETE FROM client_hours WHERE hour < ?1",
+                params![ts / HOUR_US],
+            )?;
             let first = ts / MINUTE_US;
             tx.execute("DELETE FROM minute_counts WHERE minute <= ?1", params![first])?;
             tx.execute(ROLLUP_FROM_ROWS, params![first, first + 1])?;
@@ -570,7 +625,8 @@ mod tests {
             // back to schema 2: its four full indexes, no rollup
             c.execute_batch(
                 "DROP INDEX queries_blocked_ts; DROP INDEX queries_blocked_client;
-                 DROP TABLE minute_counts;
+                 DROP TABLE minute_counts; DROP TABLE client_hours;
+                 CREATE INDEX queries_client_ts ON queries(client, ts_us);
                  CREATE INDEX queries_qname ON queries(qname);
                  CREATE INDEX queries_action_ts ON queries(action, ts_us);
                  PRAGMA user_version = 2;",
@@ -587,10 +643,18 @@ mod tests {
             .collect();
         assert_eq!(
             idx,
-            ["queries_blocked_client", "queries_blocked_ts", "queries_client_ts", "queries_ts"]
+            ["queries_blocked_client", "queries_blocked_ts", "queries_ts"]
         );
         let r = |a: &str| (3, a.to_string(), String::new(), 1);
         assert_eq!(rollup(&c), [r("allowed"), r("blocked")]);
+        let hours: Vec<(String, i64, i64, i64)> = c
+            .prepare("SELECT client, hour, first_id, last_id FROM client_hours")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(hours, [(all_rows(&c)[0].client.clone(), 0, 1, 2)]);
         let v: i64 = c
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .unwrap();
@@ -626,12 +690,7 @@ mod tests {
             .collect();
         assert_eq!(
             idx,
-            [
-                "queries_blocked_client",
-                "queries_blocked_ts",
-                "queries_client_ts",
-                "queries_ts"
-            ]
+            ["queries_blocked_client", "queries_blocked_ts", "queries_ts"]
         );
         let answers: String = c
             .query_row("SELECT answers FROM queries WHERE id = 2", [], |r| r.get(0))
