@@ -103,7 +103,11 @@ pub fn format_ts(ts_us: i64, frac: u8) -> String {
         Ok(dt) => dt,
         Err(_) => return format!("@{ts_us}us"),
     };
-    let base = format!(
+    // one allocation: `logs export` formats a time per row
+    use std::fmt::Write;
+    let mut out = String::with_capacity(27);
+    let _ = write!(
+        out,
         "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
         dt.year(),
         u8::from(dt.month()),
@@ -112,11 +116,12 @@ pub fn format_ts(ts_us: i64, frac: u8) -> String {
         dt.minute(),
         dt.second()
     );
-    match frac {
-        0 => format!("{base}Z"),
-        3 => format!("{base}.{:03}Z", us / 1000),
-        _ => format!("{base}.{us:06}Z"),
-    }
+    let _ = match frac {
+        0 => write!(out, "Z"),
+        3 => write!(out, ".{:03}Z", us / 1000),
+        _ => write!(out, ".{us:06}Z"),
+    };
+    out
 }
 
 /// Current time as microseconds since the epoch.

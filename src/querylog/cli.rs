@@ -773,7 +773,8 @@ pub fn suspicious_clients(
     let sql = format!(
         "SELECT client, count(*) AS blocked, count(DISTINCT qname) AS domains, min(ts_us), max(ts_us),
                 coalesce(group_concat(DISTINCT category), ''), max(client_name)
-         FROM queries WHERE action = 'blocked' AND ts_us >= ?1{cat_cond}{group_cond1}
+         FROM queries INDEXED BY queries_blocked_ts
+         WHERE action = 'blocked' AND ts_us >= ?1{cat_cond}{group_cond1}
          GROUP BY client HAVING blocked >= ?2 OR domains >= ?3
          ORDER BY domains DESC, blocked DESC, client LIMIT ?4"
     );
@@ -874,38 +875,57 @@ fn print_clients(
 /// CSV columns, the same names as the JSON fields.
 pub const CSV_HEADER: &str = "time,ts_us,client,client_port,transport,qname,qtype,rcode,action,category,list,rule,trigger,cached,answers,latency_us,server,client_name,group";
 
-fn csv_field(s: &str) -> String {
+/// One CSV field (RFC 4180 quoting), appended to `line`.
+fn push_csv_field(line: &mut String, s: &str) {
     if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
+        line.push('"');
+        line.push_str(&s.replace('"', "\"\""));
+        line.push('"');
     } else {
-        s.to_string()
+        line.push_str(s);
     }
 }
 
-pub fn csv_line(r: &LogRow) -> String {
-    let o = |v: &Option<String>| csv_field(v.as_deref().unwrap_or(""));
-    [
-        csv_field(&r.time),
-        r.ts_us.to_string(),
-        csv_field(&r.client),
-        r.client_port.map(|p| p.to_string()).unwrap_or_default(),
-        r.transport.to_string(),
-        csv_field(&r.qname),
-        csv_field(&r.qtype),
-        csv_field(&r.rcode),
-        r.action.to_string(),
-        o(&r.category),
-        o(&r.list),
-        o(&r.rule),
-        r.trigger.map(|t| t.to_string()).unwrap_or_default(),
-        r.cached.to_string(),
-        csv_field(&super::event::answers_to_text(&r.answers)),
-        r.latency_us.to_string(),
-        csv_field(&r.server),
-        o(&r.client_name),
-        o(&r.group),
-    ]
-    .join(",")
+/// One export row as a CSV line (with its newline), written into `line` (cleared first):
+/// no allocation per field, so `export` keeps its rate.
+pub fn write_csv_line(line: &mut String, r: &LogRow) {
+    use std::fmt::Write as _;
+    line.clear();
+    let text = |line: &mut String, v: &str| {
+        push_csv_field(line, v);
+        line.push(',');
+    };
+    text(line, &r.time);
+    let _ = write!(line, "{},", r.ts_us);
+    text(line, &r.client);
+    if let Some(p) = r.client_port {
+        let _ = write!(line, "{p}");
+    }
+    line.push(',');
+    text(line, r.transport.as_str());
+    text(line, &r.qname);
+    text(line, &r.qtype);
+    text(line, &r.rcode);
+    text(line, r.action.as_str());
+    text(line, r.category.as_deref().unwrap_or(""));
+    text(line, r.list.as_deref().unwrap_or(""));
+    text(line, r.rule.as_deref().unwrap_or(""));
+    text(line, r.trigger.map(|t| t.as_str()).unwrap_or(""));
+    let _ = write!(line, "{},", r.cached);
+    let answers_at = line.len();
+    for (i, a) in r.answers.iter().enumerate() {
+        let _ = if i == 0 { write!(line, "{a}") } else { write!(line, ",{a}") };
+    }
+    if r.answers.len() > 1 {
+        // several addresses are joined with ',': quote them as one field
+        line.insert(answers_at, '"');
+        line.push('"');
+    }
+    let _ = write!(line, ",{},", r.latency_us);
+    text(line, &r.server);
+    text(line, r.client_name.as_deref().unwrap_or(""));
+    push_csv_field(line, r.group.as_deref().unwrap_or(""));
+    line.push('\n');
 }
 
 fn export(
@@ -926,10 +946,14 @@ fn export(
     if format == ExportFormat::Csv {
         writeln!(out, "{CSV_HEADER}")?;
     }
+    let mut line = String::with_capacity(256);
     while let Some(r) = rows.next()? {
         let row = row_to_logrow(r)?;
         match format {
-            ExportFormat::Csv => writeln!(out, "{}", csv_line(&row))?,
+            ExportFormat::Csv => {
+                write_csv_line(&mut line, &row);
+                out.write_all(line.as_bytes())?;
+            }
             ExportFormat::Jsonl => {
                 serde_json::to_writer(&mut *out, &row)?;
                 out.write_all(b"\n")?;
