@@ -109,7 +109,11 @@ impl Gen {
                 client,
                 transport: Transport::Udp,
                 qname,
-                qtype: if r % 5 == 0 { "AAAA".into() } else { "A".into() },
+                qtype: if r % 5 == 0 {
+                    "AAAA".into()
+                } else {
+                    "A".into()
+                },
                 rcode: if blocked { "NXDOMAIN" } else { "NOERROR" }.into(),
                 action,
                 category,
@@ -188,7 +192,10 @@ fn main() {
         wall += t0.elapsed();
         i += n;
         if i % (TX * 16) < TX {
-            eprintln!("{i} rows, {:.2} us CPU per event so far", cpu.as_secs_f64() * 1e6 / i as f64);
+            eprintln!(
+                "{i} rows, {:.2} us CPU per event so far",
+                cpu.as_secs_f64() * 1e6 / i as f64
+            );
         }
     }
     sink.close();
@@ -209,11 +216,17 @@ fn main() {
     ] {
         let (took, lines) = time_command(&db, &args);
         let rate = if args.starts_with("export") {
-            format!(", {:.0} rows/s", lines.saturating_sub(1) as f64 / took.as_secs_f64())
+            format!(
+                ", {:.0} rows/s",
+                lines.saturating_sub(1) as f64 / took.as_secs_f64()
+            )
         } else {
             String::new()
         };
-        println!("logs {args}: {:.3} s, {lines} lines{rate}", took.as_secs_f64());
+        println!(
+            "logs {args}: {:.3} s, {lines} lines{rate}",
+            took.as_secs_f64()
+        );
     }
     if args.keep {
         let _ = std::mem::ManuallyDrop::new(tmp);
