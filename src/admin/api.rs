@@ -181,6 +181,7 @@ async fn metrics(State(st): State<AdminState>) -> Response {
         m.querylog_queued.get_or_create(&l).set(s.queued as i64);
         m.querylog_dropped.get_or_create(&l).set(s.dropped as i64);
         m.querylog_written.get_or_create(&l).set(s.written as i64);
+        m.querylog_skipped.get_or_create(&l).set(s.skipped as i64);
     }
     let a = &e.admission;
     let ld = std::sync::atomic::Ordering::Relaxed;
