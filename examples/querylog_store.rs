@@ -2,6 +2,7 @@
 //! events per transaction) and times the real `dnsward logs` commands over it.
 //!
 //!   cargo run --release --example querylog_store -- --rows 10000000 [--db PATH] [--keep]
+//!   cargo run --release --example querylog_store -- --db PATH --queries-only --repeat 3
 //!
 //! The rows cover the last 24 hours evenly: 2,000 clients, 50,000 allowed names, 2 % of
 //! queries blocked over 500 names in 4 categories. Printed: CPU per event written while
@@ -38,6 +39,12 @@ struct Args {
     /// Keep the store afterwards
     #[arg(long)]
     keep: bool,
+    /// Only time the commands over an existing `--db` (built by an earlier run)
+    #[arg(long, requires = "db")]
+    queries_only: bool,
+    /// Time each command this many times
+    #[arg(long, default_value_t = 1)]
+    repeat: usize,
 }
 
 #[derive(Parser)]
@@ -141,14 +148,15 @@ impl Gen {
     }
 }
 
-fn time_command(db: &std::path::Path, args: &str) -> (Duration, u64) {
+/// Wall time, CPU time and output lines of one `dnsward logs` command.
+fn time_command(db: &std::path::Path, args: &str) -> (Duration, Duration, u64) {
     let cmd = Logs::try_parse_from(std::iter::once("logs").chain(args.split_whitespace()))
         .unwrap_or_else(|e| panic!("{args}: {e}"))
         .cmd;
     let mut out = Counter::default();
-    let t = Instant::now();
+    let (c0, t) = (cpu_time(), Instant::now());
     run_logs(db, cmd, &mut out).unwrap_or_else(|e| panic!("{args}: {e}"));
-    (t.elapsed(), out.lines)
+    (t.elapsed(), cpu_time() - c0, out.lines)
 }
 
 /// Counts output lines and throws the bytes away.
@@ -167,21 +175,20 @@ impl Write for Counter {
     }
 }
 
-fn main() {
-    let args = Args::parse();
-    let tmp = tempfile::tempdir().unwrap();
-    let db = args.db.unwrap_or_else(|| tmp.path().join("q.db"));
+/// Writes `rows` events covering the last 24 h into `db` through the sink; prints the CPU
+/// per event.
+fn build(db: &std::path::Path, rows: usize) {
     let gen = Gen::new();
     let now = now_us();
     let day = 86_400_000_000i64;
-    let step = day / args.rows.max(1) as i64;
-    let mut sink = SqliteSink::new(db.clone(), None, None);
+    let step = day / rows.max(1) as i64;
+    let mut sink = SqliteSink::new(db.to_path_buf(), None, None);
     sink.open().unwrap();
 
     let (mut cpu, mut wall, mut written) = (Duration::ZERO, Duration::ZERO, 0u64);
     let mut i = 0;
-    while i < args.rows {
-        let n = TX.min(args.rows - i);
+    while i < rows {
+        let n = TX.min(rows - i);
         let batch: Vec<LoggedEvent> = (i..i + n)
             .map(|k| gen.event(k, now - day + k as i64 * step))
             .collect();
@@ -199,34 +206,45 @@ fn main() {
         }
     }
     sink.close();
-    let size = std::fs::metadata(&db).map(|m| m.len()).unwrap_or(0);
+    let size = std::fs::metadata(db).map(|m| m.len()).unwrap_or(0);
     println!(
         "built {written} rows in {:.1} s: {:.2} us CPU per event written, {:.0} MB",
         wall.as_secs_f64(),
         cpu.as_secs_f64() * 1e6 / written.max(1) as f64,
         size as f64 / 1e6
     );
+}
 
+fn main() {
+    let args = Args::parse();
+    let tmp = tempfile::tempdir().unwrap();
+    let db = args.db.clone().unwrap_or_else(|| tmp.path().join("q.db"));
+    if !args.queries_only {
+        build(&db, args.rows);
+    }
     let client = "10.1.3.7";
-    for args in [
-        "top --since 24h".to_string(),
-        "clients --since 24h".to_string(),
-        format!("tail --since 24h --client {client}"),
-        "export --since 1h".to_string(),
-    ] {
-        let (took, lines) = time_command(&db, &args);
-        let rate = if args.starts_with("export") {
-            format!(
-                ", {:.0} rows/s",
-                lines.saturating_sub(1) as f64 / took.as_secs_f64()
-            )
-        } else {
-            String::new()
-        };
-        println!(
-            "logs {args}: {:.3} s, {lines} lines{rate}",
-            took.as_secs_f64()
-        );
+    for _ in 0..args.repeat.max(1) {
+        for cmd in [
+            "top --since 24h".to_string(),
+            "clients --since 24h".to_string(),
+            format!("tail --since 24h --client {client}"),
+            "export --since 1h".to_string(),
+        ] {
+            let (took, cpu, lines) = time_command(&db, &cmd);
+            let rate = if cmd.starts_with("export") {
+                format!(
+                    ", {:.0} rows/s",
+                    lines.saturating_sub(1) as f64 / took.as_secs_f64()
+                )
+            } else {
+                String::new()
+            };
+            println!(
+                "logs {cmd}: {:.3} s ({:.3} s CPU), {lines} lines{rate}",
+                took.as_secs_f64(),
+                cpu.as_secs_f64()
+            );
+        }
     }
     if args.keep {
         let _ = std::mem::ManuallyDrop::new(tmp);
