@@ -612,6 +612,22 @@ mod tests {
         let rep = enforce_retention(&mut c, 10 * m + 6 + 86_400_000_000, Some(1), None).unwrap();
         assert_eq!(rep.deleted_by_age, 2);
         assert_eq!(rollup(&c), [r(10, "blocked", "lab", 1), r(11, "allowed", "", 2)]);
+        // client_hours: rows two days later start a new hour; retention of one day then
+        // drops the old hour's range along with its rows
+        let later = 2 * 86_400_000_000;
+        insert_batch(&mut c, &[at(later, EventAction::Allowed, None)]).unwrap();
+        let hours = |c: &Connection| -> Vec<i64> {
+            c.prepare("SELECT hour FROM client_hours ORDER BY hour")
+                .unwrap()
+                .query_map([], |r| r.get(0))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect()
+        };
+        assert_eq!(hours(&c), [0, later / HOUR_US]);
+        enforce_retention(&mut c, later + 60, Some(1), None).unwrap();
+        assert_eq!(hours(&c), [later / HOUR_US]);
+        assert_eq!(rollup(&c), [r(later / MINUTE_US, "allowed", "", 1)]);
     }
 
     #[test]
