@@ -137,7 +137,7 @@ impl Instance {
                 let mut tick = tokio::time::interval(Duration::from_secs(1));
                 loop {
                     tick.tick().await;
-                    match rt.expire(crate::querylog::event::now_us()) {
+                    match rt.expire(crate::timefmt::now_us()) {
                         Ok(gone) if !gone.is_empty() => {
                             for g in &gone {
                                 tracing::info!(name = %g.name, "runtime entry expired ({})", g.describe());

@@ -183,7 +183,7 @@ async fn blocked_name_in_headless_chromium_shows_domain_hotline_and_a_reference_
         "English for an en-US browser: {dom}"
     );
     let id = cell(&dom, "reference").expect("a reference ID on the page");
-    let now = dnsward::querylog::event::now_us();
+    let now = dnsward::timefmt::now_us();
     assert!(
         id == reference(BLOCKED, now) || id == reference(BLOCKED, now - 120_000_000),
         "{id}"

@@ -175,12 +175,13 @@ async fn metrics(State(st): State<AdminState>) -> Response {
     m.policy_last_reload_ok.set(p.last_ok() as i64);
     m.policy_reloads.set(p.reloads() as i64);
     for s in e.recorder.log().stats() {
-        let l = crate::admin::metrics::SinkLabel {
+        let l = crate::metrics::SinkLabel {
             sink: s.name.clone(),
         };
         m.querylog_queued.get_or_create(&l).set(s.queued as i64);
         m.querylog_dropped.get_or_create(&l).set(s.dropped as i64);
         m.querylog_written.get_or_create(&l).set(s.written as i64);
+        m.querylog_skipped.get_or_create(&l).set(s.skipped as i64);
     }
     let a = &e.admission;
     let ld = std::sync::atomic::Ordering::Relaxed;
@@ -190,7 +191,7 @@ async fn metrics(State(st): State<AdminState>) -> Response {
         ("rrl", &a.rrl_limited),
     ] {
         m.limited
-            .get_or_create(&crate::admin::metrics::KindLabel { kind })
+            .get_or_create(&crate::metrics::KindLabel { kind })
             .set(v.load(ld) as i64);
     }
     let mut body = m.encode();
@@ -253,7 +254,7 @@ async fn runtime_add(
         Ok(b) => b,
         Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
     };
-    match r.add(new, crate::querylog::event::now_us()) {
+    match r.add(new, crate::timefmt::now_us()) {
         Ok(entry) => {
             tracing::info!(name = %entry.name, "runtime list: {}", entry.describe());
             // Takes effect at once: the new snapshot is in place before we answer.

@@ -1,4 +1,3 @@
-//! The admin listener: Prometheus metrics, health check, authenticated JSON API.
+//! The admin listener: serves the Prometheus metrics (`crate::metrics`), health check, authenticated JSON API.
 
 pub mod api;
-pub mod metrics;

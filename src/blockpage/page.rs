@@ -15,7 +15,7 @@ use super::reference::reference;
 use crate::config::{BlockpageConfig, Config};
 use crate::policy::reload::PolicyStore;
 use crate::policy::{Category, Verdict};
-use crate::querylog::event::{format_ts, now_us};
+use crate::timefmt::{format_ts, now_us};
 
 /// What the page needs beside the request.
 #[derive(Clone)]

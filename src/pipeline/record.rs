@@ -8,8 +8,8 @@ use std::time::Instant;
 
 use super::synth::Trigger;
 use super::{Decision, Transport};
-use crate::admin::metrics::{qtype_label, rcode_label, ListLabel, Metrics, QueryLabels};
 use crate::dnswire;
+use crate::metrics::{qtype_label, rcode_label, ListLabel, Metrics, QueryLabels};
 use crate::policy::groups::{runtime_scope, LogMode};
 use crate::policy::runtime::RuntimeList;
 use crate::policy::Snapshot;
@@ -31,7 +31,7 @@ impl Arrival {
         Self {
             client,
             transport,
-            ts_us: querylog::event::now_us(),
+            ts_us: crate::timefmt::now_us(),
             at: Instant::now(),
         }
     }
@@ -82,7 +82,7 @@ impl Recorder {
                 .map(|a| {
                     self.metrics
                         .group_queries
-                        .get_or_create(&crate::admin::metrics::GroupLabel {
+                        .get_or_create(&crate::metrics::GroupLabel {
                             group: g.name.to_string(),
                             action: a.as_str(),
                         })

@@ -12,8 +12,8 @@ use hickory_proto::op::{Message, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{RData, Record};
 use tokio::sync::watch;
 
-use crate::admin::metrics::Metrics;
 use crate::cache::{CachedAnswer, PacketCache, MAX_TTL};
+use crate::metrics::Metrics;
 use crate::upstream::{ClientFlags, Upstream};
 
 #[derive(Clone)]

@@ -15,7 +15,7 @@ use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
-use crate::querylog::timespec::parse_time_us;
+use crate::timefmt::{format_ts, parse_time_us};
 
 const MARKER: &str = "# dnsward-runtime ";
 
@@ -190,13 +190,13 @@ impl RuntimeList {
                 if us <= now_us {
                     return Err(format!("expires {t:?} is in the past"));
                 }
-                Some(crate::querylog::event::format_ts(us, 0))
+                Some(format_ts(us, 0))
             }
         };
         let entry = RuntimeEntry {
             name: name.clone(),
             added_by: new.added_by.trim().to_string(),
-            added_at: crate::querylog::event::format_ts(now_us, 0),
+            added_at: format_ts(now_us, 0),
             reason: new.reason.filter(|s| !s.trim().is_empty()),
             reference: new.reference.filter(|s| !s.trim().is_empty()),
             expires_at,

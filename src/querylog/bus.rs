@@ -47,9 +47,11 @@ pub struct SinkStats {
     pub name: String,
     /// events waiting in the queue now
     pub queued: usize,
-    /// events handed to the sink and written (SQLite with `sqlite_log_allowed = false` counts
-    /// the allowed events it skips here too: nothing was lost)
+    /// events handed to the sink and written
     pub written: u64,
+    /// events handed to the sink and left out by its own filter (SQLite with
+    /// `sqlite_log_allowed = false` skips allowed events): not lost, not written
+    pub skipped: u64,
     /// events lost: queue overflow, failed writes, sink unavailable at shutdown
     pub dropped: u64,
     /// failures seen (open, write, connect, maintenance)
@@ -66,6 +68,7 @@ pub struct SinkQueue {
     notify: Notify,
     closed: AtomicBool,
     written: AtomicU64,
+    skipped: AtomicU64,
     dropped: AtomicU64,
     errors: AtomicU64,
     last_error: Mutex<Option<String>>,
@@ -100,6 +103,7 @@ impl SinkQueue {
             notify: Notify::new(),
             closed: AtomicBool::new(false),
             written: AtomicU64::new(0),
+            skipped: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
             errors: AtomicU64::new(0),
             last_error: Mutex::new(None),
@@ -223,6 +227,10 @@ impl SinkQueue {
         self.written.fetch_add(n, Ordering::Relaxed);
     }
 
+    pub fn add_skipped(&self, n: u64) {
+        self.skipped.fetch_add(n, Ordering::Relaxed);
+    }
+
     pub fn add_dropped(&self, n: u64) {
         self.dropped.fetch_add(n, Ordering::Relaxed);
     }
@@ -242,6 +250,7 @@ impl SinkQueue {
             name: self.name.to_string(),
             queued: self.len(),
             written: self.written.load(Ordering::Relaxed),
+            skipped: self.skipped.load(Ordering::Relaxed),
             dropped: self.dropped.load(Ordering::Relaxed),
             errors: self.errors.load(Ordering::Relaxed),
             last_error: lock(&self.last_error).clone(),

@@ -13,6 +13,8 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use crate::timefmt::format_ts_us;
+
 /// The transport a query arrived on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -268,44 +270,6 @@ pub fn answers_from_text(s: &str) -> Vec<IpAddr> {
         .collect()
 }
 
-/// Microseconds since the epoch as RFC 3339 UTC with microseconds, e.g.
-/// `2024-05-01T12:00:00.123456Z`.
-pub fn format_ts_us(ts_us: i64) -> String {
-    format_ts(ts_us, 6)
-}
-
-/// Same with `frac` (0, 3 or 6) fractional digits.
-pub fn format_ts(ts_us: i64, frac: u8) -> String {
-    let secs = ts_us.div_euclid(1_000_000);
-    let us = ts_us.rem_euclid(1_000_000);
-    let dt = match time::OffsetDateTime::from_unix_timestamp(secs) {
-        Ok(dt) => dt,
-        Err(_) => return format!("@{ts_us}us"),
-    };
-    let base = format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
-        dt.year(),
-        u8::from(dt.month()),
-        dt.day(),
-        dt.hour(),
-        dt.minute(),
-        dt.second()
-    );
-    match frac {
-        0 => format!("{base}Z"),
-        3 => format!("{base}.{:03}Z", us / 1000),
-        _ => format!("{base}.{us:06}Z"),
-    }
-}
-
-/// Current time as microseconds since the epoch.
-pub fn now_us() -> i64 {
-    match std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
-        Ok(d) => d.as_micros() as i64,
-        Err(e) => -(e.duration().as_micros() as i64),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -326,20 +290,6 @@ mod tests {
             .parse::<Transport>()
             .unwrap_err()
             .contains("udp, tcp, dot, doh"));
-    }
-
-    #[test]
-    fn timestamps_format_in_utc() {
-        assert_eq!(format_ts_us(0), "1970-01-01T00:00:00.000000Z");
-        assert_eq!(
-            format_ts_us(1_714_564_800_123_456),
-            "2024-05-01T12:00:00.123456Z"
-        );
-        assert_eq!(
-            format_ts(1_714_564_800_123_456, 3),
-            "2024-05-01T12:00:00.123Z"
-        );
-        assert_eq!(format_ts(-1, 6), "1969-12-31T23:59:59.999999Z");
     }
 
     #[test]

@@ -15,7 +15,6 @@ pub mod clickhouse_read;
 pub mod event;
 pub mod sinks;
 pub mod spool;
-pub mod timespec;
 
 use std::hash::Hasher;
 use std::net::IpAddr;
@@ -1194,13 +1193,39 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn skipped_allowed_events_are_not_counted_as_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("q.db");
+        let cfg = QueryLogConfig {
+            sqlite: Some(db.clone()),
+            sqlite_log_allowed: Some(false),
+            ..Default::default()
+        };
+        let log = QueryLog::start(&cfg).await.unwrap();
+        for (i, action) in [
+            EventAction::Allowed,
+            EventAction::Blocked,
+            EventAction::Allowed,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            log.emit(event(&format!("n{i}.example"), action));
+        }
+        log.shutdown().await;
+        let s = &log.stats()[0];
+        assert_eq!((s.written, s.skipped, s.dropped), (1, 2, 0), "{s:?}");
+        assert_eq!(read_db(&db).len(), 1);
+    }
+
+    #[tokio::test]
     async fn retention_runs_at_start() {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("q.db");
         {
             let mut c = sinks::sqlite::open_for_writing(&db).unwrap();
             let mut old = event("old.example", EventAction::Blocked);
-            old.ts_us = event::now_us() - 3 * 86_400_000_000;
+            old.ts_us = crate::timefmt::now_us() - 3 * 86_400_000_000;
             sinks::sqlite::insert_batch(&mut c, &[testutil::logged(old)]).unwrap();
         }
         let cfg = QueryLogConfig {
@@ -1210,7 +1235,7 @@ mod tests {
         };
         let log = QueryLog::start(&cfg).await.unwrap();
         let mut new = event("new.example", EventAction::Blocked);
-        new.ts_us = event::now_us();
+        new.ts_us = crate::timefmt::now_us();
         log.emit(new);
         log.shutdown().await;
         let names: Vec<String> = read_db(&db).into_iter().map(|r| r.qname).collect();

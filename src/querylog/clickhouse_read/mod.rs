@@ -13,13 +13,12 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::cli::{
-    self, csv_line, print_clients, print_tail_rows, print_top, ExportFormat, Filters, LogsCommand,
-    CSV_HEADER,
+    self, print_clients, print_tail_rows, print_top, ExportFormat, Filters, LogsCommand, CSV_HEADER,
 };
 use super::clickhouse_client::{ClickhouseError, ClickhouseTarget, Client, Version};
-use super::event::{format_ts_us, now_us, EventAction, LogRow};
-use super::timespec::parse_time_us;
+use super::event::{EventAction, LogRow};
 use super::{QueryLogConfig, QueryLogError};
+use crate::timefmt::{format_ts_us, now_us, parse_time_us};
 
 /// Which store `dnsward logs` reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -463,13 +462,17 @@ impl ChReader {
             writeln!(out, "{CSV_HEADER}")?;
         }
         let mut out = std::io::BufWriter::with_capacity(256 * 1024, out);
+        let mut line = String::new();
         self.stream(&sql, |r: ChRow| {
             let r = r.into_logrow().map_err(|e| self.bad(e))?;
             if !keep(&r, f) {
                 return Ok(());
             }
             match format {
-                ExportFormat::Csv => writeln!(out, "{}", csv_line(&r))?,
+                ExportFormat::Csv => {
+                    cli::write_csv_line(&mut line, &r);
+                    out.write_all(line.as_bytes())?;
+                }
                 ExportFormat::Jsonl => {
                     serde_json::to_writer(&mut out, &r).map_err(std::io::Error::from)?;
                     out.write_all(b"\n")?;

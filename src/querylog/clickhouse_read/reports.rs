@@ -5,8 +5,8 @@ use serde::Deserialize;
 
 use super::{client_text, lit, none_if_empty, ChReader};
 use crate::querylog::cli::{SuspiciousClient, TopCategory, TopClient, TopDomain, TopReport};
-use crate::querylog::event::format_ts;
 use crate::querylog::QueryLogError;
+use crate::timefmt::format_ts;
 
 impl ChReader {
     fn group_cond(group: Option<&str>) -> String {

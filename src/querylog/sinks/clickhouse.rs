@@ -301,9 +301,9 @@ impl BlockingSink for ClickhouseSink {
         Ok(())
     }
 
-    fn write_batch(&mut self, batch: &[Queued]) -> Result<(), String> {
+    fn write_batch(&mut self, batch: &[Queued]) -> Result<u64, String> {
         let n = batch.iter().map(|b| b.events().len()).sum();
-        self.write_counted(batch, n).map(drop)
+        self.write_counted(batch, n).map(|d| d.written)
     }
 
     fn write_counted(&mut self, batch: &[Queued], _events: usize) -> Result<Delivered, String> {

@@ -128,9 +128,10 @@ impl BlockingSink for JsonlSink {
         self.open_file()
             .map_err(|e| format!("{}: cannot open for appending: {e}", self.path.display()))
     }
-    fn write_batch(&mut self, batch: &[Queued]) -> Result<(), String> {
+    fn write_batch(&mut self, batch: &[Queued]) -> Result<u64, String> {
         self.write_all(batch)
-            .map_err(|e| format!("{}: write failed: {e}", self.path.display()))
+            .map_err(|e| format!("{}: write failed: {e}", self.path.display()))?;
+        Ok(batch.iter().map(|b| b.events().len() as u64).sum())
     }
     fn close(&mut self) {
         if let Some(mut f) = self.file.take() {
@@ -309,7 +310,7 @@ impl LineEncoder {
         out.extend_from_slice(b"{\"time\":\"");
         let secs = ev.ts_us.div_euclid(1_000_000);
         if self.second != Some(secs) {
-            let full = crate::querylog::event::format_ts(secs * 1_000_000, 0);
+            let full = crate::timefmt::format_ts(secs * 1_000_000, 0);
             self.prefix.clear();
             self.prefix.push_str(full.trim_end_matches('Z'));
             self.prefix.push('.');

@@ -84,12 +84,21 @@ pub trait BlockingSink: Send + 'static {
     fn is_open(&self) -> bool;
     /// Open (or reopen) the sink.
     fn open(&mut self) -> Result<(), String>;
-    /// Write and make durable enough to be read by others (flushed).
-    fn write_batch(&mut self, batch: &[Queued]) -> Result<(), String>;
+    /// Write and make durable enough to be read by others (flushed). Returns how many
+    /// events were written; the rest of the batch was left out by the sink's own filter.
+    fn write_batch(&mut self, batch: &[Queued]) -> Result<u64, String>;
     /// `write_batch` for a sink that may hold events back (a spool): what became of them,
-    /// and of events held from earlier. Default: the batch is written.
+    /// and of events held from earlier. Default: the batch is written, or left out by the
+    /// sink's own filter (`skipped`).
     fn write_counted(&mut self, batch: &[Queued], events: usize) -> Result<Delivered, String> {
-        self.write_batch(batch).map(|()| Delivered::written(events))
+        self.write_batch(batch).map(|written| {
+            let written = written.min(events as u64);
+            Delivered {
+                written,
+                skipped: events as u64 - written,
+                ..Default::default()
+            }
+        })
     }
     /// Does this sink hold events back (so [`BlockingSink::catch_up`] is worth a call)?
     const HOLDS_EVENTS: bool = false;
@@ -191,6 +200,8 @@ fn lower_this_threads_priority(steps: i32) {
 pub struct Delivered {
     /// stored where readers find them
     pub written: u64,
+    /// left out by the sink's own filter (SQLite without allowed events)
+    pub skipped: u64,
     /// given up on (a full spool, say)
     pub dropped: u64,
     /// a failure the sink worked around (spooled instead of sent): counted, kept as last error
@@ -354,6 +365,7 @@ pub async fn supervise<S: Sink>(
     let mut batch: Vec<Queued> = Vec::new();
     let count = |d: Delivered| {
         queue.add_written(d.written);
+        queue.add_skipped(d.skipped);
         queue.add_dropped(d.dropped);
         if let Some(e) = d.error {
             queue.record_error(e);

@@ -1,6 +1,14 @@
 //! SQLite sink: one row per event in table `queries`, WAL mode, batched inserts (one
 //! transaction per batch) on the blocking pool, retention by age and by size.
 //!
+//! Layout (schema 3), chosen by measurement (bench/README.md): an allowed event pays for the
+//! row and the time index (appended at its end) only. Every index whose insertion point is
+//! random per event (qname, client) is partial, over blocked rows, which are the ones
+//! `logs top` and `logs clients` read. Two small tables kept in the same transaction as the
+//! rows replace the full indexes: `minute_counts` (queries per minute, action and group:
+//! the totals of `logs top`) and `client_hours` (the id range of each client's rows per
+//! hour: `logs tail --client` reads only those ranges).
+//!
 //! The `dnsward logs` commands read the same file (read-only) while the server writes it;
 //! WAL lets them run side by side.
 
@@ -10,14 +18,21 @@ use rusqlite::{params, Connection, OpenFlags};
 
 use super::BlockingSink;
 use crate::querylog::bus::Queued;
-use crate::querylog::event::{
-    answers_from_text, format_ts_us, now_us, EventAction, LogRow, LoggedEvent,
-};
+use crate::querylog::event::{answers_from_text, EventAction, LogRow, LoggedEvent};
+use crate::timefmt::{format_ts_us, now_us};
 
 /// 2: `client_name` and `client_group` (per-client groups).
-pub const SCHEMA_VERSION: i64 = 2;
+/// 3: partial indexes over blocked rows instead of `queries_qname`, `queries_action_ts` and
+/// `queries_client_ts`; the `minute_counts` and `client_hours` tables.
+pub const SCHEMA_VERSION: i64 = 3;
 
-/// The schema. `client` is text: an address, a truncated network address or an `h:` token
+/// A rollup minute: `ts_us / MINUTE_US`, truncating as SQLite's integer division does.
+pub const MINUTE_US: i64 = 60_000_000;
+/// A `client_hours` hour: `ts_us / HOUR_US`.
+pub const HOUR_US: i64 = 3_600_000_000;
+
+/// The schema. The partial indexes cover every column `logs top` and `logs clients` read,
+/// so those never touch the table. `client` is text: an address, a truncated network address or an `h:` token
 /// (see `client_ip`); `client_port` is NULL unless `client_ip = "full"`. `answers` is a
 /// comma-separated list of addresses. Wire bytes are not stored.
 pub const SCHEMA: &str = "
@@ -43,10 +58,41 @@ CREATE TABLE IF NOT EXISTS queries (
     client_group TEXT
 );
 CREATE INDEX IF NOT EXISTS queries_ts ON queries(ts_us);
-CREATE INDEX IF NOT EXISTS queries_client_ts ON queries(client, ts_us);
-CREATE INDEX IF NOT EXISTS queries_qname ON queries(qname);
-CREATE INDEX IF NOT EXISTS queries_action_ts ON queries(action, ts_us);
+CREATE INDEX IF NOT EXISTS queries_blocked_ts
+    ON queries(ts_us, qname, client, category, client_name, client_group)
+    WHERE action = 'blocked';
+CREATE INDEX IF NOT EXISTS queries_blocked_client
+    ON queries(client, ts_us, qname, category, client_group)
+    WHERE action = 'blocked';
+CREATE TABLE IF NOT EXISTS minute_counts (
+    minute       INTEGER NOT NULL,
+    action       TEXT    NOT NULL,
+    client_group TEXT    NOT NULL,
+    n            INTEGER NOT NULL,
+    PRIMARY KEY (minute, action, client_group)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS client_hours (
+    client   TEXT    NOT NULL,
+    hour     INTEGER NOT NULL,
+    first_id INTEGER NOT NULL,
+    last_id  INTEGER NOT NULL,
+    PRIMARY KEY (client, hour)
+) WITHOUT ROWID;
 ";
+
+const CLIENT_HOURS_ADD: &str = "INSERT INTO client_hours (client, hour, first_id, last_id)
+    VALUES (?1, ?2, ?3, ?4)
+    ON CONFLICT (client, hour) DO UPDATE SET
+        first_id = min(first_id, excluded.first_id), last_id = max(last_id, excluded.last_id)";
+
+/// `minute_counts` of minutes `?1..?2` counted from the rows (`client_group` NULL -> '').
+const ROLLUP_FROM_ROWS: &str = "INSERT INTO minute_counts (minute, action, client_group, n)
+    SELECT ts_us / 60000000, action, coalesce(client_group, ''), count(*) FROM queries
+    WHERE ts_us >= ?1 * 60000000 AND ts_us < ?2 * 60000000 GROUP BY 1, 2, 3";
+
+const ROLLUP_ADD: &str = "INSERT INTO minute_counts (minute, action, client_group, n)
+    VALUES (?1, ?2, ?3, ?4)
+    ON CONFLICT (minute, action, client_group) DO UPDATE SET n = n + excluded.n";
 
 /// Columns in the order [`row_to_logrow`] reads them.
 pub const COLUMNS: &str = "ts_us, client, client_port, transport, qname, qtype, rcode, action, \
@@ -109,7 +155,7 @@ pub fn open_for_writing(path: &Path) -> Result<Connection, String> {
                 .map_err(|e| format!("cannot create directory {}: {e}", dir.display()))?;
         }
     }
-    let conn = Connection::open_with_flags(
+    let mut conn = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_CREATE
@@ -148,12 +194,16 @@ pub fn open_for_writing(path: &Path) -> Result<Connection, String> {
             "schema version {version} is newer than this dnsward understands ({SCHEMA_VERSION})"
         ));
     }
-    conn.execute_batch(SCHEMA)
-        .map_err(|e| ctx("creating the schema", e))?;
     if version == 1 {
-        // A version-1 store predates groups: add their columns (NULL in old rows).
+        // A version-1 store predates groups: add their columns (NULL in old rows) before
+        // the schema's indexes name them.
         conn.execute_batch("ALTER TABLE queries ADD COLUMN client_name TEXT; ALTER TABLE queries ADD COLUMN client_group TEXT;")
             .map_err(|e| ctx("upgrading the schema to version 2", e))?;
+    }
+    conn.execute_batch(SCHEMA)
+        .map_err(|e| ctx("creating the schema", e))?;
+    if (1..3).contains(&version) {
+        upgrade_to_3(&mut conn).map_err(|e| ctx("upgrading the schema to version 3", e))?;
     }
     if version < SCHEMA_VERSION {
         conn.pragma_update(None, "user_version", SCHEMA_VERSION)
@@ -162,12 +212,79 @@ pub fn open_for_writing(path: &Path) -> Result<Connection, String> {
     Ok(conn)
 }
 
-/// Insert events in one transaction.
+/// Version 2 -> 3 in one transaction: the two full indexes go (the partial ones were
+/// created with the schema), the rollup is computed from the rows already stored. On a
+/// 10-million-row store this takes some seconds, once.
+fn upgrade_to_3(conn: &mut Connection) -> rusqlite::Result<()> {
+    let tx = conn.transaction()?;
+    tx.execute_batch(
+        "DROP INDEX IF EXISTS queries_qname; DROP INDEX IF EXISTS queries_action_ts;
+         DROP INDEX IF EXISTS queries_client_ts;
+         DELETE FROM minute_counts; DELETE FROM client_hours;
+         INSERT INTO client_hours (client, hour, first_id, last_id)
+             SELECT client, ts_us / 3600000000, min(id), max(id) FROM queries GROUP BY 1, 2;",
+    )?;
+    tx.execute(
+        ROLLUP_FROM_ROWS,
+        params![i64::MIN / MINUTE_US, i64::MAX / MINUTE_US],
+    )?;
+    tx.commit()
+}
+
+/// Per-batch rollup: (minute, action, group) -> events. A batch spans a few minutes, so a
+/// short list searched from the end beats a map.
+#[derive(Default)]
+struct BatchRollup<'a> {
+    counts: Vec<(i64, &'static str, &'a str, i64)>,
+}
+
+impl<'a> BatchRollup<'a> {
+    fn add(&mut self, ts_us: i64, action: &'static str, group: &'a str) {
+        let minute = ts_us / MINUTE_US;
+        let hit = self
+            .counts
+            .iter_mut()
+            .rev()
+            .find(|c| c.0 == minute && c.1 == action && c.2 == group);
+        match hit {
+            Some(c) => c.3 += 1,
+            None => self.counts.push((minute, action, group, 1)),
+        }
+    }
+}
+
+/// Per-batch id ranges: client -> (hour, first id, last id).
+#[derive(Default)]
+struct BatchClientHours {
+    ranges: std::collections::HashMap<String, Vec<(i64, i64, i64)>>,
+}
+
+impl BatchClientHours {
+    fn add(&mut self, client: &str, ts_us: i64, id: i64) {
+        let hour = ts_us / HOUR_US;
+        let hours = match self.ranges.get_mut(client) {
+            Some(h) => h,
+            None => self.ranges.entry(client.to_string()).or_default(),
+        };
+        match hours.iter_mut().rev().find(|h| h.0 == hour) {
+            Some(h) => {
+                h.1 = h.1.min(id);
+                h.2 = h.2.max(id);
+            }
+            None => hours.push((hour, id, id)),
+        }
+    }
+}
+
+/// Insert events in one transaction, with their `minute_counts` and `client_hours`;
+/// returns the rows inserted.
 pub fn insert_batch<'a>(
     conn: &mut Connection,
     events: impl IntoIterator<Item = &'a LoggedEvent>,
-) -> rusqlite::Result<()> {
+) -> rusqlite::Result<u64> {
     let tx = conn.transaction()?;
+    let mut rollup = BatchRollup::default();
+    let mut client_hours = BatchClientHours::default();
     {
         let mut stmt = tx.prepare_cached(INSERT)?;
         let mut client = String::new();
@@ -205,6 +322,49 @@ pub fn insert_batch<'a>(
                 ev.client_name.as_deref(),
                 ev.group.as_deref(),
             ])?;
+            rollup.add(
+                ev.ts_us,
+                ev.action.as_str(),
+                ev.group.as_deref().unwrap_or(""),
+            );
+            client_hours.add(&client, ev.ts_us, tx.last_insert_rowid());
+        }
+        let mut add = tx.prepare_cached(ROLLUP_ADD)?;
+        for (minute, action, group, n) in &rollup.counts {
+            add.execute(params![minute, action, group, n])?;
+        }
+        let mut add = tx.prepare_cached(CLIENT_HOURS_ADD)?;
+        for (client, hours) in &client_hours.ranges {
+            for (hour, first, last) in hours {
+                add.execute(params![client, hour, first, last])?;
+            }
+        }
+    }
+    tx.commit()?;
+    Ok(rollup.counts.iter().map(|c| c.3 as u64).sum())
+}
+
+/// After rows were deleted: drop the rollup of minutes before the oldest row left and
+/// recount that row's minute, which may have lost part of its rows.
+fn trim_rollup(conn: &mut Connection) -> rusqlite::Result<()> {
+    let tx = conn.transaction()?;
+    let oldest: Option<i64> = tx.query_row("SELECT min(ts_us) FROM queries", [], |r| r.get(0))?;
+    match oldest {
+        None => {
+            tx.execute_batch("DELETE FROM minute_counts; DELETE FROM client_hours;")?;
+        }
+        Some(ts) => {
+            // an hour's id range may still name deleted rows: harmless, they are not found
+            tx.execute(
+                "DELETE FROM client_hours WHERE hour < ?1",
+                params![ts / HOUR_US],
+            )?;
+            let first = ts / MINUTE_US;
+            tx.execute(
+                "DELETE FROM minute_counts WHERE minute <= ?1",
+                params![first],
+            )?;
+            tx.execute(ROLLUP_FROM_ROWS, params![first, first + 1])?;
         }
     }
     tx.commit()
@@ -275,6 +435,7 @@ pub fn enforce_retention(
         }
     }
     if rep.deleted_by_age + rep.deleted_by_size > 0 {
+        trim_rollup(conn)?;
         // Give freed pages back to the file system (auto_vacuum = INCREMENTAL) and keep the
         // WAL short. Both are best effort: a reader may hold the WAL.
         // incremental_vacuum frees one page per step: step it to the end.
@@ -324,10 +485,11 @@ impl BlockingSink for SqliteSink {
         );
         Ok(())
     }
-    fn write_batch(&mut self, batch: &[Queued]) -> Result<(), String> {
+    fn write_batch(&mut self, batch: &[Queued]) -> Result<u64, String> {
         let conn = self.conn.as_mut().ok_or("not open")?;
         let keep_allowed = self.keep_allowed;
         let events = batch.iter().flat_map(|b| b.events());
+        // only what was inserted counts as written (skipped allowed events are not)
         insert_batch(
             conn,
             events.filter(|e| keep_allowed || e.ev.action != EventAction::Allowed),
@@ -361,6 +523,7 @@ mod tests {
     use super::*;
     use crate::querylog::event::*;
     use crate::querylog::testutil::*;
+    use std::sync::Arc;
 
     fn all_rows(conn: &Connection) -> Vec<LogRow> {
         let mut st = conn
@@ -379,11 +542,13 @@ mod tests {
         {
             // The version-1 table: no client_name, no client_group; one old row.
             let c = Connection::open(&p).unwrap();
-            let v1 = SCHEMA.replace(
+            // (the table only: version 1 had other indexes)
+            let table = &SCHEMA[..SCHEMA.find("CREATE INDEX").unwrap()];
+            let v1 = table.replace(
                 "    server      TEXT    NOT NULL,\n    client_name TEXT,\n    client_group TEXT\n",
                 "    server      TEXT    NOT NULL\n",
             );
-            assert_ne!(v1, SCHEMA);
+            assert_ne!(v1, table);
             c.execute_batch(&v1).unwrap();
             c.pragma_update(None, "user_version", 1).unwrap();
             c.execute(
@@ -416,6 +581,123 @@ mod tests {
         assert_eq!(all_rows(&open_for_writing(&p).unwrap()).len(), 2);
     }
 
+    fn rollup(conn: &Connection) -> Vec<(i64, String, String, i64)> {
+        conn.prepare("SELECT minute, action, client_group, n FROM minute_counts ORDER BY 1, 2, 3")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    }
+
+    fn at(ts_us: i64, action: EventAction, group: Option<&str>) -> LoggedEvent {
+        let mut e = event(&format!("t{ts_us}.example"), action);
+        e.ts_us = ts_us;
+        e.group = group.map(Arc::from);
+        logged(e)
+    }
+
+    #[test]
+    fn minute_counts_follow_inserts_and_retention() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = open_for_writing(&dir.path().join("q.db")).unwrap();
+        let m = MINUTE_US;
+        let batch = [
+            at(10 * m, EventAction::Allowed, None),
+            at(10 * m + 5, EventAction::Allowed, None),
+            at(10 * m + 7, EventAction::Blocked, Some("lab")),
+            at(11 * m + 1, EventAction::Allowed, None),
+        ];
+        assert_eq!(insert_batch(&mut c, &batch).unwrap(), 4);
+        insert_batch(&mut c, &[at(11 * m + 2, EventAction::Allowed, None)]).unwrap();
+        let r = |m: i64, a: &str, g: &str, n: i64| (m, a.to_string(), g.to_string(), n);
+        assert_eq!(
+            rollup(&c),
+            [
+                r(10, "allowed", "", 2),
+                r(10, "blocked", "lab", 1),
+                r(11, "allowed", "", 2)
+            ]
+        );
+        // retention by age removes rows up to 10m+5: minute 10 is recounted, not dropped
+        let rep = enforce_retention(&mut c, 10 * m + 6 + 86_400_000_000, Some(1), None).unwrap();
+        assert_eq!(rep.deleted_by_age, 2);
+        assert_eq!(
+            rollup(&c),
+            [r(10, "blocked", "lab", 1), r(11, "allowed", "", 2)]
+        );
+        // client_hours: rows two days later start a new hour; retention of one day then
+        // drops the old hour's range along with its rows
+        let later = 2 * 86_400_000_000;
+        insert_batch(&mut c, &[at(later, EventAction::Allowed, None)]).unwrap();
+        let hours = |c: &Connection| -> Vec<i64> {
+            c.prepare("SELECT hour FROM client_hours ORDER BY hour")
+                .unwrap()
+                .query_map([], |r| r.get(0))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect()
+        };
+        assert_eq!(hours(&c), [0, later / HOUR_US]);
+        enforce_retention(&mut c, later + 60, Some(1), None).unwrap();
+        assert_eq!(hours(&c), [later / HOUR_US]);
+        assert_eq!(rollup(&c), [r(later / MINUTE_US, "allowed", "", 1)]);
+    }
+
+    #[test]
+    fn a_version_2_store_is_upgraded_to_the_partial_indexes_and_the_rollup() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("v2.db");
+        {
+            let mut c = open_for_writing(&p).unwrap();
+            insert_batch(
+                &mut c,
+                &[
+                    at(3 * MINUTE_US, EventAction::Allowed, None),
+                    at(3 * MINUTE_US + 1, EventAction::Blocked, None),
+                ],
+            )
+            .unwrap();
+            // back to schema 2: its four full indexes, no rollup
+            c.execute_batch(
+                "DROP INDEX queries_blocked_ts; DROP INDEX queries_blocked_client;
+                 DROP TABLE minute_counts; DROP TABLE client_hours;
+                 CREATE INDEX queries_client_ts ON queries(client, ts_us);
+                 CREATE INDEX queries_qname ON queries(qname);
+                 CREATE INDEX queries_action_ts ON queries(action, ts_us);
+                 PRAGMA user_version = 2;",
+            )
+            .unwrap();
+        }
+        let c = open_for_writing(&p).unwrap();
+        let idx: Vec<String> = c
+            .prepare("SELECT name FROM sqlite_master WHERE type='index' AND tbl_name='queries' ORDER BY name")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(
+            idx,
+            ["queries_blocked_client", "queries_blocked_ts", "queries_ts"]
+        );
+        let r = |a: &str| (3, a.to_string(), String::new(), 1);
+        assert_eq!(rollup(&c), [r("allowed"), r("blocked")]);
+        let hours: Vec<(String, i64, i64, i64)> = c
+            .prepare("SELECT client, hour, first_id, last_id FROM client_hours")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(hours, [(all_rows(&c)[0].client.clone(), 0, 1, 2)]);
+        let v: i64 = c
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, 3);
+        assert_eq!(all_rows(&c).len(), 2);
+    }
+
     #[test]
     fn batch_insert_stores_every_field() {
         let dir = tempfile::tempdir().unwrap();
@@ -444,12 +726,7 @@ mod tests {
             .collect();
         assert_eq!(
             idx,
-            [
-                "queries_action_ts",
-                "queries_client_ts",
-                "queries_qname",
-                "queries_ts"
-            ]
+            ["queries_blocked_client", "queries_blocked_ts", "queries_ts"]
         );
         let answers: String = c
             .query_row("SELECT answers FROM queries WHERE id = 2", [], |r| r.get(0))

@@ -63,6 +63,7 @@ pub struct Metrics {
     pub querylog_queued: Family<SinkLabel, Gauge<i64>>,
     pub querylog_dropped: Family<SinkLabel, Gauge<i64>>,
     pub querylog_written: Family<SinkLabel, Gauge<i64>>,
+    pub querylog_skipped: Family<SinkLabel, Gauge<i64>>,
     pub limited: Family<KindLabel, Gauge<i64>>,
     /// RPZ zone transfers in and out (`src/rpzxfr`).
     pub rpz: crate::rpzxfr::metrics::RpzMetrics,
@@ -101,6 +102,7 @@ impl Metrics {
             querylog_queued: Family::default(),
             querylog_dropped: Family::default(),
             querylog_written: Family::default(),
+            querylog_skipped: Family::default(),
             limited: Family::default(),
             rpz: Default::default(),
             registry: Registry::default(),
@@ -190,6 +192,11 @@ impl Metrics {
             "querylog_written",
             "Events a query-log sink wrote",
             m.querylog_written.clone(),
+        );
+        registry.register(
+            "querylog_skipped",
+            "Events a query-log sink left out by its own filter (sqlite_log_allowed = false)",
+            m.querylog_skipped.clone(),
         );
         registry.register(
             "limited",

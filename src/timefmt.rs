@@ -1,4 +1,9 @@
-//! Time arguments of `dnsward logs`: a duration back from now (`30s`, `30m`, `2h`, `7d`,
+//! Time helpers shared by the query log, the policy's runtime list and the block page:
+//! the clock ([`now_us`]), RFC 3339 output ([`format_ts`]) and time arguments
+//! ([`parse_time_us`]). They live here, not in the query log, so the policy does not
+//! depend on the query log.
+//!
+//! Time arguments: a duration back from now (`30s`, `30m`, `2h`, `7d`,
 //! `2w`, combinations such as `1h30m`), `now`, an RFC 3339 time
 //! (`2024-05-01T12:00:00Z`, `2024-05-01T14:00:00+02:00`) or a date (`2024-05-01`, midnight UTC).
 //! All results are UTC microseconds since the epoch.
@@ -84,6 +89,49 @@ pub fn parse_time_us(s: &str, now_us: i64) -> Result<i64, String> {
     ))
 }
 
+/// Microseconds since the epoch as RFC 3339 UTC with microseconds, e.g.
+/// `2024-05-01T12:00:00.123456Z`.
+pub fn format_ts_us(ts_us: i64) -> String {
+    format_ts(ts_us, 6)
+}
+
+/// Same with `frac` (0, 3 or 6) fractional digits.
+pub fn format_ts(ts_us: i64, frac: u8) -> String {
+    let secs = ts_us.div_euclid(1_000_000);
+    let us = ts_us.rem_euclid(1_000_000);
+    let dt = match time::OffsetDateTime::from_unix_timestamp(secs) {
+        Ok(dt) => dt,
+        Err(_) => return format!("@{ts_us}us"),
+    };
+    // one allocation: `logs export` formats a time per row
+    use std::fmt::Write;
+    let mut out = String::with_capacity(27);
+    let _ = write!(
+        out,
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+        dt.year(),
+        u8::from(dt.month()),
+        dt.day(),
+        dt.hour(),
+        dt.minute(),
+        dt.second()
+    );
+    let _ = match frac {
+        0 => write!(out, "Z"),
+        3 => write!(out, ".{:03}Z", us / 1000),
+        _ => write!(out, ".{us:06}Z"),
+    };
+    out
+}
+
+/// Current time as microseconds since the epoch.
+pub fn now_us() -> i64 {
+    match std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+        Ok(d) => d.as_micros() as i64,
+        Err(e) => -(e.duration().as_micros() as i64),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -129,5 +177,19 @@ mod tests {
             let e = parse_time_us(bad, NOW).unwrap_err();
             assert!(!e.is_empty(), "{bad}");
         }
+    }
+
+    #[test]
+    fn timestamps_format_in_utc() {
+        assert_eq!(format_ts_us(0), "1970-01-01T00:00:00.000000Z");
+        assert_eq!(
+            format_ts_us(1_714_564_800_123_456),
+            "2024-05-01T12:00:00.123456Z"
+        );
+        assert_eq!(
+            format_ts(1_714_564_800_123_456, 3),
+            "2024-05-01T12:00:00.123Z"
+        );
+        assert_eq!(format_ts(-1, 6), "1969-12-31T23:59:59.999999Z");
     }
 }

@@ -1,0 +1,253 @@
+//! Builds an SQLite query log through the real sink (`SqliteSink::write_batch`, 65,536
+//! events per transaction) and times the real `dnsward logs` commands over it.
+//!
+//!   cargo run --release --example querylog_store -- --rows 10000000 [--db PATH] [--keep]
+//!   cargo run --release --example querylog_store -- --db PATH --queries-only --repeat 3
+//!
+//! The rows cover the last 24 hours evenly: 2,000 clients, 50,000 allowed names, 2 % of
+//! queries blocked over 500 names in 4 categories. Printed: CPU per event written while
+//! building, then the wall time of each command (`top`, `clients`, `tail --client`,
+//! `export` of the last hour) and the export rate.
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use dnsward::querylog::bus::Queued;
+use dnsward::querylog::sinks::sqlite::SqliteSink;
+use dnsward::querylog::sinks::BlockingSink;
+use dnsward::querylog::{
+    run_logs, ClientId, EventAction, LoggedEvent, LogsCommand, QueryEvent, Transport,
+};
+use dnsward::timefmt::now_us;
+
+const TX: usize = 65_536;
+const CLIENTS: usize = 2_000;
+const NAMES: usize = 50_000;
+const BLOCKED_NAMES: usize = 500;
+const CATEGORIES: [&str; 4] = ["malware", "phishing", "abandoned", "botnet"];
+
+#[derive(Parser)]
+struct Args {
+    /// Rows to write
+    #[arg(long, default_value_t = 1_000_000)]
+    rows: usize,
+    /// Store to build (default: a temporary directory)
+    #[arg(long)]
+    db: Option<PathBuf>,
+    /// Keep the store afterwards
+    #[arg(long)]
+    keep: bool,
+    /// Only time the commands over an existing `--db` (built by an earlier run)
+    #[arg(long, requires = "db")]
+    queries_only: bool,
+    /// Time each command this many times
+    #[arg(long, default_value_t = 1)]
+    repeat: usize,
+}
+
+#[derive(Parser)]
+struct Logs {
+    #[command(subcommand)]
+    cmd: LogsCommand,
+}
+
+/// CPU time (user + system) of this process.
+fn cpu_time() -> Duration {
+    // SAFETY: getrusage only writes into the struct we pass.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(u.ru_utime) + tv(u.ru_stime)
+}
+
+/// A cheap deterministic mix, so every run builds the same store.
+fn mix(i: usize) -> usize {
+    let mut x = i as u64 ^ 0x9e37_79b9_7f4a_7c15;
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    (x ^ (x >> 31)) as usize
+}
+
+struct Gen {
+    names: Vec<Arc<str>>,
+    blocked: Vec<Arc<str>>,
+    server: Arc<str>,
+    answers: dnsward::querylog::Answers,
+}
+
+impl Gen {
+    fn new() -> Gen {
+        let answers: Vec<std::net::IpAddr> = vec!["192.0.2.10".parse().unwrap()];
+        Gen {
+            names: (0..NAMES)
+                .map(|i| Arc::from(format!("www.site{i:05}.example")))
+                .collect(),
+            blocked: (0..BLOCKED_NAMES)
+                .map(|i| Arc::from(format!("c2-{i:03}.evil.example")))
+                .collect(),
+            server: Arc::from("bench-1"),
+            answers: answers.into(),
+        }
+    }
+
+    fn event(&self, i: usize, ts_us: i64) -> LoggedEvent {
+        let r = mix(i);
+        let c = r % CLIENTS;
+        let client = std::net::SocketAddr::from(([10, 1, (c >> 8) as u8, c as u8], 1024));
+        let blocked = r % 50 == 0;
+        let (qname, action, category, list) = if blocked {
+            let b = (r >> 16) % BLOCKED_NAMES;
+            (
+                Arc::clone(&self.blocked[b]),
+                EventAction::Blocked,
+                Some(CATEGORIES[b % CATEGORIES.len()].into()),
+                Some("threats".into()),
+            )
+        } else {
+            // a skewed pick: popular names far more often
+            let n = ((r >> 16) % NAMES) * ((r >> 40) % 8 + 1) / 8;
+            (Arc::clone(&self.names[n]), EventAction::Allowed, None, None)
+        };
+        LoggedEvent {
+            ev: QueryEvent {
+                ts_us,
+                client,
+                transport: Transport::Udp,
+                qname,
+                qtype: if r % 5 == 0 {
+                    "AAAA".into()
+                } else {
+                    "A".into()
+                },
+                rcode: if blocked { "NXDOMAIN" } else { "NOERROR" }.into(),
+                action,
+                category,
+                list,
+                rule: None,
+                trigger: None,
+                cached: true,
+                answers: if blocked {
+                    Default::default()
+                } else {
+                    self.answers.clone()
+                },
+                latency_us: 6,
+                server: Arc::clone(&self.server),
+                client_name: None,
+                group: None,
+                query_wire: None,
+                response_wire: None,
+            },
+            client: ClientId::Addr {
+                ip: client.ip(),
+                port: None,
+            },
+        }
+    }
+}
+
+/// Wall time, CPU time and output lines of one `dnsward logs` command.
+fn time_command(db: &std::path::Path, args: &str) -> (Duration, Duration, u64) {
+    let cmd = Logs::try_parse_from(std::iter::once("logs").chain(args.split_whitespace()))
+        .unwrap_or_else(|e| panic!("{args}: {e}"))
+        .cmd;
+    let mut out = Counter::default();
+    let (c0, t) = (cpu_time(), Instant::now());
+    run_logs(db, cmd, &mut out).unwrap_or_else(|e| panic!("{args}: {e}"));
+    (t.elapsed(), cpu_time() - c0, out.lines)
+}
+
+/// Counts output lines and throws the bytes away.
+#[derive(Default)]
+struct Counter {
+    lines: u64,
+}
+
+impl Write for Counter {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.lines += b.iter().filter(|&&c| c == b'\n').count() as u64;
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Writes `rows` events covering the last 24 h into `db` through the sink; prints the CPU
+/// per event.
+fn build(db: &std::path::Path, rows: usize) {
+    let gen = Gen::new();
+    let now = now_us();
+    let day = 86_400_000_000i64;
+    let step = day / rows.max(1) as i64;
+    let mut sink = SqliteSink::new(db.to_path_buf(), None, None);
+    sink.open().unwrap();
+
+    let (mut cpu, mut wall, mut written) = (Duration::ZERO, Duration::ZERO, 0u64);
+    let mut i = 0;
+    while i < rows {
+        let n = TX.min(rows - i);
+        let batch: Vec<LoggedEvent> = (i..i + n)
+            .map(|k| gen.event(k, now - day + k as i64 * step))
+            .collect();
+        let batch = vec![Queued::new(Arc::new(batch))];
+        let (c0, t0) = (cpu_time(), Instant::now());
+        written += sink.write_batch(&batch).unwrap();
+        cpu += cpu_time() - c0;
+        wall += t0.elapsed();
+        i += n;
+        if i % (TX * 16) < TX {
+            eprintln!(
+                "{i} rows, {:.2} us CPU per event so far",
+                cpu.as_secs_f64() * 1e6 / i as f64
+            );
+        }
+    }
+    sink.close();
+    let size = std::fs::metadata(db).map(|m| m.len()).unwrap_or(0);
+    println!(
+        "built {written} rows in {:.1} s: {:.2} us CPU per event written, {:.0} MB",
+        wall.as_secs_f64(),
+        cpu.as_secs_f64() * 1e6 / written.max(1) as f64,
+        size as f64 / 1e6
+    );
+}
+
+fn main() {
+    let args = Args::parse();
+    let tmp = tempfile::tempdir().unwrap();
+    let db = args.db.clone().unwrap_or_else(|| tmp.path().join("q.db"));
+    if !args.queries_only {
+        build(&db, args.rows);
+    }
+    let client = "10.1.3.7";
+    for _ in 0..args.repeat.max(1) {
+        for cmd in [
+            "top --since 24h".to_string(),
+            "clients --since 24h".to_string(),
+            format!("tail --since 24h --client {client}"),
+            "export --since 1h".to_string(),
+        ] {
+            let (took, cpu, lines) = time_command(&db, &cmd);
+            let rate = if cmd.starts_with("export") {
+                format!(
+                    ", {:.0} rows/s",
+                    lines.saturating_sub(1) as f64 / took.as_secs_f64()
+                )
+            } else {
+                String::new()
+            };
+            println!(
+                "logs {cmd}: {:.3} s ({:.3} s CPU), {lines} lines{rate}",
+                took.as_secs_f64(),
+                cpu.as_secs_f64()
+            );
+        }
+    }
+    if args.keep {
+        let _ = std::mem::ManuallyDrop::new(tmp);
+        println!("store kept: {}", db.display());
+    }
+}
