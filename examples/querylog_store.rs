@@ -96,7 +96,7 @@ impl Gen {
         let r = mix(i);
         let c = r % CLIENTS;
         let client = std::net::SocketAddr::from(([10, 1, (c >> 8) as u8, c as u8], 1024));
-        let blocked = r % 50 == 0;
+        let blocked = r.is_multiple_of(50);
         let (qname, action, category, list) = if blocked {
             let b = (r >> 16) % BLOCKED_NAMES;
             (
@@ -116,7 +116,7 @@ impl Gen {
                 client,
                 transport: Transport::Udp,
                 qname,
-                qtype: if r % 5 == 0 {
+                qtype: if r.is_multiple_of(5) {
                     "AAAA".into()
                 } else {
                     "A".into()

@@ -220,18 +220,11 @@ pub fn run_logs(db: &Path, cmd: LogsCommand, out: &mut dyn Write) -> Result<(), 
             max_polls,
         } => {
             let since = since.as_deref().map(time).transpose()?;
-            tail(
-                &conn,
-                limit,
-                since,
-                &filters,
-                json,
-                follow,
-                Duration::from_millis(poll_ms),
+            let follow = follow.then(|| Follow {
+                poll: Duration::from_millis(poll_ms),
                 max_polls,
-                out,
-            )
-            .map_err(|e| match e {
+            });
+            tail(&conn, limit, since, &filters, json, follow, out).map_err(|e| match e {
                 CliErr::Db(e) => q(e),
                 CliErr::Io(e) => QueryLogError::Io(e),
             })
@@ -457,15 +450,19 @@ fn client_id_ranges(
     Ok(merged)
 }
 
+/// `tail -f`: how often to look for new rows, and (for tests) how many times.
+struct Follow {
+    poll: Duration,
+    max_polls: Option<u64>,
+}
+
 fn tail(
     conn: &Connection,
     limit: usize,
     since: Option<i64>,
     f: &Filters,
     json: bool,
-    follow: bool,
-    poll: Duration,
-    max_polls: Option<u64>,
+    follow: Option<Follow>,
     out: &mut dyn Write,
 ) -> Result<(), CliErr> {
     let mut rows = latest_rows(conn, limit, since, f)?;
@@ -479,13 +476,13 @@ fn tail(
         let rows: Vec<&LogRow> = rows.iter().map(|(r, _)| r).collect();
         Ok(print_tail_rows(&rows, json, header, out)?)
     };
-    if !follow {
+    let Some(Follow { poll, max_polls }) = follow else {
         if rows.is_empty() && !json {
             writeln!(out, "(no matching queries)")?;
             return Ok(());
         }
         return print(&rows, true, out);
-    }
+    };
     print(&rows, true, out)?;
     let (w, mut p) = where_clause(f, since, None);
     p.push(Value::Integer(0));
