@@ -12,7 +12,7 @@ REPO=$(cd "$(dirname "$0")/.." && pwd)
 DNSWARD=${DNSWARD:-$REPO/target/release/dnsward}
 DURATION=${DURATION:-10}
 FIXED_QPS=${FIXED_QPS:-30000}
-SETS=${SETS:-"off jsonl clickhouse jsonl+clickhouse"}
+SETS=${SETS:-"off jsonl clickhouse jsonl+clickhouse jsonl+dnstap+clickhouse"}
 SERVER_CPU=${SERVER_CPU:-0}
 DNSPERF_CPU=${DNSPERF_CPU:-1}
 WORK=$(mktemp -d /tmp/dnsward-ch-bench.XXXXXX)
@@ -171,8 +171,12 @@ clickhouse_spool_dir = \"$WORK/spool\"" ;;
     jsonl+clickhouse) run_set jsonl+clickhouse "jsonl = \"$WORK/q2.jsonl\"
 clickhouse = \"http://127.0.0.1:$CH_PORT\"
 clickhouse_spool_dir = \"$WORK/spool\"" ;;
+    jsonl+dnstap+clickhouse) run_set jsonl+dnstap+clickhouse "jsonl = \"$WORK/q3.jsonl\"
+dnstap = \"file:$WORK/q3.dnstap\"
+clickhouse = \"http://127.0.0.1:$CH_PORT\"
+clickhouse_spool_dir = \"$WORK/spool\"" ;;
     *) say "unknown set $s"; exit 2 ;;
   esac
-  rm -f "$WORK"/q*.jsonl*
+  rm -f "$WORK"/q*.jsonl* "$WORK"/q*.dnstap*
 done
 rm -rf "$WORK"
