@@ -220,10 +220,7 @@ pub fn run_logs(db: &Path, cmd: LogsCommand, out: &mut dyn Write) -> Result<(), 
             max_polls,
         } => {
             let since = since.as_deref().map(time).transpose()?;
-            let follow = follow.then(|| Follow {
-                poll: Duration::from_millis(poll_ms),
-                max_polls,
-            });
+            let follow = Follow::asked(follow, poll_ms, max_polls);
             tail(&conn, limit, since, &filters, json, follow, out).map_err(|e| match e {
                 CliErr::Db(e) => q(e),
                 CliErr::Io(e) => QueryLogError::Io(e),
@@ -450,10 +447,21 @@ fn client_id_ranges(
     Ok(merged)
 }
 
-/// `tail -f`: how often to look for new rows, and (for tests) how many times.
-struct Follow {
-    poll: Duration,
-    max_polls: Option<u64>,
+/// `tail -f`: how often to look for new rows, and (for tests) how many times. Shared by
+/// the SQLite and ClickHouse sources.
+pub(crate) struct Follow {
+    pub(crate) poll: Duration,
+    pub(crate) max_polls: Option<u64>,
+}
+
+impl Follow {
+    /// From `tail`'s options: `None` without `-f`.
+    pub(crate) fn asked(follow: bool, poll_ms: u64, max_polls: Option<u64>) -> Option<Follow> {
+        follow.then(|| Follow {
+            poll: Duration::from_millis(poll_ms),
+            max_polls,
+        })
+    }
 }
 
 fn tail(

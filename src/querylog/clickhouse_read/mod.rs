@@ -13,7 +13,8 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::cli::{
-    self, print_clients, print_tail_rows, print_top, ExportFormat, Filters, LogsCommand, CSV_HEADER,
+    self, print_clients, print_tail_rows, print_top, ExportFormat, Filters, Follow, LogsCommand,
+    CSV_HEADER,
 };
 use super::clickhouse_client::{ClickhouseError, ClickhouseTarget, Client, Version};
 use super::event::{EventAction, LogRow};
@@ -324,9 +325,8 @@ impl ChReader {
                 max_polls,
             } => {
                 let since = since.as_deref().map(time).transpose()?;
-                self.tail(
-                    limit, since, &filters, json, follow, poll_ms, max_polls, out,
-                )
+                let follow = Follow::asked(follow, poll_ms, max_polls);
+                self.tail(limit, since, &filters, json, follow, out)
             }
             LogsCommand::Top {
                 since,
@@ -373,16 +373,13 @@ impl ChReader {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn tail(
         &self,
         limit: usize,
         since: Option<i64>,
         f: &Filters,
         json: bool,
-        follow: bool,
-        poll_ms: u64,
-        max_polls: Option<u64>,
+        follow: Option<Follow>,
         out: &mut dyn Write,
     ) -> Result<(), QueryLogError> {
         let w = self.where_clause(f, since, None);
@@ -403,13 +400,13 @@ impl ChReader {
         rows.truncate(limit);
         rows.reverse();
         let refs: Vec<&LogRow> = rows.iter().collect();
-        if !follow {
+        let Some(Follow { poll, max_polls }) = follow else {
             if rows.is_empty() && !json {
                 writeln!(out, "(no matching queries)")?;
                 return Ok(());
             }
             return Ok(print_tail_rows(&refs, json, true, out)?);
-        }
+        };
         print_tail_rows(&refs, json, true, out)?;
         // Follow by time: rows that arrive later with an older time than the last shown
         // (another resolver's late batch) are not shown.
@@ -424,7 +421,7 @@ impl ChReader {
         };
         let mut polls = 0u64;
         while max_polls.is_none_or(|m| polls < m) {
-            std::thread::sleep(Duration::from_millis(poll_ms));
+            std::thread::sleep(poll);
             polls += 1;
             let new = self.rows(
                 &format!(
