@@ -154,6 +154,11 @@ run_set() { # $1: name, $2: [querylog] lines
     {
       perf report -q -i "$WORK/$name.perf" --no-children -g none --sort comm 2>/dev/null | grep -v '^$'
       perf report -q -i "$WORK/$name.perf" --no-children -g none --sort comm,dso,sym 2>/dev/null | grep -v '^$' | head -25
+      # each thread's own top symbols (percent of that thread)
+      for comm in $(perf report -q -i "$WORK/$name.perf" --no-children -g none --sort comm 2>/dev/null | awk 'NF {print $2}'); do
+        echo "== $comm"
+        perf report -q -i "$WORK/$name.perf" --no-children -g none --comms "$comm" --percentage relative --sort dso,sym 2>/dev/null | grep -v '^$' | head -15
+      done
     } >"$REPO/target/perf-$name.txt" || true
   fi
   kill -TERM "$DW_PID"

@@ -198,12 +198,15 @@ impl QueryLog {
         if let Some(addr) = &cfg.dnstap {
             let target = sinks::dnstap::DnstapTarget::parse(addr)
                 .map_err(|e| QueryLogError::Config(vec![e]))?;
-            let q = Arc::new(SinkQueue::new(
-                "dnstap",
-                cfg.queue_size,
-                sinks::dnstap::MAX_BATCH,
-            ));
-            tasks.push(tokio::spawn(sinks::dnstap::run(target, q.clone())));
+            let pace = sinks::dnstap::PACE;
+            let q = Arc::new(SinkQueue::new("dnstap", cfg.queue_size, pace.max_batch));
+            tasks.push(tokio::spawn(sinks::run_blocking_sink(
+                sinks::dnstap::DnstapSink::new(target),
+                q.clone(),
+                pace,
+                cfg.sink_nice,
+                None,
+            )));
             queues.push(q);
         }
         if let Some(target) = clickhouse_client::ClickhouseTarget::from_config(cfg)? {

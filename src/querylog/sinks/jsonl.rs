@@ -343,11 +343,11 @@ impl LineEncoder {
         out.extend_from_slice(b",\"transport\":\"");
         out.extend_from_slice(ev.transport.as_str().as_bytes());
         out.extend_from_slice(b"\",\"qname\":");
-        push_str(out, &ev.qname);
+        push_json_str(out, &ev.qname);
         out.extend_from_slice(b",\"qtype\":");
-        push_str(out, &ev.qtype);
+        push_json_str(out, &ev.qtype);
         out.extend_from_slice(b",\"rcode\":");
-        push_str(out, &ev.rcode);
+        push_json_str(out, &ev.rcode);
         out.extend_from_slice(b",\"action\":\"");
         out.extend_from_slice(ev.action.as_str().as_bytes());
         out.extend_from_slice(b"\",\"category\":");
@@ -374,7 +374,7 @@ impl LineEncoder {
         out.extend_from_slice(b"],\"latency_us\":");
         push_int(out, ev.latency_us);
         out.extend_from_slice(b",\"server\":");
-        push_str(out, &ev.server);
+        push_json_str(out, &ev.server);
         out.extend_from_slice(b",\"client_name\":");
         push_opt_str(out, ev.client_name.as_deref());
         out.extend_from_slice(b",\"group\":");
@@ -408,13 +408,14 @@ fn push_int<I: itoa::Integer>(out: &mut Vec<u8>, v: I) {
 
 fn push_opt_str(out: &mut Vec<u8>, s: Option<&str>) {
     match s {
-        Some(s) => push_str(out, s),
+        Some(s) => push_json_str(out, s),
         None => out.extend_from_slice(b"null"),
     }
 }
 
 /// A JSON string with serde_json's escapes: `"` `\\` and control characters.
-fn push_str(out: &mut Vec<u8>, s: &str) {
+/// `s` as a JSON string (quoted, escaped).
+pub(crate) fn push_json_str(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
     let bytes = s.as_bytes();
     if !bytes.iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\') {
