@@ -15,6 +15,9 @@ FIXED_QPS=${FIXED_QPS:-30000}
 SETS=${SETS:-"off jsonl clickhouse jsonl+clickhouse jsonl+dnstap+clickhouse"}
 SERVER_CPU=${SERVER_CPU:-0}
 DNSPERF_CPU=${DNSPERF_CPU:-1}
+# ClickHouse shares dnsperf's CPU, niced: it stands for a server elsewhere, and must not take
+# the resolver's CPU in one set and not in the other.
+CH_CPU=${CH_CPU:-$DNSPERF_CPU}
 WORK=$(mktemp -d /tmp/dnsward-ch-bench.XXXXXX)
 DNS_PORT=${DNS_PORT:-5391}
 CH_PORT=${CH_PORT:-18191}
@@ -56,7 +59,7 @@ cat >"$WORK/ch/users.xml" <<'EOF'
   <quotas><default></default></quotas>
 </yandex>
 EOF
-(cd "$WORK/ch" && exec nice -n 10 /usr/sbin/clickhouse-server --config-file="$WORK/ch/config.xml" >"$WORK/ch/server.log" 2>&1) &
+(cd "$WORK/ch" && exec taskset -c "$CH_CPU" nice -n 10 /usr/sbin/clickhouse-server --config-file="$WORK/ch/config.xml" >"$WORK/ch/server.log" 2>&1) &
 CH_PID=$!
 for _ in $(seq 1 300); do
   curl -fs "http://127.0.0.1:$CH_PORT/?query=SELECT%201" >/dev/null 2>&1 && break
@@ -64,7 +67,7 @@ for _ in $(seq 1 300); do
 done
 ch() { curl -fsS "http://127.0.0.1:$CH_PORT/" --data-binary "$1"; }
 ch "SELECT version()" >/dev/null || { say "ClickHouse did not start: $(tail -5 "$WORK/ch/server.log")"; exit 2; }
-say "ClickHouse $(ch 'SELECT version()') on 127.0.0.1:$CH_PORT (nice 10)"
+say "ClickHouse $(ch 'SELECT version()') on 127.0.0.1:$CH_PORT (nice 10, CPU $CH_CPU)"
 
 # ---------------------------------------------------------------- list and queries
 python3 - "$WORK" <<'EOF'
@@ -160,6 +163,7 @@ run_set() { # $1: name, $2: [querylog] lines
         perf report -q -i "$WORK/$name.perf" --no-children -g none --comms "$comm" --percentage relative --sort dso,sym 2>/dev/null | grep -v '^$' | head -15
       done
     } >"$REPO/target/perf-$name.txt" || true
+    cp "$WORK/$name.perf" "$REPO/target/perf-$name.data" 2>/dev/null || true
   fi
   kill -TERM "$DW_PID"
   wait "$DW_PID" || true

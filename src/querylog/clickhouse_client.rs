@@ -1,16 +1,17 @@
 //! Talking to ClickHouse over its HTTP interface (port 8123): where it is, who we are, the
-//! server's version, queries, gzip-compressed inserts, and the schema of
+//! server's version, queries, compressed inserts, and the schema of
 //! `packaging/clickhouse/schema.sql` (`dnsward logs init-clickhouse`).
 //!
 //! Written on reqwest rather than the official `clickhouse` crate: that crate validates row
-//! types with `RowBinaryWithNamesAndTypes` and compresses with ClickHouse's own LZ4 framing,
-//! and Debian's server (18.16, which the tests run) knows neither the format nor, for
-//! requests, anything but HTTP `Content-Encoding` (gzip here, accepted by every version).
+//! types with `RowBinaryWithNamesAndTypes`, which Debian's server (18.16, which the tests run)
+//! does not know. Its LZ4 framing, which every version takes with `decompress=1`, is rebuilt
+//! from crates in `clickhouse_compress`.
 //! RowBinary itself is written by hand in `sinks/clickhouse.rs`, to the format's spec.
 
 use std::path::Path;
 use std::time::Duration;
 
+use super::clickhouse_compress::BodyEncoding;
 use super::QueryLogConfig;
 
 /// The shipped schema; names and TTL are substituted by [`schema_statements`].
@@ -258,13 +259,20 @@ impl Client {
         Ok(resp)
     }
 
-    /// `INSERT ... FORMAT RowBinary` with a gzip-compressed body of rows.
-    pub fn insert_gzip(&self, insert_sql: &str, gz: Vec<u8>) -> Result<(), ClickhouseError> {
-        let rb = self
-            .request(&[("query", insert_sql)])
-            .header("Content-Encoding", "gzip")
-            .body(gz);
-        self.send(rb).map(drop)
+    /// `INSERT ... FORMAT RowBinary` with a compressed body of rows.
+    pub fn insert(
+        &self,
+        insert_sql: &str,
+        body: Vec<u8>,
+        encoding: BodyEncoding,
+    ) -> Result<(), ClickhouseError> {
+        let rb = match encoding {
+            BodyEncoding::NativeLz4 => self.request(&[("query", insert_sql), ("decompress", "1")]),
+            BodyEncoding::Gzip => self
+                .request(&[("query", insert_sql)])
+                .header("Content-Encoding", "gzip"),
+        };
+        self.send(rb.body(body)).map(drop)
     }
 
     pub fn version(&self) -> Result<Version, ClickhouseError> {

@@ -11,6 +11,7 @@
 pub mod bus;
 pub mod cli;
 pub mod clickhouse_client;
+pub mod clickhouse_compress;
 pub mod clickhouse_read;
 pub mod event;
 pub mod sinks;

@@ -1,5 +1,5 @@
-//! ClickHouse sink: batches of events become one `INSERT ... FORMAT RowBinary` each, gzip
-//! compressed, over the HTTP interface (see `querylog::clickhouse_client`). It runs on its own
+//! ClickHouse sink: batches of events become one `INSERT ... FORMAT RowBinary` each, LZ4
+//! compressed in ClickHouse's own block format (`querylog::clickhouse_compress`), over the HTTP interface (see `querylog::clickhouse_client`). It runs on its own
 //! lower-priority thread like the file sinks ([`super::OnThread`]), behind the same bounded
 //! drop-oldest queue, so encoding and a slow server cost the answer path nothing.
 //!
@@ -15,7 +15,6 @@
 //! LEB128 count before an array's items; `IPv6` is its 16 bytes (as `FixedString(16)`),
 //! `DateTime` a UInt32 and `LowCardinality(String)` a plain String.
 
-use std::io::Write as _;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -23,6 +22,7 @@ use std::time::{Duration, Instant};
 use super::{Backoff, BlockingSink, Delivered, Pace};
 use crate::querylog::bus::Queued;
 use crate::querylog::clickhouse_client::{ClickhouseTarget, Client};
+use crate::querylog::clickhouse_compress::{compress_into, BodyEncoding};
 use crate::querylog::event::{ClientId, LoggedEvent};
 use crate::querylog::spool::Spool;
 
@@ -112,21 +112,17 @@ pub fn encode_row(out: &mut Vec<u8>, l: &LoggedEvent) {
     put_opt_str(out, ev.group.as_deref());
 }
 
-/// A batch as one gzip-compressed RowBinary body, and its row count.
-pub fn encode_batch(batch: &[Queued]) -> std::io::Result<(Vec<u8>, u64)> {
+/// A batch as one compressed RowBinary body, and its row count.
+pub fn encode_batch(batch: &[Queued]) -> (Vec<u8>, u64) {
     let mut raw = Vec::with_capacity(64 * 1024);
     let mut rows = 0u64;
     for l in batch.iter().flat_map(|b| b.events()) {
         encode_row(&mut raw, l);
         rows += 1;
     }
-    // Fast level: the sink's CPU matters more than bytes on the wire (loopback or LAN).
-    let mut gz = flate2::write::GzEncoder::new(
-        Vec::with_capacity(raw.len() / 4),
-        flate2::Compression::fast(),
-    );
-    gz.write_all(&raw)?;
-    Ok((gz.finish()?, rows))
+    let mut body = Vec::with_capacity(raw.len() / 3);
+    compress_into(&raw, &mut body);
+    (body, rows)
 }
 
 /// Where and how large the disk spool is.
@@ -166,7 +162,8 @@ impl ClickhouseSink {
 
     fn insert(&self, body: Vec<u8>) -> Result<(), String> {
         let c = self.client.as_ref().ok_or("not open")?;
-        c.insert_gzip(&self.insert_sql, body).map_err(|e| {
+        let encoding = BodyEncoding::of(&body);
+        c.insert(&self.insert_sql, body, encoding).map_err(|e| {
             let mut m = e.to_string();
             if e.is_refusal()
                 && [
@@ -307,7 +304,7 @@ impl BlockingSink for ClickhouseSink {
     }
 
     fn write_counted(&mut self, batch: &[Queued], _events: usize) -> Result<Delivered, String> {
-        let (body, rows) = encode_batch(batch).map_err(|e| format!("encoding: {e}"))?;
+        let (body, rows) = encode_batch(batch);
         // Older rows first: whatever the spool holds goes before this batch.
         let mut d = self.replay();
         // Without a spool every batch gets its try (the supervisor paces reopening); with

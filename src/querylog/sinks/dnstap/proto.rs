@@ -5,7 +5,6 @@
 
 use bytes::Bytes;
 
-
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct Dnstap {
     #[prost(bytes = "vec", optional, tag = "1")]
@@ -142,4 +141,3 @@ pub struct Message {
     #[prost(enumeration = "HttpProtocol", optional, tag = "16")]
     pub http_protocol: Option<i32>,
 }
-

@@ -1,4 +1,3 @@
-
 use std::io::{Read, Write};
 use std::os::unix::net::UnixListener;
 use std::sync::mpsc;
@@ -56,8 +55,7 @@ fn encoded_event_decodes_with_every_field() {
         assert_eq!(d.identity.as_deref(), Some(&b"edge-1"[..]));
         assert_eq!(d.version.as_deref(), Some(&b"dnsward 9.9"[..]));
         assert_eq!(d.r#type, DnstapType::Message as i32);
-        let extra: serde_json::Value =
-            serde_json::from_slice(d.extra.as_deref().unwrap()).unwrap();
+        let extra: serde_json::Value = serde_json::from_slice(d.extra.as_deref().unwrap()).unwrap();
         assert_eq!(extra["category"], "malware");
         assert_eq!(extra["action"], "blocked");
         assert_eq!(extra["client"], "192.0.2.77");
