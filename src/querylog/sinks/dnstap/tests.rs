@@ -55,13 +55,15 @@ fn encoded_event_decodes_with_every_field() {
         assert_eq!(d.identity.as_deref(), Some(&b"edge-1"[..]));
         assert_eq!(d.version.as_deref(), Some(&b"dnsward 9.9"[..]));
         assert_eq!(d.r#type, DnstapType::Message as i32);
-        let extra: serde_json::Value = serde_json::from_slice(d.extra.as_deref().unwrap()).unwrap();
-        assert_eq!(extra["category"], "malware");
-        assert_eq!(extra["action"], "blocked");
-        assert_eq!(extra["client"], "192.0.2.77");
-        assert_eq!(extra["cached"], false);
-        assert_eq!(extra["group"], serde_json::Value::Null);
     }
+    // the verdict's details ride on the response
+    assert_eq!(q.extra, None);
+    let extra: serde_json::Value = serde_json::from_slice(r.extra.as_deref().unwrap()).unwrap();
+    assert_eq!(extra["category"], "malware");
+    assert_eq!(extra["action"], "blocked");
+    assert_eq!(extra["client"], "192.0.2.77");
+    assert_eq!(extra["cached"], false);
+    assert_eq!(extra["group"], serde_json::Value::Null);
     let qm = q.message.unwrap();
     assert_eq!(qm.r#type, MessageType::ClientQuery as i32);
     assert_eq!(qm.socket_family, Some(SocketFamily::Inet as i32));
