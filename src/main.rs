@@ -1,8 +1,8 @@
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use dnsward::commands::{self, load_or_report};
+use dnsward::commands;
 
 /// dnsward: a protective recursive DNS resolver.
 ///
@@ -48,9 +48,9 @@ enum Command {
         config: PathBuf,
         /// Which store to read (default: sqlite when configured, else clickhouse)
         #[arg(long, value_enum, global = true)]
-        source: Option<dnsward::querylog::clickhouse_read::LogSource>,
+        source: Option<commands::logs::LogSource>,
         #[command(subcommand)]
-        command: dnsward::querylog::LogsCommand,
+        command: commands::logs::LogsCommand,
     },
 }
 
@@ -72,29 +72,6 @@ fn main() -> ExitCode {
             config,
             source,
             command,
-        } => logs(&config, source, command),
-    }
-}
-
-fn logs(
-    path: &Path,
-    source: Option<dnsward::querylog::clickhouse_read::LogSource>,
-    command: dnsward::querylog::LogsCommand,
-) -> ExitCode {
-    let Some(config) = load_or_report(path) else {
-        return ExitCode::from(2);
-    };
-    let Some(q) = config.querylog.as_ref() else {
-        eprintln!("error: {}: no [querylog] is configured", path.display());
-        return ExitCode::from(2);
-    };
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
-    match dnsward::querylog::clickhouse_read::run_logs_from(q, source, command, &mut out) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {}: {e}", path.display());
-            ExitCode::from(2)
-        }
+        } => commands::logs::run(&config, source, command),
     }
 }

@@ -5,6 +5,7 @@
 
 pub mod check;
 pub mod explain;
+pub mod logs;
 pub mod serve;
 
 use std::path::Path;

@@ -3,9 +3,8 @@
 
 use serde::Deserialize;
 
-use super::{client_text, lit, none_if_empty, ChReader};
-use crate::querylog::cli::{SuspiciousClient, TopCategory, TopClient, TopDomain, TopReport};
-use crate::querylog::QueryLogError;
+use super::clickhouse::{client_text, lit, none_if_empty, ChReader};
+use super::{LogsError, SuspiciousClient, TopCategory, TopClient, TopDomain, TopReport};
 use crate::timefmt::format_ts;
 
 impl ChReader {
@@ -21,7 +20,7 @@ impl ChReader {
         now: i64,
         limit: usize,
         group: Option<&str>,
-    ) -> Result<TopReport, QueryLogError> {
+    ) -> Result<TopReport, LogsError> {
         let t = self.table();
         let gc = Self::group_cond(group);
         let tc = Self::time_conds(Some(since), None).join(" AND ");
@@ -143,7 +142,7 @@ impl ChReader {
         categories: &[String],
         limit: usize,
         group: Option<&str>,
-    ) -> Result<Vec<SuspiciousClient>, QueryLogError> {
+    ) -> Result<Vec<SuspiciousClient>, LogsError> {
         let t = self.table();
         let mut cond = format!(
             "action = 'blocked' AND {}{}",

@@ -10,17 +10,58 @@
 //! can be followed). Times: `2h`, `7d`, `30m`, RFC 3339, or a date.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 use std::time::Duration;
 
 use rusqlite::types::Value;
 use rusqlite::{Connection, OpenFlags};
 use serde::Serialize;
 
-use super::event::{EventAction, LogRow};
-use super::sinks::sqlite::{row_to_logrow, COLUMNS, HOUR_US, MINUTE_US};
-use super::QueryLogError;
+use super::load_or_report;
+use crate::querylog::clickhouse_client::ClickhouseError;
+use crate::querylog::event::{EventAction, LogRow};
+use crate::querylog::sinks::sqlite::{row_to_logrow, COLUMNS, HOUR_US, MINUTE_US, SCHEMA_VERSION};
 use crate::timefmt::{format_ts, now_us, parse_time_us};
+
+mod clickhouse;
+mod clickhouse_reports;
+
+pub use clickhouse::{run_logs_from, LogSource};
+
+/// Why a `dnsward logs` command failed; printed as `error: CONFIG: ...` (exit code 2).
+#[derive(Debug, thiserror::Error)]
+pub enum LogsError {
+    #[error("query log database {path}: {msg}")]
+    Db { path: PathBuf, msg: String },
+    /// A bad time, or a command the chosen store cannot run.
+    #[error("{0}")]
+    InvalidArgument(String),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Clickhouse(#[from] ClickhouseError),
+}
+
+/// Run `dnsward logs --config PATH [--source S] COMMAND`, writing to stdout.
+pub fn run(path: &Path, source: Option<LogSource>, command: LogsCommand) -> ExitCode {
+    let Some(config) = load_or_report(path) else {
+        return ExitCode::from(2);
+    };
+    let Some(q) = config.querylog.as_ref() else {
+        eprintln!("error: {}: no [querylog] is configured", path.display());
+        return ExitCode::from(2);
+    };
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    match run_logs_from(q, source, command, &mut out) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}: {e}", path.display());
+            ExitCode::from(2)
+        }
+    }
+}
 
 /// Filters shared by `tail` and `export`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, clap::Args)]
@@ -144,15 +185,15 @@ pub enum LogsCommand {
     },
 }
 
-fn db_err(db: &Path, e: impl std::fmt::Display) -> QueryLogError {
-    QueryLogError::Db {
+fn db_err(db: &Path, e: impl std::fmt::Display) -> LogsError {
+    LogsError::Db {
         path: db.to_path_buf(),
         msg: e.to_string(),
     }
 }
 
 /// Open the query log read-only and check it is one.
-pub fn open_read_only(db: &Path) -> Result<Connection, QueryLogError> {
+pub fn open_read_only(db: &Path) -> Result<Connection, LogsError> {
     if !db.exists() {
         return Err(db_err(
             db,
@@ -183,7 +224,7 @@ pub fn open_read_only(db: &Path) -> Result<Connection, QueryLogError> {
     let version: i64 = conn
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .map_err(|e| db_err(db, e))?;
-    if version < super::sinks::sqlite::SCHEMA_VERSION {
+    if version < SCHEMA_VERSION {
         return Err(db_err(db, format!("was written by an older dnsward (schema {version}); start `dnsward serve` once to upgrade it")));
     }
     // `--ref`: the block page's reference ID is derived from name and time, not stored.
@@ -204,9 +245,9 @@ pub fn open_read_only(db: &Path) -> Result<Connection, QueryLogError> {
 }
 
 /// Run one `dnsward logs` subcommand against `db`, writing to `out`.
-pub fn run_logs(db: &Path, cmd: LogsCommand, out: &mut dyn Write) -> Result<(), QueryLogError> {
+pub fn run_logs(db: &Path, cmd: LogsCommand, out: &mut dyn Write) -> Result<(), LogsError> {
     let now = now_us();
-    let time = |s: &str| parse_time_us(s, now).map_err(QueryLogError::InvalidArgument);
+    let time = |s: &str| parse_time_us(s, now).map_err(LogsError::InvalidArgument);
     let conn = open_read_only(db)?;
     let q = |e: rusqlite::Error| db_err(db, format!("query failed: {e}"));
     match cmd {
@@ -223,7 +264,7 @@ pub fn run_logs(db: &Path, cmd: LogsCommand, out: &mut dyn Write) -> Result<(), 
             let follow = Follow::asked(follow, poll_ms, max_polls);
             tail(&conn, limit, since, &filters, json, follow, out).map_err(|e| match e {
                 CliErr::Db(e) => q(e),
-                CliErr::Io(e) => QueryLogError::Io(e),
+                CliErr::Io(e) => LogsError::Io(e),
             })
         }
         LogsCommand::Top {
@@ -268,10 +309,10 @@ pub fn run_logs(db: &Path, cmd: LogsCommand, out: &mut dyn Write) -> Result<(), 
             let until = until.as_deref().map(time).transpose()?;
             export(&conn, format, since, until, &filters, out).map_err(|e| match e {
                 CliErr::Db(e) => q(e),
-                CliErr::Io(e) => QueryLogError::Io(e),
+                CliErr::Io(e) => LogsError::Io(e),
             })
         }
-        LogsCommand::InitClickhouse { .. } => Err(QueryLogError::InvalidArgument(
+        LogsCommand::InitClickhouse { .. } => Err(LogsError::InvalidArgument(
             "init-clickhouse works on [querylog] clickhouse, not on SQLite".into(),
         )),
     }
@@ -780,11 +821,7 @@ pub fn top(
     })
 }
 
-pub(crate) fn print_top(
-    r: &TopReport,
-    json: bool,
-    out: &mut dyn Write,
-) -> Result<(), QueryLogError> {
+pub(crate) fn print_top(r: &TopReport, json: bool, out: &mut dyn Write) -> Result<(), LogsError> {
     if json {
         serde_json::to_writer_pretty(&mut *out, r).map_err(std::io::Error::from)?;
         writeln!(out)?;
@@ -966,7 +1003,7 @@ pub(crate) fn print_clients(
     list: &[SuspiciousClient],
     json: bool,
     out: &mut dyn Write,
-) -> Result<(), QueryLogError> {
+) -> Result<(), LogsError> {
     if json {
         serde_json::to_writer_pretty(&mut *out, list).map_err(std::io::Error::from)?;
         writeln!(out)?;

@@ -4,21 +4,19 @@
 //! `SuspiciousClient`); ties are broken in Rust by the client's text, as SQLite does. `top`
 //! and `clients` are in `reports.rs`.
 
-mod reports;
-
 use std::io::{BufRead, Write};
 use std::net::IpAddr;
 use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::cli::{
-    self, print_clients, print_tail_rows, print_top, ExportFormat, Filters, Follow, LogsCommand,
-    CSV_HEADER,
+use super::{
+    print_clients, print_tail_rows, print_top, write_csv_line, ExportFormat, Filters, Follow,
+    LogsCommand, LogsError, CSV_HEADER,
 };
-use super::clickhouse_client::{ClickhouseError, ClickhouseTarget, Client, Version};
-use super::event::{EventAction, LogRow};
-use super::{QueryLogConfig, QueryLogError};
+use crate::querylog::clickhouse_client::{ClickhouseError, ClickhouseTarget, Client, Version};
+use crate::querylog::event::{EventAction, LogRow};
+use crate::querylog::QueryLogConfig;
 use crate::timefmt::{format_ts_us, now_us, parse_time_us};
 
 /// Which store `dnsward logs` reads.
@@ -38,7 +36,7 @@ pub fn run_logs_from(
     source: Option<LogSource>,
     cmd: LogsCommand,
     out: &mut dyn Write,
-) -> Result<(), QueryLogError> {
+) -> Result<(), LogsError> {
     let source = match (&cmd, source) {
         (LogsCommand::InitClickhouse { .. }, _) => LogSource::Clickhouse,
         (_, Some(s)) => s,
@@ -48,13 +46,13 @@ pub fn run_logs_from(
     match source {
         LogSource::Sqlite => {
             let db = cfg.sqlite.as_ref().ok_or_else(|| {
-                QueryLogError::InvalidArgument("no [querylog] sqlite store is configured".into())
+                LogsError::InvalidArgument("no [querylog] sqlite store is configured".into())
             })?;
-            cli::run_logs(db, cmd, out)
+            super::run_logs(db, cmd, out)
         }
         LogSource::Clickhouse => {
             let target = ClickhouseTarget::from_config(cfg)?.ok_or_else(|| {
-                QueryLogError::InvalidArgument("no [querylog] clickhouse is configured".into())
+                LogsError::InvalidArgument("no [querylog] clickhouse is configured".into())
             })?;
             let client = Client::new(target, QUERY_TIMEOUT)?;
             if let LogsCommand::InitClickhouse { ttl_days } = cmd {
@@ -80,7 +78,7 @@ pub fn run_logs_from(
 }
 
 /// A SQL string literal.
-fn lit(s: &str) -> String {
+pub(super) fn lit(s: &str) -> String {
     let mut o = String::with_capacity(s.len() + 2);
     o.push('\'');
     for c in s.chars() {
@@ -118,12 +116,12 @@ struct ChRow {
     client_group: String,
 }
 
-fn none_if_empty(s: String) -> Option<String> {
+pub(super) fn none_if_empty(s: String) -> Option<String> {
     (!s.is_empty()).then_some(s)
 }
 
 /// The client's text as the other stores write it: the address (IPv4 unmapped) or `h:` token.
-fn client_text(addr: &str, hash: u64) -> String {
+pub(super) fn client_text(addr: &str, hash: u64) -> String {
     if hash != 0 {
         return format!("h:{hash:016x}");
     }
@@ -159,7 +157,7 @@ impl ChRow {
     }
 }
 
-struct ChReader {
+pub(super) struct ChReader {
     client: Client,
     version: Version,
 }
@@ -168,16 +166,16 @@ struct ChReader {
 const JSON_SETTINGS: &[(&str, &str)] = &[("output_format_json_quote_64bit_integers", "0")];
 
 impl ChReader {
-    fn connect(client: Client) -> Result<ChReader, QueryLogError> {
+    fn connect(client: Client) -> Result<ChReader, LogsError> {
         let version = client.version()?;
         Ok(ChReader { client, version })
     }
 
-    fn table(&self) -> String {
+    pub(super) fn table(&self) -> String {
         self.client.target.table_ref()
     }
 
-    fn bad(&self, msg: impl std::fmt::Display) -> QueryLogError {
+    fn bad(&self, msg: impl std::fmt::Display) -> LogsError {
         ClickhouseError::BadAnswer {
             url: self.client.target.url.clone(),
             msg: msg.to_string(),
@@ -186,7 +184,7 @@ impl ChReader {
     }
 
     /// The client column as text (18.16 has no IPv6 type to print).
-    fn client_expr(&self) -> &'static str {
+    pub(super) fn client_expr(&self) -> &'static str {
         if self.version.is_legacy() {
             "IPv6NumToString(client)"
         } else {
@@ -203,7 +201,7 @@ impl ChReader {
     }
 
     /// `client = ...` for a client as the other stores write it.
-    fn client_cond(&self, c: &str) -> String {
+    pub(super) fn client_cond(&self, c: &str) -> String {
         let c = c.trim();
         if let Some(h) = c.strip_prefix("h:") {
             return match u64::from_str_radix(h, 16) {
@@ -226,7 +224,7 @@ impl ChReader {
         }
     }
 
-    fn time_conds(since: Option<i64>, until: Option<i64>) -> Vec<String> {
+    pub(super) fn time_conds(since: Option<i64>, until: Option<i64>) -> Vec<String> {
         let mut w = Vec::new();
         if let Some(s) = since {
             // `time` too, so the sort key narrows the scan
@@ -280,11 +278,11 @@ impl ChReader {
     }
 
     /// Rows of `sql` (JSONEachRow), each handed to `each`.
-    fn stream<T: serde::de::DeserializeOwned>(
+    pub(super) fn stream<T: serde::de::DeserializeOwned>(
         &self,
         sql: &str,
-        mut each: impl FnMut(T) -> Result<(), QueryLogError>,
-    ) -> Result<(), QueryLogError> {
+        mut each: impl FnMut(T) -> Result<(), LogsError>,
+    ) -> Result<(), LogsError> {
         let answer = self
             .client
             .query_stream(&format!("{sql} FORMAT JSONEachRow"), JSON_SETTINGS)?;
@@ -299,7 +297,7 @@ impl ChReader {
         Ok(())
     }
 
-    fn rows(&self, sql: &str, f: &Filters) -> Result<Vec<LogRow>, QueryLogError> {
+    fn rows(&self, sql: &str, f: &Filters) -> Result<Vec<LogRow>, LogsError> {
         let mut out = Vec::new();
         self.stream(sql, |r: ChRow| {
             let r = r.into_logrow().map_err(|e| self.bad(e))?;
@@ -311,9 +309,9 @@ impl ChReader {
         Ok(out)
     }
 
-    fn run(&self, cmd: LogsCommand, out: &mut dyn Write) -> Result<(), QueryLogError> {
+    fn run(&self, cmd: LogsCommand, out: &mut dyn Write) -> Result<(), LogsError> {
         let now = now_us();
-        let time = |s: &str| parse_time_us(s, now).map_err(QueryLogError::InvalidArgument);
+        let time = |s: &str| parse_time_us(s, now).map_err(LogsError::InvalidArgument);
         match cmd {
             LogsCommand::Tail {
                 follow,
@@ -367,7 +365,7 @@ impl ChReader {
                 self.export(format, since, until, &filters, out)
             }
             // run_logs_from handles it before connecting a reader
-            LogsCommand::InitClickhouse { .. } => Err(QueryLogError::InvalidArgument(
+            LogsCommand::InitClickhouse { .. } => Err(LogsError::InvalidArgument(
                 "init-clickhouse is not a query".into(),
             )),
         }
@@ -381,7 +379,7 @@ impl ChReader {
         json: bool,
         follow: Option<Follow>,
         out: &mut dyn Write,
-    ) -> Result<(), QueryLogError> {
+    ) -> Result<(), LogsError> {
         let w = self.where_clause(f, since, None);
         // With --ref the hash is checked here, so the limit too.
         let sql_limit = if f.reference.is_some() {
@@ -448,7 +446,7 @@ impl ChReader {
         until: Option<i64>,
         f: &Filters,
         out: &mut dyn Write,
-    ) -> Result<(), QueryLogError> {
+    ) -> Result<(), LogsError> {
         let w = self.where_clause(f, since, until);
         let sql = format!(
             "SELECT {} FROM {} WHERE {w} ORDER BY ts_us",
@@ -467,7 +465,7 @@ impl ChReader {
             }
             match format {
                 ExportFormat::Csv => {
-                    cli::write_csv_line(&mut line, &r);
+                    write_csv_line(&mut line, &r);
                     out.write_all(line.as_bytes())?;
                 }
                 ExportFormat::Jsonl => {
