@@ -1,8 +1,8 @@
 //! `dnsward logs ... --source clickhouse`: the same commands and the same output as over
-//! SQLite (`cli.rs` prints both), from the fleet's ClickHouse table. Rows are read as
+//! SQLite (`format.rs` prints both), from the fleet's ClickHouse table. Rows are read as
 //! JSONEachRow over HTTP and turned into the same values (`LogRow`, `TopReport`,
 //! `SuspiciousClient`); ties are broken in Rust by the client's text, as SQLite does. `top`
-//! and `clients` are in `reports.rs`.
+//! and `clients` are in `clickhouse_reports.rs`.
 
 use std::io::{BufRead, Write};
 use std::net::IpAddr;
@@ -10,71 +10,50 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{
-    print_clients, print_tail_rows, print_top, write_csv_line, ExportFormat, Filters, Follow,
-    LogsCommand, LogsError, CSV_HEADER,
-};
+use super::follow::{print_latest, Follow};
+use super::format::{write_csv_line, SuspiciousClient, TopReport, CSV_HEADER};
+use super::{run_on, ExportFormat, Filters, LogStore, LogsCommand, LogsError};
 use crate::querylog::clickhouse_client::{ClickhouseError, ClickhouseTarget, Client, Version};
 use crate::querylog::event::{EventAction, LogRow};
 use crate::querylog::QueryLogConfig;
-use crate::timefmt::{format_ts_us, now_us, parse_time_us};
-
-/// Which store `dnsward logs` reads.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum LogSource {
-    Sqlite,
-    Clickhouse,
-}
+use crate::timefmt::{format_ts_us, now_us};
 
 /// Queries of `dnsward logs` may take this long.
 const QUERY_TIMEOUT: Duration = Duration::from_secs(300);
 
-/// Run one `dnsward logs` subcommand on the chosen store (default: SQLite when configured,
-/// else ClickHouse).
-pub fn run_logs_from(
+/// Run one `dnsward logs` subcommand on `[querylog] clickhouse`, `init-clickhouse` included.
+pub(super) fn run_logs(
     cfg: &QueryLogConfig,
-    source: Option<LogSource>,
     cmd: LogsCommand,
     out: &mut dyn Write,
 ) -> Result<(), LogsError> {
-    let source = match (&cmd, source) {
-        (LogsCommand::InitClickhouse { .. }, _) => LogSource::Clickhouse,
-        (_, Some(s)) => s,
-        (_, None) if cfg.sqlite.is_none() && cfg.clickhouse.is_some() => LogSource::Clickhouse,
-        (_, None) => LogSource::Sqlite,
-    };
-    match source {
-        LogSource::Sqlite => {
-            let db = cfg.sqlite.as_ref().ok_or_else(|| {
-                LogsError::InvalidArgument("no [querylog] sqlite store is configured".into())
-            })?;
-            super::run_logs(db, cmd, out)
-        }
-        LogSource::Clickhouse => {
-            let target = ClickhouseTarget::from_config(cfg)?.ok_or_else(|| {
-                LogsError::InvalidArgument("no [querylog] clickhouse is configured".into())
-            })?;
-            let client = Client::new(target, QUERY_TIMEOUT)?;
-            if let LogsCommand::InitClickhouse { ttl_days } = cmd {
-                let (v, stmts) = client.init_schema(ttl_days)?;
-                writeln!(
-                    out,
-                    "created {} and its {} per-minute rollups on ClickHouse {}.{}{}",
-                    client.target.table_ref(),
-                    stmts.len().saturating_sub(2),
-                    v.major,
-                    v.minor,
-                    if v.is_legacy() {
-                        " (before 19.6: no TTL, client as FixedString(16))"
-                    } else {
-                        ""
-                    }
-                )?;
-                return Ok(());
-            }
-            ChReader::connect(client)?.run(cmd, out)
-        }
+    let target = ClickhouseTarget::from_config(cfg)?.ok_or_else(|| {
+        LogsError::InvalidArgument("no [querylog] clickhouse is configured".into())
+    })?;
+    let client = Client::new(target, QUERY_TIMEOUT)?;
+    if let LogsCommand::InitClickhouse { ttl_days } = cmd {
+        return init_schema(&client, ttl_days, out);
     }
+    run_on(&ChReader::connect(client)?, cmd, out)
+}
+
+/// `init-clickhouse`: create the schema and say what was created.
+fn init_schema(client: &Client, ttl_days: u32, out: &mut dyn Write) -> Result<(), LogsError> {
+    let (v, stmts) = client.init_schema(ttl_days)?;
+    writeln!(
+        out,
+        "created {} and its {} per-minute rollups on ClickHouse {}.{}{}",
+        client.target.table_ref(),
+        stmts.len().saturating_sub(2),
+        v.major,
+        v.minor,
+        if v.is_legacy() {
+            " (before 19.6: no TTL, client as FixedString(16))"
+        } else {
+            ""
+        }
+    )?;
+    Ok(())
 }
 
 /// A SQL string literal.
@@ -308,69 +287,9 @@ impl ChReader {
         })?;
         Ok(out)
     }
+}
 
-    fn run(&self, cmd: LogsCommand, out: &mut dyn Write) -> Result<(), LogsError> {
-        let now = now_us();
-        let time = |s: &str| parse_time_us(s, now).map_err(LogsError::InvalidArgument);
-        match cmd {
-            LogsCommand::Tail {
-                follow,
-                limit,
-                since,
-                filters,
-                json,
-                poll_ms,
-                max_polls,
-            } => {
-                let since = since.as_deref().map(time).transpose()?;
-                let follow = Follow::asked(follow, poll_ms, max_polls);
-                self.tail(limit, since, &filters, json, follow, out)
-            }
-            LogsCommand::Top {
-                since,
-                limit,
-                group,
-                json,
-            } => {
-                let r = self.top(time(&since)?, now, limit, group.as_deref())?;
-                print_top(&r, json, out)
-            }
-            LogsCommand::Clients {
-                since,
-                min_blocked,
-                min_domains,
-                category,
-                limit,
-                group,
-                json,
-            } => {
-                let r = self.suspicious_clients(
-                    time(&since)?,
-                    min_blocked,
-                    min_domains,
-                    &category,
-                    limit,
-                    group.as_deref(),
-                )?;
-                print_clients(&r, json, out)
-            }
-            LogsCommand::Export {
-                format,
-                since,
-                until,
-                filters,
-            } => {
-                let since = since.as_deref().map(time).transpose()?;
-                let until = until.as_deref().map(time).transpose()?;
-                self.export(format, since, until, &filters, out)
-            }
-            // run_logs_from handles it before connecting a reader
-            LogsCommand::InitClickhouse { .. } => Err(LogsError::InvalidArgument(
-                "init-clickhouse is not a query".into(),
-            )),
-        }
-    }
-
+impl LogStore for ChReader {
     fn tail(
         &self,
         limit: usize,
@@ -397,15 +316,10 @@ impl ChReader {
         )?;
         rows.truncate(limit);
         rows.reverse();
-        let refs: Vec<&LogRow> = rows.iter().collect();
-        let Some(Follow { poll, max_polls }) = follow else {
-            if rows.is_empty() && !json {
-                writeln!(out, "(no matching queries)")?;
-                return Ok(());
-            }
-            return Ok(print_tail_rows(&refs, json, true, out)?);
+        print_latest(&rows, json, follow.is_some(), out)?;
+        let Some(follow) = follow else {
+            return Ok(());
         };
-        print_tail_rows(&refs, json, true, out)?;
         // Follow by time: rows that arrive later with an older time than the last shown
         // (another resolver's late batch) are not shown.
         let mut last = match rows.last() {
@@ -417,10 +331,7 @@ impl ChReader {
                 t.trim().parse().unwrap_or(0)
             }
         };
-        let mut polls = 0u64;
-        while max_polls.is_none_or(|m| polls < m) {
-            std::thread::sleep(poll);
-            polls += 1;
+        follow.print_new(json, out, || {
             let new = self.rows(
                 &format!(
                     "SELECT {} FROM {} WHERE {w} AND ts_us > {last} ORDER BY ts_us LIMIT 10000",
@@ -431,11 +342,9 @@ impl ChReader {
             )?;
             if let Some(l) = new.last() {
                 last = l.ts_us;
-                let refs: Vec<&LogRow> = new.iter().collect();
-                print_tail_rows(&refs, json, false, out)?;
             }
-        }
-        Ok(())
+            Ok(new)
+        })
     }
 
     /// Streams: rows are written as they arrive, never all held.
@@ -477,6 +386,28 @@ impl ChReader {
         })?;
         out.flush()?;
         Ok(())
+    }
+
+    fn top(
+        &self,
+        since: i64,
+        now: i64,
+        limit: usize,
+        group: Option<&str>,
+    ) -> Result<TopReport, LogsError> {
+        self.read_top(since, now, limit, group)
+    }
+
+    fn suspicious_clients(
+        &self,
+        since: i64,
+        min_blocked: u64,
+        min_domains: u64,
+        categories: &[String],
+        limit: usize,
+        group: Option<&str>,
+    ) -> Result<Vec<SuspiciousClient>, LogsError> {
+        self.read_suspicious_clients(since, min_blocked, min_domains, categories, limit, group)
     }
 }
 

@@ -4,7 +4,8 @@
 use serde::Deserialize;
 
 use super::clickhouse::{client_text, lit, none_if_empty, ChReader};
-use super::{LogsError, SuspiciousClient, TopCategory, TopClient, TopDomain, TopReport};
+use super::format::{SuspiciousClient, TopCategory, TopClient, TopDomain, TopReport};
+use super::LogsError;
 use crate::timefmt::format_ts;
 
 impl ChReader {
@@ -14,7 +15,7 @@ impl ChReader {
             .unwrap_or_default()
     }
 
-    pub(super) fn top(
+    pub(super) fn read_top(
         &self,
         since: i64,
         now: i64,
@@ -134,7 +135,7 @@ impl ChReader {
         })
     }
 
-    pub(super) fn suspicious_clients(
+    pub(super) fn read_suspicious_clients(
         &self,
         since: i64,
         min_blocked: u64,
