@@ -1,5 +1,7 @@
 //! `top` and `clients` over the SQLite store.
 
+use std::collections::{HashMap, HashSet};
+
 use rusqlite::types::Value;
 use rusqlite::Connection;
 
@@ -65,31 +67,12 @@ struct Tally {
 
 /// The three sections of `top` in one pass over the blocked rows (read from the covering
 /// index `queries_blocked_ts`): three GROUP BYs with count(DISTINCT) took three times as long.
-/// Names, clients and categories are interned; distinct counts come from sets of pairs.
 fn blocked_summary(
     conn: &Connection,
     since: i64,
     group: Option<&str>,
     limit: usize,
 ) -> rusqlite::Result<(Vec<TopDomain>, Vec<TopClient>, Vec<TopCategory>)> {
-    use std::collections::{HashMap, HashSet};
-    fn intern(ids: &mut HashMap<String, u32>, tallies: &mut Vec<Tally>, key: &str) -> u32 {
-        if let Some(&i) = ids.get(key) {
-            return i;
-        }
-        let i = tallies.len() as u32;
-        ids.insert(key.to_string(), i);
-        tallies.push(Tally::default());
-        i
-    }
-    fn raise(label: &mut Option<String>, v: Option<&str>) {
-        // SQL max(): NULLs ignored, the greatest text wins
-        if let Some(v) = v {
-            if label.as_deref().is_none_or(|l| v > l) {
-                *label = Some(v.to_string());
-            }
-        }
-    }
     let (gc, gv) = group_cond(group, 2);
     let mut p = vec![Value::Integer(since)];
     p.extend(gv);
@@ -98,93 +81,146 @@ fn blocked_summary(
          WHERE action = 'blocked' AND ts_us >= ?1{gc}"
     ))?;
     let mut rows = st.query(rusqlite::params_from_iter(p.iter()))?;
-    let (mut name_ids, mut client_ids, mut cat_ids) =
-        (HashMap::new(), HashMap::new(), HashMap::new());
-    let (mut names, mut clients, mut cats) = (Vec::new(), Vec::new(), Vec::new());
-    let mut cat_keys: Vec<Option<String>> = Vec::new();
-    let (mut name_client, mut cat_client, mut cat_name) =
-        (HashSet::new(), HashSet::new(), HashSet::new());
+    let mut tallies = BlockedTallies::default();
     while let Some(r) = rows.next()? {
-        let category: Option<&str> = r.get_ref(2)?.as_str_or_null()?;
-        let n = intern(&mut name_ids, &mut names, r.get_ref(0)?.as_str()?);
-        let c = intern(&mut client_ids, &mut clients, r.get_ref(1)?.as_str()?);
+        tallies.add(
+            r.get_ref(0)?.as_str()?,
+            r.get_ref(1)?.as_str()?,
+            r.get_ref(2)?.as_str_or_null()?,
+            r.get_ref(3)?.as_str_or_null()?,
+        );
+    }
+    Ok(tallies.into_sections(limit))
+}
+
+/// Blocked rows tallied per name, client and category. Names, clients and categories are
+/// interned; distinct counts come from sets of pairs.
+#[derive(Default)]
+struct BlockedTallies {
+    name_ids: HashMap<String, u32>,
+    names: Vec<Tally>,
+    client_ids: HashMap<String, u32>,
+    clients: Vec<Tally>,
+    cat_ids: HashMap<String, u32>,
+    cats: Vec<Tally>,
+    cat_keys: Vec<Option<String>>,
+    name_client: HashSet<(u32, u32)>,
+    cat_client: HashSet<(u32, u32)>,
+    cat_name: HashSet<(u32, u32)>,
+}
+
+impl BlockedTallies {
+    fn add(
+        &mut self,
+        qname: &str,
+        client: &str,
+        category: Option<&str>,
+        client_name: Option<&str>,
+    ) {
+        let n = intern(&mut self.name_ids, &mut self.names, qname);
+        let c = intern(&mut self.client_ids, &mut self.clients, client);
         // NULL category is a group of its own: keyed apart from any text
         let k = match category {
             Some(t) => format!("+{t}"),
             None => "-".to_string(),
         };
-        let g = intern(&mut cat_ids, &mut cats, &k);
-        if g as usize == cat_keys.len() {
-            cat_keys.push(category.map(str::to_string));
+        let g = intern(&mut self.cat_ids, &mut self.cats, &k);
+        if g as usize == self.cat_keys.len() {
+            self.cat_keys.push(category.map(str::to_string));
         }
+        let (names, clients, cats) = (&mut self.names, &mut self.clients, &mut self.cats);
         names[n as usize].blocked += 1;
         raise(&mut names[n as usize].label, category);
         clients[c as usize].blocked += 1;
-        raise(
-            &mut clients[c as usize].label,
-            r.get_ref(3)?.as_str_or_null()?,
-        );
+        raise(&mut clients[c as usize].label, client_name);
         cats[g as usize].blocked += 1;
-        if name_client.insert((n, c)) {
+        if self.name_client.insert((n, c)) {
             names[n as usize].distinct += 1;
             clients[c as usize].distinct += 1;
         }
-        if cat_client.insert((g, c)) {
+        if self.cat_client.insert((g, c)) {
             cats[g as usize].distinct += 1;
         }
-        if cat_name.insert((g, n)) {
+        if self.cat_name.insert((g, n)) {
             cats[g as usize].distinct2 += 1;
         }
     }
-    fn ranked<K: Ord + Clone>(
-        ids: HashMap<K, u32>,
-        mut tallies: Vec<Tally>,
-        limit: usize,
-    ) -> Vec<(K, Tally)> {
-        let mut v: Vec<(K, Tally)> = ids
+
+    /// The `limit` most blocked names, clients and categories.
+    fn into_sections(self, limit: usize) -> (Vec<TopDomain>, Vec<TopClient>, Vec<TopCategory>) {
+        let domains = ranked(self.name_ids, self.names, limit)
             .into_iter()
-            .map(|(k, i)| (k, std::mem::take(&mut tallies[i as usize])))
+            .map(|(qname, t)| TopDomain {
+                qname,
+                blocked: t.blocked,
+                clients: t.distinct,
+                category: t.label,
+            })
             .collect();
-        v.sort_by(|a, b| b.1.blocked.cmp(&a.1.blocked).then_with(|| a.0.cmp(&b.0)));
-        v.truncate(limit);
-        v
+        let top_clients = ranked(self.client_ids, self.clients, limit)
+            .into_iter()
+            .map(|(client, t)| TopClient {
+                client,
+                client_name: t.label,
+                blocked: t.blocked,
+                domains: t.distinct,
+            })
+            .collect();
+        // categories sort by their value (NULL first, as in SQL), not by the interning key
+        let cat_keys = self.cat_keys;
+        let cat_ids: HashMap<Option<String>, u32> = self
+            .cat_ids
+            .into_values()
+            .map(|i| (cat_keys[i as usize].clone(), i))
+            .collect();
+        let categories = ranked(cat_ids, self.cats, limit)
+            .into_iter()
+            .map(|(category, t)| TopCategory {
+                category,
+                blocked: t.blocked,
+                clients: t.distinct,
+                domains: t.distinct2,
+            })
+            .collect();
+        (domains, top_clients, categories)
     }
-    let domains = ranked(name_ids, names, limit)
-        .into_iter()
-        .map(|(qname, t)| TopDomain {
-            qname,
-            blocked: t.blocked,
-            clients: t.distinct,
-            category: t.label,
-        })
-        .collect();
-    let top_clients = ranked(client_ids, clients, limit)
-        .into_iter()
-        .map(|(client, t)| TopClient {
-            client,
-            client_name: t.label,
-            blocked: t.blocked,
-            domains: t.distinct,
-        })
-        .collect();
-    // categories sort by their value (NULL first, as in SQL), not by the interning key
-    let cat_ids: HashMap<Option<String>, u32> = cat_ids
-        .into_values()
-        .map(|i| (cat_keys[i as usize].clone(), i))
-        .collect();
-    let categories = ranked(cat_ids, cats, limit)
-        .into_iter()
-        .map(|(category, t)| TopCategory {
-            category,
-            blocked: t.blocked,
-            clients: t.distinct,
-            domains: t.distinct2,
-        })
-        .collect();
-    Ok((domains, top_clients, categories))
 }
 
-pub fn top(
+fn intern(ids: &mut HashMap<String, u32>, tallies: &mut Vec<Tally>, key: &str) -> u32 {
+    if let Some(&i) = ids.get(key) {
+        return i;
+    }
+    let i = tallies.len() as u32;
+    ids.insert(key.to_string(), i);
+    tallies.push(Tally::default());
+    i
+}
+
+fn raise(label: &mut Option<String>, v: Option<&str>) {
+    // SQL max(): NULLs ignored, the greatest text wins
+    if let Some(v) = v {
+        if label.as_deref().is_none_or(|l| v > l) {
+            *label = Some(v.to_string());
+        }
+    }
+}
+
+/// The `limit` groups with the most blocked rows, ties by key.
+fn ranked<K: Ord + Clone>(
+    ids: HashMap<K, u32>,
+    mut tallies: Vec<Tally>,
+    limit: usize,
+) -> Vec<(K, Tally)> {
+    let mut v: Vec<(K, Tally)> = ids
+        .into_iter()
+        .map(|(k, i)| (k, std::mem::take(&mut tallies[i as usize])))
+        .collect();
+    v.sort_by(|a, b| b.1.blocked.cmp(&a.1.blocked).then_with(|| a.0.cmp(&b.0)));
+    v.truncate(limit);
+    v
+}
+
+pub(super) fn top(
     conn: &Connection,
     since: i64,
     now: i64,
@@ -205,7 +241,7 @@ pub fn top(
     })
 }
 
-pub fn suspicious_clients(
+pub(super) fn suspicious_clients(
     conn: &Connection,
     since: i64,
     min_blocked: u64,
@@ -263,6 +299,18 @@ pub fn suspicious_clients(
             })
         })?
         .collect::<Result<_, _>>()?;
+    add_top_domains(conn, &mut list, since, categories, group)?;
+    Ok(list)
+}
+
+/// Each client's three most tried blocked domains, under the same conditions.
+fn add_top_domains(
+    conn: &Connection,
+    list: &mut [SuspiciousClient],
+    since: i64,
+    categories: &[String],
+    group: Option<&str>,
+) -> rusqlite::Result<()> {
     let marks: Vec<String> = (0..categories.len())
         .map(|i| format!("?{}", i + 3))
         .collect();
@@ -277,7 +325,7 @@ pub fn suspicious_clients(
          GROUP BY qname ORDER BY count(*) DESC, qname LIMIT 3"
     );
     let mut st = conn.prepare(&sql)?;
-    for c in &mut list {
+    for c in list {
         let mut p: Vec<Value> = vec![Value::Text(c.client.clone()), Value::Integer(since)];
         p.extend(categories.iter().map(|c| Value::Text(c.clone())));
         p.extend(group.map(|g| Value::Text(g.to_string())));
@@ -285,5 +333,5 @@ pub fn suspicious_clients(
             .query_map(rusqlite::params_from_iter(p.iter()), |r| r.get(0))?
             .collect::<Result<_, _>>()?;
     }
-    Ok(list)
+    Ok(())
 }
