@@ -46,7 +46,7 @@ pub(super) fn print_tail_rows(
             out.write_all(b"\n")?;
         }
     } else {
-        let cells: Vec<Vec<String>> = rows.iter().map(|r| tail_cells(r)).collect();
+        let cells: Vec<Vec<String>> = rows.iter().map(tail_cells).collect();
         write_table(
             out,
             if header {

@@ -233,7 +233,6 @@ fn where_clause(f: &Filters, since: Option<i64>, until: Option<i64>) -> (String,
     (w.join(" AND "), p)
 }
 
-#[allow(clippy::too_many_arguments)]
 /// The latest `limit` matching rows with their ids, newest first. With `--client`, only the
 /// id ranges `client_hours` names for that client are read (there is no client index on
 /// all rows: it was the costliest part of writing one).
