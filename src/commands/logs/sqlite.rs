@@ -96,10 +96,10 @@ struct SqliteStore {
 }
 
 impl SqliteStore {
-    fn failed(&self, e: impl Into<CliErr>) -> LogsError {
+    fn failed(&self, e: impl Into<ReadError>) -> LogsError {
         match e.into() {
-            CliErr::Db(e) => db_err(&self.db, format!("query failed: {e}")),
-            CliErr::Io(e) => LogsError::Io(e),
+            ReadError::Db(e) => db_err(&self.db, format!("query failed: {e}")),
+            ReadError::Io(e) => LogsError::Io(e),
         }
     }
 }
@@ -160,23 +160,24 @@ impl LogStore for SqliteStore {
     }
 }
 
-enum CliErr {
+/// What a read fails with, before [`SqliteStore::failed`] names the database in it.
+enum ReadError {
     Db(rusqlite::Error),
     Io(std::io::Error),
 }
-impl From<rusqlite::Error> for CliErr {
+impl From<rusqlite::Error> for ReadError {
     fn from(e: rusqlite::Error) -> Self {
-        CliErr::Db(e)
+        ReadError::Db(e)
     }
 }
-impl From<std::io::Error> for CliErr {
+impl From<std::io::Error> for ReadError {
     fn from(e: std::io::Error) -> Self {
-        CliErr::Io(e)
+        ReadError::Io(e)
     }
 }
-impl From<serde_json::Error> for CliErr {
+impl From<serde_json::Error> for ReadError {
     fn from(e: serde_json::Error) -> Self {
-        CliErr::Io(e.into())
+        ReadError::Io(e.into())
     }
 }
 
@@ -313,7 +314,7 @@ fn tail(
     json: bool,
     follow: Option<Follow>,
     out: &mut dyn Write,
-) -> Result<(), CliErr> {
+) -> Result<(), ReadError> {
     let mut rows = latest_rows(conn, limit, since, f)?;
     rows.reverse();
     let mut last_id = match rows.last() {
@@ -331,7 +332,7 @@ fn tail(
     let sql = format!(
         "SELECT {COLUMNS}, id FROM queries WHERE {w} AND id > ?{idx} ORDER BY id LIMIT 10000"
     );
-    follow.print_new(json, out, || -> Result<Vec<LogRow>, CliErr> {
+    follow.print_new(json, out, || -> Result<Vec<LogRow>, ReadError> {
         p[idx - 1] = Value::Integer(last_id);
         let new: Vec<(LogRow, i64)> = conn
             .prepare_cached(&sql)?
@@ -353,7 +354,7 @@ fn export(
     until: Option<i64>,
     f: &Filters,
     out: &mut dyn Write,
-) -> Result<(), CliErr> {
+) -> Result<(), ReadError> {
     // stdout is line-buffered: one write per row would cap the export rate
     let mut out = std::io::BufWriter::with_capacity(1 << 16, out);
     let out: &mut dyn Write = &mut out;
