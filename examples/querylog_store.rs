@@ -14,12 +14,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
+use dnsward::commands::logs::{run_logs, LogsCommand};
 use dnsward::querylog::bus::Queued;
 use dnsward::querylog::sinks::sqlite::SqliteSink;
 use dnsward::querylog::sinks::BlockingSink;
-use dnsward::querylog::{
-    run_logs, ClientId, EventAction, LoggedEvent, LogsCommand, QueryEvent, Transport,
-};
+use dnsward::querylog::{ClientId, EventAction, LoggedEvent, QueryEvent, Transport};
 use dnsward::timefmt::now_us;
 
 const TX: usize = 65_536;

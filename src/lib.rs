@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod blockpage;
 pub mod cache;
+pub mod commands;
 pub mod config;
 pub mod dnssec;
 pub mod dnswire;

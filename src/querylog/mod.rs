@@ -9,10 +9,8 @@
 //! counts meanwhile. [`QueryLog::start`] fails only for configuration problems.
 
 pub mod bus;
-pub mod cli;
 pub mod clickhouse_client;
 pub mod clickhouse_compress;
-pub mod clickhouse_read;
 pub mod event;
 pub mod sinks;
 pub mod spool;
@@ -31,7 +29,6 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 
 pub use bus::{EventBatch, SinkQueue, SinkStats};
-pub use cli::{run_logs, LogsCommand};
 pub use config::{ClientIpMode, QueryLogConfig};
 pub use event::{
     Answers, ClientId, EventAction, LogRow, LoggedEvent, QueryEvent, Transport, Trigger,
@@ -71,14 +68,6 @@ pub enum QueryLogError {
     Config(Vec<String>),
     #[error("client_ip = \"hash\": hash key file {path}: {msg}")]
     HashKey { path: PathBuf, msg: String },
-    #[error("query log database {path}: {msg}")]
-    Db { path: PathBuf, msg: String },
-    #[error("{0}")]
-    Sqlite(#[from] rusqlite::Error),
-    #[error("{0}")]
-    Io(#[from] std::io::Error),
-    #[error("{0}")]
-    InvalidArgument(String),
     #[error("{0}")]
     Clickhouse(#[from] clickhouse_client::ClickhouseError),
 }

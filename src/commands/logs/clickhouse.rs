@@ -1,10 +1,8 @@
 //! `dnsward logs ... --source clickhouse`: the same commands and the same output as over
-//! SQLite (`cli.rs` prints both), from the fleet's ClickHouse table. Rows are read as
+//! SQLite (`format.rs` prints both), from the fleet's ClickHouse table. Rows are read as
 //! JSONEachRow over HTTP and turned into the same values (`LogRow`, `TopReport`,
 //! `SuspiciousClient`); ties are broken in Rust by the client's text, as SQLite does. `top`
-//! and `clients` are in `reports.rs`.
-
-mod reports;
+//! and `clients` are in `clickhouse_reports.rs`.
 
 use std::io::{BufRead, Write};
 use std::net::IpAddr;
@@ -12,75 +10,54 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::cli::{
-    self, print_clients, print_tail_rows, print_top, ExportFormat, Filters, Follow, LogsCommand,
-    CSV_HEADER,
-};
-use super::clickhouse_client::{ClickhouseError, ClickhouseTarget, Client, Version};
-use super::event::{EventAction, LogRow};
-use super::{QueryLogConfig, QueryLogError};
-use crate::timefmt::{format_ts_us, now_us, parse_time_us};
-
-/// Which store `dnsward logs` reads.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum LogSource {
-    Sqlite,
-    Clickhouse,
-}
+use super::follow::{print_latest, Follow};
+use super::format::{write_csv_line, SuspiciousClient, TopReport, CSV_HEADER};
+use super::{run_on, ExportFormat, Filters, LogStore, LogsCommand, LogsError};
+use crate::querylog::clickhouse_client::{ClickhouseError, ClickhouseTarget, Client, Version};
+use crate::querylog::event::{EventAction, LogRow};
+use crate::querylog::QueryLogConfig;
+use crate::timefmt::{format_ts_us, now_us};
 
 /// Queries of `dnsward logs` may take this long.
 const QUERY_TIMEOUT: Duration = Duration::from_secs(300);
 
-/// Run one `dnsward logs` subcommand on the chosen store (default: SQLite when configured,
-/// else ClickHouse).
-pub fn run_logs_from(
+/// Run one `dnsward logs` subcommand on `[querylog] clickhouse`, `init-clickhouse` included.
+pub(super) fn run_logs(
     cfg: &QueryLogConfig,
-    source: Option<LogSource>,
     cmd: LogsCommand,
     out: &mut dyn Write,
-) -> Result<(), QueryLogError> {
-    let source = match (&cmd, source) {
-        (LogsCommand::InitClickhouse { .. }, _) => LogSource::Clickhouse,
-        (_, Some(s)) => s,
-        (_, None) if cfg.sqlite.is_none() && cfg.clickhouse.is_some() => LogSource::Clickhouse,
-        (_, None) => LogSource::Sqlite,
-    };
-    match source {
-        LogSource::Sqlite => {
-            let db = cfg.sqlite.as_ref().ok_or_else(|| {
-                QueryLogError::InvalidArgument("no [querylog] sqlite store is configured".into())
-            })?;
-            cli::run_logs(db, cmd, out)
-        }
-        LogSource::Clickhouse => {
-            let target = ClickhouseTarget::from_config(cfg)?.ok_or_else(|| {
-                QueryLogError::InvalidArgument("no [querylog] clickhouse is configured".into())
-            })?;
-            let client = Client::new(target, QUERY_TIMEOUT)?;
-            if let LogsCommand::InitClickhouse { ttl_days } = cmd {
-                let (v, stmts) = client.init_schema(ttl_days)?;
-                writeln!(
-                    out,
-                    "created {} and its {} per-minute rollups on ClickHouse {}.{}{}",
-                    client.target.table_ref(),
-                    stmts.len().saturating_sub(2),
-                    v.major,
-                    v.minor,
-                    if v.is_legacy() {
-                        " (before 19.6: no TTL, client as FixedString(16))"
-                    } else {
-                        ""
-                    }
-                )?;
-                return Ok(());
-            }
-            ChReader::connect(client)?.run(cmd, out)
-        }
+) -> Result<(), LogsError> {
+    let target = ClickhouseTarget::from_config(cfg)?.ok_or_else(|| {
+        LogsError::InvalidArgument("no [querylog] clickhouse is configured".into())
+    })?;
+    let client = Client::new(target, QUERY_TIMEOUT)?;
+    if let LogsCommand::InitClickhouse { ttl_days } = cmd {
+        return init_schema(&client, ttl_days, out);
     }
+    run_on(&ChReader::connect(client)?, cmd, out)
+}
+
+/// `init-clickhouse`: create the schema and say what was created.
+fn init_schema(client: &Client, ttl_days: u32, out: &mut dyn Write) -> Result<(), LogsError> {
+    let (v, stmts) = client.init_schema(ttl_days)?;
+    writeln!(
+        out,
+        "created {} and its {} per-minute rollups on ClickHouse {}.{}{}",
+        client.target.table_ref(),
+        stmts.len().saturating_sub(2),
+        v.major,
+        v.minor,
+        if v.is_legacy() {
+            " (before 19.6: no TTL, client as FixedString(16))"
+        } else {
+            ""
+        }
+    )?;
+    Ok(())
 }
 
 /// A SQL string literal.
-fn lit(s: &str) -> String {
+pub(super) fn lit(s: &str) -> String {
     let mut o = String::with_capacity(s.len() + 2);
     o.push('\'');
     for c in s.chars() {
@@ -118,12 +95,12 @@ struct ChRow {
     client_group: String,
 }
 
-fn none_if_empty(s: String) -> Option<String> {
+pub(super) fn none_if_empty(s: String) -> Option<String> {
     (!s.is_empty()).then_some(s)
 }
 
 /// The client's text as the other stores write it: the address (IPv4 unmapped) or `h:` token.
-fn client_text(addr: &str, hash: u64) -> String {
+pub(super) fn client_text(addr: &str, hash: u64) -> String {
     if hash != 0 {
         return format!("h:{hash:016x}");
     }
@@ -159,7 +136,7 @@ impl ChRow {
     }
 }
 
-struct ChReader {
+pub(super) struct ChReader {
     client: Client,
     version: Version,
 }
@@ -168,16 +145,16 @@ struct ChReader {
 const JSON_SETTINGS: &[(&str, &str)] = &[("output_format_json_quote_64bit_integers", "0")];
 
 impl ChReader {
-    fn connect(client: Client) -> Result<ChReader, QueryLogError> {
+    fn connect(client: Client) -> Result<ChReader, LogsError> {
         let version = client.version()?;
         Ok(ChReader { client, version })
     }
 
-    fn table(&self) -> String {
+    pub(super) fn table(&self) -> String {
         self.client.target.table_ref()
     }
 
-    fn bad(&self, msg: impl std::fmt::Display) -> QueryLogError {
+    fn bad(&self, msg: impl std::fmt::Display) -> LogsError {
         ClickhouseError::BadAnswer {
             url: self.client.target.url.clone(),
             msg: msg.to_string(),
@@ -186,7 +163,7 @@ impl ChReader {
     }
 
     /// The client column as text (18.16 has no IPv6 type to print).
-    fn client_expr(&self) -> &'static str {
+    pub(super) fn client_expr(&self) -> &'static str {
         if self.version.is_legacy() {
             "IPv6NumToString(client)"
         } else {
@@ -203,7 +180,7 @@ impl ChReader {
     }
 
     /// `client = ...` for a client as the other stores write it.
-    fn client_cond(&self, c: &str) -> String {
+    pub(super) fn client_cond(&self, c: &str) -> String {
         let c = c.trim();
         if let Some(h) = c.strip_prefix("h:") {
             return match u64::from_str_radix(h, 16) {
@@ -226,7 +203,7 @@ impl ChReader {
         }
     }
 
-    fn time_conds(since: Option<i64>, until: Option<i64>) -> Vec<String> {
+    pub(super) fn time_conds(since: Option<i64>, until: Option<i64>) -> Vec<String> {
         let mut w = Vec::new();
         if let Some(s) = since {
             // `time` too, so the sort key narrows the scan
@@ -280,11 +257,11 @@ impl ChReader {
     }
 
     /// Rows of `sql` (JSONEachRow), each handed to `each`.
-    fn stream<T: serde::de::DeserializeOwned>(
+    pub(super) fn stream<T: serde::de::DeserializeOwned>(
         &self,
         sql: &str,
-        mut each: impl FnMut(T) -> Result<(), QueryLogError>,
-    ) -> Result<(), QueryLogError> {
+        mut each: impl FnMut(T) -> Result<(), LogsError>,
+    ) -> Result<(), LogsError> {
         let answer = self
             .client
             .query_stream(&format!("{sql} FORMAT JSONEachRow"), JSON_SETTINGS)?;
@@ -299,7 +276,7 @@ impl ChReader {
         Ok(())
     }
 
-    fn rows(&self, sql: &str, f: &Filters) -> Result<Vec<LogRow>, QueryLogError> {
+    fn rows(&self, sql: &str, f: &Filters) -> Result<Vec<LogRow>, LogsError> {
         let mut out = Vec::new();
         self.stream(sql, |r: ChRow| {
             let r = r.into_logrow().map_err(|e| self.bad(e))?;
@@ -310,69 +287,9 @@ impl ChReader {
         })?;
         Ok(out)
     }
+}
 
-    fn run(&self, cmd: LogsCommand, out: &mut dyn Write) -> Result<(), QueryLogError> {
-        let now = now_us();
-        let time = |s: &str| parse_time_us(s, now).map_err(QueryLogError::InvalidArgument);
-        match cmd {
-            LogsCommand::Tail {
-                follow,
-                limit,
-                since,
-                filters,
-                json,
-                poll_ms,
-                max_polls,
-            } => {
-                let since = since.as_deref().map(time).transpose()?;
-                let follow = Follow::asked(follow, poll_ms, max_polls);
-                self.tail(limit, since, &filters, json, follow, out)
-            }
-            LogsCommand::Top {
-                since,
-                limit,
-                group,
-                json,
-            } => {
-                let r = self.top(time(&since)?, now, limit, group.as_deref())?;
-                print_top(&r, json, out)
-            }
-            LogsCommand::Clients {
-                since,
-                min_blocked,
-                min_domains,
-                category,
-                limit,
-                group,
-                json,
-            } => {
-                let r = self.suspicious_clients(
-                    time(&since)?,
-                    min_blocked,
-                    min_domains,
-                    &category,
-                    limit,
-                    group.as_deref(),
-                )?;
-                print_clients(&r, json, out)
-            }
-            LogsCommand::Export {
-                format,
-                since,
-                until,
-                filters,
-            } => {
-                let since = since.as_deref().map(time).transpose()?;
-                let until = until.as_deref().map(time).transpose()?;
-                self.export(format, since, until, &filters, out)
-            }
-            // run_logs_from handles it before connecting a reader
-            LogsCommand::InitClickhouse { .. } => Err(QueryLogError::InvalidArgument(
-                "init-clickhouse is not a query".into(),
-            )),
-        }
-    }
-
+impl LogStore for ChReader {
     fn tail(
         &self,
         limit: usize,
@@ -381,7 +298,7 @@ impl ChReader {
         json: bool,
         follow: Option<Follow>,
         out: &mut dyn Write,
-    ) -> Result<(), QueryLogError> {
+    ) -> Result<(), LogsError> {
         let w = self.where_clause(f, since, None);
         // With --ref the hash is checked here, so the limit too.
         let sql_limit = if f.reference.is_some() {
@@ -399,15 +316,10 @@ impl ChReader {
         )?;
         rows.truncate(limit);
         rows.reverse();
-        let refs: Vec<&LogRow> = rows.iter().collect();
-        let Some(Follow { poll, max_polls }) = follow else {
-            if rows.is_empty() && !json {
-                writeln!(out, "(no matching queries)")?;
-                return Ok(());
-            }
-            return Ok(print_tail_rows(&refs, json, true, out)?);
+        print_latest(&rows, json, follow.is_some(), out)?;
+        let Some(follow) = follow else {
+            return Ok(());
         };
-        print_tail_rows(&refs, json, true, out)?;
         // Follow by time: rows that arrive later with an older time than the last shown
         // (another resolver's late batch) are not shown.
         let mut last = match rows.last() {
@@ -419,10 +331,7 @@ impl ChReader {
                 t.trim().parse().unwrap_or(0)
             }
         };
-        let mut polls = 0u64;
-        while max_polls.is_none_or(|m| polls < m) {
-            std::thread::sleep(poll);
-            polls += 1;
+        follow.print_new(json, out, || {
             let new = self.rows(
                 &format!(
                     "SELECT {} FROM {} WHERE {w} AND ts_us > {last} ORDER BY ts_us LIMIT 10000",
@@ -433,11 +342,9 @@ impl ChReader {
             )?;
             if let Some(l) = new.last() {
                 last = l.ts_us;
-                let refs: Vec<&LogRow> = new.iter().collect();
-                print_tail_rows(&refs, json, false, out)?;
             }
-        }
-        Ok(())
+            Ok(new)
+        })
     }
 
     /// Streams: rows are written as they arrive, never all held.
@@ -448,7 +355,7 @@ impl ChReader {
         until: Option<i64>,
         f: &Filters,
         out: &mut dyn Write,
-    ) -> Result<(), QueryLogError> {
+    ) -> Result<(), LogsError> {
         let w = self.where_clause(f, since, until);
         let sql = format!(
             "SELECT {} FROM {} WHERE {w} ORDER BY ts_us",
@@ -467,7 +374,7 @@ impl ChReader {
             }
             match format {
                 ExportFormat::Csv => {
-                    cli::write_csv_line(&mut line, &r);
+                    write_csv_line(&mut line, &r);
                     out.write_all(line.as_bytes())?;
                 }
                 ExportFormat::Jsonl => {
@@ -479,6 +386,28 @@ impl ChReader {
         })?;
         out.flush()?;
         Ok(())
+    }
+
+    fn top(
+        &self,
+        since: i64,
+        now: i64,
+        limit: usize,
+        group: Option<&str>,
+    ) -> Result<TopReport, LogsError> {
+        self.read_top(since, now, limit, group)
+    }
+
+    fn suspicious_clients(
+        &self,
+        since: i64,
+        min_blocked: u64,
+        min_domains: u64,
+        categories: &[String],
+        limit: usize,
+        group: Option<&str>,
+    ) -> Result<Vec<SuspiciousClient>, LogsError> {
+        self.read_suspicious_clients(since, min_blocked, min_domains, categories, limit, group)
     }
 }
 

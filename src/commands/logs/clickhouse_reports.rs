@@ -3,9 +3,9 @@
 
 use serde::Deserialize;
 
-use super::{client_text, lit, none_if_empty, ChReader};
-use crate::querylog::cli::{SuspiciousClient, TopCategory, TopClient, TopDomain, TopReport};
-use crate::querylog::QueryLogError;
+use super::clickhouse::{client_text, lit, none_if_empty, ChReader};
+use super::format::{SuspiciousClient, TopCategory, TopClient, TopDomain, TopReport};
+use super::LogsError;
 use crate::timefmt::format_ts;
 
 impl ChReader {
@@ -15,13 +15,13 @@ impl ChReader {
             .unwrap_or_default()
     }
 
-    pub(super) fn top(
+    pub(super) fn read_top(
         &self,
         since: i64,
         now: i64,
         limit: usize,
         group: Option<&str>,
-    ) -> Result<TopReport, QueryLogError> {
+    ) -> Result<TopReport, LogsError> {
         let t = self.table();
         let gc = Self::group_cond(group);
         let tc = Self::time_conds(Some(since), None).join(" AND ");
@@ -41,6 +41,24 @@ impl ChReader {
                 Ok(())
             },
         )?;
+        let domains = self.top_domains(&blocked, limit)?;
+        let clients = self.top_clients(&blocked, limit)?;
+        let categories = self.top_categories(&blocked, limit)?;
+        Ok(TopReport {
+            since: format_ts(since, 0),
+            until: format_ts(now, 0),
+            group: group.map(str::to_string),
+            queries: totals.q,
+            blocked: totals.b,
+            domains,
+            clients,
+            categories,
+        })
+    }
+
+    /// `top`'s domains over the blocked rows `blocked` selects.
+    fn top_domains(&self, blocked: &str, limit: usize) -> Result<Vec<TopDomain>, LogsError> {
+        let t = self.table();
         #[derive(Deserialize)]
         struct D {
             qname: String,
@@ -64,6 +82,12 @@ impl ChReader {
                 Ok(())
             },
         )?;
+        Ok(domains)
+    }
+
+    /// `top`'s clients over the blocked rows `blocked` selects.
+    fn top_clients(&self, blocked: &str, limit: usize) -> Result<Vec<TopClient>, LogsError> {
+        let t = self.table();
         #[derive(Deserialize)]
         struct C {
             client_text: String,
@@ -100,6 +124,12 @@ impl ChReader {
                 .then_with(|| a.client.cmp(&b.client))
         });
         clients.truncate(limit);
+        Ok(clients)
+    }
+
+    /// `top`'s categories over the blocked rows `blocked` selects.
+    fn top_categories(&self, blocked: &str, limit: usize) -> Result<Vec<TopCategory>, LogsError> {
+        let t = self.table();
         #[derive(Deserialize)]
         struct K {
             category: String,
@@ -123,19 +153,10 @@ impl ChReader {
                 Ok(())
             },
         )?;
-        Ok(TopReport {
-            since: format_ts(since, 0),
-            until: format_ts(now, 0),
-            group: group.map(str::to_string),
-            queries: totals.q,
-            blocked: totals.b,
-            domains,
-            clients,
-            categories,
-        })
+        Ok(categories)
     }
 
-    pub(super) fn suspicious_clients(
+    pub(super) fn read_suspicious_clients(
         &self,
         since: i64,
         min_blocked: u64,
@@ -143,7 +164,7 @@ impl ChReader {
         categories: &[String],
         limit: usize,
         group: Option<&str>,
-    ) -> Result<Vec<SuspiciousClient>, QueryLogError> {
+    ) -> Result<Vec<SuspiciousClient>, LogsError> {
         let t = self.table();
         let mut cond = format!(
             "action = 'blocked' AND {}{}",
@@ -193,21 +214,7 @@ impl ChReader {
         for (s, text) in found {
             let mut cats: Vec<String> = s.cats.into_iter().filter(|c| !c.is_empty()).collect();
             cats.sort();
-            let mut top_domains = Vec::new();
-            #[derive(Deserialize)]
-            struct Q {
-                qname: String,
-            }
-            self.stream(
-                &format!(
-                    "SELECT qname FROM {t} WHERE {cond} AND {} GROUP BY qname ORDER BY count() DESC, qname LIMIT 3",
-                    self.client_cond(&text)
-                ),
-                |q: Q| {
-                    top_domains.push(q.qname);
-                    Ok(())
-                },
-            )?;
+            let top_domains = self.top_domains_of(&text, &cond)?;
             list.push(SuspiciousClient {
                 client: text,
                 client_name: none_if_empty(s.name),
@@ -220,5 +227,26 @@ impl ChReader {
             });
         }
         Ok(list)
+    }
+
+    /// The client's three most tried blocked domains among the rows `cond` selects.
+    fn top_domains_of(&self, client: &str, cond: &str) -> Result<Vec<String>, LogsError> {
+        #[derive(Deserialize)]
+        struct Q {
+            qname: String,
+        }
+        let mut top_domains = Vec::new();
+        self.stream(
+            &format!(
+                "SELECT qname FROM {} WHERE {cond} AND {} GROUP BY qname ORDER BY count() DESC, qname LIMIT 3",
+                self.table(),
+                self.client_cond(client)
+            ),
+            |q: Q| {
+                top_domains.push(q.qname);
+                Ok(())
+            },
+        )?;
+        Ok(top_domains)
     }
 }

@@ -1,0 +1,87 @@
+//! `dnsward check`: validate a config and its lists, print every problem (exit 1 on any
+//! error), and per feed the copy in force.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use super::load_or_report;
+use crate::policy::Snapshot;
+
+/// Run `dnsward check --config PATH`.
+pub fn run(path: &Path) -> ExitCode {
+    let Some(config) = load_or_report(path) else {
+        return ExitCode::FAILURE;
+    };
+    let (snapshot, report) =
+        Snapshot::build_grouped(&config.list_specs(), &config.groups_spec(), None);
+    let mut failed = false;
+    for l in &report.lists {
+        println!(
+            "list {:?} ({}): {} rules, {} bad lines, read as {:?}",
+            l.name,
+            l.path.display(),
+            l.entries,
+            l.bad_lines,
+            l.format
+        );
+        for (line, why) in &l.first_bad {
+            println!("  warning: {}:{line}: skipped: {why}", l.path.display());
+        }
+        if l.bad_lines > l.first_bad.len() {
+            println!("  ... {} more bad lines", l.bad_lines - l.first_bad.len());
+        }
+        for w in &l.warnings {
+            println!("  warning: {w}");
+        }
+        let is_feed = config
+            .lists
+            .iter()
+            .any(|c| c.name == l.name && c.url.is_some());
+        let rpz_note = crate::rpzxfr::config::not_transferred_yet(&config, &l.name);
+        match &l.error {
+            // A feed without a snapshot has no copy until `serve` first downloads it.
+            Some(_) if is_feed && !l.path.exists() => {
+                println!(
+                    "  warning: feed {:?} has no copy yet: it is empty until the first download",
+                    l.name
+                )
+            }
+            // An [[rpz]] zone has no copy until `serve` first transfers it.
+            Some(_) if rpz_note.is_some() => {
+                println!("  note: {}", rpz_note.as_deref().unwrap_or_default())
+            }
+            Some(e) => {
+                eprintln!("error: list {:?}: {e}", l.name);
+                failed = true;
+            }
+            None => {}
+        }
+    }
+    for line in crate::feeds::check_report(&config) {
+        println!("{line}");
+    }
+    for g in snapshot.groups().groups().iter().skip(1) {
+        println!(
+            "group {:?}: action {}, log {}",
+            &*g.name,
+            g.action
+                .map_or("as [policy]".to_string(), |a| format!("{a:?}")
+                    .to_lowercase()),
+            g.log.as_str()
+        );
+    }
+    println!(
+        "{}: {} ({} names, {} addresses in {} lists, loaded in {} ms)",
+        path.display(),
+        if failed { "list errors" } else { "ok" },
+        snapshot.name_entries(),
+        snapshot.ip_entries(),
+        report.lists.len(),
+        report.elapsed.as_millis()
+    );
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
