@@ -1,7 +1,8 @@
 //! ClickHouse sink: batches of events become one `INSERT ... FORMAT RowBinary` each, LZ4
 //! compressed in ClickHouse's own block format (`querylog::clickhouse_compress`), over the
-//! HTTP interface (see `querylog::clickhouse_client`). It runs on its own lower-priority thread like
-//! the other sinks ([`super::OnThread`]), behind the same bounded drop-oldest queue, so encoding and a slow server cost the answer path nothing.
+//! HTTP interface (see `querylog::clickhouse_client`). It runs on its own lower-priority
+//! thread like the other sinks ([`super::OnThread`]), behind the same bounded drop-oldest
+//! queue, so encoding and a slow server cost the answer path nothing.
 //!
 //! With `clickhouse_spool_mb > 0`, a batch that cannot be inserted (server down, slow, 500,
 //! table missing) goes to a disk spool ([`crate::querylog::spool`]); while the spool holds
