@@ -21,6 +21,19 @@ use super::event::LoggedEvent;
 /// Events pushed together; shared by every sink (one allocation per batch).
 pub type EventBatch = Arc<Vec<LoggedEvent>>;
 
+/// Emptied batch vectors, handed back by the last sink done with them so the answer path
+/// reuses them: a fresh vector per batch (tens of kilobytes) kept the answer thread zeroing
+/// new pages. Bounded; a vector beyond the bound, or too small to be worth keeping, is freed.
+static SPARE_BATCHES: Mutex<Vec<Vec<LoggedEvent>>> = Mutex::new(Vec::new());
+const SPARE_BATCHES_MAX: usize = 64;
+
+/// An empty vector for `capacity` events, reused when one is spare.
+pub fn spare_batch(capacity: usize) -> Vec<LoggedEvent> {
+    lock(&SPARE_BATCHES)
+        .pop()
+        .unwrap_or_else(|| Vec::with_capacity(capacity))
+}
+
 /// A batch as a queue holds it: its oldest `skip` events were dropped from this queue.
 #[derive(Clone)]
 pub struct Queued {
@@ -37,6 +50,20 @@ impl Queued {
     }
     fn len(&self) -> usize {
         self.batch.len() - self.skip
+    }
+
+    /// Done with this batch: when no other sink holds it, its events are dropped here and the
+    /// emptied vector goes back for [`spare_batch`].
+    pub fn recycle(self, min_capacity: usize) {
+        if let Some(mut v) = Arc::into_inner(self.batch) {
+            if v.capacity() >= min_capacity {
+                v.clear();
+                let mut spare = lock(&SPARE_BATCHES);
+                if spare.len() < SPARE_BATCHES_MAX {
+                    spare.push(v);
+                }
+            }
+        }
     }
 }
 
@@ -348,6 +375,18 @@ mod tests {
         assert_eq!(q.stats().dropped, 1);
         assert_eq!(q.discard_all(), 1);
         assert_eq!(q.stats().dropped, 2);
+    }
+
+    #[test]
+    fn the_last_sink_to_recycle_a_batch_drops_its_events() {
+        let batch = ev(1);
+        let qname = Arc::clone(&batch[0].ev.qname);
+        let (a, b) = (Queued::new(Arc::clone(&batch)), Queued::new(batch));
+        a.recycle(1);
+        assert_eq!(Arc::strong_count(&qname), 2, "another sink still holds the batch");
+        b.recycle(1);
+        assert_eq!(Arc::strong_count(&qname), 1, "the events are dropped");
+        assert!(spare_batch(4).is_empty(), "a spare batch comes back empty");
     }
 
     #[test]

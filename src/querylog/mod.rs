@@ -285,7 +285,7 @@ impl QueryLog {
         if batcher.events.is_empty() {
             return;
         }
-        let events = std::mem::replace(&mut batcher.events, Vec::with_capacity(BATCH_EVENTS));
+        let events = std::mem::replace(&mut batcher.events, bus::spare_batch(BATCH_EVENTS));
         self.push(Arc::new(events));
     }
 

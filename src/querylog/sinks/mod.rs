@@ -414,7 +414,10 @@ pub async fn supervise<S: Sink>(
             if n > 0 {
                 let (b, r) = sink.write(std::mem::take(&mut batch), n).await;
                 batch = b;
-                batch.clear(); // free the events now, not at the next drain
+                // free the events now, not at the next drain
+                for q in batch.drain(..) {
+                    q.recycle(crate::querylog::BATCH_EVENTS);
+                }
                 match r {
                     Ok(d) => count(d),
                     Err(e) => {
