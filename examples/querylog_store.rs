@@ -74,12 +74,12 @@ struct Gen {
     names: Vec<Arc<str>>,
     blocked: Vec<Arc<str>>,
     server: Arc<str>,
-    answers: dnsward::querylog::Answers,
+    /// one per name, shared by its events as a cache entry's addresses are
+    answers: Vec<dnsward::querylog::Answers>,
 }
 
 impl Gen {
     fn new() -> Gen {
-        let answers: Vec<std::net::IpAddr> = vec!["192.0.2.10".parse().unwrap()];
         Gen {
             names: (0..NAMES)
                 .map(|i| Arc::from(format!("www.site{i:05}.example")))
@@ -88,7 +88,9 @@ impl Gen {
                 .map(|i| Arc::from(format!("c2-{i:03}.evil.example")))
                 .collect(),
             server: Arc::from("bench-1"),
-            answers: answers.into(),
+            answers: (0..NAMES)
+                .map(|i| vec![std::net::IpAddr::from([192, 0, 2, (i % 250) as u8 + 1])].into())
+                .collect(),
         }
     }
 
@@ -97,18 +99,20 @@ impl Gen {
         let c = r % CLIENTS;
         let client = std::net::SocketAddr::from(([10, 1, (c >> 8) as u8, c as u8], 1024));
         let blocked = r.is_multiple_of(50);
-        let (qname, action, category, list) = if blocked {
+        let (qname, action, category, list, answers) = if blocked {
             let b = (r >> 16) % BLOCKED_NAMES;
             (
                 Arc::clone(&self.blocked[b]),
                 EventAction::Blocked,
                 Some(CATEGORIES[b % CATEGORIES.len()].into()),
                 Some("threats".into()),
+                Default::default(),
             )
         } else {
             // a skewed pick: popular names far more often
             let n = ((r >> 16) % NAMES) * ((r >> 40) % 8 + 1) / 8;
-            (Arc::clone(&self.names[n]), EventAction::Allowed, None, None)
+            let answers = self.answers[n].clone();
+            (Arc::clone(&self.names[n]), EventAction::Allowed, None, None, answers)
         };
         LoggedEvent {
             ev: QueryEvent {
@@ -128,11 +132,7 @@ impl Gen {
                 rule: None,
                 trigger: None,
                 cached: true,
-                answers: if blocked {
-                    Default::default()
-                } else {
-                    self.answers.clone()
-                },
+                answers,
                 latency_us: 6,
                 server: Arc::clone(&self.server),
                 client_name: None,

@@ -21,7 +21,9 @@ use crate::querylog::bus::Queued;
 use crate::querylog::event::{answers_from_text, EventAction, LogRow};
 use crate::timefmt::{format_ts_us, now_us};
 
+mod export;
 mod insert;
+pub use export::CsvExport;
 pub use insert::insert_batch;
 
 /// 2: `client_name` and `client_group` (per-client groups).
