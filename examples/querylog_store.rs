@@ -7,7 +7,8 @@
 //! The rows cover the last 24 hours evenly: 2,000 clients, 50,000 allowed names, 2 % of
 //! queries blocked over 500 names in 4 categories. Printed: CPU per event written while
 //! building, then the wall time of each command (`top`, `clients`, `tail --client`,
-//! `export` of the last hour) and the export rate.
+//! `export` of the last hour) and the export rate; and the same export through
+//! `sqlite::CsvExport` (CSV straight from the rows), checked to write the same bytes.
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -15,12 +16,15 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use dnsward::querylog::bus::Queued;
+use dnsward::querylog::cli::CSV_HEADER;
 use dnsward::querylog::sinks::sqlite::SqliteSink;
+use dnsward::querylog::sinks::sqlite::{CsvExport, COLUMNS};
 use dnsward::querylog::sinks::BlockingSink;
 use dnsward::querylog::{
     run_logs, ClientId, EventAction, LoggedEvent, LogsCommand, QueryEvent, Transport,
 };
-use dnsward::timefmt::now_us;
+use dnsward::timefmt::{format_ts_us, now_us};
+use rusqlite::{Connection, OpenFlags};
 
 const TX: usize = 65_536;
 const CLIENTS: usize = 2_000;
@@ -112,7 +116,13 @@ impl Gen {
             // a skewed pick: popular names far more often
             let n = ((r >> 16) % NAMES) * ((r >> 40) % 8 + 1) / 8;
             let answers = self.answers[n].clone();
-            (Arc::clone(&self.names[n]), EventAction::Allowed, None, None, answers)
+            (
+                Arc::clone(&self.names[n]),
+                EventAction::Allowed,
+                None,
+                None,
+                answers,
+            )
         };
         LoggedEvent {
             ev: QueryEvent {
@@ -150,24 +160,54 @@ impl Gen {
 
 /// Wall time, CPU time and output lines of one `dnsward logs` command.
 fn time_command(db: &std::path::Path, args: &str) -> (Duration, Duration, u64) {
-    let cmd = Logs::try_parse_from(std::iter::once("logs").chain(args.split_whitespace()))
-        .unwrap_or_else(|e| panic!("{args}: {e}"))
-        .cmd;
     let mut out = Counter::default();
     let (c0, t) = (cpu_time(), Instant::now());
-    run_logs(db, cmd, &mut out).unwrap_or_else(|e| panic!("{args}: {e}"));
+    run_command(db, args, &mut out);
     (t.elapsed(), cpu_time() - c0, out.lines)
 }
 
-/// Counts output lines and throws the bytes away.
+fn run_command(db: &std::path::Path, args: &str, out: &mut Counter) {
+    let cmd = Logs::try_parse_from(std::iter::once("logs").chain(args.split_whitespace()))
+        .unwrap_or_else(|e| panic!("{args}: {e}"))
+        .cmd;
+    run_logs(db, cmd, out).unwrap_or_else(|e| panic!("{args}: {e}"));
+}
+
+/// `export --format csv --since <since>` through `sqlite::CsvExport` (the CSV straight from
+/// the rows), written as the CLI writes it: header, then 64 KiB buffered lines.
+fn export_from_rows(db: &std::path::Path, since: i64, out: &mut Counter) {
+    let conn = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+    let mut st = conn
+        .prepare(&format!(
+            "SELECT {COLUMNS} FROM queries WHERE ts_us >= ?1 ORDER BY ts_us, id"
+        ))
+        .unwrap();
+    let mut rows = st.query([since]).unwrap();
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, out);
+    writeln!(out, "{CSV_HEADER}").unwrap();
+    let mut csv = CsvExport::default();
+    while let Some(r) = rows.next().unwrap() {
+        out.write_all(csv.line(r).unwrap().as_bytes()).unwrap();
+    }
+    out.flush().unwrap();
+}
+
+/// Counts output lines and throws the bytes away; with `fnv`, also hashes them (FNV-1a,
+/// so two outputs written in different pieces can be compared).
 #[derive(Default)]
 struct Counter {
     lines: u64,
+    fnv: Option<u64>,
 }
 
 impl Write for Counter {
     fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
         self.lines += b.iter().filter(|&&c| c == b'\n').count() as u64;
+        if let Some(h) = &mut self.fnv {
+            for &c in b {
+                *h = (*h ^ u64::from(c)).wrapping_mul(0x100_0000_01b3);
+            }
+        }
         Ok(b.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
@@ -223,12 +263,29 @@ fn main() {
         build(&db, args.rows);
     }
     let client = "10.1.3.7";
+    // the last hour, as one fixed time so both exports read the same rows
+    let since = now_us() - 3_600_000_000;
+    let export = format!("export --since {}", format_ts_us(since));
+    let (mut through_logrow, mut from_rows) = (Counter::default(), Counter::default());
+    through_logrow.fnv = Some(0xcbf2_9ce4_8422_2325);
+    from_rows.fnv = through_logrow.fnv;
+    run_command(&db, &export, &mut through_logrow);
+    export_from_rows(&db, since, &mut from_rows);
+    assert_eq!(
+        (from_rows.lines, from_rows.fnv),
+        (through_logrow.lines, through_logrow.fnv),
+        "CsvExport must write what `logs export` writes"
+    );
+    println!(
+        "CsvExport and `logs export` wrote the same {} lines",
+        from_rows.lines
+    );
     for _ in 0..args.repeat.max(1) {
         for cmd in [
             "top --since 24h".to_string(),
             "clients --since 24h".to_string(),
             format!("tail --since 24h --client {client}"),
-            "export --since 1h".to_string(),
+            export.clone(),
         ] {
             let (took, cpu, lines) = time_command(&db, &cmd);
             let rate = if cmd.starts_with("export") {
@@ -245,6 +302,17 @@ fn main() {
                 cpu.as_secs_f64()
             );
         }
+        let mut out = Counter::default();
+        let (c0, t) = (cpu_time(), Instant::now());
+        export_from_rows(&db, since, &mut out);
+        let (took, cpu) = (t.elapsed(), cpu_time() - c0);
+        println!(
+            "{export} through sqlite::CsvExport: {:.3} s ({:.3} s CPU), {} lines, {:.0} rows/s",
+            took.as_secs_f64(),
+            cpu.as_secs_f64(),
+            out.lines,
+            out.lines.saturating_sub(1) as f64 / took.as_secs_f64()
+        );
     }
     if args.keep {
         let _ = std::mem::ManuallyDrop::new(tmp);
