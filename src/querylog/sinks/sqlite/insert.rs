@@ -82,9 +82,9 @@ pub fn insert_batch<'a>(
             add.execute(params![minute, action, group, n])?;
         }
         let mut add = tx.prepare_cached(CLIENT_HOURS_ADD)?;
-        for (client, hours) in &texts.clients {
-            for (hour, first, last) in hours {
-                add.execute(params![client, hour, first, last])?;
+        for client in &texts.clients {
+            for (hour, first, last) in &client.hours {
+                add.execute(params![client.text, hour, first, last])?;
             }
         }
     }
@@ -135,7 +135,7 @@ impl<'conn> RowInserter<'conn> {
             let at = slot * PARAMS_PER_ROW;
             // the order of COLUMNS
             self.int(at, Some(ev.ts_us))?;
-            self.text(at + 1, Some(&texts.clients[client].0))?;
+            self.text(at + 1, Some(&texts.clients[client].text))?;
             self.int(at + 2, l.client.port().map(i64::from))?;
             self.text(at + 3, Some(ev.transport.as_str()))?;
             self.text(at + 4, Some(&ev.qname))?;
@@ -182,6 +182,13 @@ impl<'conn> RowInserter<'conn> {
     }
 }
 
+/// One client of a batch: its text, and per hour the first and last id of its rows.
+struct BatchClient {
+    text: String,
+    /// (hour, first id, last id)
+    hours: Vec<(i64, i64, i64)>,
+}
+
 /// A client as stored: without its port, which has a column of its own.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 enum ClientKey {
@@ -195,8 +202,7 @@ enum ClientKey {
 #[derive(Default)]
 struct BatchTexts {
     client_index: HashMap<ClientKey, usize>,
-    /// client text -> (hour, first id, last id)
-    clients: Vec<(String, Vec<(i64, i64, i64)>)>,
+    clients: Vec<BatchClient>,
     /// The answers of a cache hit are the cache entry's: events of the same entry share
     /// them, so the slice's address identifies the list (all are alive during the batch).
     answers: HashMap<(usize, usize), String>,
@@ -211,7 +217,10 @@ impl BatchTexts {
         };
         let clients = &mut self.clients;
         *self.client_index.entry(key).or_insert_with(|| {
-            clients.push((client.to_string(), Vec::new()));
+            clients.push(BatchClient {
+                text: client.to_string(),
+                hours: Vec::new(),
+            });
             clients.len() - 1
         })
     }
@@ -234,7 +243,7 @@ impl BatchTexts {
 
     fn add_row(&mut self, client: usize, ts_us: i64, id: i64) {
         let hour = ts_us / HOUR_US;
-        let hours = &mut self.clients[client].1;
+        let hours = &mut self.clients[client].hours;
         match hours.iter_mut().rev().find(|h| h.0 == hour) {
             Some(h) => {
                 h.1 = h.1.min(id);
