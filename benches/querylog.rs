@@ -1,6 +1,7 @@
 //! Query-log sink benchmarks: what logging one query costs in each sink, next to the floor of
 //! an SQLite insert without any index. Events look like the lab's cache-hit traffic: 1,000
-//! names, one client, A/AAAA, allowed, answered from cache.
+//! names, one client, A/AAAA, allowed, answered from cache (each name's answer shared by its
+//! events, as a cache entry's addresses are).
 //!
 //!   cargo bench --bench querylog
 //!
@@ -30,8 +31,10 @@ fn events_from(n: usize, clients: usize) -> Vec<LoggedEvent> {
         .map(|i| Arc::from(format!("www.zone{:04}.example{}", i * 7919 % 1000, i % 3)))
         .collect();
     let server: Arc<str> = Arc::from("bench-1");
-    let answer: Vec<std::net::IpAddr> = vec!["192.0.2.10".parse().unwrap()];
-    let answers: dnsward::querylog::Answers = answer.into();
+    // one answer per name, shared by that name's events like a cache entry's addresses
+    let answers: Vec<dnsward::querylog::Answers> = (0..names.len())
+        .map(|i| vec![std::net::IpAddr::from([192, 0, 2, (i % 250) as u8 + 1])].into())
+        .collect();
     (0..n)
         .map(|i| {
             let c = (i * 7) % clients;
@@ -59,7 +62,7 @@ fn events_from(n: usize, clients: usize) -> Vec<LoggedEvent> {
                     rule: None,
                     trigger: None,
                     cached: true,
-                    answers: answers.clone(),
+                    answers: answers[(i * 31) % names.len()].clone(),
                     latency_us: 6,
                     server: Arc::clone(&server),
                     client_name: None,

@@ -383,7 +383,11 @@ mod tests {
         let qname = Arc::clone(&batch[0].ev.qname);
         let (a, b) = (Queued::new(Arc::clone(&batch)), Queued::new(batch));
         a.recycle(1);
-        assert_eq!(Arc::strong_count(&qname), 2, "another sink still holds the batch");
+        assert_eq!(
+            Arc::strong_count(&qname),
+            2,
+            "another sink still holds the batch"
+        );
         b.recycle(1);
         assert_eq!(Arc::strong_count(&qname), 1, "the events are dropped");
         assert!(spare_batch(4).is_empty(), "a spare batch comes back empty");

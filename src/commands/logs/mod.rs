@@ -27,6 +27,7 @@ use crate::timefmt::{now_us, parse_time_us};
 
 mod clickhouse;
 mod clickhouse_reports;
+mod csv_export;
 mod follow;
 mod format;
 mod sqlite;
@@ -34,6 +35,7 @@ mod sqlite_reports;
 #[cfg(test)]
 mod tests;
 
+pub use csv_export::CsvExport;
 pub use format::{
     write_csv_line, SuspiciousClient, TopCategory, TopClient, TopDomain, TopReport, CSV_HEADER,
 };

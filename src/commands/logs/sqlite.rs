@@ -9,8 +9,9 @@ use std::time::Duration;
 use rusqlite::types::Value;
 use rusqlite::{Connection, OpenFlags};
 
+use super::csv_export::CsvExport;
 use super::follow::{print_latest, Follow};
-use super::format::{write_csv_line, SuspiciousClient, TopReport, CSV_HEADER};
+use super::format::{SuspiciousClient, TopReport, CSV_HEADER};
 use super::{run_on, sqlite_reports, ExportFormat, Filters, LogStore, LogsCommand, LogsError};
 use crate::querylog::event::{EventAction, LogRow};
 use crate::querylog::sinks::sqlite::{row_to_logrow, COLUMNS, HOUR_US, SCHEMA_VERSION};
@@ -365,16 +366,17 @@ fn export(
     if format == ExportFormat::Csv {
         writeln!(out, "{CSV_HEADER}")?;
     }
-    let mut line = String::with_capacity(256);
-    while let Some(r) = rows.next()? {
-        let row = row_to_logrow(r)?;
-        match format {
-            ExportFormat::Csv => {
-                write_csv_line(&mut line, &row);
-                out.write_all(line.as_bytes())?;
+    match format {
+        // straight from the rows: the LogRow path halves the export rate
+        ExportFormat::Csv => {
+            let mut csv = CsvExport::default();
+            while let Some(r) = rows.next()? {
+                out.write_all(csv.line(r)?.as_bytes())?;
             }
-            ExportFormat::Jsonl => {
-                serde_json::to_writer(&mut *out, &row)?;
+        }
+        ExportFormat::Jsonl => {
+            while let Some(r) = rows.next()? {
+                serde_json::to_writer(&mut *out, &row_to_logrow(r)?)?;
                 out.write_all(b"\n")?;
             }
         }

@@ -18,8 +18,11 @@ use rusqlite::{params, Connection, OpenFlags};
 
 use super::BlockingSink;
 use crate::querylog::bus::Queued;
-use crate::querylog::event::{answers_from_text, EventAction, LogRow, LoggedEvent};
+use crate::querylog::event::{answers_from_text, EventAction, LogRow};
 use crate::timefmt::{format_ts_us, now_us};
+
+mod insert;
+pub use insert::insert_batch;
 
 /// 2: `client_name` and `client_group` (per-client groups).
 /// 3: partial indexes over blocked rows instead of `queries_qname`, `queries_action_ts` and
@@ -80,29 +83,17 @@ CREATE TABLE IF NOT EXISTS client_hours (
 ) WITHOUT ROWID;
 ";
 
-const CLIENT_HOURS_ADD: &str = "INSERT INTO client_hours (client, hour, first_id, last_id)
-    VALUES (?1, ?2, ?3, ?4)
-    ON CONFLICT (client, hour) DO UPDATE SET
-        first_id = min(first_id, excluded.first_id), last_id = max(last_id, excluded.last_id)";
-
 /// `minute_counts` of minutes `?1..?2` counted from the rows (`client_group` NULL -> '').
 const ROLLUP_FROM_ROWS: &str = "INSERT INTO minute_counts (minute, action, client_group, n)
     SELECT ts_us / 60000000, action, coalesce(client_group, ''), count(*) FROM queries
     WHERE ts_us >= ?1 * 60000000 AND ts_us < ?2 * 60000000 GROUP BY 1, 2, 3";
 
-const ROLLUP_ADD: &str = "INSERT INTO minute_counts (minute, action, client_group, n)
-    VALUES (?1, ?2, ?3, ?4)
-    ON CONFLICT (minute, action, client_group) DO UPDATE SET n = n + excluded.n";
-
 /// Columns in the order [`row_to_logrow`] reads them.
 pub const COLUMNS: &str = "ts_us, client, client_port, transport, qname, qtype, rcode, action, \
      category, list, rule, trigger, cached, answers, latency_us, server, client_name, client_group";
 
-const INSERT: &str = "INSERT INTO queries (ts_us, client, client_port, transport, qname, qtype, rcode, \
-     action, category, list, rule, trigger, cached, answers, latency_us, server, client_name, client_group) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)";
-
-fn bad_value(col: usize, v: String, e: String) -> rusqlite::Error {
+/// A stored value that does not parse, as rusqlite reports a bad column.
+pub fn bad_value(col: usize, v: String, e: String) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(
         col,
         rusqlite::types::Type::Text,
@@ -229,119 +220,6 @@ fn upgrade_to_3(conn: &mut Connection) -> rusqlite::Result<()> {
         params![i64::MIN / MINUTE_US, i64::MAX / MINUTE_US],
     )?;
     tx.commit()
-}
-
-/// Per-batch rollup: (minute, action, group) -> events. A batch spans a few minutes, so a
-/// short list searched from the end beats a map.
-#[derive(Default)]
-struct BatchRollup<'a> {
-    counts: Vec<(i64, &'static str, &'a str, i64)>,
-}
-
-impl<'a> BatchRollup<'a> {
-    fn add(&mut self, ts_us: i64, action: &'static str, group: &'a str) {
-        let minute = ts_us / MINUTE_US;
-        let hit = self
-            .counts
-            .iter_mut()
-            .rev()
-            .find(|c| c.0 == minute && c.1 == action && c.2 == group);
-        match hit {
-            Some(c) => c.3 += 1,
-            None => self.counts.push((minute, action, group, 1)),
-        }
-    }
-}
-
-/// Per-batch id ranges: client -> (hour, first id, last id).
-#[derive(Default)]
-struct BatchClientHours {
-    ranges: std::collections::HashMap<String, Vec<(i64, i64, i64)>>,
-}
-
-impl BatchClientHours {
-    fn add(&mut self, client: &str, ts_us: i64, id: i64) {
-        let hour = ts_us / HOUR_US;
-        let hours = match self.ranges.get_mut(client) {
-            Some(h) => h,
-            None => self.ranges.entry(client.to_string()).or_default(),
-        };
-        match hours.iter_mut().rev().find(|h| h.0 == hour) {
-            Some(h) => {
-                h.1 = h.1.min(id);
-                h.2 = h.2.max(id);
-            }
-            None => hours.push((hour, id, id)),
-        }
-    }
-}
-
-/// Insert events in one transaction, with their `minute_counts` and `client_hours`;
-/// returns the rows inserted.
-pub fn insert_batch<'a>(
-    conn: &mut Connection,
-    events: impl IntoIterator<Item = &'a LoggedEvent>,
-) -> rusqlite::Result<u64> {
-    let tx = conn.transaction()?;
-    let mut rollup = BatchRollup::default();
-    let mut client_hours = BatchClientHours::default();
-    {
-        let mut stmt = tx.prepare_cached(INSERT)?;
-        let mut client = String::new();
-        let mut answers = String::new();
-        for l in events {
-            use std::fmt::Write;
-            let ev = &l.ev;
-            client.clear();
-            let _ = write!(client, "{}", l.client);
-            answers.clear();
-            for (i, a) in ev.answers.iter().enumerate() {
-                let _ = if i == 0 {
-                    write!(answers, "{a}")
-                } else {
-                    write!(answers, ",{a}")
-                };
-            }
-            stmt.execute(params![
-                ev.ts_us,
-                client,
-                l.client.port(),
-                ev.transport.as_str(),
-                &*ev.qname,
-                &*ev.qtype,
-                &*ev.rcode,
-                ev.action.as_str(),
-                ev.category.as_deref(),
-                ev.list.as_deref(),
-                ev.rule,
-                ev.trigger.map(|t| t.as_str()),
-                ev.cached,
-                answers,
-                ev.latency_us,
-                &*ev.server,
-                ev.client_name.as_deref(),
-                ev.group.as_deref(),
-            ])?;
-            rollup.add(
-                ev.ts_us,
-                ev.action.as_str(),
-                ev.group.as_deref().unwrap_or(""),
-            );
-            client_hours.add(&client, ev.ts_us, tx.last_insert_rowid());
-        }
-        let mut add = tx.prepare_cached(ROLLUP_ADD)?;
-        for (minute, action, group, n) in &rollup.counts {
-            add.execute(params![minute, action, group, n])?;
-        }
-        let mut add = tx.prepare_cached(CLIENT_HOURS_ADD)?;
-        for (client, hours) in &client_hours.ranges {
-            for (hour, first, last) in hours {
-                add.execute(params![client, hour, first, last])?;
-            }
-        }
-    }
-    tx.commit()?;
-    Ok(rollup.counts.iter().map(|c| c.3 as u64).sum())
 }
 
 /// After rows were deleted: drop the rollup of minutes before the oldest row left and
