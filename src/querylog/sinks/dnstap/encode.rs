@@ -16,7 +16,7 @@ use super::proto::{
     DnstapType, MessageType, PolicyAction, PolicyMatch, SocketFamily, SocketProtocol,
 };
 use crate::querylog::event::{ClientId, EventAction, LoggedEvent, Transport, Trigger};
-use crate::querylog::sinks::jsonl::push_json_str;
+use crate::querylog::sinks::jsonl::{push_ip, push_json_str};
 
 /// Encodes events; holds the scratch buffers that make encoding allocation-free.
 pub struct Encoder {
@@ -155,10 +155,16 @@ impl Encoder {
         x.extend_from_slice(if ev.cached { b"true" } else { b"false" });
         x.extend_from_slice(b",\"category\":");
         put_json_opt(x, ev.category.as_deref());
-        x.extend_from_slice(b",\"client\":");
-        self.text.clear();
-        let _ = write!(self.text, "{}", l.client);
-        push_json_str(x, &self.text);
+        x.extend_from_slice(b",\"client\":\"");
+        match l.client {
+            ClientId::Addr { ip, .. } => push_ip(x, ip, &mut self.text),
+            ClientId::Token(_) => {
+                self.text.clear();
+                let _ = write!(self.text, "{}", l.client);
+                x.extend_from_slice(self.text.as_bytes());
+            }
+        }
+        x.push(b'"');
         x.extend_from_slice(b",\"client_name\":");
         put_json_opt(x, ev.client_name.as_deref());
         x.extend_from_slice(b",\"group\":");
