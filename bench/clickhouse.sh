@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# What the ClickHouse query-log sink costs DNS, on loopback: dnsward (release build) answers
-# blocked names from a list (no upstream needed, every answer logged) while dnsperf asks, with
-# the query log off, to JSON lines, to ClickHouse, and to both. ClickHouse (Debian's
-# clickhouse-server) runs niced on the same machine with a temporary config.
+# What the query-log sinks cost DNS, on loopback: dnsward (release build) answers blocked names
+# from a list (no upstream needed, every answer logged) while dnsperf asks, with the query log
+# off, to JSON lines, to dnstap (a file), to ClickHouse, and to all three at once (SETS picks).
+# ClickHouse (Debian's clickhouse-server) runs niced on dnsperf's CPU with a temporary config.
 #   cargo build --release && bench/clickhouse.sh
 # Per sink set: dnsward's CPU per query at a fixed rate (FIXED_QPS) and whether every event
 # reached ClickHouse, then the highest rate (dnsperf unthrottled) and the events ClickHouse got.
@@ -12,7 +12,7 @@ REPO=$(cd "$(dirname "$0")/.." && pwd)
 DNSWARD=${DNSWARD:-$REPO/target/release/dnsward}
 DURATION=${DURATION:-10}
 FIXED_QPS=${FIXED_QPS:-30000}
-SETS=${SETS:-"off jsonl clickhouse jsonl+clickhouse jsonl+dnstap+clickhouse"}
+SETS=${SETS:-"off jsonl dnstap clickhouse jsonl+dnstap+clickhouse"}
 SERVER_CPU=${SERVER_CPU:-0}
 DNSPERF_CPU=${DNSPERF_CPU:-1}
 # ClickHouse shares dnsperf's CPU, niced: it stands for a server elsewhere, and must not take
@@ -175,6 +175,7 @@ for s in $SETS; do
   case $s in
     off) run_set off "" ;;
     jsonl) run_set jsonl "jsonl = \"$WORK/q.jsonl\"" ;;
+    dnstap) run_set dnstap "dnstap = \"file:$WORK/q.dnstap\"" ;;
     clickhouse) run_set clickhouse "clickhouse = \"http://127.0.0.1:$CH_PORT\"
 clickhouse_spool_dir = \"$WORK/spool\"" ;;
     jsonl+clickhouse) run_set jsonl+clickhouse "jsonl = \"$WORK/q2.jsonl\"
