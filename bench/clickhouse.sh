@@ -146,12 +146,17 @@ run_set() { # $1: name, $2: [querylog] lines
     "$name" "$FIXED_QPS" "$done_q" "$us_per_q" "$rows"
   # max rate
   r0=$(rows_before)
+  t0=$(cpu_ticks "$DW_PID")
   out=$(taskset -c "$DNSPERF_CPU" dnsperf -s 127.0.0.1 -p "$DNS_PORT" -d "$WORK/queries.txt" -l "$DURATION" -c 4 -q 500 2>&1)
+  t1=$(cpu_ticks "$DW_PID")
   done_q=$(sed -n 's/.*Queries completed:[[:space:]]*\([0-9]*\).*/\1/p' <<<"$out")
   qps=$(sed -n 's/.*Queries per second:[[:space:]]*\([0-9.]*\).*/\1/p' <<<"$out")
   rows=$(wait_rows "$r0" "$done_q")
-  printf '%-18s max          : %8d answered, %9s q/s, ClickHouse rows %8s\n' \
-    "$name" "$done_q" "$qps" "$rows"
+  local lost; lost=$(sed -n 's/.*Queries lost:[[:space:]]*\([0-9]*\).*/\1/p' <<<"$out")
+  us_per_q=$(awk -v t=$((t1 - t0)) -v hz="$hz" -v q="$done_q" 'BEGIN { printf "%.2f", t / hz * 1e6 / q }')
+  local busy; busy=$(awk -v t=$((t1 - t0)) -v hz="$hz" -v d="$DURATION" 'BEGIN { printf "%.0f", t / hz / d * 100 }')
+  printf '%-18s max          : %8d answered, %9s q/s, %6s lost, dnsward CPU %5s us/query (%s%% of a CPU), ClickHouse rows %8s\n' \
+    "$name" "$done_q" "$qps" "$lost" "$us_per_q" "$busy" "$rows"
   if [ -n "${PERF:-}" ]; then
     wait %perf 2>/dev/null || sleep 1
     {
