@@ -1,9 +1,9 @@
 //! The sinks, the one [`Sink`] trait and the one loop that drives them all ([`supervise`]).
 //!
-//! SQLite and JSON lines do blocking file I/O, so their work runs on a thread of their own at a
-//! lower priority ([`SinkThread`], [`OnThread`], [`run_blocking_sink`]): the async task waits
-//! for events, hands the sink and a batch to that thread, and gets the sink back. dnstap is
-//! async socket I/O; ClickHouse does its encoding, HTTP and spool work on its own thread too.
+//! Every sink does blocking I/O (files, sockets, HTTP), so each runs on a thread of its own
+//! at a lower priority ([`SinkThread`], [`OnThread`], [`run_blocking_sink`]): the async task
+//! waits for events, hands the sink and a batch to that thread, and gets the sink back. The
+//! encoding happens there too, never on the answer path or the shared runtime.
 //! Common rules: flush at least every [`FLUSH_INTERVAL`]; a sink that cannot open retries with
 //! [`Backoff`] while its queue keeps the newest events (the oldest drop, counted); a failed
 //! write counts its batch as dropped, records the error and reopens.
@@ -217,8 +217,8 @@ impl Delivered {
     }
 }
 
-/// The one sink interface [`supervise`] drives: SQLite and JSON lines through [`OnThread`],
-/// dnstap and ClickHouse directly. Errors are messages for the operator (logged and kept as
+/// The one sink interface [`supervise`] drives; every sink today is a [`BlockingSink`] behind
+/// [`OnThread`], and an async sink would implement this directly. Errors are messages for the operator (logged and kept as
 /// the sink's `last_error`).
 #[async_trait::async_trait]
 pub trait Sink: Send + 'static {
