@@ -8,7 +8,7 @@
 //! queries blocked over 500 names in 4 categories. Printed: CPU per event written while
 //! building, then the wall time of each command (`top`, `clients`, `tail --client`,
 //! `export` of the last hour) and the export rate; and the same export through
-//! `sqlite::CsvExport` (CSV straight from the rows), checked to write the same bytes.
+//! `commands::logs::CsvExport` (CSV straight from the rows), checked to write the same bytes.
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -171,7 +171,7 @@ fn run_command(db: &std::path::Path, args: &str, out: &mut Counter) {
     run_logs(db, cmd, out).unwrap_or_else(|e| panic!("{args}: {e}"));
 }
 
-/// `export --format csv --since <since>` through `sqlite::CsvExport` (the CSV straight from
+/// `export --format csv --since <since>` through `commands::logs::CsvExport` (the CSV straight from
 /// the rows), written as the CLI writes it: header, then 64 KiB buffered lines.
 fn export_from_rows(db: &std::path::Path, since: i64, out: &mut Counter) {
     // NO_MUTEX: one thread uses the connection; without it SQLite locks a mutex in every
@@ -311,7 +311,7 @@ fn main() {
         export_from_rows(&db, since, &mut out);
         let (took, cpu) = (t.elapsed(), cpu_time() - c0);
         println!(
-            "{export} through sqlite::CsvExport: {:.3} s ({:.3} s CPU), {} lines, {:.0} rows/s",
+            "{export} through CsvExport directly: {:.3} s ({:.3} s CPU), {} lines, {:.0} rows/s",
             took.as_secs_f64(),
             cpu.as_secs_f64(),
             out.lines,
