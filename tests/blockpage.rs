@@ -150,7 +150,7 @@ async fn blocked_name_in_headless_chromium_shows_domain_hotline_and_a_reference_
     assert_eq!(answer_strings(&m), vec!["A 127.0.0.1"]);
 
     let Some(browser) = chromium() else {
-        eprintln!("chromium not installed: skipped (CI installs it, see .ci/run)");
+        common::tools::missing("chromium", "chromium");
         return;
     };
     let rules = format!("--host-resolver-rules=MAP * {}", s.page());
@@ -328,7 +328,7 @@ async fn curl_through_doh_lands_on_the_block_page() {
         .arg(format!("http://{BLOCKED}:{}/", s.page().port()))
         .output();
     let Ok(out) = out else {
-        eprintln!("curl not installed: skipped");
+        common::tools::missing("curl", "curl");
         return;
     };
     let body = String::from_utf8_lossy(&out.stdout);

@@ -6,6 +6,8 @@
 //! UDP/TCP from the same authority and fetches DS/DNSKEY the same way.
 
 mod dnssec_support;
+#[path = "common/tools.rs"]
+mod tools;
 
 use std::net::{SocketAddr, UdpSocket as StdUdp};
 use std::process::{Child, Command, Stdio};
@@ -105,7 +107,7 @@ async fn verdicts_match_unbound() {
     let h = Hierarchy::build_at(now, |_| {});
     let authority = Authority::start(h.clone()).await;
     let Some(unbound) = start_unbound(&h, authority.addr) else {
-        eprintln!("unbound not installed: differential DNSSEC test skipped");
+        tools::missing("unbound", "unbound");
         return;
     };
     // Wait (bounded) until Unbound answers.

@@ -254,7 +254,7 @@ async fn kdig_over_tls_and_https_gets_answers_and_blocks() {
             ]
         };
         let Some(out) = run(base("www.example.com.")) else {
-            eprintln!("kdig not installed: skipped (CI installs knot-dnsutils)");
+            common::tools::missing("kdig", "knot-dnsutils");
             return;
         };
         assert!(
@@ -315,7 +315,7 @@ async fn curl_speaks_doh_over_http2_and_http1() {
             .args(["-w", "%{http_code} %{http_version}", &url])
             .output();
         let Ok(out) = out else {
-            eprintln!("curl not installed: skipped");
+            common::tools::missing("curl", "curl");
             return;
         };
         let info = String::from_utf8_lossy(&out.stdout);

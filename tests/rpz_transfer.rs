@@ -30,7 +30,12 @@ const EXTRA: &str =
 fn skip_without(bins: &[&str]) -> bool {
     for b in bins {
         if which(b).is_none() {
-            eprintln!("skipped: {b} is not installed");
+            let package = match *b {
+                "named" => "bind9",
+                "dig" => "dnsutils",
+                other => other, // nsd, unbound
+            };
+            common::tools::missing(b, package);
             return true;
         }
     }
@@ -368,7 +373,8 @@ async fn fleet_unbound_and_dnsward_follow_the_admin_api() {
     if pdns.is_some() {
         fleet.push(("powerdns recursor", pdns_addr));
     } else {
-        eprintln!("pdns_recursor not installed: the fleet is dnsward and Unbound");
+        common::tools::missing("pdns_recursor", "pdns-recursor");
+        eprintln!("the fleet is dnsward and Unbound");
     }
 
     for (who, addr) in &fleet {

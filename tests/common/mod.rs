@@ -26,6 +26,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 
 pub mod tls;
+pub mod tools;
 
 use dnsward::config::Config;
 use dnsward::instance::Instance;

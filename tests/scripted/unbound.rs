@@ -12,6 +12,7 @@ pub const UNBOUND: &str = "/usr/sbin/unbound";
 /// Why a differential test cannot run here (not root, or no unbound), or None.
 pub fn unavailable() -> Option<String> {
     if !Path::new(UNBOUND).exists() {
+        crate::common::tools::missing(UNBOUND, "unbound");
         return Some(format!("{UNBOUND} is not installed"));
     }
     // Port 53 on the harness addresses needs root (or CAP_NET_BIND_SERVICE).
