@@ -263,7 +263,7 @@ impl Client {
     pub fn insert(
         &self,
         insert_sql: &str,
-        body: Vec<u8>,
+        body: bytes::Bytes,
         encoding: BodyEncoding,
     ) -> Result<(), ClickhouseError> {
         let rb = match encoding {
