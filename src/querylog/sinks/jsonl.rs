@@ -5,7 +5,7 @@
 
 use super::BlockingSink;
 use crate::querylog::bus::Queued;
-use crate::querylog::event::LoggedEvent;
+use crate::querylog::event::{ClientId, LoggedEvent};
 use std::ffi::OsString;
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
@@ -328,13 +328,7 @@ impl LineEncoder {
         out.extend_from_slice(b"Z\",\"ts_us\":");
         push_int(out, ev.ts_us);
         out.extend_from_slice(b",\"client\":\"");
-        match l.client {
-            crate::querylog::ClientId::Addr { ip, .. } => self.push_ip(out, ip),
-            crate::querylog::ClientId::Token(t) => {
-                use std::io::Write as _;
-                let _ = write!(out, "h:{t:016x}");
-            }
-        }
+        push_client(out, &l.client, &mut self.ip);
         out.extend_from_slice(b"\",\"client_port\":");
         match l.client.port() {
             Some(p) => push_int(out, p),
@@ -387,6 +381,16 @@ impl LineEncoder {
     }
 }
 
+/// The client as text, unquoted: its address, or `h:` and the token (as `ClientId` displays).
+pub(crate) fn push_client(out: &mut Vec<u8>, c: &ClientId, scratch: &mut String) {
+    match *c {
+        ClientId::Addr { ip, .. } => push_ip(out, ip, scratch),
+        ClientId::Token(t) => {
+            let _ = write!(out, "h:{t:016x}");
+        }
+    }
+}
+
 /// An address as text, without `fmt` for IPv4 (the common case, once per logged query);
 /// `scratch` holds IPv6 text on its way.
 pub(crate) fn push_ip(out: &mut Vec<u8>, ip: std::net::IpAddr, scratch: &mut String) {
@@ -412,7 +416,8 @@ fn push_int<I: itoa::Integer>(out: &mut Vec<u8>, v: I) {
     out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
 }
 
-fn push_opt_str(out: &mut Vec<u8>, s: Option<&str>) {
+/// `s` as a JSON string, or `null`.
+pub(crate) fn push_opt_str(out: &mut Vec<u8>, s: Option<&str>) {
     match s {
         Some(s) => push_json_str(out, s),
         None => out.extend_from_slice(b"null"),

@@ -7,7 +7,6 @@
 //! own wire primitives into buffers that are reused from event to event; the tests decode the
 //! result with the prost structs, so the two cannot drift apart.
 
-use std::fmt::Write as _;
 use std::net::IpAddr;
 
 use prost::encoding::{encode_key, encode_varint, WireType};
@@ -16,7 +15,7 @@ use super::proto::{
     DnstapType, MessageType, PolicyAction, PolicyMatch, SocketFamily, SocketProtocol,
 };
 use crate::querylog::event::{ClientId, EventAction, LoggedEvent, Transport, Trigger};
-use crate::querylog::sinks::jsonl::{push_ip, push_json_str};
+use crate::querylog::sinks::jsonl::{push_client, push_opt_str};
 
 /// Encodes events; holds the scratch buffers that make encoding allocation-free.
 pub struct Encoder {
@@ -27,6 +26,7 @@ pub struct Encoder {
     policy: Vec<u8>,
     /// the `extra` JSON object
     extra: Vec<u8>,
+    /// an IPv6 client's text on its way into `extra`
     text: String,
 }
 
@@ -154,23 +154,16 @@ impl Encoder {
         x.extend_from_slice(b"\",\"cached\":");
         x.extend_from_slice(if ev.cached { b"true" } else { b"false" });
         x.extend_from_slice(b",\"category\":");
-        put_json_opt(x, ev.category.as_deref());
+        push_opt_str(x, ev.category.as_deref());
         x.extend_from_slice(b",\"client\":\"");
-        match l.client {
-            ClientId::Addr { ip, .. } => push_ip(x, ip, &mut self.text),
-            ClientId::Token(_) => {
-                self.text.clear();
-                let _ = write!(self.text, "{}", l.client);
-                x.extend_from_slice(self.text.as_bytes());
-            }
-        }
+        push_client(x, &l.client, &mut self.text);
         x.push(b'"');
         x.extend_from_slice(b",\"client_name\":");
-        put_json_opt(x, ev.client_name.as_deref());
+        push_opt_str(x, ev.client_name.as_deref());
         x.extend_from_slice(b",\"group\":");
-        put_json_opt(x, ev.group.as_deref());
+        push_opt_str(x, ev.group.as_deref());
         x.extend_from_slice(b",\"list\":");
-        put_json_opt(x, ev.list.as_deref());
+        push_opt_str(x, ev.list.as_deref());
         x.push(b'}');
     }
 
@@ -213,11 +206,4 @@ fn put_bytes(buf: &mut Vec<u8>, tag: u32, b: &[u8]) {
     encode_key(tag, WireType::LengthDelimited, buf);
     encode_varint(b.len() as u64, buf);
     buf.extend_from_slice(b);
-}
-
-fn put_json_opt(x: &mut Vec<u8>, s: Option<&str>) {
-    match s {
-        Some(s) => push_json_str(x, s),
-        None => x.extend_from_slice(b"null"),
-    }
 }

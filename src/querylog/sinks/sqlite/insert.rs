@@ -281,6 +281,8 @@ mod tests {
     use std::borrow::Cow;
     use std::sync::Arc;
 
+    use rusqlite::types::FromSql;
+
     use super::*;
     use crate::querylog::event::{EventAction, LogRow, Transport, Trigger};
     use crate::querylog::sinks::sqlite::{open_for_writing, row_to_logrow};
@@ -351,7 +353,11 @@ mod tests {
             .collect()
     }
 
-    fn query(c: &Connection, sql: &str) -> Vec<(i64, String, String, i64)> {
+    /// The rows of a four-column query.
+    fn query<A: FromSql, B: FromSql, C: FromSql, D: FromSql>(
+        c: &Connection,
+        sql: &str,
+    ) -> Vec<(A, B, C, D)> {
         c.prepare(sql)
             .unwrap()
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
@@ -388,7 +394,7 @@ mod tests {
             assert_eq!(s, e, "row {i}");
         }
 
-        let counted = query(
+        let counted: Vec<(i64, String, String, i64)> = query(
             &c,
             "SELECT ts_us / 60000000, action, coalesce(client_group, ''), count(*) FROM queries
              GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
@@ -400,14 +406,7 @@ mod tests {
         assert!(counted.len() > 300, "{} minute rows", counted.len());
         assert_eq!(rollup, counted);
 
-        let ranges = |sql: &str| -> Vec<(String, i64, i64, i64)> {
-            c.prepare(sql)
-                .unwrap()
-                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
-                .unwrap()
-                .map(Result::unwrap)
-                .collect()
-        };
+        let ranges = |sql: &str| -> Vec<(String, i64, i64, i64)> { query(&c, sql) };
         let counted = ranges(
             "SELECT client, ts_us / 3600000000, min(id), max(id) FROM queries
              GROUP BY 1, 2 ORDER BY 1, 2",
