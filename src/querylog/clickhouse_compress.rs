@@ -58,40 +58,45 @@ pub fn compress_into(raw: &[u8], out: &mut Vec<u8>) {
         out[h] = METHOD_LZ4;
         out[h + 1..h + 5].copy_from_slice(&((HEADER_LEN + n) as u32).to_le_bytes());
         out[h + 5..h + 9].copy_from_slice(&(chunk.len() as u32).to_le_bytes());
-        // CityHash128 as ClickHouse stores it: the first 64-bit half, then the second, each
-        // little-endian (the crate returns them as the high and low halves of a u128).
-        let hash = cityhash_rs::cityhash_102_128(&out[h..]);
-        out[start..start + 8].copy_from_slice(&((hash >> 64) as u64).to_le_bytes());
-        out[start + 8..h].copy_from_slice(&(hash as u64).to_le_bytes());
+        let sum = checksum(&out[h..]);
+        out[start..h].copy_from_slice(&sum);
     }
 }
 
-/// The raw bytes of native LZ4 blocks (tests and tools); None when a block is damaged.
-pub fn decompress(mut body: &[u8]) -> Option<Vec<u8>> {
-    let mut raw = Vec::new();
-    while !body.is_empty() {
-        if !is_native_block(body) {
-            return None;
-        }
-        let h = &body[CHECKSUM_LEN..];
-        let compressed = u32::from_le_bytes(h[1..5].try_into().ok()?) as usize;
-        let size = u32::from_le_bytes(h[5..9].try_into().ok()?) as usize;
-        let hash = cityhash_rs::cityhash_102_128(&h[..compressed]);
-        let mut want = [0u8; 16];
-        want[..8].copy_from_slice(&((hash >> 64) as u64).to_le_bytes());
-        want[8..].copy_from_slice(&(hash as u64).to_le_bytes());
-        if body[..CHECKSUM_LEN] != want || compressed < HEADER_LEN {
-            return None;
-        }
-        raw.extend(lz4_flex::block::decompress(&h[HEADER_LEN..compressed], size).ok()?);
-        body = &h[compressed..];
-    }
-    Some(raw)
+/// A block's checksum over its header and data: CityHash128 as ClickHouse stores it, the
+/// first 64-bit half, then the second, each little-endian (the crate returns them as the high
+/// and low halves of a u128).
+fn checksum(header_and_data: &[u8]) -> [u8; CHECKSUM_LEN] {
+    let hash = cityhash_rs::cityhash_102_128(header_and_data);
+    let mut sum = [0u8; CHECKSUM_LEN];
+    sum[..8].copy_from_slice(&((hash >> 64) as u64).to_le_bytes());
+    sum[8..].copy_from_slice(&(hash as u64).to_le_bytes());
+    sum
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The raw bytes of native LZ4 blocks, as the server reads them; None when a block is
+    /// damaged.
+    fn decompress(mut body: &[u8]) -> Option<Vec<u8>> {
+        let mut raw = Vec::new();
+        while !body.is_empty() {
+            if !is_native_block(body) {
+                return None;
+            }
+            let h = &body[CHECKSUM_LEN..];
+            let compressed = u32::from_le_bytes(h[1..5].try_into().ok()?) as usize;
+            let size = u32::from_le_bytes(h[5..9].try_into().ok()?) as usize;
+            if compressed < HEADER_LEN || body[..CHECKSUM_LEN] != checksum(&h[..compressed]) {
+                return None;
+            }
+            raw.extend(lz4_flex::block::decompress(&h[HEADER_LEN..compressed], size).ok()?);
+            body = &h[compressed..];
+        }
+        Some(raw)
+    }
 
     #[test]
     fn blocks_round_trip_and_split_at_the_block_size() {
