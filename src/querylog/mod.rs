@@ -1,8 +1,9 @@
 //! Query log: every query becomes one [`QueryEvent`]; [`QueryLog::emit`] applies the
 //! `log_allowed` filter and the `client_ip` privacy mode and pushes the event onto one bounded,
-//! non-blocking queue per sink ([`bus::SinkQueue`]). Each sink (SQLite, JSON lines, dnstap)
-//! drains its queue in its own background task. A full queue drops its oldest event and
-//! counts it; nothing here ever blocks or slows the answer path.
+//! non-blocking queue per sink ([`bus::SinkQueue`]). Each sink (SQLite, JSON lines, dnstap,
+//! ClickHouse) drains its queue in its own background task and does its work on a niced thread
+//! of its own. A full queue drops its oldest event and counts it; nothing here ever blocks or
+//! slows the answer path.
 //!
 //! A sink that cannot be opened (unwritable path, corrupt database, collector down) does not
 //! stop the server: its task logs the reason, retries with backoff and the queue drops and
