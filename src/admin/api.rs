@@ -32,6 +32,10 @@ pub struct AdminState {
     pub certs: Arc<[Arc<CertStore>]>,
     /// Remote lists (`[[lists]] url`): status, refresh now, accept a rejected download.
     pub feeds: Option<Arc<Feeds>>,
+    /// `[querylog]`: the stores the dashboard's `/api/ui/` routes read.
+    pub querylog: Option<Arc<crate::querylog::QueryLogConfig>>,
+    /// The dashboard's own state: its action record, the q/s sample.
+    pub ui: Arc<crate::admin::ui::UiState>,
 }
 
 pub struct AdminServer {
@@ -64,6 +68,8 @@ impl AdminServer {
             token,
             certs: Arc::from(certs),
             feeds,
+            querylog: config.querylog.clone().map(Arc::new),
+            ui: Arc::default(),
         };
         let app = router(state);
         let listener = std::net::TcpListener::bind(admin.listen)
@@ -122,15 +128,17 @@ pub fn router(state: AdminState) -> Router {
         .route("/stats", get(stats))
         .route("/lists/{name}/accept", post(feed_accept))
         .route("/lists/{name}/refresh", post(feed_refresh))
+        .nest("/ui", crate::admin::ui::data_routes())
         .layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .nest("/api", api)
+        .merge(crate::admin::ui::page_routes())
         .with_state(state)
 }
 
-fn error(status: StatusCode, msg: impl Into<String>) -> Response {
+pub(super) fn error(status: StatusCode, msg: impl Into<String>) -> Response {
     (status, Json(json!({ "error": msg.into() }))).into_response()
 }
 
@@ -243,7 +251,7 @@ async fn runtime_list(State(st): State<AdminState>) -> Response {
     }
 }
 
-async fn runtime_add(
+pub(super) async fn runtime_add(
     State(st): State<AdminState>,
     body: Result<Json<NewEntry>, axum::extract::rejection::JsonRejection>,
 ) -> Response {
@@ -266,12 +274,12 @@ async fn runtime_add(
 }
 
 #[derive(Deserialize)]
-struct ScopeQuery {
+pub(super) struct ScopeQuery {
     /// The group whose entry to remove; absent = the entry for every group.
-    group: Option<String>,
+    pub group: Option<String>,
 }
 
-async fn runtime_remove(
+pub(super) async fn runtime_remove(
     State(st): State<AdminState>,
     Path(name): Path<String>,
     Query(scope): Query<ScopeQuery>,
@@ -297,11 +305,11 @@ async fn runtime_remove(
 }
 
 #[derive(Deserialize)]
-struct ExplainQuery {
-    name: Option<String>,
-    ip: Option<IpAddr>,
+pub(super) struct ExplainQuery {
+    pub name: Option<String>,
+    pub ip: Option<IpAddr>,
     /// Answer for this client address's group.
-    client: Option<IpAddr>,
+    pub client: Option<IpAddr>,
 }
 
 async fn explain(State(st): State<AdminState>, Query(q): Query<ExplainQuery>) -> Response {
@@ -311,6 +319,11 @@ async fn explain(State(st): State<AdminState>, Query(q): Query<ExplainQuery>) ->
             "give ?name=NAME and/or ?ip=ADDRESS",
         );
     }
+    Json(explain_value(&st, &q)).into_response()
+}
+
+/// What `GET /api/explain` answers: the rules that match, for the client's group.
+pub(super) fn explain_value(st: &AdminState, q: &ExplainQuery) -> Value {
     let snap = st.engine.policy().snapshot();
     let who = q
         .client
@@ -341,16 +354,13 @@ async fn explain(State(st): State<AdminState>, Query(q): Query<ExplainQuery>) ->
         .collect();
     let groups = snap.groups();
     let client = q.client.map(|c| json!({ "address": c, "name": groups.client_name(who).map(|n| &**n), "group": &*groups.group(who).name }));
-    Json(
-        json!({ "name": q.name, "ip": q.ip, "client": client, "blocked": blocked, "rules": rules }),
-    )
-    .into_response()
+    json!({ "name": q.name, "ip": q.ip, "client": client, "blocked": blocked, "rules": rules })
 }
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-struct FlushBody {
-    name: Option<String>,
+pub(super) struct FlushBody {
+    pub name: Option<String>,
 }
 
 /// The negative trust anchors (RFC 7646) in force: zones not validated until removed.
@@ -365,11 +375,11 @@ async fn nta_list(State(st): State<AdminState>) -> Response {
 }
 
 #[derive(Deserialize)]
-struct NtaBody {
-    zone: String,
+pub(super) struct NtaBody {
+    pub zone: String,
 }
 
-async fn nta_add(State(st): State<AdminState>, Json(body): Json<NtaBody>) -> Response {
+pub(super) async fn nta_add(State(st): State<AdminState>, Json(body): Json<NtaBody>) -> Response {
     let Some(v) = st.engine.validator() else {
         return error(
             StatusCode::CONFLICT,
@@ -397,7 +407,7 @@ async fn nta_add(State(st): State<AdminState>, Json(body): Json<NtaBody>) -> Res
     Json(json!({ "negative_trust_anchors": nta_names(v) })).into_response()
 }
 
-async fn nta_remove(State(st): State<AdminState>, Path(zone): Path<String>) -> Response {
+pub(super) async fn nta_remove(State(st): State<AdminState>, Path(zone): Path<String>) -> Response {
     let Some(v) = st.engine.validator() else {
         return error(
             StatusCode::CONFLICT,
@@ -434,7 +444,10 @@ fn nta_names(v: &crate::dnssec::Validator) -> Vec<String> {
         .collect()
 }
 
-async fn cache_flush(State(st): State<AdminState>, body: Option<Json<FlushBody>>) -> Response {
+pub(super) async fn cache_flush(
+    State(st): State<AdminState>,
+    body: Option<Json<FlushBody>>,
+) -> Response {
     let name = body.and_then(|Json(b)| b.name);
     let wire = match name.as_deref() {
         None => None,

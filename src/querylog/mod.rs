@@ -13,6 +13,7 @@ pub mod bus;
 pub mod clickhouse_client;
 pub mod clickhouse_compress;
 pub mod event;
+pub mod read;
 pub mod sinks;
 pub mod spool;
 

@@ -1,3 +1,4 @@
+#![allow(dead_code)]
 //! Test servers for tests/clickhouse.rs: a real ClickHouse of our own on loopback (started
 //! with a temporary config, killed by PID when dropped) and a tiny HTTP server that plays a
 //! ClickHouse answering 500 or hanging.

@@ -3,9 +3,7 @@
 
 use std::io::Write;
 
-use serde::Serialize;
-
-use super::LogsError;
+use super::{LogsError, SuspiciousClient, TopReport};
 use crate::querylog::event::LogRow;
 use crate::timefmt::format_ts;
 
@@ -59,41 +57,6 @@ pub(super) fn print_tail_rows(
         )?;
     }
     out.flush()
-}
-
-#[derive(Debug, Serialize, PartialEq, Eq)]
-pub struct TopDomain {
-    pub qname: String,
-    pub blocked: u64,
-    pub clients: u64,
-    pub category: Option<String>,
-}
-#[derive(Debug, Serialize, PartialEq, Eq)]
-pub struct TopClient {
-    pub client: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub client_name: Option<String>,
-    pub blocked: u64,
-    pub domains: u64,
-}
-#[derive(Debug, Serialize, PartialEq, Eq)]
-pub struct TopCategory {
-    pub category: Option<String>,
-    pub blocked: u64,
-    pub clients: u64,
-    pub domains: u64,
-}
-#[derive(Debug, Serialize, PartialEq, Eq)]
-pub struct TopReport {
-    pub since: String,
-    pub until: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub group: Option<String>,
-    pub queries: u64,
-    pub blocked: u64,
-    pub domains: Vec<TopDomain>,
-    pub clients: Vec<TopClient>,
-    pub categories: Vec<TopCategory>,
 }
 
 pub(super) fn print_top(r: &TopReport, json: bool, out: &mut dyn Write) -> Result<(), LogsError> {
@@ -177,20 +140,6 @@ pub(super) fn print_top(r: &TopReport, json: bool, out: &mut dyn Write) -> Resul
     Ok(())
 }
 
-#[derive(Debug, Serialize, PartialEq, Eq)]
-pub struct SuspiciousClient {
-    pub client: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub client_name: Option<String>,
-    pub blocked: u64,
-    pub domains: u64,
-    pub categories: Vec<String>,
-    pub first_seen: String,
-    pub last_seen: String,
-    /// the most tried blocked domains, most first (at most 3)
-    pub top_domains: Vec<String>,
-}
-
 pub(super) fn print_clients(
     list: &[SuspiciousClient],
     json: bool,
@@ -236,66 +185,6 @@ pub(super) fn print_clients(
         &[2, 3],
     )?;
     Ok(())
-}
-
-/// CSV columns, the same names as the JSON fields.
-pub const CSV_HEADER: &str = "time,ts_us,client,client_port,transport,qname,qtype,rcode,action,category,list,rule,trigger,cached,answers,latency_us,server,client_name,group";
-
-/// One CSV field (RFC 4180 quoting), appended to `line`.
-fn push_csv_field(line: &mut String, s: &str) {
-    if s.contains([',', '"', '\n', '\r']) {
-        line.push('"');
-        line.push_str(&s.replace('"', "\"\""));
-        line.push('"');
-    } else {
-        line.push_str(s);
-    }
-}
-
-/// One export row as a CSV line (with its newline), written into `line` (cleared first):
-/// no allocation per field, so `export` keeps its rate.
-pub fn write_csv_line(line: &mut String, r: &LogRow) {
-    use std::fmt::Write as _;
-    line.clear();
-    let text = |line: &mut String, v: &str| {
-        push_csv_field(line, v);
-        line.push(',');
-    };
-    text(line, &r.time);
-    let _ = write!(line, "{},", r.ts_us);
-    text(line, &r.client);
-    if let Some(p) = r.client_port {
-        let _ = write!(line, "{p}");
-    }
-    line.push(',');
-    text(line, r.transport.as_str());
-    text(line, &r.qname);
-    text(line, &r.qtype);
-    text(line, &r.rcode);
-    text(line, r.action.as_str());
-    text(line, r.category.as_deref().unwrap_or(""));
-    text(line, r.list.as_deref().unwrap_or(""));
-    text(line, r.rule.as_deref().unwrap_or(""));
-    text(line, r.trigger.map(|t| t.as_str()).unwrap_or(""));
-    let _ = write!(line, "{},", r.cached);
-    let answers_at = line.len();
-    for (i, a) in r.answers.iter().enumerate() {
-        let _ = if i == 0 {
-            write!(line, "{a}")
-        } else {
-            write!(line, ",{a}")
-        };
-    }
-    if r.answers.len() > 1 {
-        // several addresses are joined with ',': quote them as one field
-        line.insert(answers_at, '"');
-        line.push('"');
-    }
-    let _ = write!(line, ",{},", r.latency_us);
-    text(line, &r.server);
-    text(line, r.client_name.as_deref().unwrap_or(""));
-    push_csv_field(line, r.group.as_deref().unwrap_or(""));
-    line.push('\n');
 }
 
 fn opt(s: &Option<String>) -> String {

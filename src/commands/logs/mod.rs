@@ -16,47 +16,30 @@
 //! `*_reports.rs`); `format.rs` prints for both, `follow.rs` is `tail -f`.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 
 use super::load_or_report;
-use crate::querylog::clickhouse_client::ClickhouseError;
-use crate::querylog::event::EventAction;
 use crate::querylog::QueryLogConfig;
 use crate::timefmt::{now_us, parse_time_us};
 
 mod clickhouse;
-mod clickhouse_reports;
 mod csv_export;
 mod follow;
 mod format;
 mod sqlite;
-mod sqlite_reports;
 #[cfg(test)]
 mod tests;
 
-pub use csv_export::CsvExport;
-pub use format::{
-    write_csv_line, SuspiciousClient, TopCategory, TopClient, TopDomain, TopReport, CSV_HEADER,
+pub use crate::querylog::read::{
+    write_csv_line, Filters, LogsError, SuspiciousClient, TopCategory, TopClient, TopDomain,
+    TopReport, CSV_HEADER,
 };
+pub use csv_export::CsvExport;
 pub use sqlite::run_logs;
 
 use follow::Follow;
 use format::{print_clients, print_top};
-
-/// Why a `dnsward logs` command failed; printed as `error: CONFIG: ...` (exit code 2).
-#[derive(Debug, thiserror::Error)]
-pub enum LogsError {
-    #[error("query log database {path}: {msg}")]
-    Db { path: PathBuf, msg: String },
-    /// A bad time, or a command the chosen store cannot run.
-    #[error("{0}")]
-    InvalidArgument(String),
-    #[error("{0}")]
-    Io(#[from] std::io::Error),
-    #[error("{0}")]
-    Clickhouse(#[from] ClickhouseError),
-}
 
 /// Run `dnsward logs --config PATH [--source S] COMMAND`, writing to stdout.
 pub fn run(path: &Path, source: Option<LogSource>, command: LogsCommand) -> ExitCode {
@@ -108,42 +91,6 @@ pub fn run_logs_from(
         }
         LogSource::Clickhouse => clickhouse::run_logs(cfg, cmd, out),
     }
-}
-
-/// Filters shared by `tail` and `export`.
-#[derive(Clone, Debug, Default, PartialEq, Eq, clap::Args)]
-pub struct Filters {
-    /// Only this client (address, truncated network address or h: token, as stored)
-    #[arg(long)]
-    pub client: Option<String>,
-    /// Only this action: allowed, blocked, refused, servfail
-    #[arg(long, value_parser = parse_action)]
-    pub action: Option<EventAction>,
-    /// Only this category (as in the block lists' configuration)
-    #[arg(long)]
-    pub category: Option<String>,
-    /// Only names equal to or under this domain (example.com matches a.example.com)
-    #[arg(long)]
-    pub qname_suffix: Option<String>,
-    /// Only this named client (its `[[clients]] name`)
-    #[arg(long)]
-    pub client_name: Option<String>,
-    /// Only clients of this policy group
-    #[arg(long)]
-    pub group: Option<String>,
-    /// Only the blocked queries a block page reference ID stands for (e.g. 0M7K4-Q2ZD9)
-    #[arg(long = "ref", value_parser = parse_reference)]
-    pub reference: Option<String>,
-}
-
-fn parse_reference(s: &str) -> Result<String, String> {
-    crate::blockpage::reference::normalize(s).ok_or_else(|| {
-        format!("{s:?} is not a block page reference ID (10 characters, e.g. 0M7K4-Q2ZD9)")
-    })
-}
-
-fn parse_action(s: &str) -> Result<EventAction, String> {
-    s.parse()
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]

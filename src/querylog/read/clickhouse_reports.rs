@@ -4,8 +4,8 @@
 use serde::Deserialize;
 
 use super::clickhouse::{client_text, lit, none_if_empty, ChReader};
-use super::format::{SuspiciousClient, TopCategory, TopClient, TopDomain, TopReport};
 use super::LogsError;
+use super::{SuspiciousClient, TopCategory, TopClient, TopDomain, TopReport};
 use crate::timefmt::format_ts;
 
 impl ChReader {
@@ -15,7 +15,7 @@ impl ChReader {
             .unwrap_or_default()
     }
 
-    pub(super) fn read_top(
+    pub fn read_top(
         &self,
         since: i64,
         now: i64,
@@ -156,7 +156,7 @@ impl ChReader {
         Ok(categories)
     }
 
-    pub(super) fn read_suspicious_clients(
+    pub fn read_suspicious_clients(
         &self,
         since: i64,
         min_blocked: u64,

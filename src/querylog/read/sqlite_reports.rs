@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 use rusqlite::types::Value;
 use rusqlite::Connection;
 
-use super::format::{SuspiciousClient, TopCategory, TopClient, TopDomain, TopReport};
+use super::{SuspiciousClient, TopCategory, TopClient, TopDomain, TopReport};
 use crate::querylog::sinks::sqlite::MINUTE_US;
 use crate::timefmt::format_ts;
 
@@ -220,7 +220,7 @@ fn ranked<K: Ord + Clone>(
     v
 }
 
-pub(super) fn top(
+pub fn top(
     conn: &Connection,
     since: i64,
     now: i64,
@@ -241,7 +241,7 @@ pub(super) fn top(
     })
 }
 
-pub(super) fn suspicious_clients(
+pub fn suspicious_clients(
     conn: &Connection,
     since: i64,
     min_blocked: u64,

@@ -1,0 +1,175 @@
+//! The dashboard's reads over ClickHouse: the same rows and counts as `sqlite_ui.rs` selects,
+//! each query narrowed by the table's sort key (`time`) and a row limit.
+
+use serde::Deserialize;
+
+use super::clickhouse::{client_text, lit, none_if_empty, ChReader};
+use super::ui::{LogReader, Search, Slim, Timeline, Window, DRILL_ROWS, SEARCH_ROWS};
+use super::{LogsError, SuspiciousClient, TopReport};
+use crate::querylog::event::LogRow;
+
+#[derive(Deserialize)]
+struct ChSlim {
+    ts_us: i64,
+    client_text: String,
+    client_hash: u64,
+    qname: String,
+    blocked: u8,
+    category: String,
+    list: String,
+    rule: String,
+    client_name: String,
+    client_group: String,
+}
+
+impl ChSlim {
+    fn into_slim(self) -> Slim {
+        Slim {
+            ts_us: self.ts_us,
+            client: client_text(&self.client_text, self.client_hash),
+            qname: self.qname,
+            blocked: self.blocked != 0,
+            category: none_if_empty(self.category),
+            list: none_if_empty(self.list),
+            rule: none_if_empty(self.rule),
+            client_name: none_if_empty(self.client_name),
+            group: none_if_empty(self.client_group),
+        }
+    }
+}
+
+impl ChReader {
+    fn window_conds(w: &Window) -> String {
+        let mut c = Self::time_conds(Some(w.since), Some(w.until));
+        // the sort key's upper bound too
+        c.push(format!(
+            "time < toDateTime({})",
+            w.until.div_euclid(1_000_000) + 1
+        ));
+        c.join(" AND ")
+    }
+
+    fn slim_rows(&self, cond: &str, w: &Window) -> Result<Vec<Slim>, LogsError> {
+        let mut rows = Vec::new();
+        self.stream(
+            &format!(
+                "SELECT ts_us, {} AS client_text, client_hash, qname, action = 'blocked' AS blocked,
+                        category, list, rule, client_name, client_group
+                 FROM {} WHERE {} AND {cond} ORDER BY ts_us DESC LIMIT {DRILL_ROWS}",
+                self.client_expr(),
+                self.table(),
+                Self::window_conds(w)
+            ),
+            |r: ChSlim| {
+                rows.push(r.into_slim());
+                Ok(())
+            },
+        )?;
+        Ok(rows)
+    }
+}
+
+impl LogReader for ChReader {
+    fn top(
+        &self,
+        since: i64,
+        now: i64,
+        limit: usize,
+        group: Option<&str>,
+    ) -> Result<TopReport, LogsError> {
+        self.read_top(since, now, limit, group)
+    }
+
+    fn suspicious_clients(
+        &self,
+        since: i64,
+        min_blocked: u64,
+        min_domains: u64,
+        categories: &[String],
+        limit: usize,
+        group: Option<&str>,
+    ) -> Result<Vec<SuspiciousClient>, LogsError> {
+        self.read_suspicious_clients(since, min_blocked, min_domains, categories, limit, group)
+    }
+
+    fn timeline(&self, w: &Window, group: Option<&str>) -> Result<Timeline, LogsError> {
+        let t = self.table();
+        let conds = Self::window_conds(w);
+        let gc = group
+            .map(|g| format!(" AND client_group = {}", lit(g)))
+            .unwrap_or_default();
+        let bucket = format!(
+            "intDiv(ts_us - {s}, {b}) * {b} + {s}",
+            s = w.since,
+            b = w.bucket
+        );
+        #[derive(Deserialize)]
+        struct C {
+            t: i64,
+            blocked: u8,
+            n: u64,
+        }
+        let mut counts = Vec::new();
+        self.stream(
+            &format!(
+                "SELECT {bucket} AS t, action = 'blocked' AS blocked, count() AS n
+                 FROM {t} WHERE {conds}{gc} GROUP BY t, blocked"
+            ),
+            |r: C| {
+                counts.push((r.t, r.blocked != 0, r.n));
+                Ok(())
+            },
+        )?;
+        #[derive(Deserialize)]
+        struct B {
+            t: i64,
+            category: String,
+            list: String,
+            n: u64,
+        }
+        let mut blocked = Vec::new();
+        self.stream(
+            &format!(
+                "SELECT {bucket} AS t, category, list, count() AS n
+                 FROM {t} WHERE {conds}{gc} AND action = 'blocked' GROUP BY t, category, list"
+            ),
+            |r: B| {
+                blocked.push((r.t, none_if_empty(r.category), none_if_empty(r.list), r.n));
+                Ok(())
+            },
+        )?;
+        Ok(Timeline::build(w, counts, blocked))
+    }
+
+    fn client_rows(&self, client: &str, w: &Window) -> Result<Vec<Slim>, LogsError> {
+        self.slim_rows(&self.client_cond(client), w)
+    }
+
+    fn domain_rows(&self, qname: &str, w: &Window) -> Result<Vec<Slim>, LogsError> {
+        self.slim_rows(&format!("qname = {}", lit(qname)), w)
+    }
+
+    fn search(&self, s: &Search) -> Result<Vec<LogRow>, LogsError> {
+        let mut w = self.where_clause(&s.filters, Some(s.since), Some(s.until));
+        for (col, v) in [
+            ("qname", &s.qname),
+            ("qtype", &s.qtype),
+            ("rcode", &s.rcode),
+            ("list", &s.list),
+        ] {
+            if let Some(v) = v {
+                w.push_str(&format!(" AND {col} = {}", lit(v)));
+            }
+        }
+        self.rows(
+            &format!(
+                "SELECT {} FROM {} WHERE {w} ORDER BY ts_us DESC LIMIT {}, {}",
+                self.row_columns(),
+                self.table(),
+                s.offset,
+                s.limit.min(SEARCH_ROWS)
+            ),
+            &s.filters,
+        )
+    }
+}

@@ -1,0 +1,184 @@
+//! The dashboard's reads over the SQLite store: the timeline from the `minute_counts` rollup
+//! and the blocked rows' partial index, a client's rows through its `client_hours` id ranges,
+//! a name's rows and searches over the time index, each within a window and a row limit.
+
+use rusqlite::types::Value;
+
+use super::sqlite::{client_id_ranges, where_clause, SqliteStore};
+use super::sqlite_reports;
+use super::ui::{LogReader, Search, Slim, Timeline, Window, DRILL_ROWS, SEARCH_ROWS};
+use super::{LogsError, SuspiciousClient, TopReport};
+use crate::querylog::event::LogRow;
+use crate::querylog::sinks::sqlite::{row_to_logrow, COLUMNS, MINUTE_US};
+
+const SLIM_COLUMNS: &str =
+    "ts_us, client, qname, action = 'blocked', category, list, rule, client_name, client_group";
+
+fn slim(r: &rusqlite::Row<'_>) -> rusqlite::Result<Slim> {
+    Ok(Slim {
+        ts_us: r.get(0)?,
+        client: r.get(1)?,
+        qname: r.get(2)?,
+        blocked: r.get(3)?,
+        category: r.get(4)?,
+        list: r.get(5)?,
+        rule: r.get(6)?,
+        client_name: r.get(7)?,
+        group: r.get(8)?,
+    })
+}
+
+impl LogReader for SqliteStore {
+    fn top(
+        &self,
+        since: i64,
+        now: i64,
+        limit: usize,
+        group: Option<&str>,
+    ) -> Result<TopReport, LogsError> {
+        sqlite_reports::top(&self.conn, since, now, limit, group).map_err(|e| self.failed(e))
+    }
+
+    fn suspicious_clients(
+        &self,
+        since: i64,
+        min_blocked: u64,
+        min_domains: u64,
+        categories: &[String],
+        limit: usize,
+        group: Option<&str>,
+    ) -> Result<Vec<SuspiciousClient>, LogsError> {
+        sqlite_reports::suspicious_clients(
+            &self.conn,
+            since,
+            min_blocked,
+            min_domains,
+            categories,
+            limit,
+            group,
+        )
+        .map_err(|e| self.failed(e))
+    }
+
+    fn timeline(&self, w: &Window, group: Option<&str>) -> Result<Timeline, LogsError> {
+        let run = || -> rusqlite::Result<Timeline> {
+            let gc = if group.is_some() {
+                " AND client_group = ?3"
+            } else {
+                ""
+            };
+            let mut p = vec![
+                Value::Integer(w.since / MINUTE_US),
+                Value::Integer(w.until / MINUTE_US),
+            ];
+            p.extend(group.map(|g| Value::Text(g.to_string())));
+            let counts: Vec<(i64, bool, u64)> = self
+                .conn
+                .prepare(&format!(
+                    "SELECT minute, action = 'blocked', sum(n) FROM minute_counts
+                     WHERE minute >= ?1 AND minute < ?2{gc} GROUP BY 1, 2"
+                ))?
+                .query_map(rusqlite::params_from_iter(p.iter()), |r| {
+                    Ok((r.get::<_, i64>(0)? * MINUTE_US, r.get(1)?, r.get(2)?))
+                })?
+                .collect::<Result<_, _>>()?;
+            let mut p = vec![
+                Value::Integer(w.since),
+                Value::Integer(w.until),
+                Value::Integer(w.bucket),
+            ];
+            let gc = if let Some(g) = group {
+                p.push(Value::Text(g.to_string()));
+                " AND client_group = ?4"
+            } else {
+                ""
+            };
+            let blocked: Vec<(i64, Option<String>, Option<String>, u64)> = self
+                .conn
+                .prepare(&format!(
+                    "SELECT ?1 + (ts_us - ?1) / ?3 * ?3, category, list, count(*)
+                     FROM queries INDEXED BY queries_blocked_ts
+                     WHERE action = 'blocked' AND ts_us >= ?1 AND ts_us < ?2{gc}
+                     GROUP BY 1, 2, 3"
+                ))?
+                .query_map(rusqlite::params_from_iter(p.iter()), |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                })?
+                .collect::<Result<_, _>>()?;
+            Ok(Timeline::build(w, counts, blocked))
+        };
+        run().map_err(|e| self.failed(e))
+    }
+
+    fn client_rows(&self, client: &str, w: &Window) -> Result<Vec<Slim>, LogsError> {
+        let run = || -> rusqlite::Result<Vec<Slim>> {
+            let mut st = self.conn.prepare(&format!(
+                "SELECT {SLIM_COLUMNS} FROM queries
+                 WHERE id BETWEEN ?1 AND ?2 AND client = ?3 AND ts_us >= ?4 AND ts_us < ?5
+                 ORDER BY id DESC LIMIT ?6"
+            ))?;
+            let mut rows = Vec::new();
+            for (first, last) in client_id_ranges(&self.conn, client, Some(w.since))? {
+                let left = DRILL_ROWS.saturating_sub(rows.len());
+                if left == 0 {
+                    break;
+                }
+                let found = st.query_map(
+                    rusqlite::params![first, last, client, w.since, w.until, left as i64],
+                    slim,
+                )?;
+                for r in found {
+                    rows.push(r?);
+                }
+            }
+            Ok(rows)
+        };
+        run().map_err(|e| self.failed(e))
+    }
+
+    fn domain_rows(&self, qname: &str, w: &Window) -> Result<Vec<Slim>, LogsError> {
+        let run = || -> rusqlite::Result<Vec<Slim>> {
+            self.conn
+                .prepare(&format!(
+                    "SELECT {SLIM_COLUMNS} FROM queries INDEXED BY queries_ts
+                     WHERE ts_us >= ?1 AND ts_us < ?2 AND qname = ?3
+                     ORDER BY ts_us DESC LIMIT ?4"
+                ))?
+                .query_map(
+                    rusqlite::params![w.since, w.until, qname, DRILL_ROWS as i64],
+                    slim,
+                )?
+                .collect()
+        };
+        run().map_err(|e| self.failed(e))
+    }
+
+    fn search(&self, s: &Search) -> Result<Vec<LogRow>, LogsError> {
+        let run = || -> rusqlite::Result<Vec<LogRow>> {
+            let (mut w, mut p) = where_clause(&s.filters, Some(s.since), Some(s.until));
+            for (col, v) in [
+                ("qname", &s.qname),
+                ("qtype", &s.qtype),
+                ("rcode", &s.rcode),
+                ("list", &s.list),
+            ] {
+                if let Some(v) = v {
+                    p.push(Value::Text(v.clone()));
+                    w.push_str(&format!(" AND {col} = ?{}", p.len()));
+                }
+            }
+            p.push(Value::Integer(s.limit.min(SEARCH_ROWS) as i64));
+            p.push(Value::Integer(s.offset.min(i64::MAX as usize) as i64));
+            let n = p.len();
+            self.conn
+                .prepare(&format!(
+                    "SELECT {COLUMNS} FROM queries INDEXED BY queries_ts WHERE {w}
+                     ORDER BY ts_us DESC, id DESC LIMIT ?{} OFFSET ?{n}",
+                    n - 1
+                ))?
+                .query_map(rusqlite::params_from_iter(p.iter()), row_to_logrow)?
+                .collect()
+        };
+        run().map_err(|e| self.failed(e))
+    }
+}
