@@ -166,6 +166,34 @@ async fn every_data_route_refuses_a_missing_or_wrong_token() {
     assert!(raw_get(admin, "/ui/nope.js")
         .await
         .starts_with("HTTP/1.1 404"));
+    // Nothing is fetched from elsewhere, and no text is ever parsed as markup or code.
+    for asset in [
+        "/",
+        "/ui/app.js",
+        "/ui/i18n.js",
+        "/ui/chart.js",
+        "/ui/style.css",
+    ] {
+        let text = raw_get(admin, asset).await;
+        let body = text
+            .split_once("\r\n\r\n")
+            .unwrap()
+            .1
+            .replace("http://www.w3.org/2000/svg", "");
+        for bad in [
+            "http:",
+            "https:",
+            "innerHTML",
+            "outerHTML",
+            "insertAdjacentHTML",
+            "eval(",
+            "document.write",
+            "new Function",
+            "style=\"",
+        ] {
+            assert!(!body.contains(bad), "{asset} contains {bad}");
+        }
+    }
     d.shutdown().await;
 }
 
