@@ -419,9 +419,7 @@ impl SearchQuery {
     fn search(&self, range: &Range) -> Result<Search, Bad> {
         let (since, until) = range.times()?;
         let action = match nonempty(&self.action) {
-            Some(a) => Some(
-                a.parse::<EventAction>().map_err(Bad)?,
-            ),
+            Some(a) => Some(a.parse::<EventAction>().map_err(Bad)?),
             None => None,
         };
         let name = nonempty(&self.name).map(|n| n.trim_end_matches('.').to_ascii_lowercase());
