@@ -4,7 +4,7 @@
 use serde::Deserialize;
 
 use super::clickhouse::{client_text, lit, none_if_empty, ChReader};
-use super::ui::{LogReader, Search, Slim, Timeline, Window, DRILL_ROWS, SEARCH_ROWS};
+use super::ui::{LogReader, Rows, Search, Slim, Timeline, Window, DRILL_ROWS, SEARCH_ROWS};
 use super::{LogsError, SuspiciousClient, TopReport};
 use crate::querylog::event::LogRow;
 
@@ -49,7 +49,7 @@ impl ChReader {
         c.join(" AND ")
     }
 
-    fn slim_rows(&self, cond: &str, w: &Window) -> Result<Vec<Slim>, LogsError> {
+    fn slim_rows(&self, cond: &str, w: &Window) -> Result<Rows, LogsError> {
         let mut rows = Vec::new();
         self.stream(
             &format!(
@@ -65,7 +65,10 @@ impl ChReader {
                 Ok(())
             },
         )?;
-        Ok(rows)
+        Ok(Rows {
+            rows,
+            truncated: false,
+        })
     }
 }
 
@@ -141,11 +144,11 @@ impl LogReader for ChReader {
         Ok(Timeline::build(w, counts, blocked))
     }
 
-    fn client_rows(&self, client: &str, w: &Window) -> Result<Vec<Slim>, LogsError> {
+    fn client_rows(&self, client: &str, w: &Window) -> Result<Rows, LogsError> {
         self.slim_rows(&self.client_cond(client), w)
     }
 
-    fn domain_rows(&self, qname: &str, w: &Window) -> Result<Vec<Slim>, LogsError> {
+    fn domain_rows(&self, qname: &str, w: &Window) -> Result<Rows, LogsError> {
         self.slim_rows(&format!("qname = {}", lit(qname)), w)
     }
 

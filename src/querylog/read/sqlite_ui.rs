@@ -3,10 +3,13 @@
 //! a name's rows and searches over the time index, each within a window and a row limit.
 
 use rusqlite::types::Value;
+use rusqlite::OptionalExtension;
 
 use super::sqlite::{client_id_ranges, where_clause, SqliteStore};
 use super::sqlite_reports;
-use super::ui::{LogReader, Search, Slim, Timeline, Window, DRILL_ROWS, SEARCH_ROWS};
+use super::ui::{
+    LogReader, Rows, Search, Slim, Timeline, Window, DRILL_ROWS, NAME_SCAN_ROWS, SEARCH_ROWS,
+};
 use super::{LogsError, SuspiciousClient, TopReport};
 use crate::querylog::event::LogRow;
 use crate::querylog::sinks::sqlite::{row_to_logrow, COLUMNS, MINUTE_US};
@@ -110,7 +113,7 @@ impl LogReader for SqliteStore {
         run().map_err(|e| self.failed(e))
     }
 
-    fn client_rows(&self, client: &str, w: &Window) -> Result<Vec<Slim>, LogsError> {
+    fn client_rows(&self, client: &str, w: &Window) -> Result<Rows, LogsError> {
         let run = || -> rusqlite::Result<Vec<Slim>> {
             let mut st = self.conn.prepare(&format!(
                 "SELECT {SLIM_COLUMNS} FROM queries
@@ -133,22 +136,73 @@ impl LogReader for SqliteStore {
             }
             Ok(rows)
         };
-        run().map_err(|e| self.failed(e))
+        run()
+            .map(|rows| Rows {
+                rows,
+                truncated: false,
+            })
+            .map_err(|e| self.failed(e))
     }
 
-    fn domain_rows(&self, qname: &str, w: &Window) -> Result<Vec<Slim>, LogsError> {
-        let run = || -> rusqlite::Result<Vec<Slim>> {
-            self.conn
+    /// The blocked rows through the blocked rows' index (the whole window); the others by
+    /// scanning at most [`NAME_SCAN_ROWS`] of the window's latest rows (there is no name index
+    /// over all rows: it would cost every insert).
+    fn domain_rows(&self, qname: &str, w: &Window) -> Result<Rows, LogsError> {
+        let run = || -> rusqlite::Result<Rows> {
+            let mut rows: Vec<Slim> = self
+                .conn
                 .prepare(&format!(
-                    "SELECT {SLIM_COLUMNS} FROM queries INDEXED BY queries_ts
-                     WHERE ts_us >= ?1 AND ts_us < ?2 AND qname = ?3
+                    "SELECT {SLIM_COLUMNS} FROM queries INDEXED BY queries_blocked_ts
+                     WHERE action = 'blocked' AND ts_us >= ?1 AND ts_us < ?2 AND qname = ?3
                      ORDER BY ts_us DESC LIMIT ?4"
                 ))?
                 .query_map(
                     rusqlite::params![w.since, w.until, qname, DRILL_ROWS as i64],
                     slim,
                 )?
-                .collect()
+                .collect::<Result<_, _>>()?;
+            // where the scan of the latest rows starts: the time of the row NAME_SCAN_ROWS ids
+            // before the window's last one
+            let last_id: Option<i64> = self
+                .conn
+                .query_row(
+                    "SELECT id FROM queries INDEXED BY queries_ts WHERE ts_us < ?1
+                     ORDER BY ts_us DESC LIMIT 1",
+                    [w.until],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            let first_id: i64 =
+                self.conn
+                    .query_row("SELECT coalesce(min(id), 0) FROM queries", [], |r| r.get(0))?;
+            let scan_from: i64 = match last_id {
+                Some(id) if id - NAME_SCAN_ROWS > first_id => self.conn.query_row(
+                    "SELECT ts_us FROM queries WHERE id >= ?1 ORDER BY id LIMIT 1",
+                    [id - NAME_SCAN_ROWS],
+                    |r| r.get(0),
+                )?,
+                _ => w.since,
+            };
+            let from = scan_from.max(w.since);
+            let others: Vec<Slim> = self
+                .conn
+                .prepare(&format!(
+                    "SELECT {SLIM_COLUMNS} FROM queries INDEXED BY queries_ts
+                     WHERE ts_us >= ?1 AND ts_us < ?2 AND qname = ?3 AND action != 'blocked'
+                     ORDER BY ts_us DESC LIMIT ?4"
+                ))?
+                .query_map(
+                    rusqlite::params![from, w.until, qname, DRILL_ROWS as i64],
+                    slim,
+                )?
+                .collect::<Result<_, _>>()?;
+            rows.extend(others);
+            rows.sort_by_key(|r| std::cmp::Reverse(r.ts_us));
+            rows.truncate(DRILL_ROWS);
+            Ok(Rows {
+                rows,
+                truncated: from > w.since,
+            })
         };
         run().map_err(|e| self.failed(e))
     }

@@ -17,6 +17,16 @@ use crate::querylog::sinks::sqlite::MINUTE_US;
 pub const DRILL_ROWS: usize = 200_000;
 /// At most this many rows in one search page.
 pub const SEARCH_ROWS: usize = 1_000;
+/// The SQLite store has no index on names over all rows (only over the blocked ones): a
+/// name's page reads its other rows from at most this many of the latest rows of the window.
+pub const NAME_SCAN_ROWS: i64 = 1_000_000;
+
+/// A drill-down's rows, latest first, and whether the store read only part of the window.
+#[derive(Debug, Clone, Default)]
+pub struct Rows {
+    pub rows: Vec<Slim>,
+    pub truncated: bool,
+}
 
 /// A chart's window: whole minutes `[since, until)` (µs) cut into `buckets` of `bucket` µs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -185,7 +195,8 @@ pub struct ClientPage {
     pub bucket_secs: i64,
     pub top_blocked: Vec<NameCount>,
     pub top_allowed: Vec<NameCount>,
-    /// More rows than [`DRILL_ROWS`] in the window: the figures cover the latest ones only.
+    /// More rows than [`DRILL_ROWS`] in the window (or, on SQLite, a name's allowed rows
+    /// beyond [`NAME_SCAN_ROWS`]): the figures cover the latest ones only.
     pub truncated: bool,
 }
 
@@ -237,7 +248,8 @@ fn ranked_names(m: HashMap<String, NameCount>, limit: usize) -> Vec<NameCount> {
 }
 
 impl ClientPage {
-    pub fn build(client: &str, w: &Window, rows: &[Slim], limit: usize) -> ClientPage {
+    pub fn build(client: &str, w: &Window, found: &Rows, limit: usize) -> ClientPage {
+        let rows = &found.rows;
         let mut points = w.empty_points();
         let (mut name, mut group) = (None, None);
         let mut blocked: HashMap<String, NameCount> = HashMap::new();
@@ -280,13 +292,14 @@ impl ClientPage {
             bucket_secs: w.bucket / 1_000_000,
             top_blocked: ranked_names(blocked, limit),
             top_allowed: ranked_names(allowed, limit),
-            truncated: rows.len() >= DRILL_ROWS,
+            truncated: found.truncated || rows.len() >= DRILL_ROWS,
         }
     }
 }
 
 impl DomainPage {
-    pub fn build(qname: &str, w: &Window, rows: &[Slim], limit: usize) -> DomainPage {
+    pub fn build(qname: &str, w: &Window, found: &Rows, limit: usize) -> DomainPage {
+        let rows = &found.rows;
         let mut points = w.empty_points();
         let mut clients: HashMap<String, DomainClient> = HashMap::new();
         let mut latest_blocked: Option<&Slim> = None;
@@ -332,7 +345,7 @@ impl DomainPage {
             logged_list: latest_blocked.and_then(|r| r.list.clone()),
             logged_rule: latest_blocked.and_then(|r| r.rule.clone()),
             logged_category: latest_blocked.and_then(|r| r.category.clone()),
-            truncated: rows.len() >= DRILL_ROWS,
+            truncated: found.truncated || rows.len() >= DRILL_ROWS,
         }
     }
 }
@@ -379,10 +392,10 @@ pub trait LogReader: Send {
     fn timeline(&self, w: &Window, group: Option<&str>) -> Result<Timeline, LogsError>;
 
     /// The latest rows (at most [`DRILL_ROWS`]) of one client in the window.
-    fn client_rows(&self, client: &str, w: &Window) -> Result<Vec<Slim>, LogsError>;
+    fn client_rows(&self, client: &str, w: &Window) -> Result<Rows, LogsError>;
 
     /// The latest rows (at most [`DRILL_ROWS`]) asking for one name in the window.
-    fn domain_rows(&self, qname: &str, w: &Window) -> Result<Vec<Slim>, LogsError>;
+    fn domain_rows(&self, qname: &str, w: &Window) -> Result<Rows, LogsError>;
 
     /// One page of matching rows, newest first.
     fn search(&self, s: &Search) -> Result<Vec<LogRow>, LogsError>;
