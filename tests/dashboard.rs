@@ -224,8 +224,22 @@ async fn the_routes_answer_from_the_sqlite_store() {
     let h = Hierarchy::start("").await;
     let d = start_dnsward_text(&config(&h, "sqlite = \"log.db\""), h.dir.path()).await;
     let (dns, admin) = (d.addrs()[0], d.admin_addr().unwrap());
+    let before = dnsward::timefmt::format_ts(dnsward::timefmt::now_us() - 1_000_000, 0);
     traffic(dns).await;
     rows_visible(admin, "/api/ui/search", 8).await;
+    // A window that ends before the traffic holds none of it, in every view.
+    let past = format!("since=2h&until={before}");
+    let t = get_json(admin, &format!("/api/ui/top?{past}")).await;
+    assert_eq!(
+        (t["queries"].as_u64(), t["blocked"].as_u64()),
+        (Some(0), Some(0)),
+        "{t}"
+    );
+    assert_eq!(t["domains"], serde_json::json!([]));
+    let c = get_json(admin, &format!("/api/ui/clients?{past}&min_blocked=1")).await;
+    assert_eq!(c, serde_json::json!([]));
+    let s = get_json(admin, &format!("/api/ui/search?{past}")).await;
+    assert_eq!(s["rows"], serde_json::json!([]));
 
     let o = get_json(admin, "/api/ui/overview?since=1h").await;
     assert_eq!(o["timeline"]["queries"], 8, "{o}");

@@ -168,6 +168,14 @@ impl LogStore for ChReader {
         limit: usize,
         group: Option<&str>,
     ) -> Result<Vec<SuspiciousClient>, LogsError> {
-        self.read_suspicious_clients(since, min_blocked, min_domains, categories, limit, group)
+        self.read_suspicious_clients(
+            since,
+            crate::timefmt::now_us(),
+            min_blocked,
+            min_domains,
+            categories,
+            limit,
+            group,
+        )
     }
 }

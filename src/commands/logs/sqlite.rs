@@ -62,6 +62,7 @@ impl LogStore for SqliteStore {
         sqlite_reports::suspicious_clients(
             &self.conn,
             since,
+            crate::timefmt::now_us(),
             min_blocked,
             min_domains,
             categories,

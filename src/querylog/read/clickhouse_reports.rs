@@ -24,7 +24,7 @@ impl ChReader {
     ) -> Result<TopReport, LogsError> {
         let t = self.table();
         let gc = Self::group_cond(group);
-        let tc = Self::time_conds(Some(since), None).join(" AND ");
+        let tc = Self::time_conds(Some(since), Some(now)).join(" AND ");
         let blocked = format!("action = 'blocked' AND {tc}{gc}");
         #[derive(Deserialize)]
         struct Totals {
@@ -159,6 +159,7 @@ impl ChReader {
     pub fn read_suspicious_clients(
         &self,
         since: i64,
+        until: i64,
         min_blocked: u64,
         min_domains: u64,
         categories: &[String],
@@ -168,7 +169,7 @@ impl ChReader {
         let t = self.table();
         let mut cond = format!(
             "action = 'blocked' AND {}{}",
-            Self::time_conds(Some(since), None).join(" AND "),
+            Self::time_conds(Some(since), Some(until)).join(" AND "),
             Self::group_cond(group)
         );
         if !categories.is_empty() {

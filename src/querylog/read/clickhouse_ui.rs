@@ -86,13 +86,22 @@ impl LogReader for ChReader {
     fn suspicious_clients(
         &self,
         since: i64,
+        until: i64,
         min_blocked: u64,
         min_domains: u64,
         categories: &[String],
         limit: usize,
         group: Option<&str>,
     ) -> Result<Vec<SuspiciousClient>, LogsError> {
-        self.read_suspicious_clients(since, min_blocked, min_domains, categories, limit, group)
+        self.read_suspicious_clients(
+            since,
+            until,
+            min_blocked,
+            min_domains,
+            categories,
+            limit,
+            group,
+        )
     }
 
     fn timeline(&self, w: &Window, group: Option<&str>) -> Result<Timeline, LogsError> {

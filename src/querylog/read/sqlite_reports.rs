@@ -20,40 +20,45 @@ fn group_cond(group: Option<&str>, n: usize) -> (String, Option<Value>) {
     }
 }
 
-/// Queries and blocked queries since `since`: whole minutes from the `minute_counts` rollup,
-/// the rows of `since`'s own minute counted one by one (so the figure is exact).
-fn totals_since(
+/// Queries and blocked queries in `[since, until)`: whole minutes from the `minute_counts`
+/// rollup, the rows of the two minutes cut by the window counted one by one (so the figure is
+/// exact).
+fn totals_between(
     conn: &Connection,
     since: i64,
+    until: i64,
     group: Option<&str>,
 ) -> rusqlite::Result<(u64, u64)> {
-    let minute = since / MINUTE_US;
-    let (gc, gv) = group_cond(group, 2);
-    let mut p = vec![Value::Integer(minute)];
+    let (first, last) = (since / MINUTE_US, until / MINUTE_US);
+    let (gc, gv) = group_cond(group, 3);
+    let rows = |from: i64, to: i64| -> rusqlite::Result<(u64, u64)> {
+        let mut p = vec![Value::Integer(from), Value::Integer(to)];
+        p.extend(gv.clone());
+        conn.query_row(
+            &format!(
+                "SELECT count(*), coalesce(sum(action = 'blocked'), 0) FROM queries
+                 WHERE ts_us >= ?1 AND ts_us < ?2{gc}"
+            ),
+            rusqlite::params_from_iter(p.iter()),
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+    };
+    if first >= last {
+        return rows(since, until);
+    }
+    let mut p = vec![Value::Integer(first), Value::Integer(last)];
     p.extend(gv.clone());
     let (q1, b1): (u64, u64) = conn.query_row(
         &format!(
             "SELECT coalesce(sum(n), 0), coalesce(sum(CASE WHEN action = 'blocked' THEN n END), 0)
-             FROM minute_counts WHERE minute > ?1{gc}"
+             FROM minute_counts WHERE minute > ?1 AND minute < ?2{gc}"
         ),
         rusqlite::params_from_iter(p.iter()),
         |r| Ok((r.get(0)?, r.get(1)?)),
     )?;
-    let (gc, _) = group_cond(group, 3);
-    let mut p = vec![
-        Value::Integer(since),
-        Value::Integer((minute + 1) * MINUTE_US),
-    ];
-    p.extend(gv);
-    let (q2, b2): (u64, u64) = conn.query_row(
-        &format!(
-            "SELECT count(*), coalesce(sum(action = 'blocked'), 0) FROM queries
-             WHERE ts_us >= ?1 AND ts_us < ?2{gc}"
-        ),
-        rusqlite::params_from_iter(p.iter()),
-        |r| Ok((r.get(0)?, r.get(1)?)),
-    )?;
-    Ok((q1 + q2, b1 + b2))
+    let (q2, b2) = rows(since, (first + 1) * MINUTE_US)?;
+    let (q3, b3) = rows(last * MINUTE_US, until)?;
+    Ok((q1 + q2 + q3, b1 + b2 + b3))
 }
 
 /// Counts and distinct counts of one group of blocked rows.
@@ -70,6 +75,7 @@ struct Tally {
 fn blocked_summary(
     conn: &Connection,
     since: i64,
+    until: i64,
     group: Option<&str>,
     limit: usize,
 ) -> rusqlite::Result<(Vec<TopDomain>, Vec<TopClient>, Vec<TopCategory>)> {
@@ -78,7 +84,7 @@ fn blocked_summary(
     p.extend(gv);
     let mut st = conn.prepare(&format!(
         "SELECT qname, client, category, client_name FROM queries INDEXED BY queries_blocked_ts
-         WHERE action = 'blocked' AND ts_us >= ?1{gc}"
+         WHERE action = 'blocked' AND ts_us >= ?1 AND ts_us < {until}{gc}"
     ))?;
     let mut rows = st.query(rusqlite::params_from_iter(p.iter()))?;
     let mut tallies = BlockedTallies::default();
@@ -227,8 +233,8 @@ pub fn top(
     limit: usize,
     group: Option<&str>,
 ) -> rusqlite::Result<TopReport> {
-    let (queries, blocked) = totals_since(conn, since, group)?;
-    let (domains, clients, categories) = blocked_summary(conn, since, group, limit)?;
+    let (queries, blocked) = totals_between(conn, since, now, group)?;
+    let (domains, clients, categories) = blocked_summary(conn, since, now, group, limit)?;
     Ok(TopReport {
         since: format_ts(since, 0),
         until: format_ts(now, 0),
@@ -244,6 +250,7 @@ pub fn top(
 pub fn suspicious_clients(
     conn: &Connection,
     since: i64,
+    until: i64,
     min_blocked: u64,
     min_domains: u64,
     categories: &[String],
@@ -273,7 +280,7 @@ pub fn suspicious_clients(
         "SELECT client, count(*) AS blocked, count(DISTINCT qname) AS domains, min(ts_us), max(ts_us),
                 coalesce(group_concat(DISTINCT category), ''), max(client_name)
          FROM queries INDEXED BY queries_blocked_ts
-         WHERE action = 'blocked' AND ts_us >= ?1{cat_cond}{group_cond1}
+         WHERE action = 'blocked' AND ts_us >= ?1 AND ts_us < {until}{cat_cond}{group_cond1}
          GROUP BY client HAVING blocked >= ?2 OR domains >= ?3
          ORDER BY domains DESC, blocked DESC, client LIMIT ?4"
     );
@@ -299,7 +306,7 @@ pub fn suspicious_clients(
             })
         })?
         .collect::<Result<_, _>>()?;
-    add_top_domains(conn, &mut list, since, categories, group)?;
+    add_top_domains(conn, &mut list, since, until, categories, group)?;
     Ok(list)
 }
 
@@ -308,6 +315,7 @@ fn add_top_domains(
     conn: &Connection,
     list: &mut [SuspiciousClient],
     since: i64,
+    until: i64,
     categories: &[String],
     group: Option<&str>,
 ) -> rusqlite::Result<()> {
@@ -321,7 +329,7 @@ fn add_top_domains(
     };
     let (group_cond2, _) = group_cond(group, categories.len() + 3);
     let sql = format!(
-        "SELECT qname FROM queries WHERE action = 'blocked' AND client = ?1 AND ts_us >= ?2{cat_cond}{group_cond2}
+        "SELECT qname FROM queries WHERE action = 'blocked' AND client = ?1 AND ts_us >= ?2 AND ts_us < {until}{cat_cond}{group_cond2}
          GROUP BY qname ORDER BY count(*) DESC, qname LIMIT 3"
     );
     let mut st = conn.prepare(&sql)?;

@@ -45,6 +45,7 @@ impl LogReader for SqliteStore {
     fn suspicious_clients(
         &self,
         since: i64,
+        until: i64,
         min_blocked: u64,
         min_domains: u64,
         categories: &[String],
@@ -54,6 +55,7 @@ impl LogReader for SqliteStore {
         sqlite_reports::suspicious_clients(
             &self.conn,
             since,
+            until,
             min_blocked,
             min_domains,
             categories,

@@ -369,6 +369,7 @@ pub struct Search {
 /// What each store answers for `dnsward logs` reports and for the dashboard. Every read is
 /// bounded: a time window and a row limit.
 pub trait LogReader: Send {
+    /// `dnsward logs top` over `[since, now)` (`now`: the window's end).
     fn top(
         &self,
         since: i64,
@@ -377,9 +378,11 @@ pub trait LogReader: Send {
         group: Option<&str>,
     ) -> Result<TopReport, LogsError>;
 
+    /// `dnsward logs clients` over `[since, until)`.
     fn suspicious_clients(
         &self,
         since: i64,
+        until: i64,
         min_blocked: u64,
         min_domains: u64,
         categories: &[String],
