@@ -309,7 +309,7 @@ async fn clients(
         .collect();
     let (mb, md) = (q.min_blocked.unwrap_or(10), q.min_domains.unwrap_or(3));
     match read(&st, range.source.as_deref(), move |s| {
-        s.suspicious_clients(since, until, mb, md, &cats, limit, group.as_deref())
+        s.suspicious_clients((since, until), mb, md, &cats, limit, group.as_deref())
     })
     .await
     {

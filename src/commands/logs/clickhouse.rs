@@ -169,8 +169,7 @@ impl LogStore for ChReader {
         group: Option<&str>,
     ) -> Result<Vec<SuspiciousClient>, LogsError> {
         self.read_suspicious_clients(
-            since,
-            crate::timefmt::now_us(),
+            (since, crate::timefmt::now_us()),
             min_blocked,
             min_domains,
             categories,

@@ -61,8 +61,7 @@ impl LogStore for SqliteStore {
     ) -> Result<Vec<SuspiciousClient>, LogsError> {
         sqlite_reports::suspicious_clients(
             &self.conn,
-            since,
-            crate::timefmt::now_us(),
+            (since, crate::timefmt::now_us()),
             min_blocked,
             min_domains,
             categories,

@@ -158,8 +158,7 @@ impl ChReader {
 
     pub fn read_suspicious_clients(
         &self,
-        since: i64,
-        until: i64,
+        (since, until): (i64, i64),
         min_blocked: u64,
         min_domains: u64,
         categories: &[String],

@@ -85,8 +85,7 @@ impl LogReader for ChReader {
 
     fn suspicious_clients(
         &self,
-        since: i64,
-        until: i64,
+        (since, until): (i64, i64),
         min_blocked: u64,
         min_domains: u64,
         categories: &[String],
@@ -94,8 +93,7 @@ impl LogReader for ChReader {
         group: Option<&str>,
     ) -> Result<Vec<SuspiciousClient>, LogsError> {
         self.read_suspicious_clients(
-            since,
-            until,
+            (since, until),
             min_blocked,
             min_domains,
             categories,

@@ -249,8 +249,7 @@ pub fn top(
 
 pub fn suspicious_clients(
     conn: &Connection,
-    since: i64,
-    until: i64,
+    (since, until): (i64, i64),
     min_blocked: u64,
     min_domains: u64,
     categories: &[String],

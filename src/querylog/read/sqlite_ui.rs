@@ -44,8 +44,7 @@ impl LogReader for SqliteStore {
 
     fn suspicious_clients(
         &self,
-        since: i64,
-        until: i64,
+        (since, until): (i64, i64),
         min_blocked: u64,
         min_domains: u64,
         categories: &[String],
@@ -54,8 +53,7 @@ impl LogReader for SqliteStore {
     ) -> Result<Vec<SuspiciousClient>, LogsError> {
         sqlite_reports::suspicious_clients(
             &self.conn,
-            since,
-            until,
+            (since, until),
             min_blocked,
             min_domains,
             categories,

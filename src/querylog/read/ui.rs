@@ -381,8 +381,7 @@ pub trait LogReader: Send {
     /// `dnsward logs clients` over `[since, until)`.
     fn suspicious_clients(
         &self,
-        since: i64,
-        until: i64,
+        window: (i64, i64),
         min_blocked: u64,
         min_domains: u64,
         categories: &[String],
