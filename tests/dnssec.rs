@@ -110,6 +110,22 @@ impl Lab {
         );
         start_dnsward_text(&text, self.dir.path()).await
     }
+
+    /// dnsward in forward mode, validating, with the hierarchy's server as its only forwarder:
+    /// that server answers every question from the deepest zone holding the name, as a
+    /// non-validating recursive resolver would, forged data included.
+    async fn forwarding_dnsward(&self, dnssec: &str) -> dnsward::instance::Instance {
+        std::fs::write(
+            self.dir.path().join("anchor.ds"),
+            format!("{}\n", self.trust_anchor),
+        )
+        .unwrap();
+        let text = format!(
+            "[server]\nlisten = [\"127.0.0.1:0\"]\nudp_workers = 1\n[resolver]\nmode = \"forward\"\nforwarders = [\"{}\"]\ntimeout_ms = 3000\ndnssec = \"{dnssec}\"\ntrust_anchor = \"anchor.ds\"\n",
+            self.authority
+        );
+        start_dnsward_text(&text, self.dir.path()).await
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -335,5 +351,91 @@ async fn negative_trust_anchors_are_listed_and_changed_through_the_admin_api() {
     );
     let (status, _) = common::http(admin, "DELETE", "/api/nta/badsig.", Some(token), None).await;
     assert_eq!(status, 404);
+    d.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forward_mode_validates_what_the_forwarder_returns() {
+    let lab = lab().await;
+    let d = lab.forwarding_dnsward("validate").await;
+    let addr = d.addrs()[0];
+
+    // Secure answers and proven denials get AD, as when iterating.
+    let m = query(addr, "www.secure.", A, DO).await;
+    assert_eq!(m.metadata.response_code, ResponseCode::NoError, "{m:?}");
+    assert!(
+        m.metadata.authentic_data,
+        "secure via a forwarder: AD: {m:?}"
+    );
+    assert!(has_rrsig(&m), "DO: the RRSIG comes along");
+    let m = query(addr, "www.secure.", A, PLAIN).await;
+    assert!(
+        !has_rrsig(&m),
+        "no DO: no RRSIG, though dnsward asked with DO"
+    );
+    assert_eq!(m.answers.len(), 1);
+    let m = query(addr, "nothere.secure.", A, DO).await;
+    assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
+    assert!(m.metadata.authentic_data, "proven NXDOMAIN: {m:?}");
+    let m = query(addr, "www.nsec3.", RecordType::TXT, DO).await;
+    assert!(m.answers.is_empty());
+    assert!(m.metadata.authentic_data, "proven NODATA (NSEC3): {m:?}");
+
+    // An unsigned delegation: data, no AD.
+    let m = query(addr, "www.insecure.", A, DO).await;
+    assert_eq!(
+        m.metadata.response_code,
+        ResponseCode::NoError,
+        "{:?}",
+        ede(&m)
+    );
+    assert_eq!(m.answers.iter().filter(|r| r.record_type() == A).count(), 1);
+    assert!(!m.metadata.authentic_data);
+
+    // Forged, stripped, expired or keyless data from the forwarder: SERVFAIL with the reason.
+    for (name, code) in [
+        ("www.badsig.", 6),
+        ("www.expired.", 7),
+        ("www.nokey.", 9),
+        ("www.stripped.", 10),
+    ] {
+        let m = query(addr, name, A, DO).await;
+        assert_eq!(
+            m.metadata.response_code,
+            ResponseCode::ServFail,
+            "{name}: {m:?}"
+        );
+        assert!(
+            m.answers.is_empty(),
+            "{name}: a bogus answer carries no data"
+        );
+        let (got, text) = ede(&m).unwrap_or_else(|| panic!("{name}: EDE expected: {m:?}"));
+        assert_eq!(got, code, "{name}: {text}");
+    }
+    // CD=1: the client validates itself and gets the data, without AD.
+    let m = query(
+        addr,
+        "www.badsig.",
+        A,
+        Flags {
+            dnssec_ok: true,
+            ad: false,
+            cd: true,
+        },
+    )
+    .await;
+    assert_eq!(m.metadata.response_code, ResponseCode::NoError, "{m:?}");
+    assert!(m.answers.iter().any(|r| r.record_type() == A));
+    assert!(!m.metadata.authentic_data);
+    d.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forward_mode_without_validation_passes_answers_through() {
+    let lab = lab().await;
+    let d = lab.forwarding_dnsward("off").await;
+    let m = query(d.addrs()[0], "www.badsig.", A, PLAIN).await;
+    assert_eq!(m.metadata.response_code, ResponseCode::NoError, "{m:?}");
+    assert!(!m.metadata.authentic_data);
     d.shutdown().await;
 }

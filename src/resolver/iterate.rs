@@ -21,10 +21,10 @@ use super::delegation::{Delegation, NameServer};
 use super::error::{ExchangeError, ResolveError};
 use super::infra::Failure;
 use super::rrcache::Cached;
-use super::transport::{self, QueryFlags};
 use super::validate::Verdict;
 use super::Resolver;
 use crate::config::QnameMinimisation;
+use crate::transport::{self, QueryFlags};
 
 /// Upstream queries one client question may cause, NS lookups and chains included.
 pub const MAX_QUERIES_PER_QUESTION: u32 = 100;
@@ -326,6 +326,7 @@ impl Resolver {
             let flags = QueryFlags {
                 edns,
                 dnssec_ok: edns && self.options.dnssec_ok_upstream,
+                ..QueryFlags::default()
             };
             let server = SocketAddr::new(addr, self.options.upstream_port);
             let reply = match transport::exchange(server, &query, flags, wait).await {
