@@ -17,8 +17,9 @@ use crate::dnswire;
 pub const STALE_TTL: u32 = 30;
 /// Longest we keep any answer fresh, whatever upstream says.
 pub const MAX_TTL: u32 = 86_400;
-/// Negative answers without an SOA are cached this long (RFC 2308 leaves it to us).
-pub const DEFAULT_NEGATIVE_TTL: u32 = 30;
+/// Negative answers without an SOA are cached this long: RFC 2308 section 5 says they should
+/// not be cached at all; a few seconds (Unbound keeps them 5 s) spares upstream a flood.
+pub const DEFAULT_NEGATIVE_TTL: u32 = 5;
 
 /// One cached answer.
 #[derive(Debug)]

@@ -3,10 +3,12 @@
 //! bit, question name/type/class) or do not parse are ignored, as if never received. Used by the
 //! iterative resolver (authoritative servers) and by the forwarder (recursive upstreams).
 
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use hickory_proto::op::{Edns, Message, MessageType, Query};
+use hickory_proto::serialize::binary::BinEncodable;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 
@@ -147,5 +149,25 @@ fn matching(bytes: &[u8], id: u16, query: &Query) -> Option<Message> {
     let same = q.query_type() == query.query_type()
         && q.query_class() == query.query_class()
         && q.name() == query.name();
-    same.then_some(m)
+    same.then(|| without_duplicates(m))
+}
+
+/// Drops repeated records (same owner, type, class and data; RFC 2181 section 5: an RRset
+/// has no duplicates) from every section, keeping the first: clients never see a record
+/// twice, and a signature over the RRset verifies (RFC 4034 section 6.3).
+fn without_duplicates(mut m: Message) -> Message {
+    for section in [&mut m.answers, &mut m.authorities, &mut m.additionals] {
+        if section.len() < 2 {
+            continue;
+        }
+        let mut seen = HashSet::with_capacity(section.len());
+        section.retain(|r| {
+            let mut key = r.name.to_lowercase().to_bytes().unwrap_or_default();
+            key.extend(u16::from(r.record_type()).to_be_bytes());
+            key.extend(u16::from(r.dns_class).to_be_bytes());
+            key.extend(r.data.to_bytes().unwrap_or_default());
+            seen.insert(key)
+        });
+    }
+    m
 }

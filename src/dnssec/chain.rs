@@ -2,10 +2,11 @@
 //! through DS -> DNSKEY -> RRSIG, with the per-zone verdict cache.
 //!
 //! `zone_security(N)` answers "which keys sign the zone that contains N, if any": at an
-//! anchor, the anchor's DNSKEYs; otherwise fetch DS(N), whose response names the parent zone
-//! P; `zone_security(P)` (recursion strictly up the tree, so bounded by the label count);
-//! then a signed DS -> DNSKEY(N) -> Secure(N); a proof that N has no DS -> Insecure at a
-//! delegation or opt-out, and "P's keys" when N is no zone cut at all.
+//! anchor, the anchor's DNSKEYs; otherwise first `zone_security(parent of N)` (recursion
+//! strictly up the tree, so bounded by the label count; its verdict stands unless it is
+//! secure), then fetch DS(N), whose response names the parent zone P; then a signed DS ->
+//! DNSKEY(N) -> Secure(N); a proof that N has no DS -> Insecure at a delegation or opt-out,
+//! and "P's keys" when N is no zone cut at all.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -114,7 +115,14 @@ impl Context<'_> {
             }
             let (verdict, ttl) = match v.anchors.at(&name) {
                 Some(anchor) => self.keys_from_anchor(anchor, budget).await,
-                None => self.keys_via_ds(&name, budget).await,
+                // Top down (RFC 4035 5.2, RFC 6840 4.1): the parent first, so that a name
+                // below a provably unsigned cut needs no DS of its own (whose servers may not
+                // answer DS at all); the recursion ends at the anchor above.
+                // An inherited verdict is not cached under this name: the parent's entry holds it.
+                None => match self.zone_security(&name.base_name(), budget).await {
+                    ZoneSecurity::Secure { .. } => self.keys_via_ds(&name, budget).await,
+                    other => return other,
+                },
             };
             let ttl = match verdict {
                 ZoneSecurity::Bogus(_) => v.limits.bogus_ttl_secs,

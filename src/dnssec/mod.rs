@@ -27,6 +27,7 @@ use hickory_proto::rr::{Name, Record, RecordType};
 use parking_lot::RwLock;
 
 pub use anchors::TrustAnchorSet;
+pub use verify::cap_ttls_at_signature_expiry;
 
 /// Extended DNS Error INFO-CODEs (RFC 8914) the validator reports.
 pub mod ede {

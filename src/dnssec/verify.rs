@@ -217,7 +217,7 @@ pub(crate) fn verify_rrset(
                 .verify_rrsig(&set.name, set.class, sig, records)
                 .is_ok()
             {
-                let until_expiry = input.sig_expiration.get().wrapping_sub(now);
+                let until_expiry = seconds_until(input.sig_expiration.get(), now).max(0) as u32;
                 let ttl = set
                     .ttl()
                     .min(*sig_ttl)
@@ -237,8 +237,10 @@ pub(crate) fn verify_rrset(
     Err(describe(worst, set))
 }
 
-/// RFC 4035 section 5.3.1 with serial-number arithmetic (RFC 1982) and Unbound's skew:
-/// 10 % of the window, clamped to the limits.
+/// RFC 4035 section 5.3.1 with serial-number arithmetic (RFC 1982). Clock skew (Unbound's:
+/// 10 % of the window, clamped to the limits) is allowed before inception only, where a
+/// signer's clock running ahead is common; after expiration nothing is (now <= expiration), so
+/// an expired signature is never accepted and never cached.
 fn check_window(inception: u32, expiration: u32, now: u32, limits: &Limits) -> Result<(), Failure> {
     let window = expiration.wrapping_sub(inception) as i32;
     if window < 0 {
@@ -247,14 +249,54 @@ fn check_window(inception: u32, expiration: u32, now: u32, limits: &Limits) -> R
     let skew =
         (window as u32 / 10).clamp(limits.sig_skew_min_secs, limits.sig_skew_max_secs) as i64;
     let since_inception = now.wrapping_sub(inception) as i32 as i64;
-    let until_expiration = expiration.wrapping_sub(now) as i32 as i64;
     if since_inception < -skew {
         return Err(Failure::NotYetValid);
     }
-    if until_expiration < -skew {
+    if seconds_until(expiration, now) < 0 {
         return Err(Failure::Expired);
     }
     Ok(())
+}
+
+/// Seconds from `now` to `expiration` in serial-number arithmetic: negative once expired.
+fn seconds_until(expiration: u32, now: u32) -> i64 {
+    expiration.wrapping_sub(now) as i32 as i64
+}
+
+/// Caps the TTL of every signed RRset in `records` at the time left until the earliest of
+/// its signatures expires (RFC 4035 section 5.3.3): a validated answer is never cached, nor
+/// handed out, past the end of what made it secure.
+pub fn cap_ttls_at_signature_expiry(records: &mut [Record], now: u32) {
+    let mut limits: Vec<(Name, RecordType, u32)> = Vec::new();
+    for r in records.iter() {
+        if let RData::DNSSEC(DNSSECRData::RRSIG(sig)) = &r.data {
+            let input = sig.input();
+            let left = seconds_until(input.sig_expiration.get(), now).max(0) as u32;
+            let key = (r.name.to_lowercase(), input.type_covered);
+            match limits
+                .iter_mut()
+                .find(|(n, t, _)| *n == key.0 && *t == key.1)
+            {
+                Some((_, _, l)) => *l = (*l).min(left),
+                None => limits.push((key.0, key.1, left)),
+            }
+        }
+    }
+    if limits.is_empty() {
+        return;
+    }
+    for r in records.iter_mut() {
+        let covered = match &r.data {
+            RData::DNSSEC(DNSSECRData::RRSIG(sig)) => sig.input().type_covered,
+            _ => r.record_type(),
+        };
+        if let Some((_, _, left)) = limits
+            .iter()
+            .find(|(n, t, _)| *t == covered && *n == r.name)
+        {
+            r.ttl = r.ttl.min(*left);
+        }
+    }
 }
 
 fn describe(failure: Failure, set: &Rrset<'_>) -> Bogus {
@@ -296,16 +338,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn window_allows_skew_and_handles_wraparound() {
+    fn window_allows_skew_before_inception_only_and_handles_wraparound() {
         let limits = Limits::default();
-        // A 30-day window: skew 3 days clamped to 1 day.
+        // A 30-day window: skew 3 days clamped to 1 day, before inception.
         let (inc, exp) = (1_000_000u32, 1_000_000 + 30 * 86400);
         assert_eq!(check_window(inc, exp, inc + 10, &limits), Ok(()));
-        assert_eq!(check_window(inc, exp, exp + 86_000, &limits), Ok(()));
+        assert_eq!(check_window(inc, exp, inc - 86_000, &limits), Ok(()));
         assert_eq!(
-            check_window(inc, exp, exp + 86_401, &limits),
-            Err(Failure::Expired)
+            check_window(inc, exp, exp, &limits),
+            Ok(()),
+            "now = expiration"
         );
+        // RFC 4035 5.3.1: expired is expired, by a second or by a day.
+        for late in [1, 3600, 86_000, 86_401] {
+            assert_eq!(
+                check_window(inc, exp, exp + late, &limits),
+                Err(Failure::Expired)
+            );
+        }
         assert_eq!(
             check_window(inc, exp, inc - 86_401, &limits),
             Err(Failure::NotYetValid)
@@ -316,5 +366,49 @@ mod tests {
             check_window(inc, inc.wrapping_add(7200), inc.wrapping_add(500), &limits),
             Ok(())
         );
+    }
+
+    #[test]
+    fn ttls_are_capped_at_the_earliest_signature_expiry_of_their_rrset() {
+        use hickory_proto::dnssec::rdata::SigInput;
+        use hickory_proto::dnssec::Algorithm;
+        use hickory_proto::rr::rdata::A;
+        let name = Name::from_ascii("www.example.").unwrap();
+        let now = 1_000_000u32;
+        let sig = |covered: RecordType, expires: u32| {
+            let input = SigInput {
+                type_covered: covered,
+                algorithm: Algorithm::ECDSAP256SHA256,
+                num_labels: 2,
+                original_ttl: 3600,
+                sig_expiration: expires.into(),
+                sig_inception: (now - 100).into(),
+                key_tag: 1,
+                signer_name: Name::from_ascii("example.").unwrap(),
+            };
+            Record::from_rdata(
+                name.clone(),
+                3600,
+                RData::DNSSEC(DNSSECRData::RRSIG(RRSIG::from_sig(input, vec![0; 64]))),
+            )
+        };
+        let mut records = vec![
+            Record::from_rdata(name.clone(), 3600, RData::A(A::new(192, 0, 2, 1))),
+            sig(RecordType::A, now + 100),
+            sig(RecordType::A, now + 500),
+            Record::from_rdata(
+                Name::from_ascii("other.example.").unwrap(),
+                3600,
+                RData::A(A::new(192, 0, 2, 2)),
+            ),
+        ];
+        cap_ttls_at_signature_expiry(&mut records, now);
+        assert_eq!(records[0].ttl, 100, "the earliest of two signatures");
+        assert_eq!(records[1].ttl, 100);
+        assert_eq!(records[2].ttl, 100);
+        assert_eq!(records[3].ttl, 3600, "an unsigned RRset keeps its TTL");
+        // Past expiry (a wrapped subtraction before): 0, never ~2^32.
+        cap_ttls_at_signature_expiry(&mut records, now + 200);
+        assert_eq!(records[0].ttl, 0);
     }
 }

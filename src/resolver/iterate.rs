@@ -160,8 +160,16 @@ impl Resolver {
                     }
                     None => {}
                 }
-                let (zone_answer, zone) = self.iterate(ctx, &name, qtype).await?;
-                let verdict = self.judge(ctx, &name, qtype, &zone_answer, &zone).await?;
+                let (mut zone_answer, zone) = self.iterate(ctx, &name, qtype).await?;
+                let validation_zone = zone_answer.validation_zone(&zone);
+                let verdict = self
+                    .judge(ctx, &name, qtype, &zone_answer, &validation_zone)
+                    .await?;
+                if verdict == Verdict::Secure {
+                    let now = super::validate::now_unix();
+                    crate::dnssec::cap_ttls_at_signature_expiry(&mut zone_answer.records, now);
+                    crate::dnssec::cap_ttls_at_signature_expiry(&mut zone_answer.authority, now);
+                }
                 let part_secure = verdict == Verdict::Secure;
                 secure &= part_secure;
                 // A client's final RRset lives in the packet cache already; the record cache keeps

@@ -16,7 +16,9 @@ use hickory_proto::op::{Message, Query, ResponseCode};
 use hickory_proto::rr::{Name, RecordType};
 
 use super::{ClientFlags, Upstream, UpstreamError};
-use crate::dnssec::{FetchError, Fetched, KeyFetcher, Security, Validator};
+use crate::dnssec::{
+    cap_ttls_at_signature_expiry, FetchError, Fetched, KeyFetcher, Security, Validator,
+};
 use crate::transport::{self, QueryFlags};
 
 pub struct ForwardUpstream {
@@ -119,7 +121,12 @@ impl ForwardUpstream {
         .map_err(|_| UpstreamError::Timeout(self.timeout))?;
         message.metadata.authentic_data = false;
         match verdict {
-            Security::Secure => message.metadata.authentic_data = true,
+            Security::Secure => {
+                message.metadata.authentic_data = true;
+                let now = now_unix();
+                cap_ttls_at_signature_expiry(&mut message.answers, now);
+                cap_ttls_at_signature_expiry(&mut message.authorities, now);
+            }
             Security::Insecure | Security::Indeterminate => {}
             Security::Bogus(b) => {
                 tracing::info!(%query, ede = b.ede, reason = %b.reason, "DNSSEC bogus answer from a forwarder");
