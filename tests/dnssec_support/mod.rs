@@ -152,7 +152,8 @@ impl Hierarchy {
         tamper(&mut tlds);
 
         let mut root_text = String::new();
-        for tld in &tlds {
+        // Zones added below a TLD by `tamper` are delegated by their parent, not the root.
+        for tld in tlds.iter().filter(|z| z.apex.num_labels() == 1) {
             root_text += &format!("{} 3600 IN NS ns.invalid.\n", tld.apex);
             if tld.apex != name("insecure.") {
                 root_text += &format!("{}\n", tld.ds_line());
@@ -228,17 +229,24 @@ impl Drop for Authority {
 
 impl Authority {
     pub async fn start(h: Arc<Hierarchy>) -> Authority {
+        Self::start_refusing_ds(h, Vec::new()).await
+    }
+
+    /// As `start`, but DS questions for names strictly below one of `refuse_ds_below` get
+    /// REFUSED (servers of an unsigned zone that do not answer DS at all).
+    pub async fn start_refusing_ds(h: Arc<Hierarchy>, refuse_ds_below: Vec<Name>) -> Authority {
+        let refuse = Arc::new(refuse_ds_below);
         let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let addr = udp.local_addr().unwrap();
         let tcp = TcpListener::bind(addr).await.unwrap();
-        let hu = h.clone();
+        let (hu, refuse_udp) = (h.clone(), refuse.clone());
         let udp_task = tokio::spawn(async move {
             let mut buf = vec![0u8; 65535];
             loop {
                 let Ok((n, peer)) = udp.recv_from(&mut buf).await else {
                     return;
                 };
-                if let Some(answer) = answer_bytes(&hu, &buf[..n], true) {
+                if let Some(answer) = answer_bytes(&hu, &refuse_udp, &buf[..n], true) {
                     let _ = udp.send_to(&answer, peer).await;
                 }
             }
@@ -248,7 +256,7 @@ impl Authority {
                 let Ok((mut stream, _)) = tcp.accept().await else {
                     return;
                 };
-                let h = h.clone();
+                let (h, refuse) = (h.clone(), refuse.clone());
                 tokio::spawn(async move {
                     let mut len = [0u8; 2];
                     while stream.read_exact(&mut len).await.is_ok() {
@@ -256,7 +264,7 @@ impl Authority {
                         if stream.read_exact(&mut query).await.is_err() {
                             return;
                         }
-                        let Some(answer) = answer_bytes(&h, &query, false) else {
+                        let Some(answer) = answer_bytes(&h, &refuse, &query, false) else {
                             return;
                         };
                         let mut framed = (answer.len() as u16).to_be_bytes().to_vec();
@@ -275,11 +283,26 @@ impl Authority {
     }
 }
 
-fn answer_bytes(h: &Hierarchy, query: &[u8], udp: bool) -> Option<Vec<u8>> {
+fn answer_bytes(
+    h: &Hierarchy,
+    refuse_ds_below: &[Name],
+    query: &[u8],
+    udp: bool,
+) -> Option<Vec<u8>> {
     let query = Message::from_vec(query).ok()?;
     let q = query.queries.first()?.clone();
     let zone = h.answering_zone(q.name(), q.query_type())?;
-    let mut answer = zone.respond(q.name(), q.query_type());
+    let mut answer = if q.query_type() == RecordType::DS
+        && refuse_ds_below
+            .iter()
+            .any(|z| z.zone_of(q.name()) && z != q.name())
+    {
+        let mut m = Message::response(0, hickory_proto::op::OpCode::Query);
+        m.metadata.response_code = hickory_proto::op::ResponseCode::Refused;
+        m
+    } else {
+        respond_across_zones(h, zone, q.name(), q.query_type())
+    };
     answer.metadata.id = query.metadata.id;
     answer.metadata.recursion_desired = query.metadata.recursion_desired;
     answer.queries = vec![q];
@@ -304,6 +327,39 @@ fn answer_bytes(h: &Hierarchy, query: &[u8], udp: bool) -> Option<Vec<u8>> {
         return answer.to_vec().ok();
     }
     Some(bytes)
+}
+
+/// `zone`'s answer, and where its CNAME chain leads into another zone the authority serves
+/// (a child served by the same server included), that zone's answer appended, as a server
+/// authoritative for both sends it: the chain's records signed by each zone's own keys.
+fn respond_across_zones(
+    h: &Hierarchy,
+    zone: &SignedZone,
+    qname: &Name,
+    qtype: RecordType,
+) -> Message {
+    let mut answer = zone.respond(qname, qtype);
+    let mut apex = zone.apex.clone();
+    for _ in 0..8 {
+        let target = answer.answers.iter().rev().find_map(|r| match &r.data {
+            RData::CNAME(c) if qtype != RecordType::CNAME => Some(c.0.to_lowercase()),
+            _ => None,
+        });
+        let Some(target) = target else { break };
+        if answer.answers.iter().any(|r| r.name == target) {
+            break;
+        }
+        let Some(next) = h.answering_zone(&target, qtype).filter(|z| z.apex != apex) else {
+            break;
+        };
+        let more = next.respond(&target, qtype);
+        answer.answers.extend(more.answers);
+        answer.authorities = more.authorities;
+        answer.metadata.response_code = more.metadata.response_code;
+        answer.metadata.authoritative = more.metadata.authoritative;
+        apex = next.apex.clone();
+    }
+    answer
 }
 
 /// Asks `server` over UDP (TCP when truncated) with DO=1; bounded by 3 s per attempt.
