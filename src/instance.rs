@@ -307,9 +307,9 @@ pub fn validator_from_config(
         .iter()
         .filter_map(|z| Name::from_ascii(z).ok())
         .collect();
-    Ok(Some(Arc::new(Validator::new(
-        anchors,
-        ntas,
-        Limits::default(),
-    ))))
+    let limits = Limits {
+        sha1: cfg.dnssec_sha1,
+        ..Limits::default()
+    };
+    Ok(Some(Arc::new(Validator::new(anchors, ntas, limits))))
 }

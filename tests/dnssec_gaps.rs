@@ -1,18 +1,20 @@
 //! The validator's known gaps (issue 22), each as a signed zone served over real sockets and a
 //! validating dnsward, iterating and forwarding: a CNAME chain signed by two zones, expired
-//! signatures and TTLs past a signature's end, QTYPE=RRSIG, and an unsigned delegation whose
-//! servers do not answer DS.
+//! signatures and TTLs past a signature's end, QTYPE=RRSIG, an unsigned delegation whose
+//! servers do not answer DS, RSA/SHA-1 zones and RSA keys too short to verify.
 
 mod common;
 mod dnssec_support;
 #[path = "dnssec_support/lab.rs"]
 mod lab;
 
+use hickory_proto::dnssec::rdata::{DNSSECRData, RRSIG};
+use hickory_proto::dnssec::Algorithm;
 use hickory_proto::op::{Message, ResponseCode};
-use hickory_proto::rr::RecordType;
+use hickory_proto::rr::{RData, RecordType};
 
 use dnssec_support::name;
-use dnsward::dnssec::signed::{SignOptions, SignedZone};
+use dnsward::dnssec::signed::{DenialChain, SignOptions, SignedZone};
 use dnsward::instance::Instance;
 use lab::{ede, lab, lab_with, now, query, Lab, A, DO, PLAIN};
 
@@ -179,4 +181,116 @@ async fn an_unsigned_zone_whose_servers_refuse_ds_is_insecure_not_bogus() {
         assert!(!m.metadata.authentic_data, "{mode}");
         d.shutdown().await;
     }
+}
+
+/// `sha1.` (RSA/SHA-1, NSEC; `bad.sha1.`'s RRSIG corrupted), `sha1nsec3.` (RSASHA1-NSEC3-SHA1),
+/// `rsa512.` (RSA/SHA-256 with 512-bit keys); `false` without openssl.
+fn add_rsa_zones(zones: &mut Vec<SignedZone>) -> bool {
+    let now = now();
+    let data = "www 300 IN A 192.0.2.5\nbad 300 IN A 192.0.2.6\n";
+    #[allow(deprecated)]
+    let made = [
+        ("sha1.", Algorithm::RSASHA1, 1024, DenialChain::Nsec),
+        (
+            "sha1nsec3.",
+            Algorithm::RSASHA1NSEC3SHA1,
+            1024,
+            DenialChain::Nsec3 {
+                iterations: 0,
+                salt: Vec::new(),
+                opt_out: false,
+            },
+        ),
+        ("rsa512.", Algorithm::RSASHA256, 512, DenialChain::Nsec),
+    ]
+    .into_iter()
+    .map(|(origin, alg, bits, denial)| {
+        let opts = SignOptions {
+            denial,
+            ..SignOptions::new(now)
+        };
+        dnssec_support::sign_with_openssl(origin, data, bits, alg, opts)
+    })
+    .collect::<Option<Vec<_>>>();
+    let Some(mut made) = made else {
+        return false;
+    };
+    for r in made[0]
+        .records
+        .iter_mut()
+        .filter(|r| r.name == name("bad.sha1.") && dnssec_support::covers(r, A))
+    {
+        if let RData::DNSSEC(DNSSECRData::RRSIG(sig)) = &r.data {
+            let mut bytes = sig.sig().to_vec();
+            bytes[10] ^= 0x01;
+            r.data = RData::DNSSEC(DNSSECRData::RRSIG(RRSIG::from_sig(
+                sig.input().clone(),
+                bytes,
+            )));
+        }
+    }
+    zones.extend(made);
+    true
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rsa_sha1_zones_are_validated_unless_turned_off_and_short_rsa_keys_are_insecure() {
+    let mut have_openssl = true;
+    let lab = lab_with(|z| have_openssl = add_rsa_zones(z), Vec::new()).await;
+    if !have_openssl {
+        common::tools::missing("openssl", "openssl");
+        return;
+    }
+    for (mode, d) in both(&lab).await {
+        let addr = d.addrs()[0];
+        for name in ["www.sha1.", "www.sha1nsec3."] {
+            let m = query(addr, name, A, DO).await;
+            assert_eq!(
+                m.metadata.response_code,
+                ResponseCode::NoError,
+                "{mode} {name}: {:?}",
+                ede(&m)
+            );
+            assert!(
+                m.metadata.authentic_data,
+                "{mode} {name}: RSA/SHA-1 validated by default"
+            );
+        }
+        let m = query(addr, "nothere.sha1nsec3.", A, DO).await;
+        assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
+        assert!(
+            m.metadata.authentic_data,
+            "{mode}: NSEC3 denial with algorithm 7"
+        );
+        let m = query(addr, "bad.sha1.", A, DO).await;
+        assert_eq!(
+            m.metadata.response_code,
+            ResponseCode::ServFail,
+            "{mode}: forged SHA-1 data"
+        );
+        assert_eq!(ede(&m).map(|e| e.0), Some(6), "{mode}");
+        // ring refuses RSA moduli under 1024 bits: insecure, not bogus.
+        let m = query(addr, "www.rsa512.", A, DO).await;
+        assert_eq!(
+            m.metadata.response_code,
+            ResponseCode::NoError,
+            "{mode}: {:?}",
+            ede(&m)
+        );
+        assert!(!m.metadata.authentic_data, "{mode}");
+        d.shutdown().await;
+    }
+    // dnssec_sha1 = false: RSA/SHA-1 is an unsupported algorithm, the zones insecure.
+    let d = lab.dnsward("dnssec_sha1 = false", "").await;
+    for name in ["www.sha1.", "bad.sha1.", "www.sha1nsec3."] {
+        let m = query(d.addrs()[0], name, A, DO).await;
+        assert_eq!(
+            m.metadata.response_code,
+            ResponseCode::NoError,
+            "{name}: {:?}",
+            ede(&m)
+        );
+        assert!(!m.metadata.authentic_data, "{name}");
+    }
+    d.shutdown().await;
 }

@@ -263,6 +263,9 @@ pub struct ResolverConfig {
     /// Zones not validated (RFC 7646), e.g. during an incident at a signed zone.
     #[serde(default)]
     pub negative_trust_anchors: Vec<String>,
+    /// Validate RSA/SHA-1 signatures (algorithms 5 and 7); false: such zones are insecure.
+    #[serde(default = "default_true")]
+    pub dnssec_sha1: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -323,6 +326,7 @@ impl Default for ResolverConfig {
             dnssec: DnssecMode::default(),
             trust_anchor: None,
             negative_trust_anchors: Vec::new(),
+            dnssec_sha1: true,
         }
     }
 }

@@ -187,6 +187,8 @@ pub struct Limits {
     pub bogus_ttl_secs: u32,
     /// Cap on the time a secure or insecure zone verdict is cached.
     pub max_key_ttl_secs: u32,
+    /// Validate RSA/SHA-1 (algorithms 5 and 7); off: treat them as unsupported (insecure).
+    pub sha1: bool,
 }
 
 impl Default for Limits {
@@ -203,6 +205,7 @@ impl Default for Limits {
             key_cache_size: 10_000,
             bogus_ttl_secs: 60,
             max_key_ttl_secs: 86400,
+            sha1: true,
         }
     }
 }

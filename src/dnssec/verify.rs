@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 
 use hickory_proto::dnssec::rdata::{DNSSECRData, DNSKEY, RRSIG};
-use hickory_proto::dnssec::{Algorithm, DigestType, Verifier};
+use hickory_proto::dnssec::{Algorithm, DigestType, PublicKey, Verifier};
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 
 use super::{ede, Bogus, Limits};
@@ -34,18 +34,63 @@ impl Budget {
     }
 }
 
-/// Algorithms validated: RSA/SHA-256 and SHA-512, ECDSA P-256 and P-384, Ed25519. RSA/SHA-1
-/// (5 and 7) is not (RFC 9905 deprecates it for validation): zones signed only with it are
-/// insecure, as are zones with other unknown algorithms (RFC 4035 section 5.2).
-pub(crate) fn algorithm_supported(alg: Algorithm) -> bool {
-    matches!(
-        alg,
+/// Algorithms validated: RSA/SHA-256 and SHA-512, ECDSA P-256 and P-384, Ed25519, and RSA/SHA-1
+/// (5 and 7) unless `limits.sha1` is off (RFC 9905 leaves its validation to the resolver; a
+/// protective resolver detects forgery wherever it can, as Unbound, BIND, Knot Resolver and
+/// PowerDNS do). Zones signed only with other algorithms (DSA, RFC 8624) are insecure
+/// (RFC 4035 section 5.2).
+pub(crate) fn algorithm_supported(alg: Algorithm, limits: &Limits) -> bool {
+    match alg {
         Algorithm::RSASHA256
+        | Algorithm::RSASHA512
+        | Algorithm::ECDSAP256SHA256
+        | Algorithm::ECDSAP384SHA384
+        | Algorithm::ED25519 => true,
+        #[allow(deprecated)]
+        Algorithm::RSASHA1 | Algorithm::RSASHA1NSEC3SHA1 => limits.sha1,
+        _ => false,
+    }
+}
+
+/// ring verifies RSA signatures only with moduli of 1024 to 8192 bits: a zone whose keys are
+/// shorter is treated as signed with an unsupported algorithm (insecure), not as bogus.
+pub(crate) const MIN_RSA_MODULUS_BITS: usize = 1024;
+
+fn is_rsa(alg: Algorithm) -> bool {
+    #[allow(deprecated)]
+    let rsa = matches!(
+        alg,
+        Algorithm::RSASHA1
+            | Algorithm::RSASHA1NSEC3SHA1
+            | Algorithm::RSASHA256
             | Algorithm::RSASHA512
-            | Algorithm::ECDSAP256SHA256
-            | Algorithm::ECDSAP384SHA384
-            | Algorithm::ED25519
-    )
+    );
+    rsa
+}
+
+/// The modulus length in bits of an RSA DNSKEY's public key (RFC 3110 section 2: exponent
+/// length in one octet, or zero and two octets; the exponent; the modulus). `None` if the
+/// bytes are malformed.
+pub(crate) fn rsa_modulus_bits(public_key: &[u8]) -> Option<usize> {
+    let (&first, rest) = public_key.split_first()?;
+    let (exp_len, rest) = if first == 0 {
+        let (len, rest) = rest.split_at_checked(2)?;
+        (u16::from_be_bytes([len[0], len[1]]) as usize, rest)
+    } else {
+        (first as usize, rest)
+    };
+    let modulus = rest.get(exp_len..)?;
+    let skip = modulus.iter().take_while(|b| **b == 0).count();
+    let modulus = &modulus[skip..];
+    let (&top, _) = modulus.split_first()?;
+    Some(modulus.len() * 8 - top.leading_zeros() as usize)
+}
+
+/// Whether `key` is RSA with a modulus too short to verify (see `MIN_RSA_MODULUS_BITS`).
+pub(crate) fn is_short_rsa(key: &DNSKEY) -> bool {
+    is_rsa(key.algorithm())
+        && rsa_modulus_bits(key.public_key().public_bytes())
+            .is_none_or(|bits| bits < MIN_RSA_MODULUS_BITS)
 }
 
 pub(crate) fn digest_supported(digest: DigestType) -> bool {
@@ -63,9 +108,14 @@ pub(crate) struct ZoneKey {
 }
 
 impl ZoneKey {
-    /// A DNSKEY that may verify RRSIGs: zone key flag set, not revoked, supported algorithm.
-    pub fn usable(key: &DNSKEY) -> Option<ZoneKey> {
-        if !key.zone_key() || key.revoke() || !algorithm_supported(key.algorithm()) {
+    /// A DNSKEY that may verify RRSIGs: zone key flag set, not revoked, supported algorithm,
+    /// an RSA modulus ring accepts.
+    pub fn usable(key: &DNSKEY, limits: &Limits) -> Option<ZoneKey> {
+        if !key.zone_key()
+            || key.revoke()
+            || !algorithm_supported(key.algorithm(), limits)
+            || is_short_rsa(key)
+        {
             return None;
         }
         Some(ZoneKey {
@@ -187,7 +237,7 @@ pub(crate) fn verify_rrset(
     });
     for (sig, sig_ttl) in candidates.take(limits.max_sigs_per_rrset) {
         let input = sig.input();
-        if !algorithm_supported(input.algorithm) {
+        if !algorithm_supported(input.algorithm, limits) {
             note(Failure::UnsupportedOnly, &mut worst);
             continue;
         }
@@ -366,6 +416,41 @@ mod tests {
             check_window(inc, inc.wrapping_add(7200), inc.wrapping_add(500), &limits),
             Ok(())
         );
+    }
+
+    #[test]
+    fn rsa_modulus_length_is_read_from_the_rfc3110_key() {
+        // Exponent 65537 in one length octet, then a 1024-bit modulus (top bit set).
+        let mut key = vec![3, 1, 0, 1, 0x80];
+        key.extend([0u8; 127]);
+        assert_eq!(rsa_modulus_bits(&key), Some(1024));
+        // Leading zero octets and bits do not count: 0x01 + 63 octets = 505 bits.
+        let mut short = vec![3, 1, 0, 1, 0, 0x01];
+        short.extend([0xffu8; 63]);
+        assert_eq!(rsa_modulus_bits(&short), Some(505));
+        // The three-octet length form.
+        let mut long_exp = vec![0, 0, 3, 1, 0, 1, 0xff];
+        long_exp.extend([0u8; 255]);
+        assert_eq!(rsa_modulus_bits(&long_exp), Some(2048));
+        assert_eq!(rsa_modulus_bits(&[]), None);
+        assert_eq!(rsa_modulus_bits(&[5, 1, 0]), None, "exponent longer than the key");
+    }
+
+    #[test]
+    fn sha1_is_validated_unless_turned_off() {
+        #[allow(deprecated)]
+        let algs = [Algorithm::RSASHA1, Algorithm::RSASHA1NSEC3SHA1];
+        let on = Limits::default();
+        let off = Limits {
+            sha1: false,
+            ..Limits::default()
+        };
+        for alg in algs {
+            assert!(algorithm_supported(alg, &on));
+            assert!(!algorithm_supported(alg, &off));
+        }
+        assert!(!algorithm_supported(Algorithm::Unknown(3), &on), "DSA");
+        assert!(algorithm_supported(Algorithm::ED25519, &off));
     }
 
     #[test]

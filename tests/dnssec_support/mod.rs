@@ -434,3 +434,113 @@ impl KeyFetcher for UdpFetcher {
         Ok(Fetched { message, zone })
     }
 }
+
+/// An RSA signing key held by `openssl` (keys and signatures made by the command): signs with
+/// what ring cannot, RSA/SHA-1 (algorithms 5 and 7) and keys under 1024 bits. `None` without
+/// openssl.
+pub struct OpensslRsaKey {
+    _dir: tempfile::TempDir,
+    pem: std::path::PathBuf,
+    algorithm: Algorithm,
+    public: Vec<u8>,
+}
+
+impl OpensslRsaKey {
+    pub fn generate(bits: u32, algorithm: Algorithm) -> Option<OpensslRsaKey> {
+        let dir = tempfile::tempdir().ok()?;
+        let pem = dir.path().join("key.pem");
+        let made = std::process::Command::new("openssl")
+            .args(["genpkey", "-algorithm", "RSA", "-pkeyopt"])
+            .arg(format!("rsa_keygen_bits:{bits}"))
+            .arg("-out")
+            .arg(&pem)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .ok()?;
+        if !made.success() {
+            return None;
+        }
+        let out = std::process::Command::new("openssl")
+            .args(["rsa", "-noout", "-modulus", "-in"])
+            .arg(&pem)
+            .output()
+            .ok()?;
+        let text = String::from_utf8(out.stdout).ok()?;
+        let hex = text.trim().strip_prefix("Modulus=")?;
+        let modulus = data_encoding::HEXUPPER.decode(hex.as_bytes()).ok()?;
+        // RFC 3110: exponent length, exponent (genpkey's 65537), modulus.
+        let mut public = vec![3, 1, 0, 1];
+        public.extend(modulus);
+        Some(OpensslRsaKey {
+            _dir: dir,
+            pem,
+            algorithm,
+            public,
+        })
+    }
+}
+
+impl hickory_proto::dnssec::SigningKey for OpensslRsaKey {
+    fn sign(
+        &self,
+        tbs: &hickory_proto::dnssec::TBS,
+    ) -> hickory_proto::dnssec::DnsSecResult<Vec<u8>> {
+        use std::io::Write;
+        #[allow(deprecated)]
+        let digest = match self.algorithm {
+            Algorithm::RSASHA1 | Algorithm::RSASHA1NSEC3SHA1 => "-sha1",
+            Algorithm::RSASHA512 => "-sha512",
+            _ => "-sha256",
+        };
+        let mut child = std::process::Command::new("openssl")
+            .args(["dgst", digest, "-binary", "-sign"])
+            .arg(&self.pem)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .map_err(|e| e.to_string())?;
+        child
+            .stdin
+            .take()
+            .ok_or("no stdin")?
+            .write_all(tbs.as_ref())
+            .map_err(|e| e.to_string())?;
+        let out = child.wait_with_output().map_err(|e| e.to_string())?;
+        if !out.status.success() {
+            return Err("openssl dgst -sign failed".into());
+        }
+        Ok(out.stdout)
+    }
+
+    fn to_public_key(
+        &self,
+    ) -> hickory_proto::dnssec::DnsSecResult<hickory_proto::dnssec::PublicKeyBuf> {
+        Ok(hickory_proto::dnssec::PublicKeyBuf::new(
+            self.public.clone(),
+            self.algorithm,
+        ))
+    }
+
+    fn algorithm(&self) -> Algorithm {
+        self.algorithm
+    }
+}
+
+/// A zone signed with two openssl-held RSA keys of `bits` bits and `algorithm`; `None`
+/// without openssl.
+pub fn sign_with_openssl(
+    origin: &str,
+    data: &str,
+    bits: u32,
+    algorithm: Algorithm,
+    mut opts: SignOptions,
+) -> Option<SignedZone> {
+    let ksk = OpensslRsaKey::generate(bits, algorithm)?;
+    let zsk = OpensslRsaKey::generate(bits, algorithm)?;
+    opts.algorithm = algorithm;
+    opts.external_keys = Some(dnsward::dnssec::signed::ExternalKeys {
+        ksk: Arc::new(ksk),
+        zsk: Arc::new(zsk),
+    });
+    Some(sign(origin, data, opts))
+}
