@@ -266,6 +266,10 @@ pub struct ResolverConfig {
     /// Validate RSA/SHA-1 signatures (algorithms 5 and 7); false: such zones are insecure.
     #[serde(default = "default_true")]
     pub dnssec_sha1: bool,
+    /// Refresh a cached answer in the background when it is asked for in the last 10 % of its
+    /// TTL (Unbound's `prefetch`).
+    #[serde(default = "default_true")]
+    pub prefetch: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -327,6 +331,7 @@ impl Default for ResolverConfig {
             trust_anchor: None,
             negative_trust_anchors: Vec::new(),
             dnssec_sha1: true,
+            prefetch: true,
         }
     }
 }

@@ -84,6 +84,9 @@ pub struct Ctx {
     ns_stack: Vec<Name>,
     /// The client set CD: bogus data is returned to it unvalidated (RFC 4035 3.2.2).
     pub checking_disabled: bool,
+    /// A prefetch: the question's own chain is asked again, not taken from the record cache
+    /// (where it is as close to expiry as the answer being refreshed).
+    pub refresh: bool,
 }
 
 impl Ctx {
@@ -92,6 +95,7 @@ impl Ctx {
             budget,
             ns_stack: Vec::new(),
             checking_disabled,
+            refresh: false,
         }
     }
 }
@@ -133,7 +137,11 @@ impl Resolver {
                 if !seen.insert(name.to_lowercase()) {
                     return Err(ResolveError::ChainLoop(name));
                 }
-                let cached = self.cache.get(&name, qtype);
+                let cached = if ctx.refresh && ctx.ns_stack.is_empty() {
+                    None
+                } else {
+                    self.cache.get(&name, qtype)
+                };
                 if let Some((_, part_secure)) = &cached {
                     secure &= *part_secure;
                 }

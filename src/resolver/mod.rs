@@ -108,10 +108,11 @@ impl Resolver {
     pub async fn lookup(
         &self,
         query: &Query,
-        checking_disabled: bool,
+        flags: ClientFlags,
     ) -> Result<Message, ResolveError> {
         let budget = Budget::new(Instant::now() + self.options.timeout);
-        let ctx = Ctx::new(budget.clone(), checking_disabled);
+        let mut ctx = Ctx::new(budget.clone(), flags.checking_disabled);
+        ctx.refresh = flags.refresh;
         let (name, qtype) = (query.name().clone(), query.query_type());
         let result = match tokio::time::timeout(
             self.options.timeout,
@@ -153,7 +154,7 @@ impl Resolver {
 #[async_trait]
 impl Upstream for Resolver {
     async fn resolve(&self, query: Query, flags: ClientFlags) -> Result<Message, UpstreamError> {
-        self.lookup(&query, flags.checking_disabled)
+        self.lookup(&query, flags)
             .await
             .map_err(|e| UpstreamError::Resolution {
                 ede: e.ede(),

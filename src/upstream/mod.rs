@@ -22,6 +22,9 @@ pub struct ClientFlags {
     pub dnssec_ok: bool,
     /// CD: the client validates itself; return data without validating it.
     pub checking_disabled: bool,
+    /// A prefetch: the answer is in the cache and about to expire, so records cached along
+    /// the way must not be reused for the question's own chain.
+    pub refresh: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
