@@ -270,6 +270,10 @@ pub struct ResolverConfig {
     /// TTL (Unbound's `prefetch`).
     #[serde(default = "default_true")]
     pub prefetch: bool,
+    /// Answer from validated NSEC/NSEC3 records already cached where they prove a name or type
+    /// absent (RFC 8198), with `dnssec = "validate"` and `mode = "recursive"`.
+    #[serde(default = "default_true")]
+    pub aggressive_nsec: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -332,6 +336,7 @@ impl Default for ResolverConfig {
             negative_trust_anchors: Vec::new(),
             dnssec_sha1: true,
             prefetch: true,
+            aggressive_nsec: true,
         }
     }
 }

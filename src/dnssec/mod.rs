@@ -11,6 +11,7 @@
 //! `response` (what one response proves), `signed` (a zone signer for tests and fake
 //! authorities).
 
+pub mod aggressive;
 mod anchors;
 mod chain;
 mod nsec;

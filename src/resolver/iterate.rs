@@ -168,6 +168,9 @@ impl Resolver {
                     }
                     None => {}
                 }
+                if let Some(denied) = self.cached_denial(ctx, &name, qtype) {
+                    return done(denied.rcode, answers, denied.authority, secure);
+                }
                 let (mut zone_answer, zone) = self.iterate(ctx, &name, qtype).await?;
                 let validation_zone = zone_answer.validation_zone(&zone);
                 let verdict = self
@@ -177,6 +180,7 @@ impl Resolver {
                     let now = super::validate::now_unix();
                     crate::dnssec::cap_ttls_at_signature_expiry(&mut zone_answer.records, now);
                     crate::dnssec::cap_ttls_at_signature_expiry(&mut zone_answer.authority, now);
+                    self.remember_denial(&zone_answer, now);
                 }
                 let part_secure = verdict == Verdict::Secure;
                 secure &= part_secure;
@@ -199,6 +203,43 @@ impl Resolver {
             }
             Err(ResolveError::ChainTooLong(MAX_CHAIN))
         })
+    }
+
+    /// A negative answer proven by validated NSEC/NSEC3 records already cached (RFC 8198).
+    fn cached_denial(
+        &self,
+        ctx: &Ctx,
+        name: &Name,
+        qtype: RecordType,
+    ) -> Option<crate::dnssec::aggressive::Synthesized> {
+        if ctx.refresh {
+            return None;
+        }
+        let denied = self
+            .denials
+            .as_ref()?
+            .synthesize(name, qtype, super::validate::now_unix())?;
+        tracing::trace!(%name, %qtype, rcode = %denied.rcode, "answered from cached NSEC/NSEC3");
+        Some(denied)
+    }
+
+    /// Keeps the denial records of a secure negative answer for `cached_denial`.
+    fn remember_denial(&self, answer: &ZoneAnswer, now: u32) {
+        let Some(denials) = &self.denials else {
+            return;
+        };
+        let negative = answer.continue_at.is_none()
+            && (answer.rcode == ResponseCode::NXDomain || answer.records.is_empty());
+        if !negative {
+            return;
+        }
+        if let Some(soa) = answer
+            .authority
+            .iter()
+            .find(|r| r.record_type() == RecordType::SOA)
+        {
+            denials.remember(&soa.name, &answer.authority, now);
+        }
     }
 
     /// Descends from the closest known zone cut to the zone that answers for `name`.

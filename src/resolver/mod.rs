@@ -26,6 +26,7 @@ use hickory_proto::op::{Message, OpCode, Query};
 use ipnet::IpNet;
 
 use crate::config::{DnssecMode, QnameMinimisation, ResolverConfig};
+use crate::dnssec::aggressive::DenialCache;
 use crate::dnssec::Validator;
 use crate::upstream::{ClientFlags, Upstream, UpstreamError};
 use delegation::Delegations;
@@ -76,6 +77,9 @@ pub struct Resolver {
     options: Options,
     /// `dnssec = "validate"`: judges every zone's answer as it enters the caches.
     validator: Option<Arc<Validator>>,
+    /// `aggressive_nsec` (with a validator): validated NSEC/NSEC3 records answer later
+    /// questions in their spans (RFC 8198).
+    denials: Option<DenialCache>,
     delegations: Delegations,
     infra: Infra,
     cache: RecordCache,
@@ -87,8 +91,13 @@ impl Resolver {
         let options = Options::from_config(cfg);
         // One server may take at most a third of the budget, so at least three get a chance.
         let per_server = (options.timeout / 3).max(Duration::from_millis(100));
+        let denials = validator
+            .as_ref()
+            .filter(|_| cfg.aggressive_nsec)
+            .map(|v| DenialCache::new(v.limits().nsec3_max_iterations));
         Self {
             validator,
+            denials,
             delegations: Delegations::new(roots, cfg.cache_size / 4),
             infra: Infra::new(per_server),
             cache: RecordCache::new(cfg.cache_size, cfg.cache_min_ttl, cfg.cache_max_ttl),
@@ -105,11 +114,7 @@ impl Resolver {
     /// Resolves one question into the message a client gets: the chain and the final RRset,
     /// or the rcode with the SOA (and NSEC proofs) for negative answers; nothing else
     /// (minimal responses: no upstream NS or glue).
-    pub async fn lookup(
-        &self,
-        query: &Query,
-        flags: ClientFlags,
-    ) -> Result<Message, ResolveError> {
+    pub async fn lookup(&self, query: &Query, flags: ClientFlags) -> Result<Message, ResolveError> {
         let budget = Budget::new(Instant::now() + self.options.timeout);
         let mut ctx = Ctx::new(budget.clone(), flags.checking_disabled);
         ctx.refresh = flags.refresh;

@@ -68,7 +68,7 @@ pub fn has_rrsig(m: &Message) -> bool {
 }
 
 pub struct Lab {
-    _authority: Authority,
+    pub server: Authority,
     pub dir: tempfile::TempDir,
     pub authority: SocketAddr,
     pub trust_anchor: String,
@@ -98,7 +98,7 @@ pub async fn lab_with(
     let authority = Authority::start_refusing_ds(h.clone(), refuse_ds_below).await;
     Lab {
         authority: authority.addr,
-        _authority: authority,
+        server: authority,
         dir: tempfile::tempdir().unwrap(),
         trust_anchor: h.zone(".").ds_line(),
         hierarchy: h,

@@ -216,6 +216,8 @@ impl KeyFetcher for Hierarchy {
 /// goes out with TC=1. Stops when dropped.
 pub struct Authority {
     pub addr: SocketAddr,
+    /// Questions answered, over UDP and TCP.
+    pub queries: Arc<AtomicUsize>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -236,6 +238,8 @@ impl Authority {
     /// REFUSED (servers of an unsigned zone that do not answer DS at all).
     pub async fn start_refusing_ds(h: Arc<Hierarchy>, refuse_ds_below: Vec<Name>) -> Authority {
         let refuse = Arc::new(refuse_ds_below);
+        let queries = Arc::new(AtomicUsize::new(0));
+        let (count_udp, count_tcp) = (queries.clone(), queries.clone());
         let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let addr = udp.local_addr().unwrap();
         let tcp = TcpListener::bind(addr).await.unwrap();
@@ -246,6 +250,7 @@ impl Authority {
                 let Ok((n, peer)) = udp.recv_from(&mut buf).await else {
                     return;
                 };
+                count_udp.fetch_add(1, Ordering::Relaxed);
                 if let Some(answer) = answer_bytes(&hu, &refuse_udp, &buf[..n], true) {
                     let _ = udp.send_to(&answer, peer).await;
                 }
@@ -256,7 +261,7 @@ impl Authority {
                 let Ok((mut stream, _)) = tcp.accept().await else {
                     return;
                 };
-                let (h, refuse) = (h.clone(), refuse.clone());
+                let (h, refuse, count) = (h.clone(), refuse.clone(), count_tcp.clone());
                 tokio::spawn(async move {
                     let mut len = [0u8; 2];
                     while stream.read_exact(&mut len).await.is_ok() {
@@ -264,6 +269,7 @@ impl Authority {
                         if stream.read_exact(&mut query).await.is_err() {
                             return;
                         }
+                        count.fetch_add(1, Ordering::Relaxed);
                         let Some(answer) = answer_bytes(&h, &refuse, &query, false) else {
                             return;
                         };
@@ -278,6 +284,7 @@ impl Authority {
         });
         Authority {
             addr,
+            queries,
             tasks: vec![udp_task, tcp_task],
         }
     }
