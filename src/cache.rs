@@ -17,8 +17,9 @@ use crate::dnswire;
 pub const STALE_TTL: u32 = 30;
 /// Longest we keep any answer fresh, whatever upstream says.
 pub const MAX_TTL: u32 = 86_400;
-/// Negative answers without an SOA are cached this long (RFC 2308 leaves it to us).
-pub const DEFAULT_NEGATIVE_TTL: u32 = 30;
+/// Negative answers without an SOA are cached this long: RFC 2308 section 5 says they should
+/// not be cached at all; a few seconds (Unbound keeps them 5 s) spares upstream a flood.
+pub const DEFAULT_NEGATIVE_TTL: u32 = 5;
 
 /// One cached answer.
 #[derive(Debug)]
@@ -40,6 +41,8 @@ pub struct CachedAnswer {
     pub qname: Arc<str>,
     /// DNSSEC-validated: AD is set for clients that ask for it (DO or AD in the query).
     pub secure: bool,
+    /// A background refresh of this entry was started (at most one per entry).
+    prefetch_claimed: AtomicBool,
 }
 
 impl CachedAnswer {
@@ -68,12 +71,22 @@ impl CachedAnswer {
             addresses: Arc::from(addresses),
             qname,
             secure: false,
+            prefetch_claimed: AtomicBool::new(false),
         })
     }
 
     pub fn secure(mut self, secure: bool) -> Self {
         self.secure = secure;
         self
+    }
+
+    /// Whether a hit at `now` should refresh this entry in the background: it is in the last
+    /// 10 % of its TTL (Unbound's `prefetch`), and no refresh was started for it yet (the first
+    /// caller claims it).
+    pub fn claim_prefetch(&self, now: Instant) -> bool {
+        let age = now.saturating_duration_since(self.inserted).as_millis() as u64;
+        let ttl = self.ttl as u64 * 1000;
+        ttl > 0 && age * 10 >= ttl * 9 && !self.prefetch_claimed.swap(true, Ordering::Relaxed)
     }
 
     pub fn age(&self, now: Instant) -> u32 {

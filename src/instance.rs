@@ -2,12 +2,16 @@
 //! the integration tests, so both run exactly the same code.
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use hickory_proto::rr::Name;
+
 use crate::admin::api::AdminServer;
 use crate::blockpage::BlockpageServer;
-use crate::config::Config;
+use crate::config::{Config, DnssecMode, Mode, ResolverConfig};
+use crate::dnssec::{DnssecError, Limits, TrustAnchorSet, Validator};
 use crate::feeds::Feeds;
 use crate::pipeline::ddr::Ddr;
 use crate::pipeline::record::Recorder;
@@ -15,9 +19,12 @@ use crate::pipeline::Engine;
 use crate::policy::reload::PolicyStore;
 use crate::policy::runtime::RuntimeList;
 use crate::querylog::QueryLog;
+use crate::resolver::Resolver;
 use crate::server::encrypted::Encrypted;
 use crate::server::tls::CertStore;
 use crate::server::Server;
+use crate::upstream::forward::ForwardUpstream;
+use crate::upstream::Upstream;
 
 pub struct Instance {
     pub engine: Arc<Engine>,
@@ -36,7 +43,7 @@ pub struct Instance {
 impl Instance {
     /// Starts serving on every configured address. Must run inside a tokio runtime.
     pub async fn start(config: &Config) -> Result<Instance, String> {
-        let upstream = crate::upstream::from_config(config)?;
+        let upstream = upstream_from_config(config)?;
         // The admin API's runtime list must exist before the lists load (it is one of them).
         let runtime = match config.runtime_list_files() {
             files if files.is_empty() => None,
@@ -258,4 +265,51 @@ impl Instance {
             "stopped"
         );
     }
+}
+
+/// The upstream the config asks for: dnsward's own resolver from the root hints, or the
+/// forwarders; either validates with `dnssec = "validate"`.
+pub fn upstream_from_config(config: &Config) -> Result<Arc<dyn Upstream>, String> {
+    let validator = validator_from_config(&config.resolver, &config.base_dir)
+        .map_err(|e| format!("resolver.trust_anchor: {e}"))?;
+    let upstream: Arc<dyn Upstream> = match config.resolver.mode {
+        Mode::Recursive => {
+            let roots = config.root_addresses()?;
+            Arc::new(Resolver::new(&roots, &config.resolver, validator))
+        }
+        Mode::Forward => Arc::new(ForwardUpstream::new(
+            config.resolver.forwarders.clone(),
+            Duration::from_millis(config.resolver.timeout_ms),
+            validator,
+        )),
+    };
+    Ok(upstream)
+}
+
+/// The DNSSEC validator for `dnssec = "validate"`: the configured trust anchors (or the
+/// built-in root keys) and negative trust anchors.
+pub fn validator_from_config(
+    cfg: &ResolverConfig,
+    base_dir: &Path,
+) -> Result<Option<Arc<Validator>>, DnssecError> {
+    if cfg.dnssec != DnssecMode::Validate {
+        return Ok(None);
+    }
+    let anchors = match &cfg.trust_anchor {
+        Some(paths) => {
+            let paths: Vec<PathBuf> = paths.to_vec().iter().map(|p| base_dir.join(p)).collect();
+            TrustAnchorSet::from_files(&paths)?
+        }
+        None => TrustAnchorSet::default(),
+    };
+    let ntas = cfg
+        .negative_trust_anchors
+        .iter()
+        .filter_map(|z| Name::from_ascii(z).ok())
+        .collect();
+    let limits = Limits {
+        sha1: cfg.dnssec_sha1,
+        ..Limits::default()
+    };
+    Ok(Some(Arc::new(Validator::new(anchors, ntas, limits))))
 }

@@ -17,4 +17,5 @@ pub mod resolver;
 pub mod rpzxfr;
 pub mod server;
 pub mod timefmt;
+pub mod transport;
 pub mod upstream;

@@ -50,6 +50,8 @@ pub struct Metrics {
     pub answer_latency: Histogram,
     pub upstream_latency: Histogram,
     pub upstream_errors: Counter,
+    /// Cache entries refreshed in the background near the end of their TTL.
+    pub prefetches: Counter,
     // Read at scrape time.
     pub cache_hits: Gauge<i64>,
     pub cache_misses: Gauge<i64>,
@@ -90,6 +92,7 @@ impl Metrics {
             answer_latency: Histogram::new(LATENCY_BUCKETS),
             upstream_latency: Histogram::new(LATENCY_BUCKETS),
             upstream_errors: Counter::default(),
+            prefetches: Counter::default(),
             cache_hits: Gauge::default(),
             cache_misses: Gauge::default(),
             cache_entries: Gauge::default(),
@@ -136,6 +139,11 @@ impl Metrics {
             "upstream_errors",
             "Upstream resolutions that failed",
             m.upstream_errors.clone(),
+        );
+        registry.register(
+            "prefetches",
+            "Cache entries refreshed in the background when asked for in the last 10% of their TTL",
+            m.prefetches.clone(),
         );
         registry.register("cache_hits", "Packet cache hits", m.cache_hits.clone());
         registry.register(

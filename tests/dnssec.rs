@@ -4,113 +4,13 @@
 
 mod common;
 mod dnssec_support;
+#[path = "dnssec_support/lab.rs"]
+mod lab;
 
-use std::net::SocketAddr;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::RecordType;
 
-use hickory_proto::op::{Edns, Message, Query, ResponseCode};
-use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
-use hickory_proto::rr::{Name, RecordType};
-
-use common::{start_dnsward_text, udp_raw};
-use dnssec_support::{Authority, Hierarchy};
-
-const A: RecordType = RecordType::A;
-
-struct Flags {
-    dnssec_ok: bool,
-    ad: bool,
-    cd: bool,
-}
-
-const DO: Flags = Flags {
-    dnssec_ok: true,
-    ad: false,
-    cd: false,
-};
-const PLAIN: Flags = Flags {
-    dnssec_ok: false,
-    ad: false,
-    cd: false,
-};
-
-async fn query(server: SocketAddr, name: &str, rtype: RecordType, f: Flags) -> Message {
-    let mut m = Message::query();
-    m.metadata.id = rand::random();
-    m.metadata.recursion_desired = true;
-    m.metadata.authentic_data = f.ad;
-    m.metadata.checking_disabled = f.cd;
-    m.add_query(Query::query(Name::from_ascii(name).unwrap(), rtype));
-    let mut e = Edns::new();
-    e.set_max_payload(4096);
-    e.set_dnssec_ok(f.dnssec_ok);
-    m.set_edns(e);
-    let bytes = udp_raw(server, &m.to_vec().unwrap(), Duration::from_secs(8))
-        .await
-        .expect("an answer within 8 s");
-    Message::from_vec(&bytes).expect("answer parses")
-}
-
-fn ede(m: &Message) -> Option<(u16, String)> {
-    match m.edns.as_ref()?.option(EdnsCode::from(15))? {
-        EdnsOption::Unknown(15, d) if d.len() >= 2 => Some((
-            u16::from_be_bytes([d[0], d[1]]),
-            String::from_utf8_lossy(&d[2..]).into_owned(),
-        )),
-        _ => None,
-    }
-}
-
-fn has_rrsig(m: &Message) -> bool {
-    m.all_sections()
-        .any(|r| r.record_type() == RecordType::RRSIG)
-}
-
-struct Lab {
-    _authority: Authority,
-    dir: tempfile::TempDir,
-    authority: SocketAddr,
-    trust_anchor: String,
-}
-
-async fn lab() -> Lab {
-    common::init_logging();
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as u32;
-    let h = Hierarchy::build_at(now, |_| {});
-    let authority = Authority::start(h.clone()).await;
-    Lab {
-        authority: authority.addr,
-        _authority: authority,
-        dir: tempfile::tempdir().unwrap(),
-        trust_anchor: h.zone(".").ds_line(),
-    }
-}
-
-impl Lab {
-    async fn dnsward(&self, extra_resolver: &str, extra: &str) -> dnsward::instance::Instance {
-        std::fs::write(
-            self.dir.path().join("root.hints"),
-            format!(
-                ".  3600000 IN NS a.root.test.\na.root.test. 3600000 IN A {}\n",
-                self.authority.ip()
-            ),
-        )
-        .unwrap();
-        std::fs::write(
-            self.dir.path().join("anchor.ds"),
-            format!("{}\n", self.trust_anchor),
-        )
-        .unwrap();
-        let text = format!(
-            "[server]\nlisten = [\"127.0.0.1:0\"]\nudp_workers = 1\n[resolver]\nroot_hints = \"root.hints\"\nupstream_port = {}\ntimeout_ms = 3000\ndnssec = \"validate\"\ntrust_anchor = \"anchor.ds\"\n{extra_resolver}\n{extra}\n",
-            self.authority.port()
-        );
-        start_dnsward_text(&text, self.dir.path()).await
-    }
-}
+use lab::{ede, has_rrsig, lab, query, Flags, A, DO, PLAIN};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn secure_answers_get_ad_only_when_asked_and_signatures_only_with_do() {
@@ -335,5 +235,91 @@ async fn negative_trust_anchors_are_listed_and_changed_through_the_admin_api() {
     );
     let (status, _) = common::http(admin, "DELETE", "/api/nta/badsig.", Some(token), None).await;
     assert_eq!(status, 404);
+    d.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forward_mode_validates_what_the_forwarder_returns() {
+    let lab = lab().await;
+    let d = lab.forwarding_dnsward("validate").await;
+    let addr = d.addrs()[0];
+
+    // Secure answers and proven denials get AD, as when iterating.
+    let m = query(addr, "www.secure.", A, DO).await;
+    assert_eq!(m.metadata.response_code, ResponseCode::NoError, "{m:?}");
+    assert!(
+        m.metadata.authentic_data,
+        "secure via a forwarder: AD: {m:?}"
+    );
+    assert!(has_rrsig(&m), "DO: the RRSIG comes along");
+    let m = query(addr, "www.secure.", A, PLAIN).await;
+    assert!(
+        !has_rrsig(&m),
+        "no DO: no RRSIG, though dnsward asked with DO"
+    );
+    assert_eq!(m.answers.len(), 1);
+    let m = query(addr, "nothere.secure.", A, DO).await;
+    assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
+    assert!(m.metadata.authentic_data, "proven NXDOMAIN: {m:?}");
+    let m = query(addr, "www.nsec3.", RecordType::TXT, DO).await;
+    assert!(m.answers.is_empty());
+    assert!(m.metadata.authentic_data, "proven NODATA (NSEC3): {m:?}");
+
+    // An unsigned delegation: data, no AD.
+    let m = query(addr, "www.insecure.", A, DO).await;
+    assert_eq!(
+        m.metadata.response_code,
+        ResponseCode::NoError,
+        "{:?}",
+        ede(&m)
+    );
+    assert_eq!(m.answers.iter().filter(|r| r.record_type() == A).count(), 1);
+    assert!(!m.metadata.authentic_data);
+
+    // Forged, stripped, expired or keyless data from the forwarder: SERVFAIL with the reason.
+    for (name, code) in [
+        ("www.badsig.", 6),
+        ("www.expired.", 7),
+        ("www.nokey.", 9),
+        ("www.stripped.", 10),
+    ] {
+        let m = query(addr, name, A, DO).await;
+        assert_eq!(
+            m.metadata.response_code,
+            ResponseCode::ServFail,
+            "{name}: {m:?}"
+        );
+        assert!(
+            m.answers.is_empty(),
+            "{name}: a bogus answer carries no data"
+        );
+        let (got, text) = ede(&m).unwrap_or_else(|| panic!("{name}: EDE expected: {m:?}"));
+        assert_eq!(got, code, "{name}: {text}");
+    }
+    // CD=1: the client validates itself and gets the data, without AD.
+    let m = query(
+        addr,
+        "www.badsig.",
+        A,
+        Flags {
+            dnssec_ok: true,
+            ad: false,
+            cd: true,
+        },
+    )
+    .await;
+    assert_eq!(m.metadata.response_code, ResponseCode::NoError, "{m:?}");
+    assert!(m.answers.iter().any(|r| r.record_type() == A));
+    assert!(!m.metadata.authentic_data);
+    d.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forward_mode_without_validation_passes_answers_through() {
+    let lab = lab().await;
+    let d = lab.forwarding_dnsward("off").await;
+    let m = query(d.addrs()[0], "www.badsig.", A, PLAIN).await;
+    assert_eq!(m.metadata.response_code, ResponseCode::NoError, "{m:?}");
+    assert!(!m.metadata.authentic_data);
     d.shutdown().await;
 }

@@ -263,6 +263,17 @@ pub struct ResolverConfig {
     /// Zones not validated (RFC 7646), e.g. during an incident at a signed zone.
     #[serde(default)]
     pub negative_trust_anchors: Vec<String>,
+    /// Validate RSA/SHA-1 signatures (algorithms 5 and 7); false: such zones are insecure.
+    #[serde(default = "default_true")]
+    pub dnssec_sha1: bool,
+    /// Refresh a cached answer in the background when it is asked for in the last 10 % of its
+    /// TTL (Unbound's `prefetch`).
+    #[serde(default = "default_true")]
+    pub prefetch: bool,
+    /// Answer from validated NSEC/NSEC3 records already cached where they prove a name or type
+    /// absent (RFC 8198), with `dnssec = "validate"` and `mode = "recursive"`.
+    #[serde(default = "default_true")]
+    pub aggressive_nsec: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -323,6 +334,9 @@ impl Default for ResolverConfig {
             dnssec: DnssecMode::default(),
             trust_anchor: None,
             negative_trust_anchors: Vec::new(),
+            dnssec_sha1: true,
+            prefetch: true,
+            aggressive_nsec: true,
         }
     }
 }

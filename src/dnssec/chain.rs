@@ -2,10 +2,11 @@
 //! through DS -> DNSKEY -> RRSIG, with the per-zone verdict cache.
 //!
 //! `zone_security(N)` answers "which keys sign the zone that contains N, if any": at an
-//! anchor, the anchor's DNSKEYs; otherwise fetch DS(N), whose response names the parent zone
-//! P; `zone_security(P)` (recursion strictly up the tree, so bounded by the label count);
-//! then a signed DS -> DNSKEY(N) -> Secure(N); a proof that N has no DS -> Insecure at a
-//! delegation or opt-out, and "P's keys" when N is no zone cut at all.
+//! anchor, the anchor's DNSKEYs; otherwise first `zone_security(parent of N)` (recursion
+//! strictly up the tree, so bounded by the label count; its verdict stands unless it is
+//! secure), then fetch DS(N), whose response names the parent zone P; then a signed DS ->
+//! DNSKEY(N) -> Secure(N); a proof that N has no DS -> Insecure at a delegation or opt-out,
+//! and "P's keys" when N is no zone cut at all.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -19,7 +20,10 @@ use parking_lot::Mutex;
 
 use super::anchors::ZoneAnchor;
 use super::response::{Denial, Want};
-use super::verify::{algorithm_supported, digest_supported, rrsets, verify_rrset, Budget, ZoneKey};
+use super::verify::{
+    algorithm_supported, digest_supported, is_short_rsa, rrsets, verify_rrset, Budget, ZoneKey,
+};
+use super::Limits;
 use super::{ede, Bogus, KeyFetcher, Security, Validator};
 
 /// What is known about the zone enclosing a name.
@@ -114,7 +118,14 @@ impl Context<'_> {
             }
             let (verdict, ttl) = match v.anchors.at(&name) {
                 Some(anchor) => self.keys_from_anchor(anchor, budget).await,
-                None => self.keys_via_ds(&name, budget).await,
+                // Top down (RFC 4035 5.2, RFC 6840 4.1): the parent first, so that a name
+                // below a provably unsigned cut needs no DS of its own (whose servers may not
+                // answer DS at all); the recursion ends at the anchor above.
+                // An inherited verdict is not cached under this name: the parent's entry holds it.
+                None => match self.zone_security(&name.base_name(), budget).await {
+                    ZoneSecurity::Secure { .. } => self.keys_via_ds(&name, budget).await,
+                    other => return other,
+                },
             };
             let ttl = match verdict {
                 ZoneSecurity::Bogus(_) => v.limits.bogus_ttl_secs,
@@ -162,11 +173,16 @@ impl Context<'_> {
         anchor: &ZoneAnchor,
         budget: &mut Budget,
     ) -> (ZoneSecurity, u32) {
-        let ds: Vec<&DS> = anchor.ds.iter().filter(|d| ds_supported(d)).collect();
+        let limits = &self.validator.limits;
+        let ds: Vec<&DS> = anchor
+            .ds
+            .iter()
+            .filter(|d| ds_supported(d, limits))
+            .collect();
         let keys: Vec<&DNSKEY> = anchor
             .keys
             .iter()
-            .filter(|k| algorithm_supported(k.algorithm()))
+            .filter(|k| algorithm_supported(k.algorithm(), &self.validator.limits))
             .collect();
         if ds.is_empty() && keys.is_empty() {
             let why = format!(
@@ -221,7 +237,7 @@ impl Context<'_> {
                 .filter_map(|r| as_ds(&r.data))
                 .take(limits.max_ds_records)
                 .collect();
-            let usable = preferred_ds(&all);
+            let usable = preferred_ds(&all, limits);
             if usable.is_empty() {
                 let why =
                     format!("the DS records of {name} use only unsupported algorithms or digests");
@@ -303,9 +319,15 @@ impl Context<'_> {
         // that equal an anchor key. Digests are computed only on a tag match, at most
         // `max_keys_per_sig` per DS.
         let mut entry = Vec::new();
+        let mut short_rsa_entry = false;
         let mut digests_left = limits.max_ds_records * limits.max_keys_per_sig;
         for key in set.records.iter().filter_map(|r| as_dnskey(&r.data)) {
-            let Some(zk) = ZoneKey::usable(key) else {
+            let usable = ZoneKey::usable(key, limits);
+            let short = usable.is_none() && is_short_rsa(key);
+            if usable.is_none() && !short {
+                continue;
+            }
+            let Ok(tag) = key.calculate_key_tag() else {
                 continue;
             };
             let by_anchor = anchor_keys.iter().any(|a| {
@@ -314,21 +336,29 @@ impl Context<'_> {
             });
             let by_ds = !by_anchor
                 && ds.iter().any(|d| {
-                    if d.key_tag() != zk.tag
-                        || d.algorithm() != key.algorithm()
-                        || digests_left == 0
-                    {
+                    if d.key_tag() != tag || d.algorithm() != key.algorithm() || digests_left == 0 {
                         return false;
                     }
                     digests_left -= 1;
                     d.covers(zone, key).unwrap_or(false)
                 });
-            if by_anchor || by_ds {
-                entry.push(zk);
-                if entry.len() >= limits.max_keys_per_sig {
-                    break;
+            match usable {
+                Some(zk) if by_anchor || by_ds => {
+                    entry.push(zk);
+                    if entry.len() >= limits.max_keys_per_sig {
+                        break;
+                    }
                 }
+                None if by_anchor || by_ds => short_rsa_entry = true,
+                _ => {}
             }
+        }
+        if entry.is_empty() && short_rsa_entry {
+            let why = format!("{zone} is signed with an RSA key under 1024 bits");
+            return (
+                ZoneSecurity::Insecure(why),
+                ttl_cap.min(limits.max_key_ttl_secs),
+            );
         }
         if entry.is_empty() {
             return missing(format!(
@@ -341,7 +371,7 @@ impl Context<'_> {
                     .records
                     .iter()
                     .filter_map(|r| as_dnskey(&r.data))
-                    .filter_map(ZoneKey::usable)
+                    .filter_map(|k| ZoneKey::usable(k, limits))
                     .collect();
                 let secure = ZoneSecurity::Secure {
                     zone: zone.clone(),
@@ -354,14 +384,18 @@ impl Context<'_> {
     }
 }
 
-fn ds_supported(ds: &DS) -> bool {
-    algorithm_supported(ds.algorithm()) && digest_supported(ds.digest_type())
+fn ds_supported(ds: &DS, limits: &Limits) -> bool {
+    algorithm_supported(ds.algorithm(), limits) && digest_supported(ds.digest_type())
 }
 
 /// The DS records to use: supported ones, and SHA-1 digests only when no stronger digest is
 /// present for the same key (RFC 4509 section 3).
-fn preferred_ds<'a>(all: &[&'a DS]) -> Vec<&'a DS> {
-    let usable: Vec<&DS> = all.iter().copied().filter(|d| ds_supported(d)).collect();
+fn preferred_ds<'a>(all: &[&'a DS], limits: &Limits) -> Vec<&'a DS> {
+    let usable: Vec<&DS> = all
+        .iter()
+        .copied()
+        .filter(|d| ds_supported(d, limits))
+        .collect();
     let strong = |d: &&DS| d.digest_type() != DigestType::SHA1;
     if usable.iter().any(strong) {
         usable.into_iter().filter(strong).collect()

@@ -11,6 +11,7 @@
 //! `response` (what one response proves), `signed` (a zone signer for tests and fake
 //! authorities).
 
+pub mod aggressive;
 mod anchors;
 mod chain;
 mod nsec;
@@ -27,6 +28,7 @@ use hickory_proto::rr::{Name, Record, RecordType};
 use parking_lot::RwLock;
 
 pub use anchors::TrustAnchorSet;
+pub use verify::cap_ttls_at_signature_expiry;
 
 /// Extended DNS Error INFO-CODEs (RFC 8914) the validator reports.
 pub mod ede {
@@ -186,6 +188,8 @@ pub struct Limits {
     pub bogus_ttl_secs: u32,
     /// Cap on the time a secure or insecure zone verdict is cached.
     pub max_key_ttl_secs: u32,
+    /// Validate RSA/SHA-1 (algorithms 5 and 7); off: treat them as unsupported (insecure).
+    pub sha1: bool,
 }
 
 impl Default for Limits {
@@ -202,6 +206,7 @@ impl Default for Limits {
             key_cache_size: 10_000,
             bogus_ttl_secs: 60,
             max_key_ttl_secs: 86400,
+            sha1: true,
         }
     }
 }

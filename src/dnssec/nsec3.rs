@@ -129,6 +129,44 @@ fn no_data(
     }
 }
 
+/// The owner hashes of the NSEC3 records that match or cover `name`, each of its ancestors
+/// down from `apex`, or the wildcard below each: every record a proof about `name` can use
+/// (for answers built from a cache of many, RFC 8198). Empty above the iteration limit.
+pub(crate) fn relevant_hashes(
+    nsec3s: &[(&Name, &NSEC3)],
+    apex: &Name,
+    name: &Name,
+    max_iterations: u16,
+) -> Vec<Vec<u8>> {
+    let Some(mut chain) = Chain::new(nsec3s, apex) else {
+        return Vec::new();
+    };
+    if chain.iterations > max_iterations || !apex.zone_of(name) {
+        return Vec::new();
+    }
+    let mut out: Vec<Vec<u8>> = Vec::new();
+    let mut candidate = name.clone();
+    loop {
+        for target in [Some(candidate.clone()), candidate.prepend_label("*").ok()]
+            .into_iter()
+            .flatten()
+        {
+            let Ok(hash) = chain.hash(&target) else {
+                continue;
+            };
+            if let Some(e) = chain.matching(&hash).or_else(|| chain.covering(&hash)) {
+                if !out.contains(&e.hash) {
+                    out.push(e.hash.clone());
+                }
+            }
+        }
+        if candidate == *apex || candidate.is_root() {
+            return out;
+        }
+        candidate = candidate.base_name();
+    }
+}
+
 impl<'a> Chain<'a> {
     fn new(nsec3s: &[(&Name, &'a NSEC3)], apex: &Name) -> Option<Self> {
         let mut entries: Vec<Entry<'a>> = Vec::new();

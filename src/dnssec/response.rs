@@ -80,6 +80,10 @@ impl Context<'_> {
             ZoneSecurity::Secure { .. } => {}
             other => return other.to_security(),
         }
+        if qtype == RecordType::RRSIG && rcode == ResponseCode::NoError {
+            // RRSIGs are not signed themselves (RFC 4035 2.2): the data goes out, never AD.
+            return Security::Insecure;
+        }
 
         let answers = rrsets(&response.answers);
         let authority = rrsets(&response.authorities);
@@ -238,7 +242,13 @@ impl Context<'_> {
         let soa = authority
             .iter()
             .find(|s| s.rtype == RecordType::SOA && zone.zone_of(&s.name));
-        let home = soa.map(|s| s.name.clone()).unwrap_or_else(|| zone.clone());
+        // Without an SOA the zone asked decides; a forwarder's answer names no zone (the root
+        // stands for it), so there the name itself does.
+        let home = match soa {
+            Some(s) => s.name.clone(),
+            None if zone.is_root() => target.clone(),
+            None => zone.clone(),
+        };
         match self.zone_security(&home, budget).await {
             ZoneSecurity::Secure { .. } => {
                 let code = if authority.iter().any(|s| relevant(&s)) {

@@ -84,6 +84,8 @@ pub struct Engine {
     sde: sde::Sde,
     /// DDR answers; set once the DoT/DoH listeners are bound (their ports are known only then).
     pub ddr: std::sync::OnceLock<ddr::Ddr>,
+    /// `[resolver] prefetch`: refresh entries asked for near the end of their TTL.
+    prefetch: bool,
 }
 
 impl Engine {
@@ -114,6 +116,7 @@ impl Engine {
             max_udp: config.server.max_udp_payload,
             sde: sde::Sde::from_config(config),
             ddr: std::sync::OnceLock::new(),
+            prefetch: r.prefetch,
         }
     }
 
@@ -211,6 +214,16 @@ impl Engine {
         match self.cache.lookup(&s.key, now) {
             Lookup::Fresh(answer) => {
                 s.decision.from_cache = true;
+                if self.prefetch && answer.claim_prefetch(now) {
+                    if let Some(query) = question_of(&q) {
+                        let flags = ClientFlags {
+                            dnssec_ok: q.dnssec_ok(),
+                            checking_disabled: q.checking_disabled(),
+                            refresh: false,
+                        };
+                        self.resolve.prefetch(&s.key, query, flags);
+                    }
+                }
                 if !exempt {
                     if let Some((v, trigger)) = response_verdict(snap, &answer, who) {
                         return self.blocked(&q, v, trigger, transport, s);
@@ -338,6 +351,7 @@ impl Engine {
         let flags = ClientFlags {
             dnssec_ok: q.dnssec_ok(),
             checking_disabled: q.checking_disabled(),
+            refresh: false,
         };
         match self.resolve.resolve(&s.key, query, flags).await {
             Outcome::Answer { answer, stale } => {

@@ -45,6 +45,8 @@ pub struct ZoneAnswer {
     pub continue_at: Option<Name>,
     /// The last name of the chain inside this zone (the name a negative answer is about).
     pub last: Name,
+    /// The zone cut whose servers were asked.
+    pub asked: Name,
 }
 
 impl ZoneAnswer {
@@ -67,6 +69,26 @@ impl ZoneAnswer {
             }
         }
         apex
+    }
+
+    /// The zone the validator is told this answer came from: `apex`, widened to the closest
+    /// common ancestor of it and every RRSIG signer of the chain inside the zone asked. A
+    /// chain that crosses from a zone into a child the same servers serve carries both
+    /// zones' signatures, and each RRset must be verified with its own signer's keys.
+    pub fn validation_zone(&self, apex: &Name) -> Name {
+        let mut zone = apex.clone();
+        for r in &self.records {
+            let RData::DNSSEC(DNSSECRData::RRSIG(sig)) = &r.data else {
+                continue;
+            };
+            let signer = &sig.input().signer_name;
+            if self.asked.zone_of(signer) {
+                while !zone.zone_of(signer) && !zone.is_root() {
+                    zone = zone.base_name();
+                }
+            }
+        }
+        zone
     }
 }
 
@@ -91,6 +113,7 @@ pub fn classify(reply: &Message, zone: &Name, qname: &Name, qtype: RecordType) -
             authority,
             continue_at: chain.continue_at,
             last: chain.last,
+            asked: zone.clone(),
         });
     }
     // Nothing for the chain's last name in this reply: a referral, a negative answer, or lame.
@@ -104,13 +127,23 @@ pub fn classify(reply: &Message, zone: &Name, qname: &Name, qtype: RecordType) -
     }
     let authority = negative_proof(reply, zone, &last);
     let has_soa = authority.iter().any(|r| r.record_type() == RecordType::SOA);
-    if rcode == ResponseCode::NXDomain || has_soa || reply.metadata.authoritative {
+    // NODATA without SOA or NS (RFC 2308 section 2.2, "type 3"): the server shows other data
+    // at the name and none of the type asked.
+    let other_data_only = rcode == ResponseCode::NoError
+        && reply.answers.iter().any(|r| r.name == last)
+        && !reply
+            .authorities
+            .iter()
+            .any(|r| r.record_type() == RecordType::NS);
+    if rcode == ResponseCode::NXDomain || has_soa || reply.metadata.authoritative || other_data_only
+    {
         return Classified::Answer(ZoneAnswer {
             rcode,
             records: chain.records,
             authority,
             continue_at: None,
             last,
+            asked: zone.clone(),
         });
     }
     Classified::Lame
@@ -155,7 +188,13 @@ fn walk_chain(
             })
             .cloned()
             .collect();
-        if own.iter().any(|r| r.record_type() != RecordType::RRSIG) {
+        // QTYPE=RRSIG: the signatures are the answer (RFC 4035 section 2.2).
+        let answered = if qtype == RecordType::RRSIG {
+            !own.is_empty()
+        } else {
+            own.iter().any(|r| r.record_type() != RecordType::RRSIG)
+        };
+        if answered {
             records.extend(own);
             return Ok(Chain {
                 records,
@@ -273,9 +312,11 @@ fn referral(reply: &Message, zone: &Name, name: &Name, qtype: RecordType) -> Opt
     let cut = first.name.clone();
     let below_zone = zone.zone_of(&cut) && cut != *zone;
     if !below_zone || !cut.zone_of(name) {
-        // The zone's own NS beside an authoritative (empty) answer is no referral; from a
-        // server without authority, NS pointing up or sideways is lame.
-        return (!reply.metadata.authoritative).then_some(Classified::Lame);
+        // The zone's own NS beside an authoritative (empty) answer is no referral. NS pointing
+        // up or sideways is lame whatever the AA bit says: NS without SOA is no negative
+        // answer (RFC 2308 section 2.2), so another server must be asked.
+        let own_ns = cut == *zone && reply.metadata.authoritative;
+        return (!own_ns).then_some(Classified::Lame);
     }
     if qtype == RecordType::DS && cut == *name {
         // A DS question answered with the child's delegation: the parent has no DS (the NSEC

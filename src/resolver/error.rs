@@ -39,15 +39,4 @@ impl ResolveError {
     }
 }
 
-/// Why one exchange with one server gave nothing usable.
-#[derive(Debug, thiserror::Error)]
-pub enum ExchangeError {
-    #[error("timed out")]
-    Timeout,
-    #[error("network: {0}")]
-    Io(#[from] std::io::Error),
-    #[error("the reply over TCP does not parse or does not match the question")]
-    BadTcpReply,
-    #[error("cannot encode the query: {0}")]
-    Encode(#[from] hickory_proto::ProtoError),
-}
+pub use crate::transport::ExchangeError;

@@ -21,10 +21,10 @@ use super::delegation::{Delegation, NameServer};
 use super::error::{ExchangeError, ResolveError};
 use super::infra::Failure;
 use super::rrcache::Cached;
-use super::transport::{self, QueryFlags};
 use super::validate::Verdict;
 use super::Resolver;
 use crate::config::QnameMinimisation;
+use crate::transport::{self, QueryFlags};
 
 /// Upstream queries one client question may cause, NS lookups and chains included.
 pub const MAX_QUERIES_PER_QUESTION: u32 = 100;
@@ -84,6 +84,9 @@ pub struct Ctx {
     ns_stack: Vec<Name>,
     /// The client set CD: bogus data is returned to it unvalidated (RFC 4035 3.2.2).
     pub checking_disabled: bool,
+    /// A prefetch: the question's own chain is asked again, not taken from the record cache
+    /// (where it is as close to expiry as the answer being refreshed).
+    pub refresh: bool,
 }
 
 impl Ctx {
@@ -92,6 +95,7 @@ impl Ctx {
             budget,
             ns_stack: Vec::new(),
             checking_disabled,
+            refresh: false,
         }
     }
 }
@@ -133,7 +137,11 @@ impl Resolver {
                 if !seen.insert(name.to_lowercase()) {
                     return Err(ResolveError::ChainLoop(name));
                 }
-                let cached = self.cache.get(&name, qtype);
+                let cached = if ctx.refresh && ctx.ns_stack.is_empty() {
+                    None
+                } else {
+                    self.cache.get(&name, qtype)
+                };
                 if let Some((_, part_secure)) = &cached {
                     secure &= *part_secure;
                 }
@@ -160,8 +168,20 @@ impl Resolver {
                     }
                     None => {}
                 }
-                let (zone_answer, zone) = self.iterate(ctx, &name, qtype).await?;
-                let verdict = self.judge(ctx, &name, qtype, &zone_answer, &zone).await?;
+                if let Some(denied) = self.cached_denial(ctx, &name, qtype) {
+                    return done(denied.rcode, answers, denied.authority, secure);
+                }
+                let (mut zone_answer, zone) = self.iterate(ctx, &name, qtype).await?;
+                let validation_zone = zone_answer.validation_zone(&zone);
+                let verdict = self
+                    .judge(ctx, &name, qtype, &zone_answer, &validation_zone)
+                    .await?;
+                if verdict == Verdict::Secure {
+                    let now = super::validate::now_unix();
+                    crate::dnssec::cap_ttls_at_signature_expiry(&mut zone_answer.records, now);
+                    crate::dnssec::cap_ttls_at_signature_expiry(&mut zone_answer.authority, now);
+                    self.remember_denial(&zone_answer, now);
+                }
                 let part_secure = verdict == Verdict::Secure;
                 secure &= part_secure;
                 // A client's final RRset lives in the packet cache already; the record cache keeps
@@ -183,6 +203,43 @@ impl Resolver {
             }
             Err(ResolveError::ChainTooLong(MAX_CHAIN))
         })
+    }
+
+    /// A negative answer proven by validated NSEC/NSEC3 records already cached (RFC 8198).
+    fn cached_denial(
+        &self,
+        ctx: &Ctx,
+        name: &Name,
+        qtype: RecordType,
+    ) -> Option<crate::dnssec::aggressive::Synthesized> {
+        if ctx.refresh {
+            return None;
+        }
+        let denied = self
+            .denials
+            .as_ref()?
+            .synthesize(name, qtype, super::validate::now_unix())?;
+        tracing::trace!(%name, %qtype, rcode = %denied.rcode, "answered from cached NSEC/NSEC3");
+        Some(denied)
+    }
+
+    /// Keeps the denial records of a secure negative answer for `cached_denial`.
+    fn remember_denial(&self, answer: &ZoneAnswer, now: u32) {
+        let Some(denials) = &self.denials else {
+            return;
+        };
+        let negative = answer.continue_at.is_none()
+            && (answer.rcode == ResponseCode::NXDomain || answer.records.is_empty());
+        if !negative {
+            return;
+        }
+        if let Some(soa) = answer
+            .authority
+            .iter()
+            .find(|r| r.record_type() == RecordType::SOA)
+        {
+            denials.remember(&soa.name, &answer.authority, now);
+        }
     }
 
     /// Descends from the closest known zone cut to the zone that answers for `name`.
@@ -326,6 +383,7 @@ impl Resolver {
             let flags = QueryFlags {
                 edns,
                 dnssec_ok: edns && self.options.dnssec_ok_upstream,
+                ..QueryFlags::default()
             };
             let server = SocketAddr::new(addr, self.options.upstream_port);
             let reply = match transport::exchange(server, &query, flags, wait).await {

@@ -1,6 +1,5 @@
 //! dnsward's own iterative resolver: from the root hints down to the answer, on hickory-proto's
 //! message types. Parts, each in its file:
-//! - `transport`: one question to one server (UDP, TCP on truncation), replies checked;
 //! - `infra`: per-server RTT, timeouts, EDNS support, lameness per zone: the order servers are tried;
 //! - `delegation`: the zone cuts learnt from referrals (NS names and glue);
 //! - `rrcache`: RRsets, negative answers (RFC 2308, 8020) and recent failures (RFC 9520);
@@ -16,21 +15,19 @@ pub mod error;
 pub mod infra;
 pub mod iterate;
 pub mod rrcache;
-pub mod transport;
 pub mod validate;
 
 use std::net::IpAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use hickory_proto::op::{Message, OpCode, Query};
-use hickory_proto::rr::Name;
 use ipnet::IpNet;
 
 use crate::config::{DnssecMode, QnameMinimisation, ResolverConfig};
-use crate::dnssec::{DnssecError, Limits, TrustAnchorSet, Validator};
+use crate::dnssec::aggressive::DenialCache;
+use crate::dnssec::Validator;
 use crate::upstream::{ClientFlags, Upstream, UpstreamError};
 use delegation::Delegations;
 use error::ResolveError;
@@ -80,49 +77,32 @@ pub struct Resolver {
     options: Options,
     /// `dnssec = "validate"`: judges every zone's answer as it enters the caches.
     validator: Option<Arc<Validator>>,
+    /// `aggressive_nsec` (with a validator): validated NSEC/NSEC3 records answer later
+    /// questions in their spans (RFC 8198).
+    denials: Option<DenialCache>,
     delegations: Delegations,
     infra: Infra,
     cache: RecordCache,
 }
 
 impl Resolver {
-    pub fn new(
-        roots: &[IpAddr],
-        cfg: &ResolverConfig,
-        base_dir: &std::path::Path,
-    ) -> Result<Self, DnssecError> {
+    /// `validator`: `Some` with `dnssec = "validate"` (see `crate::dnssec::Validator`).
+    pub fn new(roots: &[IpAddr], cfg: &ResolverConfig, validator: Option<Arc<Validator>>) -> Self {
         let options = Options::from_config(cfg);
         // One server may take at most a third of the budget, so at least three get a chance.
         let per_server = (options.timeout / 3).max(Duration::from_millis(100));
-        let validator = match cfg.dnssec {
-            DnssecMode::Validate => {
-                let anchors = match &cfg.trust_anchor {
-                    Some(paths) => {
-                        let paths: Vec<PathBuf> = paths
-                            .to_vec()
-                            .into_iter()
-                            .map(|p| base_dir.join(p))
-                            .collect();
-                        TrustAnchorSet::from_files(&paths)?
-                    }
-                    None => TrustAnchorSet::default(),
-                };
-                let ntas = cfg
-                    .negative_trust_anchors
-                    .iter()
-                    .filter_map(|z| Name::from_ascii(z).ok())
-                    .collect();
-                Some(Arc::new(Validator::new(anchors, ntas, Limits::default())))
-            }
-            DnssecMode::Process | DnssecMode::Off => None,
-        };
-        Ok(Self {
+        let denials = validator
+            .as_ref()
+            .filter(|_| cfg.aggressive_nsec)
+            .map(|v| DenialCache::new(v.limits().nsec3_max_iterations));
+        Self {
             validator,
+            denials,
             delegations: Delegations::new(roots, cfg.cache_size / 4),
             infra: Infra::new(per_server),
             cache: RecordCache::new(cfg.cache_size, cfg.cache_min_ttl, cfg.cache_max_ttl),
             options,
-        })
+        }
     }
 
     /// The DNSSEC validator, when `dnssec = "validate"` (its negative trust anchors can change
@@ -134,13 +114,10 @@ impl Resolver {
     /// Resolves one question into the message a client gets: the chain and the final RRset,
     /// or the rcode with the SOA (and NSEC proofs) for negative answers; nothing else
     /// (minimal responses: no upstream NS or glue).
-    pub async fn lookup(
-        &self,
-        query: &Query,
-        checking_disabled: bool,
-    ) -> Result<Message, ResolveError> {
+    pub async fn lookup(&self, query: &Query, flags: ClientFlags) -> Result<Message, ResolveError> {
         let budget = Budget::new(Instant::now() + self.options.timeout);
-        let ctx = Ctx::new(budget.clone(), checking_disabled);
+        let mut ctx = Ctx::new(budget.clone(), flags.checking_disabled);
+        ctx.refresh = flags.refresh;
         let (name, qtype) = (query.name().clone(), query.query_type());
         let result = match tokio::time::timeout(
             self.options.timeout,
@@ -182,7 +159,12 @@ impl Resolver {
 #[async_trait]
 impl Upstream for Resolver {
     async fn resolve(&self, query: Query, flags: ClientFlags) -> Result<Message, UpstreamError> {
-        Ok(self.lookup(&query, flags.checking_disabled).await?)
+        self.lookup(&query, flags)
+            .await
+            .map_err(|e| UpstreamError::Resolution {
+                ede: e.ede(),
+                source: Box::new(e),
+            })
     }
 
     fn validator(&self) -> Option<&Arc<Validator>> {

@@ -12,8 +12,9 @@ use hickory_proto::rr::{Name, RData, Record, RecordType};
 /// How long a failed question is answered from the failure cache (RFC 9520: at least 1 s,
 /// at most 5 min; Unbound uses 5 s... we do too).
 pub const FAILURE_TTL: Duration = Duration::from_secs(5);
-/// Negative answers without an SOA are cached this long.
-const NEGATIVE_TTL_WITHOUT_SOA: u32 = 30;
+/// Negative answers without an SOA are cached this long (RFC 2308 section 5: "should not be
+/// cached"; Unbound keeps them 5 s).
+const NEGATIVE_TTL_WITHOUT_SOA: u32 = 5;
 
 /// What the cache knows about a question.
 #[derive(Debug, Clone)]

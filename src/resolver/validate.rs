@@ -94,7 +94,7 @@ fn zone_message(name: &Name, qtype: RecordType, answer: &ZoneAnswer) -> Message 
     m
 }
 
-fn now_unix() -> u32 {
+pub(super) fn now_unix() -> u32 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs() as u32)

@@ -1,6 +1,10 @@
-//! Where answers come from on a cache miss: dnsward's own iterative resolver (`crate::resolver`,
-//! from the root hints) or forwarders. Both return a whole response `Message`; negative answers (NXDOMAIN, NODATA) are
-//! normal `Ok` messages with the SOA in the authority section, so the cache can keep them.
+//! Where answers come from on a cache miss: the `Upstream` trait, which dnsward's own iterative
+//! resolver (`crate::resolver`, from the root hints) implements, and the forwarder beside it.
+//! Both return a whole response `Message`; negative answers (NXDOMAIN, NODATA) are normal `Ok`
+//! messages with the SOA in the authority section, so the cache can keep them.
+//!
+//! Dependency rule: this module knows neither the resolver nor the config; `instance` builds
+//! the upstream the config asks for.
 
 pub mod forward;
 pub mod roots;
@@ -11,8 +15,6 @@ use std::time::Duration;
 use async_trait::async_trait;
 use hickory_proto::op::{Message, Query};
 
-use crate::config::{Config, Mode};
-
 /// The client's DNSSEC bits that change what upstream work is done.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ClientFlags {
@@ -20,6 +22,9 @@ pub struct ClientFlags {
     pub dnssec_ok: bool,
     /// CD: the client validates itself; return data without validating it.
     pub checking_disabled: bool,
+    /// A prefetch: the answer is in the cache and about to expire, so records cached along
+    /// the way must not be reused for the question's own chain.
+    pub refresh: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -28,8 +33,15 @@ pub enum UpstreamError {
     Timeout(Duration),
     #[error("upstream failure: {0}")]
     Failed(String),
-    #[error(transparent)]
-    Resolve(#[from] crate::resolver::error::ResolveError),
+    /// DNSSEC validation failed (`dnssec = "validate"`): the client gets SERVFAIL with this EDE.
+    #[error("DNSSEC validation failed: {}", .0.reason)]
+    Bogus(crate::dnssec::Bogus),
+    /// The iterative resolver's failure, with the EDE code that describes it best.
+    #[error("{source}")]
+    Resolution {
+        ede: Option<u16>,
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
 }
 
 impl UpstreamError {
@@ -38,7 +50,8 @@ impl UpstreamError {
         match self {
             UpstreamError::Timeout(_) => Some((22, self.to_string())),
             UpstreamError::Failed(_) => None,
-            UpstreamError::Resolve(e) => e.ede().map(|code| (code, e.to_string())),
+            UpstreamError::Bogus(b) => Some((b.ede, b.reason.clone())),
+            UpstreamError::Resolution { ede, source } => ede.map(|code| (code, source.to_string())),
         }
     }
 }
@@ -53,23 +66,5 @@ pub trait Upstream: Send + Sync + 'static {
     /// trust anchors).
     fn validator(&self) -> Option<&Arc<crate::dnssec::Validator>> {
         None
-    }
-}
-
-/// Builds the upstream the config asks for.
-pub fn from_config(config: &Config) -> Result<Arc<dyn Upstream>, String> {
-    let timeout = Duration::from_millis(config.resolver.timeout_ms);
-    match config.resolver.mode {
-        Mode::Recursive => {
-            let roots = config.root_addresses()?;
-            let resolver =
-                crate::resolver::Resolver::new(&roots, &config.resolver, &config.base_dir)
-                    .map_err(|e| format!("resolver.trust_anchor: {e}"))?;
-            Ok(Arc::new(resolver))
-        }
-        Mode::Forward => Ok(Arc::new(forward::ForwardUpstream::new(
-            config.resolver.forwarders.clone(),
-            timeout,
-        ))),
     }
 }

@@ -152,7 +152,8 @@ impl Hierarchy {
         tamper(&mut tlds);
 
         let mut root_text = String::new();
-        for tld in &tlds {
+        // Zones added below a TLD by `tamper` are delegated by their parent, not the root.
+        for tld in tlds.iter().filter(|z| z.apex.num_labels() == 1) {
             root_text += &format!("{} 3600 IN NS ns.invalid.\n", tld.apex);
             if tld.apex != name("insecure.") {
                 root_text += &format!("{}\n", tld.ds_line());
@@ -215,6 +216,8 @@ impl KeyFetcher for Hierarchy {
 /// goes out with TC=1. Stops when dropped.
 pub struct Authority {
     pub addr: SocketAddr,
+    /// Questions answered, over UDP and TCP.
+    pub queries: Arc<AtomicUsize>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -228,17 +231,27 @@ impl Drop for Authority {
 
 impl Authority {
     pub async fn start(h: Arc<Hierarchy>) -> Authority {
+        Self::start_refusing_ds(h, Vec::new()).await
+    }
+
+    /// As `start`, but DS questions for names strictly below one of `refuse_ds_below` get
+    /// REFUSED (servers of an unsigned zone that do not answer DS at all).
+    pub async fn start_refusing_ds(h: Arc<Hierarchy>, refuse_ds_below: Vec<Name>) -> Authority {
+        let refuse = Arc::new(refuse_ds_below);
+        let queries = Arc::new(AtomicUsize::new(0));
+        let (count_udp, count_tcp) = (queries.clone(), queries.clone());
         let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let addr = udp.local_addr().unwrap();
         let tcp = TcpListener::bind(addr).await.unwrap();
-        let hu = h.clone();
+        let (hu, refuse_udp) = (h.clone(), refuse.clone());
         let udp_task = tokio::spawn(async move {
             let mut buf = vec![0u8; 65535];
             loop {
                 let Ok((n, peer)) = udp.recv_from(&mut buf).await else {
                     return;
                 };
-                if let Some(answer) = answer_bytes(&hu, &buf[..n], true) {
+                count_udp.fetch_add(1, Ordering::Relaxed);
+                if let Some(answer) = answer_bytes(&hu, &refuse_udp, &buf[..n], true) {
                     let _ = udp.send_to(&answer, peer).await;
                 }
             }
@@ -248,7 +261,7 @@ impl Authority {
                 let Ok((mut stream, _)) = tcp.accept().await else {
                     return;
                 };
-                let h = h.clone();
+                let (h, refuse, count) = (h.clone(), refuse.clone(), count_tcp.clone());
                 tokio::spawn(async move {
                     let mut len = [0u8; 2];
                     while stream.read_exact(&mut len).await.is_ok() {
@@ -256,7 +269,8 @@ impl Authority {
                         if stream.read_exact(&mut query).await.is_err() {
                             return;
                         }
-                        let Some(answer) = answer_bytes(&h, &query, false) else {
+                        count.fetch_add(1, Ordering::Relaxed);
+                        let Some(answer) = answer_bytes(&h, &refuse, &query, false) else {
                             return;
                         };
                         let mut framed = (answer.len() as u16).to_be_bytes().to_vec();
@@ -270,16 +284,32 @@ impl Authority {
         });
         Authority {
             addr,
+            queries,
             tasks: vec![udp_task, tcp_task],
         }
     }
 }
 
-fn answer_bytes(h: &Hierarchy, query: &[u8], udp: bool) -> Option<Vec<u8>> {
+fn answer_bytes(
+    h: &Hierarchy,
+    refuse_ds_below: &[Name],
+    query: &[u8],
+    udp: bool,
+) -> Option<Vec<u8>> {
     let query = Message::from_vec(query).ok()?;
     let q = query.queries.first()?.clone();
     let zone = h.answering_zone(q.name(), q.query_type())?;
-    let mut answer = zone.respond(q.name(), q.query_type());
+    let mut answer = if q.query_type() == RecordType::DS
+        && refuse_ds_below
+            .iter()
+            .any(|z| z.zone_of(q.name()) && z != q.name())
+    {
+        let mut m = Message::response(0, hickory_proto::op::OpCode::Query);
+        m.metadata.response_code = hickory_proto::op::ResponseCode::Refused;
+        m
+    } else {
+        respond_across_zones(h, zone, q.name(), q.query_type())
+    };
     answer.metadata.id = query.metadata.id;
     answer.metadata.recursion_desired = query.metadata.recursion_desired;
     answer.queries = vec![q];
@@ -304,6 +334,39 @@ fn answer_bytes(h: &Hierarchy, query: &[u8], udp: bool) -> Option<Vec<u8>> {
         return answer.to_vec().ok();
     }
     Some(bytes)
+}
+
+/// `zone`'s answer, and where its CNAME chain leads into another zone the authority serves
+/// (a child served by the same server included), that zone's answer appended, as a server
+/// authoritative for both sends it: the chain's records signed by each zone's own keys.
+fn respond_across_zones(
+    h: &Hierarchy,
+    zone: &SignedZone,
+    qname: &Name,
+    qtype: RecordType,
+) -> Message {
+    let mut answer = zone.respond(qname, qtype);
+    let mut apex = zone.apex.clone();
+    for _ in 0..8 {
+        let target = answer.answers.iter().rev().find_map(|r| match &r.data {
+            RData::CNAME(c) if qtype != RecordType::CNAME => Some(c.0.to_lowercase()),
+            _ => None,
+        });
+        let Some(target) = target else { break };
+        if answer.answers.iter().any(|r| r.name == target) {
+            break;
+        }
+        let Some(next) = h.answering_zone(&target, qtype).filter(|z| z.apex != apex) else {
+            break;
+        };
+        let more = next.respond(&target, qtype);
+        answer.answers.extend(more.answers);
+        answer.authorities = more.authorities;
+        answer.metadata.response_code = more.metadata.response_code;
+        answer.metadata.authoritative = more.metadata.authoritative;
+        apex = next.apex.clone();
+    }
+    answer
 }
 
 /// Asks `server` over UDP (TCP when truncated) with DO=1; bounded by 3 s per attempt.
@@ -377,4 +440,114 @@ impl KeyFetcher for UdpFetcher {
             .ok_or_else(|| FetchError::Unreachable(format!("{} did not answer", self.server)))?;
         Ok(Fetched { message, zone })
     }
+}
+
+/// An RSA signing key held by `openssl` (keys and signatures made by the command): signs with
+/// what ring cannot, RSA/SHA-1 (algorithms 5 and 7) and keys under 1024 bits. `None` without
+/// openssl.
+pub struct OpensslRsaKey {
+    _dir: tempfile::TempDir,
+    pem: std::path::PathBuf,
+    algorithm: Algorithm,
+    public: Vec<u8>,
+}
+
+impl OpensslRsaKey {
+    pub fn generate(bits: u32, algorithm: Algorithm) -> Option<OpensslRsaKey> {
+        let dir = tempfile::tempdir().ok()?;
+        let pem = dir.path().join("key.pem");
+        let made = std::process::Command::new("openssl")
+            .args(["genpkey", "-algorithm", "RSA", "-pkeyopt"])
+            .arg(format!("rsa_keygen_bits:{bits}"))
+            .arg("-out")
+            .arg(&pem)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .ok()?;
+        if !made.success() {
+            return None;
+        }
+        let out = std::process::Command::new("openssl")
+            .args(["rsa", "-noout", "-modulus", "-in"])
+            .arg(&pem)
+            .output()
+            .ok()?;
+        let text = String::from_utf8(out.stdout).ok()?;
+        let hex = text.trim().strip_prefix("Modulus=")?;
+        let modulus = data_encoding::HEXUPPER.decode(hex.as_bytes()).ok()?;
+        // RFC 3110: exponent length, exponent (genpkey's 65537), modulus.
+        let mut public = vec![3, 1, 0, 1];
+        public.extend(modulus);
+        Some(OpensslRsaKey {
+            _dir: dir,
+            pem,
+            algorithm,
+            public,
+        })
+    }
+}
+
+impl hickory_proto::dnssec::SigningKey for OpensslRsaKey {
+    fn sign(
+        &self,
+        tbs: &hickory_proto::dnssec::TBS,
+    ) -> hickory_proto::dnssec::DnsSecResult<Vec<u8>> {
+        use std::io::Write;
+        #[allow(deprecated)]
+        let digest = match self.algorithm {
+            Algorithm::RSASHA1 | Algorithm::RSASHA1NSEC3SHA1 => "-sha1",
+            Algorithm::RSASHA512 => "-sha512",
+            _ => "-sha256",
+        };
+        let mut child = std::process::Command::new("openssl")
+            .args(["dgst", digest, "-binary", "-sign"])
+            .arg(&self.pem)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .map_err(|e| e.to_string())?;
+        child
+            .stdin
+            .take()
+            .ok_or("no stdin")?
+            .write_all(tbs.as_ref())
+            .map_err(|e| e.to_string())?;
+        let out = child.wait_with_output().map_err(|e| e.to_string())?;
+        if !out.status.success() {
+            return Err("openssl dgst -sign failed".into());
+        }
+        Ok(out.stdout)
+    }
+
+    fn to_public_key(
+        &self,
+    ) -> hickory_proto::dnssec::DnsSecResult<hickory_proto::dnssec::PublicKeyBuf> {
+        Ok(hickory_proto::dnssec::PublicKeyBuf::new(
+            self.public.clone(),
+            self.algorithm,
+        ))
+    }
+
+    fn algorithm(&self) -> Algorithm {
+        self.algorithm
+    }
+}
+
+/// A zone signed with two openssl-held RSA keys of `bits` bits and `algorithm`; `None`
+/// without openssl.
+pub fn sign_with_openssl(
+    origin: &str,
+    data: &str,
+    bits: u32,
+    algorithm: Algorithm,
+    mut opts: SignOptions,
+) -> Option<SignedZone> {
+    let ksk = OpensslRsaKey::generate(bits, algorithm)?;
+    let zsk = OpensslRsaKey::generate(bits, algorithm)?;
+    opts.algorithm = algorithm;
+    opts.external_keys = Some(dnsward::dnssec::signed::ExternalKeys {
+        ksk: Arc::new(ksk),
+        zsk: Arc::new(zsk),
+    });
+    Some(sign(origin, data, opts))
 }

@@ -29,6 +29,7 @@ mod caching;
 mod delegation;
 mod failover;
 mod minimisation;
+mod oddities;
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};

@@ -9,6 +9,7 @@
 //! NSEC/NSEC3 chains outside hickory-server's authorities, hence the chain code here.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use data_encoding::BASE32_DNSSEC;
 use hickory_proto::dnssec::crypto::{EcdsaSigningKey, Ed25519SigningKey, RsaSigningKey};
@@ -47,6 +48,22 @@ pub struct SignOptions {
     /// KSK and ZSK as PKCS#8 DER instead of fresh keys; needed for RSA, which ring cannot
     /// generate (e.g. `openssl genpkey -algorithm RSA -outform DER`).
     pub pkcs8_keys: Option<(Vec<u8>, Vec<u8>)>,
+    /// KSK and ZSK that sign outside ring, for algorithms ring cannot sign with (RSA/SHA-1,
+    /// RSA keys under 1024 bits); they win over `pkcs8_keys`.
+    pub external_keys: Option<ExternalKeys>,
+}
+
+/// A KSK and a ZSK given as signing keys (see `SignOptions::external_keys`).
+#[derive(Clone)]
+pub struct ExternalKeys {
+    pub ksk: Arc<dyn SigningKey>,
+    pub zsk: Arc<dyn SigningKey>,
+}
+
+impl std::fmt::Debug for ExternalKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ExternalKeys({})", self.ksk.algorithm())
+    }
 }
 
 impl SignOptions {
@@ -58,12 +75,13 @@ impl SignOptions {
             inception: now.saturating_sub(3600),
             expiration: now.saturating_add(30 * 86400),
             pkcs8_keys: None,
+            external_keys: None,
         }
     }
 }
 
 struct Key {
-    signing: Box<dyn SigningKey>,
+    signing: Arc<dyn SigningKey>,
     dnskey: DNSKEY,
     tag: u16,
 }
@@ -108,8 +126,16 @@ impl SignedZone {
             Some((k, z)) => (Some(k.as_slice()), Some(z.as_slice())),
             None => (None, None),
         };
-        let ksk = make_key(options.algorithm, true, ksk_der)?;
-        let zsk = make_key(options.algorithm, false, zsk_der)?;
+        let (ksk, zsk) = match &options.external_keys {
+            Some(keys) => (
+                key_from(Arc::clone(&keys.ksk), true)?,
+                key_from(Arc::clone(&keys.zsk), false)?,
+            ),
+            None => (
+                make_key(options.algorithm, true, ksk_der)?,
+                make_key(options.algorithm, false, zsk_der)?,
+            ),
+        };
         let soa_min = data.iter().find_map(|r| match &r.data {
             RData::SOA(soa) => Some(soa.minimum.min(r.ttl)),
             _ => None,
@@ -370,23 +396,23 @@ impl SignedZone {
 /// A key from PKCS#8 DER, or a fresh one (ECDSA and Ed25519 only).
 fn make_key(algorithm: Algorithm, ksk: bool, der: Option<&[u8]>) -> Result<Key, DnssecError> {
     let err = |e: hickory_proto::dnssec::DnsSecError| DnssecError::Signing(e.to_string());
-    let signing: Box<dyn SigningKey> = match (algorithm, der) {
-        (Algorithm::RSASHA256 | Algorithm::RSASHA512, Some(der)) => Box::new(
+    let signing: Arc<dyn SigningKey> = match (algorithm, der) {
+        (Algorithm::RSASHA256 | Algorithm::RSASHA512, Some(der)) => Arc::new(
             RsaSigningKey::from_pkcs8(&PrivatePkcs8KeyDer::from(der), algorithm).map_err(err)?,
         ),
-        (Algorithm::ECDSAP256SHA256 | Algorithm::ECDSAP384SHA384, Some(der)) => Box::new(
+        (Algorithm::ECDSAP256SHA256 | Algorithm::ECDSAP384SHA384, Some(der)) => Arc::new(
             EcdsaSigningKey::from_pkcs8(&PrivatePkcs8KeyDer::from(der), algorithm).map_err(err)?,
         ),
         (Algorithm::ED25519, Some(der)) => {
-            Box::new(Ed25519SigningKey::from_pkcs8(&PrivatePkcs8KeyDer::from(der)).map_err(err)?)
+            Arc::new(Ed25519SigningKey::from_pkcs8(&PrivatePkcs8KeyDer::from(der)).map_err(err)?)
         }
         (Algorithm::ECDSAP256SHA256 | Algorithm::ECDSAP384SHA384, None) => {
             let pkcs8 = EcdsaSigningKey::generate_pkcs8(algorithm).map_err(err)?;
-            Box::new(EcdsaSigningKey::from_pkcs8(&pkcs8, algorithm).map_err(err)?)
+            Arc::new(EcdsaSigningKey::from_pkcs8(&pkcs8, algorithm).map_err(err)?)
         }
         (Algorithm::ED25519, None) => {
             let pkcs8 = Ed25519SigningKey::generate_pkcs8().map_err(err)?;
-            Box::new(Ed25519SigningKey::from_pkcs8(&pkcs8).map_err(err)?)
+            Arc::new(Ed25519SigningKey::from_pkcs8(&pkcs8).map_err(err)?)
         }
         (other, _) => {
             return Err(DnssecError::Signing(format!(
@@ -394,6 +420,11 @@ fn make_key(algorithm: Algorithm, ksk: bool, der: Option<&[u8]>) -> Result<Key, 
             )))
         }
     };
+    key_from(signing, ksk)
+}
+
+fn key_from(signing: Arc<dyn SigningKey>, ksk: bool) -> Result<Key, DnssecError> {
+    let err = |e: hickory_proto::dnssec::DnsSecError| DnssecError::Signing(e.to_string());
     let public = signing.to_public_key().map_err(err)?;
     let dnskey = DNSKEY::new(true, ksk, false, public);
     let tag = dnskey

@@ -1,25 +1,43 @@
-//! One question to one authoritative server: UDP from a fresh socket (random source port) with a
-//! random ID, TCP when the answer is truncated. Replies that do not match the question (ID,
-//! source, QR bit, question name/type/class) or do not parse are ignored, as if never received.
+//! One question to one server: UDP from a fresh socket (random source port) with a random ID,
+//! TCP when the answer is truncated. Replies that do not match the question (ID, source, QR
+//! bit, question name/type/class) or do not parse are ignored, as if never received. Used by the
+//! iterative resolver (authoritative servers) and by the forwarder (recursive upstreams).
 
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use hickory_proto::op::{Edns, Message, MessageType, Query};
+use hickory_proto::serialize::binary::BinEncodable;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 
-use super::error::ExchangeError;
+/// Why one exchange with one server gave nothing usable.
+#[derive(Debug, thiserror::Error)]
+pub enum ExchangeError {
+    #[error("timed out")]
+    Timeout,
+    #[error("network: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("the reply over TCP does not parse or does not match the question")]
+    BadTcpReply,
+    #[error("cannot encode the query: {0}")]
+    Encode(#[from] hickory_proto::ProtoError),
+}
 
 /// The EDNS payload size we advertise upstream (DNS flag day 2020).
 pub const EDNS_PAYLOAD: u16 = 1232;
 /// Largest UDP datagram we read; larger ones are cut and then fail to parse (ignored).
 const UDP_BUFFER: usize = 4096;
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct QueryFlags {
     pub edns: bool,
     pub dnssec_ok: bool,
+    /// RD: set when asking a recursive resolver (forwarding), clear for authoritative servers.
+    pub recursion_desired: bool,
+    /// CD: a validating forwarder must pass data it judges bogus; we judge it ourselves.
+    pub checking_disabled: bool,
 }
 
 pub struct Reply {
@@ -63,7 +81,8 @@ pub async fn exchange(
 fn encode(id: u16, query: &Query, flags: QueryFlags) -> Result<Vec<u8>, ExchangeError> {
     let mut m = Message::query();
     m.metadata.id = id;
-    m.metadata.recursion_desired = false;
+    m.metadata.recursion_desired = flags.recursion_desired;
+    m.metadata.checking_disabled = flags.checking_disabled;
     m.add_query(query.clone());
     if flags.edns {
         let mut edns = Edns::new();
@@ -130,5 +149,25 @@ fn matching(bytes: &[u8], id: u16, query: &Query) -> Option<Message> {
     let same = q.query_type() == query.query_type()
         && q.query_class() == query.query_class()
         && q.name() == query.name();
-    same.then_some(m)
+    same.then(|| without_duplicates(m))
+}
+
+/// Drops repeated records (same owner, type, class and data; RFC 2181 section 5: an RRset
+/// has no duplicates) from every section, keeping the first: clients never see a record
+/// twice, and a signature over the RRset verifies (RFC 4034 section 6.3).
+fn without_duplicates(mut m: Message) -> Message {
+    for section in [&mut m.answers, &mut m.authorities, &mut m.additionals] {
+        if section.len() < 2 {
+            continue;
+        }
+        let mut seen = HashSet::with_capacity(section.len());
+        section.retain(|r| {
+            let mut key = r.name.to_lowercase().to_bytes().unwrap_or_default();
+            key.extend(u16::from(r.record_type()).to_be_bytes());
+            key.extend(u16::from(r.dns_class).to_be_bytes());
+            key.extend(r.data.to_bytes().unwrap_or_default());
+            seen.insert(key)
+        });
+    }
+    m
 }
