@@ -465,6 +465,10 @@
     $("act-ok").addEventListener("click", () => guard(confirmAction)());
     $("act-cancel").addEventListener("click", () => $("act-dialog").close());
     if (token()) start(); else logout("");
+    // the overview refreshes itself every 30 s while it is shown (q/s needs two samples)
+    setInterval(() => {
+      if (S.tab === "overview" && !$("app").hidden && !document.hidden) guard(loadOverview)();
+    }, 30000);
   });
 
   async function refresh() {
