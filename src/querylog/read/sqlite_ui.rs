@@ -113,18 +113,34 @@ impl LogReader for SqliteStore {
         run().map_err(|e| self.failed(e))
     }
 
+    /// The blocked rows through the blocked rows' client index (the whole window); the others
+    /// from the client's `client_hours` id ranges within the scan range ([`scan_range`]).
     fn client_rows(&self, client: &str, w: &Window) -> Result<Rows, LogsError> {
-        let run = || -> rusqlite::Result<Vec<Slim>> {
+        let run = || -> rusqlite::Result<Rows> {
+            let mut rows: Vec<Slim> = self
+                .conn
+                .prepare(&format!(
+                    "SELECT {SLIM_COLUMNS} FROM queries INDEXED BY queries_blocked_client
+                     WHERE client = ?1 AND action = 'blocked' AND ts_us >= ?2 AND ts_us < ?3
+                     ORDER BY ts_us DESC LIMIT ?4"
+                ))?
+                .query_map(
+                    rusqlite::params![client, w.since, w.until, DRILL_ROWS as i64],
+                    slim,
+                )?
+                .collect::<Result<_, _>>()?;
+            let (from, to, truncated) = scan_range(&self.conn, w)?;
             let mut st = self.conn.prepare(&format!(
                 "SELECT {SLIM_COLUMNS} FROM queries
                  WHERE id BETWEEN ?1 AND ?2 AND client = ?3 AND ts_us >= ?4 AND ts_us < ?5
+                   AND action != 'blocked'
                  ORDER BY id DESC LIMIT ?6"
             ))?;
-            let mut rows = Vec::new();
             for (first, last) in client_id_ranges(&self.conn, client, Some(w.since))? {
+                let (first, last) = (first.max(from), last.min(to));
                 let left = DRILL_ROWS.saturating_sub(rows.len());
-                if left == 0 {
-                    break;
+                if left == 0 || first > last {
+                    continue;
                 }
                 let found = st.query_map(
                     rusqlite::params![first, last, client, w.since, w.until, left as i64],
@@ -134,19 +150,16 @@ impl LogReader for SqliteStore {
                     rows.push(r?);
                 }
             }
-            Ok(rows)
+            rows.sort_by_key(|r| std::cmp::Reverse(r.ts_us));
+            rows.truncate(DRILL_ROWS);
+            Ok(Rows { rows, truncated })
         };
-        run()
-            .map(|rows| Rows {
-                rows,
-                truncated: false,
-            })
-            .map_err(|e| self.failed(e))
+        run().map_err(|e| self.failed(e))
     }
 
     /// The blocked rows through the blocked rows' index (the whole window); the others by
-    /// scanning at most [`NAME_SCAN_ROWS`] of the window's latest rows (there is no name index
-    /// over all rows: it would cost every insert).
+    /// reading the scan range ([`scan_range`]) in table order (there is no name index over all
+    /// rows: it would cost every insert).
     fn domain_rows(&self, qname: &str, w: &Window) -> Result<Rows, LogsError> {
         let run = || -> rusqlite::Result<Rows> {
             let mut rows: Vec<Slim> = self
@@ -161,48 +174,24 @@ impl LogReader for SqliteStore {
                     slim,
                 )?
                 .collect::<Result<_, _>>()?;
-            // where the scan of the latest rows starts: the time of the row NAME_SCAN_ROWS ids
-            // before the window's last one
-            let last_id: Option<i64> = self
-                .conn
-                .query_row(
-                    "SELECT id FROM queries INDEXED BY queries_ts WHERE ts_us < ?1
-                     ORDER BY ts_us DESC LIMIT 1",
-                    [w.until],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            let first_id: i64 =
-                self.conn
-                    .query_row("SELECT coalesce(min(id), 0) FROM queries", [], |r| r.get(0))?;
-            let scan_from: i64 = match last_id {
-                Some(id) if id - NAME_SCAN_ROWS > first_id => self.conn.query_row(
-                    "SELECT ts_us FROM queries WHERE id >= ?1 ORDER BY id LIMIT 1",
-                    [id - NAME_SCAN_ROWS],
-                    |r| r.get(0),
-                )?,
-                _ => w.since,
-            };
-            let from = scan_from.max(w.since);
+            let (from, to, truncated) = scan_range(&self.conn, w)?;
             let others: Vec<Slim> = self
                 .conn
                 .prepare(&format!(
-                    "SELECT {SLIM_COLUMNS} FROM queries INDEXED BY queries_ts
-                     WHERE ts_us >= ?1 AND ts_us < ?2 AND qname = ?3 AND action != 'blocked'
-                     ORDER BY ts_us DESC LIMIT ?4"
+                    "SELECT {SLIM_COLUMNS} FROM queries
+                     WHERE id BETWEEN ?1 AND ?2 AND ts_us >= ?3 AND ts_us < ?4 AND qname = ?5
+                       AND action != 'blocked'
+                     ORDER BY id DESC LIMIT ?6"
                 ))?
                 .query_map(
-                    rusqlite::params![from, w.until, qname, DRILL_ROWS as i64],
+                    rusqlite::params![from, to, w.since, w.until, qname, DRILL_ROWS as i64],
                     slim,
                 )?
                 .collect::<Result<_, _>>()?;
             rows.extend(others);
             rows.sort_by_key(|r| std::cmp::Reverse(r.ts_us));
             rows.truncate(DRILL_ROWS);
-            Ok(Rows {
-                rows,
-                truncated: from > w.since,
-            })
+            Ok(Rows { rows, truncated })
         };
         run().map_err(|e| self.failed(e))
     }
@@ -235,4 +224,33 @@ impl LogReader for SqliteStore {
         };
         run().map_err(|e| self.failed(e))
     }
+}
+
+/// Rows reach the store up to a few seconds out of time order (batches): id ranges found from
+/// times are widened by this many ids.
+const ID_SLACK: i64 = 100_000;
+
+/// The id range a drill-down reads in table order for the rows no index covers: the window's
+/// rows (found through the time index at both ends), at most [`NAME_SCAN_ROWS`] of its latest;
+/// and whether that cut the window.
+fn scan_range(conn: &rusqlite::Connection, w: &Window) -> rusqlite::Result<(i64, i64, bool)> {
+    let edge = |sql: &str, t: i64| -> rusqlite::Result<Option<i64>> {
+        conn.query_row(sql, [t], |r| r.get(0)).optional()
+    };
+    let Some(last) = edge(
+        "SELECT id FROM queries INDEXED BY queries_ts WHERE ts_us < ?1 ORDER BY ts_us DESC LIMIT 1",
+        w.until,
+    )?
+    else {
+        return Ok((0, -1, false));
+    };
+    let first = edge(
+        "SELECT id FROM queries INDEXED BY queries_ts WHERE ts_us >= ?1 ORDER BY ts_us LIMIT 1",
+        w.since,
+    )?
+    .unwrap_or(last);
+    let first = first - ID_SLACK;
+    let to = last + ID_SLACK;
+    let cut = last - NAME_SCAN_ROWS;
+    Ok((first.max(cut), to, cut > first))
 }

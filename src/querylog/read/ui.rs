@@ -17,8 +17,9 @@ use crate::querylog::sinks::sqlite::MINUTE_US;
 pub const DRILL_ROWS: usize = 200_000;
 /// At most this many rows in one search page.
 pub const SEARCH_ROWS: usize = 1_000;
-/// The SQLite store has no index on names over all rows (only over the blocked ones): a
-/// name's page reads its other rows from at most this many of the latest rows of the window.
+/// The SQLite store has no index on names or clients over all rows (only over the blocked
+/// ones): a name's or a client's page reads its other rows, in table order, from at most this
+/// many of the latest rows of the window.
 pub const NAME_SCAN_ROWS: i64 = 1_000_000;
 
 /// A drill-down's rows, latest first, and whether the store read only part of the window.
@@ -195,8 +196,8 @@ pub struct ClientPage {
     pub bucket_secs: i64,
     pub top_blocked: Vec<NameCount>,
     pub top_allowed: Vec<NameCount>,
-    /// More rows than [`DRILL_ROWS`] in the window (or, on SQLite, a name's allowed rows
-    /// beyond [`NAME_SCAN_ROWS`]): the figures cover the latest ones only.
+    /// More rows than [`DRILL_ROWS`] in the window (or, on SQLite, allowed rows beyond the
+    /// latest [`NAME_SCAN_ROWS`]): the figures cover the latest ones only.
     pub truncated: bool,
 }
 
