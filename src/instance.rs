@@ -53,10 +53,13 @@ impl Instance {
         // downloads happen in the background once serving starts (see src/feeds).
         let feed_specs = {
             let config = config.clone();
-            tokio::task::spawn_blocking(move || crate::feeds::prepare(&config))
-                .await
-                .map_err(|e| format!("preparing the feeds crashed: {e}"))?
-                .map_err(|e| e.to_string())?
+            tokio::task::spawn_blocking(move || {
+                let cache_dir = config.resolve_path(&config.feeds.cache_dir);
+                crate::feeds::prepare(config.feed_specs(), &cache_dir)
+            })
+            .await
+            .map_err(|e| format!("preparing the feeds crashed: {e}"))?
+            .map_err(|e| e.to_string())?
         };
         // Lists load before serving starts; a list that fails is reported and skipped.
         let specs = config.list_specs();
@@ -68,7 +71,8 @@ impl Instance {
         let feeds = match feed_specs.is_empty() {
             true => None,
             false => Some(
-                Feeds::start(config, feed_specs, Arc::clone(&policy)).map_err(|e| e.to_string())?,
+                Feeds::start(&config.feeds, feed_specs, Arc::clone(&policy))
+                    .map_err(|e| e.to_string())?,
             ),
         };
         let watch = (config.policy.watch && !config.lists.is_empty())
@@ -134,9 +138,13 @@ impl Instance {
             ),
             None => None,
         };
-        let rpz = crate::rpzxfr::Rpz::start(config, engine.policy(), &engine.recorder.metrics.rpz)
-            .await
-            .map_err(|e| e.to_string())?;
+        let rpz = crate::rpzxfr::Rpz::start(
+            config.rpz_setup(),
+            engine.policy(),
+            &engine.recorder.metrics.rpz,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
         // Runtime entries past their expiry drop out on their own.
         let expiry = runtime.clone().map(|rt| {
             let engine = Arc::clone(&engine);

@@ -37,7 +37,8 @@ pub fn run(path: &Path) -> ExitCode {
             .lists
             .iter()
             .any(|c| c.name == l.name && c.url.is_some());
-        let rpz_note = crate::rpzxfr::config::not_transferred_yet(&config, &l.name);
+        let rpz_note =
+            crate::rpzxfr::config::not_transferred_yet(&config.rpz, &config.base_dir, &l.name);
         match &l.error {
             // A feed without a snapshot has no copy until `serve` first downloads it.
             Some(_) if is_feed && !l.path.exists() => {
@@ -57,7 +58,7 @@ pub fn run(path: &Path) -> ExitCode {
             None => {}
         }
     }
-    for line in crate::feeds::check_report(&config) {
+    for line in crate::feeds::check_report(config.feed_specs()) {
         println!("{line}");
     }
     for g in snapshot.groups().groups().iter().skip(1) {

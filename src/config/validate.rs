@@ -75,7 +75,7 @@ impl Config {
             _ => {}
         }
         if let (Mode::Recursive, Some(hints)) = (r.mode, &r.root_hints) {
-            match crate::upstream::roots::read_root_hints(&self.resolve_path(hints)) {
+            match crate::resolver::roots::read_root_hints(&self.resolve_path(hints)) {
                 Ok(addrs) if addrs.is_empty() => out.push((
                     "resolver.root_hints".into(),
                     "the file names no root server address".into(),
@@ -144,8 +144,15 @@ impl Config {
             ));
         }
         out.extend(self.group_problems());
-        out.extend(crate::feeds::config::problems(self));
-        out.extend(crate::rpzxfr::config::problems(self));
+        out.extend(self.feeds.problems());
+        out.extend(crate::feeds::config::list_problems(&self.list_feed_keys()));
+        let list_names: Vec<&str> = self.lists.iter().map(|l| l.name.as_str()).collect();
+        out.extend(crate::rpzxfr::config::problems(
+            &self.rpz,
+            self.rpz_server.as_ref(),
+            &list_names,
+            &self.base_dir,
+        ));
         out
     }
 

@@ -179,6 +179,12 @@ async fn prefetch_figure() {
         misses("qname_minimisation = \"off\""),
         misses("qname_minimisation = \"off\"\nprefetch = false"),
     );
-    eprintln!("prefetch = true:  {} misses, {} hits, {} upstream queries", on.0, on.1, on.2);
-    eprintln!("prefetch = false: {} misses, {} hits, {} upstream queries", off.0, off.1, off.2);
+    eprintln!(
+        "prefetch = true:  {} misses, {} hits, {} upstream queries",
+        on.0, on.1, on.2
+    );
+    eprintln!(
+        "prefetch = false: {} misses, {} hits, {} upstream queries",
+        off.0, off.1, off.2
+    );
 }
