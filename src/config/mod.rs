@@ -248,6 +248,16 @@ pub struct ResolverConfig {
     /// query fails; strict never does; off always sends the full name.
     #[serde(default)]
     pub qname_minimisation: QnameMinimisation,
+    /// DNS64 (RFC 6147): the RFC 6052 prefix (/32, /40, /48, /56, /64 or /96) AAAA records
+    /// are synthesized in from A records; absent = DNS64 off.
+    #[serde(default)]
+    pub dns64_prefix: Option<String>,
+    /// Only these clients get DNS64; absent = every client.
+    #[serde(default)]
+    pub dns64_clients: Option<Vec<IpNet>>,
+    /// AAAA records in these ranges count as absent; absent = `["::ffff:0:0/96"]`.
+    #[serde(default)]
+    pub dns64_exclude: Option<Vec<IpNet>>,
     /// Every TTL the resolver caches is clamped to [cache_min_ttl, cache_max_ttl] seconds.
     #[serde(default)]
     pub cache_min_ttl: u32,
@@ -329,6 +339,9 @@ impl Default for ResolverConfig {
             upstream_port: default_upstream_port(),
             upstream_ipv6: true,
             qname_minimisation: QnameMinimisation::default(),
+            dns64_prefix: None,
+            dns64_clients: None,
+            dns64_exclude: None,
             cache_min_ttl: 0,
             cache_max_ttl: default_cache_max_ttl(),
             dnssec: DnssecMode::default(),

@@ -63,6 +63,7 @@ impl Config {
                 ));
             }
         }
+        out.extend(crate::pipeline::dns64::config_problems(r));
         match r.mode {
             Mode::Forward if r.forwarders.is_empty() => out.push((
                 "resolver.forwarders".into(),
