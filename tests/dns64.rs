@@ -119,7 +119,17 @@ async fn aaaa_synthesized_for_dns64_clients_only() {
 
     // A-only name: one AAAA in the prefix, TTL min(A 3600, SOA negative 300), no AD (dig
     // sets AD in its queries), NOERROR.
-    let out = dig(addr, &["v4only.example.com", "AAAA", "+noall", "+answer", "+comments"]).await;
+    let out = dig(
+        addr,
+        &[
+            "v4only.example.com",
+            "AAAA",
+            "+noall",
+            "+answer",
+            "+comments",
+        ],
+    )
+    .await;
     let (status, flags) = status_and_flags(&out);
     assert_eq!(status, "NOERROR", "{out}");
     assert!(!flags.split(' ').any(|f| f == "ad"), "{out}");
@@ -127,7 +137,10 @@ async fn aaaa_synthesized_for_dns64_clients_only() {
     assert_eq!(got.len(), 1, "{out}");
     assert_eq!(got[0].2, "AAAA");
     assert_eq!(got[0].3, "64:ff9b::c000:22c");
-    assert!(got[0].1 <= 300 && got[0].1 > 250, "TTL capped by the SOA: {out}");
+    assert!(
+        got[0].1 <= 300 && got[0].1 > 250,
+        "TTL capped by the SOA: {out}"
+    );
     // The same again comes from the cache, still synthesized; over TCP too.
     assert_eq!(
         short(addr, &["v4only.example.com", "AAAA"]).await,
@@ -211,11 +224,18 @@ async fn aaaa_synthesized_for_dns64_clients_only() {
     // DO alone: synthesized, still without AD.
     let out = dig(addr, &["twoa.example.com", "AAAA", "+dnssec"]).await;
     assert!(out.contains("64:ff9b::c000:23c"), "{out}");
-    assert!(!status_and_flags(&out).1.split(' ').any(|f| f == "ad"), "{out}");
+    assert!(
+        !status_and_flags(&out).1.split(' ').any(|f| f == "ad"),
+        "{out}"
+    );
 
     // Reverse: the PTR of a synthesized address is a CNAME to the IPv4 reverse name and the
     // answer found there.
-    let out = dig(addr, &["-x", "64:ff9b::c000:22c", "+noall", "+answer", "+comments"]).await;
+    let out = dig(
+        addr,
+        &["-x", "64:ff9b::c000:22c", "+noall", "+answer", "+comments"],
+    )
+    .await;
     assert_eq!(status_and_flags(&out).0, "NOERROR", "{out}");
     let got = answers(&out);
     assert_eq!(got.len(), 2, "{out}");
@@ -253,7 +273,9 @@ async fn network_specific_prefix_of_40_bits() {
         return;
     }
     let h = Hierarchy::start_with_root(EXAMPLE, ROOT).await;
-    let inst = h.start_dnsward("dns64_prefix = \"2001:db8:100::/40\"\n").await;
+    let inst = h
+        .start_dnsward("dns64_prefix = \"2001:db8:100::/40\"\n")
+        .await;
     let addr = inst.addrs()[0];
     // 192.0.2.44: c0 00 02 in bits 40-63, the u octet, 2c in bits 72-79 (RFC 6052 2.2).
     assert_eq!(

@@ -305,8 +305,8 @@ impl Dns64 {
         if let Outcome::Answer { answer, stale } =
             fetch(resolve, cache, &a_key, &a_query, flags).await
         {
-            if let Some(synth) = aged_message(&answer)
-                .and_then(|a| self.synthesize(query, &a, negative_ttl))
+            if let Some(synth) =
+                aged_message(&answer).and_then(|a| self.synthesize(query, &a, negative_ttl))
             {
                 return answer_of(Arc::new(synth), stale || aaaa_stale);
             }
@@ -553,14 +553,23 @@ mod tests {
     #[test]
     fn extract_needs_the_prefix_and_a_zero_u_octet() {
         let p64 = p("2001:db8:122:344::/64");
-        assert_eq!(p64.extract("2001:db8:122:345:c0:2:2100:0".parse().unwrap()), None);
-        assert_eq!(p64.extract("2001:db8:122:344:1c0:2:2100:0".parse().unwrap()), None);
+        assert_eq!(
+            p64.extract("2001:db8:122:345:c0:2:2100:0".parse().unwrap()),
+            None
+        );
+        assert_eq!(
+            p64.extract("2001:db8:122:344:1c0:2:2100:0".parse().unwrap()),
+            None
+        );
         // The suffix is ignored.
         assert_eq!(
             p64.extract("2001:db8:122:344:c0:2:2100:ff".parse().unwrap()),
             Some("192.0.2.33".parse().unwrap())
         );
-        assert_eq!(p("64:ff9b::/96").extract("64:ff9a::1".parse().unwrap()), None);
+        assert_eq!(
+            p("64:ff9b::/96").extract("64:ff9a::1".parse().unwrap()),
+            None
+        );
     }
 
     #[test]
@@ -608,7 +617,10 @@ mod tests {
         let v4 = d.ptr_target(&name).unwrap();
         assert_eq!(in_addr_arpa(v4), "33.2.0.192.in-addr.arpa.");
         // Outside the prefix, partial names, and other trees are not ours.
-        assert_eq!(d.ptr_target(&reverse_name("2001:db8::1".parse().unwrap())), None);
+        assert_eq!(
+            d.ptr_target(&reverse_name("2001:db8::1".parse().unwrap())),
+            None
+        );
         assert_eq!(d.ptr_target("b.9.f.f.4.6.0.0.ip6.arpa"), None);
         assert_eq!(d.ptr_target("33.2.0.192.in-addr.arpa"), None);
         assert_eq!(d.ptr_target(&name.replacen('1', "10", 1)), None);
@@ -665,7 +677,10 @@ mod tests {
             ],
             3600,
         );
-        let q = Query::query(Name::from_ascii("alias.example.").unwrap(), RecordType::AAAA);
+        let q = Query::query(
+            Name::from_ascii("alias.example.").unwrap(),
+            RecordType::AAAA,
+        );
         let made = d.synthesize(&q, &a, 300).unwrap();
         let m = Message::from_vec(&made.wire).unwrap();
         assert_eq!(m.queries[0].query_type(), RecordType::AAAA);
@@ -680,7 +695,9 @@ mod tests {
         assert!(!made.secure && !m.metadata.authentic_data);
         assert_eq!(&*made.cname_targets, &["v4.example".into()]);
         assert!(made.addresses.contains(&"192.0.2.44".parse().unwrap()));
-        assert!(made.addresses.contains(&"64:ff9b::c000:22c".parse().unwrap()));
+        assert!(made
+            .addresses
+            .contains(&"64:ff9b::c000:22c".parse().unwrap()));
         // No A record: nothing to synthesize.
         let none = a_answer(
             &[(
@@ -712,10 +729,7 @@ mod tests {
             ..ResolverConfig::default()
         };
         let keys: Vec<String> = config_problems(&bad).into_iter().map(|p| p.0).collect();
-        assert_eq!(
-            keys,
-            ["resolver.dns64_prefix", "resolver.dns64_exclude[0]"]
-        );
+        assert_eq!(keys, ["resolver.dns64_prefix", "resolver.dns64_exclude[0]"]);
         let orphan = ResolverConfig {
             dns64_clients: Some(Vec::new()),
             ..ResolverConfig::default()
