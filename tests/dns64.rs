@@ -21,6 +21,7 @@ twoa IN A 192.0.2.60
 twoa IN A 192.0.2.61
 badnet IN A 198.51.100.7
 listed IN A 192.0.2.70
+short4 4 IN A 192.0.2.80
 ";
 
 /// The IPv4 reverse tree (served by the root, authoritatively).
@@ -290,6 +291,45 @@ async fn network_specific_prefix_of_40_bits() {
     assert_eq!(
         short(addr, &["-x", "2001:db8:1c0:2:2c::"]).await,
         ["44.2.0.192.in-addr.arpa.", "v4only.example.com."]
+    );
+    inst.shutdown().await;
+}
+
+/// Prefetch (on by default) refreshes a synthesized entry asked for in the last 10 % of its
+/// TTL by fetching the A answer again and synthesizing again: the entry stays synthesized (the
+/// real, empty AAAA answer never lands under its key) and outlives its first TTL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prefetch_keeps_the_synthesized_answer() {
+    if !dig_available() {
+        return;
+    }
+    let h = Hierarchy::start_with_root(EXAMPLE, ROOT).await;
+    let inst = h.start_dnsward("dns64_prefix = \"64:ff9b::/96\"\n").await;
+    let addr = inst.addrs()[0];
+    let want = ["64:ff9b::c000:250"];
+    assert_eq!(short(addr, &["short4.example.com", "AAAA"]).await, want);
+    let before = h.count("short4.example.com", hickory_proto::rr::RecordType::A);
+    assert!(before >= 1);
+    // Within the last 10 % of the 4 s TTL: served from the cache, refreshed in the background.
+    tokio::time::sleep(std::time::Duration::from_millis(3700)).await;
+    assert_eq!(short(addr, &["short4.example.com", "AAAA"]).await, want);
+    let mut refreshed = 0;
+    for _ in 0..40 {
+        refreshed = h.count("short4.example.com", hickory_proto::rr::RecordType::A);
+        if refreshed > before {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert!(refreshed > before, "the A answer was fetched again");
+    // Past the first entry's TTL: the refreshed entry answers, still synthesized, no upstream.
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    let queries = h.count_any("short4.example.com");
+    assert_eq!(short(addr, &["short4.example.com", "AAAA"]).await, want);
+    assert_eq!(
+        h.count_any("short4.example.com"),
+        queries,
+        "answered from the cache"
     );
     inst.shutdown().await;
 }

@@ -86,7 +86,7 @@ impl Prefix {
         Ok(Prefix { bytes, len })
     }
 
-    pub fn len(&self) -> u8 {
+    pub fn prefix_len(&self) -> u8 {
         self.len
     }
 
@@ -192,10 +192,6 @@ impl Dns64 {
         })
     }
 
-    pub fn prefix(&self) -> Prefix {
-        self.prefix
-    }
-
     /// Marks `key` (the question's packet-cache key) when this query gets DNS64: class IN, a
     /// DNS64 client that does not validate itself (not DO+CD), AAAA, or PTR for an address in
     /// the prefix. `name` is the question name as `dnswire::name_into` writes it.
@@ -230,6 +226,33 @@ impl Dns64 {
     /// trailing dot): a full 32-nibble `ip6.arpa` name of an address in the prefix.
     pub fn ptr_target(&self, name: &str) -> Option<Ipv4Addr> {
         self.prefix.extract(ip6_arpa_address(name)?)
+    }
+
+    /// Prefetch of a synthesized entry (asked for in the last 10 % of its TTL): the real AAAA
+    /// and A answers fetched again in the background (`refresh`, past every cache) and the
+    /// answer made again, so the DNS64 entry is never replaced by the un-synthesized answer
+    /// `Resolve::prefetch` would store under its key. False without a runtime.
+    pub fn prefetch(
+        self: &Arc<Self>,
+        resolve: &Arc<Resolve>,
+        cache: &Arc<PacketCache>,
+        key: &[u8],
+        query: Query,
+        flags: ClientFlags,
+    ) -> bool {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return false;
+        };
+        let (this, resolve, cache) = (Arc::clone(self), Arc::clone(resolve), Arc::clone(cache));
+        let key: Box<[u8]> = key.into();
+        let flags = ClientFlags {
+            refresh: true,
+            ..flags
+        };
+        runtime.spawn(async move {
+            this.resolve(&resolve, &cache, &key, query, flags).await;
+        });
+        true
     }
 
     /// The answer for a marked key on a cache miss (see the module doc); stored under `key`
@@ -407,8 +430,8 @@ impl Dns64 {
     }
 }
 
-/// A question's answer from the packet cache when fresh, else through `Resolve` (which stores
-/// it under `key` and serves stale copies on failure).
+/// A question's answer from the packet cache when fresh (unless this is a prefetch), else
+/// through `Resolve` (which stores it under `key` and serves stale copies on failure).
 async fn fetch(
     resolve: &Arc<Resolve>,
     cache: &PacketCache,
@@ -416,11 +439,13 @@ async fn fetch(
     query: &Query,
     flags: ClientFlags,
 ) -> Outcome {
-    if let Lookup::Fresh(answer) = cache.lookup(key, Instant::now()) {
-        return Outcome::Answer {
-            answer,
-            stale: false,
-        };
+    if !flags.refresh {
+        if let Lookup::Fresh(answer) = cache.lookup(key, Instant::now()) {
+            return Outcome::Answer {
+                answer,
+                stale: false,
+            };
+        }
     }
     resolve.resolve(key, query.clone(), flags).await
 }
@@ -588,7 +613,7 @@ mod tests {
             assert!(e.contains(why), "{text}: {e}");
         }
         for len in PREFIX_LENGTHS {
-            assert_eq!(p(&format!("2001:db8::/{len}")).len(), len);
+            assert_eq!(p(&format!("2001:db8::/{len}")).prefix_len(), len);
         }
     }
 

@@ -88,7 +88,7 @@ pub struct Engine {
     /// `[resolver] prefetch`: refresh entries asked for near the end of their TTL.
     prefetch: bool,
     /// `[resolver] dns64_prefix`: AAAA synthesized from A for DNS64 clients (`pipeline::dns64`).
-    dns64: Option<dns64::Dns64>,
+    dns64: Option<Arc<dns64::Dns64>>,
 }
 
 impl Engine {
@@ -120,7 +120,7 @@ impl Engine {
             sde: sde::Sde::from_config(config),
             ddr: std::sync::OnceLock::new(),
             prefetch: r.prefetch,
-            dns64: dns64::Dns64::from_config(r),
+            dns64: dns64::Dns64::from_config(r).map(Arc::new),
         }
     }
 
@@ -228,7 +228,15 @@ impl Engine {
                             checking_disabled: q.checking_disabled(),
                             refresh: false,
                         };
-                        self.resolve.prefetch(&s.key, query, flags);
+                        match &self.dns64 {
+                            Some(d) if dns64::is_marked(&s.key) => {
+                                let c = &self.cache;
+                                if d.prefetch(&self.resolve, c, &s.key, query, flags) {
+                                    self.recorder.metrics.prefetches.inc();
+                                }
+                            }
+                            _ => self.resolve.prefetch(&s.key, query, flags),
+                        }
                     }
                 }
                 if !exempt {
