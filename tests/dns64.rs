@@ -3,6 +3,9 @@
 //! only for the clients in `dns64_clients`, with response policy applied to the result.
 
 mod common;
+mod dnssec_support;
+#[path = "dnssec_support/lab.rs"]
+mod lab;
 
 use std::net::SocketAddr;
 
@@ -330,6 +333,43 @@ async fn prefetch_keeps_the_synthesized_answer() {
         h.count_any("short4.example.com"),
         queries,
         "answered from the cache"
+    );
+    inst.shutdown().await;
+}
+
+/// Over a signed zone, validating: the A answer is secure (AD), the synthesized AAAA is not
+/// (no AD, no RRSIG, RFC 6147 5.5); a client with DO and CD gets the real, signed NODATA.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn synthesized_answers_never_carry_ad() {
+    if !dig_available() {
+        return;
+    }
+    let lab = lab::lab().await;
+    let inst = lab.dnsward("dns64_prefix = \"64:ff9b::/96\"\n", "").await;
+    let addr = inst.addrs()[0];
+    let has_ad = |out: &str| status_and_flags(out).1.split(' ').any(|f| f == "ad");
+
+    let out = dig(addr, &["www.secure", "A", "+dnssec"]).await;
+    assert!(
+        has_ad(&out) && out.contains("192.0.2.1"),
+        "the A answer is secure: {out}"
+    );
+    for name in ["www.secure", "alias.secure"] {
+        let out = dig(addr, &[name, "AAAA", "+dnssec"]).await;
+        assert_eq!(status_and_flags(&out).0, "NOERROR", "{out}");
+        assert!(out.contains("64:ff9b::c000:201"), "{out}");
+        assert!(!has_ad(&out), "synthesized: no AD: {out}");
+        assert!(
+            !out.contains("RRSIG"),
+            "no signature over made records: {out}"
+        );
+    }
+    let out = dig(addr, &["www.secure", "AAAA", "+dnssec", "+cd"]).await;
+    assert_eq!(status_and_flags(&out).0, "NOERROR", "{out}");
+    assert!(answers_section_empty(&out), "DO+CD: no synthesis: {out}");
+    assert!(
+        out.contains("NSEC"),
+        "the signed denial is passed on: {out}"
     );
     inst.shutdown().await;
 }
