@@ -86,9 +86,7 @@ impl CachedAnswer {
     pub fn claim_prefetch(&self, now: Instant) -> bool {
         let age = now.saturating_duration_since(self.inserted).as_millis() as u64;
         let ttl = self.ttl as u64 * 1000;
-        ttl > 0
-            && age * 10 >= ttl * 9
-            && !self.prefetch_claimed.swap(true, Ordering::Relaxed)
+        ttl > 0 && age * 10 >= ttl * 9 && !self.prefetch_claimed.swap(true, Ordering::Relaxed)
     }
 
     pub fn age(&self, now: Instant) -> u32 {

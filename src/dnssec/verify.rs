@@ -433,7 +433,11 @@ mod tests {
         long_exp.extend([0u8; 255]);
         assert_eq!(rsa_modulus_bits(&long_exp), Some(2048));
         assert_eq!(rsa_modulus_bits(&[]), None);
-        assert_eq!(rsa_modulus_bits(&[5, 1, 0]), None, "exponent longer than the key");
+        assert_eq!(
+            rsa_modulus_bits(&[5, 1, 0]),
+            None,
+            "exponent longer than the key"
+        );
     }
 
     #[test]

@@ -114,11 +114,7 @@ impl Resolver {
     /// Resolves one question into the message a client gets: the chain and the final RRset,
     /// or the rcode with the SOA (and NSEC proofs) for negative answers; nothing else
     /// (minimal responses: no upstream NS or glue).
-    pub async fn lookup(
-        &self,
-        query: &Query,
-        flags: ClientFlags,
-    ) -> Result<Message, ResolveError> {
+    pub async fn lookup(&self, query: &Query, flags: ClientFlags) -> Result<Message, ResolveError> {
         let budget = Budget::new(Instant::now() + self.options.timeout);
         let mut ctx = Ctx::new(budget.clone(), flags.checking_disabled);
         ctx.refresh = flags.refresh;
