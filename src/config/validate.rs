@@ -63,6 +63,7 @@ impl Config {
                 ));
             }
         }
+        out.extend(r.dns64_problems());
         match r.mode {
             Mode::Forward if r.forwarders.is_empty() => out.push((
                 "resolver.forwarders".into(),

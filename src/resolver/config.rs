@@ -58,6 +58,16 @@ pub struct ResolverConfig {
     /// query fails; strict never does; off always sends the full name.
     #[serde(default)]
     pub qname_minimisation: QnameMinimisation,
+    /// DNS64 (RFC 6147): the RFC 6052 prefix (/32, /40, /48, /56, /64 or /96) AAAA records
+    /// are synthesized in from A records; absent = DNS64 off. (Read by `pipeline::dns64`.)
+    #[serde(default)]
+    pub dns64_prefix: Option<String>,
+    /// Only these clients get DNS64; absent = every client.
+    #[serde(default)]
+    pub dns64_clients: Option<Vec<IpNet>>,
+    /// AAAA records in these ranges count as absent; absent = `["::ffff:0:0/96"]`.
+    #[serde(default)]
+    pub dns64_exclude: Option<Vec<IpNet>>,
     /// Every TTL the resolver caches is clamped to [cache_min_ttl, cache_max_ttl] seconds.
     #[serde(default)]
     pub cache_min_ttl: u32,
@@ -139,6 +149,9 @@ impl Default for ResolverConfig {
             upstream_port: default_upstream_port(),
             upstream_ipv6: true,
             qname_minimisation: QnameMinimisation::default(),
+            dns64_prefix: None,
+            dns64_clients: None,
+            dns64_exclude: None,
             cache_min_ttl: 0,
             cache_max_ttl: default_cache_max_ttl(),
             dnssec: DnssecMode::default(),
@@ -193,6 +206,35 @@ pub const SPECIAL_PURPOSE_RANGES: &[&str] = &[
 ];
 
 impl ResolverConfig {
+    /// Problems of the DNS64 keys, as (key path, message).
+    pub fn dns64_problems(&self) -> Vec<(String, String)> {
+        let r = self;
+        let mut out = Vec::new();
+        if let Some(p) = &r.dns64_prefix {
+            if let Err(e) = crate::rfc6052::Prefix::parse(p) {
+                out.push(("resolver.dns64_prefix".into(), e));
+            }
+        } else {
+            for (key, set) in [
+                ("resolver.dns64_clients", r.dns64_clients.is_some()),
+                ("resolver.dns64_exclude", r.dns64_exclude.is_some()),
+            ] {
+                if set {
+                    out.push((key.into(), "is only used with dns64_prefix".into()));
+                }
+            }
+        }
+        for (i, net) in r.dns64_exclude.iter().flatten().enumerate() {
+            if let IpNet::V4(_) = net {
+                out.push((
+                    format!("resolver.dns64_exclude[{i}]"),
+                    format!("{net} is an IPv4 range; AAAA records hold IPv6 addresses"),
+                ));
+            }
+        }
+        out
+    }
+
     /// The effective deny list for upstream servers (see `deny_server`).
     pub fn effective_deny_server(&self) -> Vec<IpNet> {
         match (&self.deny_server, &self.root_hints) {

@@ -120,6 +120,15 @@ impl Hierarchy {
     /// Starts root, TLD and second-level servers. `extra_example_records` are appended to the
     /// example.com zone (e.g. short-TTL names for a test).
     pub async fn start(extra_example_records: &str) -> Hierarchy {
+        Self::start_with_root(extra_example_records, "").await
+    }
+
+    /// `start`, with `extra_root_records` (absolute names) appended to the root zone, which
+    /// answers them authoritatively (e.g. `in-addr.arpa` PTR records).
+    pub async fn start_with_root(
+        extra_example_records: &str,
+        extra_root_records: &str,
+    ) -> Hierarchy {
         init_logging();
         let base = block();
         let ip = |last: u8| format!("{}.{}.{}.{}", base[0], base[1], base[2], last);
@@ -135,7 +144,7 @@ impl Hierarchy {
         // must itself be resolved (a delegation without glue).
         let zones: Vec<(u8, &str, String)> = vec![
             (1, ".", format!(
-                "{}@ IN NS a.root.test.\na.root.test. IN A {}\ncom. IN NS ns.tld.test.\nnet. IN NS ns.tld.test.\nns.tld.test. IN A {}\nns1.sld.test. IN A {}\nns2.sld.test. IN A {}\n",
+                "{}@ IN NS a.root.test.\na.root.test. IN A {}\ncom. IN NS ns.tld.test.\nnet. IN NS ns.tld.test.\nns.tld.test. IN A {}\nns1.sld.test. IN A {}\nns2.sld.test. IN A {}\n{extra_root_records}\n",
                 soa("."), ip(1), ip(2), ip(3), ip(4))),
             (2, "com.", format!(
                 "{}@ IN NS ns.tld.test.\nexample IN NS ns1.sld.test.\nhosting IN NS ns2.sld.test.\n",
