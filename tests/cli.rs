@@ -71,6 +71,43 @@ fn check_accepts_the_shipped_config() {
 }
 
 #[test]
+fn check_warns_when_a_private_root_meets_the_built_in_trust_anchor() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("root.hints"),
+        ".  3600000 IN NS a.root.lab.\na.root.lab. 3600000 IN A 10.53.0.1\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("anchor.ds"), ". 3600 IN DS 1 13 2 ABCD\n").unwrap();
+    let check = |extra: &str| {
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            format!("[resolver]\nroot_hints = \"root.hints\"\n{extra}"),
+        )
+        .unwrap();
+        let out = Command::new(BIN)
+            .args(["check", "--config", path.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "a warning, not an error");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let warned = check("");
+    assert!(
+        warned.contains("warning: resolver.root_hints") && warned.contains("resolver.trust_anchor"),
+        "{warned}"
+    );
+    for quiet in ["trust_anchor = \"anchor.ds\"\n", "dnssec = \"off\"\n"] {
+        let out = check(quiet);
+        assert!(
+            !out.contains("warning: resolver.root_hints"),
+            "{quiet}: {out}"
+        );
+    }
+}
+
+#[test]
 fn semantic_problem_root_hints_missing() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("c.toml");
