@@ -23,7 +23,7 @@ use std::sync::Arc;
 use ipnet::IpNet;
 
 use super::names::{hash_name, label_bit, normalize_name, Act, Kind};
-use super::parse::{LineReader, Sink, MAX_LINE};
+use super::parse::{LineError, LineReader, Sink, MAX_LINE};
 use super::LocalRecord;
 
 /// Longest record spread over lines with parentheses.
@@ -132,7 +132,7 @@ pub(crate) fn parse_rpz<R: BufRead>(reader: R, sink: &mut Sink<'_>) -> io::Resul
                     sink.bad(joined_line, e);
                 }
             } else if joined_count > MAX_JOINED_LINES || joined.len() > MAX_LINE {
-                sink.bad(joined_line, "unbalanced parentheses");
+                sink.bad(joined_line, LineError::Unbalanced);
                 depth = 0;
                 joined.clear();
             }
@@ -156,7 +156,7 @@ pub(crate) fn parse_rpz<R: BufRead>(reader: R, sink: &mut Sink<'_>) -> io::Resul
         }
     }
     if depth > 0 {
-        sink.bad(joined_line, "unbalanced parentheses at end of file");
+        sink.bad(joined_line, LineError::UnbalancedAtEnd);
     }
     sink.out.lines = lr.line_no;
     for (_, (line, recs)) in z.groups.drain() {
@@ -170,7 +170,7 @@ fn lower_abs(name: &str) -> String {
 }
 
 /// One record (possibly joined from several lines).
-fn record(text: &str, n: u32, z: &mut Zone, sink: &mut Sink<'_>) -> Result<(), String> {
+fn record(text: &str, n: u32, z: &mut Zone, sink: &mut Sink<'_>) -> Result<(), LineError> {
     let mut toks = std::mem::take(&mut z.toks);
     let r = record_inner(text, n, z, sink, &mut toks);
     z.toks = toks;
@@ -183,7 +183,7 @@ fn record_inner(
     z: &mut Zone,
     sink: &mut Sink<'_>,
     toks: &mut Vec<(usize, usize)>,
-) -> Result<(), String> {
+) -> Result<(), LineError> {
     tokenize(text, toks)?;
     let t: Vec<&str> = toks.iter().map(|&(a, b)| &text[a..b]).collect();
     if t.is_empty() {
@@ -207,7 +207,7 @@ fn record_inner(
                 return Ok(());
             }
             "$TTL" => return Ok(()),
-            _ => return Err(format!("unsupported directive {}", t[0])),
+            _ => return Err(LineError::Directive(t[0].to_string())),
         }
     }
     let indented = text.starts_with(' ') || text.starts_with('\t');
@@ -255,7 +255,12 @@ fn record_inner(
                 .and_then(|p| p.strip_suffix('.'))
             {
                 Some(p) => p.to_string(),
-                None => return Err(format!("owner {owner_raw} is outside the zone origin {o}")),
+                None => {
+                    return Err(LineError::OutsideOrigin {
+                        owner: owner_raw,
+                        origin: o.clone(),
+                    })
+                }
             },
             None => return Err("absolute owner name before $ORIGIN or SOA".into()),
         }
@@ -320,7 +325,7 @@ fn record_inner(
                 None => ("", abs.as_str()),
             };
             let mut buf = String::new();
-            normalize_name(body, &mut buf).map_err(|e| format!("bad CNAME target: {e}"))?;
+            normalize_name(body, &mut buf).map_err(LineError::CnameTarget)?;
             LocalRecord::Cname(format!("{star}{buf}"))
         }
         "A" => {
@@ -378,7 +383,7 @@ fn add(sink: &mut Sink<'_>, t: &Trigger, act: Act, n: u32) {
 }
 
 /// `Ok(None)` for trigger types we do not support.
-fn parse_trigger(rel: &str, sink: &mut Sink<'_>) -> Result<Option<Trigger>, String> {
+fn parse_trigger(rel: &str, sink: &mut Sink<'_>) -> Result<Option<Trigger>, LineError> {
     let (head, last) = match rel.rsplit_once('.') {
         Some((h, l)) => (h, l),
         None => ("", rel),
@@ -398,14 +403,14 @@ fn parse_trigger(rel: &str, sink: &mut Sink<'_>) -> Result<Option<Trigger>, Stri
         sink.out.label_mask |= label_bit(1 + buf.bytes().filter(|&b| b == b'.').count());
     }
     sink.name_buf = buf;
-    let h = r.map_err(|e| format!("bad trigger name: {e}"))?;
+    let h = r.map_err(LineError::TriggerName)?;
     Ok(Some(Trigger::Name(h, kind)))
 }
 
 /// `32.4.3.2.1` -> 1.2.3.4/32; `128.1.zz.db8.2001` -> 2001:db8::1/128.
-pub(crate) fn parse_rpz_ip(s: &str) -> Result<IpNet, String> {
+pub(crate) fn parse_rpz_ip(s: &str) -> Result<IpNet, LineError> {
     let labels: Vec<&str> = s.split('.').collect();
-    let bad = || format!("bad rpz-ip trigger {s:?}.rpz-ip");
+    let bad = || LineError::RpzIp(s.to_string());
     if labels.len() < 2 {
         return Err(bad());
     }
