@@ -13,6 +13,7 @@ pub mod dnstap;
 pub mod jsonl;
 pub mod sqlite;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,6 +21,74 @@ use tokio::time::Instant;
 
 use super::bus::Queued;
 use super::bus::SinkQueue;
+
+/// Why a sink could not open, write or keep its store. Logged, and kept as the sink's last
+/// error (its text).
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    /// The sink's thread died with an earlier call; the sink is lost.
+    #[error("the sink's thread failed earlier")]
+    ThreadGone,
+    /// A call on the sink's thread panicked.
+    #[error("the sink's thread failed")]
+    ThreadFailed,
+    #[error("not open")]
+    NotOpen,
+    #[error("{}: cannot open for appending: {source}", path.display())]
+    JsonlOpen {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: write failed: {source}", path.display())]
+    JsonlWrite {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: {source}", path.display())]
+    SqliteOpen {
+        path: PathBuf,
+        source: sqlite::OpenError,
+    },
+    #[error("{}: insert failed: {source}", path.display())]
+    SqliteInsert {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error("{}: retention failed: {source}", path.display())]
+    SqliteRetention {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    /// `action`: "connect", or "create" for a file target.
+    #[error("dnstap {target}: {action}: {source}")]
+    DnstapOpen {
+        target: dnstap::DnstapTarget,
+        action: &'static str,
+        source: std::io::Error,
+    },
+    #[error("dnstap {0}: not connected")]
+    DnstapNotConnected(dnstap::DnstapTarget),
+    #[error("dnstap {0}: write timed out (collector not reading)")]
+    DnstapTimedOut(dnstap::DnstapTarget),
+    #[error("dnstap {target}: write: {source}")]
+    DnstapWrite {
+        target: dnstap::DnstapTarget,
+        source: std::io::Error,
+    },
+    /// An insert the server refused or that did not reach it; `hint` says what to do when
+    /// the table is missing (else empty).
+    #[error("{source}{hint}")]
+    ClickhouseInsert {
+        source: crate::querylog::clickhouse_client::ClickhouseError,
+        hint: &'static str,
+    },
+    #[error(transparent)]
+    Clickhouse(#[from] crate::querylog::clickhouse_client::ClickhouseError),
+    #[error("no spool")]
+    NoSpool,
+    #[error(transparent)]
+    Spool(#[from] crate::querylog::spool::SpoolError),
+}
 
 /// Every sink writes what it has at least this often (the spec asks for once a second).
 pub const FLUSH_INTERVAL: Duration = Duration::from_millis(200);
@@ -83,14 +152,14 @@ pub trait BlockingSink: Send + 'static {
     fn describe(&self) -> String;
     fn is_open(&self) -> bool;
     /// Open (or reopen) the sink.
-    fn open(&mut self) -> Result<(), String>;
+    fn open(&mut self) -> Result<(), SinkError>;
     /// Write and make durable enough to be read by others (flushed). Returns how many
     /// events were written; the rest of the batch was left out by the sink's own filter.
-    fn write_batch(&mut self, batch: &[Queued]) -> Result<u64, String>;
+    fn write_batch(&mut self, batch: &[Queued]) -> Result<u64, SinkError>;
     /// `write_batch` for a sink that may hold events back (a spool): what became of them,
     /// and of events held from earlier. Default: the batch is written, or left out by the
     /// sink's own filter (`skipped`).
-    fn write_counted(&mut self, batch: &[Queued], events: usize) -> Result<Delivered, String> {
+    fn write_counted(&mut self, batch: &[Queued], events: usize) -> Result<Delivered, SinkError> {
         self.write_batch(batch).map(|written| {
             let written = written.min(events as u64);
             Delivered {
@@ -107,7 +176,7 @@ pub trait BlockingSink: Send + 'static {
         Delivered::default()
     }
     /// Periodic housekeeping (retention).
-    fn maintenance(&mut self) -> Result<(), String> {
+    fn maintenance(&mut self) -> Result<(), SinkError> {
         Ok(())
     }
     /// Drop handles after a failure or at shutdown; the next `open` starts afresh.
@@ -226,21 +295,21 @@ pub trait Sink: Send + 'static {
     fn describe(&self) -> String;
     fn is_open(&self) -> bool;
     /// Open (or reopen) the sink.
-    async fn open(&mut self) -> Result<(), String>;
+    async fn open(&mut self) -> Result<(), SinkError>;
     /// Write `events` events held in `batch`. `Err`: the batch is lost (counted by the caller)
     /// and the sink is closed and reopened with back-off.
     async fn write(
         &mut self,
         batch: Vec<Queued>,
         events: usize,
-    ) -> (Vec<Queued>, Result<Delivered, String>);
+    ) -> (Vec<Queued>, Result<Delivered, SinkError>);
     /// Deliver what the sink still holds (a spool being replayed); called on every wake-up
     /// while open.
     async fn catch_up(&mut self) -> Delivered {
         Delivered::default()
     }
     /// Periodic housekeeping (retention).
-    async fn maintenance(&mut self) -> Result<(), String> {
+    async fn maintenance(&mut self) -> Result<(), SinkError> {
         Ok(())
     }
     /// Drop handles after a failure or at shutdown; the next `open` starts afresh.
@@ -271,8 +340,8 @@ impl<S: BlockingSink> OnThread<S> {
     async fn call<R: Send + 'static>(
         &mut self,
         f: impl FnOnce(&mut S) -> R + Send + 'static,
-    ) -> Result<R, String> {
-        let s = self.sink.take().ok_or("the sink's thread failed earlier")?;
+    ) -> Result<R, SinkError> {
+        let s = self.sink.take().ok_or(SinkError::ThreadGone)?;
         let (s, r) = self
             .worker
             .run(s, move |s| {
@@ -280,7 +349,7 @@ impl<S: BlockingSink> OnThread<S> {
                 (s.is_open(), r)
             })
             .await
-            .ok_or("the sink's thread failed")?;
+            .ok_or(SinkError::ThreadFailed)?;
         self.open = r.0;
         self.sink = Some(s);
         Ok(r.1)
@@ -295,14 +364,14 @@ impl<S: BlockingSink> Sink for OnThread<S> {
     fn is_open(&self) -> bool {
         self.open
     }
-    async fn open(&mut self) -> Result<(), String> {
+    async fn open(&mut self) -> Result<(), SinkError> {
         self.call(|s| s.open()).await?
     }
     async fn write(
         &mut self,
         batch: Vec<Queued>,
         events: usize,
-    ) -> (Vec<Queued>, Result<Delivered, String>) {
+    ) -> (Vec<Queued>, Result<Delivered, SinkError>) {
         match self
             .call(move |s| (s.write_counted(&batch, events), batch))
             .await
@@ -317,7 +386,7 @@ impl<S: BlockingSink> Sink for OnThread<S> {
         }
         self.call(|s| s.catch_up()).await.unwrap_or_default()
     }
-    async fn maintenance(&mut self) -> Result<(), String> {
+    async fn maintenance(&mut self) -> Result<(), SinkError> {
         self.call(|s| s.maintenance()).await?
     }
     async fn close(&mut self) {
@@ -393,7 +462,7 @@ pub async fn supervise<S: Sink>(
                         tracing::debug!(sink = %what, error = %e, retry_in = ?d, "querylog: sink still unavailable");
                     }
                     reported_down = true;
-                    queue.record_error(e);
+                    queue.record_error(e.to_string());
                 }
             }
         }
@@ -404,7 +473,7 @@ pub async fn supervise<S: Sink>(
                     maintained_once = true;
                     if let Err(e) = sink.maintenance().await {
                         tracing::error!(sink = %what, error = %e, "querylog: maintenance failed");
-                        queue.record_error(e);
+                        queue.record_error(e.to_string());
                     }
                 }
             }
@@ -424,7 +493,7 @@ pub async fn supervise<S: Sink>(
                         queue.add_dropped(n as u64);
                         tracing::error!(sink = %what, error = %e, lost = n,
                             "querylog: write failed; batch dropped, reopening");
-                        queue.record_error(e);
+                        queue.record_error(e.to_string());
                         sink.close().await;
                         reported_down = true;
                         retry_at = Instant::now() + backoff.next_delay();
