@@ -189,26 +189,8 @@ fn record_inner(
     if t.is_empty() {
         return Ok(());
     }
-    // Directives.
     if t[0].starts_with('$') {
-        let d = t[0].to_ascii_uppercase();
-        match d.as_str() {
-            "$ORIGIN" => {
-                let o = t.get(1).ok_or("$ORIGIN without a name")?;
-                let o = if o.ends_with('.') {
-                    lower_abs(o)
-                } else {
-                    match &z.origin {
-                        Some(cur) => format!("{}.{}", o.to_ascii_lowercase(), cur),
-                        None => lower_abs(o),
-                    }
-                };
-                z.origin = Some(o);
-                return Ok(());
-            }
-            "$TTL" => return Ok(()),
-            _ => return Err(LineError::Directive(t[0].to_string())),
-        }
+        return directive(&t, z);
     }
     let indented = text.starts_with(' ') || text.starts_with('\t');
     let (owner_raw, rest): (String, &[&str]) = if indented {
@@ -220,53 +202,8 @@ fn record_inner(
         (t[0].to_string(), &t[1..])
     };
     z.last_owner = Some(owner_raw.clone());
-    // [ttl] [class] type rdata…, ttl and class in either order.
-    let mut i = 0;
-    while i < rest.len() && i < 2 {
-        let x = rest[i];
-        let is_ttl = x.as_bytes()[0].is_ascii_digit();
-        let is_class = ["IN", "CH", "HS", "CS", "ANY"]
-            .iter()
-            .any(|c| x.eq_ignore_ascii_case(c));
-        if is_ttl || is_class {
-            i += 1;
-        } else {
-            break;
-        }
-    }
-    let ty = rest
-        .get(i)
-        .ok_or("record without a type")?
-        .to_ascii_uppercase();
-    let rdata = &rest[i + 1..];
-
-    // Owner relative to the origin ("" = apex).
-    let rel: String = if owner_raw == "@" {
-        String::new()
-    } else if owner_raw.ends_with('.') {
-        let abs = lower_abs(&owner_raw);
-        if z.origin.is_none() && ty == "SOA" {
-            z.origin = Some(abs.clone());
-        }
-        match &z.origin {
-            Some(o) if abs == *o => String::new(),
-            Some(o) => match abs
-                .strip_suffix(o.as_str())
-                .and_then(|p| p.strip_suffix('.'))
-            {
-                Some(p) => p.to_string(),
-                None => {
-                    return Err(LineError::OutsideOrigin {
-                        owner: owner_raw,
-                        origin: o.clone(),
-                    })
-                }
-            },
-            None => return Err("absolute owner name before $ORIGIN or SOA".into()),
-        }
-    } else {
-        owner_raw.to_ascii_lowercase()
-    };
+    let (ty, rdata) = type_and_rdata(rest)?;
+    let rel = relative_owner(owner_raw, &ty, z)?;
     if rel.is_empty() {
         if !matches!(ty.as_str(), "SOA" | "NS") {
             sink.warn(n, "record at the zone apex ignored");
@@ -291,9 +228,107 @@ fn record_inner(
             return Ok(());
         }
     };
+    let Some(local) = action_or_local_data(&ty, rdata, &trigger, n, z, sink)? else {
+        return Ok(());
+    };
+    let key = match trigger {
+        Trigger::Name(h, k) => TriggerKey::Name(h, k),
+        Trigger::Ip(net) => TriggerKey::Ip(net),
+    };
+    match z.groups.get_mut(&key) {
+        Some((_, recs)) => recs.push(local),
+        None => {
+            z.groups.insert(key, (n, vec![local]));
+            add(sink, &trigger, Act::Local, n);
+        }
+    }
+    Ok(())
+}
 
-    // Action or local data.
-    let local = match ty.as_str() {
+/// `$ORIGIN` (relative to the current origin unless absolute) and `$TTL` (ignored).
+fn directive(t: &[&str], z: &mut Zone) -> Result<(), LineError> {
+    match t[0].to_ascii_uppercase().as_str() {
+        "$ORIGIN" => {
+            let o = t.get(1).ok_or("$ORIGIN without a name")?;
+            let o = if o.ends_with('.') {
+                lower_abs(o)
+            } else {
+                match &z.origin {
+                    Some(cur) => format!("{}.{}", o.to_ascii_lowercase(), cur),
+                    None => lower_abs(o),
+                }
+            };
+            z.origin = Some(o);
+            Ok(())
+        }
+        "$TTL" => Ok(()),
+        _ => Err(LineError::Directive(t[0].to_string())),
+    }
+}
+
+/// `[ttl] [class] type rdata…` (ttl and class in either order): the type, upper case, and
+/// the rdata tokens.
+fn type_and_rdata<'r, 't>(rest: &'r [&'t str]) -> Result<(String, &'r [&'t str]), LineError> {
+    let mut i = 0;
+    while i < rest.len() && i < 2 {
+        let x = rest[i];
+        let is_ttl = x.as_bytes()[0].is_ascii_digit();
+        let is_class = ["IN", "CH", "HS", "CS", "ANY"]
+            .iter()
+            .any(|c| x.eq_ignore_ascii_case(c));
+        if is_ttl || is_class {
+            i += 1;
+        } else {
+            break;
+        }
+    }
+    let ty = rest
+        .get(i)
+        .ok_or("record without a type")?
+        .to_ascii_uppercase();
+    Ok((ty, &rest[i + 1..]))
+}
+
+/// The owner relative to the origin ("" = the apex). An absolute owner of the first SOA
+/// sets the origin when none is set yet.
+fn relative_owner(owner_raw: String, ty: &str, z: &mut Zone) -> Result<String, LineError> {
+    if owner_raw == "@" {
+        return Ok(String::new());
+    }
+    if !owner_raw.ends_with('.') {
+        return Ok(owner_raw.to_ascii_lowercase());
+    }
+    let abs = lower_abs(&owner_raw);
+    if z.origin.is_none() && ty == "SOA" {
+        z.origin = Some(abs.clone());
+    }
+    match &z.origin {
+        Some(o) if abs == *o => Ok(String::new()),
+        Some(o) => match abs
+            .strip_suffix(o.as_str())
+            .and_then(|p| p.strip_suffix('.'))
+        {
+            Some(p) => Ok(p.to_string()),
+            None => Err(LineError::OutsideOrigin {
+                owner: owner_raw,
+                origin: o.clone(),
+            }),
+        },
+        None => Err("absolute owner name before $ORIGIN or SOA".into()),
+    }
+}
+
+/// A record's meaning: an action (added to `sink` here, `None` returned), local data to
+/// answer with, or nothing we support (warned, `None`).
+fn action_or_local_data(
+    ty: &str,
+    rdata: &[&str],
+    trigger: &Trigger,
+    n: u32,
+    z: &Zone,
+    sink: &mut Sink<'_>,
+) -> Result<Option<LocalRecord>, LineError> {
+    Ok(Some(match ty {
         "CNAME" => {
             let target = *rdata.first().ok_or("CNAME without a target")?;
             let tl = target.to_ascii_lowercase();
@@ -304,29 +339,15 @@ fn record_inner(
                 "rpz-drop." | "rpz-drop" => Some(Act::Drop),
                 "rpz-tcp-only." | "rpz-tcp-only" => {
                     sink.warn(n, "rpz-tcp-only not supported (ignored)");
-                    return Ok(());
+                    return Ok(None);
                 }
                 _ => None,
             };
             if let Some(act) = act {
-                add(sink, &trigger, act, n);
-                return Ok(());
+                add(sink, trigger, act, n);
+                return Ok(None);
             }
-            let abs = if tl.ends_with('.') {
-                lower_abs(&tl)
-            } else {
-                match &z.origin {
-                    Some(o) => format!("{tl}.{o}"),
-                    None => tl.clone(),
-                }
-            };
-            let (star, body) = match abs.strip_prefix("*.") {
-                Some(b) => ("*.", b),
-                None => ("", abs.as_str()),
-            };
-            let mut buf = String::new();
-            normalize_name(body, &mut buf).map_err(LineError::CnameTarget)?;
-            LocalRecord::Cname(format!("{star}{buf}"))
+            cname_target(tl, z)?
         }
         "A" => {
             let a: Ipv4Addr = rdata
@@ -358,21 +379,29 @@ fn record_inner(
         }
         _ => {
             sink.warn(n, "local data of an unsupported type ignored");
-            return Ok(());
+            return Ok(None);
+        }
+    }))
+}
+
+/// Local data `CNAME target` (lower case; relative to the origin unless absolute; a leading
+/// `*.` kept).
+fn cname_target(tl: String, z: &Zone) -> Result<LocalRecord, LineError> {
+    let abs = if tl.ends_with('.') {
+        lower_abs(&tl)
+    } else {
+        match &z.origin {
+            Some(o) => format!("{tl}.{o}"),
+            None => tl,
         }
     };
-    let key = match trigger {
-        Trigger::Name(h, k) => TriggerKey::Name(h, k),
-        Trigger::Ip(net) => TriggerKey::Ip(net),
+    let (star, body) = match abs.strip_prefix("*.") {
+        Some(b) => ("*.", b),
+        None => ("", abs.as_str()),
     };
-    match z.groups.get_mut(&key) {
-        Some((_, recs)) => recs.push(local),
-        None => {
-            z.groups.insert(key, (n, vec![local]));
-            add(sink, &trigger, Act::Local, n);
-        }
-    }
-    Ok(())
+    let mut buf = String::new();
+    normalize_name(body, &mut buf).map_err(LineError::CnameTarget)?;
+    Ok(LocalRecord::Cname(format!("{star}{buf}")))
 }
 
 fn add(sink: &mut Sink<'_>, t: &Trigger, act: Act, n: u32) {

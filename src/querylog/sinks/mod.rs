@@ -426,45 +426,18 @@ pub async fn supervise<S: Sink>(
     maintenance: Option<Duration>,
 ) {
     let what = sink.describe();
-    let mut backoff = Backoff::default();
-    let mut retry_at = Instant::now();
+    let mut reopen = Reopen {
+        backoff: Backoff::default(),
+        retry_at: Instant::now(),
+        reported_down: false,
+    };
     let mut maint_at = Instant::now();
-    let mut reported_down = false;
     let mut maintained_once = false;
     let mut batch: Vec<Queued> = Vec::new();
-    let count = |d: Delivered| {
-        queue.add_written(d.written);
-        queue.add_skipped(d.skipped);
-        queue.add_dropped(d.dropped);
-        if let Some(e) = d.error {
-            queue.record_error(e);
-        }
-    };
     loop {
         let closing = queue.is_closed();
-        // At shutdown a sink that has not failed lately gets one more chance to open.
-        if !sink.is_open() && (Instant::now() >= retry_at || (closing && !reported_down)) {
-            match sink.open().await {
-                Ok(()) => {
-                    if reported_down {
-                        tracing::info!(sink = %what, "querylog: sink is writable again");
-                    }
-                    reported_down = false;
-                    backoff.reset();
-                }
-                Err(e) => {
-                    let d = backoff.next_delay();
-                    retry_at = Instant::now() + d;
-                    if !reported_down {
-                        tracing::error!(sink = %what, error = %e,
-                            "querylog: cannot open sink; events are queued then dropped (counted) until it works; retrying");
-                    } else {
-                        tracing::debug!(sink = %what, error = %e, retry_in = ?d, "querylog: sink still unavailable");
-                    }
-                    reported_down = true;
-                    queue.record_error(e.to_string());
-                }
-            }
+        if !sink.is_open() && reopen.due(closing) {
+            reopen.open(&mut sink, &queue, &what).await;
         }
         if sink.is_open() {
             if let Some(every) = maintenance {
@@ -477,28 +450,11 @@ pub async fn supervise<S: Sink>(
                     }
                 }
             }
-            count(sink.catch_up().await);
+            count(&queue, sink.catch_up().await);
             batch.clear();
             let n = queue.drain_into(pace.max_batch, &mut batch);
             if n > 0 {
-                let (b, r) = sink.write(std::mem::take(&mut batch), n).await;
-                batch = b;
-                // free the events now, not at the next drain
-                for q in batch.drain(..) {
-                    q.recycle(crate::querylog::BATCH_EVENTS);
-                }
-                match r {
-                    Ok(d) => count(d),
-                    Err(e) => {
-                        queue.add_dropped(n as u64);
-                        tracing::error!(sink = %what, error = %e, lost = n,
-                            "querylog: write failed; batch dropped, reopening");
-                        queue.record_error(e.to_string());
-                        sink.close().await;
-                        reported_down = true;
-                        retry_at = Instant::now() + backoff.next_delay();
-                    }
-                }
+                write(&mut sink, &queue, &mut batch, n, &what, &mut reopen).await;
                 if sink.is_open()
                     && (queue.len() >= pace.max_batch || (closing && !queue.is_empty()))
                 {
@@ -523,6 +479,89 @@ pub async fn supervise<S: Sink>(
             // Down: do not wake per event (the queue drops oldest by itself); poll for
             // the retry time and for shutdown.
             tokio::time::sleep(FLUSH_INTERVAL).await;
+        }
+    }
+}
+
+/// When [`supervise`] (re)opens its sink: back-off after failures, one error line per outage.
+struct Reopen {
+    backoff: Backoff,
+    retry_at: Instant,
+    reported_down: bool,
+}
+
+impl Reopen {
+    /// At shutdown a sink that has not failed lately gets one more chance to open.
+    fn due(&self, closing: bool) -> bool {
+        Instant::now() >= self.retry_at || (closing && !self.reported_down)
+    }
+
+    async fn open<S: Sink>(&mut self, sink: &mut S, queue: &SinkQueue, what: &str) {
+        match sink.open().await {
+            Ok(()) => {
+                if self.reported_down {
+                    tracing::info!(sink = %what, "querylog: sink is writable again");
+                }
+                self.reported_down = false;
+                self.backoff.reset();
+            }
+            Err(e) => {
+                let d = self.backoff.next_delay();
+                self.retry_at = Instant::now() + d;
+                if !self.reported_down {
+                    tracing::error!(sink = %what, error = %e,
+                        "querylog: cannot open sink; events are queued then dropped (counted) until it works; retrying");
+                } else {
+                    tracing::debug!(sink = %what, error = %e, retry_in = ?d, "querylog: sink still unavailable");
+                }
+                self.reported_down = true;
+                queue.record_error(e.to_string());
+            }
+        }
+    }
+
+    /// A write failed (the sink is closed): reopen after the back-off delay.
+    fn write_failed(&mut self) {
+        self.reported_down = true;
+        self.retry_at = Instant::now() + self.backoff.next_delay();
+    }
+}
+
+/// What became of events, counted in the sink's queue.
+fn count(queue: &SinkQueue, d: Delivered) {
+    queue.add_written(d.written);
+    queue.add_skipped(d.skipped);
+    queue.add_dropped(d.dropped);
+    if let Some(e) = d.error {
+        queue.record_error(e);
+    }
+}
+
+/// Writes the `n` events drained into `batch` and counts them; a failed write drops them
+/// (counted) and closes the sink. `batch` comes back empty, its vector kept for reuse.
+async fn write<S: Sink>(
+    sink: &mut S,
+    queue: &SinkQueue,
+    batch: &mut Vec<Queued>,
+    n: usize,
+    what: &str,
+    reopen: &mut Reopen,
+) {
+    let (b, r) = sink.write(std::mem::take(batch), n).await;
+    *batch = b;
+    // free the events now, not at the next drain
+    for q in batch.drain(..) {
+        q.recycle(crate::querylog::BATCH_EVENTS);
+    }
+    match r {
+        Ok(d) => count(queue, d),
+        Err(e) => {
+            queue.add_dropped(n as u64);
+            tracing::error!(sink = %what, error = %e, lost = n,
+                "querylog: write failed; batch dropped, reopening");
+            queue.record_error(e.to_string());
+            sink.close().await;
+            reopen.write_failed();
         }
     }
 }
