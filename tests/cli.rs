@@ -117,18 +117,6 @@ fn semantic_problem_root_hints_missing() {
     );
 }
 
-fn free_port() -> u16 {
-    // Free for both UDP and TCP at the time of asking.
-    for _ in 0..50 {
-        let u = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let port = u.local_addr().unwrap().port();
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no free port");
-}
-
 struct Served {
     child: Child,
     addr: SocketAddr,

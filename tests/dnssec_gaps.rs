@@ -13,10 +13,11 @@ use hickory_proto::dnssec::Algorithm;
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::{RData, RecordType};
 
+use common::ede;
 use dnssec_support::name;
 use dnsward::dnssec::signed::{DenialChain, SignOptions, SignedZone};
 use dnsward::instance::Instance;
-use lab::{ede, lab, lab_with, now, query, Lab, A, DO, PLAIN};
+use lab::{lab, lab_with, now, query, Lab, A, DO, PLAIN};
 
 /// `multi.` with a signed child `sub.multi.` on the same server; `www.multi.` is a CNAME into
 /// the child. `justexpired.`: signatures that ended an hour ago (within the old skew).

@@ -5,11 +5,10 @@
 //! works that way) and trusts the test root's DS. dnsward's validator gets each response over
 //! UDP/TCP from the same authority and fetches DS/DNSKEY the same way.
 
+mod common;
 mod dnssec_support;
-#[path = "common/tools.rs"]
-mod tools;
 
-use std::net::{SocketAddr, UdpSocket as StdUdp};
+use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -32,20 +31,12 @@ impl Drop for Unbound {
     }
 }
 
-fn free_port() -> u16 {
-    StdUdp::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn start_unbound(h: &Hierarchy, authority: SocketAddr) -> Option<Unbound> {
     let binary = ["/usr/sbin/unbound", "/usr/local/sbin/unbound"]
         .into_iter()
         .find(|p| std::path::Path::new(p).exists())?;
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
+    let port = common::free_port();
     let mut conf = format!(
         "server:\n  interface: 127.0.0.1\n  port: {port}\n  do-ip6: no\n  do-not-query-localhost: no\n  \
          username: \"\"\n  chroot: \"\"\n  directory: \"{d}\"\n  pidfile: \"{d}/unbound.pid\"\n  \
@@ -107,7 +98,7 @@ async fn verdicts_match_unbound() {
     let h = Hierarchy::build_at(now, |_| {});
     let authority = Authority::start(h.clone()).await;
     let Some(unbound) = start_unbound(&h, authority.addr) else {
-        tools::missing("unbound", "unbound");
+        common::tools::missing("unbound", "unbound");
         return;
     };
     // Wait (bounded) until Unbound answers.

@@ -1,6 +1,7 @@
 //! The DNSSEC validator against zones signed in the test (`dnsward::dnssec::signed`), with a
 //! key fetcher backed by those zones and the test root's KSK as the only trust anchor.
 
+mod common;
 mod dnssec_support;
 
 use std::sync::atomic::Ordering;

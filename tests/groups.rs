@@ -52,22 +52,6 @@ async fn rcode_from(from: &str, server: SocketAddr, name: &str) -> ResponseCode 
     ask_from(from, server, name).await.metadata.response_code
 }
 
-fn read_jsonl(path: &std::path::Path, want: usize) -> Vec<Value> {
-    for _ in 0..50 {
-        if let Ok(text) = std::fs::read_to_string(path) {
-            let rows: Vec<Value> = text
-                .lines()
-                .map(|l| serde_json::from_str(l).unwrap())
-                .collect();
-            if rows.len() >= want {
-                return rows;
-            }
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("fewer than {want} events in {}", path.display());
-}
-
 fn logs(config: &std::path::Path, args: &[&str]) -> String {
     let out = Command::new(BIN)
         .arg("logs")

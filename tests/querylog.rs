@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
@@ -27,23 +26,6 @@ fn config_with_log(h: &Hierarchy, querylog: &str) -> String {
              [querylog]\n{querylog}\n",
             dir.display()
         )
-}
-
-fn read_jsonl(path: &Path, want: usize) -> Vec<Value> {
-    // Sinks flush at least once a second; wait (bounded) for the lines.
-    for _ in 0..40 {
-        if let Ok(text) = std::fs::read_to_string(path) {
-            let rows: Vec<Value> = text
-                .lines()
-                .map(|l| serde_json::from_str(l).unwrap())
-                .collect();
-            if rows.len() >= want {
-                return rows;
-            }
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("fewer than {want} events in {}", path.display());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

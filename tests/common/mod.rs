@@ -265,7 +265,8 @@ pub fn query_message(name: &str, rtype: RecordType, edns: Option<u16>) -> Messag
     m
 }
 
-fn rand_id() -> u16 {
+/// A DNS message ID that differs from call to call (the clock's nanoseconds).
+pub fn rand_id() -> u16 {
     use std::time::{SystemTime, UNIX_EPOCH};
     (SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -343,6 +344,53 @@ pub fn answer_strings(m: &Message) -> Vec<String> {
         .collect()
 }
 
+/// A port free on 127.0.0.1 for both TCP and UDP right now.
+pub fn free_port() -> u16 {
+    free_port_on(IpAddr::V4(Ipv4Addr::LOCALHOST))
+}
+
+/// A port free on `ip` for both TCP and UDP right now.
+pub fn free_port_on(ip: IpAddr) -> u16 {
+    for _ in 0..50 {
+        let t = std::net::TcpListener::bind(SocketAddr::new(ip, 0)).unwrap();
+        let port = t.local_addr().unwrap().port();
+        if std::net::UdpSocket::bind(SocketAddr::new(ip, port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port on {ip}");
+}
+
+/// (INFO-CODE, EXTRA-TEXT) of the EDE option, if any.
+pub fn ede(m: &Message) -> Option<(u16, String)> {
+    use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
+    match m.edns.as_ref()?.option(EdnsCode::from(15))? {
+        EdnsOption::Unknown(_, data) if data.len() >= 2 => Some((
+            u16::from_be_bytes([data[0], data[1]]),
+            String::from_utf8_lossy(&data[2..]).into_owned(),
+        )),
+        _ => None,
+    }
+}
+
+/// The events of a JSON lines file once it holds at least `want` (sinks flush at least once a
+/// second: waits up to 5 s, then panics).
+pub fn read_jsonl(path: &std::path::Path, want: usize) -> Vec<serde_json::Value> {
+    for _ in 0..50 {
+        if let Ok(text) = std::fs::read_to_string(path) {
+            let rows: Vec<serde_json::Value> = text
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect();
+            if rows.len() >= want {
+                return rows;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("fewer than {want} events in {}", path.display());
+}
+
 /// `DNSWARD_LOG=debug cargo test ...` shows the server's logs in a failing test.
 pub fn init_logging() {
     let _ = tracing_subscriber::fmt()
@@ -402,7 +450,8 @@ pub async fn http(
     (status, body)
 }
 
-fn dechunk(mut s: &str) -> String {
+/// The body of an HTTP/1.1 `Transfer-Encoding: chunked` response.
+pub fn dechunk(mut s: &str) -> String {
     let mut out = String::new();
     while let Some((size, rest)) = s.split_once("\r\n") {
         let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);

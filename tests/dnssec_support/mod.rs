@@ -372,7 +372,7 @@ fn respond_across_zones(
 /// Asks `server` over UDP (TCP when truncated) with DO=1; bounded by 3 s per attempt.
 pub async fn ask_dnssec(server: SocketAddr, qname: &Name, rtype: RecordType) -> Option<Message> {
     let mut query = Message::query();
-    query.metadata.id = rand_id();
+    query.metadata.id = crate::common::rand_id();
     query.metadata.recursion_desired = true;
     query.add_query(Query::query(qname.clone(), rtype));
     let mut edns = Edns::new();
@@ -408,15 +408,6 @@ pub async fn ask_dnssec(server: SocketAddr, qname: &Name, rtype: RecordType) -> 
     tokio::time::timeout(Duration::from_secs(3), fut)
         .await
         .ok()?
-}
-
-fn rand_id() -> u16 {
-    use std::time::{SystemTime, UNIX_EPOCH};
-    (SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos()
-        & 0xffff) as u16
 }
 
 /// A `KeyFetcher` asking the authority over real sockets; the answering zone is known from
