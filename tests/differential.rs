@@ -210,18 +210,7 @@ fn broken_hierarchy() -> Net {
 
 /// What is compared: rcode and the answer RRsets, TTLs dropped, sorted.
 fn outcome(m: &Message) -> (ResponseCode, Vec<String>) {
-    let mut rrs: Vec<String> = m
-        .answers
-        .iter()
-        .map(|r| {
-            format!(
-                "{} {} {}",
-                r.name.to_ascii().to_ascii_lowercase(),
-                r.record_type(),
-                r.data
-            )
-        })
-        .collect();
+    let mut rrs = common::rr_lines(&m.answers);
     rrs.sort();
     (m.metadata.response_code, rrs)
 }

@@ -8,10 +8,9 @@ mod dnssec_support;
 #[path = "dnssec_support/lab.rs"]
 mod lab;
 
-use hickory_proto::dnssec::rdata::{DNSSECRData, RRSIG};
 use hickory_proto::dnssec::Algorithm;
 use hickory_proto::op::{Message, ResponseCode};
-use hickory_proto::rr::{RData, RecordType};
+use hickory_proto::rr::RecordType;
 
 use common::ede;
 use dnssec_support::name;
@@ -221,14 +220,7 @@ fn add_rsa_zones(zones: &mut Vec<SignedZone>) -> bool {
         .iter_mut()
         .filter(|r| r.name == name("bad.sha1.") && dnssec_support::covers(r, A))
     {
-        if let RData::DNSSEC(DNSSECRData::RRSIG(sig)) = &r.data {
-            let mut bytes = sig.sig().to_vec();
-            bytes[10] ^= 0x01;
-            r.data = RData::DNSSEC(DNSSECRData::RRSIG(RRSIG::from_sig(
-                sig.input().clone(),
-                bytes,
-            )));
-        }
+        dnssec_support::corrupt_rrsig(r);
     }
     zones.extend(made);
     true

@@ -344,6 +344,39 @@ pub fn answer_strings(m: &Message) -> Vec<String> {
         .collect()
 }
 
+/// Records as `name type data` (the name in lower case, the TTL left out).
+pub fn rr_lines(records: &[hickory_proto::rr::Record]) -> Vec<String> {
+    records
+        .iter()
+        .map(|r| {
+            format!(
+                "{} {} {}",
+                r.name.to_ascii().to_ascii_lowercase(),
+                r.record_type(),
+                r.data
+            )
+        })
+        .collect()
+}
+
+/// A root that swallows every query (a bound socket that never answers; keep it while the
+/// test runs) and the config of a dnsward on 127.0.0.1:0 iterating from it, its root hints
+/// written in `dir`, with a resolver timeout of 800 ms.
+pub fn silent_root_config(dir: &std::path::Path) -> (std::net::UdpSocket, String) {
+    let hole = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    std::fs::write(
+        dir.join("root.hints"),
+        ". 3600000 IN NS a.root.test.\na.root.test. 3600000 IN A 127.0.0.1\n",
+    )
+    .unwrap();
+    let text = format!(
+        "[server]\nlisten = [\"127.0.0.1:0\"]\n[resolver]\nroot_hints = \"{}\"\nupstream_port = {}\ntimeout_ms = 800\n",
+        dir.join("root.hints").display(),
+        hole.local_addr().unwrap().port()
+    );
+    (hole, text)
+}
+
 /// A port free on 127.0.0.1 for both TCP and UDP right now.
 pub fn free_port() -> u16 {
     free_port_on(IpAddr::V4(Ipv4Addr::LOCALHOST))

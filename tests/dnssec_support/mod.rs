@@ -126,14 +126,7 @@ impl Hierarchy {
             .iter_mut()
             .filter(|r| r.name == name("www.badsig.") && covers(r, RecordType::A))
         {
-            if let RData::DNSSEC(DNSSECRData::RRSIG(sig)) = &r.data {
-                let mut bytes = sig.sig().to_vec();
-                bytes[10] ^= 0x01;
-                r.data = RData::DNSSEC(DNSSECRData::RRSIG(RRSIG::from_sig(
-                    sig.input().clone(),
-                    bytes,
-                )));
-            }
+            corrupt_rrsig(r);
         }
         tlds.push(badsig);
         let mut stripped = sign("stripped.", data, SignOptions::new(now));
@@ -408,6 +401,18 @@ pub async fn ask_dnssec(server: SocketAddr, qname: &Name, rtype: RecordType) -> 
     tokio::time::timeout(Duration::from_secs(3), fut)
         .await
         .ok()?
+}
+
+/// Breaks an RRSIG (one bit of its signature flipped); other records are left alone.
+pub fn corrupt_rrsig(r: &mut Record) {
+    if let RData::DNSSEC(DNSSECRData::RRSIG(sig)) = &r.data {
+        let mut bytes = sig.sig().to_vec();
+        bytes[10] ^= 0x01;
+        r.data = RData::DNSSEC(DNSSECRData::RRSIG(RRSIG::from_sig(
+            sig.input().clone(),
+            bytes,
+        )));
+    }
 }
 
 /// A `KeyFetcher` asking the authority over real sockets; the answering zone is known from
