@@ -27,6 +27,7 @@ use tokio::net::{TcpStream, UdpSocket};
 
 pub mod tls;
 pub mod tools;
+pub mod unbound;
 
 use dnsward::config::Config;
 use dnsward::instance::Instance;
