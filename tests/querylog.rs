@@ -11,8 +11,6 @@ use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_dnsward");
-
 fn config_with_log(h: &Hierarchy, querylog: &str) -> String {
     let dir = h.dir.path();
     std::fs::write(dir.join("threat.txt"), "# feed\nevil.example.com\n").unwrap();
@@ -268,21 +266,7 @@ async fn logs_cli_reads_what_the_server_wrote() {
     ask(addr, "www.example.com.", RecordType::A).await;
     d.shutdown().await;
 
-    let run = |args: &[&str]| {
-        let out = Command::new(BIN)
-            .arg("logs")
-            .arg("--config")
-            .arg(&cfg)
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    };
+    let run = |args: &[&str]| logs_ok(&cfg, args);
     let top: Value = serde_json::from_str(&run(&["top", "--since", "1h", "--json"])).unwrap();
     let text = top.to_string();
     assert!(text.contains("evil.example.com"), "{text}");
@@ -325,13 +309,7 @@ fn explain_names_the_list_and_rule() {
     )
     .unwrap();
     let explain = |args: &[&str]| {
-        let out = Command::new(BIN)
-            .arg("explain")
-            .arg("--config")
-            .arg(d.join("c.toml"))
-            .args(args)
-            .output()
-            .unwrap();
+        let out = dnsward_cmd("explain", &d.join("c.toml"), args);
         (
             out.status.code(),
             String::from_utf8_lossy(&out.stdout).into_owned(),

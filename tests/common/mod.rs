@@ -345,6 +345,31 @@ pub fn answer_strings(m: &Message) -> Vec<String> {
         .collect()
 }
 
+/// The dnsward binary of this build.
+pub const BIN: &str = env!("CARGO_BIN_EXE_dnsward");
+
+/// Runs `dnsward COMMAND --config CONFIG ARGS...` to its end.
+pub fn dnsward_cmd(command: &str, config: &std::path::Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(BIN)
+        .arg(command)
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// `dnsward logs --config CONFIG ARGS...`: its standard output, which must follow success.
+pub fn logs_ok(config: &std::path::Path, args: &[&str]) -> String {
+    let out = dnsward_cmd("logs", config, args);
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
 /// Records as `name type data` (the name in lower case, the TTL left out).
 pub fn rr_lines(records: &[hickory_proto::rr::Record]) -> Vec<String> {
     records
