@@ -47,7 +47,9 @@ impl Instance {
         // The admin API's runtime list must exist before the lists load (it is one of them).
         let runtime = match config.runtime_list_files() {
             files if files.is_empty() => None,
-            files => Some(Arc::new(RuntimeList::open_scoped(&files)?)),
+            files => Some(Arc::new(
+                RuntimeList::open_scoped(&files).map_err(|e| e.to_string())?,
+            )),
         };
         // Feeds: the cached copy (or the shipped snapshot) is the list the policy loads now;
         // downloads happen in the background once serving starts (see src/feeds).

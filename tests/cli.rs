@@ -3,7 +3,7 @@
 mod common;
 
 use std::io::Read;
-use std::net::{SocketAddr, UdpSocket};
+use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -154,18 +154,6 @@ fn semantic_problem_root_hints_missing() {
     );
 }
 
-fn free_port() -> u16 {
-    // Free for both UDP and TCP at the time of asking.
-    for _ in 0..50 {
-        let u = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let port = u.local_addr().unwrap().port();
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no free port");
-}
-
 struct Served {
     child: Child,
     addr: SocketAddr,
@@ -293,18 +281,8 @@ async fn serve_answers_dig_and_stops_cleanly_on_sigterm() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_flight_queries_are_answered_during_shutdown() {
     // Upstream never answers, so a query stays in flight until the 800 ms timeout.
-    let hole = UdpSocket::bind("127.0.0.1:0").unwrap();
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("root.hints"),
-        ". 3600000 IN NS a.root.test.\na.root.test. 3600000 IN A 127.0.0.1\n",
-    )
-    .unwrap();
-    let text = format!(
-        "[server]\nlisten = [\"127.0.0.1:0\"]\n[resolver]\nroot_hints = \"{}\"\nupstream_port = {}\ntimeout_ms = 800\n",
-        dir.path().join("root.hints").display(),
-        hole.local_addr().unwrap().port()
-    );
+    let (_hole, text) = silent_root_config(dir.path());
     let mut served = serve(&text, dir.path());
     wait_answering(served.addr).await;
     let addr = served.addr;

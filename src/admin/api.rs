@@ -261,7 +261,7 @@ async fn runtime_add(
             st.engine.policy().reload("runtime entry added").await;
             (StatusCode::CREATED, Json(json!(entry))).into_response()
         }
-        Err(e) => error(StatusCode::BAD_REQUEST, e),
+        Err(e) => error(StatusCode::BAD_REQUEST, e.to_string()),
     }
 }
 
@@ -292,7 +292,7 @@ async fn runtime_remove(
                 None => format!("{name} is not in the runtime list"),
             },
         ),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }
 

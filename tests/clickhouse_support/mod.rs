@@ -4,21 +4,14 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-pub const SERVER: &str = "/usr/sbin/clickhouse-server";
+use crate::common::{dechunk, free_port};
 
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+pub const SERVER: &str = "/usr/sbin/clickhouse-server";
 
 /// A ClickHouse server of our own: its data under a temporary directory, HTTP only, on
 /// 127.0.0.1 (never ::), killed when dropped.
@@ -30,12 +23,7 @@ pub struct ClickHouse {
 
 impl ClickHouse {
     pub fn start() -> Option<ClickHouse> {
-        if !Path::new(SERVER).exists() {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "{SERVER} is required in CI (.ci/run installs it)"
-            );
-            eprintln!("skipped: {SERVER} is not installed (apt-get install clickhouse-server)");
+        if !crate::common::tools::require_tool(SERVER, "clickhouse-server") {
             return None;
         }
         let dir = tempfile::tempdir().unwrap();
@@ -183,19 +171,6 @@ pub fn http_post(port: u16, path: &str, body: &str) -> std::io::Result<(u16, Str
         body = dechunk(&body);
     }
     Ok((status, body))
-}
-
-pub fn dechunk(mut s: &str) -> String {
-    let mut out = String::new();
-    while let Some(i) = s.find("\r\n") {
-        let n = usize::from_str_radix(s[..i].trim(), 16).unwrap_or(0);
-        if n == 0 {
-            break;
-        }
-        out.push_str(&s[i + 2..i + 2 + n]);
-        s = &s[i + 2 + n + 2..];
-    }
-    out
 }
 
 /// What the fake ClickHouse does with an insert.
