@@ -130,6 +130,8 @@ pub struct ServerConfig {
     #[serde(default = "default_tls_max_connections_per_client")]
     pub tls_max_connections_per_client: usize,
     /// Queries one DoT connection (or HTTP/2 streams one DoH connection) may have in flight.
+    /// 100 by default: HTTP/2 clients (browsers, nghttp2) open up to 100 streams before they
+    /// read the server's limit (RFC 9113 6.5.2), and streams beyond a lower one are refused.
     #[serde(default = "default_tls_max_in_flight")]
     pub tls_max_in_flight: usize,
 }
@@ -144,7 +146,7 @@ fn default_tls_max_connections_per_client() -> usize {
     64
 }
 fn default_tls_max_in_flight() -> usize {
-    32
+    100
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]

@@ -6,6 +6,7 @@ pub mod doh;
 pub mod dot;
 pub mod encrypted;
 pub mod exchange;
+pub mod h2_records;
 pub mod http;
 pub mod limits;
 pub mod tls;
