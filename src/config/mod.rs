@@ -75,6 +75,10 @@ pub struct ServerConfig {
     /// UDP worker loops per listen address (default: number of CPUs).
     #[serde(default)]
     pub udp_workers: Option<usize>,
+    /// Datagrams a UDP worker receives with one `recvmmsg` and answers with one `sendmmsg`
+    /// (Linux; elsewhere always 1). 1 = one `recvfrom`/`sendto` per query.
+    #[serde(default = "default_udp_batch")]
+    pub udp_batch: usize,
     /// Idle TCP connections are closed after this many seconds.
     #[serde(default = "default_tcp_idle_secs")]
     pub tcp_idle_secs: u64,
@@ -171,6 +175,12 @@ fn default_allow() -> Vec<IpNet> {
         "::1/128".parse().expect("CIDR"),
     ]
 }
+/// Largest `udp_batch` accepted: 256 slots of 64 KiB are 16 MiB of (mostly untouched)
+/// buffer per worker, and more than the socket holds between two wake-ups at any real rate.
+pub const MAX_UDP_BATCH: usize = 256;
+fn default_udp_batch() -> usize {
+    32
+}
 fn default_rrl_slip() -> u32 {
     2
 }
@@ -181,6 +191,7 @@ impl Default for ServerConfig {
             listen: default_listen(),
             name: None,
             udp_workers: None,
+            udp_batch: default_udp_batch(),
             tcp_idle_secs: default_tcp_idle_secs(),
             max_udp_payload: default_max_udp_payload(),
             shutdown_grace_ms: default_shutdown_grace_ms(),
