@@ -39,6 +39,7 @@ write_config() { # resolver list dir
 [server]
 listen = ["127.0.0.1:$port"]
 udp_workers = $WORKERS
+$([ -n "${UDP_BATCH:-}" ] && echo "udp_batch = $UDP_BATCH")
 
 [resolver]
 mode = "recursive"

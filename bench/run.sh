@@ -255,7 +255,7 @@ if has tls; then # DoT and DoH, cache hits, for the resolvers that serve them
     start_resolver "$r" 0 || continue
     warm "$r" "$(port_of "$r")" "$QF_HIT" 2 5000
     max_rate "$r" dot "$(tls_port_of "$r")" "$RES_PID" "$QF_HIT" "$DURATION" dot
-    # one client: dnsperf 2.10's DoH stalls with several (seen with every server)
+    # one client, as in earlier runs (bench/doh.sh measures 1, 4 and 16 connections)
     CLIENTS=1 max_rate "$r" doh "$(https_port_of "$r")" "$RES_PID" "$QF_HIT" "$DURATION" doh \
       -O "doh-uri=https://127.0.0.1:$(https_port_of "$r")/dns-query"
     stop_resolver
