@@ -182,3 +182,24 @@ async fn batched_and_one_packet_answers_are_byte_identical() {
         }
     }
 }
+
+#[test]
+fn udp_batch_out_of_range_is_a_clear_config_error() {
+    let dir = tempfile::tempdir().unwrap();
+    for bad in ["0", "257", "100000"] {
+        let text = format!("[server]\nudp_batch = {bad}\n");
+        let problems =
+            dnsward::config::Config::from_text(&text, &dir.path().join("c.toml")).unwrap_err();
+        let p = problems
+            .iter()
+            .find(|p| p.key == "server.udp_batch")
+            .unwrap_or_else(|| panic!("udp_batch = {bad}: {problems:?}"));
+        assert!(p.message.contains("between 1"), "{p:?}");
+        assert!(p.line.is_some(), "{p:?}");
+    }
+    for good in ["1", "32", "256"] {
+        let text = format!("[server]\nudp_batch = {good}\n");
+        dnsward::config::Config::from_text(&text, &dir.path().join("c.toml"))
+            .unwrap_or_else(|p| panic!("udp_batch = {good}: {p:?}"));
+    }
+}
