@@ -75,6 +75,10 @@ pub struct ServerConfig {
     /// UDP worker loops per listen address (default: number of CPUs).
     #[serde(default)]
     pub udp_workers: Option<usize>,
+    /// Datagrams a UDP worker receives with one `recvmmsg` and answers with one `sendmmsg`
+    /// (Linux; elsewhere always 1). 1 = one `recvfrom`/`sendto` per query.
+    #[serde(default = "default_udp_batch")]
+    pub udp_batch: usize,
     /// Idle TCP connections are closed after this many seconds.
     #[serde(default = "default_tcp_idle_secs")]
     pub tcp_idle_secs: u64,
@@ -130,6 +134,8 @@ pub struct ServerConfig {
     #[serde(default = "default_tls_max_connections_per_client")]
     pub tls_max_connections_per_client: usize,
     /// Queries one DoT connection (or HTTP/2 streams one DoH connection) may have in flight.
+    /// 100 by default: HTTP/2 clients (browsers, nghttp2) open up to 100 streams before they
+    /// read the server's limit (RFC 9113 6.5.2), and streams beyond a lower one are refused.
     #[serde(default = "default_tls_max_in_flight")]
     pub tls_max_in_flight: usize,
 }
@@ -144,7 +150,7 @@ fn default_tls_max_connections_per_client() -> usize {
     64
 }
 fn default_tls_max_in_flight() -> usize {
-    32
+    100
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -169,6 +175,12 @@ fn default_allow() -> Vec<IpNet> {
         "::1/128".parse().expect("CIDR"),
     ]
 }
+/// Largest `udp_batch` accepted: 256 slots of 64 KiB are 16 MiB of (mostly untouched)
+/// buffer per worker, and more than the socket holds between two wake-ups at any real rate.
+pub const MAX_UDP_BATCH: usize = 256;
+fn default_udp_batch() -> usize {
+    32
+}
 fn default_rrl_slip() -> u32 {
     2
 }
@@ -179,6 +191,7 @@ impl Default for ServerConfig {
             listen: default_listen(),
             name: None,
             udp_workers: None,
+            udp_batch: default_udp_batch(),
             tcp_idle_secs: default_tcp_idle_secs(),
             max_udp_payload: default_max_udp_payload(),
             shutdown_grace_ms: default_shutdown_grace_ms(),

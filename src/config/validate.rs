@@ -30,6 +30,12 @@ impl Config {
         if self.server.udp_workers == Some(0) {
             out.push(("server.udp_workers".into(), "must be at least 1".into()));
         }
+        if !(1..=MAX_UDP_BATCH).contains(&self.server.udp_batch) {
+            out.push((
+                "server.udp_batch".into(),
+                format!("must be between 1 (no batching) and {MAX_UDP_BATCH}"),
+            ));
+        }
         let r = &self.resolver;
         if r.cache_size == 0 {
             out.push(("resolver.cache_size".into(), "must be at least 1".into()));
