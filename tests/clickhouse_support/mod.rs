@@ -12,6 +12,12 @@ use std::time::{Duration, Instant};
 
 pub const SERVER: &str = "/usr/sbin/clickhouse-server";
 
+/// The server binary: `DNSWARD_CLICKHOUSE_SERVER` if set (e.g. one unpacked from the .deb
+/// with `dpkg -x`), else Debian's.
+pub fn server() -> String {
+    std::env::var("DNSWARD_CLICKHOUSE_SERVER").unwrap_or_else(|_| SERVER.to_string())
+}
+
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -30,12 +36,13 @@ pub struct ClickHouse {
 
 impl ClickHouse {
     pub fn start() -> Option<ClickHouse> {
-        if !Path::new(SERVER).exists() {
+        let server = server();
+        if !Path::new(&server).exists() {
             assert!(
                 std::env::var_os("CI").is_none(),
-                "{SERVER} is required in CI (.ci/run installs it)"
+                "{server} is required in CI (.ci/run installs it)"
             );
-            eprintln!("skipped: {SERVER} is not installed (apt-get install clickhouse-server)");
+            eprintln!("skipped: {server} is not installed (apt-get install clickhouse-server)");
             return None;
         }
         let dir = tempfile::tempdir().unwrap();
@@ -90,7 +97,7 @@ impl ClickHouse {
     /// Start the server process (again) and wait, bounded, until it answers.
     pub fn run(&mut self) {
         let log = std::fs::File::create(self.dir.path().join("server.log")).unwrap();
-        let child = Command::new(SERVER)
+        let child = Command::new(server())
             .arg(format!(
                 "--config-file={}",
                 self.dir.path().join("config.xml").display()
