@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Run every fuzz target (or those named) for N seconds each, one after the other, at the
-# lowest CPU priority, one libFuzzer job at a time:
+# lowest CPU priority, one libFuzzer process at a time (no -jobs/-fork):
 #
 #   fuzz/run.sh            # every target, 30 s each
 #   FUZZ_SECS=600 fuzz/run.sh dnswire doh
@@ -20,15 +20,14 @@ if [ ${#targets[@]} -eq 0 ]; then
 fi
 # -s none: dnsward is safe Rust (no unsafe on these paths); AddressSanitizer would only slow
 # the search. Debug assertions stay on (cargo-fuzz's default), so overflow panics are found.
-nice -n 19 cargo +nightly fuzz build -s none "${targets[@]/#/}" >/dev/null 2>&1 ||
-  nice -n 19 cargo +nightly fuzz build -s none
+nice -n 19 cargo +nightly fuzz build -s none
 mkdir -p logs
 status=0
 for t in "${targets[@]}"; do
   mkdir -p "corpus/$t" "artifacts/$t"
   echo "== $t: ${secs} s"
   if ! nice -n 19 cargo +nightly fuzz run -s none "$t" "corpus/$t" "seeds/$t" -- \
-      -max_total_time="$secs" -jobs=1 -workers=1 -rss_limit_mb="$rss_mb" \
+      -max_total_time="$secs" -rss_limit_mb="$rss_mb" \
       -timeout=10 -print_final_stats=1 >"logs/$t.log" 2>&1; then
     echo "   CRASH or error: see fuzz/logs/$t.log and fuzz/artifacts/$t/"
     status=1

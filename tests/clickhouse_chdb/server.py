@@ -4,9 +4,9 @@ tests/clickhouse_chdb.rs: dnsward's sink and `dnsward logs --source clickhouse` 
 to a ClickHouse server, so the SQL and the RowBinary bodies they send run unchanged on the
 current engine.
 
-    python3 server.py DATA_DIR [LIFETIME_SECS]
+    python3 server.py DATA_DIR [LIFETIME_SECS [PORT]]
 
-Binds 127.0.0.1 on a free port and prints the port on stdout. Exits when stdin closes (the
+Binds 127.0.0.1 on PORT (default: a free port) and prints the port on stdout. Exits when stdin closes (the
 test ended), after LIFETIME_SECS (default 900) at the latest, or when killed.
 
 What it does with a request, as ClickHouse does: the SQL is the `query` URL parameter with
@@ -37,6 +37,7 @@ from chdb import session as chdb_session
 
 DATA = sys.argv[1]
 LIFETIME = float(sys.argv[2]) if len(sys.argv) > 2 else 900.0
+PORT = int(sys.argv[3]) if len(sys.argv) > 3 else 0
 INSERTS = os.path.join(DATA, "inserts")
 os.makedirs(INSERTS, exist_ok=True)
 
@@ -154,7 +155,8 @@ def watch_stdin():
 def main():
     with LOCK:
         SESSION.query("SET session_timezone = 'UTC'")
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    ThreadingHTTPServer.allow_reuse_address = True
+    srv = ThreadingHTTPServer(("127.0.0.1", PORT), Handler)
     srv.daemon_threads = True
     threading.Thread(target=watch_stdin, daemon=True).start()
     threading.Thread(target=srv.serve_forever, daemon=True).start()
