@@ -21,8 +21,8 @@ fuzz_target!(|data: &[u8]| {
             }
             let _ = c.groups_spec();
             let _ = c.instance_name();
-            let _ = c.effective_deny_server();
-            let _ = c.effective_allow_server();
+            let _ = c.resolver.effective_deny_server();
+            let _ = c.resolver.effective_allow_server();
             let _ = c.root_addresses();
         }
         Err(problems) => {

@@ -9,6 +9,7 @@ mod common;
 use dnsward::dnswire::{self, Reject};
 use hickory_proto::op::Message;
 use hickory_proto::rr::Name;
+use hickory_proto::serialize::binary::BinEncodable;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|pkt: &[u8]| {
@@ -47,7 +48,7 @@ fuzz_target!(|pkt: &[u8]| {
                 assert_eq!(u16::from(hq.query_type()), q.qtype);
                 assert_eq!(u16::from(hq.query_class()), q.qclass);
                 assert_eq!(hq.name().to_lowercase(), name.to_lowercase());
-                assert_eq!(m.extensions.is_some(), q.edns.is_some(), "OPT seen by both");
+                assert_eq!(m.edns.is_some(), q.edns.is_some(), "OPT seen by both");
             }
             for (rcode, edns, tc) in [
                 (dnswire::RCODE_REFUSED, None, false),

@@ -1,6 +1,8 @@
 //! List files for the parser targets: written to a scratch file, parsed as the policy
 //! parses them, loaded into a snapshot, and names probed through the whole `Engine`.
 
+#![allow(dead_code)]
+
 use std::path::PathBuf;
 use std::sync::LazyLock;
 
@@ -10,9 +12,9 @@ use dnsward::policy::{Category, ListFormat, ListSpec, Snapshot};
 use hickory_proto::op::{Message, Query};
 use hickory_proto::rr::{Name, RecordType};
 
-use super::{check_answer, ENGINE, RT};
+use crate::common::{check_answer, scratch_dir, ENGINE, RT};
 
-static DIR: LazyLock<PathBuf> = LazyLock::new(|| super::scratch_dir("lists"));
+static DIR: LazyLock<PathBuf> = LazyLock::new(|| scratch_dir("lists"));
 
 /// `body` as the file of a list with `format` and `category`.
 pub fn spec(body: &[u8], format: ListFormat, category: Category, ext: &str) -> ListSpec {

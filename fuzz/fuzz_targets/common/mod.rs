@@ -215,7 +215,7 @@ pub fn check_answer(query: &[u8], answer: &[u8]) {
             );
         }
         if q.edns.is_none() {
-            assert!(m.extensions.is_none(), "OPT only when the query had one");
+            assert!(m.edns.is_none(), "OPT only when the query had one");
         }
     }
 }
