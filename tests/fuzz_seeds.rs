@@ -86,7 +86,11 @@ fn soa(zone: &str, serial: u32) -> Record {
 }
 
 fn a(owner: &str, ip: [u8; 4]) -> Record {
-    Record::from_rdata(name(owner), 300, RData::A(A::new(ip[0], ip[1], ip[2], ip[3])))
+    Record::from_rdata(
+        name(owner),
+        300,
+        RData::A(A::new(ip[0], ip[1], ip[2], ip[3])),
+    )
 }
 
 /// A query with an EDE option (a client asking for Structured DNS Errors).
@@ -100,7 +104,11 @@ fn query_with_ede(qname: &str) -> Vec<u8> {
 fn queries() -> Vec<Vec<u8>> {
     let mut v = vec![
         bytes(&query("www.example.com.", RecordType::A, None)),
-        bytes(&query("WWW.Example.COM.", RecordType::AAAA, Some((4096, true)))),
+        bytes(&query(
+            "WWW.Example.COM.",
+            RecordType::AAAA,
+            Some((4096, true)),
+        )),
         bytes(&query("evil.test.", RecordType::TXT, Some((1232, false)))),
         bytes(&query(".", RecordType::NS, None)),
         bytes(&query("_dns.resolver.arpa.", RecordType::SVCB, None)),
@@ -159,7 +167,9 @@ fn write_fuzz_seeds() {
     resp.add_authority(soa("example.com.", 1));
     let mut dnswire = queries();
     dnswire.push(bytes(&resp));
-    dnswire.push(vec![0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0xc0, 0x0c, 0, 1, 0, 1]);
+    dnswire.push(vec![
+        0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0xc0, 0x0c, 0, 1, 0, 1,
+    ]);
     write("dnswire", &dnswire);
 
     // query_pipeline: names the fuzz engine's lists and upstream treat each their way.
@@ -348,9 +358,30 @@ fn write_fuzz_seeds() {
     write(
         "xfr",
         &[
-            with(0, &framed(&[vec![soa(zone, 9), rec("bad.example"), txt.clone(), soa(zone, 9)]])),
-            with(0, &framed(&[vec![soa(zone, 9), rec("a")], vec![aaaa, soa(zone, 9)]])),
-            with(1, &framed(&[vec![soa(zone, 7), soa(zone, 5), rec("old"), soa(zone, 7), rec("new"), soa(zone, 7)]])),
+            with(
+                0,
+                &framed(&[vec![
+                    soa(zone, 9),
+                    rec("bad.example"),
+                    txt.clone(),
+                    soa(zone, 9),
+                ]]),
+            ),
+            with(
+                0,
+                &framed(&[vec![soa(zone, 9), rec("a")], vec![aaaa, soa(zone, 9)]]),
+            ),
+            with(
+                1,
+                &framed(&[vec![
+                    soa(zone, 7),
+                    soa(zone, 5),
+                    rec("old"),
+                    soa(zone, 7),
+                    rec("new"),
+                    soa(zone, 7),
+                ]]),
+            ),
             with(1, &framed(&[vec![soa(zone, 5)]])),
             with(1, &framed(&[vec![soa(zone, 9), rec("full"), soa(zone, 9)]])),
             with(2, &framed(&[vec![soa(zone, 9), rec("x"), soa(zone, 9)]])),
@@ -390,12 +421,24 @@ fn write_fuzz_seeds() {
     write(
         "feed_guard",
         &[
-            fg(0, "text/plain; charset=utf-8", "evil.example\nbad.example\n"),
+            fg(
+                0,
+                "text/plain; charset=utf-8",
+                "evil.example\nbad.example\n",
+            ),
             fg(4, "-", "0.0.0.0 a.example\n0.0.0.0 b.example\n"),
             fg(10, "application/octet-stream", "a.example\n"),
-            fg(0, "text/plain", "<!DOCTYPE html><html><body>503</body></html>"),
+            fg(
+                0,
+                "text/plain",
+                "<!DOCTYPE html><html><body>503</body></html>",
+            ),
             fg(0, "text/html", "a.example\n"),
-            fg(0, "text/plain", "junk line one\njunk line two\nok.example\n"),
+            fg(
+                0,
+                "text/plain",
+                "junk line one\njunk line two\nok.example\n",
+            ),
             fg(0, "application/json", "{}"),
         ],
     );
@@ -419,9 +462,15 @@ async fn dnssec_seeds_validate_with_the_committed_keys() {
     for f in files {
         let b = std::fs::read(&f).unwrap();
         let m = Message::from_vec(&b[1..]).unwrap();
-        let zone = if b[0] & 1 == 0 { &z.parent.apex } else { &z.child.apex };
+        let zone = if b[0] & 1 == 0 {
+            &z.parent.apex
+        } else {
+            &z.child.apex
+        };
         let q = m.queries[0].clone();
-        let s = v.validate(&q, &m, zone, &signed::Fetcher, signed::NOW).await;
+        let s = v
+            .validate(&q, &m, zone, &signed::Fetcher, signed::NOW)
+            .await;
         verdicts.push((q.name().to_string(), q.query_type(), s));
     }
     let secure = verdicts
@@ -436,7 +485,9 @@ async fn dnssec_seeds_validate_with_the_committed_keys() {
         "{verdicts:#?}"
     );
     assert!(
-        !verdicts.iter().any(|(_, _, s)| matches!(s, Security::Bogus(_))),
+        !verdicts
+            .iter()
+            .any(|(_, _, s)| matches!(s, Security::Bogus(_))),
         "{verdicts:#?}"
     );
 }

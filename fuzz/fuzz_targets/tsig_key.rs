@@ -23,7 +23,9 @@ fuzz_target!(|data: &[u8]| {
             .chars()
             .take_while(|c| c.is_ascii_alphanumeric() || *c == '+' || *c == '/')
             .collect();
-        if secret.len() >= 8 {
+        // (the key's name may itself contain the same characters)
+        let name = key.signer.signer_name().to_string();
+        if secret.len() >= 8 && !name.contains(&secret) {
             assert!(!shown.contains(&secret), "Debug shows the secret: {shown}");
         }
     }

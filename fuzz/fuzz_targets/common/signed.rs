@@ -72,13 +72,16 @@ pub struct Fetcher;
 impl KeyFetcher for Fetcher {
     async fn fetch(&self, name: &Name, rtype: RecordType) -> Result<Fetched, FetchError> {
         let z = &*ZONES;
-        let in_child = z.child.apex.zone_of(name) && !(rtype == RecordType::DS && *name == z.child.apex);
+        let in_child =
+            z.child.apex.zone_of(name) && !(rtype == RecordType::DS && *name == z.child.apex);
         let zone = if in_child {
             &z.child
         } else if z.parent.apex.zone_of(name) {
             &z.parent
         } else {
-            return Err(FetchError::Failed(format!("{name} is outside the test hierarchy")));
+            return Err(FetchError::Failed(format!(
+                "{name} is outside the test hierarchy"
+            )));
         };
         Ok(Fetched {
             message: zone.respond(name, rtype),
