@@ -222,7 +222,10 @@ fn sniff_rpz(head: &[u8]) -> bool {
             return false;
         }
         // by bytes: the line may start with any character (fuzz/: found by list_file)
-        if l.as_bytes().get(..7).is_some_and(|p| p.eq_ignore_ascii_case(b"$ORIGIN")) {
+        if l.as_bytes()
+            .get(..7)
+            .is_some_and(|p| p.eq_ignore_ascii_case(b"$ORIGIN"))
+        {
             return true;
         }
         let code = l.split(';').next().unwrap_or("");
