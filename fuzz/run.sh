@@ -32,7 +32,7 @@ for t in "${targets[@]}"; do
     echo "   CRASH or error: see fuzz/logs/$t.log and fuzz/artifacts/$t/"
     status=1
   fi
-  grep -aE '^#[0-9]+ +(DONE|pulse)' "logs/$t.log" | tail -1 | sed 's/^/   /' || true
+  grep -aE '^#[0-9]+[[:space:]]+(DONE|pulse)' "logs/$t.log" | tail -1 | sed 's/^/   /' || true
   grep -aE '^stat::(number_of_executed_units|average_exec_per_sec|peak_rss_mb)' "logs/$t.log" | sed 's/^/   /' || true
 done
 exit $status
