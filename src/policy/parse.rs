@@ -273,7 +273,11 @@ fn sniff_rpz(head: &[u8]) -> bool {
         if l.starts_with(';') || l.starts_with('#') {
             return false;
         }
-        if l.len() >= 7 && l[..7].eq_ignore_ascii_case("$ORIGIN") {
+        // by bytes: the line may start with any character (fuzz/: found by list_file)
+        if l.as_bytes()
+            .get(..7)
+            .is_some_and(|p| p.eq_ignore_ascii_case(b"$ORIGIN"))
+        {
             return true;
         }
         let code = l.split(';').next().unwrap_or("");

@@ -13,6 +13,12 @@ use crate::common::{dechunk, free_port};
 
 pub const SERVER: &str = "/usr/sbin/clickhouse-server";
 
+/// The server binary: `DNSWARD_CLICKHOUSE_SERVER` if set (e.g. one unpacked from the .deb
+/// with `dpkg -x`), else Debian's.
+pub fn server() -> String {
+    std::env::var("DNSWARD_CLICKHOUSE_SERVER").unwrap_or_else(|_| SERVER.to_string())
+}
+
 /// A ClickHouse server of our own: its data under a temporary directory, HTTP only, on
 /// 127.0.0.1 (never ::), killed when dropped.
 pub struct ClickHouse {
@@ -23,7 +29,7 @@ pub struct ClickHouse {
 
 impl ClickHouse {
     pub fn start() -> Option<ClickHouse> {
-        if !crate::common::tools::require_tool(SERVER, "clickhouse-server") {
+        if !crate::common::tools::require_tool(&server(), "clickhouse-server") {
             return None;
         }
         let dir = tempfile::tempdir().unwrap();
@@ -78,7 +84,7 @@ impl ClickHouse {
     /// Start the server process (again) and wait, bounded, until it answers.
     pub fn run(&mut self) {
         let log = std::fs::File::create(self.dir.path().join("server.log")).unwrap();
-        let child = Command::new(SERVER)
+        let child = Command::new(server())
             .arg(format!(
                 "--config-file={}",
                 self.dir.path().join("config.xml").display()
