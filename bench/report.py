@@ -13,8 +13,9 @@ import shutil
 import subprocess
 import tempfile
 
-PEER_ORDER = ["dnsward", "unbound", "pdns", "hickory"]
-NAMES = {"dnsward": "dnsward", "unbound": "Unbound", "pdns": "PowerDNS Recursor", "hickory": "hickory-dns"}
+PEER_ORDER = ["dnsward", "unbound", "pdns", "hickory", "echo"]
+NAMES = {"dnsward": "dnsward", "unbound": "Unbound", "pdns": "PowerDNS Recursor", "hickory": "hickory-dns",
+         "echo": "C echo loop"}
 
 
 def load(results):

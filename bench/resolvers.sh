@@ -10,6 +10,7 @@
 port_of() {
   case $1 in
     unbound) echo 5301 ;; pdns) echo 5302 ;; hickory) echo 5303 ;; dnsward) echo 5304 ;; dnsward-log) echo 5305 ;;
+    echo) echo 5309 ;;
   esac
 }
 
@@ -39,6 +40,7 @@ write_config() { # resolver list dir
 [server]
 listen = ["127.0.0.1:$port"]
 udp_workers = $WORKERS
+$([ -n "${UDP_BATCH:-}" ] && echo "udp_batch = $UDP_BATCH")
 
 [resolver]
 mode = "recursive"
@@ -204,6 +206,7 @@ command_of() { # resolver dir -> prints the command line, one word a line
     unbound) printf '%s\n' unbound -d -c "$2/unbound.conf" ;;
     pdns) printf '%s\n' pdns_recursor --config-dir="$2" ;;
     hickory) printf '%s\n' "$HICKORY" -c "$2/hickory.toml" --workers "$WORKERS" -q ;;
+    echo) printf '%s\n' "$DATA/bin/echo" 127.0.0.1 "$(port_of echo)" "${ECHO_BATCH:-1}" ;;
   esac
 }
 
@@ -214,6 +217,7 @@ version_of() {
     unbound) timeout 5 unbound -V 2>/dev/null | awk 'NR == 1 { print "unbound " $2 }' ;;
     pdns) timeout 5 pdns_recursor --version 2>&1 | grep -o 'Recursor [0-9][0-9.]*' | head -n1 | sed 's/^/PowerDNS /' ;;
     hickory) timeout 5 "$HICKORY" --version 2>/dev/null | head -n1 ;;
+    echo) echo "C echo loop (bench/echo.c, ${ECHO_BATCH:-1} per system call)" ;;
   esac
 }
 

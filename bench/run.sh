@@ -60,7 +60,7 @@ for w in $WORKLOADS; do
   esac
 done
 for p in $PEERS; do
-  case $p in unbound | pdns | hickory) ;; *) die "PEERS: unknown peer '$p' (unbound pdns hickory)" ;; esac
+  case $p in unbound | pdns | hickory | echo) ;; *) die "PEERS: unknown peer '$p' (unbound pdns hickory echo)" ;; esac
 done
 [ "$(id -u)" = 0 ] || die "run as root: NSD binds 127.60.x.x:53 and the servers run at nice $SERVER_NICE"
 missing=()
@@ -75,7 +75,7 @@ need curl curl
 need timeout coreutils
 has tls && need openssl openssl
 for p in $PEERS; do
-  case $p in unbound) need unbound unbound ;; pdns) need pdns_recursor pdns-recursor ;; esac
+  case $p in unbound) need unbound unbound ;; pdns) need pdns_recursor pdns-recursor ;; echo) need cc gcc ;; esac
 done
 if ((${#missing[@]})); then
   die "missing Debian packages; install them with: apt-get install -y $(printf '%s\n' "${missing[@]}" | sort -u | tr '\n' ' ')"
@@ -93,6 +93,10 @@ for p in $PEERS; do
 done
 
 mkdir -p "$RUN" "$RAW" "$OUT"
+if [[ " ${RESOLVERS[*]} " == *" echo "* ]]; then # the floor row: bench/echo.c
+  mkdir -p "$DATA/bin"
+  timeout 60 cc -O2 -o "$DATA/bin/echo" "$BENCH/echo.c" || die "cc could not build bench/echo.c"
+fi
 
 # ------------------------------------------------------------------ cleanup
 STARTED_PIDS=() # every process this script started, stopped by PID at exit
@@ -226,7 +230,7 @@ if has cold || has hit || has tcp; then # no list
   for r in "${RESOLVERS[@]}"; do
     port=$(port_of "$r")
     start_resolver "$r" 0 || continue
-    if has cold; then
+    if has cold && [ "$r" != echo ]; then
       cold_run "$r" cold-max "$port" "$RES_PID" "$QF_COLD" ""
       stop_resolver
       start_resolver "$r" 0 || continue
@@ -238,7 +242,7 @@ if has cold || has hit || has tcp; then # no list
         fixed_rate "$r" hit "$port" "$RES_PID" "$QF_HIT" "$FIXED_QPS" "$DURATION"
         max_rate "$r" hit "$port" "$RES_PID" "$QF_HIT" "$DURATION" udp
       fi
-      has tcp && max_rate "$r" tcp "$port" "$RES_PID" "$QF_HIT" "$DURATION" tcp
+      has tcp && [ "$r" != echo ] && max_rate "$r" tcp "$port" "$RES_PID" "$QF_HIT" "$DURATION" tcp
     fi
     stop_resolver
   done
@@ -251,11 +255,12 @@ if has tls; then # DoT and DoH, cache hits, for the resolvers that serve them
     -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 -days 3650 \
     -keyout "$TLS_DIR/key.pem" -out "$TLS_DIR/cert.pem" >/dev/null 2>&1 || die "openssl could not make the test certificate"
   for r in "${RESOLVERS[@]}"; do
+    [ "$r" = echo ] && continue # the floor row: cache hits only
     [ -n "$(tls_port_of "$r")" ] || continue
     start_resolver "$r" 0 || continue
     warm "$r" "$(port_of "$r")" "$QF_HIT" 2 5000
     max_rate "$r" dot "$(tls_port_of "$r")" "$RES_PID" "$QF_HIT" "$DURATION" dot
-    # one client: dnsperf 2.10's DoH stalls with several (seen with every server)
+    # one client, as in earlier runs (bench/doh.sh measures 1, 4 and 16 connections)
     CLIENTS=1 max_rate "$r" doh "$(https_port_of "$r")" "$RES_PID" "$QF_HIT" "$DURATION" doh \
       -O "doh-uri=https://127.0.0.1:$(https_port_of "$r")/dns-query"
     stop_resolver
@@ -265,6 +270,7 @@ fi
 
 if has lists; then
   for r in "${RESOLVERS[@]}"; do
+    [ "$r" = echo ] && continue # the floor row: cache hits only
     start_resolver "$r" 100k && stop_resolver
     if [ -n "$REAL_LIST" ]; then start_resolver "$r" real && stop_resolver; fi
   done
@@ -272,6 +278,7 @@ fi
 
 if has lists || has blocked || has mix || has reload; then # the 1M list
   for r in "${RESOLVERS[@]}"; do
+    [ "$r" = echo ] && continue # the floor row: cache hits only
     port=$(port_of "$r")
     start_resolver "$r" 1m || continue
     if has blocked; then
@@ -303,6 +310,7 @@ fi
 if has scaling; then # every CPU and as many workers; dnsperf shares DNSPERF_CPU with the resolver
   WORKERS=$(nproc) SERVER_CPUS=0-$(($(nproc) - 1))
   for r in "${RESOLVERS[@]}"; do
+    [ "$r" = echo ] && continue # the floor row: cache hits only
     port=$(port_of "$r")
     start_resolver "$r" 0 || continue
     warm "$r" "$port" "$QF_HIT" 2 5000
@@ -334,6 +342,7 @@ if has signed; then # cold cache on a signed copy of the hierarchy, every resolv
   start_nsds "$SIGNED"
   TRUST_ANCHOR=$SIGNED/trust-anchor.ds
   for r in "${RESOLVERS[@]}"; do
+    [ "$r" = echo ] && continue # the floor row: cache hits only
     [ "$r" = hickory ] && continue # its recursor's validation is not what is measured here
     port=$(port_of "$r")
     start_resolver "$r" 0 || continue

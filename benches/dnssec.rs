@@ -10,6 +10,8 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use hickory_proto::op::Query;
 use hickory_proto::rr::RecordType;
 
+#[path = "../tests/common/mod.rs"]
+mod common;
 #[path = "../tests/dnssec_support/mod.rs"]
 mod dnssec_support;
 use dnssec_support::{name, Hierarchy};

@@ -187,7 +187,8 @@ impl PacketCache {
         }
     }
 
-    /// Builds the key of a question into `key` (cleared first).
+    /// Builds the key of a question into `key` (cleared first). The last byte holds DO (bit 0)
+    /// and CD (bit 1); `pipeline::dns64` sets bit 7 for the answers it synthesizes.
     pub fn key_into(
         key: &mut Vec<u8>,
         qname: &[u8],

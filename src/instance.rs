@@ -47,16 +47,21 @@ impl Instance {
         // The admin API's runtime list must exist before the lists load (it is one of them).
         let runtime = match config.runtime_list_files() {
             files if files.is_empty() => None,
-            files => Some(Arc::new(RuntimeList::open_scoped(&files)?)),
+            files => Some(Arc::new(
+                RuntimeList::open_scoped(&files).map_err(|e| e.to_string())?,
+            )),
         };
         // Feeds: the cached copy (or the shipped snapshot) is the list the policy loads now;
         // downloads happen in the background once serving starts (see src/feeds).
         let feed_specs = {
             let config = config.clone();
-            tokio::task::spawn_blocking(move || crate::feeds::prepare(&config))
-                .await
-                .map_err(|e| format!("preparing the feeds crashed: {e}"))?
-                .map_err(|e| e.to_string())?
+            tokio::task::spawn_blocking(move || {
+                let cache_dir = config.resolve_path(&config.feeds.cache_dir);
+                crate::feeds::prepare(config.feed_specs(), &cache_dir)
+            })
+            .await
+            .map_err(|e| format!("preparing the feeds crashed: {e}"))?
+            .map_err(|e| e.to_string())?
         };
         // Lists load before serving starts; a list that fails is reported and skipped.
         let specs = config.list_specs();
@@ -68,7 +73,8 @@ impl Instance {
         let feeds = match feed_specs.is_empty() {
             true => None,
             false => Some(
-                Feeds::start(config, feed_specs, Arc::clone(&policy)).map_err(|e| e.to_string())?,
+                Feeds::start(&config.feeds, feed_specs, Arc::clone(&policy))
+                    .map_err(|e| e.to_string())?,
             ),
         };
         let watch = (config.policy.watch && !config.lists.is_empty())
@@ -134,9 +140,13 @@ impl Instance {
             ),
             None => None,
         };
-        let rpz = crate::rpzxfr::Rpz::start(config, engine.policy(), &engine.recorder.metrics.rpz)
-            .await
-            .map_err(|e| e.to_string())?;
+        let rpz = crate::rpzxfr::Rpz::start(
+            config.rpz_setup(),
+            engine.policy(),
+            &engine.recorder.metrics.rpz,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
         // Runtime entries past their expiry drop out on their own.
         let expiry = runtime.clone().map(|rt| {
             let engine = Arc::clone(&engine);

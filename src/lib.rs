@@ -14,6 +14,7 @@ pub mod pipeline;
 pub mod policy;
 pub mod querylog;
 pub mod resolver;
+pub mod rfc6052;
 pub mod rpzxfr;
 pub mod server;
 pub mod timefmt;

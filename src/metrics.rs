@@ -110,109 +110,124 @@ impl Metrics {
             rpz: Default::default(),
             registry: Registry::default(),
         };
+        m.register_per_query(&mut registry);
+        m.register_cache_and_policy(&mut registry);
+        m.register_querylog_and_limits(&mut registry);
+        m.rpz.register(&mut registry);
+        Metrics { registry, ..m }
+    }
+
+    /// The counters and histograms the answer path moves.
+    fn register_per_query(&self, registry: &mut Registry) {
         registry.register(
             "queries",
             "Queries answered, by transport, type, rcode, action and category",
-            m.queries.clone(),
+            self.queries.clone(),
         );
         registry.register(
             "blocked",
             "Blocked queries by list",
-            m.blocked_by_list.clone(),
+            self.blocked_by_list.clone(),
         );
         registry.register(
             "group_queries",
             "Queries by client group and action",
-            m.group_queries.clone(),
+            self.group_queries.clone(),
         );
         registry.register(
             "answer_latency_seconds",
             "Time from arrival to answer",
-            m.answer_latency.clone(),
+            self.answer_latency.clone(),
         );
         registry.register(
             "upstream_latency_seconds",
             "Time of one upstream resolution",
-            m.upstream_latency.clone(),
+            self.upstream_latency.clone(),
         );
         registry.register(
             "upstream_errors",
             "Upstream resolutions that failed",
-            m.upstream_errors.clone(),
+            self.upstream_errors.clone(),
         );
         registry.register(
             "prefetches",
             "Cache entries refreshed in the background when asked for in the last 10% of their TTL",
-            m.prefetches.clone(),
+            self.prefetches.clone(),
         );
-        registry.register("cache_hits", "Packet cache hits", m.cache_hits.clone());
+    }
+
+    /// Gauges read at scrape time: the packet cache and the policy snapshot.
+    fn register_cache_and_policy(&self, registry: &mut Registry) {
+        registry.register("cache_hits", "Packet cache hits", self.cache_hits.clone());
         registry.register(
             "cache_misses",
             "Packet cache misses",
-            m.cache_misses.clone(),
+            self.cache_misses.clone(),
         );
         registry.register(
             "cache_entries",
             "Answers in the packet cache",
-            m.cache_entries.clone(),
+            self.cache_entries.clone(),
         );
         registry.register(
             "cache_stale_served",
             "Stale answers served because upstream failed",
-            m.stale_served.clone(),
+            self.stale_served.clone(),
         );
         registry.register(
             "policy_names",
             "Name rules in the policy snapshot",
-            m.policy_names.clone(),
+            self.policy_names.clone(),
         );
         registry.register(
             "policy_addresses",
             "Address rules in the policy snapshot",
-            m.policy_addresses.clone(),
+            self.policy_addresses.clone(),
         );
         registry.register(
             "policy_last_reload_timestamp_seconds",
             "When the lists were last (re)loaded",
-            m.policy_last_reload.clone(),
+            self.policy_last_reload.clone(),
         );
         registry.register(
             "policy_last_reload_ok",
             "1 when every list of the last (re)load loaded fresh",
-            m.policy_last_reload_ok.clone(),
+            self.policy_last_reload_ok.clone(),
         );
         registry.register(
             "policy_reloads",
             "List reloads since start",
-            m.policy_reloads.clone(),
+            self.policy_reloads.clone(),
         );
+    }
+
+    /// Gauges read at scrape time: the query log's sinks and the admission limits.
+    fn register_querylog_and_limits(&self, registry: &mut Registry) {
         registry.register(
             "querylog_queued",
             "Events waiting in a query-log sink's queue",
-            m.querylog_queued.clone(),
+            self.querylog_queued.clone(),
         );
         registry.register(
             "querylog_dropped",
             "Events a query-log sink lost",
-            m.querylog_dropped.clone(),
+            self.querylog_dropped.clone(),
         );
         registry.register(
             "querylog_written",
             "Events a query-log sink wrote",
-            m.querylog_written.clone(),
+            self.querylog_written.clone(),
         );
         registry.register(
             "querylog_skipped",
             "Events a query-log sink left out by its own filter (sqlite_log_allowed = false)",
-            m.querylog_skipped.clone(),
+            self.querylog_skipped.clone(),
         );
         registry.register(
             "limited",
             "Queries refused by the ACL or rate limited, by kind",
-            m.limited.clone(),
+            self.limited.clone(),
         );
-        m.rpz.register(&mut registry);
-        Metrics { registry, ..m }
     }
 
     /// The Prometheus text exposition.

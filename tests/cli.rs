@@ -3,7 +3,7 @@
 mod common;
 
 use std::io::Read;
-use std::net::{SocketAddr, UdpSocket};
+use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -71,6 +71,43 @@ fn check_accepts_the_shipped_config() {
 }
 
 #[test]
+fn check_warns_when_a_private_root_meets_the_built_in_trust_anchor() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("root.hints"),
+        ".  3600000 IN NS a.root.lab.\na.root.lab. 3600000 IN A 10.53.0.1\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("anchor.ds"), ". 3600 IN DS 1 13 2 ABCD\n").unwrap();
+    let check = |extra: &str| {
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            format!("[resolver]\nroot_hints = \"root.hints\"\n{extra}"),
+        )
+        .unwrap();
+        let out = Command::new(BIN)
+            .args(["check", "--config", path.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "a warning, not an error");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let warned = check("");
+    assert!(
+        warned.contains("warning: resolver.root_hints") && warned.contains("resolver.trust_anchor"),
+        "{warned}"
+    );
+    for quiet in ["trust_anchor = \"anchor.ds\"\n", "dnssec = \"off\"\n"] {
+        let out = check(quiet);
+        assert!(
+            !out.contains("warning: resolver.root_hints"),
+            "{quiet}: {out}"
+        );
+    }
+}
+
+#[test]
 fn semantic_problem_root_hints_missing() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("c.toml");
@@ -115,18 +152,6 @@ fn semantic_problem_root_hints_missing() {
         ),
         "{err}"
     );
-}
-
-fn free_port() -> u16 {
-    // Free for both UDP and TCP at the time of asking.
-    for _ in 0..50 {
-        let u = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let port = u.local_addr().unwrap().port();
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no free port");
 }
 
 struct Served {
@@ -256,18 +281,8 @@ async fn serve_answers_dig_and_stops_cleanly_on_sigterm() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_flight_queries_are_answered_during_shutdown() {
     // Upstream never answers, so a query stays in flight until the 800 ms timeout.
-    let hole = UdpSocket::bind("127.0.0.1:0").unwrap();
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("root.hints"),
-        ". 3600000 IN NS a.root.test.\na.root.test. 3600000 IN A 127.0.0.1\n",
-    )
-    .unwrap();
-    let text = format!(
-        "[server]\nlisten = [\"127.0.0.1:0\"]\n[resolver]\nroot_hints = \"{}\"\nupstream_port = {}\ntimeout_ms = 800\n",
-        dir.path().join("root.hints").display(),
-        hole.local_addr().unwrap().port()
-    );
+    let (_hole, text) = silent_root_config(dir.path());
     let mut served = serve(&text, dir.path());
     wait_answering(served.addr).await;
     let addr = served.addr;

@@ -20,7 +20,6 @@ use common::*;
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
 
-const BIN: &str = env!("CARGO_BIN_EXE_dnsward");
 /// One ClickHouse at a time: each takes a few hundred MB and a core while starting.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 const FINANCE: &str = "127.0.0.2";
@@ -47,23 +46,7 @@ fn config(h: &Hierarchy, querylog: &str) -> (String, PathBuf) {
 }
 
 fn dnsward_logs(cfg: &Path, args: &[&str]) -> std::process::Output {
-    Command::new(BIN)
-        .arg("logs")
-        .arg("--config")
-        .arg(cfg)
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn logs_ok(cfg: &Path, args: &[&str]) -> String {
-    let out = dnsward_logs(cfg, args);
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    dnsward_cmd("logs", cfg, args)
 }
 
 /// Wait (bounded) until `f` holds.

@@ -3,6 +3,7 @@
 //! the routes answer from the SQLite store, and SQLite and ClickHouse give the same JSON for
 //! the same events (a ClickHouse of our own on loopback, as tests/clickhouse.rs starts it).
 
+#[allow(dead_code)]
 mod clickhouse_support;
 mod common;
 

@@ -10,7 +10,8 @@ mod lab;
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
 
-use lab::{ede, has_rrsig, lab, query, Flags, A, DO, PLAIN};
+use common::ede;
+use lab::{has_rrsig, lab, query, Flags, A, DO, PLAIN};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn secure_answers_get_ad_only_when_asked_and_signatures_only_with_do() {

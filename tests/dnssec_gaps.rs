@@ -8,15 +8,15 @@ mod dnssec_support;
 #[path = "dnssec_support/lab.rs"]
 mod lab;
 
-use hickory_proto::dnssec::rdata::{DNSSECRData, RRSIG};
 use hickory_proto::dnssec::Algorithm;
 use hickory_proto::op::{Message, ResponseCode};
-use hickory_proto::rr::{RData, RecordType};
+use hickory_proto::rr::RecordType;
 
+use common::ede;
 use dnssec_support::name;
 use dnsward::dnssec::signed::{DenialChain, SignOptions, SignedZone};
 use dnsward::instance::Instance;
-use lab::{ede, lab, lab_with, now, query, Lab, A, DO, PLAIN};
+use lab::{lab, lab_with, now, query, Lab, A, DO, PLAIN};
 
 /// `multi.` with a signed child `sub.multi.` on the same server; `www.multi.` is a CNAME into
 /// the child. `justexpired.`: signatures that ended an hour ago (within the old skew).
@@ -220,14 +220,7 @@ fn add_rsa_zones(zones: &mut Vec<SignedZone>) -> bool {
         .iter_mut()
         .filter(|r| r.name == name("bad.sha1.") && dnssec_support::covers(r, A))
     {
-        if let RData::DNSSEC(DNSSECRData::RRSIG(sig)) = &r.data {
-            let mut bytes = sig.sig().to_vec();
-            bytes[10] ^= 0x01;
-            r.data = RData::DNSSEC(DNSSECRData::RRSIG(RRSIG::from_sig(
-                sig.input().clone(),
-                bytes,
-            )));
-        }
+        dnssec_support::corrupt_rrsig(r);
     }
     zones.extend(made);
     true

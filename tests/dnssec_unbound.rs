@@ -5,47 +5,21 @@
 //! works that way) and trusts the test root's DS. dnsward's validator gets each response over
 //! UDP/TCP from the same authority and fetches DS/DNSKEY the same way.
 
+mod common;
 mod dnssec_support;
-#[path = "common/tools.rs"]
-mod tools;
 
-use std::net::{SocketAddr, UdpSocket as StdUdp};
-use std::process::{Child, Command, Stdio};
+use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use hickory_proto::op::{Query, ResponseCode};
 use hickory_proto::rr::RecordType;
 
+use common::unbound::Unbound;
 use dnssec_support::{ask_dnssec, name, Authority, Hierarchy, UdpFetcher};
 use dnsward::dnssec::Security;
 
-struct Unbound {
-    child: Child,
-    addr: SocketAddr,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Unbound {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    StdUdp::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn start_unbound(h: &Hierarchy, authority: SocketAddr) -> Option<Unbound> {
-    let binary = ["/usr/sbin/unbound", "/usr/local/sbin/unbound"]
-        .into_iter()
-        .find(|p| std::path::Path::new(p).exists())?;
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
+    let (dir, port) = Unbound::prepare();
     let mut conf = format!(
         "server:\n  interface: 127.0.0.1\n  port: {port}\n  do-ip6: no\n  do-not-query-localhost: no\n  \
          username: \"\"\n  chroot: \"\"\n  directory: \"{d}\"\n  pidfile: \"{d}/unbound.pid\"\n  \
@@ -64,20 +38,7 @@ fn start_unbound(h: &Hierarchy, authority: SocketAddr) -> Option<Unbound> {
             authority.port()
         );
     }
-    let path = dir.path().join("unbound.conf");
-    std::fs::write(&path, conf).unwrap();
-    let child = Command::new(binary)
-        .args(["-d", "-c"])
-        .arg(&path)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .ok()?;
-    Some(Unbound {
-        child,
-        addr: SocketAddr::from(([127, 0, 0, 1], port)),
-        _dir: dir,
-    })
+    Unbound::spawn(dir, port, &conf).ok()
 }
 
 /// Unbound's verdict from what a client sees: SERVFAIL = bogus, AD = secure, else insecure.
@@ -107,7 +68,7 @@ async fn verdicts_match_unbound() {
     let h = Hierarchy::build_at(now, |_| {});
     let authority = Authority::start(h.clone()).await;
     let Some(unbound) = start_unbound(&h, authority.addr) else {
-        tools::missing("unbound", "unbound");
+        common::tools::missing("unbound", "unbound");
         return;
     };
     // Wait (bounded) until Unbound answers.

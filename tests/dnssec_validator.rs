@@ -1,6 +1,7 @@
 //! The DNSSEC validator against zones signed in the test (`dnsward::dnssec::signed`), with a
 //! key fetcher backed by those zones and the test root's KSK as the only trust anchor.
 
+mod common;
 mod dnssec_support;
 
 use std::sync::atomic::Ordering;
@@ -147,14 +148,7 @@ async fn flipped_signature_byte_is_bogus() {
         .zone("secure.")
         .respond(&name("www.secure."), RecordType::A);
     for r in m.answers.iter_mut() {
-        if let RData::DNSSEC(DNSSECRData::RRSIG(sig)) = &r.data {
-            let mut bytes = sig.sig().to_vec();
-            bytes[10] ^= 0x01;
-            r.data = RData::DNSSEC(DNSSECRData::RRSIG(RRSIG::from_sig(
-                sig.input().clone(),
-                bytes,
-            )));
-        }
+        dnssec_support::corrupt_rrsig(r);
     }
     assert_bogus(
         &validate(&h, &v, "secure.", "www.secure.", RecordType::A, &m).await,

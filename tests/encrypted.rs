@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use common::tls::{dot_exchange, https_request, peer_cert, TestCa, SERVER_NAME};
 use common::*;
 use hickory_proto::op::{Edns, Message, ResponseCode};
-use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
+use hickory_proto::rr::rdata::opt::EdnsOption;
 use hickory_proto::rr::rdata::svcb::{SvcParamKey, SvcParamValue};
 use hickory_proto::rr::{RData, RecordType};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -77,17 +77,6 @@ async fn setup(server_extra: &str, policy_extra: &str) -> Setup {
         dir,
         cert,
         key,
-    }
-}
-
-/// (INFO-CODE, EXTRA-TEXT) of the EDE option, if any.
-fn ede(m: &Message) -> Option<(u16, String)> {
-    match m.edns.as_ref()?.option(EdnsCode::from(15))? {
-        EdnsOption::Unknown(_, data) if data.len() >= 2 => Some((
-            u16::from_be_bytes([data[0], data[1]]),
-            String::from_utf8_lossy(&data[2..]).into_owned(),
-        )),
-        _ => None,
     }
 }
 

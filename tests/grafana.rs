@@ -4,7 +4,9 @@
 //! is in packaging/clickhouse/schema.sql. With `clickhouse-server` installed, every ClickHouse
 //! panel's query also runs against the schema as `dnsward logs init-clickhouse` creates it.
 
+#[allow(dead_code)]
 mod clickhouse_support;
+mod common;
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;

@@ -14,7 +14,6 @@ use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::RecordType;
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_dnsward");
 const TOKEN: &str = "group-test-token-0123456789abcdef";
 const FINANCE: &str = "127.0.0.2";
 const SOC: &str = "127.0.0.3";
@@ -50,38 +49,6 @@ async fn ask_from(from: &str, server: SocketAddr, name: &str) -> Message {
 
 async fn rcode_from(from: &str, server: SocketAddr, name: &str) -> ResponseCode {
     ask_from(from, server, name).await.metadata.response_code
-}
-
-fn read_jsonl(path: &std::path::Path, want: usize) -> Vec<Value> {
-    for _ in 0..50 {
-        if let Ok(text) = std::fs::read_to_string(path) {
-            let rows: Vec<Value> = text
-                .lines()
-                .map(|l| serde_json::from_str(l).unwrap())
-                .collect();
-            if rows.len() >= want {
-                return rows;
-            }
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("fewer than {want} events in {}", path.display());
-}
-
-fn logs(config: &std::path::Path, args: &[&str]) -> String {
-    let out = Command::new(BIN)
-        .arg("logs")
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "logs {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -148,7 +115,7 @@ async fn same_name_blocked_for_one_group_answered_for_another_and_logged_by_name
         .unwrap();
     let mut table = String::new();
     for _ in 0..50 {
-        table = logs(&config, &["tail"]);
+        table = logs_ok(&config, &["tail"]);
         if table.lines().count() >= 5 {
             break;
         }
@@ -159,7 +126,7 @@ async fn same_name_blocked_for_one_group_answered_for_another_and_logged_by_name
         table.contains("Finance dept, PC-17") && table.contains("SOC analyst"),
         "{table}"
     );
-    let fin: Vec<Value> = logs(&config, &["tail", "--json", "--group", "finance"])
+    let fin: Vec<Value> = logs_ok(&config, &["tail", "--json", "--group", "finance"])
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
@@ -167,20 +134,20 @@ async fn same_name_blocked_for_one_group_answered_for_another_and_logged_by_name
     assert!(fin
         .iter()
         .all(|r| r["action"] == "blocked" && r["client_name"] == "Finance dept, PC-17"));
-    let by_name = logs(&config, &["tail", "--json", "--client-name", "SOC analyst"]);
+    let by_name = logs_ok(&config, &["tail", "--json", "--client-name", "SOC analyst"]);
     assert_eq!(by_name.lines().count(), 1, "{by_name}");
     let top: Value =
-        serde_json::from_str(&logs(&config, &["top", "--json", "--group", "finance"])).unwrap();
+        serde_json::from_str(&logs_ok(&config, &["top", "--json", "--group", "finance"])).unwrap();
     assert_eq!(top["queries"], 2);
     assert_eq!(top["blocked"], 2);
     assert_eq!(top["clients"][0]["client_name"], "Finance dept, PC-17");
     let sec: Value =
-        serde_json::from_str(&logs(&config, &["top", "--json", "--group", "security"])).unwrap();
+        serde_json::from_str(&logs_ok(&config, &["top", "--json", "--group", "security"])).unwrap();
     assert_eq!(
         (sec["queries"].as_u64(), sec["blocked"].as_u64()),
         (Some(1), Some(0))
     );
-    let suspicious: Value = serde_json::from_str(&logs(
+    let suspicious: Value = serde_json::from_str(&logs_ok(
         &config,
         &[
             "clients",
@@ -194,7 +161,7 @@ async fn same_name_blocked_for_one_group_answered_for_another_and_logged_by_name
     .unwrap();
     assert_eq!(suspicious.as_array().unwrap().len(), 1);
     assert_eq!(suspicious[0]["client_name"], "Finance dept, PC-17");
-    let csv = logs(&config, &["export", "--format", "csv"]);
+    let csv = logs_ok(&config, &["export", "--format", "csv"]);
     assert!(csv.lines().next().unwrap().ends_with(",client_name,group"));
     assert!(csv.contains(",\"Finance dept, PC-17\",finance"), "{csv}");
 
@@ -335,14 +302,8 @@ async fn runtime_entries_scoped_explain_per_client_and_reload_keeps_groups() {
         .map(|e| e.unwrap().path())
         .find(|p| p.extension().is_some_and(|e| e == "toml"))
         .unwrap();
-    let explain = |client: &str| {
-        Command::new(BIN)
-            .args(["explain", "--config"])
-            .arg(&config)
-            .args(["www.example.com", "--client", client])
-            .output()
-            .unwrap()
-    };
+    let explain =
+        |client: &str| dnsward_cmd("explain", &config, &["www.example.com", "--client", client]);
     let fin = explain(FINANCE);
     let text = String::from_utf8_lossy(&fin.stdout);
     assert_eq!(fin.status.code(), Some(1), "{text}");

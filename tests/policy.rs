@@ -11,24 +11,12 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use hickory_proto::op::{Message, ResponseCode};
-use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
 use hickory_proto::rr::{RData, RecordType};
 
 fn write(dir: &Path, name: &str, text: &str) -> String {
     let p = dir.join(name);
     std::fs::write(&p, text).unwrap();
     p.display().to_string()
-}
-
-/// (INFO-CODE, EXTRA-TEXT) of the EDE option, if any.
-fn ede(m: &Message) -> Option<(u16, String)> {
-    match m.edns.as_ref()?.option(EdnsCode::from(15))? {
-        EdnsOption::Unknown(_, data) if data.len() >= 2 => Some((
-            u16::from_be_bytes([data[0], data[1]]),
-            String::from_utf8_lossy(&data[2..]).into_owned(),
-        )),
-        _ => None,
-    }
 }
 
 fn soa_mname(m: &Message) -> Option<String> {

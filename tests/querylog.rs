@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
@@ -11,8 +10,6 @@ use common::*;
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
 use serde_json::Value;
-
-const BIN: &str = env!("CARGO_BIN_EXE_dnsward");
 
 fn config_with_log(h: &Hierarchy, querylog: &str) -> String {
     let dir = h.dir.path();
@@ -27,23 +24,6 @@ fn config_with_log(h: &Hierarchy, querylog: &str) -> String {
              [querylog]\n{querylog}\n",
             dir.display()
         )
-}
-
-fn read_jsonl(path: &Path, want: usize) -> Vec<Value> {
-    // Sinks flush at least once a second; wait (bounded) for the lines.
-    for _ in 0..40 {
-        if let Ok(text) = std::fs::read_to_string(path) {
-            let rows: Vec<Value> = text
-                .lines()
-                .map(|l| serde_json::from_str(l).unwrap())
-                .collect();
-            if rows.len() >= want {
-                return rows;
-            }
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("fewer than {want} events in {}", path.display());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -286,21 +266,7 @@ async fn logs_cli_reads_what_the_server_wrote() {
     ask(addr, "www.example.com.", RecordType::A).await;
     d.shutdown().await;
 
-    let run = |args: &[&str]| {
-        let out = Command::new(BIN)
-            .arg("logs")
-            .arg("--config")
-            .arg(&cfg)
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    };
+    let run = |args: &[&str]| logs_ok(&cfg, args);
     let top: Value = serde_json::from_str(&run(&["top", "--since", "1h", "--json"])).unwrap();
     let text = top.to_string();
     assert!(text.contains("evil.example.com"), "{text}");
@@ -343,13 +309,7 @@ fn explain_names_the_list_and_rule() {
     )
     .unwrap();
     let explain = |args: &[&str]| {
-        let out = Command::new(BIN)
-            .arg("explain")
-            .arg("--config")
-            .arg(d.join("c.toml"))
-            .args(args)
-            .output()
-            .unwrap();
+        let out = dnsward_cmd("explain", &d.join("c.toml"), args);
         (
             out.status.code(),
             String::from_utf8_lossy(&out.stdout).into_owned(),

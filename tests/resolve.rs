@@ -195,18 +195,8 @@ async fn serve_stale_when_hierarchy_is_down() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn servfail_within_the_timeout_when_nothing_answers() {
     // A root that swallows every query: a bound socket that never answers.
-    let hole = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("root.hints"),
-        ".  3600000 IN NS a.root.test.\na.root.test. 3600000 IN A 127.0.0.1\n",
-    )
-    .unwrap();
-    let text = format!(
-        "[server]\nlisten = [\"127.0.0.1:0\"]\n[resolver]\nroot_hints = \"{}\"\nupstream_port = {}\ntimeout_ms = 800\n",
-        dir.path().join("root.hints").display(),
-        hole.local_addr().unwrap().port()
-    );
+    let (_hole, text) = silent_root_config(dir.path());
     let d = start_dnsward_text(&text, dir.path()).await;
     let started = Instant::now();
     let m = ask(d.addrs()[0], "www.example.com.", RecordType::A).await;
@@ -298,8 +288,7 @@ async fn forward_mode_uses_the_forwarders_with_failover() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn listens_on_ipv6_loopback_too() {
-    if std::net::UdpSocket::bind("[::1]:0").is_err() {
-        eprintln!("SKIP: no IPv6 loopback on this machine");
+    if !common::tools::require_ipv6() {
         return;
     }
     let h = Hierarchy::start("").await;

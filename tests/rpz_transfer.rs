@@ -28,18 +28,14 @@ const EXTRA: &str =
     "bad1 IN A 192.0.2.41\nx.bad1 IN A 192.0.2.44\nbad2 IN A 192.0.2.42\nbad3 IN A 192.0.2.43\n";
 
 fn skip_without(bins: &[&str]) -> bool {
-    for b in bins {
-        if which(b).is_none() {
-            let package = match *b {
-                "named" => "bind9",
-                "dig" => "dnsutils",
-                other => other, // nsd, unbound
-            };
-            common::tools::missing(b, package);
-            return true;
-        }
-    }
-    false
+    !bins.iter().all(|b| {
+        let package = match *b {
+            "named" => "bind9",
+            "dig" => "dnsutils",
+            other => other, // nsd, unbound
+        };
+        common::tools::require_tool(b, package)
+    })
 }
 
 async fn rcode(server: SocketAddr, name: &str) -> ResponseCode {
@@ -146,8 +142,14 @@ async fn nsd_primary_notify_restart_and_older_serial() {
     }
     let h = Hierarchy::start(EXTRA).await;
     let nsd_dir = tempfile::tempdir().unwrap();
-    let primary = SocketAddr::new("127.230.2.1".parse().unwrap(), free_port("127.230.2.1"));
-    let notify = SocketAddr::new("127.230.2.2".parse().unwrap(), free_port("127.230.2.2"));
+    let primary = SocketAddr::new(
+        "127.230.2.1".parse().unwrap(),
+        free_port_on("127.230.2.1".parse().unwrap()),
+    );
+    let notify = SocketAddr::new(
+        "127.230.2.2".parse().unwrap(),
+        free_port_on("127.230.2.2".parse().unwrap()),
+    );
     let zone = "rpz.nsd.";
     std::fs::write(
         nsd_dir.path().join("zone.rpz"),
@@ -228,9 +230,12 @@ async fn bind_primary_tsig_ixfr_and_bad_key() {
     }
     let h = Hierarchy::start(EXTRA).await;
     let bind_dir = tempfile::tempdir().unwrap();
-    let port = free_port("127.0.0.1");
+    let port = free_port_on("127.0.0.1".parse().unwrap());
     let primary = SocketAddr::new("127.0.0.1".parse().unwrap(), port);
-    let notify = SocketAddr::new("127.230.3.2".parse().unwrap(), free_port("127.230.3.2"));
+    let notify = SocketAddr::new(
+        "127.230.3.2".parse().unwrap(),
+        free_port_on("127.230.3.2".parse().unwrap()),
+    );
     let zone = "rpz.bind.";
     std::fs::write(
         bind_dir.path().join("zone.rpz"),
@@ -297,7 +302,10 @@ async fn bind_primary_tsig_ixfr_and_bad_key() {
     // A secondary with the wrong key gets nothing: refused by BIND, counted.
     let h2 = Hierarchy::start(EXTRA).await;
     let wrong = write_key(h2.dir.path(), WRONG_SECRET);
-    let notify2 = SocketAddr::new("127.230.3.3".parse().unwrap(), free_port("127.230.3.3"));
+    let notify2 = SocketAddr::new(
+        "127.230.3.3".parse().unwrap(),
+        free_port_on("127.230.3.3".parse().unwrap()),
+    );
     let text2 = secondary_config(
         &h2,
         "bind",
@@ -338,9 +346,18 @@ async fn fleet_unbound_and_dnsward_follow_the_admin_api() {
     let h = Hierarchy::start(EXTRA).await;
     let dir = h.dir.path();
     let serve_ip = "127.230.1.1";
-    let b_notify = SocketAddr::new("127.230.1.2".parse().unwrap(), free_port("127.230.1.2"));
-    let unbound_addr = SocketAddr::new("127.230.1.3".parse().unwrap(), free_port("127.230.1.3"));
-    let serve = SocketAddr::new(serve_ip.parse().unwrap(), free_port(serve_ip));
+    let b_notify = SocketAddr::new(
+        "127.230.1.2".parse().unwrap(),
+        free_port_on("127.230.1.2".parse().unwrap()),
+    );
+    let unbound_addr = SocketAddr::new(
+        "127.230.1.3".parse().unwrap(),
+        free_port_on("127.230.1.3".parse().unwrap()),
+    );
+    let serve = SocketAddr::new(
+        serve_ip.parse().unwrap(),
+        free_port_on(serve_ip.parse().unwrap()),
+    );
     std::fs::write(dir.join("token"), TOKEN).unwrap();
     std::fs::write(dir.join("local.txt"), "bad3.example.com\n").unwrap();
     let zone = "rpz.fleet.";
@@ -366,8 +383,11 @@ async fn fleet_unbound_and_dnsward_follow_the_admin_api() {
     wait_listening(unbound_addr, &unbound).await;
     // PowerDNS Recursor too, when installed (it polls; 4.8 takes no NOTIFY for RPZ).
     let pdns_dir = tempfile::tempdir().unwrap();
-    let pdns_addr = SocketAddr::new("127.230.1.4".parse().unwrap(), free_port("127.230.1.4"));
-    let pdns = which("pdns_recursor")
+    let pdns_addr = SocketAddr::new(
+        "127.230.1.4".parse().unwrap(),
+        free_port_on("127.230.1.4".parse().unwrap()),
+    );
+    let pdns = common::tools::which("pdns_recursor")
         .map(|_| start_pdns_recursor(pdns_dir.path(), pdns_addr, example_com, zone, serve));
     let mut fleet = vec![("dnsward secondary", b_dns), ("unbound", unbound_addr)];
     if pdns.is_some() {
@@ -505,8 +525,14 @@ async fn rpz_server_tsig_streams_a_large_zone() {
     let dir = h.dir.path();
     let key = write_key(dir, KEY_SECRET);
     let serve_ip = "127.230.4.1";
-    let serve = SocketAddr::new(serve_ip.parse().unwrap(), free_port(serve_ip));
-    let b_notify = SocketAddr::new("127.230.4.2".parse().unwrap(), free_port("127.230.4.2"));
+    let serve = SocketAddr::new(
+        serve_ip.parse().unwrap(),
+        free_port_on(serve_ip.parse().unwrap()),
+    );
+    let b_notify = SocketAddr::new(
+        "127.230.4.2".parse().unwrap(),
+        free_port_on("127.230.4.2".parse().unwrap()),
+    );
     let big: String = (0..3000).map(|i| format!("n{i}.big.test\n")).collect();
     std::fs::write(dir.join("big.txt"), big + "bad3.example.com\n").unwrap();
     std::fs::write(dir.join("token"), TOKEN).unwrap();
@@ -638,7 +664,10 @@ async fn broken_primary_keeps_the_last_good_zone() {
     let mode = Arc::new(AtomicU8::new(fake::GOOD));
     let zone = "rpz.fake.";
     let primary = fake::start("127.230.5.1:0", zone, Arc::clone(&mode)).await;
-    let notify = SocketAddr::new("127.230.5.2".parse().unwrap(), free_port("127.230.5.2"));
+    let notify = SocketAddr::new(
+        "127.230.5.2".parse().unwrap(),
+        free_port_on("127.230.5.2".parse().unwrap()),
+    );
     let text = secondary_config(&h, "fake", zone, primary, notify, "max_records = 20");
     let dw = start_dnsward_text(&text, h.dir.path()).await;
     let dns = dw.addrs()[0];
@@ -763,8 +792,14 @@ async fn feed_at_the_centre_reaches_a_secondary() {
     init_logging();
     let h = Hierarchy::start(EXTRA).await;
     let feed = feed_server::FeedServer::start(feed_server::list(&["bad2"], "v1")).await;
-    let serve = SocketAddr::new("127.230.8.1".parse().unwrap(), free_port("127.230.8.1"));
-    let notify = SocketAddr::new("127.230.8.2".parse().unwrap(), free_port("127.230.8.2"));
+    let serve = SocketAddr::new(
+        "127.230.8.1".parse().unwrap(),
+        free_port_on("127.230.8.1".parse().unwrap()),
+    );
+    let notify = SocketAddr::new(
+        "127.230.8.2".parse().unwrap(),
+        free_port_on("127.230.8.2".parse().unwrap()),
+    );
     let zone = "rpz.feeds.";
     let a_text = feed_server::feed_config(&h, &feed.url(), "", "")
         + &format!(

@@ -5,7 +5,7 @@
 -- the older forms: lines ending in "-- ttl" are left out (no TTL: drop old partitions with
 -- `ALTER TABLE dnsward.queries DROP PARTITION 'YYYY-MM-DD'`), `IPv6` becomes
 -- `FixedString(16)` (the same 16 bytes) and LowCardinality needs
--- allow_experimental_low_cardinality_type = 1. Tested with 18.16 (Debian).
+-- allow_experimental_low_cardinality_type = 1. Tested with 18.16 (Debian) and 26.9 (chdb).
 -- By hand: clickhouse-client --multiquery < schema.sql
 --
 -- Columns follow dnsward's LogRow (`dnsward logs export`); optional text fields hold '' for

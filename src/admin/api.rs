@@ -269,7 +269,7 @@ pub(super) async fn runtime_add(
             st.engine.policy().reload("runtime entry added").await;
             (StatusCode::CREATED, Json(json!(entry))).into_response()
         }
-        Err(e) => error(StatusCode::BAD_REQUEST, e),
+        Err(e) => error(StatusCode::BAD_REQUEST, e.to_string()),
     }
 }
 
@@ -300,7 +300,7 @@ pub(super) async fn runtime_remove(
                 None => format!("{name} is not in the runtime list"),
             },
         ),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }
 

@@ -7,6 +7,30 @@ use std::process::ExitCode;
 use super::load_or_report;
 use crate::policy::Snapshot;
 
+/// A warning when the resolver iterates from root hints of its own (none of the IANA root
+/// addresses) while validating with the built-in root keys: unless that root is signed with
+/// them, every answer would be SERVFAIL (EDE 9, DNSKEY Missing).
+fn private_root_with_builtin_anchor(config: &crate::config::Config) -> Option<String> {
+    use crate::config::{DnssecMode, Mode};
+    let r = &config.resolver;
+    let hints = r.root_hints.as_ref()?;
+    if r.mode != Mode::Recursive || r.dnssec != DnssecMode::Validate || r.trust_anchor.is_some() {
+        return None;
+    }
+    let roots = config.root_addresses().ok()?;
+    let iana = crate::resolver::roots::builtin_roots();
+    if roots.iter().any(|a| iana.contains(a)) {
+        return None;
+    }
+    Some(format!(
+        "resolver.root_hints ({}) names a root of your own while dnssec = \"validate\" trusts the \
+         built-in root keys: unless that root is signed with them every answer is SERVFAIL \
+         (EDE 9, DNSKEY Missing); set resolver.trust_anchor to your root's DS or DNSKEY records, \
+         or resolver.dnssec = \"off\"",
+        hints.display()
+    ))
+}
+
 /// Run `dnsward check --config PATH`.
 pub fn run(path: &Path) -> ExitCode {
     let Some(config) = load_or_report(path) else {
@@ -37,7 +61,8 @@ pub fn run(path: &Path) -> ExitCode {
             .lists
             .iter()
             .any(|c| c.name == l.name && c.url.is_some());
-        let rpz_note = crate::rpzxfr::config::not_transferred_yet(&config, &l.name);
+        let rpz_note =
+            crate::rpzxfr::config::not_transferred_yet(&config.rpz, &config.base_dir, &l.name);
         match &l.error {
             // A feed without a snapshot has no copy until `serve` first downloads it.
             Some(_) if is_feed && !l.path.exists() => {
@@ -57,8 +82,11 @@ pub fn run(path: &Path) -> ExitCode {
             None => {}
         }
     }
-    for line in crate::feeds::check_report(&config) {
+    for line in crate::feeds::check_report(config.feed_specs()) {
         println!("{line}");
+    }
+    if let Some(warning) = private_root_with_builtin_anchor(&config) {
+        println!("warning: {warning}");
     }
     for g in snapshot.groups().groups().iter().skip(1) {
         println!(

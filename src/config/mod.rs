@@ -13,11 +13,11 @@ use std::path::{Path, PathBuf};
 use ipnet::IpNet;
 use serde::Deserialize;
 
+pub use crate::resolver::config::{DnssecMode, Mode, OneOrMany, QnameMinimisation, ResolverConfig};
 pub use groups::{ClientConfig, ClientNet, GroupConfig};
 pub use locate::ConfigProblem;
 
-/// The name of the list the admin API adds entries to.
-pub const RUNTIME_LIST: &str = "runtime";
+pub use crate::policy::groups::RUNTIME_LIST;
 
 use crate::policy::{Action, Category, ListFormat, ListSpec};
 use crate::querylog::QueryLogConfig;
@@ -75,6 +75,10 @@ pub struct ServerConfig {
     /// UDP worker loops per listen address (default: number of CPUs).
     #[serde(default)]
     pub udp_workers: Option<usize>,
+    /// Datagrams a UDP worker receives with one `recvmmsg` and answers with one `sendmmsg`
+    /// (Linux; elsewhere always 1). 1 = one `recvfrom`/`sendto` per query.
+    #[serde(default = "default_udp_batch")]
+    pub udp_batch: usize,
     /// Idle TCP connections are closed after this many seconds.
     #[serde(default = "default_tcp_idle_secs")]
     pub tcp_idle_secs: u64,
@@ -130,6 +134,8 @@ pub struct ServerConfig {
     #[serde(default = "default_tls_max_connections_per_client")]
     pub tls_max_connections_per_client: usize,
     /// Queries one DoT connection (or HTTP/2 streams one DoH connection) may have in flight.
+    /// 100 by default: HTTP/2 clients (browsers, nghttp2) open up to 100 streams before they
+    /// read the server's limit (RFC 9113 6.5.2), and streams beyond a lower one are refused.
     #[serde(default = "default_tls_max_in_flight")]
     pub tls_max_in_flight: usize,
 }
@@ -144,7 +150,7 @@ fn default_tls_max_connections_per_client() -> usize {
     64
 }
 fn default_tls_max_in_flight() -> usize {
-    32
+    100
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -169,6 +175,12 @@ fn default_allow() -> Vec<IpNet> {
         "::1/128".parse().expect("CIDR"),
     ]
 }
+/// Largest `udp_batch` accepted: 256 slots of 64 KiB are 16 MiB of (mostly untouched)
+/// buffer per worker, and more than the socket holds between two wake-ups at any real rate.
+pub const MAX_UDP_BATCH: usize = 256;
+fn default_udp_batch() -> usize {
+    32
+}
 fn default_rrl_slip() -> u32 {
     2
 }
@@ -179,6 +191,7 @@ impl Default for ServerConfig {
             listen: default_listen(),
             name: None,
             udp_workers: None,
+            udp_batch: default_udp_batch(),
             tcp_idle_secs: default_tcp_idle_secs(),
             max_udp_payload: default_max_udp_payload(),
             shutdown_grace_ms: default_shutdown_grace_ms(),
@@ -198,145 +211,6 @@ impl Default for ServerConfig {
             tls_max_connections: default_tls_max_connections(),
             tls_max_connections_per_client: default_tls_max_connections_per_client(),
             tls_max_in_flight: default_tls_max_in_flight(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Mode {
-    #[default]
-    Recursive,
-    Forward,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ResolverConfig {
-    #[serde(default)]
-    pub mode: Mode,
-    /// named.root-format file; absent = the built-in IANA root servers.
-    #[serde(default)]
-    pub root_hints: Option<PathBuf>,
-    /// `IP:PORT` upstreams for `mode = "forward"`, tried in order.
-    #[serde(default)]
-    pub forwarders: Vec<SocketAddr>,
-    /// Maximum number of answers held in the packet cache.
-    #[serde(default = "default_cache_size")]
-    pub cache_size: usize,
-    /// Upstream servers the recursor must never query (CIDR). Default: special-purpose ranges
-    /// with the built-in root hints, empty with an operator's own `root_hints`.
-    #[serde(default)]
-    pub deny_server: Option<Vec<IpNet>>,
-    /// Upstream servers that may be queried even when `deny_server` covers them.
-    #[serde(default)]
-    pub allow_server: Option<Vec<IpNet>>,
-    /// A client gets SERVFAIL after at most this long when upstreams do not answer.
-    #[serde(default = "default_timeout_ms")]
-    pub timeout_ms: u64,
-    /// Expired answers are kept this long and served (TTL 30) when every upstream fails (RFC 8767).
-    #[serde(default = "default_serve_stale_secs")]
-    pub serve_stale_secs: u64,
-    /// Port the recursor sends to on every authoritative server. 53 on the Internet; a test or
-    /// lab hierarchy on loopback may run on another port.
-    #[serde(default = "default_upstream_port")]
-    pub upstream_port: u16,
-    /// Query authoritative servers over IPv6 too (when the host has IPv6 connectivity).
-    #[serde(default = "default_true")]
-    pub upstream_ipv6: bool,
-    /// QNAME minimisation (RFC 9156): relaxed falls back to the full name when a minimised
-    /// query fails; strict never does; off always sends the full name.
-    #[serde(default)]
-    pub qname_minimisation: QnameMinimisation,
-    /// Every TTL the resolver caches is clamped to [cache_min_ttl, cache_max_ttl] seconds.
-    #[serde(default)]
-    pub cache_min_ttl: u32,
-    #[serde(default = "default_cache_max_ttl")]
-    pub cache_max_ttl: u32,
-    /// DNSSEC: validate (AD on secure answers, SERVFAIL on bogus), process (ask for and pass
-    /// on signatures, no verdict), or off.
-    #[serde(default)]
-    pub dnssec: DnssecMode,
-    /// Trust anchors (DS or DNSKEY records in zone-file form); absent = the built-in root KSKs.
-    #[serde(default)]
-    pub trust_anchor: Option<OneOrMany<PathBuf>>,
-    /// Zones not validated (RFC 7646), e.g. during an incident at a signed zone.
-    #[serde(default)]
-    pub negative_trust_anchors: Vec<String>,
-    /// Validate RSA/SHA-1 signatures (algorithms 5 and 7); false: such zones are insecure.
-    #[serde(default = "default_true")]
-    pub dnssec_sha1: bool,
-    /// Refresh a cached answer in the background when it is asked for in the last 10 % of its
-    /// TTL (Unbound's `prefetch`).
-    #[serde(default = "default_true")]
-    pub prefetch: bool,
-    /// Answer from validated NSEC/NSEC3 records already cached where they prove a name or type
-    /// absent (RFC 8198), with `dnssec = "validate"` and `mode = "recursive"`.
-    #[serde(default = "default_true")]
-    pub aggressive_nsec: bool,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum QnameMinimisation {
-    #[default]
-    Relaxed,
-    Strict,
-    Off,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DnssecMode {
-    #[default]
-    Validate,
-    Process,
-    Off,
-}
-
-/// A key that takes one value or a list (`trust_anchor = "a"` or `["a", "b"]`).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
-pub enum OneOrMany<T> {
-    One(T),
-    Many(Vec<T>),
-}
-
-impl<T: Clone> OneOrMany<T> {
-    pub fn to_vec(&self) -> Vec<T> {
-        match self {
-            OneOrMany::One(v) => vec![v.clone()],
-            OneOrMany::Many(v) => v.clone(),
-        }
-    }
-}
-
-fn default_cache_max_ttl() -> u32 {
-    86_400
-}
-
-impl Default for ResolverConfig {
-    fn default() -> Self {
-        Self {
-            mode: Mode::default(),
-            root_hints: None,
-            forwarders: Vec::new(),
-            cache_size: default_cache_size(),
-            deny_server: None,
-            allow_server: None,
-            timeout_ms: default_timeout_ms(),
-            serve_stale_secs: default_serve_stale_secs(),
-            upstream_port: default_upstream_port(),
-            upstream_ipv6: true,
-            qname_minimisation: QnameMinimisation::default(),
-            cache_min_ttl: 0,
-            cache_max_ttl: default_cache_max_ttl(),
-            dnssec: DnssecMode::default(),
-            trust_anchor: None,
-            negative_trust_anchors: Vec::new(),
-            dnssec_sha1: true,
-            prefetch: true,
-            aggressive_nsec: true,
         }
     }
 }
@@ -506,65 +380,6 @@ fn default_max_udp_payload() -> u16 {
 fn default_shutdown_grace_ms() -> u64 {
     2000
 }
-fn default_cache_size() -> usize {
-    100_000
-}
-fn default_timeout_ms() -> u64 {
-    3000
-}
-fn default_serve_stale_secs() -> u64 {
-    86_400
-}
-fn default_upstream_port() -> u16 {
-    53
-}
-
-/// Special-purpose ranges (RFC 6890 and friends) the recursor refuses to query by default when it
-/// starts from the public root: a hostile delegation must not steer it into the internal network.
-pub const SPECIAL_PURPOSE_RANGES: &[&str] = &[
-    "0.0.0.0/8",
-    "10.0.0.0/8",
-    "100.64.0.0/10",
-    "127.0.0.0/8",
-    "169.254.0.0/16",
-    "172.16.0.0/12",
-    "192.0.0.0/24",
-    "192.0.2.0/24",
-    "192.168.0.0/16",
-    "198.18.0.0/15",
-    "198.51.100.0/24",
-    "203.0.113.0/24",
-    "224.0.0.0/4",
-    "240.0.0.0/4",
-    "::/128",
-    "::1/128",
-    "::ffff:0:0/96",
-    "64:ff9b:1::/48",
-    "100::/64",
-    "2001:db8::/32",
-    "fc00::/7",
-    "fe80::/10",
-    "ff00::/8",
-];
-
-impl ResolverConfig {
-    /// The effective deny list for upstream servers (see `deny_server`).
-    pub fn effective_deny_server(&self) -> Vec<IpNet> {
-        match (&self.deny_server, &self.root_hints) {
-            (Some(list), _) => list.clone(),
-            (None, Some(_)) => Vec::new(),
-            (None, None) => SPECIAL_PURPOSE_RANGES
-                .iter()
-                .map(|s| s.parse().expect("built-in CIDR"))
-                .collect(),
-        }
-    }
-
-    pub fn effective_allow_server(&self) -> Vec<IpNet> {
-        self.allow_server.clone().unwrap_or_default()
-    }
-}
-
 impl Config {
     /// Reads, parses and validates the file. Every problem is returned, not just the first.
     pub fn load(path: &Path) -> Result<Config, Vec<ConfigProblem>> {
@@ -641,7 +456,7 @@ impl Config {
                 action: l.action,
             })
             .collect();
-        specs.extend(crate::rpzxfr::config::list_specs(self));
+        specs.extend(crate::rpzxfr::config::list_specs(&self.rpz, &self.base_dir));
         // The runtime list, and with groups one per group (`runtime@GROUP`).
         for (group, path) in self.runtime_list_files() {
             specs.push(ListSpec {
@@ -674,11 +489,60 @@ impl Config {
         Some(self.resolve_path(&a.runtime_list))
     }
 
+    /// Every feed (`[[lists]]` entry with a `url`), paths resolved.
+    pub fn feed_specs(&self) -> Vec<crate::feeds::FeedSpec> {
+        let cache_dir = self.resolve_path(&self.feeds.cache_dir);
+        self.lists
+            .iter()
+            .filter_map(|l| {
+                Some(crate::feeds::FeedSpec {
+                    name: l.name.clone(),
+                    url: l.url.clone()?,
+                    refresh: l.refresh.unwrap_or(crate::feeds::config::DEFAULT_REFRESH),
+                    snapshot: l.snapshot.as_ref().map(|s| self.resolve_path(s)),
+                    format: l.format,
+                    category: l.category,
+                    files: crate::feeds::store::FeedFiles::new(&cache_dir, &l.name),
+                })
+            })
+            .collect()
+    }
+
+    /// The feed keys of every `[[lists]]` entry, for `feeds::config::list_problems`.
+    pub fn list_feed_keys(&self) -> Vec<crate::feeds::config::ListFeedKeys<'_>> {
+        self.lists
+            .iter()
+            .enumerate()
+            .map(|(index, l)| crate::feeds::config::ListFeedKeys {
+                index,
+                name: &l.name,
+                has_path: l.path.is_some(),
+                url: l.url.as_deref(),
+                refresh: l.refresh,
+                snapshot: l.snapshot.as_ref().map(|s| self.resolve_path(s)),
+            })
+            .collect()
+    }
+
+    /// What the RPZ transfers need of the config (`rpzxfr::Rpz::start`).
+    pub fn rpz_setup(&self) -> crate::rpzxfr::RpzSetup<'_> {
+        crate::rpzxfr::RpzSetup {
+            secondaries: &self.rpz,
+            server: self.rpz_server.as_ref(),
+            base_dir: &self.base_dir,
+            export: crate::rpzxfr::export::ExportSettings {
+                default_action: self.policy.action,
+                sinkhole_v4: self.policy.sinkhole_ipv4,
+                sinkhole_v6: self.policy.sinkhole_ipv6,
+            },
+        }
+    }
+
     /// The root server addresses the recursor starts from.
     pub fn root_addresses(&self) -> Result<Vec<IpAddr>, String> {
         match &self.resolver.root_hints {
-            Some(p) => crate::upstream::roots::read_root_hints(&self.resolve_path(p)),
-            None => Ok(crate::upstream::roots::builtin_roots()),
+            Some(p) => crate::resolver::roots::read_root_hints(&self.resolve_path(p)),
+            None => Ok(crate::resolver::roots::builtin_roots()),
         }
     }
 

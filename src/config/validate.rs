@@ -30,6 +30,12 @@ impl Config {
         if self.server.udp_workers == Some(0) {
             out.push(("server.udp_workers".into(), "must be at least 1".into()));
         }
+        if !(1..=MAX_UDP_BATCH).contains(&self.server.udp_batch) {
+            out.push((
+                "server.udp_batch".into(),
+                format!("must be between 1 (no batching) and {MAX_UDP_BATCH}"),
+            ));
+        }
         let r = &self.resolver;
         if r.cache_size == 0 {
             out.push(("resolver.cache_size".into(), "must be at least 1".into()));
@@ -63,6 +69,7 @@ impl Config {
                 ));
             }
         }
+        out.extend(r.dns64_problems());
         match r.mode {
             Mode::Forward if r.forwarders.is_empty() => out.push((
                 "resolver.forwarders".into(),
@@ -75,7 +82,7 @@ impl Config {
             _ => {}
         }
         if let (Mode::Recursive, Some(hints)) = (r.mode, &r.root_hints) {
-            match crate::upstream::roots::read_root_hints(&self.resolve_path(hints)) {
+            match crate::resolver::roots::read_root_hints(&self.resolve_path(hints)) {
                 Ok(addrs) if addrs.is_empty() => out.push((
                     "resolver.root_hints".into(),
                     "the file names no root server address".into(),
@@ -144,8 +151,15 @@ impl Config {
             ));
         }
         out.extend(self.group_problems());
-        out.extend(crate::feeds::config::problems(self));
-        out.extend(crate::rpzxfr::config::problems(self));
+        out.extend(self.feeds.problems());
+        out.extend(crate::feeds::config::list_problems(&self.list_feed_keys()));
+        let list_names: Vec<&str> = self.lists.iter().map(|l| l.name.as_str()).collect();
+        out.extend(crate::rpzxfr::config::problems(
+            &self.rpz,
+            self.rpz_server.as_ref(),
+            &list_names,
+            &self.base_dir,
+        ));
         out
     }
 

@@ -12,6 +12,7 @@ use hickory_proto::dnssec::rdata::NSEC3;
 use hickory_proto::dnssec::Nsec3HashAlgorithm;
 use hickory_proto::rr::{Name, RecordType};
 
+use super::nsec::{fail, DenialError, DenialFailure};
 use super::response::{Denial, Want};
 
 struct Entry<'a> {
@@ -33,9 +34,9 @@ pub(crate) fn prove(
     name: &Name,
     want: &Want,
     max_iterations: u16,
-) -> Result<Denial, String> {
+) -> Result<Denial, DenialError> {
     let Some(mut chain) = Chain::new(nsec3s, apex) else {
-        return Err(format!("no usable NSEC3 record of {apex}"));
+        return fail(DenialFailure::Nsec3NoUsable(apex.clone()));
     };
     if chain.iterations > max_iterations {
         return Ok(Denial::IterationsTooHigh(chain.iterations));
@@ -44,13 +45,13 @@ pub(crate) fn prove(
         Want::NoName => {
             let h = chain.hash(name)?;
             if chain.matching(&h).is_some() {
-                return Err(format!("an NSEC3 shows that {name} exists"));
+                return fail(DenialFailure::Nsec3Exists(name.clone()));
             }
             let (ce, opt_out) = chain.closest_encloser(apex, name)?;
             let wildcard = wildcard_at(&ce)?;
             let wh = chain.hash(&wildcard)?;
             if chain.covering(&wh).is_none() {
-                return Err(format!("no NSEC3 proves that {wildcard} does not exist"));
+                return fail(DenialFailure::Nsec3NoNameProof(wildcard));
             }
             // Opt-out spans may hide unsigned delegations: like Unbound, the proof is insecure.
             Ok(if opt_out {
@@ -63,14 +64,15 @@ pub(crate) fn prove(
         Want::Wildcard { source } => {
             let source_labels = source.iter().count();
             if !source.zone_of(name) || name.iter().count() <= source_labels {
-                return Err(format!("{name} is not below the wildcard at {source}"));
+                return fail(DenialFailure::NotBelowWildcard {
+                    name: name.clone(),
+                    wildcard: source.clone(),
+                });
             }
             let next_closer = name.trim_to(source_labels + 1);
             let h = chain.hash(&next_closer)?;
             if chain.covering(&h).is_none() {
-                return Err(format!(
-                    "no NSEC3 covers the next closer name {next_closer}"
-                ));
+                return fail(DenialFailure::NextCloser(next_closer));
             }
             Ok(Denial::NoName)
         }
@@ -82,24 +84,23 @@ fn no_data(
     apex: &Name,
     name: &Name,
     qtype: RecordType,
-) -> Result<Denial, String> {
+) -> Result<Denial, DenialError> {
     let h = chain.hash(name)?;
     if let Some(entry) = chain.matching(&h) {
         let types = entry.nsec3.type_set();
         if types.contains(qtype) || types.contains(RecordType::CNAME) {
-            return Err(format!("the NSEC3 of {name} lists {qtype} or CNAME"));
+            return fail(DenialFailure::Nsec3TypePresent {
+                name: name.clone(),
+                qtype,
+            });
         }
         let delegation = types.contains(RecordType::NS) && !types.contains(RecordType::SOA);
         if qtype == RecordType::DS {
             if types.contains(RecordType::SOA) {
-                return Err(format!(
-                    "the NSEC3 of {name} is from the child side of the cut"
-                ));
+                return fail(DenialFailure::Nsec3ChildSide(name.clone()));
             }
         } else if entry.nsec3.is_ancestor_delegation() {
-            return Err(format!(
-                "the NSEC3 of {name} is a parent-side delegation NSEC3"
-            ));
+            return fail(DenialFailure::Nsec3ParentSide(name.clone()));
         }
         return Ok(Denial::NoType { delegation });
     }
@@ -110,9 +111,7 @@ fn no_data(
         return if opt_out {
             Ok(Denial::OptOut)
         } else {
-            Err(format!(
-                "no NSEC3 matches {name} and the span covering it is not opt-out"
-            ))
+            fail(DenialFailure::NotOptOut(name.clone()))
         };
     }
     let wildcard = wildcard_at(&ce)?;
@@ -124,8 +123,11 @@ fn no_data(
         {
             Ok(Denial::NoType { delegation: false })
         }
-        Some(_) => Err(format!("the wildcard {wildcard} has {qtype} or CNAME")),
-        None => Err(format!("no NSEC3 proves {name} {qtype} absent")),
+        Some(_) => fail(DenialFailure::WildcardHasType { wildcard, qtype }),
+        None => fail(DenialFailure::Nsec3NoTypeProof {
+            name: name.clone(),
+            qtype,
+        }),
     }
 }
 
@@ -202,13 +204,16 @@ impl<'a> Chain<'a> {
         })
     }
 
-    fn hash(&mut self, name: &Name) -> Result<Vec<u8>, String> {
+    fn hash(&mut self, name: &Name) -> Result<Vec<u8>, DenialError> {
         if let Some(h) = self.hashes.get(name) {
             return Ok(h.clone());
         }
         let digest = Nsec3HashAlgorithm::SHA1
             .hash(self.salt, name, self.iterations)
-            .map_err(|e| format!("cannot hash {name}: {e}"))?;
+            .map_err(|error| DenialFailure::Hash {
+                name: name.clone(),
+                error,
+            })?;
         let h = digest.as_ref().to_vec();
         self.hashes.insert(name.clone(), h.clone());
         Ok(h)
@@ -233,9 +238,12 @@ impl<'a> Chain<'a> {
     /// The closest provable encloser of a name that does not exist (RFC 5155 section 8.3):
     /// the longest ancestor with a matching NSEC3, and a covering NSEC3 for the next closer
     /// name. Returns the encloser and whether that cover is opt-out.
-    fn closest_encloser(&mut self, apex: &Name, name: &Name) -> Result<(Name, bool), String> {
+    fn closest_encloser(&mut self, apex: &Name, name: &Name) -> Result<(Name, bool), DenialError> {
         if !apex.zone_of(name) {
-            return Err(format!("{name} is not in the zone {apex}"));
+            return fail(DenialFailure::OutOfZone {
+                name: name.clone(),
+                apex: apex.clone(),
+            });
         }
         let (apex_labels, name_labels) = (apex.iter().count(), name.iter().count());
         for k in (apex_labels..name_labels).rev() {
@@ -245,22 +253,25 @@ impl<'a> Chain<'a> {
                 continue;
             };
             if entry.nsec3.is_ancestor_delegation() && k != apex_labels {
-                return Err(format!("the closest encloser {candidate} is a delegation"));
+                return fail(DenialFailure::DelegationEncloser(candidate));
             }
             let next_closer = name.trim_to(k + 1);
             let nh = self.hash(&next_closer)?;
             return match self.covering(&nh) {
                 Some(cover) => Ok((candidate, cover.nsec3.opt_out())),
-                None => Err(format!(
-                    "no NSEC3 covers the next closer name {next_closer}"
-                )),
+                None => fail(DenialFailure::NextCloser(next_closer)),
             };
         }
-        Err(format!("no NSEC3 proves a closest encloser of {name}"))
+        fail(DenialFailure::NoEncloser(name.clone()))
     }
 }
 
-fn wildcard_at(ce: &Name) -> Result<Name, String> {
-    ce.prepend_label("*")
-        .map_err(|e| format!("cannot form the wildcard at {ce}: {e}"))
+fn wildcard_at(ce: &Name) -> Result<Name, DenialError> {
+    ce.prepend_label("*").map_err(|error| {
+        DenialFailure::Wildcard {
+            encloser: ce.clone(),
+            error,
+        }
+        .into()
+    })
 }

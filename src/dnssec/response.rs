@@ -355,7 +355,7 @@ impl Context<'_> {
         };
         match proved {
             Ok(denial) => Ok((denial, if ttl == u32::MAX { 0 } else { ttl })),
-            Err(reason) => Err(Bogus::new(ede::DNSSEC_BOGUS, reason)),
+            Err(reason) => Err(Bogus::new(ede::DNSSEC_BOGUS, reason.to_string())),
         }
     }
 }

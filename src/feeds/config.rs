@@ -7,8 +7,6 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
-use crate::config::Config;
-
 /// How often a feed is fetched when its list says nothing.
 pub const DEFAULT_REFRESH: Duration = Duration::from_secs(3600);
 /// Shorter refreshes would hammer the feed's operator (URLhaus asks for at most one download
@@ -116,10 +114,27 @@ fn is_feed_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
-/// Problems of `[feeds]` and of the feed keys of `[[lists]]`, as (key path, message).
-pub fn problems(config: &Config) -> Vec<(String, String)> {
+/// The keys of one `[[lists]]` entry that decide whether and how it is a feed, as
+/// `crate::config` hands them over (`snapshot` resolved against the config's directory).
+pub struct ListFeedKeys<'a> {
+    /// Its index in `[[lists]]`, for the key path of a problem.
+    pub index: usize,
+    pub name: &'a str,
+    pub has_path: bool,
+    pub url: Option<&'a str>,
+    pub refresh: Option<Duration>,
+    pub snapshot: Option<PathBuf>,
+}
+
+impl FeedsConfig {
+    /// Problems of `[feeds]`, as (key path, message).
+    pub fn problems(&self) -> Vec<(String, String)> {
+        section_problems(self)
+    }
+}
+
+fn section_problems(f: &FeedsConfig) -> Vec<(String, String)> {
     let mut out = Vec::new();
-    let f = &config.feeds;
     if !(0.0..=1.0).contains(&f.max_shrink) {
         out.push((
             "feeds.max_shrink".into(),
@@ -144,19 +159,26 @@ pub fn problems(config: &Config) -> Vec<(String, String)> {
     if f.max_redirects > 20 {
         out.push(("feeds.max_redirects".into(), "must be at most 20".into()));
     }
-    for (i, l) in config.lists.iter().enumerate() {
-        match (&l.path, &l.url) {
-            (Some(_), Some(_)) => out.push((
+    out
+}
+
+/// Problems of the feed keys of `[[lists]]`, as (key path, message).
+pub fn list_problems(lists: &[ListFeedKeys<'_>]) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for l in lists {
+        let i = l.index;
+        match (l.has_path, l.url) {
+            (true, Some(_)) => out.push((
                 format!("lists[{i}].url"),
                 "path and url exclude each other: a list is either a local file (path) or a feed (url)".into(),
             )),
-            (None, None) => out.push((
+            (false, None) => out.push((
                 format!("lists[{i}]"),
                 format!("list {:?} needs path (a local file) or url (a feed)", l.name),
             )),
             _ => {}
         }
-        let Some(url) = &l.url else {
+        let Some(url) = l.url else {
             for (key, set) in [
                 ("refresh", l.refresh.is_some()),
                 ("snapshot", l.snapshot.is_some()),
@@ -195,14 +217,13 @@ pub fn problems(config: &Config) -> Vec<(String, String)> {
                 ),
             ));
         }
-        if !is_feed_name(&l.name) {
+        if !is_feed_name(l.name) {
             out.push((
                 format!("lists[{i}].name"),
                 "a feed's name may have letters, digits, '-', '_' and '.' (it names its file in cache_dir and its admin API route), at most 64".into(),
             ));
         }
-        if let Some(s) = &l.snapshot {
-            let p = config.resolve_path(s);
+        if let Some(p) = &l.snapshot {
             if !p.is_file() {
                 out.push((
                     format!("lists[{i}].snapshot"),
@@ -216,7 +237,7 @@ pub fn problems(config: &Config) -> Vec<(String, String)> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::config::Config;
     use std::path::Path;
 
     fn problems_of(text: &str) -> Vec<String> {

@@ -25,14 +25,13 @@ pub mod metrics;
 pub mod report;
 pub mod store;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
 use serde::Serialize;
 
-use crate::config::Config;
 use crate::policy::reload::PolicyStore;
 use crate::policy::{Category, ListFormat};
 use fetch::{FetchError, Fetched, Fetcher, Validators};
@@ -72,28 +71,6 @@ pub struct FeedSpec {
     pub format: ListFormat,
     pub category: Category,
     pub files: FeedFiles,
-}
-
-impl FeedSpec {
-    /// Every feed of the config, paths resolved.
-    pub fn all(config: &Config) -> Vec<FeedSpec> {
-        let cache_dir = config.resolve_path(&config.feeds.cache_dir);
-        config
-            .lists
-            .iter()
-            .filter_map(|l| {
-                Some(FeedSpec {
-                    name: l.name.clone(),
-                    url: l.url.clone()?,
-                    refresh: l.refresh.unwrap_or(config::DEFAULT_REFRESH),
-                    snapshot: l.snapshot.as_ref().map(|s| config.resolve_path(s)),
-                    format: l.format,
-                    category: l.category,
-                    files: FeedFiles::new(&cache_dir, &l.name),
-                })
-            })
-            .collect()
-    }
 }
 
 /// What one refresh did.
@@ -136,12 +113,12 @@ pub struct Feeds {
 
 /// Seeds the cache from the shipped snapshots, before the policy loads (so the policy finds a
 /// copy in force for every feed that has one). Blocking file work: call it off the runtime.
-pub fn prepare(config: &Config) -> Result<Vec<FeedSpec>, FeedError> {
-    let specs = FeedSpec::all(config);
+/// `specs`: every feed of the config (`Config::feed_specs`), `cache_dir` resolved.
+pub fn prepare(specs: Vec<FeedSpec>, cache_dir: &Path) -> Result<Vec<FeedSpec>, FeedError> {
     if specs.is_empty() {
         return Ok(specs);
     }
-    store::ensure_dir(&config.resolve_path(&config.feeds.cache_dir))?;
+    store::ensure_dir(cache_dir)?;
     for f in &specs {
         let mut state = FeedState::load(&f.files);
         if let Some(snapshot) = &f.snapshot {
@@ -193,7 +170,7 @@ fn count_entries(f: &FeedSpec, path: &std::path::Path) -> usize {
 impl Feeds {
     /// Starts one refresh task per feed: the first fetch at once, then every `refresh`.
     pub fn start(
-        config: &Config,
+        cfg: &FeedsConfig,
         specs: Vec<FeedSpec>,
         policy: Arc<PolicyStore>,
     ) -> Result<Arc<Feeds>, FeedError> {
@@ -209,8 +186,8 @@ impl Feeds {
             .collect();
         let this = Arc::new(Feeds {
             feeds,
-            fetcher: Fetcher::new(&config.feeds)?,
-            max_shrink: config.feeds.max_shrink,
+            fetcher: Fetcher::new(cfg)?,
+            max_shrink: cfg.max_shrink,
             metrics: FeedMetrics::new(),
             policy,
             tasks: Mutex::new(Vec::new()),

@@ -8,7 +8,6 @@ use serde::Serialize;
 
 use super::store::{unix_now, CopySource, FeedState};
 use super::FeedSpec;
-use crate::config::Config;
 
 /// A feed's status for `/api/stats` and `dnsward check`.
 #[derive(Debug, Clone, Serialize)]
@@ -35,9 +34,10 @@ pub(super) fn status_of(spec: &FeedSpec, state: FeedState, now: u64) -> FeedStat
 }
 
 /// The feed lines of `dnsward check`, from what the last `serve` left in `cache_dir`.
-pub fn check_report(config: &Config) -> Vec<String> {
+/// `specs`: every feed of the config (`Config::feed_specs`).
+pub fn check_report(specs: Vec<FeedSpec>) -> Vec<String> {
     let now = unix_now();
-    FeedSpec::all(config)
+    specs
         .into_iter()
         .map(|spec| {
             let state = FeedState::load(&spec.files);

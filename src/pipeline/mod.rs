@@ -6,6 +6,7 @@
 
 pub mod admission;
 pub mod ddr;
+pub mod dns64;
 pub mod record;
 pub mod resolve;
 pub mod sde;
@@ -86,6 +87,8 @@ pub struct Engine {
     pub ddr: std::sync::OnceLock<ddr::Ddr>,
     /// `[resolver] prefetch`: refresh entries asked for near the end of their TTL.
     prefetch: bool,
+    /// `[resolver] dns64_prefix`: AAAA synthesized from A for DNS64 clients (`pipeline::dns64`).
+    dns64: Option<Arc<dns64::Dns64>>,
 }
 
 impl Engine {
@@ -117,6 +120,7 @@ impl Engine {
             sde: sde::Sde::from_config(config),
             ddr: std::sync::OnceLock::new(),
             prefetch: r.prefetch,
+            dns64: dns64::Dns64::from_config(r).map(Arc::new),
         }
     }
 
@@ -210,6 +214,9 @@ impl Engine {
             q.dnssec_ok(),
             q.checking_disabled(),
         );
+        if let Some(d) = &self.dns64 {
+            d.mark_key(&mut s.key, client, &q, &s.name); // synthesized answers: own entries
+        }
         let now = Instant::now();
         match self.cache.lookup(&s.key, now) {
             Lookup::Fresh(answer) => {
@@ -221,7 +228,15 @@ impl Engine {
                             checking_disabled: q.checking_disabled(),
                             refresh: false,
                         };
-                        self.resolve.prefetch(&s.key, query, flags);
+                        match &self.dns64 {
+                            Some(d) if dns64::is_marked(&s.key) => {
+                                let c = &self.cache;
+                                if d.prefetch(&self.resolve, c, &s.key, query, flags) {
+                                    self.recorder.metrics.prefetches.inc();
+                                }
+                            }
+                            _ => self.resolve.prefetch(&s.key, query, flags),
+                        }
                     }
                 }
                 if !exempt {
@@ -353,7 +368,14 @@ impl Engine {
             checking_disabled: q.checking_disabled(),
             refresh: false,
         };
-        match self.resolve.resolve(&s.key, query, flags).await {
+        let outcome = match &self.dns64 {
+            Some(d) if dns64::is_marked(&s.key) => {
+                d.resolve(&self.resolve, &self.cache, &s.key, query, flags)
+                    .await
+            }
+            _ => self.resolve.resolve(&s.key, query, flags).await,
+        };
+        match outcome {
             Outcome::Answer { answer, stale } => {
                 s.decision.stale = stale;
                 if !exempt {

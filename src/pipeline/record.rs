@@ -12,7 +12,7 @@ use crate::dnswire;
 use crate::metrics::{qtype_label, rcode_label, ListLabel, Metrics, QueryLabels};
 use crate::policy::groups::{runtime_scope, LogMode};
 use crate::policy::runtime::RuntimeList;
-use crate::policy::Snapshot;
+use crate::policy::{RuleRef, Snapshot};
 use crate::querylog::event::{qtype_name, rcode_name};
 use crate::querylog::{self, Answers, EventAction, EventBatcher, QueryEvent, QueryLog};
 use prometheus_client::metrics::counter::Counter;
@@ -151,19 +151,7 @@ impl Recorder {
             Some((r, t)) => (
                 Some(Cow::Borrowed(r.category.as_str())),
                 Some(Arc::clone(&r.list)),
-                Some(
-                    match self
-                        .runtime
-                        .as_ref()
-                        .zip(runtime_scope(&r.list))
-                        .and_then(|(rt, scope)| rt.get_scoped(scope, &r.trigger_name))
-                    {
-                        Some(entry) => {
-                            format!("{} (runtime: {})", r.trigger_name, entry.describe())
-                        }
-                        None => format!("{} ({}:{})", r.trigger_name, r.file.display(), r.line),
-                    },
-                ),
+                Some(self.rule_text(r)),
                 Some(match t {
                     Trigger::Qname => querylog::Trigger::Qname,
                     Trigger::Cname => querylog::Trigger::Cname,
@@ -206,6 +194,20 @@ impl Recorder {
         match batcher {
             Some(b) => self.log.emit_batched(b, ev, now),
             None => self.log.emit(ev),
+        }
+    }
+
+    /// The rule that blocked, as the log shows it: `name (file:line)`, or for an entry of the
+    /// admin API's runtime list `name (runtime: who, when, why)`.
+    fn rule_text(&self, r: &RuleRef) -> String {
+        match self
+            .runtime
+            .as_ref()
+            .zip(runtime_scope(&r.list))
+            .and_then(|(rt, scope)| rt.get_scoped(scope, &r.trigger_name))
+        {
+            Some(entry) => format!("{} (runtime: {})", r.trigger_name, entry.describe()),
+            None => format!("{} ({}:{})", r.trigger_name, r.file.display(), r.line),
         }
     }
 

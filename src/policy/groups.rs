@@ -28,6 +28,9 @@ use super::ips::{IpEntry, IpTable};
 use super::names::Act;
 use super::{Action, ListSpec};
 
+/// The name of the list the admin API adds entries to.
+pub const RUNTIME_LIST: &str = "runtime";
+
 /// The group of clients no CIDR claims.
 pub const DEFAULT_GROUP: &str = "default";
 
@@ -92,7 +95,7 @@ impl GroupsSpec {
 /// The scope of a runtime list name: `Some(None)` for `runtime`, `Some(Some(g))` for
 /// `runtime@g`, `None` for any other list.
 pub fn runtime_scope(list: &str) -> Option<Option<&str>> {
-    let base = crate::config::RUNTIME_LIST;
+    let base = RUNTIME_LIST;
     let rest = list.strip_prefix(base)?;
     if rest.is_empty() {
         return Some(None);
@@ -103,8 +106,8 @@ pub fn runtime_scope(list: &str) -> Option<Option<&str>> {
 /// The list name of runtime entries for `group` (None = every group).
 pub fn runtime_list_name(group: Option<&str>) -> String {
     match group {
-        None => crate::config::RUNTIME_LIST.to_string(),
-        Some(g) => format!("{}{RUNTIME_SCOPE_SEP}{g}", crate::config::RUNTIME_LIST),
+        None => RUNTIME_LIST.to_string(),
+        Some(g) => format!("{}{RUNTIME_SCOPE_SEP}{g}", RUNTIME_LIST),
     }
 }
 

@@ -57,6 +57,58 @@ pub enum ListError {
     },
 }
 
+/// Why a list line was skipped as a bad line. Its text (the `Display`) is what the list's
+/// report and the logs show for that line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LineError {
+    /// A line of a form no parser takes; the text names the form expected.
+    #[error("{0}")]
+    Form(&'static str),
+    /// The name is not a valid domain name (`normalize_name`'s reason).
+    #[error("{0}")]
+    Name(&'static str),
+    /// One of several names on a line is not a valid domain name.
+    #[error("{reason}: {name:?}")]
+    NameIn { reason: &'static str, name: String },
+    #[error("line longer than {MAX_LINE} bytes")]
+    TooLong,
+    #[error("not UTF-8")]
+    NotUtf8,
+    #[error("control characters (binary data)")]
+    Control,
+    #[error("unsupported dnsmasq option {0:?}")]
+    DnsmasqOption(String),
+    #[error("bad dnsmasq address {0:?}")]
+    DnsmasqAddress(String),
+    #[error("unsupported local-zone type {0:?}")]
+    LocalZoneType(String),
+    #[error("bad CIDR {0:?}")]
+    Cidr(String),
+    #[error("bad IP address {0:?}")]
+    Ip(String),
+    /// RPZ: a `$` directive other than `$ORIGIN` and `$TTL`.
+    #[error("unsupported directive {0}")]
+    Directive(String),
+    #[error("owner {owner} is outside the zone origin {origin}")]
+    OutsideOrigin { owner: String, origin: String },
+    #[error("bad CNAME target: {0}")]
+    CnameTarget(&'static str),
+    #[error("bad trigger name: {0}")]
+    TriggerName(&'static str),
+    #[error("bad rpz-ip trigger {0:?}.rpz-ip")]
+    RpzIp(String),
+    #[error("unbalanced parentheses")]
+    Unbalanced,
+    #[error("unbalanced parentheses at end of file")]
+    UnbalancedAtEnd,
+}
+
+impl From<&'static str> for LineError {
+    fn from(s: &'static str) -> Self {
+        LineError::Form(s)
+    }
+}
+
 /// The result of parsing one list file.
 #[derive(Debug, Default)]
 pub struct ParsedList {
@@ -221,7 +273,11 @@ fn sniff_rpz(head: &[u8]) -> bool {
         if l.starts_with(';') || l.starts_with('#') {
             return false;
         }
-        if l.len() >= 7 && l[..7].eq_ignore_ascii_case("$ORIGIN") {
+        // by bytes: the line may start with any character (fuzz/: found by list_file)
+        if l.as_bytes()
+            .get(..7)
+            .is_some_and(|p| p.eq_ignore_ascii_case(b"$ORIGIN"))
+        {
             return true;
         }
         let code = l.split(';').next().unwrap_or("");
@@ -273,9 +329,9 @@ impl<R: BufRead> LineReader<R> {
             }
             let why = match self.classify() {
                 RawLine::Text(_) => break,
-                RawLine::TooLong => format!("line longer than {MAX_LINE} bytes"),
-                RawLine::NotUtf8 => "not UTF-8".to_string(),
-                RawLine::Control => "control characters (binary data)".to_string(),
+                RawLine::TooLong => LineError::TooLong,
+                RawLine::NotUtf8 => LineError::NotUtf8,
+                RawLine::Control => LineError::Control,
             };
             sink.bad(self.line_no, why);
         }
@@ -376,8 +432,8 @@ impl<'p> Sink<'p> {
         }
     }
 
-    pub(crate) fn bad(&mut self, line: u32, reason: impl Into<String>) {
-        let reason = reason.into();
+    pub(crate) fn bad(&mut self, line: u32, reason: LineError) {
+        let reason = reason.to_string();
         if self.out.bad_lines < MAX_LOGGED_BAD {
             tracing::warn!(file = %self.path.display(), line, reason = %reason, "bad list line skipped");
         }
@@ -518,7 +574,12 @@ fn starts_with_ci(s: &str, p: &str) -> bool {
 }
 
 /// Parses one line. `Err(reason)` makes it a bad line.
-fn parse_line(line: &str, format: ListFormat, n: u32, sink: &mut Sink<'_>) -> Result<(), String> {
+fn parse_line(
+    line: &str,
+    format: ListFormat,
+    n: u32,
+    sink: &mut Sink<'_>,
+) -> Result<(), LineError> {
     let Some(t) = strip_comment(line) else {
         return Ok(());
     };
@@ -535,7 +596,7 @@ fn parse_line(line: &str, format: ListFormat, n: u32, sink: &mut Sink<'_>) -> Re
     }
 }
 
-fn auto(t: &str, n: u32, sink: &mut Sink<'_>) -> Result<(), String> {
+fn auto(t: &str, n: u32, sink: &mut Sink<'_>) -> Result<(), LineError> {
     let first = t.as_bytes()[0];
     // Fast path: a bare LDH name (the bulk of every big list), unless an IPv4 address.
     if t.bytes()
@@ -544,7 +605,7 @@ fn auto(t: &str, n: u32, sink: &mut Sink<'_>) -> Result<(), String> {
     {
         return sink
             .add_name(t, Kind::Subtree, Act::Block, n)
-            .map_err(String::from);
+            .map_err(LineError::Name);
     }
     if first == b'|'
         || t.starts_with("@@")
@@ -585,21 +646,22 @@ fn auto(t: &str, n: u32, sink: &mut Sink<'_>) -> Result<(), String> {
     plain(tok0, Kind::Subtree, n, sink)
 }
 
-fn plain(t: &str, kind: Kind, n: u32, sink: &mut Sink<'_>) -> Result<(), String> {
+fn plain(t: &str, kind: Kind, n: u32, sink: &mut Sink<'_>) -> Result<(), LineError> {
     if t.split_ascii_whitespace().nth(1).is_some() {
         return Err("more than one word in a plain domain line".into());
     }
-    sink.add_name(t, kind, Act::Block, n).map_err(String::from)
+    sink.add_name(t, kind, Act::Block, n)
+        .map_err(LineError::Name)
 }
 
-fn wildcard_token(tok: &str, n: u32, sink: &mut Sink<'_>) -> Result<(), String> {
+fn wildcard_token(tok: &str, n: u32, sink: &mut Sink<'_>) -> Result<(), LineError> {
     let rest = tok.strip_prefix("*.").ok_or("not a '*.name' wildcard")?;
     sink.add_name(rest, Kind::Subtree, Act::Block, n)
-        .map_err(String::from)
+        .map_err(LineError::Name)
 }
 
 /// Explicit wildcard lists: `*.name` and bare `name` both block the name and its subdomains.
-fn wildcard(t: &str, n: u32, sink: &mut Sink<'_>) -> Result<(), String> {
+fn wildcard(t: &str, n: u32, sink: &mut Sink<'_>) -> Result<(), LineError> {
     if t.split_ascii_whitespace().nth(1).is_some() {
         return Err("more than one word in a wildcard line".into());
     }
@@ -625,7 +687,7 @@ const HOSTS_SKIP: &[&str] = &[
     "ip6-allhosts",
 ];
 
-fn hosts(t: &str, n: u32, sink: &mut Sink<'_>) -> Result<(), String> {
+fn hosts(t: &str, n: u32, sink: &mut Sink<'_>) -> Result<(), LineError> {
     let mut toks = t.split_ascii_whitespace();
     let ip: IpAddr = toks
         .next()
@@ -645,7 +707,10 @@ fn hosts(t: &str, n: u32, sink: &mut Sink<'_>) -> Result<(), String> {
             continue;
         }
         if let Err(e) = sink.add_name(name, Kind::Subtree, Act::Block, n) {
-            err = Some(format!("{e}: {name:?}"));
+            err = Some(LineError::NameIn {
+                reason: e,
+                name: name.to_string(),
+            });
         }
     }
     if !any {
@@ -657,7 +722,7 @@ fn hosts(t: &str, n: u32, sink: &mut Sink<'_>) -> Result<(), String> {
     }
 }
 
-fn adblock(t: &str, n: u32, sink: &mut Sink<'_>) -> Result<(), String> {
+fn adblock(t: &str, n: u32, sink: &mut Sink<'_>) -> Result<(), LineError> {
     if t.contains("##") || t.contains("#@#") || t.contains("#?#") || t.contains("#$#") {
         return Err("adblock cosmetic rule (not a DNS rule)".into());
     }
@@ -700,14 +765,14 @@ fn adblock(t: &str, n: u32, sink: &mut Sink<'_>) -> Result<(), String> {
     }
     let act = if allow { Act::Allow } else { Act::Block };
     sink.add_name(name, Kind::Subtree, act, n)
-        .map_err(String::from)
+        .map_err(LineError::Name)
 }
 
-fn dnsmasq(t: &str, n: u32, sink: &mut Sink<'_>) -> Result<(), String> {
+fn dnsmasq(t: &str, n: u32, sink: &mut Sink<'_>) -> Result<(), LineError> {
     let (key, val) = t.split_once('=').ok_or("dnsmasq line without '='")?;
     let key = key.trim().to_ascii_lowercase();
     if !matches!(key.as_str(), "address" | "server" | "local") {
-        return Err(format!("unsupported dnsmasq option {key:?}"));
+        return Err(LineError::DnsmasqOption(key));
     }
     let val = val.trim();
     let inner = val
@@ -724,7 +789,7 @@ fn dnsmasq(t: &str, n: u32, sink: &mut Sink<'_>) -> Result<(), String> {
             if !(target.is_empty() || target == "#") {
                 let ip: IpAddr = target
                     .parse()
-                    .map_err(|_| format!("bad dnsmasq address {target:?}"))?;
+                    .map_err(|_| LineError::DnsmasqAddress(target.to_string()))?;
                 if !ip.is_unspecified() && !ip.is_loopback() {
                     sink.warn(
                         n,
@@ -745,11 +810,14 @@ fn dnsmasq(t: &str, n: u32, sink: &mut Sink<'_>) -> Result<(), String> {
     for name in names {
         let name = name.trim().trim_start_matches('.');
         if name.is_empty() {
-            err = Some("empty name in dnsmasq rule".to_string());
+            err = Some(LineError::Form("empty name in dnsmasq rule"));
             continue;
         }
         if let Err(e) = sink.add_name(name, Kind::Subtree, Act::Block, n) {
-            err = Some(format!("{e}: {name:?}"));
+            err = Some(LineError::NameIn {
+                reason: e,
+                name: name.to_string(),
+            });
         }
     }
     match err {
@@ -758,7 +826,7 @@ fn dnsmasq(t: &str, n: u32, sink: &mut Sink<'_>) -> Result<(), String> {
     }
 }
 
-fn unbound(t: &str, n: u32, sink: &mut Sink<'_>) -> Result<(), String> {
+fn unbound(t: &str, n: u32, sink: &mut Sink<'_>) -> Result<(), LineError> {
     if t.eq_ignore_ascii_case("server:") {
         return Ok(());
     }
@@ -794,24 +862,24 @@ fn unbound(t: &str, n: u32, sink: &mut Sink<'_>) -> Result<(), String> {
             return Ok(());
         }
         "" => return Err("local-zone without a type".into()),
-        other => return Err(format!("unsupported local-zone type {other:?}")),
+        other => return Err(LineError::LocalZoneType(other.to_string())),
     };
     sink.add_name(name, Kind::Subtree, act, n)
-        .map_err(String::from)
+        .map_err(LineError::Name)
 }
 
-fn ip_line(t: &str, n: u32, sink: &mut Sink<'_>) -> Result<(), String> {
+fn ip_line(t: &str, n: u32, sink: &mut Sink<'_>) -> Result<(), LineError> {
     let tok = t.split_ascii_whitespace().next().unwrap_or("");
     if t.split_ascii_whitespace().nth(1).is_some() {
         return Err("more than one word in an IP line".into());
     }
     let net = if tok.contains('/') {
         tok.parse::<IpNet>()
-            .map_err(|_| format!("bad CIDR {tok:?}"))?
+            .map_err(|_| LineError::Cidr(tok.to_string()))?
     } else {
         IpNet::from(
             tok.parse::<IpAddr>()
-                .map_err(|_| format!("bad IP address {tok:?}"))?,
+                .map_err(|_| LineError::Ip(tok.to_string()))?,
         )
     };
     sink.add_ip(net, Act::Block, n);

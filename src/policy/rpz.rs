@@ -23,7 +23,7 @@ use std::sync::Arc;
 use ipnet::IpNet;
 
 use super::names::{hash_name, label_bit, normalize_name, Act, Kind};
-use super::parse::{LineReader, Sink, MAX_LINE};
+use super::parse::{LineError, LineReader, Sink, MAX_LINE};
 use super::LocalRecord;
 
 /// Longest record spread over lines with parentheses.
@@ -132,7 +132,7 @@ pub(crate) fn parse_rpz<R: BufRead>(reader: R, sink: &mut Sink<'_>) -> io::Resul
                     sink.bad(joined_line, e);
                 }
             } else if joined_count > MAX_JOINED_LINES || joined.len() > MAX_LINE {
-                sink.bad(joined_line, "unbalanced parentheses");
+                sink.bad(joined_line, LineError::Unbalanced);
                 depth = 0;
                 joined.clear();
             }
@@ -156,7 +156,7 @@ pub(crate) fn parse_rpz<R: BufRead>(reader: R, sink: &mut Sink<'_>) -> io::Resul
         }
     }
     if depth > 0 {
-        sink.bad(joined_line, "unbalanced parentheses at end of file");
+        sink.bad(joined_line, LineError::UnbalancedAtEnd);
     }
     sink.out.lines = lr.line_no;
     for (_, (line, recs)) in z.groups.drain() {
@@ -170,7 +170,7 @@ fn lower_abs(name: &str) -> String {
 }
 
 /// One record (possibly joined from several lines).
-fn record(text: &str, n: u32, z: &mut Zone, sink: &mut Sink<'_>) -> Result<(), String> {
+fn record(text: &str, n: u32, z: &mut Zone, sink: &mut Sink<'_>) -> Result<(), LineError> {
     let mut toks = std::mem::take(&mut z.toks);
     let r = record_inner(text, n, z, sink, &mut toks);
     z.toks = toks;
@@ -183,32 +183,14 @@ fn record_inner(
     z: &mut Zone,
     sink: &mut Sink<'_>,
     toks: &mut Vec<(usize, usize)>,
-) -> Result<(), String> {
+) -> Result<(), LineError> {
     tokenize(text, toks)?;
     let t: Vec<&str> = toks.iter().map(|&(a, b)| &text[a..b]).collect();
     if t.is_empty() {
         return Ok(());
     }
-    // Directives.
     if t[0].starts_with('$') {
-        let d = t[0].to_ascii_uppercase();
-        match d.as_str() {
-            "$ORIGIN" => {
-                let o = t.get(1).ok_or("$ORIGIN without a name")?;
-                let o = if o.ends_with('.') {
-                    lower_abs(o)
-                } else {
-                    match &z.origin {
-                        Some(cur) => format!("{}.{}", o.to_ascii_lowercase(), cur),
-                        None => lower_abs(o),
-                    }
-                };
-                z.origin = Some(o);
-                return Ok(());
-            }
-            "$TTL" => return Ok(()),
-            _ => return Err(format!("unsupported directive {}", t[0])),
-        }
+        return directive(&t, z);
     }
     let indented = text.starts_with(' ') || text.starts_with('\t');
     let (owner_raw, rest): (String, &[&str]) = if indented {
@@ -220,48 +202,8 @@ fn record_inner(
         (t[0].to_string(), &t[1..])
     };
     z.last_owner = Some(owner_raw.clone());
-    // [ttl] [class] type rdata…, ttl and class in either order.
-    let mut i = 0;
-    while i < rest.len() && i < 2 {
-        let x = rest[i];
-        let is_ttl = x.as_bytes()[0].is_ascii_digit();
-        let is_class = ["IN", "CH", "HS", "CS", "ANY"]
-            .iter()
-            .any(|c| x.eq_ignore_ascii_case(c));
-        if is_ttl || is_class {
-            i += 1;
-        } else {
-            break;
-        }
-    }
-    let ty = rest
-        .get(i)
-        .ok_or("record without a type")?
-        .to_ascii_uppercase();
-    let rdata = &rest[i + 1..];
-
-    // Owner relative to the origin ("" = apex).
-    let rel: String = if owner_raw == "@" {
-        String::new()
-    } else if owner_raw.ends_with('.') {
-        let abs = lower_abs(&owner_raw);
-        if z.origin.is_none() && ty == "SOA" {
-            z.origin = Some(abs.clone());
-        }
-        match &z.origin {
-            Some(o) if abs == *o => String::new(),
-            Some(o) => match abs
-                .strip_suffix(o.as_str())
-                .and_then(|p| p.strip_suffix('.'))
-            {
-                Some(p) => p.to_string(),
-                None => return Err(format!("owner {owner_raw} is outside the zone origin {o}")),
-            },
-            None => return Err("absolute owner name before $ORIGIN or SOA".into()),
-        }
-    } else {
-        owner_raw.to_ascii_lowercase()
-    };
+    let (ty, rdata) = type_and_rdata(rest)?;
+    let rel = relative_owner(owner_raw, &ty, z)?;
     if rel.is_empty() {
         if !matches!(ty.as_str(), "SOA" | "NS") {
             sink.warn(n, "record at the zone apex ignored");
@@ -286,9 +228,107 @@ fn record_inner(
             return Ok(());
         }
     };
+    let Some(local) = action_or_local_data(&ty, rdata, &trigger, n, z, sink)? else {
+        return Ok(());
+    };
+    let key = match trigger {
+        Trigger::Name(h, k) => TriggerKey::Name(h, k),
+        Trigger::Ip(net) => TriggerKey::Ip(net),
+    };
+    match z.groups.get_mut(&key) {
+        Some((_, recs)) => recs.push(local),
+        None => {
+            z.groups.insert(key, (n, vec![local]));
+            add(sink, &trigger, Act::Local, n);
+        }
+    }
+    Ok(())
+}
 
-    // Action or local data.
-    let local = match ty.as_str() {
+/// `$ORIGIN` (relative to the current origin unless absolute) and `$TTL` (ignored).
+fn directive(t: &[&str], z: &mut Zone) -> Result<(), LineError> {
+    match t[0].to_ascii_uppercase().as_str() {
+        "$ORIGIN" => {
+            let o = t.get(1).ok_or("$ORIGIN without a name")?;
+            let o = if o.ends_with('.') {
+                lower_abs(o)
+            } else {
+                match &z.origin {
+                    Some(cur) => format!("{}.{}", o.to_ascii_lowercase(), cur),
+                    None => lower_abs(o),
+                }
+            };
+            z.origin = Some(o);
+            Ok(())
+        }
+        "$TTL" => Ok(()),
+        _ => Err(LineError::Directive(t[0].to_string())),
+    }
+}
+
+/// `[ttl] [class] type rdata…` (ttl and class in either order): the type, upper case, and
+/// the rdata tokens.
+fn type_and_rdata<'r, 't>(rest: &'r [&'t str]) -> Result<(String, &'r [&'t str]), LineError> {
+    let mut i = 0;
+    while i < rest.len() && i < 2 {
+        let x = rest[i];
+        let is_ttl = x.as_bytes()[0].is_ascii_digit();
+        let is_class = ["IN", "CH", "HS", "CS", "ANY"]
+            .iter()
+            .any(|c| x.eq_ignore_ascii_case(c));
+        if is_ttl || is_class {
+            i += 1;
+        } else {
+            break;
+        }
+    }
+    let ty = rest
+        .get(i)
+        .ok_or("record without a type")?
+        .to_ascii_uppercase();
+    Ok((ty, &rest[i + 1..]))
+}
+
+/// The owner relative to the origin ("" = the apex). An absolute owner of the first SOA
+/// sets the origin when none is set yet.
+fn relative_owner(owner_raw: String, ty: &str, z: &mut Zone) -> Result<String, LineError> {
+    if owner_raw == "@" {
+        return Ok(String::new());
+    }
+    if !owner_raw.ends_with('.') {
+        return Ok(owner_raw.to_ascii_lowercase());
+    }
+    let abs = lower_abs(&owner_raw);
+    if z.origin.is_none() && ty == "SOA" {
+        z.origin = Some(abs.clone());
+    }
+    match &z.origin {
+        Some(o) if abs == *o => Ok(String::new()),
+        Some(o) => match abs
+            .strip_suffix(o.as_str())
+            .and_then(|p| p.strip_suffix('.'))
+        {
+            Some(p) => Ok(p.to_string()),
+            None => Err(LineError::OutsideOrigin {
+                owner: owner_raw,
+                origin: o.clone(),
+            }),
+        },
+        None => Err("absolute owner name before $ORIGIN or SOA".into()),
+    }
+}
+
+/// A record's meaning: an action (added to `sink` here, `None` returned), local data to
+/// answer with, or nothing we support (warned, `None`).
+fn action_or_local_data(
+    ty: &str,
+    rdata: &[&str],
+    trigger: &Trigger,
+    n: u32,
+    z: &Zone,
+    sink: &mut Sink<'_>,
+) -> Result<Option<LocalRecord>, LineError> {
+    Ok(Some(match ty {
         "CNAME" => {
             let target = *rdata.first().ok_or("CNAME without a target")?;
             let tl = target.to_ascii_lowercase();
@@ -299,29 +339,15 @@ fn record_inner(
                 "rpz-drop." | "rpz-drop" => Some(Act::Drop),
                 "rpz-tcp-only." | "rpz-tcp-only" => {
                     sink.warn(n, "rpz-tcp-only not supported (ignored)");
-                    return Ok(());
+                    return Ok(None);
                 }
                 _ => None,
             };
             if let Some(act) = act {
-                add(sink, &trigger, act, n);
-                return Ok(());
+                add(sink, trigger, act, n);
+                return Ok(None);
             }
-            let abs = if tl.ends_with('.') {
-                lower_abs(&tl)
-            } else {
-                match &z.origin {
-                    Some(o) => format!("{tl}.{o}"),
-                    None => tl.clone(),
-                }
-            };
-            let (star, body) = match abs.strip_prefix("*.") {
-                Some(b) => ("*.", b),
-                None => ("", abs.as_str()),
-            };
-            let mut buf = String::new();
-            normalize_name(body, &mut buf).map_err(|e| format!("bad CNAME target: {e}"))?;
-            LocalRecord::Cname(format!("{star}{buf}"))
+            cname_target(tl, z)?
         }
         "A" => {
             let a: Ipv4Addr = rdata
@@ -353,21 +379,29 @@ fn record_inner(
         }
         _ => {
             sink.warn(n, "local data of an unsupported type ignored");
-            return Ok(());
+            return Ok(None);
+        }
+    }))
+}
+
+/// Local data `CNAME target` (lower case; relative to the origin unless absolute; a leading
+/// `*.` kept).
+fn cname_target(tl: String, z: &Zone) -> Result<LocalRecord, LineError> {
+    let abs = if tl.ends_with('.') {
+        lower_abs(&tl)
+    } else {
+        match &z.origin {
+            Some(o) => format!("{tl}.{o}"),
+            None => tl,
         }
     };
-    let key = match trigger {
-        Trigger::Name(h, k) => TriggerKey::Name(h, k),
-        Trigger::Ip(net) => TriggerKey::Ip(net),
+    let (star, body) = match abs.strip_prefix("*.") {
+        Some(b) => ("*.", b),
+        None => ("", abs.as_str()),
     };
-    match z.groups.get_mut(&key) {
-        Some((_, recs)) => recs.push(local),
-        None => {
-            z.groups.insert(key, (n, vec![local]));
-            add(sink, &trigger, Act::Local, n);
-        }
-    }
-    Ok(())
+    let mut buf = String::new();
+    normalize_name(body, &mut buf).map_err(LineError::CnameTarget)?;
+    Ok(LocalRecord::Cname(format!("{star}{buf}")))
 }
 
 fn add(sink: &mut Sink<'_>, t: &Trigger, act: Act, n: u32) {
@@ -378,7 +412,7 @@ fn add(sink: &mut Sink<'_>, t: &Trigger, act: Act, n: u32) {
 }
 
 /// `Ok(None)` for trigger types we do not support.
-fn parse_trigger(rel: &str, sink: &mut Sink<'_>) -> Result<Option<Trigger>, String> {
+fn parse_trigger(rel: &str, sink: &mut Sink<'_>) -> Result<Option<Trigger>, LineError> {
     let (head, last) = match rel.rsplit_once('.') {
         Some((h, l)) => (h, l),
         None => ("", rel),
@@ -398,14 +432,14 @@ fn parse_trigger(rel: &str, sink: &mut Sink<'_>) -> Result<Option<Trigger>, Stri
         sink.out.label_mask |= label_bit(1 + buf.bytes().filter(|&b| b == b'.').count());
     }
     sink.name_buf = buf;
-    let h = r.map_err(|e| format!("bad trigger name: {e}"))?;
+    let h = r.map_err(LineError::TriggerName)?;
     Ok(Some(Trigger::Name(h, kind)))
 }
 
 /// `32.4.3.2.1` -> 1.2.3.4/32; `128.1.zz.db8.2001` -> 2001:db8::1/128.
-pub(crate) fn parse_rpz_ip(s: &str) -> Result<IpNet, String> {
+pub(crate) fn parse_rpz_ip(s: &str) -> Result<IpNet, LineError> {
     let labels: Vec<&str> = s.split('.').collect();
-    let bad = || format!("bad rpz-ip trigger {s:?}.rpz-ip");
+    let bad = || LineError::RpzIp(s.to_string());
     if labels.len() < 2 {
         return Err(bad());
     }

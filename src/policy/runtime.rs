@@ -11,8 +11,8 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
+use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
 use crate::timefmt::{format_ts, parse_time_us};
@@ -82,6 +82,39 @@ pub struct NewEntry {
     pub group: Option<String>,
 }
 
+/// Why the runtime list refused a change or could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeListError {
+    #[error("cannot create {}: {source}", path.display())]
+    Create {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot write {}: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("no runtime list for group {0:?}")]
+    NoScope(Option<String>),
+    #[error("bad name {name:?}: {reason}")]
+    BadName { name: String, reason: &'static str },
+    #[error("added_by must name who asked for the entry")]
+    NoAddedBy,
+    #[error("no group is named {0:?}")]
+    UnknownGroup(String),
+    /// `reason` is the time parser's explanation.
+    #[error("bad expires {value:?}: {reason}")]
+    BadExpiry { value: String, reason: String },
+    #[error("expires {0:?} is in the past")]
+    ExpiryPast(String),
+}
+
 /// (group, name): the same name may be listed for several groups.
 type Key = (Option<String>, String);
 
@@ -94,12 +127,14 @@ pub struct RuntimeList {
 impl RuntimeList {
     /// Reads the file (creating an empty one if absent). Lines that are not ours are kept as
     /// plain entries added by "file".
-    pub fn open(path: &Path) -> Result<RuntimeList, String> {
+    pub fn open(path: &Path) -> Result<RuntimeList, RuntimeListError> {
         Self::open_scoped(&[(None, path.to_path_buf())])
     }
 
     /// Reads every scope's file (see `Config::runtime_list_files`), creating missing ones.
-    pub fn open_scoped(files: &[(Option<String>, PathBuf)]) -> Result<RuntimeList, String> {
+    pub fn open_scoped(
+        files: &[(Option<String>, PathBuf)],
+    ) -> Result<RuntimeList, RuntimeListError> {
         let mut entries = BTreeMap::new();
         for (group, path) in files {
             read_file(path, group.as_deref(), &mut entries)?;
@@ -119,12 +154,7 @@ impl RuntimeList {
     }
 
     pub fn list(&self) -> Vec<RuntimeEntry> {
-        self.entries
-            .lock()
-            .expect("runtime list lock")
-            .values()
-            .cloned()
-            .collect()
+        self.entries.lock().values().cloned().collect()
     }
 
     /// The entry for `name` in `group`'s scope (None = every group).
@@ -135,7 +165,6 @@ impl RuntimeList {
     pub fn get_scoped(&self, group: Option<&str>, name: &str) -> Option<RuntimeEntry> {
         self.entries
             .lock()
-            .expect("runtime list lock")
             .get(&(group.map(String::from), name.to_string()))
             .cloned()
     }
@@ -150,33 +179,40 @@ impl RuntimeList {
         &self,
         scope: &Option<String>,
         next: &BTreeMap<Key, RuntimeEntry>,
-    ) -> Result<(), String> {
+    ) -> Result<(), RuntimeListError> {
         let path = self
             .files
             .get(scope)
-            .ok_or_else(|| format!("no runtime list for group {scope:?}"))?;
+            .ok_or_else(|| RuntimeListError::NoScope(scope.clone()))?;
         let mine: Vec<&RuntimeEntry> = next
             .iter()
             .filter(|((g, _), _)| g == scope)
             .map(|(_, e)| e)
             .collect();
-        write_atomic(path, &mine).map_err(|e| format!("cannot write {}: {e}", path.display()))
+        write_atomic(path, &mine).map_err(|source| RuntimeListError::Write {
+            path: path.clone(),
+            source,
+        })
     }
 
     /// Adds (or replaces) an entry and persists the file.
-    pub fn add(&self, new: NewEntry, now_us: i64) -> Result<RuntimeEntry, String> {
+    pub fn add(&self, new: NewEntry, now_us: i64) -> Result<RuntimeEntry, RuntimeListError> {
         let mut name = String::new();
-        super::names::normalize_name(new.name.trim(), &mut name)
-            .map_err(|e| format!("bad name {:?}: {e}", new.name))?;
+        super::names::normalize_name(new.name.trim(), &mut name).map_err(|reason| {
+            RuntimeListError::BadName {
+                name: new.name.clone(),
+                reason,
+            }
+        })?;
         if new.added_by.trim().is_empty() {
-            return Err("added_by must name who asked for the entry".into());
+            return Err(RuntimeListError::NoAddedBy);
         }
         let group = new
             .group
             .map(|g| g.trim().to_string())
             .filter(|g| !g.is_empty());
         if !self.has_scope(group.as_deref()) {
-            return Err(format!("no group is named {:?}", group.unwrap_or_default()));
+            return Err(RuntimeListError::UnknownGroup(group.unwrap_or_default()));
         }
         let expires_at = match new.expires.as_deref() {
             None | Some("") => None,
@@ -185,10 +221,15 @@ impl RuntimeList {
                 let us = match parse_time_us(t, 0) {
                     Ok(abs) if t.contains('-') || t.contains(':') => abs,
                     Ok(ago) => now_us - ago,
-                    Err(e) => return Err(format!("bad expires {t:?}: {e}")),
+                    Err(reason) => {
+                        return Err(RuntimeListError::BadExpiry {
+                            value: t.to_string(),
+                            reason,
+                        })
+                    }
                 };
                 if us <= now_us {
-                    return Err(format!("expires {t:?} is in the past"));
+                    return Err(RuntimeListError::ExpiryPast(t.to_string()));
                 }
                 Some(format_ts(us, 0))
             }
@@ -202,7 +243,7 @@ impl RuntimeList {
             expires_at,
             group: group.clone(),
         };
-        let mut entries = self.entries.lock().expect("runtime list lock");
+        let mut entries = self.entries.lock();
         let mut next = entries.clone();
         next.insert((group.clone(), name), entry.clone());
         self.persist(&group, &next)?;
@@ -211,17 +252,17 @@ impl RuntimeList {
     }
 
     /// Removes an entry (for every group); Ok(false) when there was none.
-    pub fn remove(&self, name: &str) -> Result<bool, String> {
+    pub fn remove(&self, name: &str) -> Result<bool, RuntimeListError> {
         self.remove_scoped(None, name)
     }
 
     /// Removes the entry for `name` in `group`'s scope; Ok(false) when there was none.
-    pub fn remove_scoped(&self, group: Option<&str>, name: &str) -> Result<bool, String> {
+    pub fn remove_scoped(&self, group: Option<&str>, name: &str) -> Result<bool, RuntimeListError> {
         let key = (
             group.map(String::from),
             name.trim().trim_end_matches('.').to_ascii_lowercase(),
         );
-        let mut entries = self.entries.lock().expect("runtime list lock");
+        let mut entries = self.entries.lock();
         if !entries.contains_key(&key) {
             return Ok(false);
         }
@@ -233,8 +274,8 @@ impl RuntimeList {
     }
 
     /// Drops entries whose expiry has passed; returns them.
-    pub fn expire(&self, now_us: i64) -> Result<Vec<RuntimeEntry>, String> {
-        let mut entries = self.entries.lock().expect("runtime list lock");
+    pub fn expire(&self, now_us: i64) -> Result<Vec<RuntimeEntry>, RuntimeListError> {
+        let mut entries = self.entries.lock();
         let gone: Vec<RuntimeEntry> = entries
             .values()
             .filter(|e| e.expires_us().is_some_and(|t| t <= now_us))
@@ -263,16 +304,23 @@ fn read_file(
     path: &Path,
     group: Option<&str>,
     entries: &mut BTreeMap<Key, RuntimeEntry>,
-) -> Result<(), String> {
+) -> Result<(), RuntimeListError> {
+    fn create(path: &Path) -> impl FnOnce(std::io::Error) -> RuntimeListError + '_ {
+        move |source| RuntimeListError::Create {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
     if !path.exists() {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+            std::fs::create_dir_all(dir).map_err(create(dir))?;
         }
-        write_atomic(path, &[]).map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+        write_atomic(path, &[]).map_err(create(path))?;
     }
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let text = std::fs::read_to_string(path).map_err(|source| RuntimeListError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
     for line in text.lines() {
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') {
@@ -306,12 +354,9 @@ fn write_atomic(path: &Path, entries: &[&RuntimeEntry]) -> std::io::Result<()> {
         writeln!(f, "# dnsward runtime list: entries added through the admin API (POST /api/lists/runtime).")?;
         writeln!(f, "# Each line: name # dnsward-runtime {{who, when, reason, reference, expiry}}. Managed by dnsward.")?;
         for e in entries {
-            writeln!(
-                f,
-                "{} {MARKER}{}",
-                e.name,
-                serde_json::to_string(e).expect("entry serializes")
-            )?;
+            write!(f, "{} {MARKER}", e.name)?;
+            serde_json::to_writer(&mut f, e)?;
+            writeln!(f)?;
         }
         f.sync_all()?;
     }
@@ -385,7 +430,11 @@ mod tests {
         l.add(new("games.example", None), now).unwrap();
         let mut unknown = new("x.example", None);
         unknown.group = Some("nosuch".into());
-        assert!(l.add(unknown, now).unwrap_err().contains("nosuch"));
+        assert!(l
+            .add(unknown, now)
+            .unwrap_err()
+            .to_string()
+            .contains("nosuch"));
         let kids = std::fs::read_to_string(&files[1].1).unwrap();
         assert!(
             kids.contains("games.example # dnsward-runtime") && kids.contains("\"group\":\"kids\""),

@@ -43,6 +43,86 @@ fn next_id() -> u64 {
     NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
+/// The rules of a snapshot being built, list after list.
+struct Entries {
+    names: Vec<NameEntry>,
+    ips: Vec<IpEntry>,
+    label_mask: u64,
+}
+
+impl Entries {
+    /// A list parsed now: its rules join the snapshot, its counts the report.
+    fn take_parsed(
+        &mut self,
+        mut p: ParsedList,
+        spec: &ListSpec,
+        meta: &mut ListMeta,
+        rep: &mut ListReport,
+    ) {
+        meta.rpz = p.format == ListFormat::Rpz;
+        meta.local = Arc::new(std::mem::take(&mut p.local));
+        self.label_mask |= p.label_mask;
+        self.names.append(&mut p.names);
+        self.ips.append(&mut p.ips);
+        rep.entries = p.entries;
+        rep.bad_lines = p.bad_lines;
+        rep.first_bad = p.first_bad;
+        rep.warnings = p.warnings;
+        rep.format = p.format;
+        tracing::info!(list = %spec.name, file = %spec.path.display(), entries = p.entries, bad_lines = p.bad_lines, "list loaded");
+    }
+
+    /// A list that failed as a whole: the report says why, and the previous snapshot's
+    /// copy of the list (same name and path), if any, is kept as list `new`.
+    fn keep_previous(
+        &mut self,
+        e: ListError,
+        new: u16,
+        spec: &ListSpec,
+        previous: Option<&Snapshot>,
+        meta: &mut ListMeta,
+        rep: &mut ListReport,
+    ) {
+        let why = e.to_string();
+        if let ListError::NothingValid { bad_lines, .. } = &e {
+            rep.bad_lines = *bad_lines;
+        }
+        rep.error = Some(why.clone());
+        let prev = previous.and_then(|p| {
+            p.lists
+                .iter()
+                .position(|m| *m.name == *spec.name && *m.path == *spec.path)
+                .map(|id| (p, id as u16))
+        });
+        let Some((p, old)) = prev else {
+            tracing::warn!(list = %spec.name, error = %why, "list failed and there is no previous copy");
+            return;
+        };
+        let force_allow = spec.category == Category::Allow;
+        let fix = |act: Act| if force_allow { Act::Allow } else { act };
+        let before = self.names.len() + self.ips.len();
+        self.names
+            .extend(p.names.iter().filter(|e| e.list == old).map(|e| NameEntry {
+                list: new,
+                act: fix(e.act),
+                ..*e
+            }));
+        self.ips
+            .extend(p.ips.all().filter(|e| e.list == old).map(|e| IpEntry {
+                list: new,
+                act: fix(e.act),
+                ..e
+            }));
+        rep.entries = self.names.len() + self.ips.len() - before;
+        let om = &p.lists[old as usize];
+        self.label_mask |= p.names.label_mask();
+        meta.rpz = om.rpz;
+        meta.local = om.local.clone();
+        rep.kept_previous = Some(why.clone());
+        tracing::warn!(list = %spec.name, error = %why, kept = rep.entries, "list failed; keeping the previous copy");
+    }
+}
+
 impl Snapshot {
     pub fn empty() -> Snapshot {
         Snapshot {
@@ -83,11 +163,13 @@ impl Snapshot {
             .iter()
             .map(|r| r.as_ref().map(|p| p.name_entries()).unwrap_or(0))
             .sum();
-        let mut names: Vec<NameEntry> = Vec::with_capacity(NameTable::capacity_for(total));
-        let mut ips: Vec<IpEntry> = Vec::new();
+        let mut acc = Entries {
+            names: Vec::with_capacity(NameTable::capacity_for(total)),
+            ips: Vec::new(),
+            label_mask: 0,
+        };
         let mut lists = Vec::with_capacity(specs.len());
         let mut reports = Vec::with_capacity(specs.len());
-        let mut label_mask = 0u64;
 
         for (i, spec) in specs.iter().enumerate() {
             let mut meta = ListMeta {
@@ -104,71 +186,13 @@ impl Snapshot {
                 format: spec.format,
                 ..Default::default()
             };
-            let res = if i < usable {
-                std::mem::replace(&mut results[i], Ok(ParsedList::default()))
+            if i < usable {
+                match std::mem::replace(&mut results[i], Ok(ParsedList::default())) {
+                    Ok(p) => acc.take_parsed(p, spec, &mut meta, &mut rep),
+                    Err(e) => acc.keep_previous(e, i as u16, spec, previous, &mut meta, &mut rep),
+                }
             } else {
-                lists.push(meta);
                 rep.error = Some("more than 65536 lists configured: list ignored".into());
-                reports.push(rep);
-                continue;
-            };
-            match res {
-                Ok(mut p) => {
-                    meta.rpz = p.format == ListFormat::Rpz;
-                    meta.local = Arc::new(std::mem::take(&mut p.local));
-                    label_mask |= p.label_mask;
-                    names.append(&mut p.names);
-                    ips.append(&mut p.ips);
-                    rep.entries = p.entries;
-                    rep.bad_lines = p.bad_lines;
-                    rep.first_bad = p.first_bad;
-                    rep.warnings = p.warnings;
-                    rep.format = p.format;
-                    tracing::info!(list = %spec.name, file = %spec.path.display(), entries = p.entries, bad_lines = p.bad_lines, "list loaded");
-                }
-                Err(e) => {
-                    let why = e.to_string();
-                    if let ListError::NothingValid { bad_lines, .. } = &e {
-                        rep.bad_lines = *bad_lines;
-                    }
-                    rep.error = Some(why.clone());
-                    let prev = previous.and_then(|p| {
-                        p.lists
-                            .iter()
-                            .position(|m| *m.name == *spec.name && *m.path == *spec.path)
-                            .map(|id| (p, id as u16))
-                    });
-                    match prev {
-                        Some((p, old)) => {
-                            let new = i as u16;
-                            let force_allow = spec.category == Category::Allow;
-                            let fix = |act: Act| if force_allow { Act::Allow } else { act };
-                            let before = names.len() + ips.len();
-                            names.extend(p.names.iter().filter(|e| e.list == old).map(|e| {
-                                NameEntry {
-                                    list: new,
-                                    act: fix(e.act),
-                                    ..*e
-                                }
-                            }));
-                            ips.extend(p.ips.all().filter(|e| e.list == old).map(|e| IpEntry {
-                                list: new,
-                                act: fix(e.act),
-                                ..e
-                            }));
-                            rep.entries = names.len() + ips.len() - before;
-                            let om = &p.lists[old as usize];
-                            label_mask |= p.names.label_mask();
-                            meta.rpz = om.rpz;
-                            meta.local = om.local.clone();
-                            rep.kept_previous = Some(why.clone());
-                            tracing::warn!(list = %spec.name, error = %why, kept = rep.entries, "list failed; keeping the previous copy");
-                        }
-                        None => {
-                            tracing::warn!(list = %spec.name, error = %why, "list failed and there is no previous copy");
-                        }
-                    }
-                }
             }
             lists.push(meta);
             reports.push(rep);
@@ -177,8 +201,8 @@ impl Snapshot {
         let groups = Groups::build(groups, specs);
         let snap = Snapshot {
             lists,
-            names: NameTable::build(names, label_mask),
-            ips: IpTable::build(ips),
+            names: NameTable::build(acc.names, acc.label_mask),
+            ips: IpTable::build(acc.ips),
             groups,
             id: next_id(),
         };

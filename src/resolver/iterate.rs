@@ -17,13 +17,13 @@ use hickory_proto::rr::rdata::CNAME;
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
 use super::classify::{classify, Classified, ZoneAnswer, MAX_CHAIN};
+use super::config::QnameMinimisation;
 use super::delegation::{Delegation, NameServer};
 use super::error::{ExchangeError, ResolveError};
 use super::infra::Failure;
 use super::rrcache::Cached;
 use super::validate::Verdict;
 use super::Resolver;
-use crate::config::QnameMinimisation;
 use crate::transport::{self, QueryFlags};
 
 /// Upstream queries one client question may cause, NS lookups and chains included.

@@ -10,10 +10,12 @@
 //! once, when it enters the cache, so a cached answer costs the same validated or not.
 
 pub mod classify;
+pub mod config;
 pub mod delegation;
 pub mod error;
 pub mod infra;
 pub mod iterate;
+pub mod roots;
 pub mod rrcache;
 pub mod validate;
 
@@ -25,10 +27,10 @@ use async_trait::async_trait;
 use hickory_proto::op::{Message, OpCode, Query};
 use ipnet::IpNet;
 
-use crate::config::{DnssecMode, QnameMinimisation, ResolverConfig};
 use crate::dnssec::aggressive::DenialCache;
 use crate::dnssec::Validator;
 use crate::upstream::{ClientFlags, Upstream, UpstreamError};
+use config::{DnssecMode, QnameMinimisation, ResolverConfig};
 use delegation::Delegations;
 use error::ResolveError;
 use infra::Infra;

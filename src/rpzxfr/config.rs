@@ -2,12 +2,11 @@
 //! the config types and their checks. Kept here so that `config/mod.rs` only names them.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use ipnet::IpNet;
 use serde::Deserialize;
 
-use crate::config::Config;
 use crate::policy::{Category, ListFormat, ListSpec};
 
 /// One `[[rpz]]` table: an RPZ zone this dnsward is a secondary for.
@@ -81,24 +80,23 @@ impl RpzConfig {
             .unwrap_or_else(|| self.zone.trim_end_matches('.').to_string())
     }
 
-    /// The file the received zone is kept in, resolved against the config file's directory.
-    pub fn zone_path(&self, config: &Config) -> PathBuf {
+    /// The file the received zone is kept in, resolved against `base_dir` (the config file's
+    /// directory; an absolute path stays as it is).
+    pub fn zone_path(&self, base_dir: &Path) -> PathBuf {
         match &self.path {
-            Some(p) => config.resolve_path(p),
-            None => config.resolve_path(&PathBuf::from(format!("rpz-{}.zone", self.list_name()))),
+            Some(p) => base_dir.join(p),
+            None => base_dir.join(format!("rpz-{}.zone", self.list_name())),
         }
     }
 }
 
 /// The received zones as lists (RPZ format) for the policy engine.
-pub fn list_specs(config: &Config) -> Vec<ListSpec> {
-    config
-        .rpz
-        .iter()
+pub fn list_specs(rpz: &[RpzConfig], base_dir: &Path) -> Vec<ListSpec> {
+    rpz.iter()
         .map(|r| ListSpec {
             name: r.list_name(),
             category: r.category,
-            path: r.zone_path(config),
+            path: r.zone_path(base_dir),
             format: ListFormat::Rpz,
             action: None,
         })
@@ -107,9 +105,9 @@ pub fn list_specs(config: &Config) -> Vec<ListSpec> {
 
 /// For `dnsward check`: an `[[rpz]]` zone whose copy is not on disk yet is no error (the
 /// first AXFR at start writes it); says so, naming the primary.
-pub fn not_transferred_yet(config: &Config, list: &str) -> Option<String> {
-    let r = config.rpz.iter().find(|r| r.list_name() == list)?;
-    let path = r.zone_path(config);
+pub fn not_transferred_yet(rpz: &[RpzConfig], base_dir: &Path, list: &str) -> Option<String> {
+    let r = rpz.iter().find(|r| r.list_name() == list)?;
+    let path = r.zone_path(base_dir);
     (!path.exists()).then(|| {
         format!(
             "rpz zone {} not transferred yet: {} is written by the first AXFR from {} at start",
@@ -120,19 +118,25 @@ pub fn not_transferred_yet(config: &Config, list: &str) -> Option<String> {
     })
 }
 
-/// Problems of `[[rpz]]` and `[rpz_server]` as (key path, message).
-pub fn problems(config: &Config) -> Vec<(String, String)> {
+/// Problems of `[[rpz]]` and `[rpz_server]` as (key path, message); `list_names`: the names
+/// the config's other lists already take.
+pub fn problems(
+    rpz: &[RpzConfig],
+    server: Option<&RpzServerConfig>,
+    list_names: &[&str],
+    base_dir: &Path,
+) -> Vec<(String, String)> {
     let mut out = Vec::new();
     let mut names: std::collections::HashSet<String> =
-        config.lists.iter().map(|l| l.name.clone()).collect();
-    for (i, r) in config.rpz.iter().enumerate() {
+        list_names.iter().map(|n| n.to_string()).collect();
+    for (i, r) in rpz.iter().enumerate() {
         if let Err(e) = zone_name(&r.zone) {
             out.push((format!("rpz[{i}].zone"), e));
         }
         let name = r.list_name();
         if name.trim().is_empty() {
             out.push((format!("rpz[{i}].name"), "must not be empty".into()));
-        } else if name == crate::config::RUNTIME_LIST || !names.insert(name.clone()) {
+        } else if name == crate::policy::groups::RUNTIME_LIST || !names.insert(name.clone()) {
             out.push((
                 format!("rpz[{i}].name"),
                 format!("another list is already named {name:?}"),
@@ -142,12 +146,12 @@ pub fn problems(config: &Config) -> Vec<(String, String)> {
             out.push((format!("rpz[{i}].max_records"), "must be at least 1".into()));
         }
         if let Some(k) = &r.tsig_key_file {
-            if let Err(e) = super::tsig::TsigKey::load(&config.resolve_path(k)) {
+            if let Err(e) = super::tsig::TsigKey::load(&base_dir.join(k)) {
                 out.push((format!("rpz[{i}].tsig_key_file"), e.to_string()));
             }
         }
     }
-    if let Some(s) = &config.rpz_server {
+    if let Some(s) = server {
         if let Err(e) = zone_name(&s.zone) {
             out.push(("rpz_server.zone".into(), e));
         }
@@ -159,7 +163,7 @@ pub fn problems(config: &Config) -> Vec<(String, String)> {
             ));
         }
         if let Some(k) = &s.tsig_key_file {
-            if let Err(e) = super::tsig::TsigKey::load(&config.resolve_path(k)) {
+            if let Err(e) = super::tsig::TsigKey::load(&base_dir.join(k)) {
                 out.push(("rpz_server.tsig_key_file".into(), e.to_string()));
             }
         }

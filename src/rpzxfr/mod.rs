@@ -14,6 +14,7 @@
 //! nothing on the answer path uses it.
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 
 pub mod config;
@@ -42,22 +43,32 @@ pub enum RpzError {
     Server(#[from] primary::ServerError),
 }
 
+/// What `Rpz::start` needs of the config: its two tables, where relative paths start, and
+/// how the policy's default action reads as RPZ.
+pub struct RpzSetup<'a> {
+    pub secondaries: &'a [config::RpzConfig],
+    pub server: Option<&'a config::RpzServerConfig>,
+    pub base_dir: &'a Path,
+    pub export: export::ExportSettings,
+}
+
 impl Rpz {
     pub async fn start(
-        config: &crate::config::Config,
+        setup: RpzSetup<'_>,
         policy: &Arc<PolicyStore>,
         metrics: &metrics::RpzMetrics,
     ) -> Result<Rpz, RpzError> {
         let mut rpz = Rpz::default();
-        for r in &config.rpz {
-            rpz.secondaries.push(
-                secondary::Secondary::start(r, config, Arc::clone(policy), metrics.clone()).await?,
-            );
+        for r in setup.secondaries {
+            let policy = Arc::clone(policy);
+            let secondary =
+                secondary::Secondary::start(r, setup.base_dir, policy, metrics.clone()).await?;
+            rpz.secondaries.push(secondary);
         }
-        if let Some(s) = &config.rpz_server {
-            rpz.server = Some(
-                primary::RpzServer::start(s, config, Arc::clone(policy), metrics.clone()).await?,
-            );
+        if let Some(s) = setup.server {
+            let policy = Arc::clone(policy);
+            let server = primary::RpzServer::start(s, &setup, policy, metrics.clone()).await?;
+            rpz.server = Some(server);
         }
         Ok(rpz)
     }

@@ -85,24 +85,19 @@ pub struct RpzServer {
 impl RpzServer {
     pub async fn start(
         cfg: &RpzServerConfig,
-        config: &crate::config::Config,
+        setup: &super::RpzSetup<'_>,
         policy: Arc<PolicyStore>,
         metrics: RpzMetrics,
     ) -> Result<RpzServer, ServerError> {
         let zone = super::config::zone_name(&cfg.zone).map_err(ServerError::Config)?;
         let key = match &cfg.tsig_key_file {
             Some(p) => Some(
-                TsigKey::load(&config.resolve_path(p))
+                TsigKey::load(&setup.base_dir.join(p))
                     .map_err(|e| ServerError::Config(e.to_string()))?,
             ),
             None => None,
         };
-        let settings = ExportSettings {
-            default_action: config.policy.action,
-            sinkhole_v4: config.policy.sinkhole_ipv4,
-            sinkhole_v6: config.policy.sinkhole_ipv6,
-        };
-        let mut exporter = Exporter::new(settings);
+        let mut exporter = Exporter::new(setup.export);
         let specs = policy.specs().to_vec();
         let (entries, exporter) =
             tokio::task::spawn_blocking(move || (exporter.compile(&specs), exporter))
@@ -116,7 +111,7 @@ impl RpzServer {
             zone,
             allow: cfg.allow_transfer.clone(),
             key,
-            settings,
+            settings: setup.export,
             now: RwLock::new(Arc::new(Served {
                 serial,
                 entries: Arc::new(entries),

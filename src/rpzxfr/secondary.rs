@@ -75,20 +75,21 @@ pub enum SecondaryError {
 impl Secondary {
     pub async fn start(
         cfg: &RpzConfig,
-        config: &crate::config::Config,
+        base_dir: &std::path::Path,
         policy: Arc<PolicyStore>,
         metrics: RpzMetrics,
     ) -> Result<SecondaryTasks, SecondaryError> {
         let list = cfg.list_name();
-        let key = match &cfg.tsig_key_file {
-            Some(p) => Some(TsigKey::load(&config.resolve_path(p)).map_err(|source| {
-                SecondaryError::Key {
-                    list: list.clone(),
-                    source,
-                }
-            })?),
-            None => None,
-        };
+        let key =
+            match &cfg.tsig_key_file {
+                Some(p) => Some(TsigKey::load(&base_dir.join(p)).map_err(|source| {
+                    SecondaryError::Key {
+                        list: list.clone(),
+                        source,
+                    }
+                })?),
+                None => None,
+            };
         let zone = super::config::zone_name(&cfg.zone).map_err(|why| SecondaryError::Zone {
             list: list.clone(),
             why,
@@ -123,7 +124,7 @@ impl Secondary {
             zone,
             primary: cfg.primary,
             key,
-            path: cfg.zone_path(config),
+            path: cfg.zone_path(base_dir),
             limits: Limits::new(cfg.max_records),
             policy,
             metrics,

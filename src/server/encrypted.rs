@@ -10,6 +10,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
+use super::h2_records::ResponseRecords;
 use super::http::HttpLimits;
 use super::limits::{accept_tls, ConnLimits};
 use super::tls::{CertStore, TlsError};
@@ -85,7 +86,9 @@ impl Encrypted {
         for want in &s.https_listen {
             let (listener, bound) = bind(*want, "doh").await?;
             doh_addrs.push(bound);
+            // One response per TLS record: dnsperf's DoH client needs it (h2_records).
             let serve = http::handler(router.clone(), Arc::clone(&http_limits));
+            let serve = move |tls, peer, stop| serve(ResponseRecords::new(tls), peer, stop);
             tasks.push(tokio::spawn(accept_tls(
                 listener,
                 doh_acceptor.clone(),

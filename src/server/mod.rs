@@ -6,8 +6,11 @@ pub mod doh;
 pub mod dot;
 pub mod encrypted;
 pub mod exchange;
+pub mod h2_records;
 pub mod http;
 pub mod limits;
+#[cfg(target_os = "linux")]
+mod mmsg;
 pub mod tls;
 mod udp;
 
@@ -79,6 +82,7 @@ impl Server {
             for (i, sock) in udp_sockets.into_iter().enumerate() {
                 let worker = UdpWorker {
                     engine: Arc::clone(&engine),
+                    batch: config.server.udp_batch,
                     stop: Arc::clone(&stop),
                     in_flight: Arc::clone(&in_flight),
                 };

@@ -1,5 +1,5 @@
 //! Where answers come from on a cache miss: the `Upstream` trait, which dnsward's own iterative
-//! resolver (`crate::resolver`, from the root hints) implements, and the forwarder beside it.
+//! resolver (from the root hints) implements, and the forwarder beside it.
 //! Both return a whole response `Message`; negative answers (NXDOMAIN, NODATA) are normal `Ok`
 //! messages with the SOA in the authority section, so the cache can keep them.
 //!
@@ -7,7 +7,6 @@
 //! the upstream the config asks for.
 
 pub mod forward;
-pub mod roots;
 
 use std::sync::Arc;
 use std::time::Duration;

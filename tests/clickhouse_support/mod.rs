@@ -1,24 +1,22 @@
-#![allow(dead_code)]
 //! Test servers for tests/clickhouse.rs: a real ClickHouse of our own on loopback (started
 //! with a temporary config, killed by PID when dropped) and a tiny HTTP server that plays a
 //! ClickHouse answering 500 or hanging.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::common::{dechunk, free_port};
+
 pub const SERVER: &str = "/usr/sbin/clickhouse-server";
 
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// The server binary: `DNSWARD_CLICKHOUSE_SERVER` if set (e.g. one unpacked from the .deb
+/// with `dpkg -x`), else Debian's.
+pub fn server() -> String {
+    std::env::var("DNSWARD_CLICKHOUSE_SERVER").unwrap_or_else(|_| SERVER.to_string())
 }
 
 /// A ClickHouse server of our own: its data under a temporary directory, HTTP only, on
@@ -31,12 +29,7 @@ pub struct ClickHouse {
 
 impl ClickHouse {
     pub fn start() -> Option<ClickHouse> {
-        if !Path::new(SERVER).exists() {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "{SERVER} is required in CI (.ci/run installs it)"
-            );
-            eprintln!("skipped: {SERVER} is not installed (apt-get install clickhouse-server)");
+        if !crate::common::tools::require_tool(&server(), "clickhouse-server") {
             return None;
         }
         let dir = tempfile::tempdir().unwrap();
@@ -91,7 +84,7 @@ impl ClickHouse {
     /// Start the server process (again) and wait, bounded, until it answers.
     pub fn run(&mut self) {
         let log = std::fs::File::create(self.dir.path().join("server.log")).unwrap();
-        let child = Command::new(SERVER)
+        let child = Command::new(server())
             .arg(format!(
                 "--config-file={}",
                 self.dir.path().join("config.xml").display()
@@ -184,19 +177,6 @@ pub fn http_post(port: u16, path: &str, body: &str) -> std::io::Result<(u16, Str
         body = dechunk(&body);
     }
     Ok((status, body))
-}
-
-pub fn dechunk(mut s: &str) -> String {
-    let mut out = String::new();
-    while let Some(i) = s.find("\r\n") {
-        let n = usize::from_str_radix(s[..i].trim(), 16).unwrap_or(0);
-        if n == 0 {
-            break;
-        }
-        out.push_str(&s[i + 2..i + 2 + n]);
-        s = &s[i + 2 + n + 2..];
-    }
-    out
 }
 
 /// What the fake ClickHouse does with an insert.

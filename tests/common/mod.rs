@@ -27,6 +27,7 @@ use tokio::net::{TcpStream, UdpSocket};
 
 pub mod tls;
 pub mod tools;
+pub mod unbound;
 
 use dnsward::config::Config;
 use dnsward::instance::Instance;
@@ -120,6 +121,15 @@ impl Hierarchy {
     /// Starts root, TLD and second-level servers. `extra_example_records` are appended to the
     /// example.com zone (e.g. short-TTL names for a test).
     pub async fn start(extra_example_records: &str) -> Hierarchy {
+        Self::start_with_root(extra_example_records, "").await
+    }
+
+    /// `start`, with `extra_root_records` (absolute names) appended to the root zone, which
+    /// answers them authoritatively (e.g. `in-addr.arpa` PTR records).
+    pub async fn start_with_root(
+        extra_example_records: &str,
+        extra_root_records: &str,
+    ) -> Hierarchy {
         init_logging();
         let base = block();
         let ip = |last: u8| format!("{}.{}.{}.{}", base[0], base[1], base[2], last);
@@ -135,7 +145,7 @@ impl Hierarchy {
         // must itself be resolved (a delegation without glue).
         let zones: Vec<(u8, &str, String)> = vec![
             (1, ".", format!(
-                "{}@ IN NS a.root.test.\na.root.test. IN A {}\ncom. IN NS ns.tld.test.\nnet. IN NS ns.tld.test.\nns.tld.test. IN A {}\nns1.sld.test. IN A {}\nns2.sld.test. IN A {}\n",
+                "{}@ IN NS a.root.test.\na.root.test. IN A {}\ncom. IN NS ns.tld.test.\nnet. IN NS ns.tld.test.\nns.tld.test. IN A {}\nns1.sld.test. IN A {}\nns2.sld.test. IN A {}\n{extra_root_records}\n",
                 soa("."), ip(1), ip(2), ip(3), ip(4))),
             (2, "com.", format!(
                 "{}@ IN NS ns.tld.test.\nexample IN NS ns1.sld.test.\nhosting IN NS ns2.sld.test.\n",
@@ -256,7 +266,8 @@ pub fn query_message(name: &str, rtype: RecordType, edns: Option<u16>) -> Messag
     m
 }
 
-fn rand_id() -> u16 {
+/// A DNS message ID that differs from call to call (the clock's nanoseconds).
+pub fn rand_id() -> u16 {
     use std::time::{SystemTime, UNIX_EPOCH};
     (SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -334,6 +345,111 @@ pub fn answer_strings(m: &Message) -> Vec<String> {
         .collect()
 }
 
+/// The dnsward binary of this build.
+pub const BIN: &str = env!("CARGO_BIN_EXE_dnsward");
+
+/// Runs `dnsward COMMAND --config CONFIG ARGS...` to its end.
+pub fn dnsward_cmd(command: &str, config: &std::path::Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(BIN)
+        .arg(command)
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// `dnsward logs --config CONFIG ARGS...`: its standard output, which must follow success.
+pub fn logs_ok(config: &std::path::Path, args: &[&str]) -> String {
+    let out = dnsward_cmd("logs", config, args);
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Records as `name type data` (the name in lower case, the TTL left out).
+pub fn rr_lines(records: &[hickory_proto::rr::Record]) -> Vec<String> {
+    records
+        .iter()
+        .map(|r| {
+            format!(
+                "{} {} {}",
+                r.name.to_ascii().to_ascii_lowercase(),
+                r.record_type(),
+                r.data
+            )
+        })
+        .collect()
+}
+
+/// A root that swallows every query (a bound socket that never answers; keep it while the
+/// test runs) and the config of a dnsward on 127.0.0.1:0 iterating from it, its root hints
+/// written in `dir`, with a resolver timeout of 800 ms.
+pub fn silent_root_config(dir: &std::path::Path) -> (std::net::UdpSocket, String) {
+    let hole = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    std::fs::write(
+        dir.join("root.hints"),
+        ". 3600000 IN NS a.root.test.\na.root.test. 3600000 IN A 127.0.0.1\n",
+    )
+    .unwrap();
+    let text = format!(
+        "[server]\nlisten = [\"127.0.0.1:0\"]\n[resolver]\nroot_hints = \"{}\"\nupstream_port = {}\ntimeout_ms = 800\n",
+        dir.join("root.hints").display(),
+        hole.local_addr().unwrap().port()
+    );
+    (hole, text)
+}
+
+/// A port free on 127.0.0.1 for both TCP and UDP right now.
+pub fn free_port() -> u16 {
+    free_port_on(IpAddr::V4(Ipv4Addr::LOCALHOST))
+}
+
+/// A port free on `ip` for both TCP and UDP right now.
+pub fn free_port_on(ip: IpAddr) -> u16 {
+    for _ in 0..50 {
+        let t = std::net::TcpListener::bind(SocketAddr::new(ip, 0)).unwrap();
+        let port = t.local_addr().unwrap().port();
+        if std::net::UdpSocket::bind(SocketAddr::new(ip, port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port on {ip}");
+}
+
+/// (INFO-CODE, EXTRA-TEXT) of the EDE option, if any.
+pub fn ede(m: &Message) -> Option<(u16, String)> {
+    use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
+    match m.edns.as_ref()?.option(EdnsCode::from(15))? {
+        EdnsOption::Unknown(_, data) if data.len() >= 2 => Some((
+            u16::from_be_bytes([data[0], data[1]]),
+            String::from_utf8_lossy(&data[2..]).into_owned(),
+        )),
+        _ => None,
+    }
+}
+
+/// The events of a JSON lines file once it holds at least `want` (sinks flush at least once a
+/// second: waits up to 5 s, then panics).
+pub fn read_jsonl(path: &std::path::Path, want: usize) -> Vec<serde_json::Value> {
+    for _ in 0..50 {
+        if let Ok(text) = std::fs::read_to_string(path) {
+            let rows: Vec<serde_json::Value> = text
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect();
+            if rows.len() >= want {
+                return rows;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("fewer than {want} events in {}", path.display());
+}
+
 /// `DNSWARD_LOG=debug cargo test ...` shows the server's logs in a failing test.
 pub fn init_logging() {
     let _ = tracing_subscriber::fmt()
@@ -393,7 +509,8 @@ pub async fn http(
     (status, body)
 }
 
-fn dechunk(mut s: &str) -> String {
+/// The body of an HTTP/1.1 `Transfer-Encoding: chunked` response.
+pub fn dechunk(mut s: &str) -> String {
     let mut out = String::new();
     while let Some((size, rest)) = s.split_once("\r\n") {
         let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);

@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use hickory_proto::op::{Edns, Message, Query};
-use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
 use hickory_proto::rr::{Name, RecordType};
 
 use crate::common::{self, start_dnsward_text, udp_raw};
@@ -50,16 +49,6 @@ pub async fn query(server: SocketAddr, name: &str, rtype: RecordType, f: Flags) 
         .await
         .expect("an answer within 8 s");
     Message::from_vec(&bytes).expect("answer parses")
-}
-
-pub fn ede(m: &Message) -> Option<(u16, String)> {
-    match m.edns.as_ref()?.option(EdnsCode::from(15))? {
-        EdnsOption::Unknown(15, d) if d.len() >= 2 => Some((
-            u16::from_be_bytes([d[0], d[1]]),
-            String::from_utf8_lossy(&d[2..]).into_owned(),
-        )),
-        _ => None,
-    }
 }
 
 pub fn has_rrsig(m: &Message) -> bool {

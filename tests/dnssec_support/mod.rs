@@ -126,14 +126,7 @@ impl Hierarchy {
             .iter_mut()
             .filter(|r| r.name == name("www.badsig.") && covers(r, RecordType::A))
         {
-            if let RData::DNSSEC(DNSSECRData::RRSIG(sig)) = &r.data {
-                let mut bytes = sig.sig().to_vec();
-                bytes[10] ^= 0x01;
-                r.data = RData::DNSSEC(DNSSECRData::RRSIG(RRSIG::from_sig(
-                    sig.input().clone(),
-                    bytes,
-                )));
-            }
+            corrupt_rrsig(r);
         }
         tlds.push(badsig);
         let mut stripped = sign("stripped.", data, SignOptions::new(now));
@@ -372,7 +365,7 @@ fn respond_across_zones(
 /// Asks `server` over UDP (TCP when truncated) with DO=1; bounded by 3 s per attempt.
 pub async fn ask_dnssec(server: SocketAddr, qname: &Name, rtype: RecordType) -> Option<Message> {
     let mut query = Message::query();
-    query.metadata.id = rand_id();
+    query.metadata.id = crate::common::rand_id();
     query.metadata.recursion_desired = true;
     query.add_query(Query::query(qname.clone(), rtype));
     let mut edns = Edns::new();
@@ -410,13 +403,16 @@ pub async fn ask_dnssec(server: SocketAddr, qname: &Name, rtype: RecordType) -> 
         .ok()?
 }
 
-fn rand_id() -> u16 {
-    use std::time::{SystemTime, UNIX_EPOCH};
-    (SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos()
-        & 0xffff) as u16
+/// Breaks an RRSIG (one bit of its signature flipped); other records are left alone.
+pub fn corrupt_rrsig(r: &mut Record) {
+    if let RData::DNSSEC(DNSSECRData::RRSIG(sig)) = &r.data {
+        let mut bytes = sig.sig().to_vec();
+        bytes[10] ^= 0x01;
+        r.data = RData::DNSSEC(DNSSECRData::RRSIG(RRSIG::from_sig(
+            sig.input().clone(),
+            bytes,
+        )));
+    }
 }
 
 /// A `KeyFetcher` asking the authority over real sockets; the answering zone is known from

@@ -3,10 +3,12 @@
 
 #![allow(dead_code)]
 
-use std::net::{IpAddr, SocketAddr, TcpListener, UdpSocket};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use crate::common::tools::which;
 
 pub const KEY_NAME: &str = "xfr-key";
 /// base64 of "0123456789abcdef0123456789abcdef".
@@ -22,26 +24,6 @@ pub fn write_key(dir: &Path, secret: &str) -> PathBuf {
     )
     .unwrap();
     p
-}
-
-/// A port free on `ip` for both TCP and UDP right now.
-pub fn free_port(ip: &str) -> u16 {
-    let ip: IpAddr = ip.parse().unwrap();
-    for _ in 0..50 {
-        let t = TcpListener::bind(SocketAddr::new(ip, 0)).unwrap();
-        let port = t.local_addr().unwrap().port();
-        if UdpSocket::bind(SocketAddr::new(ip, port)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no free port on {ip}");
-}
-
-pub fn which(bin: &str) -> Option<PathBuf> {
-    ["/usr/sbin", "/usr/bin", "/sbin", "/bin", "/usr/local/sbin"]
-        .iter()
-        .map(|d| Path::new(d).join(bin))
-        .find(|p| p.is_file())
 }
 
 /// A child process killed (by its own PID) when dropped.

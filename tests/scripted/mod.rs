@@ -223,7 +223,7 @@ impl Net {
 
     /// Binds every server; the root hints list these (name, address) pairs.
     pub async fn start_with_hints(self, hints: &[(&str, IpAddr)], port: Option<u16>) -> Running {
-        crate::scripted::init_logging();
+        crate::common::init_logging();
         let scripts: Scripts = Arc::new(Mutex::new(self.scripts));
         let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
         let mut last_err = None;
@@ -502,15 +502,4 @@ impl Server {
         }
         Some(bytes)
     }
-}
-
-/// `DNSWARD_LOG=debug cargo test ...` shows dnsward's logs in a failing test.
-pub fn init_logging() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("DNSWARD_LOG")
-                .unwrap_or_else(|_| "off".into()),
-        )
-        .with_test_writer()
-        .try_init();
 }

@@ -2,31 +2,16 @@
 //! with a temp config pointed at a scripted hierarchy (which must listen on port 53: unbound
 //! always sends there), killed by its PID when the guard is dropped.
 
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-pub const UNBOUND: &str = "/usr/sbin/unbound";
+pub use crate::common::unbound::Unbound;
 
-/// Why a differential test cannot run here (not root, or no unbound), or None.
-pub fn unavailable() -> Option<String> {
-    if !Path::new(UNBOUND).exists() {
-        crate::common::tools::missing(UNBOUND, "unbound");
-        return Some(format!("{UNBOUND} is not installed"));
-    }
-    // Port 53 on the harness addresses needs root (or CAP_NET_BIND_SERVICE).
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    if unsafe { libc::geteuid() } != 0 {
-        return Some("not root: the harness cannot bind port 53".into());
-    }
-    None
-}
-
-pub struct Unbound {
-    child: Child,
-    pub addr: SocketAddr,
-    _dir: tempfile::TempDir,
+/// Whether a differential test can run here: unbound installed, and root (port 53 on the
+/// harness addresses). When not, the `SKIP:` line is printed (a failure under CI).
+pub fn available() -> bool {
+    use crate::common::tools::{require_root, require_tool};
+    require_tool("unbound", "unbound") && require_root()
 }
 
 impl Unbound {
@@ -63,13 +48,7 @@ impl Unbound {
         } else {
             format!("{options}  do-ip6: no\n")
         };
-        let dir = tempfile::tempdir().expect("temp dir");
-        let port = std::net::UdpSocket::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let (dir, port) = Unbound::prepare();
         let d = dir.path().display();
         // UNBOUND_LOG=/path keeps unbound's log (at verbosity 4) for debugging a scenario.
         let (log, verbosity) = match std::env::var("UNBOUND_LOG") {
@@ -84,21 +63,7 @@ impl Unbound {
              num-threads: 1\n  do-daemonize: no\n  local-zone: \"test.\" nodefault\n  discard-timeout: 0\n{options}remote-control:\n  control-enable: no\n",
             root_hints.display()
         );
-        let conf_path = dir.path().join("unbound.conf");
-        std::fs::write(&conf_path, conf).expect("write unbound.conf");
-        let child = Command::new(UNBOUND)
-            .arg("-d")
-            .arg("-c")
-            .arg(&conf_path)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("unbound starts");
-        let unbound = Unbound {
-            child,
-            addr,
-            _dir: dir,
-        };
+        let unbound = Unbound::spawn(dir, port, &conf).expect("unbound starts");
         unbound.wait_ready().await;
         unbound
     }
@@ -129,13 +94,5 @@ impl Unbound {
             "unbound did not start listening on {} within 10 s",
             self.addr
         );
-    }
-}
-
-impl Drop for Unbound {
-    fn drop(&mut self) {
-        // Our own child, by its PID.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }

@@ -95,7 +95,9 @@ impl ChRow {
 
 pub struct ChReader {
     pub client: Client,
-    pub version: Version,
+    /// The table's `client` column is `FixedString(16)`: created on a server before 19.6,
+    /// perhaps upgraded since (today's engines no longer print it with `toString`).
+    pub fixed_client: bool,
 }
 
 /// JSON numbers, not strings, for 64-bit integers (the default quotes them).
@@ -103,8 +105,24 @@ const JSON_SETTINGS: &[(&str, &str)] = &[("output_format_json_quote_64bit_intege
 
 impl ChReader {
     pub fn connect(client: Client) -> Result<ChReader, LogsError> {
-        let version = client.version()?;
-        Ok(ChReader { client, version })
+        let version: Version = client.version()?;
+        let t = &client.target;
+        let column = client.query(
+            &format!(
+                "SELECT type FROM system.columns WHERE database = {} AND table = {} AND name = 'client'",
+                lit(&t.database),
+                lit(&t.table)
+            ),
+            &[],
+        )?;
+        let fixed_client = match column.trim() {
+            "" => version.is_legacy(),
+            ty => ty == "FixedString(16)",
+        };
+        Ok(ChReader {
+            client,
+            fixed_client,
+        })
     }
 
     pub fn table(&self) -> String {
@@ -121,7 +139,7 @@ impl ChReader {
 
     /// The client column as text (18.16 has no IPv6 type to print).
     pub fn client_expr(&self) -> &'static str {
-        if self.version.is_legacy() {
+        if self.fixed_client {
             "IPv6NumToString(client)"
         } else {
             "toString(client)"
@@ -152,7 +170,7 @@ impl ChReader {
             IpAddr::V4(a) => a.to_ipv6_mapped(),
             IpAddr::V6(a) => a,
         };
-        if self.version.is_legacy() {
+        if self.fixed_client {
             let hex: String = v6.octets().iter().map(|b| format!("{b:02X}")).collect();
             format!("client = toFixedString(unhex('{hex}'), 16) AND client_hash = 0")
         } else {

@@ -22,7 +22,7 @@ use bytes::Bytes;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use super::{Backoff, BlockingSink, Delivered, Pace};
+use super::{Backoff, BlockingSink, Delivered, Pace, SinkError};
 use crate::querylog::bus::Queued;
 use crate::querylog::clickhouse_client::{ClickhouseTarget, Client};
 use crate::querylog::clickhouse_compress::{compress_into, BodyEncoding};
@@ -190,25 +190,31 @@ impl ClickhouseSink {
         }
     }
 
-    fn insert(&self, body: Bytes) -> Result<(), String> {
-        let c = self.client.as_ref().ok_or("not open")?;
+    fn insert(&self, body: Bytes) -> Result<(), SinkError> {
+        let c = self.client.as_ref().ok_or(SinkError::NotOpen)?;
         let encoding = BodyEncoding::of(&body);
-        c.insert(&self.insert_sql, body, encoding).map_err(|e| {
-            let mut m = e.to_string();
-            if e.is_refusal()
-                && [
-                    "doesn't exist",
-                    "does not exist",
-                    "UNKNOWN_TABLE",
-                    "UNKNOWN_DATABASE",
-                ]
-                .iter()
-                .any(|w| m.contains(w))
-            {
-                m.push_str(" (create it with `dnsward logs init-clickhouse`)");
-            }
-            m
-        })
+        c.insert(&self.insert_sql, body, encoding)
+            .map_err(|source| {
+                let missing = source.is_refusal() && {
+                    let m = source.to_string();
+                    [
+                        "doesn't exist",
+                        "does not exist",
+                        "UNKNOWN_TABLE",
+                        "UNKNOWN_DATABASE",
+                    ]
+                    .iter()
+                    .any(|w| m.contains(w))
+                };
+                SinkError::ClickhouseInsert {
+                    source,
+                    hint: if missing {
+                        " (create it with `dnsward logs init-clickhouse`)"
+                    } else {
+                        ""
+                    },
+                }
+            })
     }
 
     fn server_due(&self) -> bool {
@@ -216,7 +222,7 @@ impl ClickhouseSink {
     }
 
     /// An insert failed: no new attempt before the back-off delay; one error line per outage.
-    fn mark_down(&mut self, e: &str) {
+    fn mark_down(&mut self, e: &SinkError) {
         let d = self.backoff.next_delay();
         if self.retry_at.is_none() {
             tracing::error!(sink = %self.describe(), error = %e, retry_in = ?d,
@@ -236,11 +242,11 @@ impl ClickhouseSink {
     }
 
     /// Spool a body; rows given up to make room are counted as dropped in `d`.
-    fn spool_body(&mut self, body: &[u8], rows: u64, d: &mut Delivered) -> Result<(), String> {
+    fn spool_body(&mut self, body: &[u8], rows: u64, d: &mut Delivered) -> Result<(), SinkError> {
         let Some(sp) = self.spool.as_mut() else {
-            return Err("no spool".into());
+            return Err(SinkError::NoSpool);
         };
-        let ev = sp.push(body, rows).map_err(|e| e.to_string())?;
+        let ev = sp.push(body, rows)?;
         if ev.rows > 0 {
             tracing::error!(sink = %self.describe(), dropped = ev.rows,
                 "querylog: ClickHouse spool full (clickhouse_spool_mb); oldest events dropped");
@@ -285,7 +291,7 @@ impl ClickhouseSink {
                 }
                 Err(e) => {
                     self.mark_down(&e);
-                    d.error = Some(e);
+                    d.error = Some(e.to_string());
                     break;
                 }
             }
@@ -294,7 +300,7 @@ impl ClickhouseSink {
     }
 
     /// Insert a batch's body, or spool it when the server is down or older rows wait.
-    fn deliver(&mut self, body: &Bytes, rows: u64) -> Result<Delivered, String> {
+    fn deliver(&mut self, body: &Bytes, rows: u64) -> Result<Delivered, SinkError> {
         // Older rows first: whatever the spool holds goes before this batch.
         let mut d = self.replay();
         // Without a spool every batch gets its try (the supervisor paces reopening); with
@@ -315,7 +321,7 @@ impl ClickhouseSink {
                     if self.spool.is_none() {
                         return Err(e);
                     }
-                    d.error = Some(e);
+                    d.error = Some(e.to_string());
                 }
             }
         }
@@ -342,10 +348,10 @@ impl BlockingSink for ClickhouseSink {
 
     /// No network here: the server's state is found out by inserting, so a server that is
     /// down at start is bridged by the spool like any later outage.
-    fn open(&mut self) -> Result<(), String> {
+    fn open(&mut self) -> Result<(), SinkError> {
         if self.spool.is_none() {
             if let Some(c) = &self.spool_config {
-                let sp = Spool::open(&c.dir, c.max_bytes).map_err(|e| e.to_string())?;
+                let sp = Spool::open(&c.dir, c.max_bytes)?;
                 if !sp.is_empty() {
                     tracing::info!(sink = %self.describe(), rows = sp.rows(),
                         "querylog: ClickHouse spool holds events from before; replaying them first");
@@ -353,17 +359,16 @@ impl BlockingSink for ClickhouseSink {
                 self.spool = Some(sp);
             }
         }
-        self.client =
-            Some(Client::new(self.target.clone(), INSERT_TIMEOUT).map_err(|e| e.to_string())?);
+        self.client = Some(Client::new(self.target.clone(), INSERT_TIMEOUT)?);
         Ok(())
     }
 
-    fn write_batch(&mut self, batch: &[Queued]) -> Result<u64, String> {
+    fn write_batch(&mut self, batch: &[Queued]) -> Result<u64, SinkError> {
         let n = batch.iter().map(|b| b.events().len()).sum();
         self.write_counted(batch, n).map(|d| d.written)
     }
 
-    fn write_counted(&mut self, batch: &[Queued], _events: usize) -> Result<Delivered, String> {
+    fn write_counted(&mut self, batch: &[Queued], _events: usize) -> Result<Delivered, SinkError> {
         let rows = self.encoder.encode(batch);
         let body = Bytes::from(std::mem::take(&mut self.encoder.body));
         let r = self.deliver(&body, rows);

@@ -3,7 +3,7 @@
 //! `file.<keep>` (the oldest is deleted). Flushed after every batch (batches are at most
 //! `FLUSH_INTERVAL` apart).
 
-use super::BlockingSink;
+use super::{BlockingSink, SinkError};
 use crate::querylog::bus::Queued;
 use crate::querylog::event::{ClientId, LoggedEvent};
 use std::ffi::OsString;
@@ -124,13 +124,18 @@ impl BlockingSink for JsonlSink {
     fn is_open(&self) -> bool {
         self.file.is_some()
     }
-    fn open(&mut self) -> Result<(), String> {
-        self.open_file()
-            .map_err(|e| format!("{}: cannot open for appending: {e}", self.path.display()))
+    fn open(&mut self) -> Result<(), SinkError> {
+        self.open_file().map_err(|source| SinkError::JsonlOpen {
+            path: self.path.clone(),
+            source,
+        })
     }
-    fn write_batch(&mut self, batch: &[Queued]) -> Result<u64, String> {
+    fn write_batch(&mut self, batch: &[Queued]) -> Result<u64, SinkError> {
         self.write_all(batch)
-            .map_err(|e| format!("{}: write failed: {e}", self.path.display()))?;
+            .map_err(|source| SinkError::JsonlWrite {
+                path: self.path.clone(),
+                source,
+            })?;
         Ok(batch.iter().map(|b| b.events().len() as u64).sum())
     }
     fn close(&mut self) {
@@ -287,7 +292,7 @@ mod tests {
         std::fs::write(&blocker, "").unwrap();
         let mut s = JsonlSink::new(blocker.join("q.jsonl"), 1 << 20, 1);
         let e = s.open().unwrap_err();
-        assert!(e.contains("cannot open for appending"), "{e}");
+        assert!(e.to_string().contains("cannot open for appending"), "{e}");
     }
 }
 

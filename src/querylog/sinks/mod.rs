@@ -13,6 +13,7 @@ pub mod dnstap;
 pub mod jsonl;
 pub mod sqlite;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,6 +21,74 @@ use tokio::time::Instant;
 
 use super::bus::Queued;
 use super::bus::SinkQueue;
+
+/// Why a sink could not open, write or keep its store. Logged, and kept as the sink's last
+/// error (its text).
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    /// The sink's thread died with an earlier call; the sink is lost.
+    #[error("the sink's thread failed earlier")]
+    ThreadGone,
+    /// A call on the sink's thread panicked.
+    #[error("the sink's thread failed")]
+    ThreadFailed,
+    #[error("not open")]
+    NotOpen,
+    #[error("{}: cannot open for appending: {source}", path.display())]
+    JsonlOpen {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: write failed: {source}", path.display())]
+    JsonlWrite {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: {source}", path.display())]
+    SqliteOpen {
+        path: PathBuf,
+        source: sqlite::OpenError,
+    },
+    #[error("{}: insert failed: {source}", path.display())]
+    SqliteInsert {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error("{}: retention failed: {source}", path.display())]
+    SqliteRetention {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    /// `action`: "connect", or "create" for a file target.
+    #[error("dnstap {target}: {action}: {source}")]
+    DnstapOpen {
+        target: dnstap::DnstapTarget,
+        action: &'static str,
+        source: std::io::Error,
+    },
+    #[error("dnstap {0}: not connected")]
+    DnstapNotConnected(dnstap::DnstapTarget),
+    #[error("dnstap {0}: write timed out (collector not reading)")]
+    DnstapTimedOut(dnstap::DnstapTarget),
+    #[error("dnstap {target}: write: {source}")]
+    DnstapWrite {
+        target: dnstap::DnstapTarget,
+        source: std::io::Error,
+    },
+    /// An insert the server refused or that did not reach it; `hint` says what to do when
+    /// the table is missing (else empty).
+    #[error("{source}{hint}")]
+    ClickhouseInsert {
+        source: crate::querylog::clickhouse_client::ClickhouseError,
+        hint: &'static str,
+    },
+    #[error(transparent)]
+    Clickhouse(#[from] crate::querylog::clickhouse_client::ClickhouseError),
+    #[error("no spool")]
+    NoSpool,
+    #[error(transparent)]
+    Spool(#[from] crate::querylog::spool::SpoolError),
+}
 
 /// Every sink writes what it has at least this often (the spec asks for once a second).
 pub const FLUSH_INTERVAL: Duration = Duration::from_millis(200);
@@ -83,14 +152,14 @@ pub trait BlockingSink: Send + 'static {
     fn describe(&self) -> String;
     fn is_open(&self) -> bool;
     /// Open (or reopen) the sink.
-    fn open(&mut self) -> Result<(), String>;
+    fn open(&mut self) -> Result<(), SinkError>;
     /// Write and make durable enough to be read by others (flushed). Returns how many
     /// events were written; the rest of the batch was left out by the sink's own filter.
-    fn write_batch(&mut self, batch: &[Queued]) -> Result<u64, String>;
+    fn write_batch(&mut self, batch: &[Queued]) -> Result<u64, SinkError>;
     /// `write_batch` for a sink that may hold events back (a spool): what became of them,
     /// and of events held from earlier. Default: the batch is written, or left out by the
     /// sink's own filter (`skipped`).
-    fn write_counted(&mut self, batch: &[Queued], events: usize) -> Result<Delivered, String> {
+    fn write_counted(&mut self, batch: &[Queued], events: usize) -> Result<Delivered, SinkError> {
         self.write_batch(batch).map(|written| {
             let written = written.min(events as u64);
             Delivered {
@@ -107,7 +176,7 @@ pub trait BlockingSink: Send + 'static {
         Delivered::default()
     }
     /// Periodic housekeeping (retention).
-    fn maintenance(&mut self) -> Result<(), String> {
+    fn maintenance(&mut self) -> Result<(), SinkError> {
         Ok(())
     }
     /// Drop handles after a failure or at shutdown; the next `open` starts afresh.
@@ -226,21 +295,21 @@ pub trait Sink: Send + 'static {
     fn describe(&self) -> String;
     fn is_open(&self) -> bool;
     /// Open (or reopen) the sink.
-    async fn open(&mut self) -> Result<(), String>;
+    async fn open(&mut self) -> Result<(), SinkError>;
     /// Write `events` events held in `batch`. `Err`: the batch is lost (counted by the caller)
     /// and the sink is closed and reopened with back-off.
     async fn write(
         &mut self,
         batch: Vec<Queued>,
         events: usize,
-    ) -> (Vec<Queued>, Result<Delivered, String>);
+    ) -> (Vec<Queued>, Result<Delivered, SinkError>);
     /// Deliver what the sink still holds (a spool being replayed); called on every wake-up
     /// while open.
     async fn catch_up(&mut self) -> Delivered {
         Delivered::default()
     }
     /// Periodic housekeeping (retention).
-    async fn maintenance(&mut self) -> Result<(), String> {
+    async fn maintenance(&mut self) -> Result<(), SinkError> {
         Ok(())
     }
     /// Drop handles after a failure or at shutdown; the next `open` starts afresh.
@@ -271,8 +340,8 @@ impl<S: BlockingSink> OnThread<S> {
     async fn call<R: Send + 'static>(
         &mut self,
         f: impl FnOnce(&mut S) -> R + Send + 'static,
-    ) -> Result<R, String> {
-        let s = self.sink.take().ok_or("the sink's thread failed earlier")?;
+    ) -> Result<R, SinkError> {
+        let s = self.sink.take().ok_or(SinkError::ThreadGone)?;
         let (s, r) = self
             .worker
             .run(s, move |s| {
@@ -280,7 +349,7 @@ impl<S: BlockingSink> OnThread<S> {
                 (s.is_open(), r)
             })
             .await
-            .ok_or("the sink's thread failed")?;
+            .ok_or(SinkError::ThreadFailed)?;
         self.open = r.0;
         self.sink = Some(s);
         Ok(r.1)
@@ -295,14 +364,14 @@ impl<S: BlockingSink> Sink for OnThread<S> {
     fn is_open(&self) -> bool {
         self.open
     }
-    async fn open(&mut self) -> Result<(), String> {
+    async fn open(&mut self) -> Result<(), SinkError> {
         self.call(|s| s.open()).await?
     }
     async fn write(
         &mut self,
         batch: Vec<Queued>,
         events: usize,
-    ) -> (Vec<Queued>, Result<Delivered, String>) {
+    ) -> (Vec<Queued>, Result<Delivered, SinkError>) {
         match self
             .call(move |s| (s.write_counted(&batch, events), batch))
             .await
@@ -317,7 +386,7 @@ impl<S: BlockingSink> Sink for OnThread<S> {
         }
         self.call(|s| s.catch_up()).await.unwrap_or_default()
     }
-    async fn maintenance(&mut self) -> Result<(), String> {
+    async fn maintenance(&mut self) -> Result<(), SinkError> {
         self.call(|s| s.maintenance()).await?
     }
     async fn close(&mut self) {
@@ -357,45 +426,18 @@ pub async fn supervise<S: Sink>(
     maintenance: Option<Duration>,
 ) {
     let what = sink.describe();
-    let mut backoff = Backoff::default();
-    let mut retry_at = Instant::now();
+    let mut reopen = Reopen {
+        backoff: Backoff::default(),
+        retry_at: Instant::now(),
+        reported_down: false,
+    };
     let mut maint_at = Instant::now();
-    let mut reported_down = false;
     let mut maintained_once = false;
     let mut batch: Vec<Queued> = Vec::new();
-    let count = |d: Delivered| {
-        queue.add_written(d.written);
-        queue.add_skipped(d.skipped);
-        queue.add_dropped(d.dropped);
-        if let Some(e) = d.error {
-            queue.record_error(e);
-        }
-    };
     loop {
         let closing = queue.is_closed();
-        // At shutdown a sink that has not failed lately gets one more chance to open.
-        if !sink.is_open() && (Instant::now() >= retry_at || (closing && !reported_down)) {
-            match sink.open().await {
-                Ok(()) => {
-                    if reported_down {
-                        tracing::info!(sink = %what, "querylog: sink is writable again");
-                    }
-                    reported_down = false;
-                    backoff.reset();
-                }
-                Err(e) => {
-                    let d = backoff.next_delay();
-                    retry_at = Instant::now() + d;
-                    if !reported_down {
-                        tracing::error!(sink = %what, error = %e,
-                            "querylog: cannot open sink; events are queued then dropped (counted) until it works; retrying");
-                    } else {
-                        tracing::debug!(sink = %what, error = %e, retry_in = ?d, "querylog: sink still unavailable");
-                    }
-                    reported_down = true;
-                    queue.record_error(e);
-                }
-            }
+        if !sink.is_open() && reopen.due(closing) {
+            reopen.open(&mut sink, &queue, &what).await;
         }
         if sink.is_open() {
             if let Some(every) = maintenance {
@@ -404,32 +446,15 @@ pub async fn supervise<S: Sink>(
                     maintained_once = true;
                     if let Err(e) = sink.maintenance().await {
                         tracing::error!(sink = %what, error = %e, "querylog: maintenance failed");
-                        queue.record_error(e);
+                        queue.record_error(e.to_string());
                     }
                 }
             }
-            count(sink.catch_up().await);
+            count(&queue, sink.catch_up().await);
             batch.clear();
             let n = queue.drain_into(pace.max_batch, &mut batch);
             if n > 0 {
-                let (b, r) = sink.write(std::mem::take(&mut batch), n).await;
-                batch = b;
-                // free the events now, not at the next drain
-                for q in batch.drain(..) {
-                    q.recycle(crate::querylog::BATCH_EVENTS);
-                }
-                match r {
-                    Ok(d) => count(d),
-                    Err(e) => {
-                        queue.add_dropped(n as u64);
-                        tracing::error!(sink = %what, error = %e, lost = n,
-                            "querylog: write failed; batch dropped, reopening");
-                        queue.record_error(e);
-                        sink.close().await;
-                        reported_down = true;
-                        retry_at = Instant::now() + backoff.next_delay();
-                    }
-                }
+                write(&mut sink, &queue, &mut batch, n, &what, &mut reopen).await;
                 if sink.is_open()
                     && (queue.len() >= pace.max_batch || (closing && !queue.is_empty()))
                 {
@@ -454,6 +479,89 @@ pub async fn supervise<S: Sink>(
             // Down: do not wake per event (the queue drops oldest by itself); poll for
             // the retry time and for shutdown.
             tokio::time::sleep(FLUSH_INTERVAL).await;
+        }
+    }
+}
+
+/// When [`supervise`] (re)opens its sink: back-off after failures, one error line per outage.
+struct Reopen {
+    backoff: Backoff,
+    retry_at: Instant,
+    reported_down: bool,
+}
+
+impl Reopen {
+    /// At shutdown a sink that has not failed lately gets one more chance to open.
+    fn due(&self, closing: bool) -> bool {
+        Instant::now() >= self.retry_at || (closing && !self.reported_down)
+    }
+
+    async fn open<S: Sink>(&mut self, sink: &mut S, queue: &SinkQueue, what: &str) {
+        match sink.open().await {
+            Ok(()) => {
+                if self.reported_down {
+                    tracing::info!(sink = %what, "querylog: sink is writable again");
+                }
+                self.reported_down = false;
+                self.backoff.reset();
+            }
+            Err(e) => {
+                let d = self.backoff.next_delay();
+                self.retry_at = Instant::now() + d;
+                if !self.reported_down {
+                    tracing::error!(sink = %what, error = %e,
+                        "querylog: cannot open sink; events are queued then dropped (counted) until it works; retrying");
+                } else {
+                    tracing::debug!(sink = %what, error = %e, retry_in = ?d, "querylog: sink still unavailable");
+                }
+                self.reported_down = true;
+                queue.record_error(e.to_string());
+            }
+        }
+    }
+
+    /// A write failed (the sink is closed): reopen after the back-off delay.
+    fn write_failed(&mut self) {
+        self.reported_down = true;
+        self.retry_at = Instant::now() + self.backoff.next_delay();
+    }
+}
+
+/// What became of events, counted in the sink's queue.
+fn count(queue: &SinkQueue, d: Delivered) {
+    queue.add_written(d.written);
+    queue.add_skipped(d.skipped);
+    queue.add_dropped(d.dropped);
+    if let Some(e) = d.error {
+        queue.record_error(e);
+    }
+}
+
+/// Writes the `n` events drained into `batch` and counts them; a failed write drops them
+/// (counted) and closes the sink. `batch` comes back empty, its vector kept for reuse.
+async fn write<S: Sink>(
+    sink: &mut S,
+    queue: &SinkQueue,
+    batch: &mut Vec<Queued>,
+    n: usize,
+    what: &str,
+    reopen: &mut Reopen,
+) {
+    let (b, r) = sink.write(std::mem::take(batch), n).await;
+    *batch = b;
+    // free the events now, not at the next drain
+    for q in batch.drain(..) {
+        q.recycle(crate::querylog::BATCH_EVENTS);
+    }
+    match r {
+        Ok(d) => count(queue, d),
+        Err(e) => {
+            queue.add_dropped(n as u64);
+            tracing::error!(sink = %what, error = %e, lost = n,
+                "querylog: write failed; batch dropped, reopening");
+            queue.record_error(e.to_string());
+            sink.close().await;
+            reopen.write_failed();
         }
     }
 }

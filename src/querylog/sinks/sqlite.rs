@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{params, Connection, OpenFlags};
 
-use super::BlockingSink;
+use super::{BlockingSink, SinkError};
 use crate::querylog::bus::Queued;
 use crate::querylog::event::{answers_from_text, EventAction, LogRow};
 use crate::timefmt::{format_ts_us, now_us};
@@ -138,12 +138,38 @@ pub fn row_to_logrow(r: &rusqlite::Row<'_>) -> rusqlite::Result<LogRow> {
     })
 }
 
+/// Why a store could not be opened for writing.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("cannot create directory {}: {source}", dir.display())]
+    CreateDir {
+        dir: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot open: {0}")]
+    Open(rusqlite::Error),
+    /// A step of bringing the store up (`step` names the pragma or the schema change).
+    #[error(
+        "{step}: {source} (is it a dnsward query log database, and not locked by another program?)"
+    )]
+    Step {
+        step: &'static str,
+        source: rusqlite::Error,
+    },
+    #[error("cannot switch to WAL mode (got {0})")]
+    NotWal(String),
+    #[error("schema version {0} is newer than this dnsward understands ({SCHEMA_VERSION})")]
+    NewerSchema(i64),
+}
+
 /// Open (creating if needed) for writing and bring the schema up.
-pub fn open_for_writing(path: &Path) -> Result<Connection, String> {
+pub fn open_for_writing(path: &Path) -> Result<Connection, OpenError> {
     if let Some(dir) = path.parent() {
         if !dir.as_os_str().is_empty() && !dir.exists() {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| format!("cannot create directory {}: {e}", dir.display()))?;
+            std::fs::create_dir_all(dir).map_err(|source| OpenError::CreateDir {
+                dir: dir.to_path_buf(),
+                source,
+            })?;
         }
     }
     let mut conn = Connection::open_with_flags(
@@ -152,12 +178,8 @@ pub fn open_for_writing(path: &Path) -> Result<Connection, String> {
             | OpenFlags::SQLITE_OPEN_CREATE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
-    .map_err(|e| format!("cannot open: {e}"))?;
-    let ctx = |what: &str, e: rusqlite::Error| {
-        format!(
-            "{what}: {e} (is it a dnsward query log database, and not locked by another program?)"
-        )
-    };
+    .map_err(OpenError::Open)?;
+    let ctx = |step: &'static str, source: rusqlite::Error| OpenError::Step { step, source };
     conn.busy_timeout(std::time::Duration::from_secs(2))
         .map_err(|e| ctx("busy_timeout", e))?;
     // Must precede the first table of a new file; ignored on an existing one.
@@ -167,7 +189,7 @@ pub fn open_for_writing(path: &Path) -> Result<Connection, String> {
         .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
         .map_err(|e| ctx("journal_mode", e))?;
     if !mode.eq_ignore_ascii_case("wal") {
-        return Err(format!("cannot switch to WAL mode (got {mode})"));
+        return Err(OpenError::NotWal(mode));
     }
     conn.pragma_update(None, "synchronous", "NORMAL")
         .map_err(|e| ctx("synchronous", e))?;
@@ -181,9 +203,7 @@ pub fn open_for_writing(path: &Path) -> Result<Connection, String> {
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .map_err(|e| ctx("user_version", e))?;
     if version > SCHEMA_VERSION {
-        return Err(format!(
-            "schema version {version} is newer than this dnsward understands ({SCHEMA_VERSION})"
-        ));
+        return Err(OpenError::NewerSchema(version));
     }
     if version == 1 {
         // A version-1 store predates groups: add their columns (NULL in old rows) before
@@ -357,14 +377,17 @@ impl BlockingSink for SqliteSink {
     fn is_open(&self) -> bool {
         self.conn.is_some()
     }
-    fn open(&mut self) -> Result<(), String> {
+    fn open(&mut self) -> Result<(), SinkError> {
         self.conn = Some(
-            open_for_writing(&self.path).map_err(|e| format!("{}: {e}", self.path.display()))?,
+            open_for_writing(&self.path).map_err(|source| SinkError::SqliteOpen {
+                path: self.path.clone(),
+                source,
+            })?,
         );
         Ok(())
     }
-    fn write_batch(&mut self, batch: &[Queued]) -> Result<u64, String> {
-        let conn = self.conn.as_mut().ok_or("not open")?;
+    fn write_batch(&mut self, batch: &[Queued]) -> Result<u64, SinkError> {
+        let conn = self.conn.as_mut().ok_or(SinkError::NotOpen)?;
         let keep_allowed = self.keep_allowed;
         let events = batch.iter().flat_map(|b| b.events());
         // only what was inserted counts as written (skipped allowed events are not)
@@ -372,15 +395,21 @@ impl BlockingSink for SqliteSink {
             conn,
             events.filter(|e| keep_allowed || e.ev.action != EventAction::Allowed),
         )
-        .map_err(|e| format!("{}: insert failed: {e}", self.path.display()))
+        .map_err(|source| SinkError::SqliteInsert {
+            path: self.path.clone(),
+            source,
+        })
     }
-    fn maintenance(&mut self) -> Result<(), String> {
+    fn maintenance(&mut self) -> Result<(), SinkError> {
         if self.retention_days.is_none() && self.max_size_mb.is_none() {
             return Ok(());
         }
-        let conn = self.conn.as_mut().ok_or("not open")?;
+        let conn = self.conn.as_mut().ok_or(SinkError::NotOpen)?;
         let rep = enforce_retention(conn, now_us(), self.retention_days, self.max_size_mb)
-            .map_err(|e| format!("{}: retention failed: {e}", self.path.display()))?;
+            .map_err(|source| SinkError::SqliteRetention {
+                path: self.path.clone(),
+                source,
+            })?;
         if rep != RetentionReport::default() {
             tracing::info!(db = %self.path.display(), by_age = rep.deleted_by_age, by_size = rep.deleted_by_size,
                 "querylog: retention deleted old rows");
@@ -686,7 +715,7 @@ mod tests {
         let p = dir.path().join("q.db");
         std::fs::write(&p, vec![b'x'; 8192]).unwrap();
         let e = open_for_writing(&p).unwrap_err();
-        assert!(e.contains("not a database"), "{e}");
+        assert!(e.to_string().contains("not a database"), "{e}");
         // the file was not touched
         assert_eq!(std::fs::read(&p).unwrap(), vec![b'x'; 8192]);
     }

@@ -30,7 +30,7 @@ use std::time::Duration;
 
 use bytes::BufMut;
 
-use super::{BlockingSink, Pace, FLUSH_INTERVAL};
+use super::{BlockingSink, Pace, SinkError, FLUSH_INTERVAL};
 use crate::querylog::bus::Queued;
 
 /// How often the dnstap sink writes and how much at once.
@@ -341,21 +341,22 @@ impl BlockingSink for DnstapSink {
     fn is_open(&self) -> bool {
         self.io.is_some()
     }
-    fn open(&mut self) -> Result<(), String> {
-        let io = connect(&self.target).map_err(|e| {
-            let what = if matches!(self.target, DnstapTarget::File(_)) {
+    fn open(&mut self) -> Result<(), SinkError> {
+        let io = connect(&self.target).map_err(|source| SinkError::DnstapOpen {
+            target: self.target.clone(),
+            action: if matches!(self.target, DnstapTarget::File(_)) {
                 "create"
             } else {
                 "connect"
-            };
-            format!("dnstap {}: {what}: {e}", self.target)
+            },
+            source,
         })?;
         self.io = Some(io);
         Ok(())
     }
-    fn write_batch(&mut self, batch: &[Queued]) -> Result<u64, String> {
+    fn write_batch(&mut self, batch: &[Queued]) -> Result<u64, SinkError> {
         let Some(io) = self.io.as_mut() else {
-            return Err(format!("dnstap {}: not connected", self.target));
+            return Err(SinkError::DnstapNotConnected(self.target.clone()));
         };
         self.buf.clear();
         let mut n = 0;
@@ -372,15 +373,17 @@ impl BlockingSink for DnstapSink {
             Err(e) => {
                 // A broken connection gets no STOP frame: drop it, reconnect later.
                 self.io = None;
-                let why = if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) {
-                    "write timed out (collector not reading)".to_string()
-                } else {
-                    format!("write: {e}")
-                };
-                Err(format!("dnstap {}: {why}", self.target))
+                let target = self.target.clone();
+                Err(
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) {
+                        SinkError::DnstapTimedOut(target)
+                    } else {
+                        SinkError::DnstapWrite { target, source: e }
+                    },
+                )
             }
         }
     }
