@@ -131,6 +131,14 @@ impl Resolver {
         self.validator.as_ref()
     }
 
+    /// The name servers of the zone cut at exactly `zone` as the parent's referral gave them
+    /// (NS names and glue), once a resolution has crossed that cut; `None` otherwise. For
+    /// `dnsward audit`, which compares them with the zone's own NS set.
+    pub fn referral(&self, zone: &Name) -> Option<Vec<delegation::NameServer>> {
+        let d = self.delegations.closest(zone);
+        (!d.zone.is_root() && d.zone == zone.to_lowercase()).then(|| d.servers.clone())
+    }
+
     /// Resolves one question into the message a client gets: the chain and the final RRset,
     /// or the rcode with the SOA (and NSEC proofs) for negative answers; nothing else
     /// (minimal responses: no upstream NS or glue).
