@@ -57,7 +57,12 @@ pub fn drift(old: &NameState, new: &NameState) -> Vec<Finding> {
     let fields: [(&str, &Vec<String>, &Vec<String>, Severity); 5] = [
         ("NS set", &old.ns, &new.ns, Severity::Critical),
         ("DS", &old.ds, &new.ds, Severity::Critical),
-        ("addresses", &old.addresses, &new.addresses, Severity::Warning),
+        (
+            "addresses",
+            &old.addresses,
+            &new.addresses,
+            Severity::Warning,
+        ),
         ("CNAME targets", &old.cnames, &new.cnames, Severity::Warning),
         ("MX", &old.mx, &new.mx, Severity::Warning),
     ];
@@ -104,7 +109,10 @@ mod tests {
         let f = drift(&old, &new);
         assert_eq!(f.len(), 2);
         assert_eq!(f[0].severity, Severity::Critical);
-        assert!(f[0].reason.contains("ns1.a.vn. -> ns.evil.example."), "{f:?}");
+        assert!(
+            f[0].reason.contains("ns1.a.vn. -> ns.evil.example."),
+            "{f:?}"
+        );
         assert_eq!(f[1].severity, Severity::Warning);
     }
 }

@@ -79,7 +79,9 @@ impl Probe {
                 f.push(Finding::new(
                     Severity::Critical,
                     Kind::DnssecBogus,
-                    format!("DNSSEC bogus (EDE {ede}): {reason}; validating resolvers answer SERVFAIL"),
+                    format!(
+                        "DNSSEC bogus (EDE {ede}): {reason}; validating resolvers answer SERVFAIL"
+                    ),
                 ));
                 sort(f);
                 return report;
@@ -152,7 +154,10 @@ impl Probe {
                 f.push(Finding::new(
                     Severity::Warning,
                     Kind::AddressNotOwned,
-                    format!("address {ip} is outside the owned ranges ({})", join(&self.owned)),
+                    format!(
+                        "address {ip} is outside the owned ranges ({})",
+                        join(&self.owned)
+                    ),
                 ));
             }
         }
@@ -228,16 +233,16 @@ impl Probe {
             .map(|t| {
                 (
                     format!("CNAME target {t}"),
-                    self.snapshot
-                        .explain_name_for(t.trim_end_matches('.'), who),
+                    self.snapshot.explain_name_for(t.trim_end_matches('.'), who),
                 )
             })
             .collect();
-        hits.extend(
-            addrs
-                .iter()
-                .map(|ip| (format!("address {ip}"), self.snapshot.explain_ip_for(*ip, who))),
-        );
+        hits.extend(addrs.iter().map(|ip| {
+            (
+                format!("address {ip}"),
+                self.snapshot.explain_ip_for(*ip, who),
+            )
+        }));
         for (what, verdicts) in hits {
             if verdicts.is_empty() || verdicts.iter().any(Verdict::is_allow) {
                 continue;
@@ -491,7 +496,7 @@ fn addresses(m: &Message) -> Vec<IpAddr> {
 }
 
 fn sort(f: &mut [Finding]) {
-    f.sort_by(|a, b| b.severity.cmp(&a.severity));
+    f.sort_by_key(|x| std::cmp::Reverse(x.severity));
 }
 
 fn names(v: &[Name]) -> String {
@@ -499,7 +504,10 @@ fn names(v: &[Name]) -> String {
 }
 
 fn join(v: &[IpNet]) -> String {
-    v.iter().map(IpNet::to_string).collect::<Vec<_>>().join(", ")
+    v.iter()
+        .map(IpNet::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn tag_list(v: &[u16]) -> String {

@@ -99,7 +99,11 @@ mod tests {
         let inv = Inventory::parse(
             "# agency zones\nAgency.gov.vn.\nwww.agency.gov.vn # the site\n\nnot a name\nhttps://x.vn/a\n192.0.2.1\nbad_-.vn\nwww.agency.gov.vn\nlocalhost\nbộ.vn\n",
         );
-        let names: Vec<_> = inv.entries.iter().map(|e| (e.name.as_str(), e.line)).collect();
+        let names: Vec<_> = inv
+            .entries
+            .iter()
+            .map(|e| (e.name.as_str(), e.line))
+            .collect();
         assert_eq!(
             names,
             vec![

@@ -16,7 +16,10 @@ pub fn table(report: &AuditReport) -> String {
         .max()
         .unwrap_or(4)
         .clamp(4, 60);
-    let mut out = format!("{:<9} {:<width$} {:<18} REASON\n", "SEVERITY", "NAME", "FINDING");
+    let mut out = format!(
+        "{:<9} {:<width$} {:<18} REASON\n",
+        "SEVERITY", "NAME", "FINDING"
+    );
     for n in &report.names {
         for f in &n.findings {
             out += &format!(
@@ -29,7 +32,11 @@ pub fn table(report: &AuditReport) -> String {
         }
     }
     let (c, w, i) = report.counts();
-    let abandoned = report.names.iter().filter(|n| n.abandoned.is_some()).count();
+    let abandoned = report
+        .names
+        .iter()
+        .filter(|n| n.abandoned.is_some())
+        .count();
     out += &format!(
         "\n{} name(s) audited: {c} critical, {w} warning(s), {i} info; {abandoned} abandoned candidate(s)\n",
         report.names.len()
@@ -52,7 +59,13 @@ pub fn write_abandoned(report: &AuditReport, path: &Path) -> std::io::Result<Vec
     };
     let existing: HashSet<String> = current
         .lines()
-        .map(|l| l.split('#').next().unwrap_or("").trim().to_ascii_lowercase())
+        .map(|l| {
+            l.split('#')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
         .filter(|l| !l.is_empty())
         .collect();
     let mut text = String::new();

@@ -34,7 +34,10 @@ mod tests {
 
     #[test]
     fn suffix_at_label_boundary_only() {
-        assert_eq!(claimable_suffix("shop-x.herokuapp.com."), Some("herokuapp.com"));
+        assert_eq!(
+            claimable_suffix("shop-x.herokuapp.com."),
+            Some("herokuapp.com")
+        );
         assert_eq!(claimable_suffix("a.b.GitHub.io"), Some("github.io"));
         assert_eq!(claimable_suffix("notherokuapp.com"), None);
         assert_eq!(claimable_suffix("herokuapp.com"), None);
