@@ -31,6 +31,7 @@ pub struct Instance {
     blockpage: Option<BlockpageServer>,
     feeds: Option<Arc<Feeds>>,
     rpz: crate::rpzxfr::Rpz,
+    alerts: Option<Arc<crate::alerts::Alerts>>,
 }
 
 impl Instance {
@@ -66,15 +67,21 @@ impl Instance {
         };
         let watch = (config.policy.watch && !config.lists.is_empty())
             .then(|| policy.spawn_watch(Duration::from_secs(config.policy.watch_interval_secs)));
-        let log = match &config.querylog {
-            Some(q) => QueryLog::start(q)
+        // The alerts read the query-event stream as one more consumer of the query log's bus.
+        let alerts = crate::alerts::Alerts::new(config)?;
+        let log = match (&config.querylog, &alerts) {
+            (None, None) => QueryLog::disabled(),
+            (q, a) => QueryLog::start_with(q.as_ref(), a.as_ref().map(|a| a.consumer()))
                 .await
                 .map_err(|e| format!("query log: {e}"))?,
-            None => QueryLog::disabled(),
         };
-        let mut recorder = match &config.querylog {
-            Some(q) => Recorder::new(log, &config.instance_name(), q.dnstap.is_some()),
-            None => Recorder::disabled(),
+        let mut recorder = match (&config.querylog, &alerts) {
+            (None, None) => Recorder::disabled(),
+            (q, _) => Recorder::new(
+                log.clone(),
+                &config.instance_name(),
+                q.as_ref().is_some_and(|q| q.dnstap.is_some()),
+            ),
         };
         recorder.runtime = runtime.clone();
         recorder.count_groups(&policy.snapshot());
@@ -122,6 +129,7 @@ impl Instance {
                     runtime.clone(),
                     certs,
                     feeds.clone(),
+                    alerts.clone(),
                 )
                 .await?,
             ),
@@ -130,6 +138,9 @@ impl Instance {
         let rpz = crate::rpzxfr::Rpz::start(config, engine.policy(), &engine.recorder.metrics.rpz)
             .await
             .map_err(|e| e.to_string())?;
+        if let Some(a) = &alerts {
+            a.start(log, feeds.clone());
+        }
         // Runtime entries past their expiry drop out on their own.
         let expiry = runtime.clone().map(|rt| {
             let engine = Arc::clone(&engine);
@@ -162,6 +173,7 @@ impl Instance {
             blockpage,
             feeds,
             rpz,
+            alerts,
         })
     }
 
@@ -173,6 +185,11 @@ impl Instance {
     /// RPZ transfer in and out: the `[rpz_server]` address, the NOTIFY listeners.
     pub fn rpz(&self) -> &crate::rpzxfr::Rpz {
         &self.rpz
+    }
+
+    /// The alerts, when the config has `[[alerts]]`.
+    pub fn alerts(&self) -> Option<&Arc<crate::alerts::Alerts>> {
+        self.alerts.as_ref()
     }
 
     /// The admin listener's address, when `[admin]` is configured.
@@ -245,6 +262,9 @@ impl Instance {
         self.server.shutdown(self.grace).await;
         // Every answered query's event reaches the sinks before we exit.
         self.engine.recorder.log().shutdown().await;
+        if let Some(a) = &self.alerts {
+            a.shutdown().await;
+        }
         let c = self.engine.cache().stats();
         let r = self.engine.resolve_stats();
         tracing::info!(

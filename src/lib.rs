@@ -1,6 +1,7 @@
 //! dnsward: a protective recursive DNS resolver. See ARCHITECTURE.md for the map.
 
 pub mod admin;
+pub mod alerts;
 pub mod audit;
 pub mod blockpage;
 pub mod cache;

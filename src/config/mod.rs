@@ -58,6 +58,15 @@ pub struct Config {
     /// `[rpz_server]`: the local policy served as an RPZ zone; absent = not served.
     #[serde(default)]
     pub rpz_server: Option<crate::rpzxfr::config::RpzServerConfig>,
+    /// `[[alerts]]`: rules on the query-event stream and their actions (see `src/alerts`).
+    #[serde(default)]
+    pub alerts: Vec<crate::alerts::config::AlertRule>,
+    /// `[smtp]`: the mail server of the `email` alert actions.
+    #[serde(default)]
+    pub smtp: Option<crate::alerts::config::SmtpConfig>,
+    /// `[alerting]`: alert history, outbox bound, per-minute cap.
+    #[serde(default)]
+    pub alerting: crate::alerts::config::AlertingConfig,
     /// Directory the config file lives in: relative paths in the file are resolved against it.
     #[serde(skip)]
     pub base_dir: PathBuf,

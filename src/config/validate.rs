@@ -146,6 +146,7 @@ impl Config {
         out.extend(self.group_problems());
         out.extend(crate::feeds::config::problems(self));
         out.extend(crate::rpzxfr::config::problems(self));
+        out.extend(crate::alerts::config::problems(self));
         out
     }
 
