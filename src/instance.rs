@@ -32,6 +32,7 @@ pub struct Instance {
     feeds: Option<Arc<Feeds>>,
     rpz: crate::rpzxfr::Rpz,
     alerts: Option<Arc<crate::alerts::Alerts>>,
+    audit: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Instance {
@@ -84,6 +85,7 @@ impl Instance {
             ),
         };
         recorder.runtime = runtime.clone();
+        recorder.keep_servfail_wire = alerts.as_ref().is_some_and(|a| a.wants_servfail_wire());
         recorder.count_groups(&policy.snapshot());
         let engine = Arc::new(Engine::new(config, upstream, policy, recorder));
         let evictor = {
@@ -141,6 +143,15 @@ impl Instance {
         if let Some(a) = &alerts {
             a.start(log, feeds.clone());
         }
+        // `[audit]`: the audit on a schedule; new critical findings go to the `audit` rules.
+        let audit = {
+            let alerts = alerts.clone();
+            crate::audit::spawn_schedule(config.clone(), move |report| {
+                if let Some(a) = &alerts {
+                    a.audit_report(report);
+                }
+            })
+        };
         // Runtime entries past their expiry drop out on their own.
         let expiry = runtime.clone().map(|rt| {
             let engine = Arc::clone(&engine);
@@ -174,6 +185,7 @@ impl Instance {
             feeds,
             rpz,
             alerts,
+            audit,
         })
     }
 
@@ -243,6 +255,9 @@ impl Instance {
             w.abort();
         }
         self.evictor.abort();
+        if let Some(a) = &self.audit {
+            a.abort();
+        }
         if let Some(f) = &self.feeds {
             f.stop();
         }

@@ -6,6 +6,10 @@
 //! `dnsward alerts test`; the metrics.
 
 mod common;
+#[path = "dnssec_support/mod.rs"]
+mod dnssec_support;
+#[path = "feed_server/mod.rs"]
+mod feed_server;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
@@ -567,4 +571,151 @@ fn config_errors_are_named_with_file_and_line() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("bad.toml:5: alerts[0].category"), "{err}");
     assert!(err.contains("bad.toml:10: alerts[1].kind"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dnssec_bogus_answers_raise_one_alert_per_zone() {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as u32;
+    let signed = dnssec_support::Hierarchy::build_at(now, |_| {});
+    let authority = dnssec_support::Authority::start(signed.clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    write_common(dir.path());
+    std::fs::write(
+        dir.path().join("root.hints"),
+        format!(
+            ".  3600000 IN NS a.root.test.\na.root.test. 3600000 IN A {}\n",
+            authority.addr.ip()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("anchor.ds"),
+        format!("{}\n", signed.zone(".").ds_line()),
+    )
+    .unwrap();
+    let hook = Hook::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook_port = listener.local_addr().unwrap().port();
+    hook.serve(listener).await;
+    let text = format!(
+        "[server]\nlisten = [\"127.0.0.1:0\"]\nudp_workers = 1\n[resolver]\nroot_hints = \"root.hints\"\nupstream_port = {}\ntimeout_ms = 3000\ndnssec = \"validate\"\ntrust_anchor = \"anchor.ds\"\n\n[alerting]\nhistory = \"alerts.db\"\nstate_dir = \"alert-state\"\n\n[[alerts]]\nname = \"bogus\"\nkind = \"dnssec_bogus\"\ncount = 2\nwindow = \"1m\"\nwebhook = \"http://127.0.0.1:{hook_port}/hook\"\nsecret_file = \"hook.key\"\n",
+        authority.addr.port()
+    );
+    let d = start_dnsward_text(&text, dir.path()).await;
+    let addr = d.addrs()[0];
+    // One bogus answer is below the rate; a good zone raises nothing.
+    let m = ask_from("127.0.0.1", addr, "www.badsig.").await;
+    assert_eq!(m.metadata.response_code, ResponseCode::ServFail);
+    ask_from("127.0.0.1", addr, "www.secure.").await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(hook.got.lock().unwrap().is_empty());
+    for _ in 0..4 {
+        let m = ask_from("127.0.0.1", addr, "www.badsig.").await;
+        assert_eq!(m.metadata.response_code, ResponseCode::ServFail);
+    }
+    until("the bogus alert", 15, || {
+        !hook.got.lock().unwrap().is_empty()
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let alerts = hook.alerts();
+    assert_eq!(alerts.len(), 1, "{alerts:#?}");
+    let msg = alerts[0]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("DNSSEC validation fails for www.badsig") && msg.contains("(EDE "),
+        "{msg}"
+    );
+    assert_eq!(alerts[0]["kind"], "dnssec_bogus");
+    d.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_scheduled_audit_alerts_on_new_critical_findings() {
+    let h = Hierarchy::start("shop IN CNAME gone.herokuapp.com.\n").await;
+    let dir = h.dir.path();
+    write_common(dir);
+    std::fs::write(
+        dir.join("inventory.txt"),
+        "shop.example.com\nwww.example.com\n",
+    )
+    .unwrap();
+    let hook = Hook::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook_port = listener.local_addr().unwrap().port();
+    hook.serve(listener).await;
+    let extra = format!(
+        "\n[audit]\ninventory = \"inventory.txt\"\ninterval = \"2s\"\n\n[alerting]\nhistory = \"alerts.db\"\nstate_dir = \"alert-state\"\n\n[[alerts]]\nname = \"audit-critical\"\nkind = \"audit\"\nwebhook = \"http://127.0.0.1:{hook_port}/hook\"\nsecret_file = \"hook.key\"\n"
+    );
+    let d = start_dnsward_text(&(h.config_text("") + &extra), dir).await;
+    until("the audit alert", 20, || {
+        !hook.got.lock().unwrap().is_empty()
+    })
+    .await;
+    // Later runs find the same finding: not new, no second alert.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let alerts = hook.alerts();
+    assert_eq!(alerts.len(), 1, "{alerts:#?}");
+    let msg = alerts[0]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("audit: shop.example.com (dangling_cname)") && msg.contains("takeover risk"),
+        "{msg}"
+    );
+    assert_eq!(alerts[0]["names"][0]["name"], "shop.example.com");
+    d.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn feed_failures_and_query_log_drops_raise_alerts() {
+    let h = Hierarchy::start("").await;
+    let dir = h.dir.path();
+    write_common(dir);
+    let hook = Hook::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook_port = listener.local_addr().unwrap().port();
+    hook.serve(listener).await;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    std::fs::write(dir.join("snapshot.txt"), "snap.example.com\n").unwrap();
+    // The query log's only sink cannot open (its directory is a file): its queue of 16
+    // events overflows and counts drops.
+    let extra = format!(
+        "\n[querylog]\njsonl = \"threats.txt/q.jsonl\"\nqueue_size = 16\nlog_allowed = true\n\n[alerting]\nhistory = \"alerts.db\"\nstate_dir = \"alert-state\"\n\n[[alerts]]\nname = \"feeds\"\nkind = \"feed_failure\"\nwebhook = \"http://127.0.0.1:{hook_port}/hook\"\nsecret_file = \"hook.key\"\n\n[[alerts]]\nname = \"log-drops\"\nkind = \"querylog_drops\"\ncount = 10\nwindow = \"1m\"\nwebhook = \"http://127.0.0.1:{hook_port}/hook\"\nsecret_file = \"hook.key\"\n"
+    );
+    let text = feed_server::feed_config(
+        &h,
+        &format!("http://{closed}/feed.txt"),
+        "snapshot = \"snapshot.txt\"",
+        "",
+    ) + &extra;
+    let d = start_dnsward_text(&text, dir).await;
+    let addr = d.addrs()[0];
+    for i in 0..60 {
+        ask_from("127.0.0.1", addr, &format!("n{i}.example.com.")).await;
+    }
+    until("two alerts", 20, || hook.got.lock().unwrap().len() >= 2).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let alerts = hook.alerts();
+    let feed: Vec<_> = alerts.iter().filter(|a| a["rule"] == "feeds").collect();
+    assert_eq!(feed.len(), 1, "{alerts:#?}");
+    assert!(
+        feed[0]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("feed download failed: feed:"),
+        "{}",
+        feed[0]
+    );
+    let drops: Vec<_> = alerts.iter().filter(|a| a["rule"] == "log-drops").collect();
+    assert_eq!(drops.len(), 1, "{alerts:#?}");
+    let msg = drops[0]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("the query log lost") && msg.contains("jsonl dropped"),
+        "{msg}"
+    );
+    d.shutdown().await;
 }

@@ -240,10 +240,10 @@ pub fn problems(config: &Config) -> Vec<(String, String)> {
             }
         }
         let kind = r.kind;
-        if matches!(kind, AlertKind::DnssecBogus | AlertKind::Audit) {
+        if kind == AlertKind::Audit && config.audit.is_none() {
             out.push((
                 key("kind"),
-                format!("kind {:?} is not available in this version", kind.as_str()),
+                "kind \"audit\" needs an [audit] table (inventory, interval)".into(),
             ));
         }
         let only = |k: &str, set: bool, kinds: &[AlertKind], out: &mut Vec<(String, String)>| {

@@ -142,6 +142,13 @@ pub struct Alerts {
     max_backoff: Duration,
     nod_capacity: u64,
     stop: tokio::sync::watch::Sender<bool>,
+    /// When this instance's alerts were made (Unix seconds).
+    started_unix: u64,
+    /// Alerts raised outside the event stream (the scheduled audit), for the evaluator.
+    external: tokio::sync::mpsc::UnboundedSender<rules::Draft>,
+    external_rx: Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<rules::Draft>>>,
+    /// The critical audit findings of the last run ("name: reason"), to alert on new ones only.
+    audit_seen: Mutex<Option<std::collections::HashSet<String>>>,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
@@ -186,7 +193,12 @@ impl Alerts {
             )
         });
         let server = config.instance_name();
+        let (external, external_rx) = tokio::sync::mpsc::unbounded_channel();
         Ok(Some(Arc::new(Alerts {
+            started_unix: (crate::timefmt::now_us() / 1_000_000).max(0) as u64,
+            external,
+            external_rx: Mutex::new(Some(external_rx)),
+            audit_seen: Mutex::new(None),
             rules: config.alerts.clone(),
             base_dir: config.base_dir.clone(),
             queue: Arc::new(SinkQueue::new("alerts", QUEUE_EVENTS, 4096)),
@@ -217,6 +229,13 @@ impl Alerts {
             queue: Arc::clone(&self.queue),
             all_actions: self.wants_all,
         }
+    }
+
+    /// A `dnssec_bogus` rule reads the EDE of SERVFAIL answers.
+    pub fn wants_servfail_wire(&self) -> bool {
+        self.rules
+            .iter()
+            .any(|r| r.kind == config::AlertKind::DnssecBogus)
     }
 
     /// Events the alerts' queue dropped (it was full).
@@ -267,13 +286,21 @@ impl Alerts {
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_save = Instant::now();
-        let mut periodic = rules::Periodic::new(&log, feeds.as_deref());
+        let mut periodic = rules::Periodic::new(&log, feeds.as_deref(), self.started_unix);
         let mut stop = self.stop.subscribe();
+        let mut external = lock(&self.external_rx).take();
         loop {
+            let mut from_outside = Vec::new();
             tokio::select! {
                 _ = self.queue.notified() => {}
                 _ = tick.tick() => {}
                 _ = stop.changed() => {}
+                Some(d) = async {
+                    match external.as_mut() {
+                        Some(rx) => rx.recv().await,
+                        None => std::future::pending().await,
+                    }
+                } => from_outside.push(d),
             };
             let stopping = *stop.borrow() || self.queue.is_closed();
             drained.clear();
@@ -295,6 +322,13 @@ impl Alerts {
                 }
             }
             periodic.advance(&log, feeds.as_deref());
+            for d in from_outside {
+                for (i, r) in self.rules.iter().enumerate() {
+                    if r.kind == config::AlertKind::Audit {
+                        raised.push((i, d.clone()));
+                    }
+                }
+            }
             for (i, draft) in raised {
                 self.raise(&mut gate, i, draft);
             }
@@ -341,7 +375,14 @@ impl Alerts {
 
     fn raise(&self, gate: &mut Gate, i: usize, draft: rules::Draft) {
         let rule = &self.rules[i];
-        let key = (i, draft.client.clone().unwrap_or_default());
+        let key = (
+            i,
+            draft
+                .dedup_key
+                .clone()
+                .or_else(|| draft.client.clone())
+                .unwrap_or_default(),
+        );
         match gate.admit(key, rule.quiet(), i) {
             Admit::Quiet => {
                 self.metrics.suppressed.inc();
@@ -408,6 +449,39 @@ impl Alerts {
             });
         }
         jobs
+    }
+
+    /// A finished scheduled audit: each critical finding not in the previous run's becomes an
+    /// alert of the `audit` rules (the first run alerts on every critical finding).
+    pub fn audit_report(&self, report: &crate::audit::AuditReport) {
+        use crate::audit::Severity;
+        let mut now = std::collections::HashSet::new();
+        let mut seen = lock(&self.audit_seen);
+        for n in &report.names {
+            for f in n
+                .findings
+                .iter()
+                .filter(|f| f.severity == Severity::Critical)
+            {
+                let key = format!("{}: {}", n.name, f.reason);
+                let is_new = seen.as_ref().is_none_or(|s| !s.contains(&key));
+                if is_new {
+                    let _ = self.external.send(rules::Draft {
+                        names: vec![NameCount {
+                            name: n.name.clone(),
+                            count: 1,
+                        }],
+                        count: 1,
+                        category: Some(f.kind.as_str().to_string()),
+                        message: format!("audit: {} ({}): {}", n.name, f.kind.as_str(), f.reason),
+                        dedup_key: Some(key.clone()),
+                        ..Default::default()
+                    });
+                }
+                now.insert(key);
+            }
+        }
+        *seen = Some(now);
     }
 
     /// `dnsward alerts test RULE`: a test alert through each action of the rule, now (not

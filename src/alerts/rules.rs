@@ -30,6 +30,8 @@ pub struct Draft {
     pub list_rule: Option<String>,
     pub category: Option<String>,
     pub message: String,
+    /// De-duplicate on this instead of the client (dnssec_bogus: the zone).
+    pub dedup_key: Option<String>,
 }
 
 impl Draft {
@@ -78,6 +80,10 @@ pub enum RuleState {
         set: Box<NodSet>,
         ignore: Vec<String>,
         path: PathBuf,
+    },
+    /// dnssec_bogus: bogus answers per zone within the window.
+    Bogus {
+        zones: HashMap<String, VecDeque<i64>>,
     },
     /// Periodic kinds: what was last seen, per feed or in total.
     Periodic {
@@ -133,6 +139,9 @@ impl RuleState {
                     path,
                 }
             }
+            AlertKind::DnssecBogus => RuleState::Bogus {
+                zones: HashMap::new(),
+            },
             _ => RuleState::Periodic {
                 drops: VecDeque::new(),
             },
@@ -260,6 +269,41 @@ impl RuleState {
                 );
                 Some(d)
             }
+            RuleState::Bogus { zones } => {
+                if e.ev.action != EventAction::Servfail {
+                    return None;
+                }
+                let (code, why) = bogus_ede(e.ev.response_wire.as_deref()?)?;
+                let zone = registrable(&e.ev.qname).to_string();
+                let window_us = r.window().as_micros() as i64;
+                if !zones.contains_key(&zone) && zones.len() >= MAX_CLIENTS {
+                    zones.clear();
+                }
+                let times = zones.entry(zone.clone()).or_default();
+                times.push_back(e.ev.ts_us);
+                while times.front().is_some_and(|t| *t < e.ev.ts_us - window_us)
+                    || times.len() > MAX_HITS
+                {
+                    times.pop_front();
+                }
+                if (times.len() as u64) < u64::from(r.count.unwrap_or(1).max(1)) {
+                    return None;
+                }
+                let n = times.len() as u64;
+                let first = times.front().copied();
+                zones.remove(&zone);
+                let mut d = Draft::from_event(e);
+                d.count = n;
+                d.first_us = first;
+                d.dedup_key = Some(zone.clone());
+                d.message = format!(
+                    "DNSSEC validation fails for {zone}: {n} bogus answer(s) within {} (EDE {code}: {why}); last query {} by {}",
+                    humantime::format_duration(r.window()),
+                    e.ev.qname,
+                    d.who()
+                );
+                Some(d)
+            }
             RuleState::Periodic { .. } => None,
         }
     }
@@ -360,12 +404,16 @@ pub struct Periodic {
 }
 
 impl Periodic {
-    pub fn new(log: &QueryLog, feeds: Option<&Feeds>) -> Periodic {
+    /// Feed failures before `started_unix` (kept in the feeds' state from an earlier run) are
+    /// old news; those since are alerted on.
+    pub fn new(log: &QueryLog, feeds: Option<&Feeds>, started_unix: u64) -> Periodic {
         let mut p = Periodic {
             drops: 0,
             feed_errors: HashMap::new(),
         };
         p.advance(log, feeds);
+        p.feed_errors
+            .retain(|_, t| t.is_some_and(|t| t < started_unix));
         p
     }
 
@@ -377,6 +425,20 @@ impl Periodic {
             }
         }
     }
+}
+
+/// The EDE of a SERVFAIL answer when it says DNSSEC failed (RFC 8914 codes 1, 2 and 5-12).
+fn bogus_ede(wire: &[u8]) -> Option<(u16, String)> {
+    use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
+    let m = hickory_proto::op::Message::from_vec(wire).ok()?;
+    let (code, text) = match m.edns.as_ref()?.option(EdnsCode::from(15))? {
+        EdnsOption::Unknown(15, d) if d.len() >= 2 => (
+            u16::from_be_bytes([d[0], d[1]]),
+            String::from_utf8_lossy(&d[2..]).into_owned(),
+        ),
+        _ => return None,
+    };
+    matches!(code, 1 | 2 | 5..=12).then_some((code, text))
 }
 
 fn client_matches(r: &AlertRule, e: &LoggedEvent) -> bool {

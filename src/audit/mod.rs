@@ -33,6 +33,100 @@ use crate::resolver::Resolver;
 pub use baseline::{Baseline, NameState};
 pub use inventory::{Inventory, InventoryEntry, InventoryProblem};
 
+/// `[audit]`: the same audit, run by `serve` on a schedule; its new critical findings feed the
+/// `audit` alert rules.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    pub inventory: PathBuf,
+    #[serde(
+        default = "default_interval",
+        deserialize_with = "crate::feeds::config::duration"
+    )]
+    pub interval: Duration,
+    #[serde(default)]
+    pub owned: Vec<IpNet>,
+    #[serde(default)]
+    pub baseline: Option<PathBuf>,
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
+}
+
+fn default_interval() -> Duration {
+    Duration::from_secs(6 * 3600)
+}
+fn default_concurrency() -> usize {
+    8
+}
+
+/// Problems of `[audit]` (key path, message).
+pub fn problems(config: &Config) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    if let Some(a) = &config.audit {
+        if !config.resolve_path(&a.inventory).is_file() {
+            out.push((
+                "audit.inventory".into(),
+                format!("{} does not exist", a.inventory.display()),
+            ));
+        }
+        if a.interval < Duration::from_secs(1) {
+            out.push(("audit.interval".into(), "must be at least 1s".into()));
+        }
+        if a.concurrency == 0 || a.concurrency > 256 {
+            out.push((
+                "audit.concurrency".into(),
+                "must be between 1 and 256".into(),
+            ));
+        }
+    }
+    out
+}
+
+fn no_progress(_: &NameReport) {}
+
+/// Runs the audit of `[audit]` now and every `interval`, handing each report to `on_report`.
+pub fn spawn_schedule(
+    config: Config,
+    on_report: impl Fn(&AuditReport) + Send + Sync + 'static,
+) -> Option<tokio::task::JoinHandle<()>> {
+    let a = config.audit.clone()?;
+    Some(tokio::spawn(async move {
+        let mut tick = tokio::time::interval(a.interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let path = config.resolve_path(&a.inventory);
+            let inventory = match Inventory::read(&path) {
+                Ok(i) => i,
+                Err(e) => {
+                    tracing::error!(file = %path.display(), error = %e, "audit: inventory unreadable");
+                    continue;
+                }
+            };
+            let options = AuditOptions {
+                owned: a.owned.clone(),
+                baseline: a.baseline.as_ref().map(|b| config.resolve_path(b)),
+                concurrency: a.concurrency,
+                ns_timeout: Duration::ZERO,
+            };
+            match run(&config, &inventory, &options, &no_progress).await {
+                Ok(report) => {
+                    let (c, w, i) = report.counts();
+                    tracing::info!(
+                        names = report.names.len(),
+                        critical = c,
+                        warnings = w,
+                        info = i,
+                        "audit done"
+                    );
+                    on_report(&report);
+                }
+                Err(e) => tracing::error!(error = %e, "audit failed"),
+            }
+        }
+    }))
+}
+
 /// How bad a finding is; the exit status of `dnsward audit` is the worst one (0 / 1 / 2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -232,16 +326,12 @@ pub async fn run(
         },
         validating: config.resolver.dnssec == crate::config::DnssecMode::Validate,
     };
-    let mut names: Vec<NameReport> = futures_util::stream::iter(inventory.entries.iter())
-        .map(|e| {
-            let probe = &probe;
-            let old = old.names.get(&e.name);
-            async move {
-                let r = probe.audit(e, old).await;
-                on_name(&r);
-                r
-            }
-        })
+    let jobs: Vec<_> = inventory
+        .entries
+        .iter()
+        .map(|e| audit_one(&probe, e, old.names.get(&e.name), on_name))
+        .collect();
+    let mut names: Vec<NameReport> = futures_util::stream::iter(jobs)
         .buffer_unordered(options.concurrency.max(1))
         .collect()
         .await;
@@ -271,4 +361,15 @@ pub async fn run(
         names,
         inventory_problems: inventory.problems.clone(),
     })
+}
+
+async fn audit_one(
+    probe: &checks::Probe,
+    e: &InventoryEntry,
+    old: Option<&NameState>,
+    on_name: &(dyn Fn(&NameReport) + Sync),
+) -> NameReport {
+    let r = probe.audit(e, old).await;
+    on_name(&r);
+    r
 }

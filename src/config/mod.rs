@@ -58,6 +58,9 @@ pub struct Config {
     /// `[rpz_server]`: the local policy served as an RPZ zone; absent = not served.
     #[serde(default)]
     pub rpz_server: Option<crate::rpzxfr::config::RpzServerConfig>,
+    /// `[audit]`: `dnsward audit` on a schedule from `serve` (see `src/audit`).
+    #[serde(default)]
+    pub audit: Option<crate::audit::AuditConfig>,
     /// `[[alerts]]`: rules on the query-event stream and their actions (see `src/alerts`).
     #[serde(default)]
     pub alerts: Vec<crate::alerts::config::AlertRule>,

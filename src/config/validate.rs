@@ -147,6 +147,7 @@ impl Config {
         out.extend(crate::feeds::config::problems(self));
         out.extend(crate::rpzxfr::config::problems(self));
         out.extend(crate::alerts::config::problems(self));
+        out.extend(crate::audit::problems(self));
         out
     }
 
