@@ -33,6 +33,7 @@ pub struct Instance {
     rpz: crate::rpzxfr::Rpz,
     alerts: Option<Arc<crate::alerts::Alerts>>,
     audit: Option<tokio::task::JoinHandle<()>>,
+    events: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Instance {
@@ -55,7 +56,8 @@ impl Instance {
         };
         // Lists load before serving starts; a list that fails is reported and skipped.
         let specs = config.list_specs();
-        let groups = config.groups_spec();
+        // `[[events]]`: the lists of the windows open now (see src/events).
+        let groups = crate::events::groups_at(config, crate::timefmt::now_us());
         let (policy, _report) =
             tokio::task::spawn_blocking(move || PolicyStore::load_grouped(specs, groups))
                 .await
@@ -66,6 +68,7 @@ impl Instance {
                 Feeds::start(config, feed_specs, Arc::clone(&policy)).map_err(|e| e.to_string())?,
             ),
         };
+        let events = crate::events::spawn_switcher(config.clone(), Arc::clone(&policy));
         let watch = (config.policy.watch && !config.lists.is_empty())
             .then(|| policy.spawn_watch(Duration::from_secs(config.policy.watch_interval_secs)));
         // The alerts read the query-event stream as one more consumer of the query log's bus.
@@ -186,6 +189,7 @@ impl Instance {
             rpz,
             alerts,
             audit,
+            events,
         })
     }
 
@@ -257,6 +261,9 @@ impl Instance {
         self.evictor.abort();
         if let Some(a) = &self.audit {
             a.abort();
+        }
+        if let Some(e) = &self.events {
+            e.abort();
         }
         if let Some(f) = &self.feeds {
             f.stop();

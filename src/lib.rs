@@ -9,6 +9,7 @@ pub mod commands;
 pub mod config;
 pub mod dnssec;
 pub mod dnswire;
+pub mod events;
 pub mod feeds;
 pub mod instance;
 pub mod metrics;

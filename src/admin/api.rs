@@ -34,6 +34,8 @@ pub struct AdminState {
     pub feeds: Option<Arc<Feeds>>,
     /// `[[alerts]]`: history (`GET /api/alerts`) and metrics.
     pub alerts: Option<Arc<crate::alerts::Alerts>>,
+    /// `[[events]]`: their state in `/api/stats`.
+    pub events: Arc<[crate::events::EventConfig]>,
 }
 
 pub struct AdminServer {
@@ -68,6 +70,7 @@ impl AdminServer {
             certs: Arc::from(certs),
             feeds,
             alerts,
+            events: Arc::from(config.events.clone()),
         };
         let app = router(state);
         let listener = std::net::TcpListener::bind(admin.listen)
@@ -486,6 +489,7 @@ async fn stats(State(st): State<AdminState>) -> Response {
         },
         "querylog": e.recorder.log().stats(),
         "feeds": st.feeds.as_ref().map(|f| f.status()).unwrap_or_default(),
+        "events": crate::events::status(&st.events, crate::timefmt::now_us()),
         "admission": {
             "refused": e.admission.refused.load(ld),
             "rate_limited": e.admission.rate_limited.load(ld),

@@ -127,6 +127,8 @@ pub fn text(a: &Alert) -> String {
 /// The running alerts of one instance.
 pub struct Alerts {
     rules: Vec<AlertRule>,
+    /// `[[events]]`: rules they name fire only inside their windows.
+    events: Vec<crate::events::EventConfig>,
     base_dir: PathBuf,
     queue: Arc<SinkQueue>,
     wants_all: bool,
@@ -200,6 +202,7 @@ impl Alerts {
             external_rx: Mutex::new(Some(external_rx)),
             audit_seen: Mutex::new(None),
             rules: config.alerts.clone(),
+            events: config.events.clone(),
             base_dir: config.base_dir.clone(),
             queue: Arc::new(SinkQueue::new("alerts", QUEUE_EVENTS, 4096)),
             wants_all,
@@ -306,9 +309,18 @@ impl Alerts {
             drained.clear();
             self.queue.drain_into(QUEUE_EVENTS, &mut drained);
             let mut raised = Vec::new();
+            let now_us = crate::timefmt::now_us();
+            let active: Vec<bool> = self
+                .rules
+                .iter()
+                .map(|r| crate::events::rule_active(&self.events, &r.name, now_us))
+                .collect();
             for q in drained.drain(..) {
                 for e in q.events() {
                     for (i, st) in states.iter_mut().enumerate() {
+                        if !active[i] {
+                            continue;
+                        }
                         if let Some(a) = st.on_event(&self.rules[i], e) {
                             raised.push((i, a));
                         }
@@ -317,6 +329,9 @@ impl Alerts {
                 q.recycle(usize::MAX);
             }
             for (i, st) in states.iter_mut().enumerate() {
+                if !active[i] {
+                    continue;
+                }
                 if let Some(a) = st.on_tick(&self.rules[i], &mut periodic, &log, feeds.as_deref()) {
                     raised.push((i, a));
                 }
@@ -324,7 +339,7 @@ impl Alerts {
             periodic.advance(&log, feeds.as_deref());
             for d in from_outside {
                 for (i, r) in self.rules.iter().enumerate() {
-                    if r.kind == config::AlertKind::Audit {
+                    if r.kind == config::AlertKind::Audit && active[i] {
                         raised.push((i, d.clone()));
                     }
                 }

@@ -306,7 +306,11 @@ pub async fn run(
     let roots = config.root_addresses().map_err(AuditError::Resolver)?;
     let resolver = Resolver::new(&roots, &config.resolver, &config.base_dir)
         .map_err(|e| AuditError::Resolver(e.to_string()))?;
-    let (snapshot, _) = Snapshot::build_grouped(&config.list_specs(), &config.groups_spec(), None);
+    let (snapshot, _) = Snapshot::build_grouped(
+        &config.list_specs(),
+        &crate::events::groups_at(config, crate::timefmt::now_us()),
+        None,
+    );
     let old = match &options.baseline {
         Some(p) => Baseline::read(p).map_err(|message| AuditError::Baseline {
             path: p.clone(),

@@ -58,6 +58,9 @@ pub struct Config {
     /// `[rpz_server]`: the local policy served as an RPZ zone; absent = not served.
     #[serde(default)]
     pub rpz_server: Option<crate::rpzxfr::config::RpzServerConfig>,
+    /// `[[events]]`: event windows (lists and alert rules in force only between start and end).
+    #[serde(default)]
+    pub events: Vec<crate::events::EventConfig>,
     /// `[audit]`: `dnsward audit` on a schedule from `serve` (see `src/audit`).
     #[serde(default)]
     pub audit: Option<crate::audit::AuditConfig>,

@@ -148,6 +148,7 @@ impl Config {
         out.extend(crate::rpzxfr::config::problems(self));
         out.extend(crate::alerts::config::problems(self));
         out.extend(crate::audit::problems(self));
+        out.extend(crate::events::problems(self));
         out
     }
 
