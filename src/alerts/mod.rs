@@ -326,7 +326,7 @@ impl Alerts {
                         }
                     }
                 }
-                q.recycle(usize::MAX);
+                q.recycle(crate::querylog::BATCH_EVENTS);
             }
             for (i, st) in states.iter_mut().enumerate() {
                 if !active[i] {

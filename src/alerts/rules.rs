@@ -74,7 +74,7 @@ pub enum RuleState {
         clients: HashMap<String, VecDeque<Hit>>,
     },
     Watch {
-        names: HashSet<String>,
+        names: HashSet<String, ahash::RandomState>,
     },
     NewDomain {
         set: Box<NodSet>,
@@ -86,9 +86,7 @@ pub enum RuleState {
         zones: HashMap<String, VecDeque<i64>>,
     },
     /// Periodic kinds: what was last seen, per feed or in total.
-    Periodic {
-        drops: VecDeque<(i64, u64)>,
-    },
+    Periodic { drops: VecDeque<(i64, u64)> },
 }
 
 impl RuleState {
@@ -98,7 +96,8 @@ impl RuleState {
                 clients: HashMap::new(),
             },
             AlertKind::Watch => {
-                let mut names: HashSet<String> = r.names.iter().map(|n| norm(n)).collect();
+                let mut names: HashSet<String, ahash::RandomState> =
+                    r.names.iter().map(|n| norm(n)).collect();
                 if let Some(p) = &r.names_file {
                     let p = if p.is_absolute() {
                         p.clone()
