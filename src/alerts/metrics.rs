@@ -27,6 +27,8 @@ pub struct AlertMetrics {
     pub failures: Family<ActionLabel, Counter>,
     pub lost: Family<ActionLabel, Counter>,
     pub suppressed: Counter,
+    /// Events the alerts' bus queue dropped (it was full), read at scrape time.
+    pub queue_dropped: prometheus_client::metrics::gauge::Gauge,
 }
 
 impl Default for AlertMetrics {
@@ -44,6 +46,7 @@ impl AlertMetrics {
             failures: Family::default(),
             lost: Family::default(),
             suppressed: Counter::default(),
+            queue_dropped: Default::default(),
         };
         registry.register(
             "dnsward_alerts",
@@ -64,6 +67,11 @@ impl AlertMetrics {
             "dnsward_alerts_suppressed",
             "Alerts held back: de-duplicated within quiet, or over the per-minute cap",
             m.suppressed.clone(),
+        );
+        registry.register(
+            "dnsward_alerts_events_dropped",
+            "Query events the alerts' queue dropped because it was full (not evaluated)",
+            m.queue_dropped.clone(),
         );
         AlertMetrics { registry, ..m }
     }

@@ -551,6 +551,9 @@ impl Alerts {
 
     /// The alert metrics, without `# EOF`.
     pub fn encode_metrics(&self, out: &mut String) {
+        self.metrics
+            .queue_dropped
+            .set(self.queue.dropped().min(i64::MAX as u64) as i64);
         self.metrics.encode_into(out);
     }
 }
