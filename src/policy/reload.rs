@@ -15,8 +15,9 @@ use super::{ListSpec, LoadReport, Snapshot};
 pub struct PolicyStore {
     current: ArcSwap<Snapshot>,
     specs: Vec<ListSpec>,
-    /// Groups and named clients, rebuilt into every snapshot with the lists they name.
-    groups: GroupsSpec,
+    /// Groups and named clients, rebuilt into every snapshot with the lists they name
+    /// (replaced by `reload_with_groups`: an event window opening or closing).
+    groups: parking_lot::Mutex<GroupsSpec>,
     /// One rebuild at a time: a second request waits and then rebuilds from the newest files.
     rebuilding: tokio::sync::Mutex<()>,
     reloads: AtomicU64,
@@ -48,7 +49,7 @@ impl PolicyStore {
             last_ok: std::sync::atomic::AtomicBool::new(ok),
             current: ArcSwap::from_pointee(snapshot),
             specs,
-            groups,
+            groups: parking_lot::Mutex::new(groups),
             rebuilding: tokio::sync::Mutex::new(()),
             reloads: AtomicU64::new(0),
             last_reload_unix: AtomicU64::new(unix_now()),
@@ -85,7 +86,8 @@ impl PolicyStore {
         let this = Arc::clone(self);
         let built = tokio::task::spawn_blocking(move || {
             let previous = this.current.load_full();
-            Snapshot::build_grouped(&this.specs, &this.groups, Some(&previous))
+            let groups = this.groups.lock().clone();
+            Snapshot::build_grouped(&this.specs, &groups, Some(&previous))
         })
         .await;
         let (snapshot, report) = match built {
@@ -101,6 +103,16 @@ impl PolicyStore {
         self.last_ok.store(report.all_fresh(), Ordering::Relaxed);
         self.last_reload_unix.store(unix_now(), Ordering::Relaxed);
         report
+    }
+
+    /// Replaces the groups (which lists apply to whom) and rebuilds: the same swap as a reload.
+    pub async fn reload_with_groups(
+        self: &Arc<Self>,
+        groups: GroupsSpec,
+        reason: &str,
+    ) -> LoadReport {
+        *self.groups.lock() = groups;
+        self.reload(reason).await
     }
 
     /// Reloads whenever a list file changes (modification time, size or inode), checked every
