@@ -11,8 +11,6 @@ use common::*;
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
 
-const BIN: &str = env!("CARGO_BIN_EXE_dnsward");
-
 #[test]
 fn check_lists_every_problem_with_line_and_key() {
     let dir = tempfile::tempdir().unwrap();
@@ -22,11 +20,7 @@ fn check_lists_every_problem_with_line_and_key() {
         "[server]\nlisten = [\"127.0.0.1:5353\", \"not-an-address\"]\ncolour = \"blue\"\n\n[resolver]\nmode = \"sideways\"\ncache_size = -5\nroot_hints = \"/nonexistent/root.hints\"\n\n[nonsense]\nx = 1\n",
     )
     .unwrap();
-    let out = Command::new(BIN)
-        .args(["check", "--config"])
-        .arg(&path)
-        .output()
-        .unwrap();
+    let out = dnsward_cmd("check", &path, &[]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     for expected in [
@@ -116,11 +110,7 @@ fn semantic_problem_root_hints_missing() {
         "[resolver]\nroot_hints = \"missing.hints\"\nforwarders = [\"127.0.0.1:53\"]\n",
     )
     .unwrap();
-    let out = Command::new(BIN)
-        .args(["check", "--config"])
-        .arg(&path)
-        .output()
-        .unwrap();
+    let out = dnsward_cmd("check", &path, &[]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(
@@ -140,11 +130,7 @@ fn semantic_problem_root_hints_missing() {
     );
     // A forward config without forwarders names the [resolver] table's line.
     std::fs::write(&path, "[server]\n[resolver]\nmode = \"forward\"\n").unwrap();
-    let out = Command::new(BIN)
-        .args(["check", "--config"])
-        .arg(&path)
-        .output()
-        .unwrap();
+    let out = dnsward_cmd("check", &path, &[]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains(
@@ -321,11 +307,7 @@ fn admin_refuses_a_remote_bind_without_tls() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("a.toml");
     std::fs::write(&path, "[admin]\nlisten = \"0.0.0.0:9153\"\n").unwrap();
-    let out = Command::new(BIN)
-        .args(["check", "--config"])
-        .arg(&path)
-        .output()
-        .unwrap();
+    let out = dnsward_cmd("check", &path, &[]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(
@@ -337,11 +319,7 @@ fn admin_refuses_a_remote_bind_without_tls() {
         "[admin]\nlisten = \"0.0.0.0:9153\"\nallow_remote = true\n",
     )
     .unwrap();
-    let out = Command::new(BIN)
-        .args(["check", "--config"])
-        .arg(&path)
-        .output()
-        .unwrap();
+    let out = dnsward_cmd("check", &path, &[]);
     assert!(
         !out.status.success(),
         "allow_remote alone is not enough: TLS is required"

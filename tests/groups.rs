@@ -372,11 +372,7 @@ fn bad_group_config_named_with_lines_and_serve_refuses() {
                 [[groups]]\nname = \"kids\"\nclients = [\"10.2.0.0/16\"]\n";
     let path = dir.path().join("bad.toml");
     std::fs::write(&path, text).unwrap();
-    let out = Command::new(BIN)
-        .args(["check", "--config"])
-        .arg(&path)
-        .output()
-        .unwrap();
+    let out = dnsward_cmd("check", &path, &[]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     let p = path.display();
