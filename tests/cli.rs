@@ -35,11 +35,7 @@ fn check_lists_every_problem_with_line_and_key() {
     assert!(err.contains("problem(s) found"), "{err}");
 
     // serve refuses the same file with the same messages.
-    let out = Command::new(BIN)
-        .args(["serve", "--config"])
-        .arg(&path)
-        .output()
-        .unwrap();
+    let out = dnsward_cmd("serve", &path, &[]);
     assert!(!out.status.success());
     let serve_err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -52,10 +48,7 @@ fn check_lists_every_problem_with_line_and_key() {
 #[test]
 fn check_accepts_the_shipped_config() {
     let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/config.toml");
-    let out = Command::new(BIN)
-        .args(["check", "--config", shipped])
-        .output()
-        .unwrap();
+    let out = dnsward_cmd("check", std::path::Path::new(shipped), &[]);
     assert!(
         out.status.success(),
         "{}",

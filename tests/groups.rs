@@ -6,7 +6,6 @@
 mod common;
 
 use std::net::{IpAddr, SocketAddr};
-use std::process::Command;
 use std::time::Duration;
 
 use common::*;
@@ -389,11 +388,7 @@ fn bad_group_config_named_with_lines_and_serve_refuses() {
             && err.contains("claimed by group \"finance\""),
         "{err}"
     );
-    let out = Command::new(BIN)
-        .args(["serve", "--config"])
-        .arg(&path)
-        .output()
-        .unwrap();
+    let out = dnsward_cmd("serve", &path, &[]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("refusing to start"));
 }
