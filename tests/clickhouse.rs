@@ -57,22 +57,6 @@ async fn eventually(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
     }
 }
 
-async fn ask_from(from: &str, server: SocketAddr, name: &str, t: RecordType) -> ResponseCode {
-    let q = query_message(name, t, Some(1232));
-    let bytes = udp_raw_from(
-        from.parse().unwrap(),
-        server,
-        &q.to_vec().unwrap(),
-        Duration::from_secs(5),
-    )
-    .await
-    .expect("an answer within 5 s");
-    hickory_proto::op::Message::from_vec(&bytes)
-        .unwrap()
-        .metadata
-        .response_code
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_field_arrives_logs_match_sqlite_and_rollups_fill() {
     let _g = SERIAL.lock().await;
@@ -116,21 +100,21 @@ async fn every_field_arrives_logs_match_sqlite_and_rollups_fill() {
     assert_eq!(tcp.metadata.response_code, ResponseCode::NXDomain);
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(
-        ask_from("127.0.0.1", addr, "www.example.com.", RecordType::A).await,
+        rcode_from("127.0.0.1", addr, "www.example.com.", RecordType::A).await,
         ResponseCode::NoError
     );
     assert_eq!(
-        ask_from("127.0.0.1", addr, "www.example.com.", RecordType::A).await,
+        rcode_from("127.0.0.1", addr, "www.example.com.", RecordType::A).await,
         ResponseCode::NoError
     ); // cached
     for _ in 0..3 {
         assert_eq!(
-            ask_from(FINANCE, addr, "x.evil.example.com.", RecordType::AAAA).await,
+            rcode_from(FINANCE, addr, "x.evil.example.com.", RecordType::AAAA).await,
             ResponseCode::NXDomain
         );
     }
     assert_eq!(
-        ask_from(FINANCE, addr, "old.example.com.", RecordType::A).await,
+        rcode_from(FINANCE, addr, "old.example.com.", RecordType::A).await,
         ResponseCode::NXDomain
     );
     eventually("7 rows in ClickHouse", 10, || ch.count("fleet.q") >= 7).await;
@@ -631,7 +615,7 @@ async fn hashed_and_truncated_clients_read_back_as_sqlite_has_them() {
         let addr = d.addrs()[0];
         for from in ["127.0.0.1", FINANCE, FINANCE] {
             assert_eq!(
-                ask_from(from, addr, "x.evil.example.com.", RecordType::A).await,
+                rcode_from(from, addr, "x.evil.example.com.", RecordType::A).await,
                 ResponseCode::NXDomain
             );
         }

@@ -13,8 +13,7 @@
 mod clickhouse_support;
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -135,32 +134,7 @@ fn url_encode(s: &str) -> String {
 
 /// A bare HTTP/1.1 POST of bytes on loopback; (status, body).
 fn post(port: u16, path: &str, body: &[u8]) -> (u16, String) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    write!(
-        s,
-        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    )
-    .unwrap();
-    s.write_all(body).unwrap();
-    let mut resp = Vec::new();
-    s.read_to_end(&mut resp).unwrap();
-    let text = String::from_utf8_lossy(&resp).to_string();
-    let status = text
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let head_end = text.find("\r\n\r\n").map_or(text.len(), |i| i + 4);
-    let mut body = text[head_end..].to_string();
-    if text[..head_end]
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        body = dechunk(&body);
-    }
-    (status, body)
+    clickhouse_support::http_post_bytes(port, path, body, Duration::from_secs(60)).unwrap()
 }
 
 fn post_ok(port: u16, path: &str, body: &[u8]) -> String {
@@ -256,22 +230,6 @@ fn strip_window(s: &str) -> String {
         .filter(|l| !l.contains("\"until\"") && !l.contains("\"since\"") && !l.contains(" .. "))
         .collect::<Vec<_>>()
         .join("\n")
-}
-
-async fn ask_from(from: &str, server: SocketAddr, name: &str, t: RecordType) -> ResponseCode {
-    let q = query_message(name, t, Some(1232));
-    let bytes = udp_raw_from(
-        from.parse().unwrap(),
-        server,
-        &q.to_vec().unwrap(),
-        Duration::from_secs(5),
-    )
-    .await
-    .expect("an answer within 5 s");
-    hickory_proto::op::Message::from_vec(&bytes)
-        .unwrap()
-        .metadata
-        .response_code
 }
 
 /// Every form of every `dnsward logs` command (each ClickHouse query `--source clickhouse`
@@ -407,25 +365,25 @@ async fn schema_sink_bodies_and_every_logs_query_on_todays_engine_match_sqlite_a
     // SQLite's `tail` shows insertion order, ClickHouse's time order: a miss is logged when
     // answered, so each is given time before the next query.
     assert_eq!(
-        ask_from("127.0.0.1", addr, "nx-1.example.com.", RecordType::A).await,
+        rcode_from("127.0.0.1", addr, "nx-1.example.com.", RecordType::A).await,
         ResponseCode::NXDomain
     );
     tokio::time::sleep(Duration::from_millis(300)).await;
     for _ in 0..2 {
         assert_eq!(
-            ask_from("127.0.0.1", addr, "www.example.com.", RecordType::A).await,
+            rcode_from("127.0.0.1", addr, "www.example.com.", RecordType::A).await,
             ResponseCode::NoError
         );
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     for _ in 0..3 {
         assert_eq!(
-            ask_from(FINANCE, addr, "x.evil.example.com.", RecordType::AAAA).await,
+            rcode_from(FINANCE, addr, "x.evil.example.com.", RecordType::AAAA).await,
             ResponseCode::NXDomain
         );
     }
     assert_eq!(
-        ask_from(FINANCE, addr, "old.example.com.", RecordType::A).await,
+        rcode_from(FINANCE, addr, "old.example.com.", RecordType::A).await,
         ResponseCode::NXDomain
     );
     let deadline = Instant::now() + Duration::from_secs(15);

@@ -152,13 +152,25 @@ impl Drop for ClickHouse {
 
 /// A bare HTTP/1.1 POST on loopback; (status, body).
 pub fn http_post(port: u16, path: &str, body: &str) -> std::io::Result<(u16, String)> {
+    http_post_bytes(port, path, body.as_bytes(), Duration::from_secs(30))
+}
+
+/// A bare HTTP/1.1 POST of bytes on loopback, the answer awaited for `timeout`; (status,
+/// body, de-chunked).
+pub fn http_post_bytes(
+    port: u16,
+    path: &str,
+    body: &[u8],
+    timeout: Duration,
+) -> std::io::Result<(u16, String)> {
     let mut s = TcpStream::connect(("127.0.0.1", port))?;
-    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    s.set_read_timeout(Some(timeout))?;
     write!(
         s,
-        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
         body.len()
     )?;
+    s.write_all(body)?;
     let mut resp = Vec::new();
     s.read_to_end(&mut resp)?;
     let text = String::from_utf8_lossy(&resp).to_string();
