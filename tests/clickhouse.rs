@@ -21,28 +21,6 @@ use hickory_proto::rr::RecordType;
 
 /// One ClickHouse at a time: each takes a few hundred MB and a core while starting.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-const FINANCE: &str = "127.0.0.2";
-
-/// Lists, a named client in a group, and `[querylog]` with `querylog`.
-fn config(h: &Hierarchy, querylog: &str) -> (String, PathBuf) {
-    let dir = h.dir.path();
-    std::fs::write(dir.join("threat.txt"), "evil.example.com\n").unwrap();
-    std::fs::write(dir.join("gone.txt"), "old.example.com\n").unwrap();
-    let text = h
-        .config_text("")
-        .replacen("[server]\n", "[server]\nname = \"edge-1\"\n", 1)
-        + &format!(
-            "[policy]\ncontact = \"hotline\"\nwatch = false\n\
-             [[lists]]\nname = \"feed\"\ncategory = \"threat\"\npath = \"threat.txt\"\n\
-             [[lists]]\nname = \"gone\"\ncategory = \"abandoned\"\npath = \"gone.txt\"\n\
-             [[clients]]\nname = \"Finance PC-17\"\ncidr = \"{FINANCE}\"\ngroup = \"finance\"\n\
-             [[groups]]\nname = \"finance\"\nlists = [\"feed\", \"gone\"]\n\
-             [querylog]\n{querylog}\n"
-        );
-    let path = dir.join("dnsward-ch.toml");
-    std::fs::write(&path, &text).unwrap();
-    (text, path)
-}
 
 fn dnsward_logs(cfg: &Path, args: &[&str]) -> std::process::Output {
     dnsward_cmd("logs", cfg, args)
@@ -744,4 +722,9 @@ async fn without_a_spool_failed_batches_are_dropped_counted_and_the_sink_recover
         "every event written or counted: {c:?}"
     );
     assert!(!dir.join("spool").exists(), "no spool was made");
+}
+
+/// Lists, a named client in a group, and `[querylog]` with `querylog`.
+fn config(h: &Hierarchy, querylog: &str) -> (String, PathBuf) {
+    store_config(h, "dnsward-ch.toml", querylog)
 }

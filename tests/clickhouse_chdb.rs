@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use clickhouse_support::FINANCE;
 use common::*;
 use dnsward::querylog::clickhouse_client::{schema_statements, ClickhouseTarget, Version};
 use dnsward::querylog::sinks::clickhouse::INSERT_COLUMNS;
@@ -29,7 +30,6 @@ const SERVER_PY: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/tests/clickhouse_chdb/server.py"
 );
-const FINANCE: &str = "127.0.0.2";
 
 /// The chdb-backed HTTP server (a python3 child), killed by PID when dropped.
 struct Chdb {
@@ -173,27 +173,6 @@ fn replay(port: u16, database: &str, bodies: &[Vec<u8>]) {
             b,
         );
     }
-}
-
-/// Lists, a named client in a group, and `[querylog]` with `querylog`.
-fn config(h: &Hierarchy, name: &str, querylog: &str) -> (String, PathBuf) {
-    let dir = h.dir.path();
-    std::fs::write(dir.join("threat.txt"), "evil.example.com\n").unwrap();
-    std::fs::write(dir.join("gone.txt"), "old.example.com\n").unwrap();
-    let text = h
-        .config_text("")
-        .replacen("[server]\n", "[server]\nname = \"edge-1\"\n", 1)
-        + &format!(
-            "[policy]\ncontact = \"hotline\"\nwatch = false\n\
-             [[lists]]\nname = \"feed\"\ncategory = \"threat\"\npath = \"threat.txt\"\n\
-             [[lists]]\nname = \"gone\"\ncategory = \"abandoned\"\npath = \"gone.txt\"\n\
-             [[clients]]\nname = \"Finance PC-17\"\ncidr = \"{FINANCE}\"\ngroup = \"finance\"\n\
-             [[groups]]\nname = \"finance\"\nlists = [\"feed\", \"gone\"]\n\
-             [querylog]\nsqlite = \"log.db\"\n{querylog}\n"
-        );
-    let path = dir.join(name);
-    std::fs::write(&path, &text).unwrap();
-    (text, path)
 }
 
 /// A config that reads the same SQLite store and the ClickHouse at `url`, database `db`.
@@ -516,4 +495,9 @@ async fn schema_sink_bodies_and_every_logs_query_on_todays_engine_match_sqlite_a
         "ClickHouse 18.16 and {}: {n} commands equal",
         version.trim()
     );
+}
+
+/// Lists, a named client in a group, and `[querylog]` with SQLite `log.db` and `querylog`.
+fn config(h: &Hierarchy, name: &str, querylog: &str) -> (String, PathBuf) {
+    clickhouse_support::store_config(h, name, &format!("sqlite = \"log.db\"\n{querylog}"))
 }

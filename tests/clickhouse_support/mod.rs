@@ -11,6 +11,36 @@ use std::time::{Duration, Instant};
 
 use crate::common::{dechunk, free_port};
 
+/// The address of the client named "Finance PC-17" in group "finance" ([`store_config`]).
+pub const FINANCE: &str = "127.0.0.2";
+
+/// A config on `h` writing the query log as `querylog` (lines of `[querylog]`) with two lists
+/// (`feed`: evil.example.com, `gone`: old.example.com), a named client ([`FINANCE`]) in group
+/// "finance", written to `file` in the hierarchy's directory: (text, path).
+pub fn store_config(
+    h: &crate::common::Hierarchy,
+    file: &str,
+    querylog: &str,
+) -> (String, std::path::PathBuf) {
+    let dir = h.dir.path();
+    std::fs::write(dir.join("threat.txt"), "evil.example.com\n").unwrap();
+    std::fs::write(dir.join("gone.txt"), "old.example.com\n").unwrap();
+    let text = h
+        .config_text("")
+        .replacen("[server]\n", "[server]\nname = \"edge-1\"\n", 1)
+        + &format!(
+            "[policy]\ncontact = \"hotline\"\nwatch = false\n\
+             [[lists]]\nname = \"feed\"\ncategory = \"threat\"\npath = \"threat.txt\"\n\
+             [[lists]]\nname = \"gone\"\ncategory = \"abandoned\"\npath = \"gone.txt\"\n\
+             [[clients]]\nname = \"Finance PC-17\"\ncidr = \"{FINANCE}\"\ngroup = \"finance\"\n\
+             [[groups]]\nname = \"finance\"\nlists = [\"feed\", \"gone\"]\n\
+             [querylog]\n{querylog}\n"
+        );
+    let path = dir.join(file);
+    std::fs::write(&path, &text).unwrap();
+    (text, path)
+}
+
 pub const SERVER: &str = "/usr/sbin/clickhouse-server";
 
 /// The server binary: `DNSWARD_CLICKHOUSE_SERVER` if set (e.g. one unpacked from the .deb
