@@ -9,6 +9,7 @@ pub mod dnssec;
 pub mod dnswire;
 pub mod feeds;
 pub mod instance;
+pub mod memtrim;
 pub mod metrics;
 pub mod pipeline;
 pub mod policy;
