@@ -13,6 +13,7 @@ pub mod events;
 pub mod feeds;
 pub mod hostname;
 pub mod instance;
+pub mod memtrim;
 pub mod metrics;
 pub mod pipeline;
 pub mod policy;

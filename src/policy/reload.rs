@@ -43,6 +43,8 @@ impl PolicyStore {
     ) -> (Arc<PolicyStore>, LoadReport) {
         let built_from = parking_lot::Mutex::new(stamps(&spec_paths(&specs)));
         let (snapshot, report) = Snapshot::build_grouped(&specs, &groups, None);
+        // The parse's temporaries are free now: give them back (crate::memtrim).
+        crate::memtrim::release();
         log_report("initial load", &report, &snapshot);
         let ok = report.all_fresh();
         let store = PolicyStore {
@@ -87,7 +89,10 @@ impl PolicyStore {
         let built = tokio::task::spawn_blocking(move || {
             let previous = this.current.load_full();
             let groups = this.groups.lock().clone();
-            Snapshot::build_grouped(&this.specs, &groups, Some(&previous))
+            let built = Snapshot::build_grouped(&this.specs, &groups, Some(&previous));
+            // The parse's temporaries are free now: give them back (crate::memtrim).
+            crate::memtrim::release();
+            built
         })
         .await;
         let (snapshot, report) = match built {
@@ -99,6 +104,9 @@ impl PolicyStore {
         };
         log_report(reason, &report, &snapshot);
         self.current.store(Arc::new(snapshot));
+        // The old snapshot was freed just now (unless a query still holds it): its pages
+        // belong to the threads that built it, which may not allocate again for a while.
+        let _ = tokio::task::spawn_blocking(crate::memtrim::release).await;
         self.reloads.fetch_add(1, Ordering::Relaxed);
         self.last_ok.store(report.all_fresh(), Ordering::Relaxed);
         self.last_reload_unix.store(unix_now(), Ordering::Relaxed);
