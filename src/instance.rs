@@ -2,16 +2,12 @@
 //! the integration tests, so both run exactly the same code.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use hickory_proto::rr::Name;
-
 use crate::admin::api::AdminServer;
 use crate::blockpage::BlockpageServer;
-use crate::config::{Config, DnssecMode, Mode, ResolverConfig};
-use crate::dnssec::{DnssecError, Limits, TrustAnchorSet, Validator};
+use crate::config::{Config, Mode};
 use crate::feeds::Feeds;
 use crate::pipeline::ddr::Ddr;
 use crate::pipeline::record::Recorder;
@@ -38,6 +34,9 @@ pub struct Instance {
     blockpage: Option<BlockpageServer>,
     feeds: Option<Arc<Feeds>>,
     rpz: crate::rpzxfr::Rpz,
+    alerts: Option<Arc<crate::alerts::Alerts>>,
+    audit: Option<tokio::task::JoinHandle<()>>,
+    events: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Instance {
@@ -65,7 +64,8 @@ impl Instance {
         };
         // Lists load before serving starts; a list that fails is reported and skipped.
         let specs = config.list_specs();
-        let groups = config.groups_spec();
+        // `[[events]]`: the lists of the windows open now (see src/events).
+        let groups = crate::events::groups_at(config, crate::timefmt::now_us());
         let (policy, _report) =
             tokio::task::spawn_blocking(move || PolicyStore::load_grouped(specs, groups))
                 .await
@@ -77,19 +77,27 @@ impl Instance {
                     .map_err(|e| e.to_string())?,
             ),
         };
+        let events = crate::events::spawn_switcher(config.clone(), Arc::clone(&policy));
         let watch = (config.policy.watch && !config.lists.is_empty())
             .then(|| policy.spawn_watch(Duration::from_secs(config.policy.watch_interval_secs)));
-        let log = match &config.querylog {
-            Some(q) => QueryLog::start(q)
+        // The alerts read the query-event stream as one more consumer of the query log's bus.
+        let alerts = crate::alerts::Alerts::new(config)?;
+        let log = match (&config.querylog, &alerts) {
+            (None, None) => QueryLog::disabled(),
+            (q, a) => QueryLog::start_with(q.as_ref(), a.as_ref().map(|a| a.consumer()))
                 .await
                 .map_err(|e| format!("query log: {e}"))?,
-            None => QueryLog::disabled(),
         };
-        let mut recorder = match &config.querylog {
-            Some(q) => Recorder::new(log, &config.instance_name(), q.dnstap.is_some()),
-            None => Recorder::disabled(),
+        let mut recorder = match (&config.querylog, &alerts) {
+            (None, None) => Recorder::disabled(),
+            (q, _) => Recorder::new(
+                log.clone(),
+                &config.instance_name(),
+                q.as_ref().is_some_and(|q| q.dnstap.is_some()),
+            ),
         };
         recorder.runtime = runtime.clone();
+        recorder.keep_servfail_wire = alerts.as_ref().is_some_and(|a| a.wants_servfail_wire());
         recorder.count_groups(&policy.snapshot());
         let engine = Arc::new(Engine::new(config, upstream, policy, recorder));
         let evictor = {
@@ -135,6 +143,7 @@ impl Instance {
                     runtime.clone(),
                     certs,
                     feeds.clone(),
+                    alerts.clone(),
                 )
                 .await?,
             ),
@@ -147,6 +156,18 @@ impl Instance {
         )
         .await
         .map_err(|e| e.to_string())?;
+        if let Some(a) = &alerts {
+            a.start(log, feeds.clone());
+        }
+        // `[audit]`: the audit on a schedule; new critical findings go to the `audit` rules.
+        let audit = {
+            let alerts = alerts.clone();
+            crate::audit::spawn_schedule(config.clone(), move |report| {
+                if let Some(a) = &alerts {
+                    a.audit_report(report);
+                }
+            })
+        };
         // Runtime entries past their expiry drop out on their own.
         let expiry = runtime.clone().map(|rt| {
             let engine = Arc::clone(&engine);
@@ -179,6 +200,9 @@ impl Instance {
             blockpage,
             feeds,
             rpz,
+            alerts,
+            audit,
+            events,
         })
     }
 
@@ -190,6 +214,11 @@ impl Instance {
     /// RPZ transfer in and out: the `[rpz_server]` address, the NOTIFY listeners.
     pub fn rpz(&self) -> &crate::rpzxfr::Rpz {
         &self.rpz
+    }
+
+    /// The alerts, when the config has `[[alerts]]`.
+    pub fn alerts(&self) -> Option<&Arc<crate::alerts::Alerts>> {
+        self.alerts.as_ref()
     }
 
     /// The admin listener's address, when `[admin]` is configured.
@@ -243,6 +272,12 @@ impl Instance {
             w.abort();
         }
         self.evictor.abort();
+        if let Some(a) = &self.audit {
+            a.abort();
+        }
+        if let Some(e) = &self.events {
+            e.abort();
+        }
         if let Some(f) = &self.feeds {
             f.stop();
         }
@@ -262,6 +297,9 @@ impl Instance {
         self.server.shutdown(self.grace).await;
         // Every answered query's event reaches the sinks before we exit.
         self.engine.recorder.log().shutdown().await;
+        if let Some(a) = &self.alerts {
+            a.shutdown().await;
+        }
         let c = self.engine.cache().stats();
         let r = self.engine.resolve_stats();
         tracing::info!(
@@ -280,7 +318,7 @@ impl Instance {
 /// The upstream the config asks for: dnsward's own resolver from the root hints, or the
 /// forwarders; either validates with `dnssec = "validate"`.
 pub fn upstream_from_config(config: &Config) -> Result<Arc<dyn Upstream>, String> {
-    let validator = validator_from_config(&config.resolver, &config.base_dir)
+    let validator = crate::resolver::validator_from_config(&config.resolver, &config.base_dir)
         .map_err(|e| format!("resolver.trust_anchor: {e}"))?;
     let upstream: Arc<dyn Upstream> = match config.resolver.mode {
         Mode::Recursive => {
@@ -294,32 +332,4 @@ pub fn upstream_from_config(config: &Config) -> Result<Arc<dyn Upstream>, String
         )),
     };
     Ok(upstream)
-}
-
-/// The DNSSEC validator for `dnssec = "validate"`: the configured trust anchors (or the
-/// built-in root keys) and negative trust anchors.
-pub fn validator_from_config(
-    cfg: &ResolverConfig,
-    base_dir: &Path,
-) -> Result<Option<Arc<Validator>>, DnssecError> {
-    if cfg.dnssec != DnssecMode::Validate {
-        return Ok(None);
-    }
-    let anchors = match &cfg.trust_anchor {
-        Some(paths) => {
-            let paths: Vec<PathBuf> = paths.to_vec().iter().map(|p| base_dir.join(p)).collect();
-            TrustAnchorSet::from_files(&paths)?
-        }
-        None => TrustAnchorSet::default(),
-    };
-    let ntas = cfg
-        .negative_trust_anchors
-        .iter()
-        .filter_map(|z| Name::from_ascii(z).ok())
-        .collect();
-    let limits = Limits {
-        sha1: cfg.dnssec_sha1,
-        ..Limits::default()
-    };
-    Ok(Some(Arc::new(Validator::new(anchors, ntas, limits))))
 }

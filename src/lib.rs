@@ -1,14 +1,19 @@
 //! dnsward: a protective recursive DNS resolver. See ARCHITECTURE.md for the map.
 
 pub mod admin;
+pub mod alerts;
+pub mod audit;
 pub mod blockpage;
 pub mod cache;
 pub mod commands;
 pub mod config;
 pub mod dnssec;
 pub mod dnswire;
+pub mod events;
 pub mod feeds;
+pub mod hostname;
 pub mod instance;
+pub mod memtrim;
 pub mod metrics;
 pub mod pipeline;
 pub mod policy;

@@ -42,6 +42,17 @@ enum Command {
         #[arg(long)]
         client: Option<std::net::IpAddr>,
     },
+    /// Audit the agency's own domains through dnsward's resolver: dangling CNAMEs, lame
+    /// delegations, foreign addresses, abandoned names, threats, DNSSEC, drift.
+    /// Exit code: 0 fine, 1 warnings, 2 critical findings (or an error).
+    Audit(commands::audit::AuditArgs),
+    /// The alert history (`list`), or a test alert through a rule's actions (`test RULE`).
+    Alerts {
+        #[arg(short, long, default_value = "config.toml")]
+        config: PathBuf,
+        #[command(subcommand)]
+        command: commands::alerts::AlertsCommand,
+    },
     /// Review the query log (the SQLite store of [querylog] sqlite, or ClickHouse).
     Logs {
         #[arg(short, long, default_value = "config.toml")]
@@ -68,6 +79,8 @@ fn main() -> ExitCode {
             ip,
             client,
         } => commands::explain::run(&config, &name, ip, client),
+        Command::Audit(args) => commands::audit::run(args),
+        Command::Alerts { config, command } => commands::alerts::run(&config, command),
         Command::Logs {
             config,
             source,

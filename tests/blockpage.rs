@@ -17,7 +17,6 @@ use hickory_proto::rr::RecordType;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-const BIN: &str = env!("CARGO_BIN_EXE_dnsward");
 const BLOCKED: &str = "c2.evil.example.com";
 const HOTLINE: &str = "Hotline 1900 1234 (24/7)";
 

@@ -11,8 +11,6 @@ use common::*;
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
 
-const BIN: &str = env!("CARGO_BIN_EXE_dnsward");
-
 #[test]
 fn check_lists_every_problem_with_line_and_key() {
     let dir = tempfile::tempdir().unwrap();
@@ -22,11 +20,7 @@ fn check_lists_every_problem_with_line_and_key() {
         "[server]\nlisten = [\"127.0.0.1:5353\", \"not-an-address\"]\ncolour = \"blue\"\n\n[resolver]\nmode = \"sideways\"\ncache_size = -5\nroot_hints = \"/nonexistent/root.hints\"\n\n[nonsense]\nx = 1\n",
     )
     .unwrap();
-    let out = Command::new(BIN)
-        .args(["check", "--config"])
-        .arg(&path)
-        .output()
-        .unwrap();
+    let out = dnsward_cmd("check", &path, &[]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     for expected in [
@@ -41,11 +35,7 @@ fn check_lists_every_problem_with_line_and_key() {
     assert!(err.contains("problem(s) found"), "{err}");
 
     // serve refuses the same file with the same messages.
-    let out = Command::new(BIN)
-        .args(["serve", "--config"])
-        .arg(&path)
-        .output()
-        .unwrap();
+    let out = dnsward_cmd("serve", &path, &[]);
     assert!(!out.status.success());
     let serve_err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -58,10 +48,7 @@ fn check_lists_every_problem_with_line_and_key() {
 #[test]
 fn check_accepts_the_shipped_config() {
     let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/config.toml");
-    let out = Command::new(BIN)
-        .args(["check", "--config", shipped])
-        .output()
-        .unwrap();
+    let out = dnsward_cmd("check", std::path::Path::new(shipped), &[]);
     assert!(
         out.status.success(),
         "{}",
@@ -116,11 +103,7 @@ fn semantic_problem_root_hints_missing() {
         "[resolver]\nroot_hints = \"missing.hints\"\nforwarders = [\"127.0.0.1:53\"]\n",
     )
     .unwrap();
-    let out = Command::new(BIN)
-        .args(["check", "--config"])
-        .arg(&path)
-        .output()
-        .unwrap();
+    let out = dnsward_cmd("check", &path, &[]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(
@@ -140,11 +123,7 @@ fn semantic_problem_root_hints_missing() {
     );
     // A forward config without forwarders names the [resolver] table's line.
     std::fs::write(&path, "[server]\n[resolver]\nmode = \"forward\"\n").unwrap();
-    let out = Command::new(BIN)
-        .args(["check", "--config"])
-        .arg(&path)
-        .output()
-        .unwrap();
+    let out = dnsward_cmd("check", &path, &[]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains(
@@ -321,11 +300,7 @@ fn admin_refuses_a_remote_bind_without_tls() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("a.toml");
     std::fs::write(&path, "[admin]\nlisten = \"0.0.0.0:9153\"\n").unwrap();
-    let out = Command::new(BIN)
-        .args(["check", "--config"])
-        .arg(&path)
-        .output()
-        .unwrap();
+    let out = dnsward_cmd("check", &path, &[]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(
@@ -337,11 +312,7 @@ fn admin_refuses_a_remote_bind_without_tls() {
         "[admin]\nlisten = \"0.0.0.0:9153\"\nallow_remote = true\n",
     )
     .unwrap();
-    let out = Command::new(BIN)
-        .args(["check", "--config"])
-        .arg(&path)
-        .output()
-        .unwrap();
+    let out = dnsward_cmd("check", &path, &[]);
     assert!(
         !out.status.success(),
         "allow_remote alone is not enough: TLS is required"

@@ -11,7 +11,6 @@ mod common;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -22,28 +21,6 @@ use hickory_proto::rr::RecordType;
 
 /// One ClickHouse at a time: each takes a few hundred MB and a core while starting.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-const FINANCE: &str = "127.0.0.2";
-
-/// Lists, a named client in a group, and `[querylog]` with `querylog`.
-fn config(h: &Hierarchy, querylog: &str) -> (String, PathBuf) {
-    let dir = h.dir.path();
-    std::fs::write(dir.join("threat.txt"), "evil.example.com\n").unwrap();
-    std::fs::write(dir.join("gone.txt"), "old.example.com\n").unwrap();
-    let text = h
-        .config_text("")
-        .replacen("[server]\n", "[server]\nname = \"edge-1\"\n", 1)
-        + &format!(
-            "[policy]\ncontact = \"hotline\"\nwatch = false\n\
-             [[lists]]\nname = \"feed\"\ncategory = \"threat\"\npath = \"threat.txt\"\n\
-             [[lists]]\nname = \"gone\"\ncategory = \"abandoned\"\npath = \"gone.txt\"\n\
-             [[clients]]\nname = \"Finance PC-17\"\ncidr = \"{FINANCE}\"\ngroup = \"finance\"\n\
-             [[groups]]\nname = \"finance\"\nlists = [\"feed\", \"gone\"]\n\
-             [querylog]\n{querylog}\n"
-        );
-    let path = dir.join("dnsward-ch.toml");
-    std::fs::write(&path, &text).unwrap();
-    (text, path)
-}
 
 fn dnsward_logs(cfg: &Path, args: &[&str]) -> std::process::Output {
     dnsward_cmd("logs", cfg, args)
@@ -56,22 +33,6 @@ async fn eventually(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
         assert!(Instant::now() < deadline, "not within {secs} s: {what}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-}
-
-async fn ask_from(from: &str, server: SocketAddr, name: &str, t: RecordType) -> ResponseCode {
-    let q = query_message(name, t, Some(1232));
-    let bytes = udp_raw_from(
-        from.parse().unwrap(),
-        server,
-        &q.to_vec().unwrap(),
-        Duration::from_secs(5),
-    )
-    .await
-    .expect("an answer within 5 s");
-    hickory_proto::op::Message::from_vec(&bytes)
-        .unwrap()
-        .metadata
-        .response_code
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -117,21 +78,21 @@ async fn every_field_arrives_logs_match_sqlite_and_rollups_fill() {
     assert_eq!(tcp.metadata.response_code, ResponseCode::NXDomain);
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(
-        ask_from("127.0.0.1", addr, "www.example.com.", RecordType::A).await,
+        rcode_from("127.0.0.1", addr, "www.example.com.", RecordType::A).await,
         ResponseCode::NoError
     );
     assert_eq!(
-        ask_from("127.0.0.1", addr, "www.example.com.", RecordType::A).await,
+        rcode_from("127.0.0.1", addr, "www.example.com.", RecordType::A).await,
         ResponseCode::NoError
     ); // cached
     for _ in 0..3 {
         assert_eq!(
-            ask_from(FINANCE, addr, "x.evil.example.com.", RecordType::AAAA).await,
+            rcode_from(FINANCE, addr, "x.evil.example.com.", RecordType::AAAA).await,
             ResponseCode::NXDomain
         );
     }
     assert_eq!(
-        ask_from(FINANCE, addr, "old.example.com.", RecordType::A).await,
+        rcode_from(FINANCE, addr, "old.example.com.", RecordType::A).await,
         ResponseCode::NXDomain
     );
     eventually("7 rows in ClickHouse", 10, || ch.count("fleet.q") >= 7).await;
@@ -598,11 +559,7 @@ fn bad_clickhouse_keys_are_reported_by_check() {
          clickhouse_spool_mb = 99999999\n",
     )
     .unwrap();
-    let out = Command::new(BIN)
-        .args(["check", "--config"])
-        .arg(&path)
-        .output()
-        .unwrap();
+    let out = dnsward_cmd("check", &path, &[]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     for expected in [
@@ -636,7 +593,7 @@ async fn hashed_and_truncated_clients_read_back_as_sqlite_has_them() {
         let addr = d.addrs()[0];
         for from in ["127.0.0.1", FINANCE, FINANCE] {
             assert_eq!(
-                ask_from(from, addr, "x.evil.example.com.", RecordType::A).await,
+                rcode_from(from, addr, "x.evil.example.com.", RecordType::A).await,
                 ResponseCode::NXDomain
             );
         }
@@ -765,4 +722,9 @@ async fn without_a_spool_failed_batches_are_dropped_counted_and_the_sink_recover
         "every event written or counted: {c:?}"
     );
     assert!(!dir.join("spool").exists(), "no spool was made");
+}
+
+/// Lists, a named client in a group, and `[querylog]` with `querylog`.
+fn config(h: &Hierarchy, querylog: &str) -> (String, PathBuf) {
+    store_config(h, "dnsward-ch.toml", querylog)
 }

@@ -13,12 +13,12 @@
 mod clickhouse_support;
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use clickhouse_support::FINANCE;
 use common::*;
 use dnsward::querylog::clickhouse_client::{schema_statements, ClickhouseTarget, Version};
 use dnsward::querylog::sinks::clickhouse::INSERT_COLUMNS;
@@ -30,7 +30,6 @@ const SERVER_PY: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/tests/clickhouse_chdb/server.py"
 );
-const FINANCE: &str = "127.0.0.2";
 
 /// The chdb-backed HTTP server (a python3 child), killed by PID when dropped.
 struct Chdb {
@@ -135,32 +134,7 @@ fn url_encode(s: &str) -> String {
 
 /// A bare HTTP/1.1 POST of bytes on loopback; (status, body).
 fn post(port: u16, path: &str, body: &[u8]) -> (u16, String) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    write!(
-        s,
-        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    )
-    .unwrap();
-    s.write_all(body).unwrap();
-    let mut resp = Vec::new();
-    s.read_to_end(&mut resp).unwrap();
-    let text = String::from_utf8_lossy(&resp).to_string();
-    let status = text
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let head_end = text.find("\r\n\r\n").map_or(text.len(), |i| i + 4);
-    let mut body = text[head_end..].to_string();
-    if text[..head_end]
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        body = dechunk(&body);
-    }
-    (status, body)
+    clickhouse_support::http_post_bytes(port, path, body, Duration::from_secs(60)).unwrap()
 }
 
 fn post_ok(port: u16, path: &str, body: &[u8]) -> String {
@@ -201,27 +175,6 @@ fn replay(port: u16, database: &str, bodies: &[Vec<u8>]) {
     }
 }
 
-/// Lists, a named client in a group, and `[querylog]` with `querylog`.
-fn config(h: &Hierarchy, name: &str, querylog: &str) -> (String, PathBuf) {
-    let dir = h.dir.path();
-    std::fs::write(dir.join("threat.txt"), "evil.example.com\n").unwrap();
-    std::fs::write(dir.join("gone.txt"), "old.example.com\n").unwrap();
-    let text = h
-        .config_text("")
-        .replacen("[server]\n", "[server]\nname = \"edge-1\"\n", 1)
-        + &format!(
-            "[policy]\ncontact = \"hotline\"\nwatch = false\n\
-             [[lists]]\nname = \"feed\"\ncategory = \"threat\"\npath = \"threat.txt\"\n\
-             [[lists]]\nname = \"gone\"\ncategory = \"abandoned\"\npath = \"gone.txt\"\n\
-             [[clients]]\nname = \"Finance PC-17\"\ncidr = \"{FINANCE}\"\ngroup = \"finance\"\n\
-             [[groups]]\nname = \"finance\"\nlists = [\"feed\", \"gone\"]\n\
-             [querylog]\nsqlite = \"log.db\"\n{querylog}\n"
-        );
-    let path = dir.join(name);
-    std::fs::write(&path, &text).unwrap();
-    (text, path)
-}
-
 /// A config that reads the same SQLite store and the ClickHouse at `url`, database `db`.
 fn reader_config(h: &Hierarchy, name: &str, url: &str, db: &str) -> PathBuf {
     config(
@@ -256,22 +209,6 @@ fn strip_window(s: &str) -> String {
         .filter(|l| !l.contains("\"until\"") && !l.contains("\"since\"") && !l.contains(" .. "))
         .collect::<Vec<_>>()
         .join("\n")
-}
-
-async fn ask_from(from: &str, server: SocketAddr, name: &str, t: RecordType) -> ResponseCode {
-    let q = query_message(name, t, Some(1232));
-    let bytes = udp_raw_from(
-        from.parse().unwrap(),
-        server,
-        &q.to_vec().unwrap(),
-        Duration::from_secs(5),
-    )
-    .await
-    .expect("an answer within 5 s");
-    hickory_proto::op::Message::from_vec(&bytes)
-        .unwrap()
-        .metadata
-        .response_code
 }
 
 /// Every form of every `dnsward logs` command (each ClickHouse query `--source clickhouse`
@@ -407,25 +344,25 @@ async fn schema_sink_bodies_and_every_logs_query_on_todays_engine_match_sqlite_a
     // SQLite's `tail` shows insertion order, ClickHouse's time order: a miss is logged when
     // answered, so each is given time before the next query.
     assert_eq!(
-        ask_from("127.0.0.1", addr, "nx-1.example.com.", RecordType::A).await,
+        rcode_from("127.0.0.1", addr, "nx-1.example.com.", RecordType::A).await,
         ResponseCode::NXDomain
     );
     tokio::time::sleep(Duration::from_millis(300)).await;
     for _ in 0..2 {
         assert_eq!(
-            ask_from("127.0.0.1", addr, "www.example.com.", RecordType::A).await,
+            rcode_from("127.0.0.1", addr, "www.example.com.", RecordType::A).await,
             ResponseCode::NoError
         );
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     for _ in 0..3 {
         assert_eq!(
-            ask_from(FINANCE, addr, "x.evil.example.com.", RecordType::AAAA).await,
+            rcode_from(FINANCE, addr, "x.evil.example.com.", RecordType::AAAA).await,
             ResponseCode::NXDomain
         );
     }
     assert_eq!(
-        ask_from(FINANCE, addr, "old.example.com.", RecordType::A).await,
+        rcode_from(FINANCE, addr, "old.example.com.", RecordType::A).await,
         ResponseCode::NXDomain
     );
     let deadline = Instant::now() + Duration::from_secs(15);
@@ -558,4 +495,9 @@ async fn schema_sink_bodies_and_every_logs_query_on_todays_engine_match_sqlite_a
         "ClickHouse 18.16 and {}: {n} commands equal",
         version.trim()
     );
+}
+
+/// Lists, a named client in a group, and `[querylog]` with SQLite `log.db` and `querylog`.
+fn config(h: &Hierarchy, name: &str, querylog: &str) -> (String, PathBuf) {
+    clickhouse_support::store_config(h, name, &format!("sqlite = \"log.db\"\n{querylog}"))
 }

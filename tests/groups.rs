@@ -5,12 +5,10 @@
 
 mod common;
 
-use std::net::{IpAddr, SocketAddr};
-use std::process::Command;
 use std::time::Duration;
 
 use common::*;
-use hickory_proto::op::{Message, ResponseCode};
+use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
 use serde_json::Value;
 
@@ -38,19 +36,6 @@ fn groups_config(h: &Hierarchy) -> String {
         )
 }
 
-async fn ask_from(from: &str, server: SocketAddr, name: &str) -> Message {
-    let q = query_message(name, RecordType::A, Some(1232));
-    let from: IpAddr = from.parse().unwrap();
-    let bytes = udp_raw_from(from, server, &q.to_vec().unwrap(), Duration::from_secs(5))
-        .await
-        .expect("an answer within 5 s");
-    Message::from_vec(&bytes).unwrap()
-}
-
-async fn rcode_from(from: &str, server: SocketAddr, name: &str) -> ResponseCode {
-    ask_from(from, server, name).await.metadata.response_code
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn same_name_blocked_for_one_group_answered_for_another_and_logged_by_name() {
     let h = Hierarchy::start("").await;
@@ -60,22 +45,22 @@ async fn same_name_blocked_for_one_group_answered_for_another_and_logged_by_name
 
     // The same name: blocked for finance and for the default group, answered for security.
     assert_eq!(
-        rcode_from(FINANCE, dns, "www.example.com.").await,
+        rcode_from(FINANCE, dns, "www.example.com.", RecordType::A).await,
         ResponseCode::NXDomain
     );
-    let soc = ask_from(SOC, dns, "www.example.com.").await;
+    let soc = ask_from(SOC, dns, "www.example.com.", RecordType::A).await;
     assert_eq!(answer_strings(&soc), vec!["A 192.0.2.10"]);
     assert_eq!(
-        rcode_from(NOBODY, dns, "www.example.com.").await,
+        rcode_from(NOBODY, dns, "www.example.com.", RecordType::A).await,
         ResponseCode::NXDomain
     );
     // An allowed query from finance: answered, and (log = "blocked") not logged.
     assert_eq!(
-        answer_strings(&ask_from(FINANCE, dns, "mail.example.com.").await),
+        answer_strings(&ask_from(FINANCE, dns, "mail.example.com.", RecordType::A).await),
         vec!["A 192.0.2.25"]
     );
     assert_eq!(
-        rcode_from(FINANCE, dns, "old.example.com.").await,
+        rcode_from(FINANCE, dns, "old.example.com.", RecordType::A).await,
         ResponseCode::NXDomain
     );
 
@@ -193,15 +178,15 @@ async fn runtime_entries_scoped_explain_per_client_and_reload_keeps_groups() {
         http(admin, "POST", "/api/lists/runtime", Some(TOKEN), Some(body)).await;
     assert_eq!(status, 201, "{created}");
     assert_eq!(
-        rcode_from(SOC, dns, "www.other.net.").await,
+        rcode_from(SOC, dns, "www.other.net.", RecordType::A).await,
         ResponseCode::NXDomain
     );
     assert_eq!(
-        answer_strings(&ask_from(FINANCE, dns, "www.other.net.").await),
+        answer_strings(&ask_from(FINANCE, dns, "www.other.net.", RecordType::A).await),
         vec!["A 192.0.2.20"]
     );
     assert_eq!(
-        answer_strings(&ask_from(NOBODY, dns, "www.other.net.").await),
+        answer_strings(&ask_from(NOBODY, dns, "www.other.net.", RecordType::A).await),
         vec!["A 192.0.2.20"]
     );
     // A group that does not exist: refused with a reason.
@@ -224,11 +209,11 @@ async fn runtime_entries_scoped_explain_per_client_and_reload_keeps_groups() {
         201
     );
     assert_eq!(
-        rcode_from(SOC, dns, "mail.example.com.").await,
+        rcode_from(SOC, dns, "mail.example.com.", RecordType::A).await,
         ResponseCode::NXDomain
     );
     assert_eq!(
-        rcode_from(FINANCE, dns, "mail.example.com.").await,
+        rcode_from(FINANCE, dns, "mail.example.com.", RecordType::A).await,
         ResponseCode::NXDomain
     );
     let (_, list) = http(admin, "GET", "/api/lists/runtime", Some(TOKEN), None).await;
@@ -269,7 +254,7 @@ async fn runtime_entries_scoped_explain_per_client_and_reload_keeps_groups() {
         200
     );
     assert_eq!(
-        answer_strings(&ask_from(SOC, dns, "www.other.net.").await),
+        answer_strings(&ask_from(SOC, dns, "www.other.net.", RecordType::A).await),
         vec!["A 192.0.2.20"]
     );
 
@@ -326,7 +311,7 @@ async fn runtime_entries_scoped_explain_per_client_and_reload_keeps_groups() {
     let askers = [FINANCE, SOC].map(|who| {
         tokio::spawn(async move {
             for _ in 0..40 {
-                let rc = rcode_from(who, dns, "www.example.com.").await;
+                let rc = rcode_from(who, dns, "www.example.com.", RecordType::A).await;
                 let want = if who == FINANCE {
                     ResponseCode::NXDomain
                 } else {
@@ -348,15 +333,15 @@ async fn runtime_entries_scoped_explain_per_client_and_reload_keeps_groups() {
         a.await.unwrap();
     }
     assert_eq!(
-        rcode_from(FINANCE, dns, "www.other.net.").await,
+        rcode_from(FINANCE, dns, "www.other.net.", RecordType::A).await,
         ResponseCode::NXDomain
     );
     assert_eq!(
-        answer_strings(&ask_from(SOC, dns, "www.other.net.").await),
+        answer_strings(&ask_from(SOC, dns, "www.other.net.", RecordType::A).await),
         vec!["A 192.0.2.20"]
     );
     assert_eq!(
-        rcode_from(NOBODY, dns, "www.other.net.").await,
+        rcode_from(NOBODY, dns, "www.other.net.", RecordType::A).await,
         ResponseCode::NXDomain
     );
     d.shutdown().await;
@@ -372,11 +357,7 @@ fn bad_group_config_named_with_lines_and_serve_refuses() {
                 [[groups]]\nname = \"kids\"\nclients = [\"10.2.0.0/16\"]\n";
     let path = dir.path().join("bad.toml");
     std::fs::write(&path, text).unwrap();
-    let out = Command::new(BIN)
-        .args(["check", "--config"])
-        .arg(&path)
-        .output()
-        .unwrap();
+    let out = dnsward_cmd("check", &path, &[]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     let p = path.display();
@@ -393,11 +374,7 @@ fn bad_group_config_named_with_lines_and_serve_refuses() {
             && err.contains("claimed by group \"finance\""),
         "{err}"
     );
-    let out = Command::new(BIN)
-        .args(["serve", "--config"])
-        .arg(&path)
-        .output()
-        .unwrap();
+    let out = dnsward_cmd("serve", &path, &[]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("refusing to start"));
 }

@@ -445,20 +445,7 @@ async fn sqlite_can_keep_blocked_queries_only_while_jsonl_gets_every_query() {
         "{rows:#?}"
     );
     d.shutdown().await;
-    let out = Command::new(BIN)
-        .arg("logs")
-        .arg("--config")
-        .arg(&cfg)
-        .args(["export", "--format", "jsonl", "--since", "1h"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stored: Vec<Value> = String::from_utf8(out.stdout)
-        .unwrap()
+    let stored: Vec<Value> = logs_ok(&cfg, &["export", "--format", "jsonl", "--since", "1h"])
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();

@@ -740,7 +740,6 @@ async fn broken_primary_keeps_the_last_good_zone() {
 /// with their line.
 #[test]
 fn check_reports_rpz_config() {
-    let bin = env!("CARGO_BIN_EXE_dnsward");
     let dir = tempfile::tempdir().unwrap();
     write_key(dir.path(), KEY_SECRET);
     let good = dir.path().join("good.toml");
@@ -750,11 +749,7 @@ fn check_reports_rpz_config() {
          [rpz_server]\nlisten = \"127.230.6.1:5301\"\nzone = \"rpz.local.\"\nallow_transfer = [\"127.0.0.0/8\"]\n",
     )
     .unwrap();
-    let out = std::process::Command::new(bin)
-        .args(["check", "--config"])
-        .arg(&good)
-        .output()
-        .unwrap();
+    let out = dnsward_cmd("check", &good, &[]);
     let text =
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{text}");
@@ -768,11 +763,7 @@ fn check_reports_rpz_config() {
          [rpz_server]\nlisten = \"127.230.6.1:5301\"\nzone = \"..bad\"\n",
     )
     .unwrap();
-    let out = std::process::Command::new(bin)
-        .args(["check", "--config"])
-        .arg(&bad)
-        .output()
-        .unwrap();
+    let out = dnsward_cmd("check", &bad, &[]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     for expected in [

@@ -36,6 +36,10 @@ pub struct AdminState {
     pub querylog: Option<Arc<crate::querylog::QueryLogConfig>>,
     /// The dashboard's own state: its action record, the q/s sample.
     pub ui: Arc<crate::admin::ui::UiState>,
+    /// `[[alerts]]`: history (`GET /api/alerts`) and metrics.
+    pub alerts: Option<Arc<crate::alerts::Alerts>>,
+    /// `[[events]]`: their state in `/api/stats`.
+    pub events: Arc<[crate::events::EventConfig]>,
 }
 
 pub struct AdminServer {
@@ -52,6 +56,7 @@ impl AdminServer {
         runtime: Option<Arc<RuntimeList>>,
         certs: Vec<Arc<CertStore>>,
         feeds: Option<Arc<Feeds>>,
+        alerts: Option<Arc<crate::alerts::Alerts>>,
     ) -> Result<AdminServer, String> {
         let token = match &admin.token_file {
             Some(p) => {
@@ -70,6 +75,8 @@ impl AdminServer {
             feeds,
             querylog: config.querylog.clone().map(Arc::new),
             ui: Arc::default(),
+            alerts,
+            events: Arc::from(config.events.clone()),
         };
         let app = router(state);
         let listener = std::net::TcpListener::bind(admin.listen)
@@ -126,6 +133,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/nta", get(nta_list).post(nta_add))
         .route("/nta/{zone}", delete(nta_remove))
         .route("/stats", get(stats))
+        .route("/alerts", get(alerts_list))
         .route("/lists/{name}/accept", post(feed_accept))
         .route("/lists/{name}/refresh", post(feed_refresh))
         .nest("/ui", crate::admin::ui::data_routes())
@@ -209,6 +217,12 @@ async fn metrics(State(st): State<AdminState>) -> Response {
         let mut feeds = String::new();
         f.encode_metrics(&mut feeds);
         body.insert_str(eof, &feeds);
+    }
+    if let Some(a) = &st.alerts {
+        let eof = body.rfind("# EOF").unwrap_or(body.len());
+        let mut alerts = String::new();
+        a.encode_metrics(&mut alerts);
+        body.insert_str(eof, &alerts);
     }
     (
         [(
@@ -488,6 +502,7 @@ async fn stats(State(st): State<AdminState>) -> Response {
         },
         "querylog": e.recorder.log().stats(),
         "feeds": st.feeds.as_ref().map(|f| f.status()).unwrap_or_default(),
+        "events": crate::events::status(&st.events, crate::timefmt::now_us()),
         "admission": {
             "refused": e.admission.refused.load(ld),
             "rate_limited": e.admission.rate_limited.load(ld),
@@ -495,6 +510,36 @@ async fn stats(State(st): State<AdminState>) -> Response {
         },
     }))
     .into_response()
+}
+
+#[derive(serde::Deserialize)]
+struct AlertsQuery {
+    since: Option<String>,
+    limit: Option<usize>,
+}
+
+/// `GET /api/alerts?since=24h&limit=1000`: the alert history, oldest first.
+async fn alerts_list(
+    State(st): State<AdminState>,
+    axum::extract::Query(q): axum::extract::Query<AlertsQuery>,
+) -> Response {
+    let Some(a) = &st.alerts else {
+        return Json(json!({ "alerts": [], "pending": [] })).into_response();
+    };
+    let since = q.since.as_deref().unwrap_or("24h");
+    let since_us = match crate::timefmt::parse_time_us(since, crate::timefmt::now_us()) {
+        Ok(t) => t,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("since: {e}")),
+    };
+    let path = a.history_path().to_path_buf();
+    let limit = q.limit.unwrap_or(1000).min(100_000);
+    match tokio::task::spawn_blocking(move || crate::alerts::history::list(&path, since_us, limit))
+        .await
+    {
+        Ok(Ok(list)) => Json(json!({ "alerts": list, "pending": a.pending() })).into_response(),
+        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
 }
 
 fn feed_error(e: FeedError) -> Response {

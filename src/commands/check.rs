@@ -88,6 +88,25 @@ pub fn run(path: &Path) -> ExitCode {
     if let Some(warning) = private_root_with_builtin_anchor(&config) {
         println!("warning: {warning}");
     }
+    for e in crate::events::status(&config.events, crate::timefmt::now_us()) {
+        println!(
+            "event {:?}: {} ({} .. {}){}; lists [{}], groups [{}], alerts [{}]",
+            e.name,
+            e.state,
+            e.start,
+            e.end,
+            e.next_change
+                .map(|n| format!(", next change {n}"))
+                .unwrap_or_default(),
+            e.lists.join(", "),
+            if e.groups.is_empty() {
+                "all".to_string()
+            } else {
+                e.groups.join(", ")
+            },
+            e.alerts.join(", ")
+        );
+    }
     for g in snapshot.groups().groups().iter().skip(1) {
         println!(
             "group {:?}: action {}, log {}",

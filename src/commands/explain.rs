@@ -14,7 +14,12 @@ pub fn run(path: &Path, name: &str, ip: Option<IpAddr>, client: Option<IpAddr>) 
         return ExitCode::from(2);
     };
     let (snapshot, report) =
-        Snapshot::build_grouped(&config.list_specs(), &config.groups_spec(), None);
+        // The groups in force now: an open `[[events]]` window's lists apply.
+        Snapshot::build_grouped(
+            &config.list_specs(),
+            &crate::events::groups_at(&config, crate::timefmt::now_us()),
+            None,
+        );
     for l in report.lists.iter().filter(|l| l.error.is_some()) {
         eprintln!(
             "warning: list {:?} not loaded: {}",

@@ -3,6 +3,8 @@
 //! `instance` and the like; none of those imports `commands` (the query log's sinks know
 //! nothing of the analyst CLI that reads what they wrote).
 
+pub mod alerts;
+pub mod audit;
 pub mod check;
 pub mod explain;
 pub mod logs;

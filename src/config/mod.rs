@@ -3,6 +3,9 @@
 //! `load` returns either a `Config` or the full list of problems, each with its key path and
 //! line, so that `dnsward check` and `dnsward serve` print the same messages.
 
+pub mod alerts;
+pub mod audit;
+pub mod events;
 mod groups;
 mod locate;
 mod validate;
@@ -58,6 +61,21 @@ pub struct Config {
     /// `[rpz_server]`: the local policy served as an RPZ zone; absent = not served.
     #[serde(default)]
     pub rpz_server: Option<crate::rpzxfr::config::RpzServerConfig>,
+    /// `[[events]]`: event windows (lists and alert rules in force only between start and end).
+    #[serde(default)]
+    pub events: Vec<events::EventConfig>,
+    /// `[audit]`: `dnsward audit` on a schedule from `serve` (see `src/audit`).
+    #[serde(default)]
+    pub audit: Option<audit::AuditConfig>,
+    /// `[[alerts]]`: rules on the query-event stream and their actions (see `src/alerts`).
+    #[serde(default)]
+    pub alerts: Vec<alerts::AlertRule>,
+    /// `[smtp]`: the mail server of the `email` alert actions.
+    #[serde(default)]
+    pub smtp: Option<alerts::SmtpConfig>,
+    /// `[alerting]`: alert history, outbox bound, per-minute cap.
+    #[serde(default)]
+    pub alerting: alerts::AlertingConfig,
     /// Directory the config file lives in: relative paths in the file are resolved against it.
     #[serde(skip)]
     pub base_dir: PathBuf,

@@ -160,6 +160,9 @@ impl Config {
             &list_names,
             &self.base_dir,
         ));
+        out.extend(super::alerts::problems(self));
+        out.extend(super::audit::problems(self));
+        out.extend(super::events::problems(self));
         out
     }
 

@@ -43,6 +43,8 @@ pub struct Recorder {
     server: Arc<str>,
     /// dnstap wants the raw messages; the other sinks do not, so copy them only then.
     keep_wire: bool,
+    /// Keep the response of SERVFAIL answers (its EDE says why: the alerts' `dnssec_bogus`).
+    pub keep_servfail_wire: bool,
     /// For entries of the admin API's runtime list, the log names who added them and why.
     pub runtime: Option<Arc<RuntimeList>>,
     /// Per group (by index, as in the snapshot's groups), one counter per action; empty
@@ -57,6 +59,7 @@ impl Recorder {
             metrics: Arc::new(Metrics::new()),
             server: Arc::from(server),
             keep_wire,
+            keep_servfail_wire: false,
             runtime: None,
             group_counters: Vec::new(),
         }
@@ -186,8 +189,8 @@ impl Recorder {
             client_name: groups.client_name(decision.client).cloned(),
             group: (!groups.is_trivial()).then(|| Arc::clone(&group.name)),
             query_wire: self.keep_wire.then(|| bytes::Bytes::copy_from_slice(query)),
-            response_wire: self
-                .keep_wire
+            response_wire: (self.keep_wire
+                || (self.keep_servfail_wire && action == EventAction::Servfail))
                 .then(|| response.map(bytes::Bytes::copy_from_slice))
                 .flatten(),
         };

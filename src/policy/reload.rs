@@ -15,8 +15,9 @@ use super::{ListSpec, LoadReport, Snapshot};
 pub struct PolicyStore {
     current: ArcSwap<Snapshot>,
     specs: Vec<ListSpec>,
-    /// Groups and named clients, rebuilt into every snapshot with the lists they name.
-    groups: GroupsSpec,
+    /// Groups and named clients, rebuilt into every snapshot with the lists they name
+    /// (replaced by `reload_with_groups`: an event window opening or closing).
+    groups: parking_lot::Mutex<GroupsSpec>,
     /// One rebuild at a time: a second request waits and then rebuilds from the newest files.
     rebuilding: tokio::sync::Mutex<()>,
     reloads: AtomicU64,
@@ -42,13 +43,15 @@ impl PolicyStore {
     ) -> (Arc<PolicyStore>, LoadReport) {
         let built_from = parking_lot::Mutex::new(stamps(&spec_paths(&specs)));
         let (snapshot, report) = Snapshot::build_grouped(&specs, &groups, None);
+        // The parse's temporaries are free now: give them back (crate::memtrim).
+        crate::memtrim::release();
         log_report("initial load", &report, &snapshot);
         let ok = report.all_fresh();
         let store = PolicyStore {
             last_ok: std::sync::atomic::AtomicBool::new(ok),
             current: ArcSwap::from_pointee(snapshot),
             specs,
-            groups,
+            groups: parking_lot::Mutex::new(groups),
             rebuilding: tokio::sync::Mutex::new(()),
             reloads: AtomicU64::new(0),
             last_reload_unix: AtomicU64::new(unix_now()),
@@ -85,7 +88,11 @@ impl PolicyStore {
         let this = Arc::clone(self);
         let built = tokio::task::spawn_blocking(move || {
             let previous = this.current.load_full();
-            Snapshot::build_grouped(&this.specs, &this.groups, Some(&previous))
+            let groups = this.groups.lock().clone();
+            let built = Snapshot::build_grouped(&this.specs, &groups, Some(&previous));
+            // The parse's temporaries are free now: give them back (crate::memtrim).
+            crate::memtrim::release();
+            built
         })
         .await;
         let (snapshot, report) = match built {
@@ -97,10 +104,23 @@ impl PolicyStore {
         };
         log_report(reason, &report, &snapshot);
         self.current.store(Arc::new(snapshot));
+        // The old snapshot was freed just now (unless a query still holds it): its pages
+        // belong to the threads that built it, which may not allocate again for a while.
+        let _ = tokio::task::spawn_blocking(crate::memtrim::release).await;
         self.reloads.fetch_add(1, Ordering::Relaxed);
         self.last_ok.store(report.all_fresh(), Ordering::Relaxed);
         self.last_reload_unix.store(unix_now(), Ordering::Relaxed);
         report
+    }
+
+    /// Replaces the groups (which lists apply to whom) and rebuilds: the same swap as a reload.
+    pub async fn reload_with_groups(
+        self: &Arc<Self>,
+        groups: GroupsSpec,
+        reason: &str,
+    ) -> LoadReport {
+        *self.groups.lock() = groups;
+        self.reload(reason).await
     }
 
     /// Reloads whenever a list file changes (modification time, size or inode), checked every

@@ -47,6 +47,8 @@ pub const BATCH_MAX_AGE: Duration = Duration::from_millis(100);
 /// One producer's events not yet pushed; see [`QueryLog::emit_batched`].
 pub struct EventBatcher {
     events: Vec<LoggedEvent>,
+    /// Events only the consumers want (allowed queries with `log_allowed = false`).
+    consumer_only: Vec<LoggedEvent>,
     oldest: std::time::Instant,
 }
 
@@ -54,9 +56,18 @@ impl Default for EventBatcher {
     fn default() -> Self {
         EventBatcher {
             events: Vec::with_capacity(BATCH_EVENTS),
+            consumer_only: Vec::new(),
             oldest: std::time::Instant::now(),
         }
     }
+}
+
+/// A reader of the event stream beside the sinks (the alerts, `src/alerts`): its own bounded
+/// queue, fed with the same batches, drained by its owner.
+pub struct Consumer {
+    pub queue: Arc<SinkQueue>,
+    /// It wants allowed queries too, whatever `log_allowed` says for the sinks.
+    pub all_actions: bool,
 }
 
 /// How long `shutdown` waits for the sinks to flush.
@@ -78,6 +89,9 @@ struct Inner {
     log_allowed: bool,
     privacy: Privacy,
     queues: Vec<Arc<SinkQueue>>,
+    /// Consumers' queues (see [`Consumer`]); not counted in `stats`.
+    consumers: Vec<Arc<SinkQueue>>,
+    consumers_all: bool,
     tasks: Mutex<Vec<JoinHandle<()>>>,
     reporter: Mutex<Option<JoinHandle<()>>>,
 }
@@ -104,6 +118,8 @@ impl QueryLog {
                 log_allowed: false,
                 privacy: Privacy::Full,
                 queues: Vec::new(),
+                consumers: Vec::new(),
+                consumers_all: false,
                 tasks: Mutex::new(Vec::new()),
                 reporter: Mutex::new(None),
             }),
@@ -113,6 +129,30 @@ impl QueryLog {
     /// Validate the config and start one background task per configured sink on the current
     /// tokio runtime. Sinks that cannot be opened now are retried in the background.
     pub async fn start(cfg: &QueryLogConfig) -> Result<QueryLog, QueryLogError> {
+        Self::start_with(Some(cfg), None).await
+    }
+
+    /// `start`, plus a consumer of the event stream; without `[querylog]` (`cfg` None) only
+    /// the consumer gets events.
+    pub async fn start_with(
+        cfg: Option<&QueryLogConfig>,
+        consumer: Option<Consumer>,
+    ) -> Result<QueryLog, QueryLogError> {
+        let mut log = match cfg {
+            Some(cfg) => Self::start_sinks(cfg).await?,
+            None => Self::disabled(),
+        };
+        if let Some(c) = consumer {
+            // Not shared yet: `start_sinks` and `disabled` return the only handle.
+            if let Some(inner) = Arc::get_mut(&mut log.inner) {
+                inner.consumers.push(c.queue);
+                inner.consumers_all |= c.all_actions;
+            }
+        }
+        Ok(log)
+    }
+
+    async fn start_sinks(cfg: &QueryLogConfig) -> Result<QueryLog, QueryLogError> {
         let problems = cfg.validate();
         if !problems.is_empty() {
             return Err(QueryLogError::Config(problems));
@@ -223,6 +263,8 @@ impl QueryLog {
                 log_allowed: cfg.log_allowed,
                 privacy,
                 queues,
+                consumers: Vec::new(),
+                consumers_all: false,
                 tasks: Mutex::new(tasks),
                 reporter: Mutex::new(Some(reporter)),
             }),
@@ -231,23 +273,36 @@ impl QueryLog {
 
     /// Would an event with this action be recorded? (Lets the answer path skip building it.)
     pub fn wants(&self, action: EventAction) -> bool {
+        self.sinks_want(action) || self.consumers_want(action)
+    }
+
+    fn sinks_want(&self, action: EventAction) -> bool {
         let inner = &*self.inner;
         !inner.queues.is_empty() && (inner.log_allowed || action != EventAction::Allowed)
     }
 
-    fn logged(&self, ev: QueryEvent) -> Option<LoggedEvent> {
-        if !self.wants(ev.action) {
+    fn consumers_want(&self, action: EventAction) -> bool {
+        let inner = &*self.inner;
+        !inner.consumers.is_empty() && (inner.consumers_all || action != EventAction::Allowed)
+    }
+
+    /// The event with privacy applied, and whether the sinks get it (else only the consumers).
+    fn logged(&self, ev: QueryEvent) -> Option<(LoggedEvent, bool)> {
+        let to_sinks = self.sinks_want(ev.action);
+        if !to_sinks && !self.consumers_want(ev.action) {
             return None;
         }
         let client = self.inner.privacy.apply(ev.client);
-        Some(LoggedEvent { ev, client })
+        Some((LoggedEvent { ev, client }, to_sinks))
     }
 
     /// Answer-path entry point for one event on its own (TCP, upstream misses). Never blocks,
     /// never awaits. Drops allowed queries when `log_allowed = false`.
     pub fn emit(&self, ev: QueryEvent) {
-        if let Some(l) = self.logged(ev) {
-            self.push(Arc::new(vec![l]));
+        match self.logged(ev) {
+            Some((l, true)) => self.push(Arc::new(vec![l])),
+            Some((l, false)) => self.push_consumers(Arc::new(vec![l])),
+            None => {}
         }
     }
 
@@ -262,12 +317,16 @@ impl QueryLog {
         ev: QueryEvent,
         now: std::time::Instant,
     ) {
-        if let Some(l) = self.logged(ev) {
-            if batcher.events.is_empty() {
+        if let Some((l, to_sinks)) = self.logged(ev) {
+            if batcher.events.is_empty() && batcher.consumer_only.is_empty() {
                 batcher.oldest = now;
             }
-            batcher.events.push(l);
-            if batcher.events.len() >= BATCH_EVENTS {
+            let v = match to_sinks {
+                true => &mut batcher.events,
+                false => &mut batcher.consumer_only,
+            };
+            v.push(l);
+            if v.len() >= BATCH_EVENTS {
                 self.flush(batcher);
             }
         }
@@ -275,7 +334,7 @@ impl QueryLog {
 
     /// Push the batch if its oldest event has waited [`BATCH_MAX_AGE`].
     pub fn flush_due(&self, batcher: &mut EventBatcher, now: std::time::Instant) {
-        if !batcher.events.is_empty()
+        if !(batcher.events.is_empty() && batcher.consumer_only.is_empty())
             && now.saturating_duration_since(batcher.oldest) >= BATCH_MAX_AGE
         {
             self.flush(batcher);
@@ -284,6 +343,10 @@ impl QueryLog {
 
     /// Push whatever the batcher holds.
     pub fn flush(&self, batcher: &mut EventBatcher) {
+        if !batcher.consumer_only.is_empty() {
+            let events = std::mem::take(&mut batcher.consumer_only);
+            self.push_consumers(Arc::new(events));
+        }
         if batcher.events.is_empty() {
             return;
         }
@@ -292,13 +355,21 @@ impl QueryLog {
     }
 
     fn push(&self, batch: EventBatch) {
-        let Some((last, rest)) = self.inner.queues.split_last() else {
-            return;
-        };
-        for q in rest {
+        let all = self.inner.queues.iter().chain(&self.inner.consumers);
+        let n = self.inner.queues.len() + self.inner.consumers.len();
+        for (i, q) in all.enumerate() {
+            if i + 1 == n {
+                q.push(batch);
+                return;
+            }
             q.push(batch.clone());
         }
-        last.push(batch);
+    }
+
+    fn push_consumers(&self, batch: EventBatch) {
+        for q in &self.inner.consumers {
+            q.push(batch.clone());
+        }
     }
 
     /// Counters per sink, in the order sqlite, jsonl, dnstap, clickhouse (configured ones only).
@@ -315,7 +386,7 @@ impl QueryLog {
     /// could not be written by then are counted as dropped. Idempotent.
     pub async fn shutdown(&self) {
         let inner = &*self.inner;
-        for q in &inner.queues {
+        for q in inner.queues.iter().chain(&inner.consumers) {
             q.close();
         }
         let tasks: Vec<JoinHandle<()>> = std::mem::take(&mut *bus_lock(&inner.tasks));

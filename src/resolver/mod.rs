@@ -25,10 +25,11 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use hickory_proto::op::{Message, OpCode, Query};
+use hickory_proto::rr::Name;
 use ipnet::IpNet;
 
 use crate::dnssec::aggressive::DenialCache;
-use crate::dnssec::Validator;
+use crate::dnssec::{DnssecError, Limits, TrustAnchorSet, Validator};
 use crate::upstream::{ClientFlags, Upstream, UpstreamError};
 use config::{DnssecMode, QnameMinimisation, ResolverConfig};
 use delegation::Delegations;
@@ -113,6 +114,14 @@ impl Resolver {
         self.validator.as_ref()
     }
 
+    /// The name servers of the zone cut at exactly `zone` as the parent's referral gave them
+    /// (NS names and glue), once a resolution has crossed that cut; `None` otherwise. For
+    /// `dnsward audit`, which compares them with the zone's own NS set.
+    pub fn referral(&self, zone: &Name) -> Option<Vec<delegation::NameServer>> {
+        let d = self.delegations.closest(zone);
+        (!d.zone.is_root() && d.zone == zone.to_lowercase()).then(|| d.servers.clone())
+    }
+
     /// Resolves one question into the message a client gets: the chain and the final RRset,
     /// or the rcode with the SOA (and NSEC proofs) for negative answers; nothing else
     /// (minimal responses: no upstream NS or glue).
@@ -172,4 +181,33 @@ impl Upstream for Resolver {
     fn validator(&self) -> Option<&Arc<Validator>> {
         Resolver::validator(self)
     }
+}
+
+/// The DNSSEC validator for `dnssec = "validate"`: the configured trust anchors (or the
+/// built-in root keys) and negative trust anchors.
+pub fn validator_from_config(
+    cfg: &ResolverConfig,
+    base_dir: &std::path::Path,
+) -> Result<Option<Arc<Validator>>, DnssecError> {
+    if cfg.dnssec != DnssecMode::Validate {
+        return Ok(None);
+    }
+    let anchors = match &cfg.trust_anchor {
+        Some(paths) => {
+            let paths: Vec<std::path::PathBuf> =
+                paths.to_vec().iter().map(|p| base_dir.join(p)).collect();
+            TrustAnchorSet::from_files(&paths)?
+        }
+        None => TrustAnchorSet::default(),
+    };
+    let ntas = cfg
+        .negative_trust_anchors
+        .iter()
+        .filter_map(|z| Name::from_ascii(z).ok())
+        .collect();
+    let limits = Limits {
+        sha1: cfg.dnssec_sha1,
+        ..Limits::default()
+    };
+    Ok(Some(Arc::new(Validator::new(anchors, ntas, limits))))
 }

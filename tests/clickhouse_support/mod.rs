@@ -11,6 +11,36 @@ use std::time::{Duration, Instant};
 
 use crate::common::{dechunk, free_port};
 
+/// The address of the client named "Finance PC-17" in group "finance" ([`store_config`]).
+pub const FINANCE: &str = "127.0.0.2";
+
+/// A config on `h` writing the query log as `querylog` (lines of `[querylog]`) with two lists
+/// (`feed`: evil.example.com, `gone`: old.example.com), a named client ([`FINANCE`]) in group
+/// "finance", written to `file` in the hierarchy's directory: (text, path).
+pub fn store_config(
+    h: &crate::common::Hierarchy,
+    file: &str,
+    querylog: &str,
+) -> (String, std::path::PathBuf) {
+    let dir = h.dir.path();
+    std::fs::write(dir.join("threat.txt"), "evil.example.com\n").unwrap();
+    std::fs::write(dir.join("gone.txt"), "old.example.com\n").unwrap();
+    let text = h
+        .config_text("")
+        .replacen("[server]\n", "[server]\nname = \"edge-1\"\n", 1)
+        + &format!(
+            "[policy]\ncontact = \"hotline\"\nwatch = false\n\
+             [[lists]]\nname = \"feed\"\ncategory = \"threat\"\npath = \"threat.txt\"\n\
+             [[lists]]\nname = \"gone\"\ncategory = \"abandoned\"\npath = \"gone.txt\"\n\
+             [[clients]]\nname = \"Finance PC-17\"\ncidr = \"{FINANCE}\"\ngroup = \"finance\"\n\
+             [[groups]]\nname = \"finance\"\nlists = [\"feed\", \"gone\"]\n\
+             [querylog]\n{querylog}\n"
+        );
+    let path = dir.join(file);
+    std::fs::write(&path, &text).unwrap();
+    (text, path)
+}
+
 pub const SERVER: &str = "/usr/sbin/clickhouse-server";
 
 /// The server binary: `DNSWARD_CLICKHOUSE_SERVER` if set (e.g. one unpacked from the .deb
@@ -152,13 +182,25 @@ impl Drop for ClickHouse {
 
 /// A bare HTTP/1.1 POST on loopback; (status, body).
 pub fn http_post(port: u16, path: &str, body: &str) -> std::io::Result<(u16, String)> {
+    http_post_bytes(port, path, body.as_bytes(), Duration::from_secs(30))
+}
+
+/// A bare HTTP/1.1 POST of bytes on loopback, the answer awaited for `timeout`; (status,
+/// body, de-chunked).
+pub fn http_post_bytes(
+    port: u16,
+    path: &str,
+    body: &[u8],
+    timeout: Duration,
+) -> std::io::Result<(u16, String)> {
     let mut s = TcpStream::connect(("127.0.0.1", port))?;
-    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    s.set_read_timeout(Some(timeout))?;
     write!(
         s,
-        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
         body.len()
     )?;
+    s.write_all(body)?;
     let mut resp = Vec::new();
     s.read_to_end(&mut resp)?;
     let text = String::from_utf8_lossy(&resp).to_string();

@@ -345,6 +345,34 @@ pub fn answer_strings(m: &Message) -> Vec<String> {
         .collect()
 }
 
+/// A query (EDNS, 1232 bytes) sent over UDP from the loopback address `from` (so that the
+/// server sees that client); the answer within 5 s.
+pub async fn ask_from(from: &str, server: SocketAddr, name: &str, rtype: RecordType) -> Message {
+    let q = query_message(name, rtype, Some(1232));
+    let bytes = udp_raw_from(
+        from.parse().unwrap(),
+        server,
+        &q.to_vec().unwrap(),
+        Duration::from_secs(5),
+    )
+    .await
+    .expect("an answer within 5 s");
+    Message::from_vec(&bytes).unwrap()
+}
+
+/// The rcode of [`ask_from`]'s answer.
+pub async fn rcode_from(
+    from: &str,
+    server: SocketAddr,
+    name: &str,
+    rtype: RecordType,
+) -> hickory_proto::op::ResponseCode {
+    ask_from(from, server, name, rtype)
+        .await
+        .metadata
+        .response_code
+}
+
 /// The dnsward binary of this build.
 pub const BIN: &str = env!("CARGO_BIN_EXE_dnsward");
 

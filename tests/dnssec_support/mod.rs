@@ -222,6 +222,18 @@ impl Drop for Authority {
     }
 }
 
+/// A UDP socket and a TCP listener on the same free port of 127.0.0.1 (a port free for UDP
+/// may be taken for TCP by another test: then another port).
+async fn bind_udp_and_tcp() -> (UdpSocket, TcpListener) {
+    for _ in 0..50 {
+        let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        if let Ok(tcp) = TcpListener::bind(udp.local_addr().unwrap()).await {
+            return (udp, tcp);
+        }
+    }
+    panic!("no port free for both UDP and TCP on 127.0.0.1");
+}
+
 impl Authority {
     pub async fn start(h: Arc<Hierarchy>) -> Authority {
         Self::start_refusing_ds(h, Vec::new()).await
@@ -233,9 +245,8 @@ impl Authority {
         let refuse = Arc::new(refuse_ds_below);
         let queries = Arc::new(AtomicUsize::new(0));
         let (count_udp, count_tcp) = (queries.clone(), queries.clone());
-        let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let (udp, tcp) = bind_udp_and_tcp().await;
         let addr = udp.local_addr().unwrap();
-        let tcp = TcpListener::bind(addr).await.unwrap();
         let (hu, refuse_udp) = (h.clone(), refuse.clone());
         let udp_task = tokio::spawn(async move {
             let mut buf = vec![0u8; 65535];

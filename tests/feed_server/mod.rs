@@ -305,11 +305,7 @@ pub async fn start(path: &Path) -> dnsward::instance::Instance {
 
 /// `dnsward check --config PATH`: (exit code, stdout + stderr).
 pub fn check(path: &Path) -> (i32, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_dnsward"))
-        .args(["check", "--config"])
-        .arg(path)
-        .output()
-        .unwrap();
+    let out = dnsward_cmd("check", path, &[]);
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),

@@ -145,17 +145,7 @@ async fn every_server_is_lame_servfail() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn truncated_over_udp_is_retried_over_tcp_at_the_same_server() {
-    let mut net = Net::new();
-    let ex = net.addr(3);
-    tld(
-        &mut net,
-        &format!("example NS ns.example\nns.example A {ex}"),
-    );
-    net.zone(
-        ex,
-        "example.test.",
-        &format!("@ NS ns\nns A {ex}\nwww A 192.0.2.1"),
-    );
+    let (mut net, ex) = simple_zone("");
     net.on(
         ex,
         "www.example.test.",
@@ -180,17 +170,7 @@ async fn truncated_over_udp_is_retried_over_tcp_at_the_same_server() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_that_rejects_edns_is_asked_without_it() {
-    let mut net = Net::new();
-    let ex = net.addr(3);
-    tld(
-        &mut net,
-        &format!("example NS ns.example\nns.example A {ex}"),
-    );
-    net.zone(
-        ex,
-        "example.test.",
-        &format!("@ NS ns\nns A {ex}\nwww A 192.0.2.1"),
-    );
+    let (mut net, ex) = simple_zone("");
     net.on_zone(
         ex,
         "example.test.",
@@ -236,17 +216,7 @@ async fn an_answer_with_another_id_is_ignored() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_wrong_answers_servfail_and_nothing_is_cached() {
-    let mut net = Net::new();
-    let ex = net.addr(3);
-    tld(
-        &mut net,
-        &format!("example NS ns.example\nns.example A {ex}"),
-    );
-    net.zone(
-        ex,
-        "example.test.",
-        &format!("@ NS ns\nns A {ex}\nwww A 192.0.2.1"),
-    );
+    let (mut net, ex) = simple_zone("");
     // Asked for www, the server answers a question for evil (which does not exist).
     let evil = Behaviour::WrongQuestion(
         name("evil.example.test."),

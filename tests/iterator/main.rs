@@ -193,6 +193,11 @@ fn assert_bounded(h: &Running, what: &str) {
 
 /// example.test on one server (.3) with www A 192.0.2.1 and `extra` lines.
 fn simple_zone(extra: &str) -> (Net, IpAddr) {
+    example_zone(&format!("www A 192.0.2.1\n{extra}"))
+}
+
+/// example.test on one server (.3), delegated from test., with its NS and `records`.
+fn example_zone(records: &str) -> (Net, IpAddr) {
     let mut net = Net::new();
     let ex = net.addr(3);
     tld(
@@ -202,7 +207,7 @@ fn simple_zone(extra: &str) -> (Net, IpAddr) {
     net.zone(
         ex,
         "example.test.",
-        &format!("@ NS ns\nns A {ex}\nwww A 192.0.2.1\n{extra}"),
+        &format!("@ NS ns\nns A {ex}\n{records}"),
     );
     (net, ex)
 }

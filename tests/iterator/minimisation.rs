@@ -8,17 +8,7 @@ use crate::*;
 /// the server answers `broken` (to minimised queries). Returns the running pieces.
 async fn minimisation(mode: &str, broken: Option<Behaviour>) -> (Running, Resolver, IpAddr) {
     // (root is .1, the TLD .2: see `hierarchy`)
-    let mut net = Net::new();
-    let ex = net.addr(3);
-    tld(
-        &mut net,
-        &format!("example NS ns.example\nns.example A {ex}"),
-    );
-    net.zone(
-        ex,
-        "example.test.",
-        &format!("@ NS ns\nns A {ex}\na.b.c A 192.0.2.7"),
-    );
+    let (mut net, ex) = example_zone("a.b.c A 192.0.2.7");
     if let Some(b) = broken {
         net.on_name(ex, "c.example.test.", b.clone());
         net.on_name(ex, "b.c.example.test.", b);

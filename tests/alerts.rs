@@ -1,0 +1,721 @@
+//! Alerts end to end: a dnsward instance resolving through the fake hierarchy, clients querying
+//! over real UDP sockets, and the alerts arriving at local receivers: an HTTP receiver (the
+//! `X-Dnsward-Signature` checked), an SMTP receiver and a syslog receiver (UDP). Each kind
+//! fires once and is de-duplicated; a receiver that is down loses nothing within the outbox
+//! bound and never slows DNS; the history through `dnsward alerts list` and `GET /api/alerts`;
+//! `dnsward alerts test`; the metrics.
+
+mod common;
+#[path = "dnssec_support/mod.rs"]
+mod dnssec_support;
+#[path = "feed_server/mod.rs"]
+mod feed_server;
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use common::*;
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::RecordType;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+const BIN: &str = env!("CARGO_BIN_EXE_dnsward");
+const KEY: &str = "s3cret-key";
+const TOKEN: &str = "alerts-test-token-0123456789";
+
+/// An HTTP receiver on loopback: records every POST; answers 500 to the first `fail` ones.
+#[derive(Clone, Default)]
+struct Hook {
+    got: Arc<Mutex<Vec<(HeaderMap, Bytes)>>>,
+    fail: Arc<AtomicUsize>,
+    tries: Arc<AtomicUsize>,
+}
+
+impl Hook {
+    async fn serve(&self, listener: tokio::net::TcpListener) -> tokio::task::JoinHandle<()> {
+        async fn post(State(h): State<Hook>, headers: HeaderMap, body: Bytes) -> StatusCode {
+            h.tries.fetch_add(1, Ordering::SeqCst);
+            if h.fail
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok()
+            {
+                return StatusCode::INTERNAL_SERVER_ERROR;
+            }
+            h.got.lock().unwrap().push((headers, body));
+            StatusCode::OK
+        }
+        let app = axum::Router::new()
+            .route("/hook", axum::routing::post(post))
+            .with_state(self.clone());
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        })
+    }
+
+    /// The JSON bodies received, each after checking its signature.
+    fn alerts(&self) -> Vec<serde_json::Value> {
+        self.got
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(h, body)| {
+                let sig = h
+                    .get("x-dnsward-signature")
+                    .expect("signed")
+                    .to_str()
+                    .unwrap();
+                let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, KEY.as_bytes());
+                let hex = sig.strip_prefix("sha256=").expect("sha256= prefix");
+                let tag = data_encoding::HEXLOWER.decode(hex.as_bytes()).unwrap();
+                ring::hmac::verify(&key, body, &tag).expect("X-Dnsward-Signature verifies");
+                serde_json::from_slice(body).unwrap()
+            })
+            .collect()
+    }
+}
+
+/// A minimal SMTP server: accepts every message, records its DATA.
+async fn smtp_receiver() -> (u16, Arc<Mutex<Vec<String>>>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let mails: Arc<Mutex<Vec<String>>> = Arc::default();
+    let m = Arc::clone(&mails);
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let m = Arc::clone(&m);
+            tokio::spawn(async move {
+                let (r, mut w) = stream.into_split();
+                let mut r = BufReader::new(r);
+                let _ = w.write_all(b"220 receiver ESMTP\r\n").await;
+                let mut line = String::new();
+                let mut envelope = String::new();
+                loop {
+                    line.clear();
+                    if r.read_line(&mut line).await.unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let cmd = line.to_ascii_uppercase();
+                    let reply: &[u8] = if cmd.starts_with("EHLO") || cmd.starts_with("HELO") {
+                        b"250-receiver\r\n250 8BITMIME\r\n"
+                    } else if cmd.starts_with("DATA") {
+                        let _ = w.write_all(b"354 go ahead\r\n").await;
+                        let mut data = String::new();
+                        loop {
+                            let mut l = String::new();
+                            if r.read_line(&mut l).await.unwrap_or(0) == 0 {
+                                return;
+                            }
+                            if l == ".\r\n" {
+                                break;
+                            }
+                            data.push_str(&l);
+                        }
+                        m.lock().unwrap().push(format!("{envelope}{data}"));
+                        b"250 queued\r\n"
+                    } else if cmd.starts_with("QUIT") {
+                        let _ = w.write_all(b"221 bye\r\n").await;
+                        return;
+                    } else {
+                        envelope.push_str(&line);
+                        b"250 ok\r\n"
+                    };
+                    let _ = w.write_all(reply).await;
+                }
+            });
+        }
+    });
+    (port, mails)
+}
+
+/// A syslog receiver over UDP: records every datagram.
+async fn syslog_receiver() -> (u16, Arc<Mutex<Vec<String>>>) {
+    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let port = sock.local_addr().unwrap().port();
+    let got: Arc<Mutex<Vec<String>>> = Arc::default();
+    let g = Arc::clone(&got);
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 65536];
+        while let Ok((n, _)) = sock.recv_from(&mut buf).await {
+            g.lock()
+                .unwrap()
+                .push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+    });
+    (port, got)
+}
+
+/// Waits (bounded) until `f` holds.
+async fn until(what: &str, secs: u64, f: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn ask_from(from: &str, server: SocketAddr, name: &str) -> hickory_proto::op::Message {
+    let from: IpAddr = from.parse().unwrap();
+    let msg = query_message(name, RecordType::A, Some(1232));
+    let bytes = udp_raw_from(from, server, &msg.to_vec().unwrap(), Duration::from_secs(5))
+        .await
+        .expect("an answer");
+    hickory_proto::op::Message::from_vec(&bytes).unwrap()
+}
+
+fn write_common(dir: &Path) {
+    std::fs::write(
+        dir.join("threats.txt"),
+        "bad1.test\nbad2.test\nbad3.test\nphish.example.com\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("hook.key"), format!("{KEY}\n")).unwrap();
+    std::fs::write(dir.join("token"), format!("{TOKEN}\n")).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_kind_fires_once_through_webhook_mail_and_syslog() {
+    let h = Hierarchy::start("").await;
+    let dir = h.dir.path();
+    write_common(dir);
+    let hook = Hook::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook_port = listener.local_addr().unwrap().port();
+    hook.serve(listener).await;
+    let (smtp_port, mails) = smtp_receiver().await;
+    let (syslog_port, logs) = syslog_receiver().await;
+    let extra = format!(
+        r#"
+[policy]
+contact = "Hotline 1800 0000"
+
+[[lists]]
+name = "threats"
+category = "threat"
+path = "threats.txt"
+
+[[clients]]
+name = "lab-pc"
+cidr = "127.0.0.1/32"
+
+[admin]
+listen = "127.0.0.1:0"
+token_file = "token"
+
+[alerting]
+history = "alerts.db"
+state_dir = "alert-state"
+max_backoff = "1s"
+
+[smtp]
+server = "127.0.0.1"
+port = {smtp_port}
+starttls = false
+from = "dnsward@agency.example"
+
+[[alerts]]
+name = "many-threats"
+kind = "client_threshold"
+count = 3
+window = "1m"
+category = "threat"
+webhook = "http://127.0.0.1:{hook_port}/hook"
+secret_file = "hook.key"
+
+[[alerts]]
+name = "phish-watch"
+kind = "watch"
+names = ["www.other.net"]
+webhook = "http://127.0.0.1:{hook_port}/hook"
+secret_file = "hook.key"
+syslog = "udp://127.0.0.1:{syslog_port}"
+
+[[alerts]]
+name = "nod"
+kind = "new_domain"
+ignore = ["example.com"]
+email = ["oncall@agency.example"]
+"#
+    );
+    let cfg_path = dir.join("alerts.toml");
+    std::fs::write(&cfg_path, h.config_text("") + &extra).unwrap();
+    let config = dnsward::config::Config::load(&cfg_path).unwrap();
+    let d = dnsward::instance::Instance::start(&config).await.unwrap();
+    let addr = d.addrs()[0];
+
+    // watch + new domain: www.other.net, twice (one alert each).
+    for _ in 0..2 {
+        let m = ask_from("127.0.0.1", addr, "www.other.net.").await;
+        assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+    }
+    // An ignored suffix: no new-domain alert for example.com.
+    ask_from("127.0.0.1", addr, "www.example.com.").await;
+    // client threshold: three blocked names, then three more (de-duplicated).
+    for n in [
+        "bad1.test.",
+        "bad2.test.",
+        "bad3.test.",
+        "bad1.test.",
+        "bad2.test.",
+        "bad3.test.",
+    ] {
+        let m = ask_from("127.0.0.1", addr, n).await;
+        assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
+    }
+    until("two webhooks", 15, || hook.got.lock().unwrap().len() >= 2).await;
+    until("a syslog message", 10, || !logs.lock().unwrap().is_empty()).await;
+    until("a mail", 10, || !mails.lock().unwrap().is_empty()).await;
+    // Give de-duplication its chance to fail.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    let alerts = hook.alerts();
+    assert_eq!(alerts.len(), 2, "{alerts:#?}");
+    let watch = alerts
+        .iter()
+        .find(|a| a["rule"] == "phish-watch")
+        .expect("watch alert");
+    assert_eq!(watch["kind"], "watch");
+    assert_eq!(watch["client"], "127.0.0.1");
+    assert_eq!(watch["client_name"], "lab-pc");
+    assert_eq!(watch["names"][0]["name"], "www.other.net");
+    assert_eq!(watch["contact"], "Hotline 1800 0000");
+    let many = alerts
+        .iter()
+        .find(|a| a["rule"] == "many-threats")
+        .expect("threshold alert");
+    assert_eq!(many["kind"], "client_threshold");
+    assert_eq!(many["count"], 3);
+    assert_eq!(many["list"], "threats");
+    assert_eq!(many["category"], "threat");
+    assert!(
+        many["list_rule"].as_str().unwrap().contains("threats.txt:"),
+        "{many}"
+    );
+    let names: Vec<&str> = many["names"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["bad1.test", "bad2.test", "bad3.test"]);
+    assert!(many["first"].is_string() && many["last"].is_string());
+    assert!(many["message"]
+        .as_str()
+        .unwrap()
+        .contains("queried 3 blocked name(s) of category threat"));
+
+    let logs = logs.lock().unwrap().clone();
+    assert_eq!(logs.len(), 1, "{logs:?}");
+    assert!(logs[0].starts_with("<132>1 "), "{}", logs[0]);
+    assert!(
+        logs[0].contains(
+            "rule=\"phish-watch\" kind=\"watch\" client=\"127.0.0.1\" client_name=\"lab-pc\""
+        ),
+        "{}",
+        logs[0]
+    );
+
+    let mails = mails.lock().unwrap().clone();
+    assert_eq!(
+        mails.len(),
+        1,
+        "one new-domain mail (per client within quiet): {mails:?}"
+    );
+    assert!(
+        mails[0].contains("RCPT TO:<oncall@agency.example>"),
+        "{}",
+        mails[0]
+    );
+    assert!(
+        mails[0].contains("Subject: [dnsward] nod: newly observed domain other.net"),
+        "{}",
+        mails[0]
+    );
+    assert!(
+        mails[0].contains("hotline: Hotline 1800 0000"),
+        "{}",
+        mails[0]
+    );
+
+    // The history: the API and the command.
+    let admin = d.admin_addr().unwrap();
+    let (status, body) = http(admin, "GET", "/api/alerts?since=1h", Some(TOKEN), None).await;
+    assert_eq!(status, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let rules: Vec<&str> = v["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["rule"].as_str().unwrap())
+        .collect();
+    assert_eq!(rules.len(), 3, "{body}");
+    for r in ["phish-watch", "nod", "many-threats"] {
+        assert!(rules.contains(&r), "{rules:?}");
+    }
+    let (status, _) = http(admin, "GET", "/api/alerts", None, None).await;
+    assert_eq!(status, 401, "the history needs the token");
+    let (_, metrics) = http(admin, "GET", "/metrics", None, None).await;
+    for line in [
+        "dnsward_alerts_total{rule=\"many-threats\",action=\"webhook\"} 1",
+        "dnsward_alerts_total{rule=\"phish-watch\",action=\"syslog\"} 1",
+        "dnsward_alerts_total{rule=\"nod\",action=\"email\"} 1",
+    ] {
+        assert!(metrics.contains(line), "{line} in:\n{metrics}");
+    }
+    let cfg = cfg_path.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(BIN)
+            .args(["alerts", "--config"])
+            .arg(&cfg)
+            .args(["list", "--since", "1h"])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    assert_eq!(text.lines().count(), 3, "{text}");
+    assert!(
+        text.contains("many-threats") && text.contains("client_threshold"),
+        "{text}"
+    );
+
+    // A test alert, sent now through the rule's actions.
+    let cfg = cfg_path.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(BIN)
+            .args(["alerts", "--config"])
+            .arg(&cfg)
+            .args(["test", "phish-watch"])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("webhook: sent") && text.contains("syslog: sent"),
+        "{text}"
+    );
+    let alerts = hook.alerts();
+    assert_eq!(alerts.len(), 3);
+    assert_eq!(alerts[2]["test"], true);
+    d.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_down_or_failing_receiver_loses_nothing_and_never_slows_dns() {
+    let h = Hierarchy::start("").await;
+    let dir = h.dir.path();
+    write_common(dir);
+    // A port with nothing behind it (yet).
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let extra = format!(
+        r#"
+[[lists]]
+name = "threats"
+category = "threat"
+path = "threats.txt"
+
+[admin]
+listen = "127.0.0.1:0"
+token_file = "token"
+
+[alerting]
+history = "alerts.db"
+state_dir = "alert-state"
+max_backoff = "1s"
+queue_max = 5
+
+[[alerts]]
+name = "watch-bad"
+kind = "watch"
+names = ["bad1.test"]
+webhook = "http://127.0.0.1:{port}/hook"
+secret_file = "hook.key"
+"#
+    );
+    let cfg_path = dir.join("down.toml");
+    std::fs::write(&cfg_path, h.config_text("") + &extra).unwrap();
+    let config = dnsward::config::Config::load(&cfg_path).unwrap();
+    let d = dnsward::instance::Instance::start(&config).await.unwrap();
+    let addr = d.addrs()[0];
+
+    // Five clients look up the watched name: five alerts, the receiver is down.
+    let clients = [
+        "127.0.0.2",
+        "127.0.0.3",
+        "127.0.0.4",
+        "127.0.0.5",
+        "127.0.0.6",
+    ];
+    for c in clients {
+        let t = Instant::now();
+        let m = ask_from(c, addr, "bad1.test.").await;
+        assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
+        assert!(
+            t.elapsed() < Duration::from_millis(500),
+            "DNS slowed: {:?}",
+            t.elapsed()
+        );
+    }
+    let outbox = dir.join("alert-state/outbox/webhook");
+    let pending = || std::fs::read_dir(&outbox).map_or(0, |r| r.count());
+    until("five deliveries waiting", 10, || pending() == 5).await;
+    // DNS stays fast while the worker retries.
+    for _ in 0..20 {
+        let t = Instant::now();
+        ask_from("127.0.0.1", addr, "www.example.com.").await;
+        assert!(
+            t.elapsed() < Duration::from_millis(500),
+            "DNS slowed: {:?}",
+            t.elapsed()
+        );
+    }
+    let admin = d.admin_addr().unwrap();
+    let (_, metrics) = http(admin, "GET", "/metrics", None, None).await;
+    assert!(
+        metrics.contains("dnsward_alert_failures_total{action=\"webhook\"}"),
+        "{metrics}"
+    );
+
+    // The receiver comes back, answering 500 twice first: everything arrives, once each.
+    let hook = Hook::default();
+    hook.fail.store(2, Ordering::SeqCst);
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
+    hook.serve(listener).await;
+    until("five alerts delivered", 20, || {
+        hook.got.lock().unwrap().len() >= 5
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let alerts = hook.alerts();
+    let mut got: Vec<String> = alerts
+        .iter()
+        .map(|a| a["client"].as_str().unwrap().to_string())
+        .collect();
+    got.sort();
+    assert_eq!(got, clients);
+    assert!(hook.tries.load(Ordering::SeqCst) >= 7);
+    assert_eq!(pending(), 0);
+    let (_, metrics) = http(admin, "GET", "/metrics", None, None).await;
+    assert!(
+        metrics.contains("dnsward_alerts_total{rule=\"watch-bad\",action=\"webhook\"} 5"),
+        "{metrics}"
+    );
+    assert!(
+        !metrics.contains("dnsward_alerts_lost_total{"),
+        "nothing lost: {metrics}"
+    );
+    d.shutdown().await;
+}
+
+#[test]
+fn config_errors_are_named_with_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(
+        &path,
+        "[[groups]]\nname = \"kids\"\nclients = [\"10.1.0.0/16\"]\nlists = []\n\n[[alerts]]\nname = \"a\"\nkind = \"client_threshold\"\ncount = 3\ngroup = \"nobody\"\nwebhook = \"ftp://x\"\n\n[[alerts]]\nname = \"b\"\nkind = \"watch\"\nnames = [\"ok.example\", \"not a name\"]\nemail = [\"nobody-at-all\"]\n\n[[alerts]]\nname = \"c\"\nkind = \"client_threshold\"\ncount = 2\nsyslog = \"udp://x\"\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["check", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    for expected in [
+        "bad.toml:10: alerts[0].group",
+        "bad.toml:11: alerts[0].webhook",
+        "bad.toml:16: alerts[1].names[1]",
+        "bad.toml:17: alerts[1].email[0]",
+        "bad.toml:17: alerts[1].email",
+        "bad.toml:23: alerts[2].syslog",
+    ] {
+        assert!(err.contains(expected), "missing {expected:?} in:\n{err}");
+    }
+    let out = Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("bad.toml:11: alerts[0].webhook"));
+
+    // An unknown category or kind is a parse error, with its line too.
+    std::fs::write(
+        &path,
+        "[[alerts]]\nname = \"c\"\nkind = \"client_threshold\"\ncount = 2\ncategory = \"spam\"\nwebhook = \"https://x.example/h\"\n\n[[alerts]]\nname = \"d\"\nkind = \"sometimes\"\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["check", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad.toml:5: alerts[0].category"), "{err}");
+    assert!(err.contains("bad.toml:10: alerts[1].kind"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dnssec_bogus_answers_raise_one_alert_per_zone() {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as u32;
+    let signed = dnssec_support::Hierarchy::build_at(now, |_| {});
+    let authority = dnssec_support::Authority::start(signed.clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    write_common(dir.path());
+    std::fs::write(
+        dir.path().join("root.hints"),
+        format!(
+            ".  3600000 IN NS a.root.test.\na.root.test. 3600000 IN A {}\n",
+            authority.addr.ip()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("anchor.ds"),
+        format!("{}\n", signed.zone(".").ds_line()),
+    )
+    .unwrap();
+    let hook = Hook::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook_port = listener.local_addr().unwrap().port();
+    hook.serve(listener).await;
+    let text = format!(
+        "[server]\nlisten = [\"127.0.0.1:0\"]\nudp_workers = 1\n[resolver]\nroot_hints = \"root.hints\"\nupstream_port = {}\ntimeout_ms = 3000\ndnssec = \"validate\"\ntrust_anchor = \"anchor.ds\"\n\n[alerting]\nhistory = \"alerts.db\"\nstate_dir = \"alert-state\"\n\n[[alerts]]\nname = \"bogus\"\nkind = \"dnssec_bogus\"\ncount = 2\nwindow = \"1m\"\nwebhook = \"http://127.0.0.1:{hook_port}/hook\"\nsecret_file = \"hook.key\"\n",
+        authority.addr.port()
+    );
+    let d = start_dnsward_text(&text, dir.path()).await;
+    let addr = d.addrs()[0];
+    // One bogus answer is below the rate; a good zone raises nothing.
+    let m = ask_from("127.0.0.1", addr, "www.badsig.").await;
+    assert_eq!(m.metadata.response_code, ResponseCode::ServFail);
+    ask_from("127.0.0.1", addr, "www.secure.").await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(hook.got.lock().unwrap().is_empty());
+    for _ in 0..4 {
+        let m = ask_from("127.0.0.1", addr, "www.badsig.").await;
+        assert_eq!(m.metadata.response_code, ResponseCode::ServFail);
+    }
+    until("the bogus alert", 15, || {
+        !hook.got.lock().unwrap().is_empty()
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let alerts = hook.alerts();
+    assert_eq!(alerts.len(), 1, "{alerts:#?}");
+    let msg = alerts[0]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("DNSSEC validation fails for www.badsig") && msg.contains("(EDE "),
+        "{msg}"
+    );
+    assert_eq!(alerts[0]["kind"], "dnssec_bogus");
+    d.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_scheduled_audit_alerts_on_new_critical_findings() {
+    let h = Hierarchy::start("shop IN CNAME gone.herokuapp.com.\n").await;
+    let dir = h.dir.path();
+    write_common(dir);
+    std::fs::write(
+        dir.join("inventory.txt"),
+        "shop.example.com\nwww.example.com\n",
+    )
+    .unwrap();
+    let hook = Hook::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook_port = listener.local_addr().unwrap().port();
+    hook.serve(listener).await;
+    let extra = format!(
+        "\n[audit]\ninventory = \"inventory.txt\"\ninterval = \"2s\"\n\n[alerting]\nhistory = \"alerts.db\"\nstate_dir = \"alert-state\"\n\n[[alerts]]\nname = \"audit-critical\"\nkind = \"audit\"\nwebhook = \"http://127.0.0.1:{hook_port}/hook\"\nsecret_file = \"hook.key\"\n"
+    );
+    let d = start_dnsward_text(&(h.config_text("") + &extra), dir).await;
+    until("the audit alert", 20, || {
+        !hook.got.lock().unwrap().is_empty()
+    })
+    .await;
+    // Later runs find the same finding: not new, no second alert.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let alerts = hook.alerts();
+    assert_eq!(alerts.len(), 1, "{alerts:#?}");
+    let msg = alerts[0]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("audit: shop.example.com (dangling_cname)") && msg.contains("takeover risk"),
+        "{msg}"
+    );
+    assert_eq!(alerts[0]["names"][0]["name"], "shop.example.com");
+    d.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn feed_failures_and_query_log_drops_raise_alerts() {
+    let h = Hierarchy::start("").await;
+    let dir = h.dir.path();
+    write_common(dir);
+    let hook = Hook::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook_port = listener.local_addr().unwrap().port();
+    hook.serve(listener).await;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    std::fs::write(dir.join("snapshot.txt"), "snap.example.com\n").unwrap();
+    // The query log's only sink cannot open (its directory is a file): its queue of 16
+    // events overflows and counts drops.
+    let extra = format!(
+        "\n[querylog]\njsonl = \"threats.txt/q.jsonl\"\nqueue_size = 16\nlog_allowed = true\n\n[alerting]\nhistory = \"alerts.db\"\nstate_dir = \"alert-state\"\n\n[[alerts]]\nname = \"feeds\"\nkind = \"feed_failure\"\nwebhook = \"http://127.0.0.1:{hook_port}/hook\"\nsecret_file = \"hook.key\"\n\n[[alerts]]\nname = \"log-drops\"\nkind = \"querylog_drops\"\ncount = 10\nwindow = \"1m\"\nwebhook = \"http://127.0.0.1:{hook_port}/hook\"\nsecret_file = \"hook.key\"\n"
+    );
+    let text = feed_server::feed_config(
+        &h,
+        &format!("http://{closed}/feed.txt"),
+        "snapshot = \"snapshot.txt\"",
+        "",
+    ) + &extra;
+    let d = start_dnsward_text(&text, dir).await;
+    let addr = d.addrs()[0];
+    for i in 0..60 {
+        ask_from("127.0.0.1", addr, &format!("n{i}.example.com.")).await;
+    }
+    until("two alerts", 20, || hook.got.lock().unwrap().len() >= 2).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let alerts = hook.alerts();
+    let feed: Vec<_> = alerts.iter().filter(|a| a["rule"] == "feeds").collect();
+    assert_eq!(feed.len(), 1, "{alerts:#?}");
+    assert!(
+        feed[0]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("feed download failed: feed:"),
+        "{}",
+        feed[0]
+    );
+    let drops: Vec<_> = alerts.iter().filter(|a| a["rule"] == "log-drops").collect();
+    assert_eq!(drops.len(), 1, "{alerts:#?}");
+    let msg = drops[0]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("the query log lost") && msg.contains("jsonl dropped"),
+        "{msg}"
+    );
+    d.shutdown().await;
+}
