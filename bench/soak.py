@@ -40,6 +40,10 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SECS = int(os.environ.get("SOAK_SECS", "1800"))
 QPS = int(os.environ.get("SOAK_QPS", "200"))
 SAMPLE = int(os.environ.get("SOAK_SAMPLE_SECS", "10"))
+# The packet cache keeps every name (stale ones for a day) up to cache_size entries: small
+# enough that it is full after the warm-up, so RSS growth after it means something.
+CACHE_SIZE = int(os.environ.get("SOAK_CACHE_SIZE", "10000"))
+WARMUP = int(os.environ.get("SOAK_WARMUP_SECS", str(SECS // 5)))
 DNSWARD = os.path.abspath(os.environ.get("DNSWARD") or (
     os.path.join(REPO, "target/release/dnsward")
     if os.path.exists(os.path.join(REPO, "target/release/dnsward"))
@@ -595,6 +599,7 @@ def run(procs):
             '[server]\nlisten = ["127.0.0.1:%d"]\nname = "soak"\nudp_workers = 2\n'
             'tls_listen = ["127.0.0.1:%d"]\nhttps_listen = ["127.0.0.1:%d"]\ntls_cert = "cert.pem"\ntls_key = "key.pem"\n'
             '[resolver]\nmode = "recursive"\nroot_hints = "root.hints"\nupstream_port = %d\ntimeout_ms = 1500\ndnssec = "off"\n'
+            'cache_size = %d\n'
             'deny_server = []\n'
             '[policy]\naction = "nxdomain"\nwatch = false\n'
             '[[lists]]\nname = "local"\ncategory = "threat"\npath = "local.txt"\n'
@@ -603,7 +608,7 @@ def run(procs):
             '[[rpz]]\nprimary = "127.0.0.1:%d"\nzone = "rpz.soak."\nname = "central"\nnotify_listen = "127.0.0.1:%d"\n'
             '[admin]\nlisten = "127.0.0.1:%d"\ntoken_file = "admin.token"\n'
             '[querylog]\nsqlite = "log.db"\nclickhouse = "http://127.0.0.1:%d"\nclickhouse_spool_mb = 1\nclickhouse_spool_dir = "spool"\n'
-            % (dns_port, dot_port, doh_port, auth_port, feed_port, prim_rpz, notify_port, admin_port, ch_port))
+            % (dns_port, dot_port, doh_port, auth_port, CACHE_SIZE, feed_port, prim_rpz, notify_port, admin_port, ch_port))
     out = subprocess.run([DNSWARD, "logs", "--config", cfg, "init-clickhouse"], capture_output=True, text=True)
     say("init-clickhouse:", (out.stdout + out.stderr).strip())
     dw = procs.start("dnsward", [DNSWARD, "serve", "--config", cfg], cwd=W)
@@ -640,7 +645,15 @@ def run(procs):
                 rss, fds, threads = proc_sample(dw.pid)
             except Exception:
                 continue
-            rows.append((round(now - t0), rss, fds, threads, round(ans / max(now - last, 1e-3), 1)))
+            entries = -1
+            try:
+                with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % admin_port, timeout=10) as r:
+                    for line in r.read().decode().splitlines():
+                        if line.startswith("dnsward_cache_entries"):
+                            entries = int(float(line.split()[-1]))
+            except Exception:
+                pass
+            rows.append((round(now - t0), rss, fds, threads, round(ans / max(now - last, 1e-3), 1), entries))
             last = now
 
     threading.Thread(target=sampler, daemon=True).start()
@@ -741,12 +754,12 @@ def run(procs):
             time.sleep(1)
 
     with open(os.path.join(OUT, "soak.tsv"), "w") as f:
-        f.write("secs\trss_mb\tfds\tthreads\tanswers_per_s\n")
+        f.write("secs\trss_mb\tfds\tthreads\tanswers_per_s\tcache_entries\n")
         for r in rows:
             f.write("\t".join(map(str, r)) + "\n")
     write_svg(rows, os.path.join(OUT, "soak.svg"))
 
-    warm = [r for r in rows if r[0] >= SECS * 0.2] or rows
+    warm = [r for r in rows if r[0] >= WARMUP] or rows
     rss0 = warm[0][1] if warm else 0
     rss_max = max((r[1] for r in warm), default=0)
     report = {
@@ -761,6 +774,9 @@ def run(procs):
         "by_transport_sent_lost_wrong": stats.by_transport,
         "wrong_examples": stats.wrong_examples[:10],
         "malformed_packets_sent": malformed[0],
+        "cache_size": CACHE_SIZE,
+        "warmup_secs": WARMUP,
+        "cache_entries_after_warmup_first_last": [warm[0][5] if warm else None, warm[-1][5] if warm else None],
         "rss_mb_after_warmup_first_max": [rss0, rss_max],
         "rss_growth_after_warmup_pct": round(100.0 * (rss_max - rss0) / rss0, 1) if rss0 else None,
         "fds_min_max": [min((r[2] for r in warm), default=0), max((r[2] for r in warm), default=0)],

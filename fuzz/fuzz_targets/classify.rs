@@ -25,7 +25,11 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let qname = q.name().clone();
-    let qtype = if sel & 0x10 != 0 { RecordType::DS } else { q.query_type() };
+    let qtype = if sel & 0x10 != 0 {
+        RecordType::DS
+    } else {
+        q.query_type()
+    };
     let zone = match sel & 3 {
         0 => Name::root(),
         1 => Name::from_ascii("test.").unwrap(),
@@ -34,7 +38,10 @@ fuzz_target!(|data: &[u8]| {
     };
     match classify(&reply, &zone, &qname, qtype) {
         Classified::Answer(a) => {
-            assert!(matches!(a.rcode, ResponseCode::NoError | ResponseCode::NXDomain));
+            assert!(matches!(
+                a.rcode,
+                ResponseCode::NoError | ResponseCode::NXDomain
+            ));
             for r in a.records.iter().chain(a.authority.iter()) {
                 assert!(zone.zone_of(&r.name), "{} kept from outside {zone}", r.name);
             }
@@ -43,8 +50,13 @@ fuzz_target!(|data: &[u8]| {
             let apex = a.apex(&zone);
             assert!(zone.zone_of(&apex));
         }
-        Classified::Referral { zone: cut, servers, .. } => {
-            assert!(zone.zone_of(&cut) && cut != zone, "referral from {zone} to {cut}");
+        Classified::Referral {
+            zone: cut, servers, ..
+        } => {
+            assert!(
+                zone.zone_of(&cut) && cut != zone,
+                "referral from {zone} to {cut}"
+            );
             assert!(servers.len() <= MAX_NS_PER_ZONE);
             for s in &servers {
                 assert!(s.addrs.len() <= MAX_ADDRS_PER_NS);
@@ -60,8 +72,10 @@ fuzz_target!(|data: &[u8]| {
                             }));
                     }
                 }
-                assert!(reply.authorities.iter().any(|r| r.name == cut
-                    && matches!(&r.data, RData::NS(n) if n.0 == s.name)));
+                assert!(reply
+                    .authorities
+                    .iter()
+                    .any(|r| r.name == cut && matches!(&r.data, RData::NS(n) if n.0 == s.name)));
             }
         }
         Classified::Lame | Classified::Loop(_) => {}

@@ -37,7 +37,11 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let z = &*signed::ZONES;
-    let zone = if sel & 1 == 0 { &z.parent.apex } else { &z.child.apex };
+    let zone = if sel & 1 == 0 {
+        &z.parent.apex
+    } else {
+        &z.child.apex
+    };
     let mut anchors = TrustAnchorSet::empty();
     anchors.add_ds(z.parent.apex.clone(), z.parent.ds());
     let validator = Validator::new(anchors, Vec::new(), Limits::default());
@@ -59,7 +63,11 @@ fuzz_target!(|data: &[u8]| {
         .chain(response.additionals.iter())
         .any(|r| r.record_type() == RecordType::RRSIG);
     if !signed {
-        assert_ne!(verdict, Security::Secure, "a response without RRSIGs is secure");
+        assert_ne!(
+            verdict,
+            Security::Secure,
+            "a response without RRSIGs is secure"
+        );
     }
     let again = common::RT.block_on(validator.validate(
         &query,

@@ -41,19 +41,29 @@ fn unescape(text: &str) -> Vec<u8> {
 fuzz_target!(|pkt: &[u8]| {
     match dnswire::parse_query(pkt) {
         Err(Reject::Drop) => {
-            assert!(pkt.len() < 12 || pkt[2] & 0x80 != 0, "dropped only if short or QR");
+            assert!(
+                pkt.len() < 12 || pkt[2] & 0x80 != 0,
+                "dropped only if short or QR"
+            );
         }
         Err(Reject::Error { id, flags, rcode }) => {
             assert_eq!(id, u16::from_be_bytes([pkt[0], pkt[1]]));
             assert_eq!(flags, u16::from_be_bytes([pkt[2], pkt[3]]));
-            assert!(matches!(rcode, dnswire::RCODE_FORMERR | dnswire::RCODE_NOTIMP));
+            assert!(matches!(
+                rcode,
+                dnswire::RCODE_FORMERR | dnswire::RCODE_NOTIMP
+            ));
             let resp = dnswire::error_response(id, flags, rcode, None, None, false);
             common::check_answer(pkt, &resp);
         }
         Ok(q) => {
             assert!(q.end <= pkt.len());
             assert_eq!(&pkt[12..12 + q.qname.len()], q.qname);
-            assert_eq!(q.qname.last(), Some(&0), "the name ends with the root label");
+            assert_eq!(
+                q.qname.last(),
+                Some(&0),
+                "the name ends with the root label"
+            );
             // Read and written back: the presentation form (RFC 1035 \DDD escapes) parses
             // back to the same wire name, lower case.
             let text = dnswire::name_to_string(q.qname);

@@ -75,7 +75,11 @@ fuzz_target!(|data: &[u8]| {
     let h = resp.headers();
     assert_eq!(h[header::CONTENT_TYPE], CONTENT_TYPE);
     let cc = h[header::CACHE_CONTROL].to_str().unwrap();
-    assert!(cc.strip_prefix("max-age=").is_some_and(|n| n.parse::<u32>().is_ok()), "{cc}");
+    assert!(
+        cc.strip_prefix("max-age=")
+            .is_some_and(|n| n.parse::<u32>().is_ok()),
+        "{cc}"
+    );
     let body = common::RT
         .block_on(axum::body::to_bytes(resp.into_body(), 1 << 20))
         .unwrap();

@@ -38,7 +38,13 @@ fuzz_target!(|data: &[u8]| {
     let file = dir.join("download.tmp");
     std::fs::write(&file, body).unwrap();
     let max_shrink = 0.5;
-    match check_list(&file, ListFormat::Auto, Category::Threat, previous, max_shrink) {
+    match check_list(
+        &file,
+        ListFormat::Auto,
+        Category::Threat,
+        previous,
+        max_shrink,
+    ) {
         Ok(passed) => {
             assert!(passed.bad_lines <= passed.entries);
             if previous > 0 {
@@ -57,7 +63,9 @@ fuzz_target!(|data: &[u8]| {
         Err(r) => {
             assert!(!r.kind().is_empty() && !r.to_string().is_empty());
             if r.acceptable() {
-                assert!(r.entries().is_some_and(|n| n > 0 || matches!(r, Rejected::Shrink { .. })));
+                assert!(r
+                    .entries()
+                    .is_some_and(|n| n > 0 || matches!(r, Rejected::Shrink { .. })));
             }
             assert!(!matches!(r, Rejected::Html | Rejected::ContentType(_)));
         }

@@ -22,17 +22,28 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let format = lists::format_of(sel);
-    let category = if sel & 0x80 != 0 { Category::Allow } else { Category::Threat };
+    let category = if sel & 0x80 != 0 {
+        Category::Allow
+    } else {
+        Category::Threat
+    };
     let spec = lists::spec(body, format, category, "txt");
     let parsed = parse_list_file(&spec);
     let collected = collect_list_rules(&spec);
-    assert_eq!(parsed.is_ok(), collected.is_ok(), "the same judgement twice");
+    assert_eq!(
+        parsed.is_ok(),
+        collected.is_ok(),
+        "the same judgement twice"
+    );
     let (Ok(p), Ok(c)) = (parsed, collected) else {
         return;
     };
     assert!(p.bad_lines <= p.lines as usize);
     assert!(p.first_bad.len() <= p.bad_lines.min(MAX_FIRST_BAD));
-    assert!(p.entries > 0 || p.bad_lines == 0, "no entry but bad lines: an error");
+    assert!(
+        p.entries > 0 || p.bad_lines == 0,
+        "no entry but bad lines: an error"
+    );
     let snap = lists::snapshot(&spec);
     let mut norm = String::new();
     for (i, (name, kind, act)) in c.names.iter().enumerate() {
@@ -46,9 +57,15 @@ fuzz_target!(|data: &[u8]| {
             continue;
         }
         let v = snap.match_name(&probe);
-        assert!(v.is_some(), "rule {name:?} ({kind:?}) does not match {probe:?}");
+        assert!(
+            v.is_some(),
+            "rule {name:?} ({kind:?}) does not match {probe:?}"
+        );
         if *act == Act::Allow {
-            assert!(matches!(v, Some(Verdict::Allow(_))), "allow rule {name:?} lost: {v:?}");
+            assert!(
+                matches!(v, Some(Verdict::Allow(_))),
+                "allow rule {name:?} lost: {v:?}"
+            );
         }
         if i < 4 && !matches!(v, Some(Verdict::Allow(_))) {
             if let Some((_, blocked)) = lists::probe(&snap, &probe, RecordType::A) {
@@ -57,6 +74,9 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     for (net, _act) in &c.ips {
-        assert!(snap.match_ip(net.network()).is_some(), "ip rule {net} does not match");
+        assert!(
+            snap.match_ip(net.network()).is_some(),
+            "ip rule {net} does not match"
+        );
     }
 });

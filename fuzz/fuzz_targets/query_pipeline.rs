@@ -40,12 +40,19 @@ fuzz_target!(|data: &[u8]| {
         let limit = dnsward::dnswire::parse_query(pkt)
             .map(|q| q.max_udp_response(1232))
             .unwrap_or(512);
-        assert!(out.len() <= limit.max(512), "{} bytes over UDP (limit {limit})", out.len());
+        assert!(
+            out.len() <= limit.max(512),
+            "{} bytes over UDP (limit {limit})",
+            out.len()
+        );
     }
     let m = Message::from_vec(out).unwrap();
     let blocked = s.decision.blocked.is_some();
     if blocked {
-        assert!(!m.metadata.authentic_data, "a rewritten answer never sets AD");
+        assert!(
+            !m.metadata.authentic_data,
+            "a rewritten answer never sets AD"
+        );
         // Never upstream's records: the fake upstream's addresses are 192.0.2.1/.66,
         // 2001:db8::1 and 198.51.100.7.
         for r in &m.answers {

@@ -48,7 +48,12 @@ fuzz_target!(|body: &[u8]| {
             continue;
         }
         probes += 1;
-        for t in [RecordType::A, RecordType::AAAA, RecordType::TXT, RecordType::CNAME] {
+        for t in [
+            RecordType::A,
+            RecordType::AAAA,
+            RecordType::TXT,
+            RecordType::CNAME,
+        ] {
             lists::probe(&snap, &owner, t);
         }
     }

@@ -30,7 +30,10 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     let mut m = Message::query();
-    m.add_query(Query::query(Name::from_ascii("rpz.example.").unwrap(), RecordType::AXFR));
+    m.add_query(Query::query(
+        Name::from_ascii("rpz.example.").unwrap(),
+        RecordType::AXFR,
+    ));
     key.signer
         .sign_message(&m, 1_800_000_000)
         .expect("a parsed key signs");

@@ -106,7 +106,10 @@ fuzz_target!(|data: &[u8]| {
         Outcome::Full { .. } => "a full zone",
         Outcome::Incremental { .. } => "differences",
     };
-    assert!(key.is_none(), "an unsigned transfer accepted with a key: {what}");
+    assert!(
+        key.is_none(),
+        "an unsigned transfer accepted with a key: {what}"
+    );
     match outcome {
         Outcome::UpToDate => assert!(have.is_some(), "up to date without a copy"),
         Outcome::Full { records, .. } => {

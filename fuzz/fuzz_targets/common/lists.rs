@@ -73,5 +73,8 @@ pub fn probe(snap: &Snapshot, name: &str, qtype: RecordType) -> Option<(Message,
         return None;
     }
     check_answer(&pkt, &s.out);
-    Some((Message::from_vec(&s.out).unwrap(), s.decision.blocked.is_some()))
+    Some((
+        Message::from_vec(&s.out).unwrap(),
+        s.decision.blocked.is_some(),
+    ))
 }

@@ -224,7 +224,7 @@ pub fn client_of(b: u8) -> IpAddr {
     match b % 5 {
         0 => "127.0.0.1".parse().unwrap(),
         1 => "::1".parse().unwrap(),
-        2 => "10.1.2.3".parse().unwrap(),   // named client, group "finance"
+        2 => "10.1.2.3".parse().unwrap(), // named client, group "finance"
         3 => "192.0.2.10".parse().unwrap(), // denied
         _ => "2001:db8::77".parse().unwrap(),
     }
