@@ -284,7 +284,8 @@ impl Alerts {
     pub async fn shutdown(&self) {
         self.stop.send_replace(true);
         self.queue.close();
-        if let Some(h) = lock(&self.evaluator).take() {
+        let evaluator = lock(&self.evaluator).take();
+        if let Some(h) = evaluator {
             let joined = tokio::task::spawn_blocking(move || h.join());
             let _ = tokio::time::timeout(Duration::from_secs(5), joined).await;
         }
