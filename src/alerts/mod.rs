@@ -152,6 +152,7 @@ pub struct Alerts {
     /// The critical audit findings of the last run ("name: reason"), to alert on new ones only.
     audit_seen: Mutex<Option<std::collections::HashSet<String>>>,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    evaluator: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 impl Alerts {
@@ -223,6 +224,7 @@ impl Alerts {
             nod_capacity: config.alerting.nod_capacity,
             stop: tokio::sync::watch::channel(false).0,
             tasks: Mutex::new(Vec::new()),
+            evaluator: Mutex::new(None),
         })))
     }
 
@@ -256,14 +258,37 @@ impl Alerts {
                 self.stop.subscribe(),
             )));
         }
+        // The evaluator on a thread of its own at a lower priority (as the query log's sinks):
+        // under full load the answer path keeps the CPU; the alerts' queue absorbs the lag
+        // (drop-oldest, counted in `dnsward_alerts_events_dropped`).
         let me = Arc::clone(self);
-        tasks.push(tokio::spawn(async move { me.evaluate(log, feeds).await }));
+        let spawned = std::thread::Builder::new()
+            .name("alerts".into())
+            .spawn(move || {
+                lower_this_threads_priority(EVALUATOR_NICE);
+                match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt.block_on(me.evaluate(log, feeds)),
+                    Err(e) => tracing::error!(error = %e, "alerts: cannot start the evaluator"),
+                }
+            });
+        match spawned {
+            Ok(h) => *lock(&self.evaluator) = Some(h),
+            Err(e) => tracing::error!(error = %e, "alerts: cannot start the evaluator thread"),
+        }
     }
 
     /// Stops the tasks; the new-domain sets are saved; waiting deliveries stay on disk.
     pub async fn shutdown(&self) {
         self.stop.send_replace(true);
         self.queue.close();
+        let evaluator = lock(&self.evaluator).take();
+        if let Some(h) = evaluator {
+            let joined = tokio::task::spawn_blocking(move || h.join());
+            let _ = tokio::time::timeout(Duration::from_secs(5), joined).await;
+        }
         let tasks: Vec<_> = std::mem::take(&mut *lock(&self.tasks));
         for mut t in tasks {
             if tokio::time::timeout(Duration::from_secs(3), &mut t)
@@ -555,6 +580,27 @@ impl Alerts {
             .queue_dropped
             .set(self.queue.dropped().min(i64::MAX as u64) as i64);
         self.metrics.encode_into(out);
+    }
+}
+
+/// How much lower than the server the evaluator thread runs (nice steps).
+const EVALUATOR_NICE: i32 = 10;
+
+/// Lowers the calling thread's scheduling priority by `steps` (Linux: per thread).
+fn lower_this_threads_priority(steps: i32) {
+    // SAFETY: gettid/getpriority/setpriority on the calling thread only.
+    unsafe {
+        let tid = libc::gettid();
+        *libc::__errno_location() = 0;
+        let cur = libc::getpriority(libc::PRIO_PROCESS, tid as libc::id_t);
+        let cur = if *libc::__errno_location() != 0 {
+            0
+        } else {
+            cur
+        };
+        if libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, (cur + steps).min(19)) != 0 {
+            tracing::warn!(error = %std::io::Error::last_os_error(), "alerts: cannot lower the evaluator's priority");
+        }
     }
 }
 

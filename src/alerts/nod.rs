@@ -154,9 +154,10 @@ pub fn registrable(qname: &str) -> &str {
         "biz", "name", "pro", "health", "nic", "id",
     ];
     let q = qname.trim_end_matches('.');
-    let labels: Vec<&str> = q.rsplitn(4, '.').collect();
-    let take = match labels.as_slice() {
-        [tld, sld, _, ..] if tld.len() == 2 && SECOND_LEVELS.contains(sld) => 3,
+    let mut labels = q.rsplitn(4, '.');
+    let (tld, sld, third) = (labels.next(), labels.next(), labels.next());
+    let take = match (tld, sld, third) {
+        (Some(tld), Some(sld), Some(_)) if tld.len() == 2 && SECOND_LEVELS.contains(&sld) => 3,
         _ => 2,
     };
     let mut cut = q.len();
