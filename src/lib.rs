@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod pipeline;
 pub mod policy;
 pub mod querylog;
+pub mod refid;
 pub mod resolver;
 pub mod rfc6052;
 pub mod rpzxfr;

@@ -5,7 +5,7 @@
 
 pub mod i18n;
 pub mod page;
-pub mod reference;
+pub use crate::refid as reference;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -223,7 +223,7 @@ impl ChReader {
             w.push(format!("client_group = {}", lit(g)));
         }
         if let Some(id) = &f.reference {
-            if let Some((start, end)) = crate::blockpage::reference::day_range(id, now_us()) {
+            if let Some((start, end)) = crate::refid::day_range(id, now_us()) {
                 w.extend(Self::time_conds(Some(start), Some(end)));
             }
             w.push(format!("action = {}", lit(EventAction::Blocked.as_str())));
@@ -268,7 +268,7 @@ impl ChReader {
 /// day, computed as the block page does).
 pub fn keep(r: &LogRow, f: &Filters) -> bool {
     match &f.reference {
-        Some(id) => crate::blockpage::reference::reference(&r.qname, r.ts_us) == *id,
+        Some(id) => crate::refid::reference(&r.qname, r.ts_us) == *id,
         None => true,
     }
 }

@@ -61,7 +61,7 @@ pub struct Filters {
 }
 
 fn parse_reference(s: &str) -> Result<String, String> {
-    crate::blockpage::reference::normalize(s).ok_or_else(|| {
+    crate::refid::normalize(s).ok_or_else(|| {
         format!("{s:?} is not a block page reference ID (10 characters, e.g. 0M7K4-Q2ZD9)")
     })
 }

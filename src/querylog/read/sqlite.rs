@@ -63,7 +63,7 @@ pub fn open_read_only(db: &Path) -> Result<Connection, LogsError> {
         rusqlite::functions::FunctionFlags::SQLITE_UTF8
             | rusqlite::functions::FunctionFlags::SQLITE_DETERMINISTIC,
         |ctx| {
-            Ok(crate::blockpage::reference::reference(
+            Ok(crate::refid::reference(
                 &ctx.get::<String>(0)?,
                 ctx.get::<i64>(1)?,
             ))
@@ -157,7 +157,7 @@ pub fn where_clause(f: &Filters, since: Option<i64>, until: Option<i64>) -> (Str
     }
     if let Some(id) = &f.reference {
         // The ID names its day; the hash is compared only on that day's blocked rows.
-        if let Some((start, end)) = crate::blockpage::reference::day_range(id, now_us()) {
+        if let Some((start, end)) = crate::refid::day_range(id, now_us()) {
             add("ts_us >= ?", Value::Integer(start));
             add("ts_us < ?", Value::Integer(end));
         }
