@@ -43,6 +43,23 @@ pub struct Scratch {
     pub clients: ClientCache,
 }
 
+impl Scratch {
+    /// What `Engine::resolve_miss` needs of this scratch after `answer_fast` said
+    /// `Fast::Miss` (the cache key, the name, the client), for a miss resolved as its own task
+    /// while this scratch serves the next packet.
+    pub fn carry_for_miss(&self) -> Scratch {
+        Scratch {
+            key: self.key.clone(),
+            name: self.name.clone(),
+            decision: Decision {
+                client: self.decision.client,
+                ..Default::default()
+            },
+            ..Scratch::default()
+        }
+    }
+}
+
 /// What the pipeline decided for one query.
 #[derive(Default, Debug, Clone)]
 pub struct Decision {

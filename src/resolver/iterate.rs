@@ -177,7 +177,7 @@ impl Resolver {
                     .judge(ctx, &name, qtype, &zone_answer, &validation_zone)
                     .await?;
                 if verdict == Verdict::Secure {
-                    let now = super::validate::now_unix();
+                    let now = crate::dnssec::now_unix();
                     crate::dnssec::cap_ttls_at_signature_expiry(&mut zone_answer.records, now);
                     crate::dnssec::cap_ttls_at_signature_expiry(&mut zone_answer.authority, now);
                     self.remember_denial(&zone_answer, now);
@@ -218,7 +218,7 @@ impl Resolver {
         let denied = self
             .denials
             .as_ref()?
-            .synthesize(name, qtype, super::validate::now_unix())?;
+            .synthesize(name, qtype, crate::dnssec::now_unix())?;
         tracing::trace!(%name, %qtype, rcode = %denied.rcode, "answered from cached NSEC/NSEC3");
         Some(denied)
     }

@@ -3,8 +3,6 @@
 //! iterator itself (same budget, same servers, unvalidated), and the verdict becomes the
 //! `secure` flag of what is cached, or a SERVFAIL with the validator's EDE.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use async_trait::async_trait;
 use hickory_proto::op::{Message, MessageType, OpCode, Query};
 use hickory_proto::rr::{Name, RecordType};
@@ -13,7 +11,7 @@ use super::classify::ZoneAnswer;
 use super::error::ResolveError;
 use super::iterate::Ctx;
 use super::Resolver;
-use crate::dnssec::{FetchError, Fetched, KeyFetcher, Security};
+use crate::dnssec::{now_unix, FetchError, Fetched, KeyFetcher, Security};
 
 /// What the validator said of one zone's answer, as the iterator uses it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,11 +90,4 @@ fn zone_message(name: &Name, qtype: RecordType, answer: &ZoneAnswer) -> Message 
     m.answers = answer.records.clone();
     m.authorities = answer.authority.clone();
     m
-}
-
-pub(super) fn now_unix() -> u32 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as u32)
-        .unwrap_or(0)
 }

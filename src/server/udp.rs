@@ -158,15 +158,7 @@ impl UdpWorker {
                     Some(&mut events),
                 ),
                 Fast::Miss => {
-                    let carry = Scratch {
-                        key: scratch.key.clone(),
-                        name: scratch.name.clone(),
-                        decision: Decision {
-                            client: scratch.decision.client,
-                            ..Default::default()
-                        },
-                        ..Scratch::default()
-                    };
+                    let carry = scratch.carry_for_miss();
                     self.spawn_miss(
                         &socket,
                         pkt.to_vec(),
@@ -260,15 +252,7 @@ impl UdpWorker {
                         Some(&mut events),
                     ),
                     Fast::Miss => {
-                        let carry = Scratch {
-                            key: scratch.key.clone(),
-                            name: scratch.name.clone(),
-                            decision: Decision {
-                                client: scratch.decision.client,
-                                ..Default::default()
-                            },
-                            ..Scratch::default()
-                        };
+                        let carry = scratch.carry_for_miss();
                         self.spawn_miss(&socket, pkt.to_vec(), arrival, Arc::clone(&snap), carry);
                     }
                 }

@@ -9,7 +9,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use hickory_proto::op::{Message, Query, ResponseCode};
@@ -17,7 +17,7 @@ use hickory_proto::rr::{Name, RecordType};
 
 use super::{ClientFlags, Upstream, UpstreamError};
 use crate::dnssec::{
-    cap_ttls_at_signature_expiry, FetchError, Fetched, KeyFetcher, Security, Validator,
+    cap_ttls_at_signature_expiry, now_unix, FetchError, Fetched, KeyFetcher, Security, Validator,
 };
 use crate::transport::{self, QueryFlags};
 
@@ -230,11 +230,4 @@ fn answering_zone(name: &Name, rtype: RecordType, message: &Message) -> Name {
         _ if name.is_root() => name,
         _ => name.base_name(),
     }
-}
-
-fn now_unix() -> u32 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as u32)
-        .unwrap_or(0)
 }
