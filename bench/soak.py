@@ -54,6 +54,7 @@ WORK = os.environ.get("SOAK_DIR", "/tmp/dnsward-soak-%d" % os.getpid())
 CHDB_SHIM = os.path.join(REPO, "tests/clickhouse_chdb/server.py")
 
 ROOT, LAB, ALT = "127.77.0.1", "127.77.0.2", "127.77.0.3"
+FAULT_KINDS = ("reload", "rpz", "burst", "feed", "clickhouse", "alt")
 TIMEOUT = 3.0  # a query without an answer after this long is lost
 
 
@@ -661,8 +662,16 @@ def run(procs):
     # the fault schedule, in fractions of the run
     events = []
 
-    def at(frac, what, fn):
-        events.append((frac, what, fn))
+    # SOAK_FAULTS (default: all) picks the kinds of fault to inject, to look at one alone:
+    # reload, rpz, burst, feed, clickhouse, alt (comma-separated)
+    kinds = set(k.strip() for k in os.environ.get("SOAK_FAULTS", ",".join(FAULT_KINDS)).split(",") if k.strip())
+    unknown = kinds - set(FAULT_KINDS)
+    if unknown:
+        raise SystemExit("SOAK_FAULTS: unknown fault kind(s) %s (known: %s)" % (sorted(unknown), ", ".join(FAULT_KINDS)))
+
+    def at(frac, what, fn, kind):
+        if kind in kinds:
+            events.append((frac, what, fn))
 
     gen = [0]
 
@@ -697,19 +706,19 @@ def run(procs):
         traffic.alt_down = False
 
     for i in range(1, 10):
-        at(i / 10.0, "reload lists (SIGHUP)", reload_lists)
+        at(i / 10.0, "reload lists (SIGHUP)", reload_lists, "reload")
     for i in range(1, 8):
-        at(i / 8.0 + 0.01, "RPZ change at the primary", rpz_push)
+        at(i / 8.0 + 0.01, "RPZ change at the primary", rpz_push, "rpz")
     for i in range(1, 5):
-        at(i / 5.0 + 0.02, "malformed burst (2000 packets)", burst)
-    at(0.15, "feed changes (v2)", lambda: FEED.update(mode="v2"))
-    at(0.25, "feed down (503)", lambda: FEED.update(mode="down"))
-    at(0.35, "feed returns HTML", lambda: FEED.update(mode="html"))
-    at(0.45, "feed back (v3)", lambda: FEED.update(mode="v3"))
-    at(0.30, "ClickHouse stopped", lambda: procs.stop("chdb"))
-    at(0.40, "ClickHouse restarted", start_ch)
-    at(0.60, "alt. authority killed", alt_down)
-    at(0.66, "alt. authority restarted", alt_up)
+        at(i / 5.0 + 0.02, "malformed burst (2000 packets)", burst, "burst")
+    at(0.15, "feed changes (v2)", lambda: FEED.update(mode="v2"), "feed")
+    at(0.25, "feed down (503)", lambda: FEED.update(mode="down"), "feed")
+    at(0.35, "feed returns HTML", lambda: FEED.update(mode="html"), "feed")
+    at(0.45, "feed back (v3)", lambda: FEED.update(mode="v3"), "feed")
+    at(0.30, "ClickHouse stopped", lambda: procs.stop("chdb"), "clickhouse")
+    at(0.40, "ClickHouse restarted", start_ch, "clickhouse")
+    at(0.60, "alt. authority killed", alt_down, "alt")
+    at(0.66, "alt. authority restarted", alt_up, "alt")
     events.sort(key=lambda e: e[0])
 
     def scheduler():
@@ -765,6 +774,7 @@ def run(procs):
     report = {
         "secs": SECS,
         "qps": QPS,
+        "faults": sorted(kinds),
         "binary": DNSWARD,
         "queries_sent": stats.sent,
         "answered": stats.answered,
