@@ -20,6 +20,7 @@ pub mod deliver;
 pub mod history;
 pub mod metrics;
 pub mod nod;
+pub mod prefilter;
 pub mod rules;
 
 use std::collections::HashMap;
@@ -233,6 +234,20 @@ impl Alerts {
         Consumer {
             queue: Arc::clone(&self.queue),
             all_actions: self.wants_all,
+            allowed_filter: prefilter::AllowedFilter::new(
+                &self.rules,
+                &self.base_dir,
+                &self
+                    .events
+                    .iter()
+                    .flat_map(|e| e.alerts.iter().map(String::as_str))
+                    .collect::<Vec<_>>(),
+            )
+            .map(|f| {
+                Arc::new(move |qname: &str, ts_us: i64| {
+                    f.wants(qname, (ts_us.max(0) / 1_000_000) as u64)
+                }) as crate::querylog::NameFilter
+            }),
         }
     }
 

@@ -95,29 +95,9 @@ impl RuleState {
             AlertKind::ClientThreshold => RuleState::Threshold {
                 clients: HashMap::new(),
             },
-            AlertKind::Watch => {
-                let mut names: HashSet<String, ahash::RandomState> =
-                    r.names.iter().map(|n| norm(n)).collect();
-                if let Some(p) = &r.names_file {
-                    let p = if p.is_absolute() {
-                        p.clone()
-                    } else {
-                        base_dir.join(p)
-                    };
-                    match std::fs::read_to_string(&p) {
-                        Ok(text) => names.extend(
-                            text.lines()
-                                .map(|l| l.split('#').next().unwrap_or("").trim())
-                                .filter(|l| !l.is_empty())
-                                .map(|l| norm(l.split_whitespace().last().unwrap_or(l))),
-                        ),
-                        Err(e) => {
-                            tracing::error!(rule = %r.name, file = %p.display(), error = %e, "alerts: names_file unreadable")
-                        }
-                    }
-                }
-                RuleState::Watch { names }
-            }
+            AlertKind::Watch => RuleState::Watch {
+                names: super::prefilter::watch_names(r, base_dir),
+            },
             AlertKind::NewDomain => {
                 let safe: String = r
                     .name
@@ -458,11 +438,11 @@ fn client_matches(r: &AlertRule, e: &LoggedEvent) -> bool {
     true
 }
 
-fn norm(s: &str) -> String {
+pub(super) fn norm(s: &str) -> String {
     s.trim().trim_end_matches('.').to_ascii_lowercase()
 }
 
 /// `a.b.c`, `b.c`, `c`.
-fn suffixes(name: &str) -> impl Iterator<Item = &str> {
+pub(super) fn suffixes(name: &str) -> impl Iterator<Item = &str> {
     std::iter::successors(Some(name), |n| n.split_once('.').map(|(_, rest)| rest))
 }

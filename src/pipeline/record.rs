@@ -150,6 +150,9 @@ impl Recorder {
             (_, Some(q)) => Arc::from(dnswire::name_to_string(q.qname)),
             (_, None) => Arc::from(""),
         };
+        if action == EventAction::Allowed && !self.log.wants_allowed(&qname, arrival.ts_us) {
+            return;
+        }
         let (category, list, rule, trigger) = match &decision.blocked {
             Some((r, t)) => (
                 Some(Cow::Borrowed(r.category.as_str())),

@@ -68,7 +68,14 @@ pub struct Consumer {
     pub queue: Arc<SinkQueue>,
     /// It wants allowed queries too, whatever `log_allowed` says for the sinks.
     pub all_actions: bool,
+    /// With `all_actions`: which allowed queries it wants, judged on the answer path from the
+    /// query name and the arrival time (µs since the epoch) before the event is built.
+    /// None: all of them.
+    pub allowed_filter: Option<NameFilter>,
 }
+
+/// See [`Consumer::allowed_filter`].
+pub type NameFilter = Arc<dyn Fn(&str, i64) -> bool + Send + Sync>;
 
 /// How long `shutdown` waits for the sinks to flush.
 pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
@@ -92,6 +99,7 @@ struct Inner {
     /// Consumers' queues (see [`Consumer`]); not counted in `stats`.
     consumers: Vec<Arc<SinkQueue>>,
     consumers_all: bool,
+    consumer_filter: Option<NameFilter>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
     reporter: Mutex<Option<JoinHandle<()>>>,
 }
@@ -120,6 +128,7 @@ impl QueryLog {
                 queues: Vec::new(),
                 consumers: Vec::new(),
                 consumers_all: false,
+                consumer_filter: None,
                 tasks: Mutex::new(Vec::new()),
                 reporter: Mutex::new(None),
             }),
@@ -147,6 +156,7 @@ impl QueryLog {
             if let Some(inner) = Arc::get_mut(&mut log.inner) {
                 inner.consumers.push(c.queue);
                 inner.consumers_all |= c.all_actions;
+                inner.consumer_filter = c.allowed_filter;
             }
         }
         Ok(log)
@@ -265,6 +275,7 @@ impl QueryLog {
                 queues,
                 consumers: Vec::new(),
                 consumers_all: false,
+                consumer_filter: None,
                 tasks: Mutex::new(tasks),
                 reporter: Mutex::new(Some(reporter)),
             }),
@@ -274,6 +285,18 @@ impl QueryLog {
     /// Would an event with this action be recorded? (Lets the answer path skip building it.)
     pub fn wants(&self, action: EventAction) -> bool {
         self.sinks_want(action) || self.consumers_want(action)
+    }
+
+    /// For an allowed query: would its event be recorded, now that its name is known?
+    /// (`wants` said yes for the action; a consumer's filter may still say no.)
+    pub fn wants_allowed(&self, qname: &str, ts_us: i64) -> bool {
+        self.sinks_want(EventAction::Allowed)
+            || (self.consumers_want(EventAction::Allowed)
+                && self
+                    .inner
+                    .consumer_filter
+                    .as_ref()
+                    .is_none_or(|f| f(qname, ts_us)))
     }
 
     fn sinks_want(&self, action: EventAction) -> bool {
