@@ -43,6 +43,9 @@ SAMPLE = int(os.environ.get("SOAK_SAMPLE_SECS", "10"))
 # The packet cache keeps every name (stale ones for a day) up to cache_size entries: small
 # enough that it is full after the warm-up, so RSS growth after it means something.
 CACHE_SIZE = int(os.environ.get("SOAK_CACHE_SIZE", "10000"))
+# The SQLite writer's page cache fills as the database grows, up to this bound, then stays:
+# small enough that it is full after the warm-up as well.
+SQLITE_CACHE_MB = int(os.environ.get("SOAK_SQLITE_CACHE_MB", "8"))
 WARMUP = int(os.environ.get("SOAK_WARMUP_SECS", str(SECS // 5)))
 DNSWARD = os.path.abspath(os.environ.get("DNSWARD") or (
     os.path.join(REPO, "target/release/dnsward")
@@ -608,8 +611,8 @@ def run(procs):
             '[feeds]\ncache_dir = "feeds"\n'
             '[[rpz]]\nprimary = "127.0.0.1:%d"\nzone = "rpz.soak."\nname = "central"\nnotify_listen = "127.0.0.1:%d"\n'
             '[admin]\nlisten = "127.0.0.1:%d"\ntoken_file = "admin.token"\n'
-            '[querylog]\nsqlite = "log.db"\nclickhouse = "http://127.0.0.1:%d"\nclickhouse_spool_mb = 1\nclickhouse_spool_dir = "spool"\n'
-            % (dns_port, dot_port, doh_port, auth_port, CACHE_SIZE, feed_port, prim_rpz, notify_port, admin_port, ch_port))
+            '[querylog]\nsqlite = "log.db"\nsqlite_cache_mb = %d\nclickhouse = "http://127.0.0.1:%d"\nclickhouse_spool_mb = 1\nclickhouse_spool_dir = "spool"\n'
+            % (dns_port, dot_port, doh_port, auth_port, CACHE_SIZE, feed_port, prim_rpz, notify_port, admin_port, SQLITE_CACHE_MB, ch_port))
     out = subprocess.run([DNSWARD, "logs", "--config", cfg, "init-clickhouse"], capture_output=True, text=True)
     say("init-clickhouse:", (out.stdout + out.stderr).strip())
     dw = procs.start("dnsward", [DNSWARD, "serve", "--config", cfg], cwd=W)
@@ -775,6 +778,7 @@ def run(procs):
         "secs": SECS,
         "qps": QPS,
         "faults": sorted(kinds),
+        "sqlite_cache_mb": SQLITE_CACHE_MB,
         "binary": DNSWARD,
         "queries_sent": stats.sent,
         "answered": stats.answered,

@@ -157,9 +157,15 @@ pub(crate) fn validate_ascii_name(n: &[u8]) -> Result<(), &'static str> {
 }
 
 /// The immutable name table.
+/// Entries placed per step of `NameTable::build`'s backward pass.
+const PLACE_CHUNK: usize = 4096;
+
 pub struct NameTable {
-    /// Slots; `cap` home slots plus overflow, always ending with an empty slot.
-    slots: Box<[NameEntry]>,
+    /// Slots; `cap` home slots plus overflow, always ending with an empty slot. A `Vec`, not
+    /// a boxed slice: shrinking the list parse's generous reservation would copy the whole
+    /// table while the old snapshot is still alive; its unused tail is never written, so it
+    /// is address space, not memory.
+    slots: Vec<NameEntry>,
     cap: u64,
     len: usize,
     /// Bit `min(labels, 63)` is set when some entry's name has that many
@@ -190,25 +196,42 @@ impl NameTable {
         });
         let n = v.len();
         let cap = (n + n / 4).max(1) as u64;
-        // Forward pass: final positions.
-        let mut pos: Vec<u32> = Vec::with_capacity(n);
+        // Forward pass: final positions, pos(k) = max(home(k), pos(k-1) + 1). Only the first
+        // of every PLACE_CHUNK is kept (a whole array would be 4 bytes an entry, a reload's
+        // peak memory); the backward pass recomputes each chunk's from it.
+        let mut chunk_first: Vec<u32> = Vec::with_capacity(n / PLACE_CHUNK + 1);
         let mut next = 0u64;
-        for e in &v {
+        for (k, e) in v.iter().enumerate() {
             let p = home(e.hash, cap).max(next);
-            pos.push(p as u32);
+            if k % PLACE_CHUNK == 0 {
+                chunk_first.push(p as u32);
+            }
             next = p + 1;
         }
         let total = next.max(cap) as usize + 1; // + trailing empty slot
         v.resize(total, EMPTY);
-        // Backward pass, in place: pos[k] >= k, so nothing unmoved is overwritten.
-        for k in (0..n).rev() {
-            let e = v[k];
-            v[k] = EMPTY;
-            v[pos[k] as usize] = e;
+        // Backward pass, in place, a chunk at a time: pos(k) >= k, so nothing unmoved is
+        // overwritten, and a chunk's entries are still where the sort left them when its
+        // positions are recomputed (later chunks only moved further up).
+        let mut pos: Vec<u32> = Vec::with_capacity(PLACE_CHUNK.min(n));
+        for (c, &first) in chunk_first.iter().enumerate().rev() {
+            let lo = c * PLACE_CHUNK;
+            let hi = (lo + PLACE_CHUNK).min(n);
+            pos.clear();
+            let mut p = u64::from(first);
+            pos.push(first);
+            for e in &v[lo + 1..hi] {
+                p = home(e.hash, cap).max(p + 1);
+                pos.push(p as u32);
+            }
+            for k in (lo..hi).rev() {
+                let e = v[k];
+                v[k] = EMPTY;
+                v[pos[k - lo] as usize] = e;
+            }
         }
-        drop(pos);
         NameTable {
-            slots: v.into_boxed_slice(),
+            slots: v,
             cap,
             len: n,
             label_mask,
@@ -424,6 +447,31 @@ mod tests {
             true
         });
         assert_eq!(n, 0);
+    }
+
+    #[test]
+    fn clusters_longer_than_a_placement_chunk_are_placed_in_order() {
+        // 3 entries a hash, all hashes in the lowest 1/1000 of the range: one long run of
+        // displaced entries over several of build's chunks.
+        let n = 3 * PLACE_CHUNK as u32 + 123;
+        let v: Vec<_> = (0..n)
+            .map(|i| NameEntry {
+                hash: u64::from(i / 3) << 40,
+                line: i,
+                list: (i % 3) as u16,
+                kind: Kind::Subtree,
+                act: Act::Block,
+            })
+            .collect();
+        let t = NameTable::build(v, u64::MAX);
+        assert_eq!(t.len(), n as usize);
+        let hashes: Vec<u64> = t.iter().map(|e| e.hash).collect();
+        assert!(hashes.windows(2).all(|w| w[0] <= w[1]), "slots in hash order");
+        for h in 0..n.div_ceil(3) {
+            let found = t.lookup(u64::from(h) << 40);
+            assert_eq!(found.len(), if h < n / 3 { 3 } else { (n % 3) as usize });
+            assert!(found.iter().all(|e| e.line / 3 == h));
+        }
     }
 
     #[test]

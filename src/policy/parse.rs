@@ -26,7 +26,7 @@ use std::sync::Arc;
 use ipnet::IpNet;
 
 use super::ips::IpEntry;
-use super::names::{hash_name, label_bit, normalize_name, Act, Kind, NameEntry};
+use super::names::{hash_name, label_bit, normalize_name, Act, Kind, NameEntry, NameTable};
 use super::{Category, ListFormat, ListSpec, LocalRecord};
 
 /// Longest line accepted (bytes, without the newline).
@@ -201,8 +201,16 @@ fn parse_list_with(
         }
         _ => false,
     };
+    let file_len = file.metadata().map_or(0, |m| m.len());
     let reader = BufReader::with_capacity(64 * 1024, io::Cursor::new(head).chain(file));
     let mut sink = Sink::new(list_id, spec.category, path);
+    // Reserve for as many names as the file could hold, plus the table's slack, so the
+    // entries never move while they grow (a doubling copies them and, for a moment, holds
+    // both) and the snapshot can take them as they are (see `Snapshot::build_grouped`).
+    // Pages never written are never resident: an over-estimate costs address space only.
+    sink.out.names.reserve_exact(NameTable::capacity_for(
+        usize::try_from(file_len / MIN_BYTES_PER_NAME).unwrap_or(0),
+    ));
     if collect {
         sink.collected = Some(CollectedRules::default());
     }
@@ -406,6 +414,10 @@ impl<R: BufRead> LineReader<R> {
         }
     }
 }
+
+/// The shortest line that holds a name, `a.b` and its line end: the most names a file of a
+/// given size can hold, for reserving (see `parse_list_with`).
+const MIN_BYTES_PER_NAME: u64 = 4;
 
 /// Collects entries, bad lines and warnings while a list is parsed.
 pub(crate) struct Sink<'p> {

@@ -46,6 +46,8 @@ fn next_id() -> u64 {
 /// The rules of a snapshot being built, list after list.
 struct Entries {
     names: Vec<NameEntry>,
+    /// What `names` must hold for `NameTable::build` not to reallocate.
+    names_capacity: usize,
     ips: Vec<IpEntry>,
     label_mask: u64,
 }
@@ -62,7 +64,13 @@ impl Entries {
         meta.rpz = p.format == ListFormat::Rpz;
         meta.local = Arc::new(std::mem::take(&mut p.local));
         self.label_mask |= p.label_mask;
-        self.names.append(&mut p.names);
+        if self.names.is_empty() && p.names.capacity() >= self.names_capacity {
+            // The parse reserved enough (usually, with one big list): no copy at all.
+            std::mem::swap(&mut self.names, &mut p.names);
+        } else {
+            self.reserve_names();
+            self.names.append(&mut p.names);
+        }
         self.ips.append(&mut p.ips);
         rep.entries = p.entries;
         rep.bad_lines = p.bad_lines;
@@ -70,6 +78,14 @@ impl Entries {
         rep.warnings = p.warnings;
         rep.format = p.format;
         tracing::info!(list = %spec.name, file = %spec.path.display(), entries = p.entries, bad_lines = p.bad_lines, "list loaded");
+    }
+
+    /// Room for every name of the snapshot at once, so that appending never doubles.
+    fn reserve_names(&mut self) {
+        if self.names.capacity() < self.names_capacity {
+            self.names
+                .reserve_exact(self.names_capacity - self.names.len());
+        }
     }
 
     /// A list that failed as a whole: the report says why, and the previous snapshot's
@@ -101,6 +117,7 @@ impl Entries {
         let force_allow = spec.category == Category::Allow;
         let fix = |act: Act| if force_allow { Act::Allow } else { act };
         let before = self.names.len() + self.ips.len();
+        self.reserve_names();
         self.names
             .extend(p.names.iter().filter(|e| e.list == old).map(|e| NameEntry {
                 list: new,
@@ -164,7 +181,8 @@ impl Snapshot {
             .map(|r| r.as_ref().map(|p| p.name_entries()).unwrap_or(0))
             .sum();
         let mut acc = Entries {
-            names: Vec::with_capacity(NameTable::capacity_for(total)),
+            names: Vec::new(),
+            names_capacity: NameTable::capacity_for(total),
             ips: Vec::new(),
             label_mask: 0,
         };

@@ -40,6 +40,9 @@ fn default_clickhouse_table() -> String {
 fn default_clickhouse_spool_mb() -> u64 {
     256
 }
+fn default_sqlite_cache_mb() -> u64 {
+    64
+}
 
 /// The `[querylog]` table of config.toml.
 #[derive(Clone, Debug, Deserialize)]
@@ -48,6 +51,10 @@ pub struct QueryLogConfig {
     /// SQLite database (WAL mode); the `dnsward logs` commands read it.
     #[serde(default)]
     pub sqlite: Option<PathBuf>,
+    /// The SQLite writer's page cache, the bound of its memory (it fills as the database
+    /// grows, then stays): large enough for the indexes' hot pages under load.
+    #[serde(default = "default_sqlite_cache_mb")]
+    pub sqlite_cache_mb: u64,
     /// JSON lines file, rotated by size to `file.1` .. `file.<jsonl_keep>`.
     #[serde(default)]
     pub jsonl: Option<PathBuf>,
@@ -117,6 +124,7 @@ impl Default for QueryLogConfig {
     fn default() -> Self {
         QueryLogConfig {
             sqlite: None,
+            sqlite_cache_mb: default_sqlite_cache_mb(),
             jsonl: None,
             dnstap: None,
             log_allowed: true,
@@ -150,6 +158,12 @@ impl QueryLogConfig {
         }
         if empty(&self.jsonl) {
             p.push("querylog.jsonl: empty path".to_string());
+        }
+        if !(1..=65_536).contains(&self.sqlite_cache_mb) {
+            p.push(format!(
+                "querylog.sqlite_cache_mb: {} is outside 1..=65536",
+                self.sqlite_cache_mb
+            ));
         }
         if empty(&self.hash_key_file) {
             p.push("querylog.hash_key_file: empty path".to_string());

@@ -211,6 +211,7 @@ impl QueryLog {
             let mut sink =
                 sinks::sqlite::SqliteSink::new(path.clone(), cfg.retention_days, cfg.max_size_mb);
             sink.keep_allowed = cfg.sqlite_log_allowed.unwrap_or(cfg.log_allowed);
+            sink.cache_mb = cfg.sqlite_cache_mb;
             tasks.push(tokio::spawn(sinks::run_blocking_sink(
                 sink,
                 q.clone(),

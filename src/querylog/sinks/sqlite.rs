@@ -355,6 +355,8 @@ pub struct SqliteSink {
     path: PathBuf,
     retention_days: Option<u32>,
     max_size_mb: Option<u64>,
+    /// `[querylog] sqlite_cache_mb`
+    pub cache_mb: u64,
     conn: Option<Connection>,
 }
 
@@ -365,6 +367,7 @@ impl SqliteSink {
             path,
             retention_days,
             max_size_mb,
+            cache_mb: 64,
             conn: None,
         }
     }
@@ -378,12 +381,20 @@ impl BlockingSink for SqliteSink {
         self.conn.is_some()
     }
     fn open(&mut self) -> Result<(), SinkError> {
-        self.conn = Some(
-            open_for_writing(&self.path).map_err(|source| SinkError::SqliteOpen {
+        let conn = open_for_writing(&self.path).map_err(|source| SinkError::SqliteOpen {
+            path: self.path.clone(),
+            source,
+        })?;
+        let kib = i64::try_from(self.cache_mb.saturating_mul(1024)).unwrap_or(i64::MAX);
+        conn.pragma_update(None, "cache_size", -kib)
+            .map_err(|e| SinkError::SqliteOpen {
                 path: self.path.clone(),
-                source,
-            })?,
-        );
+                source: OpenError::Step {
+                    step: "cache_size",
+                    source: e,
+                },
+            })?;
+        self.conn = Some(conn);
         Ok(())
     }
     fn write_batch(&mut self, batch: &[Queued]) -> Result<u64, SinkError> {
