@@ -72,3 +72,20 @@ async fn tsig_checked_transfer_with_overflowing_record_counts() {
     let r = transfer(primary, &zone, None, Some(&key), Limits::new(100)).await;
     assert!(matches!(r, Err(XfrError::Malformed(..))), "{:?}", r.err());
 }
+
+/// config: a malformed copy of the shipped config.toml made toml_edit panic ("all items have
+/// spans") while the loader located problems: `dnsward check` and `serve` crashed on it
+/// instead of reporting it.
+#[test]
+fn a_config_that_makes_the_toml_parser_panic_is_a_problem_not_a_crash() {
+    let bytes =
+        include_bytes!("../fuzz/seeds/config/crash-a7235ad23eb713e83148f279f05728d2663e5a86");
+    let text = std::str::from_utf8(bytes).expect("the fuzzer only feeds UTF-8 to the loader");
+    let path = std::path::Path::new("/nonexistent/dnsward.toml");
+    let problems = dnsward::config::Config::from_text(text, path).expect_err("not a valid config");
+    assert!(!problems.is_empty());
+    assert!(
+        problems.iter().all(|p| !p.message.is_empty()),
+        "{problems:?}"
+    );
+}

@@ -35,6 +35,13 @@ impl fmt::Display for ConfigProblem {
     }
 }
 
+/// `Document::parse`, None when the parser panics: toml_edit 0.23.10 panics ("all items
+/// have spans") on some malformed files (found by `fuzz/` target `config`); a bad config must
+/// be a problem to report, never a crash of `dnsward check` or `serve`.
+fn parse_document(text: &str) -> Option<Result<Document<String>, toml_edit::TomlError>> {
+    std::panic::catch_unwind(|| Document::parse(text.to_string())).ok()
+}
+
 /// How many problems one file may report before we stop looking (bounds the retry loop).
 const MAX_PROBLEMS: usize = 64;
 
@@ -43,9 +50,17 @@ pub(crate) fn deserialize_all<T: DeserializeOwned>(
     path: &Path,
 ) -> Result<T, Vec<ConfigProblem>> {
     let locator = Locator::new(text, path);
-    let doc = match Document::parse(text) {
-        Ok(doc) => doc,
-        Err(e) => {
+    let doc = match parse_document(text) {
+        Some(Ok(doc)) => doc,
+        None => {
+            return Err(vec![ConfigProblem {
+                file: path.to_path_buf(),
+                line: None,
+                key: String::new(),
+                message: "not valid TOML: the TOML parser gave up on this file".into(),
+            }]);
+        }
+        Some(Err(e)) => {
             let line = e.span().map(|s| locator.line_of(s.start));
             return Err(vec![ConfigProblem {
                 file: path.to_path_buf(),
@@ -190,7 +205,7 @@ impl Locator {
         Self {
             file: path.to_path_buf(),
             line_starts,
-            doc: Document::parse(text.to_string()).ok(),
+            doc: parse_document(text).and_then(Result::ok),
         }
     }
 

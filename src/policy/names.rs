@@ -466,7 +466,10 @@ mod tests {
         let t = NameTable::build(v, u64::MAX);
         assert_eq!(t.len(), n as usize);
         let hashes: Vec<u64> = t.iter().map(|e| e.hash).collect();
-        assert!(hashes.windows(2).all(|w| w[0] <= w[1]), "slots in hash order");
+        assert!(
+            hashes.windows(2).all(|w| w[0] <= w[1]),
+            "slots in hash order"
+        );
         for h in 0..n.div_ceil(3) {
             let found = t.lookup(u64::from(h) << 40);
             assert_eq!(found.len(), if h < n / 3 { 3 } else { (n % 3) as usize });
