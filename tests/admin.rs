@@ -29,15 +29,6 @@ fn admin_config(h: &Hierarchy, with_token: bool) -> String {
         )
 }
 
-/// The value of the first sample line starting with `prefix` (labels included) in a scrape.
-fn sample(metrics: &str, prefix: &str) -> f64 {
-    metrics
-        .lines()
-        .filter(|l| !l.starts_with('#') && l.starts_with(prefix))
-        .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
-        .sum()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_move_with_traffic() {
     let h = Hierarchy::start("").await;
@@ -214,10 +205,7 @@ async fn runtime_entries_block_at_once_are_traceable_expire_and_survive_a_restar
         201
     );
     assert_eq!(
-        ask(dns, "mail.example.com.", RecordType::A)
-            .await
-            .metadata
-            .response_code,
+        rcode(dns, "mail.example.com.", RecordType::A).await,
         ResponseCode::NXDomain
     );
 
@@ -230,12 +218,7 @@ async fn runtime_entries_block_at_once_are_traceable_expire_and_survive_a_restar
     let mut expired = false;
     for _ in 0..40 {
         tokio::time::sleep(Duration::from_millis(200)).await;
-        if ask(dns, "mail.example.com.", RecordType::A)
-            .await
-            .metadata
-            .response_code
-            == ResponseCode::NoError
-        {
+        if rcode(dns, "mail.example.com.", RecordType::A).await == ResponseCode::NoError {
             expired = true;
             break;
         }
@@ -247,10 +230,7 @@ async fn runtime_entries_block_at_once_are_traceable_expire_and_survive_a_restar
     let d = start_dnsward_text(&text, dir).await;
     let (dns, admin) = (d.addrs()[0], d.admin_addr().unwrap());
     assert_eq!(
-        ask(dns, "www.example.com.", RecordType::A)
-            .await
-            .metadata
-            .response_code,
+        rcode(dns, "www.example.com.", RecordType::A).await,
         ResponseCode::NXDomain
     );
     let (status, _) = http(
@@ -327,10 +307,7 @@ async fn reload_and_cache_flush_routes_act() {
     assert_eq!(report["lists"][0]["name"], "feed");
     assert_eq!(report["lists"][0]["entries"], 2);
     assert_eq!(
-        ask(dns, "mail.example.com.", RecordType::A)
-            .await
-            .metadata
-            .response_code,
+        rcode(dns, "mail.example.com.", RecordType::A).await,
         ResponseCode::NXDomain
     );
     d.shutdown().await;

@@ -11,7 +11,6 @@ mod dnssec_support;
 #[path = "feed_server/mod.rs"]
 mod feed_server;
 
-use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -26,7 +25,6 @@ use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
-const BIN: &str = env!("CARGO_BIN_EXE_dnsward");
 const KEY: &str = "s3cret-key";
 const TOKEN: &str = "alerts-test-token-0123456789";
 
@@ -39,6 +37,25 @@ struct Hook {
 }
 
 impl Hook {
+    /// A receiver on a free loopback port: the hook and its port.
+    async fn start() -> (Hook, u16) {
+        let hook = Hook::default();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        hook.serve(listener).await;
+        (hook, port)
+    }
+
+    /// Waits (at most `secs`) for the first alert, then `quiet` seconds more for any that
+    /// should not come: the one alert received (signature checked).
+    async fn only_alert(&self, what: &str, secs: u64, quiet: u64) -> serde_json::Value {
+        eventually(what, secs, || !self.got.lock().unwrap().is_empty()).await;
+        tokio::time::sleep(Duration::from_secs(quiet)).await;
+        let alerts = self.alerts();
+        assert_eq!(alerts.len(), 1, "{what}: {alerts:#?}");
+        alerts.into_iter().next().unwrap()
+    }
+
     async fn serve(&self, listener: tokio::net::TcpListener) -> tokio::task::JoinHandle<()> {
         async fn post(State(h): State<Hook>, headers: HeaderMap, body: Bytes) -> StatusCode {
             h.tries.fetch_add(1, Ordering::SeqCst);
@@ -152,23 +169,6 @@ async fn syslog_receiver() -> (u16, Arc<Mutex<Vec<String>>>) {
 }
 
 /// Waits (bounded) until `f` holds.
-async fn until(what: &str, secs: u64, f: impl Fn() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-async fn ask_from(from: &str, server: SocketAddr, name: &str) -> hickory_proto::op::Message {
-    let from: IpAddr = from.parse().unwrap();
-    let msg = query_message(name, RecordType::A, Some(1232));
-    let bytes = udp_raw_from(from, server, &msg.to_vec().unwrap(), Duration::from_secs(5))
-        .await
-        .expect("an answer");
-    hickory_proto::op::Message::from_vec(&bytes).unwrap()
-}
-
 fn write_common(dir: &Path) {
     std::fs::write(
         dir.join("threats.txt"),
@@ -184,10 +184,7 @@ async fn each_kind_fires_once_through_webhook_mail_and_syslog() {
     let h = Hierarchy::start("").await;
     let dir = h.dir.path();
     write_common(dir);
-    let hook = Hook::default();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let hook_port = listener.local_addr().unwrap().port();
-    hook.serve(listener).await;
+    let (hook, hook_port) = Hook::start().await;
     let (smtp_port, mails) = smtp_receiver().await;
     let (syslog_port, logs) = syslog_receiver().await;
     let extra = format!(
@@ -251,11 +248,11 @@ email = ["oncall@agency.example"]
 
     // watch + new domain: www.other.net, twice (one alert each).
     for _ in 0..2 {
-        let m = ask_from("127.0.0.1", addr, "www.other.net.").await;
+        let m = ask_from("127.0.0.1", addr, "www.other.net.", RecordType::A).await;
         assert_eq!(m.metadata.response_code, ResponseCode::NoError);
     }
     // An ignored suffix: no new-domain alert for example.com.
-    ask_from("127.0.0.1", addr, "www.example.com.").await;
+    ask_from("127.0.0.1", addr, "www.example.com.", RecordType::A).await;
     // client threshold: three blocked names, then three more (de-duplicated).
     for n in [
         "bad1.test.",
@@ -265,12 +262,12 @@ email = ["oncall@agency.example"]
         "bad2.test.",
         "bad3.test.",
     ] {
-        let m = ask_from("127.0.0.1", addr, n).await;
+        let m = ask_from("127.0.0.1", addr, n, RecordType::A).await;
         assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
     }
-    until("two webhooks", 15, || hook.got.lock().unwrap().len() >= 2).await;
-    until("a syslog message", 10, || !logs.lock().unwrap().is_empty()).await;
-    until("a mail", 10, || !mails.lock().unwrap().is_empty()).await;
+    eventually("two webhooks", 15, || hook.got.lock().unwrap().len() >= 2).await;
+    eventually("a syslog message", 10, || !logs.lock().unwrap().is_empty()).await;
+    eventually("a mail", 10, || !mails.lock().unwrap().is_empty()).await;
     // Give de-duplication its chance to fail.
     tokio::time::sleep(Duration::from_secs(3)).await;
 
@@ -462,7 +459,7 @@ secret_file = "hook.key"
     ];
     for c in clients {
         let t = Instant::now();
-        let m = ask_from(c, addr, "bad1.test.").await;
+        let m = ask_from(c, addr, "bad1.test.", RecordType::A).await;
         assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
         assert!(
             t.elapsed() < Duration::from_millis(500),
@@ -472,11 +469,11 @@ secret_file = "hook.key"
     }
     let outbox = dir.join("alert-state/outbox/webhook");
     let pending = || std::fs::read_dir(&outbox).map_or(0, |r| r.count());
-    until("five deliveries waiting", 10, || pending() == 5).await;
+    eventually("five deliveries waiting", 10, || pending() == 5).await;
     // DNS stays fast while the worker retries.
     for _ in 0..20 {
         let t = Instant::now();
-        ask_from("127.0.0.1", addr, "www.example.com.").await;
+        ask_from("127.0.0.1", addr, "www.example.com.", RecordType::A).await;
         assert!(
             t.elapsed() < Duration::from_millis(500),
             "DNS slowed: {:?}",
@@ -497,7 +494,7 @@ secret_file = "hook.key"
         .await
         .unwrap();
     hook.serve(listener).await;
-    until("five alerts delivered", 20, || {
+    eventually("five alerts delivered", 20, || {
         hook.got.lock().unwrap().len() >= 5
     })
     .await;
@@ -527,50 +524,28 @@ secret_file = "hook.key"
 fn config_errors_are_named_with_file_and_line() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bad.toml");
-    std::fs::write(
+    check_rejects(
         &path,
         "[[groups]]\nname = \"kids\"\nclients = [\"10.1.0.0/16\"]\nlists = []\n\n[[alerts]]\nname = \"a\"\nkind = \"client_threshold\"\ncount = 3\ngroup = \"nobody\"\nwebhook = \"ftp://x\"\n\n[[alerts]]\nname = \"b\"\nkind = \"watch\"\nnames = [\"ok.example\", \"not a name\"]\nemail = [\"nobody-at-all\"]\n\n[[alerts]]\nname = \"c\"\nkind = \"client_threshold\"\ncount = 2\nsyslog = \"udp://x\"\n",
-    )
-    .unwrap();
-    let out = Command::new(BIN)
-        .args(["check", "--config"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    for expected in [
-        "bad.toml:10: alerts[0].group",
-        "bad.toml:11: alerts[0].webhook",
-        "bad.toml:16: alerts[1].names[1]",
-        "bad.toml:17: alerts[1].email[0]",
-        "bad.toml:17: alerts[1].email",
-        "bad.toml:23: alerts[2].syslog",
-    ] {
-        assert!(err.contains(expected), "missing {expected:?} in:\n{err}");
-    }
-    let out = Command::new(BIN)
-        .args(["serve", "--config"])
-        .arg(&path)
-        .output()
-        .unwrap();
+        &[
+            "bad.toml:10: alerts[0].group",
+            "bad.toml:11: alerts[0].webhook",
+            "bad.toml:16: alerts[1].names[1]",
+            "bad.toml:17: alerts[1].email[0]",
+            "bad.toml:17: alerts[1].email",
+            "bad.toml:23: alerts[2].syslog",
+        ],
+    );
+    let out = dnsward_cmd("serve", &path, &[]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("bad.toml:11: alerts[0].webhook"));
 
     // An unknown category or kind is a parse error, with its line too.
-    std::fs::write(
+    check_rejects(
         &path,
         "[[alerts]]\nname = \"c\"\nkind = \"client_threshold\"\ncount = 2\ncategory = \"spam\"\nwebhook = \"https://x.example/h\"\n\n[[alerts]]\nname = \"d\"\nkind = \"sometimes\"\n",
-    )
-    .unwrap();
-    let out = Command::new(BIN)
-        .args(["check", "--config"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("bad.toml:5: alerts[0].category"), "{err}");
-    assert!(err.contains("bad.toml:10: alerts[1].kind"), "{err}");
+        &["bad.toml:5: alerts[0].category", "bad.toml:10: alerts[1].kind"],
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -583,52 +558,30 @@ async fn dnssec_bogus_answers_raise_one_alert_per_zone() {
     let authority = dnssec_support::Authority::start(signed.clone()).await;
     let dir = tempfile::tempdir().unwrap();
     write_common(dir.path());
-    std::fs::write(
-        dir.path().join("root.hints"),
-        format!(
-            ".  3600000 IN NS a.root.test.\na.root.test. 3600000 IN A {}\n",
-            authority.addr.ip()
-        ),
-    )
-    .unwrap();
-    std::fs::write(
-        dir.path().join("anchor.ds"),
-        format!("{}\n", signed.zone(".").ds_line()),
-    )
-    .unwrap();
-    let hook = Hook::default();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let hook_port = listener.local_addr().unwrap().port();
-    hook.serve(listener).await;
+    let resolver = authority.validating_resolver(&signed, dir.path());
+    let (hook, hook_port) = Hook::start().await;
     let text = format!(
-        "[server]\nlisten = [\"127.0.0.1:0\"]\nudp_workers = 1\n[resolver]\nroot_hints = \"root.hints\"\nupstream_port = {}\ntimeout_ms = 3000\ndnssec = \"validate\"\ntrust_anchor = \"anchor.ds\"\n\n[alerting]\nhistory = \"alerts.db\"\nstate_dir = \"alert-state\"\n\n[[alerts]]\nname = \"bogus\"\nkind = \"dnssec_bogus\"\ncount = 2\nwindow = \"1m\"\nwebhook = \"http://127.0.0.1:{hook_port}/hook\"\nsecret_file = \"hook.key\"\n",
-        authority.addr.port()
+        "[server]\nlisten = [\"127.0.0.1:0\"]\nudp_workers = 1\n{resolver}\n[alerting]\nhistory = \"alerts.db\"\nstate_dir = \"alert-state\"\n\n[[alerts]]\nname = \"bogus\"\nkind = \"dnssec_bogus\"\ncount = 2\nwindow = \"1m\"\nwebhook = \"http://127.0.0.1:{hook_port}/hook\"\nsecret_file = \"hook.key\"\n"
     );
     let d = start_dnsward_text(&text, dir.path()).await;
     let addr = d.addrs()[0];
     // One bogus answer is below the rate; a good zone raises nothing.
-    let m = ask_from("127.0.0.1", addr, "www.badsig.").await;
+    let m = ask_from("127.0.0.1", addr, "www.badsig.", RecordType::A).await;
     assert_eq!(m.metadata.response_code, ResponseCode::ServFail);
-    ask_from("127.0.0.1", addr, "www.secure.").await;
+    ask_from("127.0.0.1", addr, "www.secure.", RecordType::A).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert!(hook.got.lock().unwrap().is_empty());
     for _ in 0..4 {
-        let m = ask_from("127.0.0.1", addr, "www.badsig.").await;
+        let m = ask_from("127.0.0.1", addr, "www.badsig.", RecordType::A).await;
         assert_eq!(m.metadata.response_code, ResponseCode::ServFail);
     }
-    until("the bogus alert", 15, || {
-        !hook.got.lock().unwrap().is_empty()
-    })
-    .await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let alerts = hook.alerts();
-    assert_eq!(alerts.len(), 1, "{alerts:#?}");
-    let msg = alerts[0]["message"].as_str().unwrap();
+    let alert = hook.only_alert("the bogus alert", 15, 3).await;
+    let msg = alert["message"].as_str().unwrap();
     assert!(
         msg.contains("DNSSEC validation fails for www.badsig") && msg.contains("(EDE "),
         "{msg}"
     );
-    assert_eq!(alerts[0]["kind"], "dnssec_bogus");
+    assert_eq!(alert["kind"], "dnssec_bogus");
     d.shutdown().await;
 }
 
@@ -642,28 +595,19 @@ async fn the_scheduled_audit_alerts_on_new_critical_findings() {
         "shop.example.com\nwww.example.com\n",
     )
     .unwrap();
-    let hook = Hook::default();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let hook_port = listener.local_addr().unwrap().port();
-    hook.serve(listener).await;
+    let (hook, hook_port) = Hook::start().await;
     let extra = format!(
         "\n[audit]\ninventory = \"inventory.txt\"\ninterval = \"2s\"\n\n[alerting]\nhistory = \"alerts.db\"\nstate_dir = \"alert-state\"\n\n[[alerts]]\nname = \"audit-critical\"\nkind = \"audit\"\nwebhook = \"http://127.0.0.1:{hook_port}/hook\"\nsecret_file = \"hook.key\"\n"
     );
     let d = start_dnsward_text(&(h.config_text("") + &extra), dir).await;
-    until("the audit alert", 20, || {
-        !hook.got.lock().unwrap().is_empty()
-    })
-    .await;
-    // Later runs find the same finding: not new, no second alert.
-    tokio::time::sleep(Duration::from_secs(5)).await;
-    let alerts = hook.alerts();
-    assert_eq!(alerts.len(), 1, "{alerts:#?}");
-    let msg = alerts[0]["message"].as_str().unwrap();
+    // Later runs (every 2 s) find the same finding: not new, no second alert.
+    let alert = hook.only_alert("the audit alert", 20, 5).await;
+    let msg = alert["message"].as_str().unwrap();
     assert!(
         msg.contains("audit: shop.example.com (dangling_cname)") && msg.contains("takeover risk"),
         "{msg}"
     );
-    assert_eq!(alerts[0]["names"][0]["name"], "shop.example.com");
+    assert_eq!(alert["names"][0]["name"], "shop.example.com");
     d.shutdown().await;
 }
 
@@ -672,10 +616,7 @@ async fn feed_failures_and_query_log_drops_raise_alerts() {
     let h = Hierarchy::start("").await;
     let dir = h.dir.path();
     write_common(dir);
-    let hook = Hook::default();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let hook_port = listener.local_addr().unwrap().port();
-    hook.serve(listener).await;
+    let (hook, hook_port) = Hook::start().await;
     let closed = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -695,9 +636,15 @@ async fn feed_failures_and_query_log_drops_raise_alerts() {
     let d = start_dnsward_text(&text, dir).await;
     let addr = d.addrs()[0];
     for i in 0..60 {
-        ask_from("127.0.0.1", addr, &format!("n{i}.example.com.")).await;
+        ask_from(
+            "127.0.0.1",
+            addr,
+            &format!("n{i}.example.com."),
+            RecordType::A,
+        )
+        .await;
     }
-    until("two alerts", 20, || hook.got.lock().unwrap().len() >= 2).await;
+    eventually("two alerts", 20, || hook.got.lock().unwrap().len() >= 2).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let alerts = hook.alerts();
     let feed: Vec<_> = alerts.iter().filter(|a| a["rule"] == "feeds").collect();

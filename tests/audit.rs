@@ -16,10 +16,8 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use hickory_proto::op::ResponseCode;
-use hickory_proto::rr::{RData, RecordType};
+use hickory_proto::rr::RecordType;
 use scripted::{Behaviour, Net, Reply, Running};
-
-const BIN: &str = env!("CARGO_BIN_EXE_dnsward");
 
 /// The agency's world: root .1, TLD server .2 (vn., com.), agency.vn on .3 and .4, lame.vn
 /// and moved.vn on .5 (lame.vn's second server .6 refuses everything), the hosting and
@@ -107,7 +105,7 @@ fn setup(h: &Running, dir: &Path, inventory: &str, extra: &str) -> (PathBuf, Pat
 
 /// Runs the binary off the test's runtime threads (the fake servers must keep answering).
 async fn audit(cfg: &Path, inv: &Path, extra: &[&str]) -> Output {
-    let mut cmd = Command::new(BIN);
+    let mut cmd = Command::new(common::BIN);
     cmd.arg("audit")
         .arg("--config")
         .arg(cfg)
@@ -345,10 +343,7 @@ async fn write_abandoned_blocks_the_name_on_a_running_server() {
     let deadline = Instant::now() + Duration::from_secs(15);
     let blocked = loop {
         let m = common::ask(addr, "shop.agency.vn.", RecordType::A).await;
-        let by_list = m.authorities.iter().any(|r| {
-            matches!(&r.data, RData::SOA(s) if s.mname.to_ascii() == "abandoned.policy.dnsward.")
-        });
-        if by_list {
+        if common::blocking_list(&m).as_deref() == Some("abandoned") {
             break m;
         }
         assert!(Instant::now() < deadline, "not blocked in time: {m:?}");
@@ -372,28 +367,8 @@ async fn dnssec_bogus_and_signed_zones() {
     let signed = dnssec_support::Hierarchy::build_at(now, |_| {});
     let authority = dnssec_support::Authority::start(signed.clone()).await;
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("root.hints"),
-        format!(
-            ".  3600000 IN NS a.root.test.\na.root.test. 3600000 IN A {}\n",
-            authority.addr.ip()
-        ),
-    )
-    .unwrap();
-    std::fs::write(
-        dir.path().join("anchor.ds"),
-        format!("{}\n", signed.zone(".").ds_line()),
-    )
-    .unwrap();
     let cfg = dir.path().join("dnsward.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[resolver]\nroot_hints = \"root.hints\"\nupstream_port = {}\ntimeout_ms = 3000\ndnssec = \"validate\"\ntrust_anchor = \"anchor.ds\"\n",
-            authority.addr.port()
-        ),
-    )
-    .unwrap();
+    std::fs::write(&cfg, authority.validating_resolver(&signed, dir.path())).unwrap();
     let inv = dir.path().join("inventory.txt");
     std::fs::write(&inv, "www.badsig\nwww.secure\nsecure\n").unwrap();
     let out = audit(&cfg, &inv, &[]).await;

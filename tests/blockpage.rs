@@ -6,7 +6,7 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -14,8 +14,6 @@ use common::tls::{TestCa, SERVER_NAME};
 use common::*;
 use dnsward::blockpage::reference::reference;
 use hickory_proto::rr::RecordType;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 const BLOCKED: &str = "c2.evil.example.com";
 const HOTLINE: &str = "Hotline 1900 1234 (24/7)";
@@ -70,18 +68,8 @@ async fn setup() -> Setup {
 
 /// A raw HTTP/1.1 GET with the given Host and extra headers: (status, body).
 async fn get(addr: SocketAddr, host: &str, extra: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(addr).await.unwrap();
-    s.write_all(
-        format!("GET / HTTP/1.1\r\nHost: {host}\r\n{extra}Connection: close\r\n\r\n").as_bytes(),
-    )
-    .await
-    .unwrap();
-    let mut raw = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut raw))
-        .await
-        .unwrap()
-        .unwrap();
-    let text = String::from_utf8_lossy(&raw).into_owned();
+    let request = format!("GET / HTTP/1.1\r\nHost: {host}\r\n{extra}Connection: close\r\n\r\n");
+    let text = raw_http(addr, &request).await;
     let status = text
         .split_whitespace()
         .nth(1)
@@ -121,24 +109,16 @@ fn run_bounded(cmd: &mut Command, limit: Duration) -> Option<String> {
     Some(out)
 }
 
-fn artifact_dir() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
-    let dir = target.join("test-artifacts");
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn chromium() -> Option<&'static str> {
-    ["chromium", "chromium-browser", "google-chrome"]
+/// Debian's chromium (or the same browser under another name); else `None` after the `SKIP:`
+/// line (a failure under CI).
+fn chromium() -> Option<PathBuf> {
+    let found = ["chromium", "chromium-browser", "google-chrome"]
         .into_iter()
-        .find(|b| {
-            Command::new(b)
-                .arg("--version")
-                .output()
-                .is_ok_and(|o| o.status.success())
-        })
+        .find_map(tools::which);
+    if found.is_none() {
+        tools::missing("chromium", "chromium");
+    }
+    found
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -149,14 +129,13 @@ async fn blocked_name_in_headless_chromium_shows_domain_hotline_and_a_reference_
     assert_eq!(answer_strings(&m), vec!["A 127.0.0.1"]);
 
     let Some(browser) = chromium() else {
-        common::tools::missing("chromium", "chromium");
         return;
     };
     let rules = format!("--host-resolver-rules=MAP * {}", s.page());
     let url = format!("http://{BLOCKED}/some/path?x=1");
     let profile = s.dir.join("chromium-profile");
     let common_args = |extra: &[String]| {
-        let mut c = Command::new(browser);
+        let mut c = Command::new(&browser);
         c.args([
             "--headless",
             "--no-sandbox",
@@ -311,6 +290,9 @@ async fn language_follows_accept_language_and_the_query() {
 /// curl resolves the blocked name through our DoH, gets the sinkhole, and lands on the page.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn curl_through_doh_lands_on_the_block_page() {
+    if !tools::require_tool("curl", "curl") {
+        return;
+    }
     let s = setup().await;
     let doh = s.d.doh_addrs()[0];
     let out = Command::new("curl")
@@ -325,11 +307,8 @@ async fn curl_through_doh_lands_on_the_block_page() {
             &format!("https://{SERVER_NAME}:{}/dns-query", doh.port()),
         ])
         .arg(format!("http://{BLOCKED}:{}/", s.page().port()))
-        .output();
-    let Ok(out) = out else {
-        common::tools::missing("curl", "curl");
-        return;
-    };
+        .output()
+        .expect("curl runs");
     let body = String::from_utf8_lossy(&out.stdout);
     assert!(
         body.contains(BLOCKED) && body.contains(HOTLINE),

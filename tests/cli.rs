@@ -15,24 +15,18 @@ use hickory_proto::rr::RecordType;
 fn check_lists_every_problem_with_line_and_key() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bad.toml");
-    std::fs::write(
+    check_rejects(
         &path,
         "[server]\nlisten = [\"127.0.0.1:5353\", \"not-an-address\"]\ncolour = \"blue\"\n\n[resolver]\nmode = \"sideways\"\ncache_size = -5\nroot_hints = \"/nonexistent/root.hints\"\n\n[nonsense]\nx = 1\n",
-    )
-    .unwrap();
-    let out = dnsward_cmd("check", &path, &[]);
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    for expected in [
-        "bad.toml:2: server.listen[1]",
-        "bad.toml:3: server.colour",
-        "bad.toml:6: resolver.mode",
-        "bad.toml:7: resolver.cache_size",
-        "bad.toml:10: nonsense",
-    ] {
-        assert!(err.contains(expected), "missing {expected:?} in:\n{err}");
-    }
-    assert!(err.contains("problem(s) found"), "{err}");
+        &[
+            "bad.toml:2: server.listen[1]",
+            "bad.toml:3: server.colour",
+            "bad.toml:6: resolver.mode",
+            "bad.toml:7: resolver.cache_size",
+            "bad.toml:10: nonsense",
+            "problem(s) found",
+        ],
+    );
 
     // serve refuses the same file with the same messages.
     let out = dnsward_cmd("serve", &path, &[]);
@@ -73,10 +67,7 @@ fn check_warns_when_a_private_root_meets_the_built_in_trust_anchor() {
             format!("[resolver]\nroot_hints = \"root.hints\"\n{extra}"),
         )
         .unwrap();
-        let out = Command::new(BIN)
-            .args(["check", "--config", path.to_str().unwrap()])
-            .output()
-            .unwrap();
+        let out = dnsward_cmd("check", &path, &[]);
         assert!(out.status.success(), "a warning, not an error");
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
@@ -98,38 +89,22 @@ fn check_warns_when_a_private_root_meets_the_built_in_trust_anchor() {
 fn semantic_problem_root_hints_missing() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("c.toml");
-    std::fs::write(
+    // Relative paths are resolved against the config file's directory.
+    let resolved = dir.path().join("missing.hints").display().to_string();
+    check_rejects(
         &path,
         "[resolver]\nroot_hints = \"missing.hints\"\nforwarders = [\"127.0.0.1:53\"]\n",
-    )
-    .unwrap();
-    let out = dnsward_cmd("check", &path, &[]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
-    assert!(
-        err.contains("c.toml:2: resolver.root_hints: cannot read root hints"),
-        "{err}"
-    );
-    assert!(
-        err.contains(
-            "c.toml:3: resolver.forwarders: forwarders are only used with mode = \"forward\""
-        ),
-        "{err}"
-    );
-    // Relative paths are resolved against the config file's directory.
-    assert!(
-        err.contains(&dir.path().join("missing.hints").display().to_string()),
-        "{err}"
+        &[
+            "c.toml:2: resolver.root_hints: cannot read root hints",
+            "c.toml:3: resolver.forwarders: forwarders are only used with mode = \"forward\"",
+            &resolved,
+        ],
     );
     // A forward config without forwarders names the [resolver] table's line.
-    std::fs::write(&path, "[server]\n[resolver]\nmode = \"forward\"\n").unwrap();
-    let out = dnsward_cmd("check", &path, &[]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains(
-            "c.toml:2: resolver.forwarders: mode = \"forward\" needs at least one forwarder"
-        ),
-        "{err}"
+    check_rejects(
+        &path,
+        "[server]\n[resolver]\nmode = \"forward\"\n",
+        &["c.toml:2: resolver.forwarders: mode = \"forward\" needs at least one forwarder"],
     );
 }
 
@@ -166,12 +141,25 @@ fn serve(config_text: &str, dir: &std::path::Path) -> Served {
     }
 }
 
-fn terminate(child: &Child) {
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+impl Served {
+    /// SIGTERM, by its PID.
+    fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits (at most 10 s) for a clean exit (status 0); what it wrote to stderr.
+    fn exits_cleanly(&mut self) -> String {
+        let status = wait_exit(&mut self.child, Duration::from_secs(10));
+        assert!(status.success(), "exit status {status:?}");
+        let mut log = String::new();
+        let mut stderr = self.child.stderr.take().unwrap();
+        stderr.read_to_string(&mut log).unwrap();
+        log
+    }
 }
 
 fn wait_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
@@ -207,52 +195,31 @@ async fn serve_answers_dig_and_stops_cleanly_on_sigterm() {
     let mut served = serve(&h.config_text(""), h.dir.path());
     wait_answering(served.addr).await;
 
-    match Command::new("dig").arg("-v").output() {
-        Ok(_) => {
+    if common::tools::require_tool("dig", "dnsutils") {
+        let port = served.addr.port().to_string();
+        let dig = |mode: &str, name: &str| {
             let out = Command::new("dig")
                 .args([
                     "@127.0.0.1",
                     "-p",
-                    &served.addr.port().to_string(),
-                    "+short",
+                    &port,
+                    mode,
                     "+tries=1",
                     "+time=3",
-                    "www.example.com",
+                    name,
                     "A",
                 ])
                 .output()
                 .unwrap();
-            assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "192.0.2.10");
-            let out = Command::new("dig")
-                .args([
-                    "@127.0.0.1",
-                    "-p",
-                    &served.addr.port().to_string(),
-                    "+tcp",
-                    "+tries=1",
-                    "+time=3",
-                    "nope.example.com",
-                    "A",
-                ])
-                .output()
-                .unwrap();
-            let text = String::from_utf8_lossy(&out.stdout);
-            assert!(text.contains("status: NXDOMAIN"), "{text}");
-        }
-        Err(_) => common::tools::missing("dig", "dnsutils"),
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        };
+        assert_eq!(dig("+short", "www.example.com").trim(), "192.0.2.10");
+        let text = dig("+tcp", "nope.example.com");
+        assert!(text.contains("status: NXDOMAIN"), "{text}");
     }
 
-    terminate(&served.child);
-    let status = wait_exit(&mut served.child, Duration::from_secs(10));
-    assert!(status.success(), "exit status {status:?}");
-    let mut log = String::new();
-    served
-        .child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut log)
-        .unwrap();
+    served.terminate();
+    let log = served.exits_cleanly();
     assert!(log.contains("stopped"), "{log}");
     assert!(log.contains("cache_hits="), "{log}");
 }
@@ -270,15 +237,14 @@ async fn in_flight_queries_are_answered_during_shutdown() {
         udp_raw(addr, &q.to_vec().unwrap(), Duration::from_secs(5)).await
     });
     tokio::time::sleep(Duration::from_millis(150)).await;
-    terminate(&served.child);
+    served.terminate();
     let answer = pending
         .await
         .unwrap()
         .expect("the in-flight query is still answered");
     let m = hickory_proto::op::Message::from_vec(&answer).unwrap();
     assert_eq!(m.metadata.response_code, ResponseCode::ServFail);
-    let status = wait_exit(&mut served.child, Duration::from_secs(10));
-    assert!(status.success(), "{status:?}");
+    served.exits_cleanly();
 }
 
 #[test]
@@ -299,23 +265,16 @@ fn version_and_help_read_well() {
 fn admin_refuses_a_remote_bind_without_tls() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("a.toml");
-    std::fs::write(&path, "[admin]\nlisten = \"0.0.0.0:9153\"\n").unwrap();
-    let out = dnsward_cmd("check", &path, &[]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
-    assert!(
-        err.contains("a.toml:2: admin.listen") && err.contains("allow_remote"),
-        "{err}"
+    check_rejects(
+        &path,
+        "[admin]\nlisten = \"0.0.0.0:9153\"\n",
+        &["a.toml:2: admin.listen", "allow_remote"],
     );
-    std::fs::write(
+    // allow_remote alone is not enough: TLS is required.
+    check_rejects(
         &path,
         "[admin]\nlisten = \"0.0.0.0:9153\"\nallow_remote = true\n",
-    )
-    .unwrap();
-    let out = dnsward_cmd("check", &path, &[]);
-    assert!(
-        !out.status.success(),
-        "allow_remote alone is not enough: TLS is required"
+        &["admin.listen"],
     );
 }
 
@@ -348,16 +307,8 @@ async fn a_wrong_admin_token_is_refused_and_logged() {
     )
     .await;
     assert_eq!(status, 200);
-    terminate(&served.child);
-    assert!(wait_exit(&mut served.child, Duration::from_secs(10)).success());
-    let mut log = String::new();
-    served
-        .child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut log)
-        .unwrap();
+    served.terminate();
+    let log = served.exits_cleanly();
     assert!(log.contains("admin API: missing or wrong token"), "{log}");
     assert!(
         log.contains("peer=127.0.0.1:"),
@@ -401,9 +352,6 @@ async fn sighup_reloads_the_lists() {
         }
     }
     assert!(blocked, "SIGHUP reloaded the list");
-    terminate(&served.child);
-    assert!(
-        wait_exit(&mut served.child, Duration::from_secs(10)).success(),
-        "SIGHUP did not stop the server"
-    );
+    served.terminate();
+    served.exits_cleanly();
 }

@@ -26,15 +26,6 @@ fn dnsward_logs(cfg: &Path, args: &[&str]) -> std::process::Output {
     dnsward_cmd("logs", cfg, args)
 }
 
-/// Wait (bounded) until `f` holds.
-async fn eventually(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !f() {
-        assert!(Instant::now() < deadline, "not within {secs} s: {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_field_arrives_logs_match_sqlite_and_rollups_fill() {
     let _g = SERIAL.lock().await;
@@ -68,15 +59,8 @@ async fn every_field_arrives_logs_match_sqlite_and_rollups_fill() {
     let d = start_dnsward_text(&text, dir).await;
     let addr = d.addrs()[0];
     let t0 = Instant::now();
-    // TCP first: its event is pushed at once, UDP workers push theirs in batches (up to
-    // 100 ms later); SQLite's `tail` shows insertion order, ClickHouse's time order.
-    let tcp = tcp_query(
-        addr,
-        &query_message("evil.example.com.", RecordType::TXT, None),
-    )
-    .await;
-    assert_eq!(tcp.metadata.response_code, ResponseCode::NXDomain);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // SQLite's `tail` shows insertion order, ClickHouse's time order.
+    clickhouse_support::blocked_over_tcp_first(addr).await;
     assert_eq!(
         rcode_from("127.0.0.1", addr, "www.example.com.", RecordType::A).await,
         ResponseCode::NoError
@@ -280,13 +264,7 @@ async fn an_outage_is_bridged_by_the_spool_and_replayed_in_order() {
     };
     let h = Hierarchy::start("").await;
     let dir = h.dir.path();
-    let (text, cfg) = config(
-        &h,
-        &format!(
-            "clickhouse = \"{}\"\nclickhouse_spool_mb = 16\nclickhouse_spool_dir = \"spool\"\n",
-            ch.url()
-        ),
-    );
+    let (text, cfg) = spooled_config(&h, &ch.url(), "clickhouse_spool_mb = 16\n");
     logs_ok(&cfg, &["init-clickhouse"]);
     let d = start_dnsward_text(&text, dir).await;
     let addr = d.addrs()[0];
@@ -299,12 +277,7 @@ async fn an_outage_is_bridged_by_the_spool_and_replayed_in_order() {
     // ... and acknowledged: a server killed between committing an insert and answering it
     // gets that batch again after the outage (at least once, see README).
     let log = d.engine.recorder.log().clone();
-    eventually("20 rows acknowledged", 10, || {
-        log.stats()
-            .iter()
-            .any(|s| s.name == "clickhouse" && s.written >= 20)
-    })
-    .await;
+    eventually("20 rows acknowledged", 10, || ch_sink(&log).written >= 20).await;
     ch.stop();
     // DNS keeps answering while ClickHouse is down; the events go to the spool.
     let t = Instant::now();
@@ -316,8 +289,7 @@ async fn an_outage_is_bridged_by_the_spool_and_replayed_in_order() {
     let took = t.elapsed();
     let spool = dir.join("spool");
     eventually("events spooled", 20, || spool_files(&spool) > 0).await;
-    let s = d.engine.recorder.log().stats();
-    let c = s.iter().find(|s| s.name == "clickhouse").unwrap();
+    let c = ch_sink(d.engine.recorder.log());
     assert!(c.errors >= 1 && c.dropped == 0, "{c:?}");
     assert!(
         c.last_error
@@ -343,8 +315,7 @@ async fn an_outage_is_bridged_by_the_spool_and_replayed_in_order() {
     eventually("230 rows", 10, || ch.count("dnsward.queries") >= 230).await;
     eventually("spool emptied", 10, || spool_files(&spool) == 0).await;
     d.shutdown().await;
-    let s = log.stats();
-    let c = s.iter().find(|s| s.name == "clickhouse").unwrap();
+    let c = ch_sink(&log);
     assert_eq!((c.written, c.dropped), (230, 0), "{c:?}");
 
     // In order: each insert makes a part with a higher block number; a name sent later never
@@ -381,28 +352,18 @@ async fn a_missing_table_is_reported_and_recovered_from_without_restart() {
     };
     let h = Hierarchy::start("").await;
     let dir = h.dir.path();
-    let (text, cfg) = config(
-        &h,
-        &format!(
-            "clickhouse = \"{}\"\nclickhouse_spool_dir = \"spool\"\n",
-            ch.url()
-        ),
-    );
+    let (text, cfg) = spooled_config(&h, &ch.url(), "");
     let d = start_dnsward_text(&text, dir).await;
     let addr = d.addrs()[0];
     assert_eq!(send_names(addr, "early", 30).await, 30);
     let log = d.engine.recorder.log().clone();
     eventually("the refusal is recorded", 10, || {
-        log.stats().iter().any(|s| {
-            s.name == "clickhouse"
-                && s.last_error
-                    .as_deref()
-                    .is_some_and(|e| e.contains("init-clickhouse"))
-        })
+        ch_sink(&log)
+            .last_error
+            .is_some_and(|e| e.contains("init-clickhouse"))
     })
     .await;
-    let s = log.stats();
-    let c = s.iter().find(|s| s.name == "clickhouse").unwrap();
+    let c = ch_sink(&log);
     assert!(
         c.last_error.as_deref().unwrap().contains("doesn't exist"),
         "{c:?}"
@@ -433,32 +394,21 @@ async fn a_server_answering_500_or_hanging_never_slows_dns_and_is_recovered_from
     let fake = FakeClickHouse::start();
     let h = Hierarchy::start("").await;
     let dir = h.dir.path();
-    let (text, _) = config(
-        &h,
-        &format!(
-            "clickhouse = \"http://127.0.0.1:{}\"\nclickhouse_spool_dir = \"spool\"\n",
-            fake.port
-        ),
-    );
+    let fake_url = format!("http://127.0.0.1:{}", fake.port);
+    let (text, _) = spooled_config(&h, &fake_url, "");
     let d = start_dnsward_text(&text, dir).await;
     let addr = d.addrs()[0];
     let log = d.engine.recorder.log().clone();
-    let ch = |log: &dnsward::querylog::QueryLog| {
-        log.stats()
-            .into_iter()
-            .find(|s| s.name == "clickhouse")
-            .unwrap()
-    };
 
     fake.set(Fake::Error500);
     assert_eq!(send_names(addr, "e500", 50).await, 50);
     eventually("the 500 is recorded", 10, || {
-        ch(&log)
+        ch_sink(&log)
             .last_error
             .is_some_and(|e| e.contains("HTTP 500") && e.contains("Too many parts"))
     })
     .await;
-    assert_eq!(ch(&log).written, 0);
+    assert_eq!(ch_sink(&log).written, 0);
     assert!(fake.refused.load(Ordering::SeqCst) >= 1);
 
     // Hanging: inserts time out (5 s); answers are not held up meanwhile. Keep asking
@@ -467,11 +417,14 @@ async fn a_server_answering_500_or_hanging_never_slows_dns_and_is_recovered_from
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut sent = 50u64;
     let mut round = 0;
-    while !ch(&log).last_error.is_some_and(|e| e.contains("timed out")) {
+    while !ch_sink(&log)
+        .last_error
+        .is_some_and(|e| e.contains("timed out"))
+    {
         assert!(
             Instant::now() < deadline,
             "no timeout recorded: {:?}",
-            ch(&log)
+            ch_sink(&log)
         );
         let t = Instant::now();
         assert_eq!(
@@ -489,10 +442,10 @@ async fn a_server_answering_500_or_hanging_never_slows_dns_and_is_recovered_from
 
     fake.set(Fake::Ok);
     eventually("everything delivered once the server answers", 90, || {
-        ch(&log).written >= sent
+        ch_sink(&log).written >= sent
     })
     .await;
-    let c = ch(&log);
+    let c = ch_sink(&log);
     assert_eq!((c.written, c.dropped), (sent, 0), "{c:?}");
     assert!(c.errors >= 2, "{c:?}");
     assert!(fake.accepted.load(Ordering::SeqCst) >= 1);
@@ -505,12 +458,8 @@ async fn a_full_spool_drops_the_oldest_counted_and_dns_keeps_answering() {
     let port = free_port();
     let h = Hierarchy::start("").await;
     let dir = h.dir.path();
-    let (text, _) = config(
-        &h,
-        &format!(
-            "clickhouse = \"http://127.0.0.1:{port}\"\nclickhouse_spool_mb = 1\nclickhouse_spool_dir = \"spool\"\n"
-        ),
-    );
+    let url = format!("http://127.0.0.1:{port}");
+    let (text, _) = spooled_config(&h, &url, "clickhouse_spool_mb = 1\n");
     // Pre-fill the spool to just under its limit with a chunk "from an earlier run".
     let spool = dir.join("spool");
     std::fs::create_dir_all(&spool).unwrap();
@@ -530,18 +479,10 @@ async fn a_full_spool_drops_the_oldest_counted_and_dns_keeps_answering() {
     eventually(
         "the old chunk is dropped for the new ones, counted",
         10,
-        || {
-            log.stats()
-                .iter()
-                .any(|s| s.name == "clickhouse" && s.dropped >= 7)
-        },
+        || ch_sink(&log).dropped >= 7,
     )
     .await;
-    let c = log
-        .stats()
-        .into_iter()
-        .find(|s| s.name == "clickhouse")
-        .unwrap();
+    let c = ch_sink(&log);
     assert_eq!(c.dropped, 7, "only the old chunk's rows: {c:?}");
     assert!(!spool.join("00000000000000000000-7.chunk").exists());
     assert!(spool_files(&spool) >= 1);
@@ -551,25 +492,18 @@ async fn a_full_spool_drops_the_oldest_counted_and_dns_keeps_answering() {
 #[test]
 fn bad_clickhouse_keys_are_reported_by_check() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("bad.toml");
-    std::fs::write(
-        &path,
+    check_rejects(
+        &dir.path().join("bad.toml"),
         "[server]\nlisten = [\"127.0.0.1:0\"]\n\n[querylog]\nclickhouse = \"ftp://10.0.0.5\"\n\
          clickhouse_table = \"queries; DROP TABLE x\"\nclickhouse_user = \"\"\n\
          clickhouse_spool_mb = 99999999\n",
-    )
-    .unwrap();
-    let out = dnsward_cmd("check", &path, &[]);
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
-    for expected in [
-        "querylog.clickhouse: \"ftp://10.0.0.5\": expected an http:// or https:// URL",
-        "querylog.clickhouse_table: \"queries; DROP TABLE x\" must be letters, digits and underscores",
-        "querylog.clickhouse_user: empty",
-        "querylog.clickhouse_spool_mb: 99999999 is more than 1 TiB",
-    ] {
-        assert!(err.contains(expected), "missing {expected:?} in:\n{err}");
-    }
+        &[
+            "querylog.clickhouse: \"ftp://10.0.0.5\": expected an http:// or https:// URL",
+            "querylog.clickhouse_table: \"queries; DROP TABLE x\" must be letters, digits and underscores",
+            "querylog.clickhouse_user: empty",
+            "querylog.clickhouse_spool_mb: 99999999 is more than 1 TiB",
+        ],
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -644,13 +578,7 @@ async fn events_spooled_before_a_restart_are_replayed_after_it() {
     };
     let h = Hierarchy::start("").await;
     let dir = h.dir.path();
-    let (text, cfg) = config(
-        &h,
-        &format!(
-            "clickhouse = \"{}\"\nclickhouse_spool_dir = \"spool\"\n",
-            ch.url()
-        ),
-    );
+    let (text, cfg) = spooled_config(&h, &ch.url(), "");
     logs_ok(&cfg, &["init-clickhouse"]);
     ch.stop();
     // ClickHouse is down for this whole run of dnsward: what it logs waits on disk.
@@ -658,11 +586,7 @@ async fn events_spooled_before_a_restart_are_replayed_after_it() {
     assert_eq!(send_names(d.addrs()[0], "first-run", 40).await, 40);
     let log = d.engine.recorder.log().clone();
     d.shutdown().await;
-    let c = log
-        .stats()
-        .into_iter()
-        .find(|s| s.name == "clickhouse")
-        .unwrap();
+    let c = ch_sink(&log);
     assert_eq!((c.written, c.dropped), (0, 0), "{c:?}");
     assert!(spool_files(&dir.join("spool")) >= 1);
 
@@ -688,34 +612,26 @@ async fn without_a_spool_failed_batches_are_dropped_counted_and_the_sink_recover
     let fake = FakeClickHouse::start();
     let h = Hierarchy::start("").await;
     let dir = h.dir.path();
-    let (text, _) = config(
-        &h,
-        &format!(
-            "clickhouse = \"http://127.0.0.1:{}\"\nclickhouse_spool_mb = 0\nclickhouse_spool_dir = \"spool\"\n",
-            fake.port
-        ),
-    );
+    let fake_url = format!("http://127.0.0.1:{}", fake.port);
+    let (text, _) = spooled_config(&h, &fake_url, "clickhouse_spool_mb = 0\n");
     let d = start_dnsward_text(&text, dir).await;
     let addr = d.addrs()[0];
     let log = d.engine.recorder.log().clone();
-    let ch = |log: &dnsward::querylog::QueryLog| {
-        log.stats()
-            .into_iter()
-            .find(|s| s.name == "clickhouse")
-            .unwrap()
-    };
     fake.set(Fake::Error500);
     assert_eq!(send_names(addr, "lost", 20).await, 20);
     eventually("a failed batch is dropped, counted", 10, || {
-        ch(&log).dropped >= 1
+        ch_sink(&log).dropped >= 1
     })
     .await;
-    assert_eq!(ch(&log).written, 0);
+    assert_eq!(ch_sink(&log).written, 0);
     fake.set(Fake::Ok);
     assert_eq!(send_names(addr, "kept", 10).await, 10);
-    eventually("later events are written", 30, || ch(&log).written >= 10).await;
+    eventually("later events are written", 30, || {
+        ch_sink(&log).written >= 10
+    })
+    .await;
     d.shutdown().await;
-    let c = ch(&log);
+    let c = ch_sink(&log);
     assert_eq!(
         c.written + c.dropped,
         30,
@@ -727,4 +643,21 @@ async fn without_a_spool_failed_batches_are_dropped_counted_and_the_sink_recover
 /// Lists, a named client in a group, and `[querylog]` with `querylog`.
 fn config(h: &Hierarchy, querylog: &str) -> (String, PathBuf) {
     store_config(h, "dnsward-ch.toml", querylog)
+}
+
+/// [`config`] logging to the ClickHouse at `url` with the spool in `spool/`, and the
+/// `[querylog]` lines `extra`.
+fn spooled_config(h: &Hierarchy, url: &str, extra: &str) -> (String, PathBuf) {
+    config(
+        h,
+        &format!("clickhouse = \"{url}\"\nclickhouse_spool_dir = \"spool\"\n{extra}"),
+    )
+}
+
+/// The ClickHouse sink's figures in the query log's stats.
+fn ch_sink(log: &dnsward::querylog::QueryLog) -> dnsward::querylog::bus::SinkStats {
+    log.stats()
+        .into_iter()
+        .find(|s| s.name == "clickhouse")
+        .expect("a clickhouse sink")
 }

@@ -16,7 +16,7 @@ mod common;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use clickhouse_support::FINANCE;
 use common::*;
@@ -25,7 +25,6 @@ use dnsward::querylog::sinks::clickhouse::INSERT_COLUMNS;
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
 
-const BIN: &str = env!("CARGO_BIN_EXE_dnsward");
 const SERVER_PY: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/tests/clickhouse_chdb/server.py"
@@ -334,13 +333,7 @@ async fn schema_sink_bodies_and_every_logs_query_on_todays_engine_match_sqlite_a
     // The events: TCP first (pushed at once), then UDP from two clients.
     let d = start_dnsward_text(&text, dir).await;
     let addr = d.addrs()[0];
-    let tcp = tcp_query(
-        addr,
-        &query_message("evil.example.com.", RecordType::TXT, None),
-    )
-    .await;
-    assert_eq!(tcp.metadata.response_code, ResponseCode::NXDomain);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    clickhouse_support::blocked_over_tcp_first(addr).await;
     // SQLite's `tail` shows insertion order, ClickHouse's time order: a miss is logged when
     // answered, so each is given time before the next query.
     assert_eq!(
@@ -365,11 +358,10 @@ async fn schema_sink_bodies_and_every_logs_query_on_todays_engine_match_sqlite_a
         rcode_from(FINANCE, addr, "old.example.com.", RecordType::A).await,
         ResponseCode::NXDomain
     );
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while ch.query("SELECT count() FROM fleet.q").trim() != "8" {
-        assert!(Instant::now() < deadline, "8 rows within 15 s");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually("8 rows in the store", 15, || {
+        ch.query("SELECT count() FROM fleet.q").trim() == "8"
+    })
+    .await;
     let log = d.engine.recorder.log().clone();
     d.shutdown().await;
     let stats = log.stats();

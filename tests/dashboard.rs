@@ -17,7 +17,6 @@ use hickory_proto::rr::RecordType;
 use serde_json::Value;
 
 const TOKEN: &str = "dashboard-token-0123456789abcdef";
-const BIN: &str = env!("CARGO_BIN_EXE_dnsward");
 const FINANCE: &str = "127.0.0.2";
 
 /// Lists, a named client in a group, the admin API with a token, `[querylog]` with `querylog`.
@@ -41,22 +40,6 @@ fn config(h: &Hierarchy, querylog: &str) -> String {
         )
 }
 
-async fn ask_from(from: &str, server: SocketAddr, name: &str, t: RecordType) -> ResponseCode {
-    let q = query_message(name, t, Some(1232));
-    let bytes = udp_raw_from(
-        from.parse().unwrap(),
-        server,
-        &q.to_vec().unwrap(),
-        Duration::from_secs(5),
-    )
-    .await
-    .expect("an answer within 5 s");
-    hickory_proto::op::Message::from_vec(&bytes)
-        .unwrap()
-        .metadata
-        .response_code
-}
-
 /// Blocked and allowed queries from two clients: 127.0.0.1 (unnamed) and the named finance PC.
 async fn traffic(dns: SocketAddr) {
     use ResponseCode::*;
@@ -70,7 +53,7 @@ async fn traffic(dns: SocketAddr) {
         (FINANCE, "old.example.com.", RecordType::A, NXDomain),
         (FINANCE, "www.example.com.", RecordType::A, NoError),
     ] {
-        assert_eq!(ask_from(from, dns, name, t).await, want, "{from} {name}");
+        assert_eq!(rcode_from(from, dns, name, t).await, want, "{from} {name}");
     }
 }
 
@@ -199,17 +182,11 @@ async fn every_data_route_refuses_a_missing_or_wrong_token() {
 }
 
 async fn raw_get(addr: SocketAddr, path: &str) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
-    let mut raw = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut raw))
-        .await
-        .unwrap()
-        .unwrap();
-    String::from_utf8_lossy(&raw).into_owned()
+    raw_http(
+        addr,
+        &format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+    )
+    .await
 }
 
 fn header_value(resp: &str, name: &str) -> Option<String> {
@@ -341,10 +318,7 @@ async fn the_routes_answer_from_the_sqlite_store() {
     .await;
     assert_eq!(status, 201, "{body}");
     assert_eq!(
-        ask(dns, "fresh.example.com.", RecordType::A)
-            .await
-            .metadata
-            .response_code,
+        rcode(dns, "fresh.example.com.", RecordType::A).await,
         ResponseCode::NXDomain
     );
     let (status, body) = http(
@@ -393,7 +367,7 @@ async fn the_live_tail_streams_blocked_queries_as_server_sent_events() {
     // After the stream has started: a blocked query shows up in a later event.
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(
-        ask_from(FINANCE, dns, "evil.example.com.", RecordType::A).await,
+        rcode_from(FINANCE, dns, "evil.example.com.", RecordType::A).await,
         ResponseCode::NXDomain
     );
     let deadline = Instant::now() + Duration::from_secs(15);

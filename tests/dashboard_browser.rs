@@ -11,7 +11,7 @@ mod common;
 
 use std::net::SocketAddr;
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -25,34 +25,16 @@ const FINANCE: &str = "127.0.0.2";
 const LAB: &str = "127.0.0.3";
 const WAIT: Duration = Duration::from_secs(20);
 
-fn artifact_dir() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
-    let dir = target.join("test-artifacts");
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// The programs these tests need, or `None` after reporting the first one missing.
-fn tools() -> Option<()> {
-    for (tool, version, package) in [
-        ("chromedriver", "--version", "chromium-driver"),
-        ("chromium", "--version", "chromium"),
-        ("dig", "-v", "dnsutils"),
-    ] {
-        let found = Command::new(tool)
-            .arg(version)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !found {
-            tools::missing(tool, package);
-            return None;
-        }
-    }
-    Some(())
+/// Whether the programs these tests need are installed (else the `SKIP:` line for the first
+/// one missing, a failure under CI).
+fn have_tools() -> bool {
+    [
+        ("chromedriver", "chromium-driver"),
+        ("chromium", "chromium"),
+        ("dig", "dnsutils"),
+    ]
+    .into_iter()
+    .all(|(tool, package)| tools::require_tool(tool, package))
 }
 
 /// chromedriver on a loopback port, in a process group of its own: dropping it kills that group
@@ -149,18 +131,6 @@ fn config(h: &Hierarchy) -> String {
         )
 }
 
-async fn ask_from(from: &str, dns: SocketAddr, name: &str, t: RecordType) {
-    let q = query_message(name, t, Some(1232));
-    udp_raw_from(
-        from.parse().unwrap(),
-        dns,
-        &q.to_vec().unwrap(),
-        Duration::from_secs(5),
-    )
-    .await
-    .expect("an answer within 5 s");
-}
-
 /// Wait (bounded) until the store holds `n` rows, read through the dashboard's own route.
 async fn rows_in_store(admin: SocketAddr, n: usize) {
     let deadline = Instant::now() + WAIT;
@@ -234,22 +204,34 @@ async fn wait_loaded(c: &Client, what: &str) {
     wait_css(c, &format!("body[data-loaded='{what}']")).await;
 }
 
+/// Clicks the element `at` finds.
+async fn click(c: &Client, at: Locator<'_>) {
+    c.find(at).await.unwrap().click().await.unwrap();
+}
+
+/// Types `text` into the element `at` finds.
+async fn type_into(c: &Client, at: Locator<'_>, text: &str) {
+    c.find(at).await.unwrap().send_keys(text).await.unwrap();
+}
+
+/// Clicks the element `at` finds and waits until the page has loaded `what` anew.
+async fn click_and_load(c: &Client, at: Locator<'_>, what: &str) {
+    unmark(c).await;
+    click(c, at).await;
+    wait_loaded(c, what).await;
+}
+
 async fn sign_in(c: &Client, admin: SocketAddr) {
     c.goto(&format!("http://{admin}/")).await.unwrap();
     let input = wait_css(c, "#login-token").await;
     input.send_keys(TOKEN).await.unwrap();
-    c.find(Locator::Id("login-btn"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(c, Locator::Id("login-btn")).await;
     wait_loaded(c, "overview").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_analyst_sees_drills_down_searches_blocks_and_switches_to_vietnamese() {
-    if tools().is_none() {
+    if !have_tools() {
         return;
     }
     let h = Hierarchy::start("").await;
@@ -326,16 +308,12 @@ async fn an_analyst_sees_drills_down_searches_blocks_and_switches_to_vietnamese(
     shot(&c, "overview").await;
 
     // The domain's drill-down: who asked, the list and rule that block it.
-    unmark(&c).await;
-    c.find(Locator::XPath(
-        "//table[@id='top-domains']//button[text()='x.evil.example.com']",
-    ))
-    .await
-    .unwrap()
-    .click()
-    .await
-    .unwrap();
-    wait_loaded(&c, "domain").await;
+    click_and_load(
+        &c,
+        Locator::XPath("//table[@id='top-domains']//button[text()='x.evil.example.com']"),
+        "domain",
+    )
+    .await;
     let explain = text_of(&c, "domain-explain").await;
     assert!(
         explain.contains("feed") && explain.contains("evil.example.com"),
@@ -349,16 +327,14 @@ async fn an_analyst_sees_drills_down_searches_blocks_and_switches_to_vietnamese(
     shot(&c, "domain").await;
 
     // ... and from there the client's drill-down.
-    unmark(&c).await;
-    c.find(Locator::XPath(&format!(
-        "//table[@id='domain-clients']//button[text()='{FINANCE}']"
-    )))
-    .await
-    .unwrap()
-    .click()
-    .await
-    .unwrap();
-    wait_loaded(&c, "client").await;
+    click_and_load(
+        &c,
+        Locator::XPath(&format!(
+            "//table[@id='domain-clients']//button[text()='{FINANCE}']"
+        )),
+        "client",
+    )
+    .await;
     let meta = text_of(&c, "client-meta").await;
     assert!(
         meta.contains("Finance PC-17") && meta.contains("finance"),
@@ -373,33 +349,16 @@ async fn an_analyst_sees_drills_down_searches_blocks_and_switches_to_vietnamese(
     shot(&c, "client").await;
 
     // Search and CSV export of exactly what is shown.
+    click_and_load(
+        &c,
+        Locator::Css("#tabs button[data-tab='search']"),
+        "search",
+    )
+    .await;
     unmark(&c).await;
-    c.find(Locator::Css("#tabs button[data-tab='search']"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    wait_loaded(&c, "search").await;
-    unmark(&c).await;
-    c.find(Locator::Id("s-name"))
-        .await
-        .unwrap()
-        .send_keys("evil.example.com")
-        .await
-        .unwrap();
-    c.find(Locator::Css("#s-action option[value='blocked']"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    c.find(Locator::Id("s-go"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    type_into(&c, Locator::Id("s-name"), "evil.example.com").await;
+    click(&c, Locator::Css("#s-action option[value='blocked']")).await;
+    click(&c, Locator::Id("s-go")).await;
     wait_loaded(&c, "search").await;
     let shown = js(
         &c,
@@ -411,12 +370,7 @@ async fn an_analyst_sees_drills_down_searches_blocks_and_switches_to_vietnamese(
         Some(5),
         "five blocked queries under evil.example.com"
     );
-    c.find(Locator::Id("s-csv"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&c, Locator::Id("s-csv")).await;
     wait_css(&c, "body[data-csv-rows='5']").await;
     let csv = downloads.join("dnsward-search.csv");
     let deadline = Instant::now() + WAIT;
@@ -433,61 +387,21 @@ async fn an_analyst_sees_drills_down_searches_blocks_and_switches_to_vietnamese(
     shot(&c, "search").await;
 
     // Block a name from the page (search for it, the row's Block, who and why), then dig sees it.
-    c.find(Locator::Id("who"))
-        .await
-        .unwrap()
-        .send_keys("Analyst on duty")
-        .await
-        .unwrap();
+    type_into(&c, Locator::Id("who"), "Analyst on duty").await;
     unmark(&c).await;
     let name = c.find(Locator::Id("s-name")).await.unwrap();
     name.clear().await.unwrap();
     name.send_keys("www.example.com").await.unwrap();
-    c.find(Locator::Css("#s-action option[value='']"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    c.find(Locator::Id("s-go"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&c, Locator::Css("#s-action option[value='']")).await;
+    click(&c, Locator::Id("s-go")).await;
     wait_loaded(&c, "search").await;
-    c.find(Locator::Css("#results tbody tr button.row-block"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&c, Locator::Css("#results tbody tr button.row-block")).await;
     wait_css(&c, "#act-dialog[open]").await;
-    c.find(Locator::Id("act-why"))
-        .await
-        .unwrap()
-        .send_keys("phishing report")
-        .await
-        .unwrap();
-    c.find(Locator::Id("act-ref"))
-        .await
-        .unwrap()
-        .send_keys("CV-2026-17")
-        .await
-        .unwrap();
-    c.find(Locator::Id("act-exp"))
-        .await
-        .unwrap()
-        .send_keys("2h")
-        .await
-        .unwrap();
+    type_into(&c, Locator::Id("act-why"), "phishing report").await;
+    type_into(&c, Locator::Id("act-ref"), "CV-2026-17").await;
+    type_into(&c, Locator::Id("act-exp"), "2h").await;
     shot(&c, "block-dialog").await;
-    c.find(Locator::Id("act-ok"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&c, Locator::Id("act-ok")).await;
     wait_css(&c, "body[data-last-action='block www.example.com']").await;
     assert_eq!(dig_status(dns, "www.example.com"), "NXDOMAIN");
     let (_, runtime) = http(admin, "GET", "/api/lists/runtime", Some(TOKEN), None).await;
@@ -497,12 +411,7 @@ async fn an_analyst_sees_drills_down_searches_blocks_and_switches_to_vietnamese(
     assert_eq!(runtime["entries"][0]["reason"], "phishing report");
     assert_eq!(runtime["entries"][0]["reference"], "CV-2026-17");
     assert!(runtime["entries"][0]["expires_at"].is_string());
-    c.find(Locator::Css("#tabs button[data-tab='actions']"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&c, Locator::Css("#tabs button[data-tab='actions']")).await;
     let deadline = Instant::now() + WAIT;
     while !text_of(&c, "action-log").await.contains("Analyst on duty") {
         assert!(Instant::now() < deadline, "the action is not in the log");
@@ -510,12 +419,7 @@ async fn an_analyst_sees_drills_down_searches_blocks_and_switches_to_vietnamese(
     }
 
     // The live tail shows a blocked query as it happens; pausing stops it.
-    c.find(Locator::Css("#tabs button[data-tab='tail']"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&c, Locator::Css("#tabs button[data-tab='tail']")).await;
     ask_from(LAB, dns, "tail.evil.example.com.", RecordType::A).await;
     let deadline = Instant::now() + WAIT;
     while !text_of(&c, "tail").await.contains("tail.evil.example.com") {
@@ -525,32 +429,18 @@ async fn an_analyst_sees_drills_down_searches_blocks_and_switches_to_vietnamese(
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    c.find(Locator::Id("tail-toggle"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&c, Locator::Id("tail-toggle")).await;
     assert_eq!(text_of(&c, "tail-state").await, "paused");
     shot(&c, "tail").await;
 
     // Vietnamese.
-    unmark(&c).await;
-    c.find(Locator::Css("#tabs button[data-tab='overview']"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    wait_loaded(&c, "overview").await;
-    unmark(&c).await;
-    c.find(Locator::Id("lang"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    wait_loaded(&c, "overview").await;
+    click_and_load(
+        &c,
+        Locator::Css("#tabs button[data-tab='overview']"),
+        "overview",
+    )
+    .await;
+    click_and_load(&c, Locator::Id("lang"), "overview").await;
     let tab = text_of(&c, "tabs").await;
     assert!(
         tab.contains("Tổng quan") && tab.contains("Tìm kiếm"),
@@ -572,7 +462,7 @@ const HOSTILE_CLIENT: &str = "<b onmouseover=\"window.__pwned=3\">PC</b>";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hostile_query_name_is_rendered_inert() {
-    if tools().is_none() {
+    if !have_tools() {
         return;
     }
     let h = Hierarchy::start("").await;
@@ -636,16 +526,12 @@ async fn a_hostile_query_name_is_rendered_inert() {
         "no element from the names, no script ran"
     );
     // Its drill-down too.
-    unmark(&c).await;
-    c.find(Locator::XPath(
-        "//table[@id='top-domains']//button[contains(text(), '<img')]",
-    ))
-    .await
-    .unwrap()
-    .click()
-    .await
-    .unwrap();
-    wait_loaded(&c, "domain").await;
+    click_and_load(
+        &c,
+        Locator::XPath("//table[@id='top-domains']//button[contains(text(), '<img')]"),
+        "domain",
+    )
+    .await;
     assert!(text_of(&c, "domain-title").await.contains("<script>"));
     let state = js(&c, "return [window.__pwned === undefined, document.querySelectorAll('main img, main b, main script').length]").await;
     assert_eq!(state, json!([true, 0]));

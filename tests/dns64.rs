@@ -30,14 +30,6 @@ short4 4 IN A 192.0.2.80
 /// The IPv4 reverse tree (served by the root, authoritatively).
 const ROOT: &str = "44.2.0.192.in-addr.arpa. IN PTR v4only.example.com.\n";
 
-fn dig_available() -> bool {
-    if std::process::Command::new("dig").arg("-v").output().is_ok() {
-        return true;
-    }
-    tools::missing("dig", "dnsutils");
-    false
-}
-
 /// Runs `dig @addr -p port ARGS` (bounded: one try, 3 s) off the runtime's threads.
 async fn dig(addr: SocketAddr, args: &[&str]) -> String {
     let mut argv: Vec<String> = vec![
@@ -106,7 +98,7 @@ fn answers(out: &str) -> Vec<(String, u32, String, String)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn aaaa_synthesized_for_dns64_clients_only() {
-    if !dig_available() {
+    if !tools::require_tool("dig", "dnsutils") {
         return;
     }
     let h = Hierarchy::start_with_root(EXAMPLE, ROOT).await;
@@ -273,7 +265,7 @@ fn answers_section_empty(out: &str) -> bool {
 /// A network-specific prefix shorter than /96 (the u octet skipped), for every client.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn network_specific_prefix_of_40_bits() {
-    if !dig_available() {
+    if !tools::require_tool("dig", "dnsutils") {
         return;
     }
     let h = Hierarchy::start_with_root(EXAMPLE, ROOT).await;
@@ -303,7 +295,7 @@ async fn network_specific_prefix_of_40_bits() {
 /// real, empty AAAA answer never lands under its key) and outlives its first TTL.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prefetch_keeps_the_synthesized_answer() {
-    if !dig_available() {
+    if !tools::require_tool("dig", "dnsutils") {
         return;
     }
     let h = Hierarchy::start_with_root(EXAMPLE, ROOT).await;
@@ -341,7 +333,7 @@ async fn prefetch_keeps_the_synthesized_answer() {
 /// (no AD, no RRSIG, RFC 6147 5.5); a client with DO and CD gets the real, signed NODATA.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn synthesized_answers_never_carry_ad() {
-    if !dig_available() {
+    if !tools::require_tool("dig", "dnsutils") {
         return;
     }
     let lab = lab::lab().await;

@@ -11,7 +11,7 @@ use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
 
 use common::ede;
-use lab::{has_rrsig, lab, query, Flags, A, DO, PLAIN};
+use lab::{assert_secure_signed, has_rrsig, lab, query, Flags, A, DO, PLAIN};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn secure_answers_get_ad_only_when_asked_and_signatures_only_with_do() {
@@ -20,12 +20,7 @@ async fn secure_answers_get_ad_only_when_asked_and_signatures_only_with_do() {
     let addr = d.addrs()[0];
 
     let m = query(addr, "www.secure.", A, DO).await;
-    assert_eq!(m.metadata.response_code, ResponseCode::NoError, "{m:?}");
-    assert!(
-        m.metadata.authentic_data,
-        "DO: a secure answer has AD: {m:?}"
-    );
-    assert!(has_rrsig(&m), "DO: the RRSIG comes along");
+    assert_secure_signed(&m, "iterating");
 
     let m = query(addr, "www.secure.", A, PLAIN).await;
     assert!(!m.metadata.authentic_data, "neither DO nor AD asked: no AD");
@@ -253,12 +248,7 @@ async fn forward_mode_validates_what_the_forwarder_returns() {
 
     // Secure answers and proven denials get AD, as when iterating.
     let m = query(addr, "www.secure.", A, DO).await;
-    assert_eq!(m.metadata.response_code, ResponseCode::NoError, "{m:?}");
-    assert!(
-        m.metadata.authentic_data,
-        "secure via a forwarder: AD: {m:?}"
-    );
-    assert!(has_rrsig(&m), "DO: the RRSIG comes along");
+    assert_secure_signed(&m, "via a forwarder");
     let m = query(addr, "www.secure.", A, PLAIN).await;
     assert!(
         !has_rrsig(&m),

@@ -57,20 +57,15 @@ fn query_file(dir: &Path) -> PathBuf {
     path
 }
 
-/// Runs `program` with `args`, killed if it is still running after `limit`; `None` when the
-/// program is not installed.
-async fn run_bounded(program: &str, args: &[String], limit: Duration) -> Option<String> {
+/// Runs `program` with `args`, killed if it is still running after `limit`.
+async fn run_bounded(program: &str, args: &[String], limit: Duration) -> String {
     let child = tokio::process::Command::new(program)
         .args(args)
         .kill_on_drop(true)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
-        .spawn();
-    let child = match child {
-        Ok(c) => c,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
-        Err(e) => panic!("{program}: {e}"),
-    };
+        .spawn()
+        .unwrap_or_else(|e| panic!("{program}: {e}"));
     let out = tokio::time::timeout(limit, child.wait_with_output())
         .await
         .unwrap_or_else(|_| panic!("{program} {args:?} still running after {limit:?}"))
@@ -81,7 +76,7 @@ async fn run_bounded(program: &str, args: &[String], limit: Duration) -> Option<
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(out.status.success(), "{program} {args:?} failed:\n{text}");
-    Some(text)
+    text
 }
 
 /// The number after `label` on its line of dnsperf's statistics.
@@ -99,6 +94,9 @@ fn stat(out: &str, label: &str) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dnsperf_doh_with_many_streams_per_connection_loses_nothing() {
+    if !common::tools::require_tool("dnsperf", "dnsperf") {
+        return;
+    }
     let s = setup().await;
     let data = query_file(&s.dir);
     let port = s.d.doh_addrs()[0].port().to_string();
@@ -127,10 +125,7 @@ async fn dnsperf_doh_with_many_streams_per_connection_loses_nothing() {
         .map(|a| a.to_string())
         .chain([data.display().to_string()])
         .collect();
-        let Some(out) = run_bounded("dnsperf", &args, Duration::from_secs(30)).await else {
-            common::tools::missing("dnsperf", "dnsperf");
-            return;
-        };
+        let out = run_bounded("dnsperf", &args, Duration::from_secs(30)).await;
         let (sent, completed, lost) = (
             stat(&out, "Queries sent"),
             stat(&out, "Queries completed"),
@@ -155,6 +150,9 @@ async fn dnsperf_doh_with_many_streams_per_connection_loses_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn h2load_with_many_connections_and_streams_gets_every_answer() {
+    if !common::tools::require_tool("h2load", "nghttp2-client") {
+        return;
+    }
     let s = setup().await;
     let body = s.dir.join("q.bin");
     std::fs::write(
@@ -182,10 +180,7 @@ async fn h2load_with_many_connections_and_streams_gets_every_answer() {
         .iter()
         .map(|a| a.to_string())
         .collect();
-        let Some(out) = run_bounded("h2load", &args, Duration::from_secs(60)).await else {
-            common::tools::missing("h2load", "nghttp2-client");
-            return;
-        };
+        let out = run_bounded("h2load", &args, Duration::from_secs(60)).await;
         assert!(
             out.contains("4000 succeeded, 0 failed, 0 errored, 0 timeout"),
             "-c {clients} -m {streams}:\n{out}"

@@ -4,38 +4,15 @@
 
 mod common;
 
-use std::net::{IpAddr, SocketAddr};
-use std::process::Command;
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::*;
-use hickory_proto::op::{Message, ResponseCode};
-use hickory_proto::rr::{RData, RecordType};
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::RecordType;
 
-const BIN: &str = env!("CARGO_BIN_EXE_dnsward");
 const TOKEN: &str = "events-test-token-0123456789";
-
-async fn ask_from(from: &str, server: SocketAddr, name: &str) -> Message {
-    let from: IpAddr = from.parse().unwrap();
-    let msg = query_message(name, RecordType::A, Some(1232));
-    let bytes = udp_raw_from(from, server, &msg.to_vec().unwrap(), Duration::from_secs(5))
-        .await
-        .expect("an answer");
-    Message::from_vec(&bytes).unwrap()
-}
-
-/// The list that blocked the answer (from the policy SOA), or None when it was answered.
-fn blocked_by(m: &Message) -> Option<String> {
-    m.authorities.iter().find_map(|r| match &r.data {
-        RData::SOA(s) => s
-            .mname
-            .to_ascii()
-            .strip_suffix(".policy.dnsward.")
-            .map(str::to_string),
-        _ => None,
-    })
-}
 
 /// RFC 3339 with a +07:00 offset, `secs` from now (whole seconds).
 fn at(secs: i64) -> (String, Instant) {
@@ -151,11 +128,7 @@ groups = ["kids"]
     );
     let cfg = dir.join("events.toml");
     std::fs::write(&cfg, h.config_text("") + &extra).unwrap();
-    let out = Command::new(BIN)
-        .args(["check", "--config"])
-        .arg(&cfg)
-        .output()
-        .unwrap();
+    let out = dnsward_cmd("check", &cfg, &[]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -183,22 +156,22 @@ groups = ["kids"]
         ("127.0.0.1", "www.other.net."),
         ("127.0.0.2", "www.example.com."),
     ] {
-        let m = ask_from(from, dns, name).await;
+        let m = ask_from(from, dns, name, RecordType::A).await;
         assert_eq!(
             m.metadata.response_code,
             ResponseCode::NoError,
             "{from} {name}"
         );
-        assert_eq!(blocked_by(&m), None);
+        assert_eq!(blocking_list(&m), None);
     }
-    ask_from("127.0.0.1", dns, "mail.example.com.").await;
+    ask_from("127.0.0.1", dns, "mail.example.com.", RecordType::A).await;
 
     // Queries keep flowing across the opening boundary: none is lost.
     let flow = tokio::spawn(async move {
         let mut answered = 0;
         let until = Instant::now() + Duration::from_secs(3);
         while Instant::now() < until {
-            let m = ask_from("127.0.0.3", dns, "www.example.com.").await;
+            let m = ask_from("127.0.0.3", dns, "www.example.com.", RecordType::A).await;
             assert_eq!(m.metadata.response_code, ResponseCode::NoError);
             answered += 1;
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -212,13 +185,13 @@ groups = ["kids"]
         event_states(admin).await,
         ["festival=active", "festival-kids=active"]
     );
-    let m = ask_from("127.0.0.1", dns, "www.other.net.").await;
-    assert_eq!(blocked_by(&m).as_deref(), Some("strict"));
-    let m = ask_from("127.0.0.2", dns, "www.example.com.").await;
-    assert_eq!(blocked_by(&m).as_deref(), Some("kids-festival"));
-    let m = ask_from("127.0.0.1", dns, "www.example.com.").await;
+    let m = ask_from("127.0.0.1", dns, "www.other.net.", RecordType::A).await;
+    assert_eq!(blocking_list(&m).as_deref(), Some("strict"));
+    let m = ask_from("127.0.0.2", dns, "www.example.com.", RecordType::A).await;
+    assert_eq!(blocking_list(&m).as_deref(), Some("kids-festival"));
+    let m = ask_from("127.0.0.1", dns, "www.example.com.", RecordType::A).await;
     assert_eq!(
-        blocked_by(&m),
+        blocking_list(&m),
         None,
         "not a kid: the kids' list does not apply"
     );
@@ -226,12 +199,11 @@ groups = ["kids"]
         got.lock().unwrap().is_empty(),
         "the rule was silent before the window"
     );
-    ask_from("127.0.0.1", dns, "mail.example.com.").await;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while got.lock().unwrap().is_empty() {
-        assert!(Instant::now() < deadline, "no alert inside the window");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    ask_from("127.0.0.1", dns, "mail.example.com.", RecordType::A).await;
+    eventually("an alert inside the window", 10, || {
+        !got.lock().unwrap().is_empty()
+    })
+    .await;
     assert!(got.lock().unwrap()[0].contains("\"rule\":\"during\""));
     let answered = flow.await.unwrap();
     assert!(
@@ -249,8 +221,8 @@ groups = ["kids"]
         ("127.0.0.1", "www.other.net."),
         ("127.0.0.2", "www.example.com."),
     ] {
-        let m = ask_from(from, dns, name).await;
-        assert_eq!(blocked_by(&m), None, "{from} {name} after the window");
+        let m = ask_from(from, dns, name, RecordType::A).await;
+        assert_eq!(blocking_list(&m), None, "{from} {name} after the window");
         assert_eq!(m.metadata.response_code, ResponseCode::NoError);
     }
     d.shutdown().await;
@@ -261,25 +233,15 @@ fn bad_events_are_named_with_file_and_line() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("l.txt"), "x.example\n").unwrap();
     let path = dir.path().join("bad.toml");
-    std::fs::write(
+    check_rejects(
         &path,
         "[[lists]]\nname = \"l\"\ncategory = \"threat\"\npath = \"l.txt\"\n\n[[events]]\nname = \"e\"\nstart = \"2026-04-25T00:00:00+07:00\"\nend = \"2026-04-24T00:00:00+07:00\"\nlists = [\"l\", \"nope\"]\ngroups = [\"nobody\"]\nalerts = [\"missing\"]\n\n[[events]]\nname = \"f\"\nstart = \"tomorrow\"\nend = \"2026-04-24T00:00:00+07:00\"\nlists = [\"l\"]\n",
-    )
-    .unwrap();
-    let out = Command::new(BIN)
-        .args(["check", "--config"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    for expected in [
-        "bad.toml:9: events[0].end",
-        "bad.toml:10: events[0].lists[1]: unknown list \"nope\"",
-        "bad.toml:11: events[0].groups[0]: unknown group \"nobody\"",
-        "bad.toml:12: events[0].alerts[0]: unknown alert rule \"missing\"",
-        "bad.toml:16: events[1].start",
-    ] {
-        assert!(err.contains(expected), "missing {expected:?} in:\n{err}");
-    }
+        &[
+            "bad.toml:9: events[0].end",
+            "bad.toml:10: events[0].lists[1]: unknown list \"nope\"",
+            "bad.toml:11: events[0].groups[0]: unknown group \"nobody\"",
+            "bad.toml:12: events[0].alerts[0]: unknown alert rule \"missing\"",
+            "bad.toml:16: events[1].start",
+        ],
+    );
 }

@@ -26,18 +26,32 @@ fn config_with_log(h: &Hierarchy, querylog: &str) -> String {
         )
 }
 
+/// `[querylog]` lines for SQLite (`log.db`) and JSON lines (`log.jsonl`) in `dir`, and `extra`.
+fn both_stores(dir: &std::path::Path, extra: &str) -> String {
+    format!(
+        "sqlite = \"{0}/log.db\"\njsonl = \"{0}/log.jsonl\"\n{extra}",
+        dir.display()
+    )
+}
+
+/// dnsward on [`config_with_log`] with `querylog`, the config also written to `file` in the
+/// hierarchy's directory (for `dnsward logs`): the server and that file.
+async fn start_logging(
+    h: &Hierarchy,
+    file: &str,
+    querylog: &str,
+) -> (dnsward::instance::Instance, std::path::PathBuf) {
+    let text = config_with_log(h, querylog);
+    let cfg = h.dir.path().join(file);
+    std::fs::write(&cfg, &text).unwrap();
+    (start_dnsward_text(&text, h.dir.path()).await, cfg)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn blocked_and_allowed_queries_reach_sqlite_and_jsonl_with_every_field() {
     let h = Hierarchy::start("").await;
     let dir = h.dir.path();
-    let text = config_with_log(
-        &h,
-        &format!(
-            "sqlite = \"{0}/log.db\"\njsonl = \"{0}/log.jsonl\"\n",
-            dir.display()
-        ),
-    );
-    let d = start_dnsward_text(&text, dir).await;
+    let (d, _) = start_logging(&h, "both.toml", &both_stores(dir, "")).await;
     let addr = d.addrs()[0];
 
     assert_eq!(
@@ -165,8 +179,7 @@ async fn log_allowed_false_keeps_only_blocked() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dnstap_file_is_read_by_dnstap_ldns() {
-    if Command::new("dnstap-ldns").arg("-h").output().is_err() {
-        common::tools::missing("dnstap-ldns", "dnstap-ldns");
+    if !common::tools::require_tool("dnstap-ldns", "dnstap-ldns") {
         return;
     }
     let h = Hierarchy::start("").await;
@@ -253,10 +266,8 @@ async fn a_stuck_sink_drops_and_counts_but_never_slows_answers() {
 async fn logs_cli_reads_what_the_server_wrote() {
     let h = Hierarchy::start("").await;
     let dir = h.dir.path();
-    let text = config_with_log(&h, &format!("sqlite = \"{}/log.db\"\n", dir.display()));
-    let cfg = dir.join("logs.toml");
-    std::fs::write(&cfg, &text).unwrap();
-    let d = start_dnsward_text(&text, dir).await;
+    let sqlite = format!("sqlite = \"{}/log.db\"\n", dir.display());
+    let (d, cfg) = start_logging(&h, "logs.toml", &sqlite).await;
     let addr = d.addrs()[0];
     for _ in 0..3 {
         ask(addr, "evil.example.com.", RecordType::A).await;
@@ -342,16 +353,7 @@ async fn under_steady_traffic_an_attempt_is_logged_within_two_seconds() {
     // so this checks that the batch is pushed by age while traffic goes on.
     let h = Hierarchy::start("").await;
     let dir = h.dir.path();
-    let text = config_with_log(
-        &h,
-        &format!(
-            "sqlite = \"{0}/log.db\"\njsonl = \"{0}/log.jsonl\"\n",
-            dir.display()
-        ),
-    );
-    let cfg = dir.join("steady.toml");
-    std::fs::write(&cfg, &text).unwrap();
-    let d = start_dnsward_text(&text, dir).await;
+    let (d, cfg) = start_logging(&h, "steady.toml", &both_stores(dir, "")).await;
     let addr = d.addrs()[0];
     ask(addr, "www.example.com.", RecordType::A).await;
     // One socket for everything: SO_REUSEPORT keeps it on one worker, the busy one.
@@ -394,12 +396,8 @@ async fn under_steady_traffic_an_attempt_is_logged_within_two_seconds() {
                 in_jsonl = Some(start.elapsed());
             }
             if in_sqlite.is_none() {
-                let out = Command::new(BIN)
-                    .args(["logs", "--config"])
-                    .arg(&cfg)
-                    .args(["tail", "-n", "50", "--action", "blocked", "--json"])
-                    .output()
-                    .unwrap();
+                let tail = ["tail", "-n", "50", "--action", "blocked", "--json"];
+                let out = dnsward_cmd("logs", &cfg, &tail);
                 if String::from_utf8_lossy(&out.stdout).contains("c2.evil.example.com") {
                     in_sqlite = Some(start.elapsed());
                 }
@@ -424,16 +422,8 @@ async fn under_steady_traffic_an_attempt_is_logged_within_two_seconds() {
 async fn sqlite_can_keep_blocked_queries_only_while_jsonl_gets_every_query() {
     let h = Hierarchy::start("").await;
     let dir = h.dir.path();
-    let text = config_with_log(
-        &h,
-        &format!(
-            "sqlite = \"{0}/log.db\"\njsonl = \"{0}/log.jsonl\"\nsqlite_log_allowed = false\n",
-            dir.display()
-        ),
-    );
-    let cfg = dir.join("split.toml");
-    std::fs::write(&cfg, &text).unwrap();
-    let d = start_dnsward_text(&text, dir).await;
+    let querylog = both_stores(dir, "sqlite_log_allowed = false\n");
+    let (d, cfg) = start_logging(&h, "split.toml", &querylog).await;
     let addr = d.addrs()[0];
     ask(addr, "www.example.com.", RecordType::A).await;
     ask(addr, "www.example.com.", RecordType::A).await;

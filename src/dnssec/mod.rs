@@ -9,7 +9,7 @@
 //! Parts: `anchors` (trust anchors), `verify` (RRsets and their signatures, the work budget),
 //! `chain` (zone keys: DS -> DNSKEY, the key cache), `nsec` and `nsec3` (denial proofs),
 //! `response` (what one response proves), `signed` (a zone signer for tests and fake
-//! authorities).
+//! authorities, compiled only with the `test-support` feature: not in the release build).
 
 pub mod aggressive;
 mod anchors;
@@ -17,6 +17,7 @@ mod chain;
 mod nsec;
 mod nsec3;
 mod response;
+#[cfg(feature = "test-support")]
 pub mod signed;
 mod verify;
 

@@ -41,6 +41,23 @@ pub fn store_config(
     (text, path)
 }
 
+/// A blocked query over TCP (`evil.example.com. TXT`: NXDOMAIN), then 300 ms: its event is
+/// pushed at once, before any of the UDP workers' batches (those wait up to 100 ms), so it is
+/// the first row of both stores.
+pub async fn blocked_over_tcp_first(addr: std::net::SocketAddr) {
+    let q = crate::common::query_message(
+        "evil.example.com.",
+        hickory_proto::rr::RecordType::TXT,
+        None,
+    );
+    let m = crate::common::tcp_query(addr, &q).await;
+    assert_eq!(
+        m.metadata.response_code,
+        hickory_proto::op::ResponseCode::NXDomain
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+}
+
 pub const SERVER: &str = "/usr/sbin/clickhouse-server";
 
 /// The server binary: `DNSWARD_CLICKHOUSE_SERVER` if set (e.g. one unpacked from the .deb

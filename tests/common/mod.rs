@@ -360,6 +360,15 @@ pub async fn ask_from(from: &str, server: SocketAddr, name: &str, rtype: RecordT
     Message::from_vec(&bytes).unwrap()
 }
 
+/// The rcode of [`ask`]'s answer.
+pub async fn rcode(
+    server: SocketAddr,
+    name: &str,
+    rtype: RecordType,
+) -> hickory_proto::op::ResponseCode {
+    ask(server, name, rtype).await.metadata.response_code
+}
+
 /// The rcode of [`ask_from`]'s answer.
 pub async fn rcode_from(
     from: &str,
@@ -371,6 +380,29 @@ pub async fn rcode_from(
         .await
         .metadata
         .response_code
+}
+
+/// The list that blocked the answer `m`, from the SOA dnsward puts in a blocked answer
+/// (`<list>.policy.dnsward.`); `None` when it was answered.
+pub fn blocking_list(m: &Message) -> Option<String> {
+    m.authorities.iter().find_map(|r| match &r.data {
+        hickory_proto::rr::RData::SOA(s) => s
+            .mname
+            .to_ascii()
+            .strip_suffix(".policy.dnsward.")
+            .map(str::to_string),
+        _ => None,
+    })
+}
+
+/// The sum of the sample lines of a Prometheus scrape that start with `prefix` (name and
+/// labels as printed); 0 when there is none.
+pub fn sample(metrics: &str, prefix: &str) -> f64 {
+    metrics
+        .lines()
+        .filter(|l| !l.starts_with('#') && l.starts_with(prefix))
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
+        .sum()
 }
 
 /// The dnsward binary of this build.
@@ -385,6 +417,19 @@ pub fn dnsward_cmd(command: &str, config: &std::path::Path, args: &[&str]) -> st
         .args(args)
         .output()
         .unwrap()
+}
+
+/// `dnsward check` on the config `text`, written to `path`: it must fail, and its standard
+/// error must hold each of `expected` (e.g. `"bad.toml:3: server.colour"`); returns that error.
+pub fn check_rejects(path: &std::path::Path, text: &str, expected: &[&str]) -> String {
+    std::fs::write(path, text).unwrap();
+    let out = dnsward_cmd("check", path, &[]);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{}: {err}", path.display());
+    for e in expected {
+        assert!(err.contains(e), "missing {e:?} in:\n{err}");
+    }
+    err
 }
 
 /// `dnsward logs --config CONFIG ARGS...`: its standard output, which must follow success.
@@ -478,6 +523,19 @@ pub fn read_jsonl(path: &std::path::Path, want: usize) -> Vec<serde_json::Value>
     panic!("fewer than {want} events in {}", path.display());
 }
 
+/// Waits until `f` holds, checking every 100 ms for at most `secs` seconds (then panics naming
+/// `what`).
+pub async fn eventually(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+    while !f() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not within {secs} s: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// `DNSWARD_LOG=debug cargo test ...` shows the server's logs in a failing test.
 pub fn init_logging() {
     let _ = tracing_subscriber::fmt()
@@ -498,9 +556,6 @@ pub async fn http(
     token: Option<&str>,
     body: Option<&str>,
 ) -> (u16, String) {
-    let mut s = TcpStream::connect(addr)
-        .await
-        .expect("admin listener accepts");
     let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
     if let Some(t) = token {
         req.push_str(&format!("Authorization: Bearer {t}\r\n"));
@@ -513,13 +568,7 @@ pub async fn http(
     } else {
         req.push_str("Content-Length: 0\r\n\r\n");
     }
-    s.write_all(req.as_bytes()).await.unwrap();
-    let mut raw = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut raw))
-        .await
-        .expect("HTTP answer in time")
-        .unwrap();
-    let text = String::from_utf8_lossy(&raw).into_owned();
+    let text = raw_http(addr, &req).await;
     let status: u16 = text
         .split_whitespace()
         .nth(1)
@@ -537,6 +586,21 @@ pub async fn http(
     (status, body)
 }
 
+/// Sends `request` (a whole HTTP/1.1 request, `Connection: close`) over a new TCP connection
+/// to `addr`: the whole response as text, head included (within 10 s).
+pub async fn raw_http(addr: SocketAddr, request: &str) -> String {
+    let mut s = TcpStream::connect(addr)
+        .await
+        .expect("the listener accepts");
+    s.write_all(request.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut raw))
+        .await
+        .expect("HTTP answer in time")
+        .unwrap();
+    String::from_utf8_lossy(&raw).into_owned()
+}
+
 /// The body of an HTTP/1.1 `Transfer-Encoding: chunked` response.
 pub fn dechunk(mut s: &str) -> String {
     let mut out = String::new();
@@ -549,4 +613,15 @@ pub fn dechunk(mut s: &str) -> String {
         s = rest[n..].trim_start_matches("\r\n");
     }
     out
+}
+
+/// Where tests leave files for a person to look at (screenshots): target/test-artifacts/
+/// (under `CARGO_TARGET_DIR` when set), created if missing.
+pub fn artifact_dir() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
+    let dir = target.join("test-artifacts");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
 }

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use hickory_proto::op::{Edns, Message, Query};
+use hickory_proto::op::{Edns, Message, Query, ResponseCode};
 use hickory_proto::rr::{Name, RecordType};
 
 use crate::common::{self, start_dnsward_text, udp_raw};
@@ -65,6 +65,21 @@ pub struct Lab {
 }
 
 /// The hierarchy as `Hierarchy::build_at` signs it, served by one authority.
+/// A secure answer to a DO query (`what` says how it was got): NOERROR, AD, and the RRSIG
+/// along.
+pub fn assert_secure_signed(m: &Message, what: &str) {
+    assert_eq!(
+        m.metadata.response_code,
+        ResponseCode::NoError,
+        "{what}: {m:?}"
+    );
+    assert!(
+        m.metadata.authentic_data,
+        "{what}: a secure answer has AD: {m:?}"
+    );
+    assert!(has_rrsig(m), "{what}: DO: the RRSIG comes along");
+}
+
 pub async fn lab() -> Lab {
     lab_with(|_| {}, Vec::new()).await
 }
@@ -96,22 +111,11 @@ pub async fn lab_with(
 
 impl Lab {
     pub async fn dnsward(&self, extra_resolver: &str, extra: &str) -> dnsward::instance::Instance {
-        std::fs::write(
-            self.dir.path().join("root.hints"),
-            format!(
-                ".  3600000 IN NS a.root.test.\na.root.test. 3600000 IN A {}\n",
-                self.authority.ip()
-            ),
-        )
-        .unwrap();
-        std::fs::write(
-            self.dir.path().join("anchor.ds"),
-            format!("{}\n", self.trust_anchor),
-        )
-        .unwrap();
+        let resolver = self
+            .server
+            .validating_resolver(&self.hierarchy, self.dir.path());
         let text = format!(
-            "[server]\nlisten = [\"127.0.0.1:0\"]\nudp_workers = 1\n[resolver]\nroot_hints = \"root.hints\"\nupstream_port = {}\ntimeout_ms = 3000\ndnssec = \"validate\"\ntrust_anchor = \"anchor.ds\"\n{extra_resolver}\n{extra}\n",
-            self.authority.port()
+            "[server]\nlisten = [\"127.0.0.1:0\"]\nudp_workers = 1\n{resolver}{extra_resolver}\n{extra}\n"
         );
         start_dnsward_text(&text, self.dir.path()).await
     }

@@ -16,8 +16,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use hickory_proto::op::Message;
-use hickory_proto::rr::{RData, RecordType};
+use hickory_proto::rr::RecordType;
 use serde_json::Value;
 
 use crate::common::*;
@@ -282,14 +281,6 @@ pub async fn metrics(admin: SocketAddr) -> String {
     body
 }
 
-pub fn sample(metrics: &str, prefix: &str) -> f64 {
-    metrics
-        .lines()
-        .filter(|l| !l.starts_with('#') && l.starts_with(prefix))
-        .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
-        .sum()
-}
-
 pub fn write_config(dir: &Path, text: &str) -> PathBuf {
     let p = dir.join("feeds.toml");
     std::fs::write(&p, text).unwrap();
@@ -314,13 +305,5 @@ pub fn check(path: &Path) -> (i32, String) {
 
 /// The list that blocked `fqdn`, from the SOA dnsward puts in a blocked answer.
 pub async fn blocked_by_fqdn(dns: SocketAddr, fqdn: &str) -> Option<String> {
-    let m: Message = ask(dns, fqdn, RecordType::A).await;
-    m.authorities.iter().find_map(|r| match &r.data {
-        RData::SOA(s) => s
-            .mname
-            .to_ascii()
-            .strip_suffix(".policy.dnsward.")
-            .map(str::to_string),
-        _ => None,
-    })
+    blocking_list(&ask(dns, fqdn, RecordType::A).await)
 }

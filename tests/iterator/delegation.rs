@@ -54,13 +54,13 @@ async fn ns_names_without_glue_are_resolved_in_another_zone() {
         "@ NS ns.provider.net.\nwww A 192.0.2.1",
     );
     let (h, d) = start(net, "").await;
-    let (m, _) = ask(&d, "www.example.test.", A).await;
-    assert_eq!(
-        answer(&m),
-        vec!["www.example.test. A 192.0.2.1"],
-        "{}",
-        h.log()
-    );
+    let m = ask_expect(
+        &h,
+        &d,
+        "www.example.test.",
+        &["www.example.test. A 192.0.2.1"],
+    )
+    .await;
     assert_minimal(&m);
     assert!(
         h.asked_name("ns.provider.net.") >= 1,
@@ -204,26 +204,20 @@ async fn ipv6_servers_used_only_with_upstream_ipv6() {
     };
     let (net, _) = build();
     let (h, d) = start(net, "upstream_ipv6 = true").await;
-    let (m, _) = ask(&d, "www.v6only.test.", A).await;
-    assert_eq!(
-        answer(&m),
-        vec!["www.v6only.test. A 192.0.2.66"],
-        "{}",
-        h.log()
-    );
+    ask_expect(
+        &h,
+        &d,
+        "www.v6only.test.",
+        &["www.v6only.test. A 192.0.2.66"],
+    )
+    .await;
     assert!(h.to(v6) >= 1);
     d.shutdown().await;
     drop(h);
 
     let (net, v4) = build();
     let (h, d) = start(net, "upstream_ipv6 = false").await;
-    let (m, _) = ask(&d, "www.dual.test.", A).await;
-    assert_eq!(
-        answer(&m),
-        vec!["www.dual.test. A 192.0.2.4"],
-        "{}",
-        h.log()
-    );
+    ask_expect(&h, &d, "www.dual.test.", &["www.dual.test. A 192.0.2.4"]).await;
     assert!(h.to(v4) >= 1);
     let (m, took) = ask(&d, "www.v6only.test.", A).await;
     assert_servfail_in_time(&m, took, "a v6-only zone without upstream_ipv6");

@@ -140,6 +140,14 @@ fn answer(m: &Message) -> Vec<String> {
     common::rr_lines(&m.answers)
 }
 
+/// Asks `qname` (type A) and asserts the answer's records are `want` (the hierarchy's log
+/// when not); the answer.
+async fn ask_expect(h: &Running, d: &Resolver, qname: &str, want: &[&str]) -> Message {
+    let (m, _) = ask(d, qname, A).await;
+    assert_eq!(answer(&m), want, "{qname}: {}", h.log());
+    m
+}
+
 /// A positive answer is minimal: no upstream NS in authority, no glue in additional.
 fn assert_minimal(m: &Message) {
     assert!(

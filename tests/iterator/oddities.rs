@@ -98,17 +98,17 @@ async fn duplicate_records_are_passed_on_once() {
         )),
     );
     let (h, d) = start(net, "qname_minimisation = \"off\"").await;
-    let (m, _) = ask(&d, "alias.example.test.", A).await;
-    assert_eq!(
-        answer(&m),
-        vec![
+    ask_expect(
+        &h,
+        &d,
+        "alias.example.test.",
+        &[
             "alias.example.test. CNAME www.example.test.",
             "www.example.test. A 192.0.2.1",
             "www.example.test. A 192.0.2.2",
         ],
-        "{}",
-        h.log()
-    );
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

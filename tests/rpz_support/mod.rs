@@ -44,6 +44,20 @@ impl Proc {
         Proc { child, name, log }
     }
 
+    /// `program FOREGROUND_FLAG -c DIR/program.conf` with `conf` written there, its output in
+    /// `DIR/program.log`.
+    pub fn launch(dir: &Path, program: &'static str, foreground_flag: &str, conf: &str) -> Proc {
+        let path = dir.join(format!("{program}.conf"));
+        std::fs::write(&path, conf).unwrap();
+        Proc::spawn(
+            program,
+            Command::new(which(program).unwrap())
+                .args([foreground_flag, "-c"])
+                .arg(&path),
+            dir.join(format!("{program}.log")),
+        )
+    }
+
     pub fn signal(&self, sig: i32) {
         unsafe {
             libc::kill(self.child.id() as i32, sig);
@@ -108,15 +122,7 @@ pub fn start_nsd(dir: &Path, addr: SocketAddr, zone: &str, notify: SocketAddr, k
         nip = notify.ip(),
         nport = notify.port(),
     );
-    std::fs::write(dir.join("nsd.conf"), conf).unwrap();
-    Proc::spawn(
-        "nsd",
-        Command::new(which("nsd").unwrap())
-            .arg("-d")
-            .arg("-c")
-            .arg(dir.join("nsd.conf")),
-        dir.join("nsd.log"),
-    )
+    Proc::launch(dir, "nsd", "-d", &conf)
 }
 
 /// BIND (`named -g`) as primary of `zone` from `dir/zone.rpz` on 127.0.0.1:`port` (BIND listens
@@ -129,15 +135,7 @@ pub fn start_named(dir: &Path, port: u16, zone: &str, notify: SocketAddr) -> Pro
         nip = notify.ip(),
         nport = notify.port(),
     );
-    std::fs::write(dir.join("named.conf"), conf).unwrap();
-    Proc::spawn(
-        "named",
-        Command::new(which("named").unwrap())
-            .arg("-g")
-            .arg("-c")
-            .arg(dir.join("named.conf")),
-        dir.join("named.log"),
-    )
+    Proc::launch(dir, "named", "-g", &conf)
 }
 
 /// Unbound resolving example.com from the test hierarchy's server, with an RPZ zone
@@ -159,15 +157,7 @@ pub fn start_unbound(
         pip = primary.ip(),
         pport = primary.port(),
     );
-    std::fs::write(dir.join("unbound.conf"), conf).unwrap();
-    Proc::spawn(
-        "unbound",
-        Command::new(which("unbound").unwrap())
-            .arg("-d")
-            .arg("-c")
-            .arg(dir.join("unbound.conf")),
-        dir.join("unbound.log"),
-    )
+    Proc::launch(dir, "unbound", "-d", &conf)
 }
 
 /// What the fake primary sends.
