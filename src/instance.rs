@@ -71,8 +71,9 @@ pub enum InstanceError {
     Encrypted(#[from] EncryptedError),
     #[error(transparent)]
     Admin(#[from] AdminError),
+    /// Boxed: by far the largest of these errors.
     #[error(transparent)]
-    Rpz(#[from] RpzError),
+    Rpz(Box<RpzError>),
 }
 
 impl Instance {
@@ -128,7 +129,8 @@ impl Instance {
             engine.policy(),
             &engine.recorder.metrics.rpz,
         )
-        .await?;
+        .await
+        .map_err(|e| InstanceError::Rpz(Box::new(e)))?;
         if let Some(a) = &alerts {
             a.start(log, feeds.clone());
         }

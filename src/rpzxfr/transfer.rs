@@ -243,7 +243,7 @@ struct StreamReader {
 #[derive(Debug, thiserror::Error)]
 enum StreamError {
     #[error("record {record} is outside the zone {zone}")]
-    OutsideZone { record: Name, zone: Name },
+    OutsideZone { record: Box<Name>, zone: Box<Name> },
     #[error("the transfer does not start with the SOA")]
     NoLeadingSoa,
 }
@@ -264,8 +264,8 @@ impl StreamReader {
         self.count += 1;
         if !zone.zone_of(&r.name) {
             return Err(StreamError::OutsideZone {
-                record: r.name.clone(),
-                zone: zone.clone(),
+                record: Box::new(r.name.clone()),
+                zone: Box::new(zone.clone()),
             });
         }
         let serial = match &r.data {
