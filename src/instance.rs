@@ -5,20 +5,24 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::admin::api::AdminServer;
+use crate::admin::api::{AdminError, AdminServer};
+use crate::alerts::Alerts;
 use crate::blockpage::BlockpageServer;
 use crate::config::{Config, Mode};
-use crate::feeds::Feeds;
+use crate::dnssec::DnssecError;
+use crate::feeds::{FeedError, FeedSpec, Feeds};
 use crate::pipeline::ddr::Ddr;
 use crate::pipeline::record::Recorder;
 use crate::pipeline::Engine;
 use crate::policy::reload::PolicyStore;
-use crate::policy::runtime::RuntimeList;
-use crate::querylog::QueryLog;
+use crate::policy::runtime::{RuntimeList, RuntimeListError};
+use crate::querylog::{QueryLog, QueryLogError};
+use crate::resolver::roots::RootHintsError;
 use crate::resolver::Resolver;
-use crate::server::encrypted::Encrypted;
+use crate::rpzxfr::RpzError;
+use crate::server::encrypted::{Encrypted, EncryptedError};
 use crate::server::tls::CertStore;
-use crate::server::Server;
+use crate::server::{Server, ServerError};
 use crate::upstream::forward::ForwardUpstream;
 use crate::upstream::Upstream;
 
@@ -34,101 +38,72 @@ pub struct Instance {
     blockpage: Option<BlockpageServer>,
     feeds: Option<Arc<Feeds>>,
     rpz: crate::rpzxfr::Rpz,
-    alerts: Option<Arc<crate::alerts::Alerts>>,
+    alerts: Option<Arc<Alerts>>,
     audit: Option<tokio::task::JoinHandle<()>>,
     events: Option<tokio::task::JoinHandle<()>>,
 }
 
+/// Why an instance did not start: the part that failed, with its own error.
+#[derive(Debug, thiserror::Error)]
+pub enum InstanceError {
+    #[error("resolver.trust_anchor: {0}")]
+    TrustAnchor(#[source] DnssecError),
+    #[error(transparent)]
+    RootHints(#[from] RootHintsError),
+    #[error(transparent)]
+    RuntimeList(#[from] RuntimeListError),
+    #[error(transparent)]
+    Feeds(#[from] FeedError),
+    #[error("{what} crashed: {source}")]
+    Crashed {
+        what: &'static str,
+        source: tokio::task::JoinError,
+    },
+    /// The alerts' own error (`Alerts::new`), whatever its type.
+    #[error("{0}")]
+    Alerts(Box<dyn std::error::Error + Send + Sync>),
+    #[error("query log: {0}")]
+    QueryLog(#[source] QueryLogError),
+    #[error(transparent)]
+    Server(#[from] ServerError),
+    /// DoT/DoH or the block page (their listeners and certificates).
+    #[error(transparent)]
+    Encrypted(#[from] EncryptedError),
+    #[error(transparent)]
+    Admin(#[from] AdminError),
+    /// Boxed: by far the largest of these errors.
+    #[error(transparent)]
+    Rpz(Box<RpzError>),
+}
+
 impl Instance {
     /// Starts serving on every configured address. Must run inside a tokio runtime.
-    pub async fn start(config: &Config) -> Result<Instance, String> {
+    pub async fn start(config: &Config) -> Result<Instance, InstanceError> {
         let upstream = upstream_from_config(config)?;
         // The admin API's runtime list must exist before the lists load (it is one of them).
         let runtime = match config.runtime_list_files() {
             files if files.is_empty() => None,
-            files => Some(Arc::new(
-                RuntimeList::open_scoped(&files).map_err(|e| e.to_string())?,
-            )),
+            files => Some(Arc::new(RuntimeList::open_scoped(&files)?)),
         };
-        // Feeds: the cached copy (or the shipped snapshot) is the list the policy loads now;
-        // downloads happen in the background once serving starts (see src/feeds).
-        let feed_specs = {
-            let config = config.clone();
-            tokio::task::spawn_blocking(move || {
-                let cache_dir = config.resolve_path(&config.feeds.cache_dir);
-                crate::feeds::prepare(config.feed_specs(), &cache_dir)
-            })
-            .await
-            .map_err(|e| format!("preparing the feeds crashed: {e}"))?
-            .map_err(|e| e.to_string())?
-        };
-        // Lists load before serving starts; a list that fails is reported and skipped.
-        let specs = config.list_specs();
-        // `[[events]]`: the lists of the windows open now (see src/events).
-        let groups = crate::events::groups_at(config, crate::timefmt::now_us());
-        let (policy, _report) =
-            tokio::task::spawn_blocking(move || PolicyStore::load_grouped(specs, groups))
-                .await
-                .map_err(|e| format!("loading lists crashed: {e}"))?;
+        let (policy, feed_specs) = load_policy(config).await?;
         let feeds = match feed_specs.is_empty() {
             true => None,
-            false => Some(
-                Feeds::start(&config.feeds, feed_specs, Arc::clone(&policy))
-                    .map_err(|e| e.to_string())?,
-            ),
+            false => Some(Feeds::start(
+                &config.feeds,
+                feed_specs,
+                Arc::clone(&policy),
+            )?),
         };
         let events = crate::events::spawn_switcher(config.clone(), Arc::clone(&policy));
         let watch = (config.policy.watch && !config.lists.is_empty())
             .then(|| policy.spawn_watch(Duration::from_secs(config.policy.watch_interval_secs)));
         // The alerts read the query-event stream as one more consumer of the query log's bus.
-        let alerts = crate::alerts::Alerts::new(config)?;
-        let log = match (&config.querylog, &alerts) {
-            (None, None) => QueryLog::disabled(),
-            (q, a) => QueryLog::start_with(q.as_ref(), a.as_ref().map(|a| a.consumer()))
-                .await
-                .map_err(|e| format!("query log: {e}"))?,
-        };
-        let mut recorder = match (&config.querylog, &alerts) {
-            (None, None) => Recorder::disabled(),
-            (q, _) => Recorder::new(
-                log.clone(),
-                &config.instance_name(),
-                q.as_ref().is_some_and(|q| q.dnstap.is_some()),
-            ),
-        };
-        recorder.runtime = runtime.clone();
-        recorder.keep_servfail_wire = alerts.as_ref().is_some_and(|a| a.wants_servfail_wire());
-        recorder.count_groups(&policy.snapshot());
+        let alerts =
+            crate::alerts::Alerts::new(config).map_err(|e| InstanceError::Alerts(e.into()))?;
+        let (log, recorder) = start_log(config, &alerts, runtime.clone(), &policy).await?;
         let engine = Arc::new(Engine::new(config, upstream, policy, recorder));
-        let evictor = {
-            let engine = Arc::clone(&engine);
-            tokio::spawn(async move {
-                let mut tick = tokio::time::interval(Duration::from_secs(30));
-                loop {
-                    tick.tick().await;
-                    engine.admission.evict_idle(Duration::from_secs(60));
-                }
-            })
-        };
-        let server = Server::start(config, Arc::clone(&engine))
-            .await
-            .map_err(|e| e.to_string())?;
-        let encrypted = Encrypted::start(config, Arc::clone(&engine))
-            .await
-            .map_err(|e| e.to_string())?;
-        if let Some(enc) = &encrypted {
-            // DDR announces the ports actually bound, so it is set only now.
-            if let Some(ddr) = Ddr::new(
-                enc.certs.dns_name().as_deref(),
-                &enc.dot_addrs,
-                &enc.doh_addrs,
-            ) {
-                let _ = engine.ddr.set(ddr);
-            }
-        }
-        let blockpage = BlockpageServer::start(config, Arc::clone(engine.policy()))
-            .await
-            .map_err(|e| e.to_string())?;
+        let evictor = spawn_evictor(Arc::clone(&engine));
+        let (server, encrypted, blockpage) = start_listeners(config, &engine).await?;
         let certs: Vec<Arc<CertStore>> = encrypted
             .iter()
             .map(|e| Arc::clone(&e.certs))
@@ -155,39 +130,15 @@ impl Instance {
             &engine.recorder.metrics.rpz,
         )
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| InstanceError::Rpz(Box::new(e)))?;
         if let Some(a) = &alerts {
             a.start(log, feeds.clone());
         }
-        // `[audit]`: the audit on a schedule; new critical findings go to the `audit` rules.
-        let audit = {
-            let alerts = alerts.clone();
-            crate::audit::spawn_schedule(config.clone(), move |report| {
-                if let Some(a) = &alerts {
-                    a.audit_report(report);
-                }
-            })
-        };
+        let audit = spawn_audit(config, alerts.clone());
         // Runtime entries past their expiry drop out on their own.
-        let expiry = runtime.clone().map(|rt| {
-            let engine = Arc::clone(&engine);
-            tokio::spawn(async move {
-                let mut tick = tokio::time::interval(Duration::from_secs(1));
-                loop {
-                    tick.tick().await;
-                    match rt.expire(crate::timefmt::now_us()) {
-                        Ok(gone) if !gone.is_empty() => {
-                            for g in &gone {
-                                tracing::info!(name = %g.name, "runtime entry expired ({})", g.describe());
-                            }
-                            engine.policy().reload("runtime entries expired").await;
-                        }
-                        Ok(_) => {}
-                        Err(e) => tracing::error!("runtime list: {e}"),
-                    }
-                }
-            })
-        });
+        let expiry = runtime
+            .clone()
+            .map(|rt| spawn_expiry(rt, Arc::clone(&engine)));
         Ok(Instance {
             engine,
             server,
@@ -317,9 +268,9 @@ impl Instance {
 
 /// The upstream the config asks for: dnsward's own resolver from the root hints, or the
 /// forwarders; either validates with `dnssec = "validate"`.
-pub fn upstream_from_config(config: &Config) -> Result<Arc<dyn Upstream>, String> {
+pub(crate) fn upstream_from_config(config: &Config) -> Result<Arc<dyn Upstream>, InstanceError> {
     let validator = crate::resolver::validator_from_config(&config.resolver, &config.base_dir)
-        .map_err(|e| format!("resolver.trust_anchor: {e}"))?;
+        .map_err(InstanceError::TrustAnchor)?;
     let upstream: Arc<dyn Upstream> = match config.resolver.mode {
         Mode::Recursive => {
             let roots = config.root_addresses()?;
@@ -332,4 +283,125 @@ pub fn upstream_from_config(config: &Config) -> Result<Arc<dyn Upstream>, String
         )),
     };
     Ok(upstream)
+}
+
+/// The policy's first snapshot. Feeds first: the cached copy (or the shipped snapshot) is the
+/// list the policy loads now; downloads happen in the background once serving starts (see
+/// src/feeds). Then every list loads before serving starts (a list that fails is reported and
+/// skipped), with the groups of the `[[events]]` windows open now. Returns the feeds to start.
+async fn load_policy(config: &Config) -> Result<(Arc<PolicyStore>, Vec<FeedSpec>), InstanceError> {
+    let feed_specs = {
+        let config = config.clone();
+        tokio::task::spawn_blocking(move || {
+            let cache_dir = config.resolve_path(&config.feeds.cache_dir);
+            crate::feeds::prepare(config.feed_specs(), &cache_dir)
+        })
+        .await
+        .map_err(|source| InstanceError::Crashed {
+            what: "preparing the feeds",
+            source,
+        })??
+    };
+    let specs = config.list_specs();
+    let groups = crate::events::groups_at(config, crate::timefmt::now_us());
+    let (policy, _report) =
+        tokio::task::spawn_blocking(move || PolicyStore::load_grouped(specs, groups))
+            .await
+            .map_err(|source| InstanceError::Crashed {
+                what: "loading lists",
+                source,
+            })?;
+    Ok((policy, feed_specs))
+}
+
+/// The query log (when `[querylog]` or the alerts want the events) and the recorder that
+/// gives it every query's event.
+async fn start_log(
+    config: &Config,
+    alerts: &Option<Arc<Alerts>>,
+    runtime: Option<Arc<RuntimeList>>,
+    policy: &PolicyStore,
+) -> Result<(QueryLog, Recorder), InstanceError> {
+    let log = match (&config.querylog, alerts) {
+        (None, None) => QueryLog::disabled(),
+        (q, a) => QueryLog::start_with(q.as_ref(), a.as_ref().map(|a| a.consumer()))
+            .await
+            .map_err(InstanceError::QueryLog)?,
+    };
+    let mut recorder = match (&config.querylog, alerts) {
+        (None, None) => Recorder::disabled(),
+        (q, _) => Recorder::new(
+            log.clone(),
+            &config.instance_name(),
+            q.as_ref().is_some_and(|q| q.dnstap.is_some()),
+        ),
+    };
+    recorder.runtime = runtime;
+    recorder.keep_servfail_wire = alerts.as_ref().is_some_and(|a| a.wants_servfail_wire());
+    recorder.count_groups(&policy.snapshot());
+    Ok((log, recorder))
+}
+
+/// The DNS listeners: UDP and TCP, DoT and DoH (DDR announces the ports actually bound, so it
+/// is set only once they are), and the block page.
+async fn start_listeners(
+    config: &Config,
+    engine: &Arc<Engine>,
+) -> Result<(Server, Option<Encrypted>, Option<BlockpageServer>), InstanceError> {
+    let server = Server::start(config, Arc::clone(engine)).await?;
+    let encrypted = Encrypted::start(config, Arc::clone(engine)).await?;
+    if let Some(enc) = &encrypted {
+        if let Some(ddr) = Ddr::new(
+            enc.certs.dns_name().as_deref(),
+            &enc.dot_addrs,
+            &enc.doh_addrs,
+        ) {
+            let _ = engine.ddr.set(ddr);
+        }
+    }
+    let blockpage = BlockpageServer::start(config, Arc::clone(engine.policy())).await?;
+    Ok((server, encrypted, blockpage))
+}
+
+/// Every 30 s, the admission's per-client state idle for a minute is dropped.
+fn spawn_evictor(engine: Arc<Engine>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(30));
+        loop {
+            tick.tick().await;
+            engine.admission.evict_idle(Duration::from_secs(60));
+        }
+    })
+}
+
+/// `[audit]`: the audit on a schedule; new critical findings go to the `audit` rules.
+fn spawn_audit(
+    config: &Config,
+    alerts: Option<Arc<Alerts>>,
+) -> Option<tokio::task::JoinHandle<()>> {
+    crate::audit::spawn_schedule(config.clone(), move |report| {
+        if let Some(a) = &alerts {
+            a.audit_report(report);
+        }
+    })
+}
+
+/// Every second, the runtime entries past their expiry are dropped and the policy reloaded.
+fn spawn_expiry(rt: Arc<RuntimeList>, engine: Arc<Engine>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            match rt.expire(crate::timefmt::now_us()) {
+                Ok(gone) if !gone.is_empty() => {
+                    for g in &gone {
+                        tracing::info!(name = %g.name, "runtime entry expired ({})", g.describe());
+                    }
+                    engine.policy().reload("runtime entries expired").await;
+                }
+                Ok(_) => {}
+                Err(e) => tracing::error!("runtime list: {e}"),
+            }
+        }
+    })
 }

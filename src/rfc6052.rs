@@ -16,33 +16,45 @@ pub struct Prefix {
     len: u8,
 }
 
+/// Why a text is not an RFC 6052 prefix (the caller names the key).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PrefixError {
+    #[error("{0:?} has no prefix length (e.g. \"64:ff9b::/96\")")]
+    NoLength(String),
+    #[error("{0:?} is not an IPv6 prefix")]
+    NotAnAddress(String),
+    #[error("{0:?} is an IPv4 prefix; DNS64 needs an IPv6 one")]
+    Ipv4(String),
+    #[error("{0:?}: the prefix length is not a number")]
+    LengthNotANumber(String),
+    #[error("{0:?}: the prefix length must be one of RFC 6052's /32, /40, /48, /56, /64, /96")]
+    Length(String),
+    #[error("{0:?}: bits are set beyond /{1}")]
+    HostBits(String, u8),
+}
+
 impl Prefix {
-    /// `"64:ff9b::/96"`; the message says what is wrong (the caller names the key).
-    pub fn parse(text: &str) -> Result<Prefix, String> {
+    /// `"64:ff9b::/96"`, or what is wrong with it.
+    pub fn parse(text: &str) -> Result<Prefix, PrefixError> {
+        let owned = || text.to_string();
         let Some((addr, len)) = text.trim().split_once('/') else {
-            return Err(format!(
-                "{text:?} has no prefix length (e.g. \"64:ff9b::/96\")"
-            ));
+            return Err(PrefixError::NoLength(owned()));
         };
         let addr: IpAddr = addr
             .parse()
-            .map_err(|_| format!("{text:?} is not an IPv6 prefix"))?;
+            .map_err(|_| PrefixError::NotAnAddress(owned()))?;
         let IpAddr::V6(addr) = addr else {
-            return Err(format!(
-                "{text:?} is an IPv4 prefix; DNS64 needs an IPv6 one"
-            ));
+            return Err(PrefixError::Ipv4(owned()));
         };
         let len: u8 = len
             .parse()
-            .map_err(|_| format!("{text:?}: the prefix length is not a number"))?;
+            .map_err(|_| PrefixError::LengthNotANumber(owned()))?;
         if !PREFIX_LENGTHS.contains(&len) {
-            return Err(format!(
-                "{text:?}: the prefix length must be one of RFC 6052's /32, /40, /48, /56, /64, /96"
-            ));
+            return Err(PrefixError::Length(owned()));
         }
         let bytes = addr.octets();
         if bytes[len as usize / 8..].iter().any(|&b| b != 0) {
-            return Err(format!("{text:?}: bits are set beyond /{len}"));
+            return Err(PrefixError::HostBits(owned(), len));
         }
         Ok(Prefix { bytes, len })
     }
@@ -145,7 +157,7 @@ mod tests {
             ("nonsense/96", "not an IPv6 prefix"),
             ("64:ff9b::/x", "not a number"),
         ] {
-            let e = Prefix::parse(text).unwrap_err();
+            let e = Prefix::parse(text).unwrap_err().to_string();
             assert!(e.contains(why), "{text}: {e}");
         }
         for len in PREFIX_LENGTHS {

@@ -132,6 +132,15 @@ pub fn now_us() -> i64 {
     }
 }
 
+/// Seconds since the epoch (0 for a clock set before 1970): the crate's one wall clock in
+/// seconds (policy reloads, feeds, RPZ serials and TSIG, the new-domain set, the DNSSEC
+/// validator's `dnssec::now_unix`).
+pub(crate) fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

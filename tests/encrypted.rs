@@ -804,6 +804,7 @@ fn bad_encrypted_config_is_reported_clearly() {
     let err = rt
         .block_on(dnsward::instance::Instance::start(&config))
         .err()
-        .expect("refuses a bad certificate");
+        .expect("refuses a bad certificate")
+        .to_string();
     assert!(err.contains("cert.pem"), "{err}");
 }

@@ -42,6 +42,23 @@ pub struct AdminState {
     pub events: Arc<[crate::events::EventConfig]>,
 }
 
+/// Why the admin listener did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error("admin token {}: {source}", path.display())]
+    Token {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("admin listener {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("admin TLS certificate/key: {0}")]
+    Tls(std::io::Error),
+}
+
 pub struct AdminServer {
     pub addr: SocketAddr,
     handle: axum_server::Handle<SocketAddr>,
@@ -57,12 +74,12 @@ impl AdminServer {
         certs: Vec<Arc<CertStore>>,
         feeds: Option<Arc<Feeds>>,
         alerts: Option<Arc<crate::alerts::Alerts>>,
-    ) -> Result<AdminServer, String> {
+    ) -> Result<AdminServer, AdminError> {
         let token = match &admin.token_file {
             Some(p) => {
-                let p = config.resolve_path(p);
-                let t = std::fs::read_to_string(&p)
-                    .map_err(|e| format!("admin token {}: {e}", p.display()))?;
+                let path = config.resolve_path(p);
+                let t = std::fs::read_to_string(&path)
+                    .map_err(|source| AdminError::Token { path, source })?;
                 Some(Arc::from(t.trim()))
             }
             None => None,
@@ -79,9 +96,12 @@ impl AdminServer {
             events: Arc::from(config.events.clone()),
         };
         let app = router(state);
-        let listener = std::net::TcpListener::bind(admin.listen)
-            .map_err(|e| format!("admin listener {}: {e}", admin.listen))?;
-        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        let listen_err = |source| AdminError::Listen {
+            addr: admin.listen,
+            source,
+        };
+        let listener = std::net::TcpListener::bind(admin.listen).map_err(listen_err)?;
+        let addr = listener.local_addr().map_err(listen_err)?;
         let handle = axum_server::Handle::new();
         let service = app.into_make_service_with_connect_info::<SocketAddr>();
         let task = match (&admin.tls_cert, &admin.tls_key) {
@@ -92,9 +112,9 @@ impl AdminServer {
                     config.resolve_path(key),
                 )
                 .await
-                .map_err(|e| format!("admin TLS certificate/key: {e}"))?;
+                .map_err(AdminError::Tls)?;
                 let server = axum_server::from_tcp_rustls(listener, tls)
-                    .map_err(|e| e.to_string())?
+                    .map_err(listen_err)?
                     .handle(handle.clone());
                 tokio::spawn(async move {
                     if let Err(e) = server.serve(service).await {
@@ -104,7 +124,7 @@ impl AdminServer {
             }
             _ => {
                 let server = axum_server::from_tcp(listener)
-                    .map_err(|e| e.to_string())?
+                    .map_err(listen_err)?
                     .handle(handle.clone());
                 tokio::spawn(async move {
                     if let Err(e) = server.serve(service).await {

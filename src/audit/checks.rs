@@ -41,6 +41,78 @@ fn rcode_of(r: &Lookup) -> Option<ResponseCode> {
     r.as_ref().ok().map(|m| m.metadata.response_code)
 }
 
+/// The A question failed: DNSSEC bogus (critical: validating resolvers answer SERVFAIL), or
+/// the name no longer resolves (abandoned).
+fn lookup_failed(e: &ResolveError, report: &mut NameReport) {
+    let f = &mut report.findings;
+    match e {
+        ResolveError::Bogus { ede, reason } => f.push(Finding::new(
+            Severity::Critical,
+            Kind::DnssecBogus,
+            format!("DNSSEC bogus (EDE {ede}): {reason}; validating resolvers answer SERVFAIL"),
+        )),
+        e => {
+            let why = format!("no longer resolves (SERVFAIL: {e})");
+            f.push(Finding::new(Severity::Warning, Kind::NotResolving, &why));
+            report.abandoned = Some(why);
+        }
+    }
+    sort(f);
+}
+
+/// A zone apex: its own NS set answers for it (not through a CNAME), lower-cased and sorted.
+fn apex_ns(name: &Name, ns: &Lookup) -> Vec<Name> {
+    match ns {
+        Ok(m) if m.metadata.response_code == ResponseCode::NoError => {
+            let mut v: Vec<Name> = m
+                .answers
+                .iter()
+                .filter(|r| r.name.to_lowercase() == name.to_lowercase())
+                .filter_map(|r| match &r.data {
+                    RData::NS(n) => Some(n.0.to_lowercase()),
+                    _ => None,
+                })
+                .collect();
+            v.sort();
+            v.dedup();
+            v
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// The MX records' data, lower-cased and sorted (the baseline's `mx`).
+fn mx_targets(mx: &Lookup) -> Vec<String> {
+    let mut v: Vec<String> = match mx {
+        Ok(m) => m
+            .answers
+            .iter()
+            .filter(|r| r.record_type() == RecordType::MX)
+            .map(|r| r.data.to_string().to_lowercase())
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    v.sort();
+    v
+}
+
+/// The finding of a name with nothing to report: where it resolves to.
+fn resolves(addrs: &[IpAddr]) -> Finding {
+    let what = if addrs.is_empty() {
+        "resolves (no address)".to_string()
+    } else {
+        format!(
+            "resolves to {}",
+            addrs
+                .iter()
+                .map(IpAddr::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
+    Finding::new(Severity::Info, Kind::Ok, what)
+}
+
 impl Probe {
     async fn lookup(&self, name: &Name, rtype: RecordType, cd: bool) -> Lookup {
         self.resolver
@@ -79,30 +151,55 @@ impl Probe {
             self.lookup(&name, RecordType::NS, false),
             self.lookup(&name, RecordType::MX, false),
         );
-        let f = &mut report.findings;
         let a_msg = match &a {
-            Err(ResolveError::Bogus { ede, reason }) => {
-                f.push(Finding::new(
-                    Severity::Critical,
-                    Kind::DnssecBogus,
-                    format!(
-                        "DNSSEC bogus (EDE {ede}): {reason}; validating resolvers answer SERVFAIL"
-                    ),
-                ));
-                sort(f);
-                return report;
-            }
-            Err(e) => {
-                let why = format!("no longer resolves (SERVFAIL: {e})");
-                f.push(Finding::new(Severity::Warning, Kind::NotResolving, &why));
-                report.abandoned = Some(why);
-                sort(f);
-                return report;
-            }
             Ok(m) => m,
+            Err(e) => {
+                lookup_failed(e, &mut report);
+                return report;
+            }
         };
         let cnames = chain_targets(a_msg);
-        if a_msg.metadata.response_code == ResponseCode::NXDomain {
+        if a_msg.metadata.response_code != ResponseCode::NoError {
+            self.gone(a_msg.metadata.response_code, &cnames, &mut report);
+            return report;
+        }
+        let mut addrs: BTreeSet<IpAddr> = addresses(a_msg).into_iter().collect();
+        if let Ok(m) = &aaaa {
+            addrs.extend(addresses(m));
+        }
+        let addrs: Vec<IpAddr> = addrs.into_iter().collect();
+        let f = &mut report.findings;
+        self.placement(&cnames, &addrs, f);
+        let child_ns = apex_ns(&name, &ns);
+        let mut ds_text = Vec::new();
+        if !child_ns.is_empty() {
+            self.delegation(&name, &child_ns, f).await;
+            ds_text = self.dnssec(&name, a_msg, f).await;
+        }
+        let state = NameState {
+            ns: child_ns.iter().map(|n| n.to_ascii()).collect(),
+            addresses: addrs.iter().map(IpAddr::to_string).collect(),
+            cnames: cnames.clone(),
+            mx: mx_targets(&mx),
+            ds: ds_text,
+        };
+        if let Some(old) = old {
+            f.extend(drift(old, &state));
+        }
+        if !f.iter().any(|x| x.severity > Severity::Info) {
+            f.insert(0, resolves(&addrs));
+        }
+        sort(f);
+        report.state = Some(state);
+        report
+    }
+
+    /// The A question answered, but not NOERROR: NXDOMAIN (a dangling CNAME when the chain
+    /// has a target, a takeover risk under a claimable suffix; the targets still judged by
+    /// the policy) or another rcode. Either way the name is abandoned.
+    fn gone(&self, rcode: ResponseCode, cnames: &[String], report: &mut NameReport) {
+        let f = &mut report.findings;
+        let why = if rcode == ResponseCode::NXDomain {
             let why = match cnames.last() {
                 Some(target) => match claimable_suffix(target) {
                     Some(suffix) => {
@@ -124,24 +221,20 @@ impl Probe {
                     why
                 }
             };
-            report.abandoned = Some(why);
-            self.threats(&cnames, &[], f);
-            sort(f);
-            return report;
-        }
-        if a_msg.metadata.response_code != ResponseCode::NoError {
-            let why = format!("no longer resolves ({})", a_msg.metadata.response_code);
+            self.threats(cnames, &[], f);
+            why
+        } else {
+            let why = format!("no longer resolves ({rcode})");
             f.push(Finding::new(Severity::Warning, Kind::NotResolving, &why));
-            report.abandoned = Some(why);
-            sort(f);
-            return report;
-        }
+            why
+        };
+        report.abandoned = Some(why);
+        sort(f);
+    }
 
-        let mut addrs: BTreeSet<IpAddr> = addresses(a_msg).into_iter().collect();
-        if let Ok(m) = &aaaa {
-            addrs.extend(addresses(m));
-        }
-        let addrs: Vec<IpAddr> = addrs.into_iter().collect();
+    /// Where a resolving name points: a CNAME under a claimable suffix, CNAME targets and
+    /// addresses the policy blocks, addresses outside the `--owned` ranges.
+    fn placement(&self, cnames: &[String], addrs: &[IpAddr], f: &mut Vec<Finding>) {
         if let Some(target) = cnames.last() {
             if let Some(suffix) = claimable_suffix(target) {
                 f.push(Finding::new(
@@ -151,7 +244,7 @@ impl Probe {
                 ));
             }
         }
-        self.threats(&cnames, &addrs, f);
+        self.threats(cnames, addrs, f);
         if !self.owned.is_empty() {
             for ip in addrs
                 .iter()
@@ -167,68 +260,6 @@ impl Probe {
                 ));
             }
         }
-
-        // A zone apex: its own NS set answers for it (not through a CNAME).
-        let child_ns: Vec<Name> = match &ns {
-            Ok(m) if m.metadata.response_code == ResponseCode::NoError => {
-                let mut v: Vec<Name> = m
-                    .answers
-                    .iter()
-                    .filter(|r| r.name.to_lowercase() == name.to_lowercase())
-                    .filter_map(|r| match &r.data {
-                        RData::NS(n) => Some(n.0.to_lowercase()),
-                        _ => None,
-                    })
-                    .collect();
-                v.sort();
-                v.dedup();
-                v
-            }
-            _ => Vec::new(),
-        };
-        let mut ds_text = Vec::new();
-        if !child_ns.is_empty() {
-            self.delegation(&name, &child_ns, f).await;
-            ds_text = self.dnssec(&name, a_msg, f).await;
-        }
-        let mut mx_text: Vec<String> = match &mx {
-            Ok(m) => m
-                .answers
-                .iter()
-                .filter(|r| r.record_type() == RecordType::MX)
-                .map(|r| r.data.to_string().to_lowercase())
-                .collect(),
-            Err(_) => Vec::new(),
-        };
-        mx_text.sort();
-        let state = NameState {
-            ns: child_ns.iter().map(|n| n.to_ascii()).collect(),
-            addresses: addrs.iter().map(IpAddr::to_string).collect(),
-            cnames: cnames.clone(),
-            mx: mx_text,
-            ds: ds_text,
-        };
-        if let Some(old) = old {
-            f.extend(drift(old, &state));
-        }
-        if !f.iter().any(|x| x.severity > Severity::Info) {
-            let what = if addrs.is_empty() {
-                "resolves (no address)".to_string()
-            } else {
-                format!(
-                    "resolves to {}",
-                    addrs
-                        .iter()
-                        .map(IpAddr::to_string)
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )
-            };
-            f.insert(0, Finding::new(Severity::Info, Kind::Ok, what));
-        }
-        sort(f);
-        report.state = Some(state);
-        report
     }
 
     /// CNAME targets and addresses that the policy blocks (any list, the default group).

@@ -51,7 +51,7 @@ impl Inventory {
                 Err(reason) => inv.problems.push(InventoryProblem {
                     line,
                     text: content.chars().take(100).collect(),
-                    reason,
+                    reason: reason.to_string(),
                 }),
             }
         }

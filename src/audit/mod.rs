@@ -240,7 +240,9 @@ pub struct AuditOptions {
 #[derive(Debug, thiserror::Error)]
 pub enum AuditError {
     #[error("the resolver cannot start: {0}")]
-    Resolver(String),
+    RootHints(#[from] crate::resolver::roots::RootHintsError),
+    #[error("the resolver cannot start: {0}")]
+    TrustAnchor(#[from] crate::dnssec::DnssecError),
     #[error("baseline {path}: {message}")]
     Baseline { path: PathBuf, message: String },
 }
@@ -256,9 +258,8 @@ pub async fn run(
     on_name: &(dyn Fn(&NameReport) + Sync),
 ) -> Result<AuditReport, AuditError> {
     let started = crate::timefmt::format_ts(crate::timefmt::now_us(), 0);
-    let roots = config.root_addresses().map_err(AuditError::Resolver)?;
-    let validator = crate::resolver::validator_from_config(&config.resolver, &config.base_dir)
-        .map_err(|e| AuditError::Resolver(e.to_string()))?;
+    let roots = config.root_addresses()?;
+    let validator = crate::resolver::validator_from_config(&config.resolver, &config.base_dir)?;
     let resolver = Resolver::new(&roots, &config.resolver, validator);
     let (snapshot, _) = Snapshot::build_grouped(
         &config.list_specs(),

@@ -37,11 +37,16 @@ pub struct AuditArgs {
     pub concurrency: u16,
 }
 
-fn parse_net(s: &str) -> Result<IpNet, String> {
+/// An `--owned` value that is neither a CIDR nor an address.
+#[derive(Debug, thiserror::Error)]
+#[error("{0:?} is not a CIDR or an address")]
+struct NotANetwork(String);
+
+fn parse_net(s: &str) -> Result<IpNet, NotANetwork> {
     s.trim()
         .parse::<IpNet>()
         .or_else(|_| s.trim().parse::<std::net::IpAddr>().map(IpNet::from))
-        .map_err(|_| format!("{s:?} is not a CIDR or an address"))
+        .map_err(|_| NotANetwork(s.to_string()))
 }
 
 pub fn run(args: AuditArgs) -> ExitCode {

@@ -219,126 +219,145 @@ pub fn problems(config: &Config) -> Vec<(String, String)> {
         } else if !seen.insert(r.name.as_str()) {
             out.push((key("name"), format!("another rule is named {:?}", r.name)));
         }
-        if !r.has_action() {
-            out.push((
-                key("kind"),
-                "the rule has no action: set webhook, email or syslog".into(),
-            ));
-        }
-        if let Some(g) = &r.group {
-            let known = groups.contains(&g.as_str()) || g == crate::policy::groups::DEFAULT_GROUP;
-            if !known {
-                out.push((key("group"), format!("unknown group {g:?}")));
-            }
-        }
-        if let Some(c) = &r.client {
-            if !clients.contains(&c.as_str()) {
-                out.push((
-                    key("client"),
-                    format!("unknown client {c:?} (no [[clients]] of that name)"),
-                ));
-            }
-        }
-        let kind = r.kind;
-        if kind == AlertKind::Audit && config.audit.is_none() {
-            out.push((
-                key("kind"),
-                "kind \"audit\" needs an [audit] table (inventory, interval)".into(),
-            ));
-        }
-        let only = |k: &str, set: bool, kinds: &[AlertKind], out: &mut Vec<(String, String)>| {
-            if set && !kinds.contains(&kind) {
-                out.push((key(k), format!("is not a key of kind {:?}", kind.as_str())));
-            }
-        };
-        use AlertKind::*;
-        only(
-            "category",
-            r.category.is_some(),
-            &[ClientThreshold],
-            &mut out,
-        );
-        only("names", !r.names.is_empty(), &[Watch], &mut out);
-        only("names_file", r.names_file.is_some(), &[Watch], &mut out);
-        only("nod_days", r.nod_days.is_some(), &[NewDomain], &mut out);
-        only("ignore", !r.ignore.is_empty(), &[NewDomain], &mut out);
-        only(
-            "count",
-            r.count.is_some(),
-            &[ClientThreshold, QuerylogDrops, DnssecBogus],
-            &mut out,
-        );
-        if kind == ClientThreshold {
-            if r.count.unwrap_or(0) == 0 {
-                out.push((key("kind"), "client_threshold needs count >= 1".into()));
-            }
-            if r.category == Some(Category::Allow) {
-                out.push((key("category"), "allow lists block nothing".into()));
-            }
-        }
-        if kind == Watch && r.names.is_empty() && r.names_file.is_none() {
-            out.push((key("kind"), "watch needs names or names_file".into()));
-        }
-        for (j, n) in r.names.iter().enumerate() {
-            if crate::hostname::normalise(n).is_err() {
-                out.push((
-                    format!("alerts[{i}].names[{j}]"),
-                    format!("{n:?} is not a domain name"),
-                ));
-            }
-        }
-        if let Some(p) = &r.names_file {
-            if !config.resolve_path(p).is_file() {
-                out.push((key("names_file"), format!("{} does not exist", p.display())));
-            }
-        }
-        if r.nod_days == Some(0) {
-            out.push((key("nod_days"), "must be at least 1".into()));
-        }
-        if let Some(w) = r.window {
-            if w.is_zero() {
-                out.push((key("window"), "must be longer than 0".into()));
-            }
-        }
-        if let Some(u) = &r.webhook {
-            match reqwest::Url::parse(u) {
-                Ok(url) if url.scheme() == "https" && url.host().is_some() => {}
-                Ok(url)
-                    if url.scheme() == "http" && crate::feeds::config::is_loopback_host(&url) => {}
-                Ok(_) => out.push((
-                    key("webhook"),
-                    format!("{u:?}: must be an https:// URL (http:// only to this machine)"),
-                )),
-                Err(e) => out.push((key("webhook"), format!("{u:?} is not a URL: {e}"))),
-            }
-        }
-        if let Some(p) = &r.secret_file {
-            if r.webhook.is_none() {
-                out.push((key("secret_file"), "signs webhooks: set webhook too".into()));
-            } else if !config.resolve_path(p).is_file() {
-                out.push((
-                    key("secret_file"),
-                    format!("{} does not exist", p.display()),
-                ));
-            }
-        }
-        for (j, a) in r.email.iter().enumerate() {
-            if a.parse::<lettre::Address>().is_err() {
-                out.push((
-                    format!("alerts[{i}].email[{j}]"),
-                    format!("{a:?} is not a mail address"),
-                ));
-            }
-        }
-        if !r.email.is_empty() && config.smtp.is_none() {
-            out.push((key("email"), "email needs an [smtp] table".into()));
-        }
-        if let Some(s) = &r.syslog {
-            if let Err(e) = SyslogTarget::parse(s) {
-                out.push((key("syslog"), e));
-            }
+        rule_problems(config, i, r, (&groups[..], &clients[..]), &mut out);
+        rule_target_problems(config, i, r, &mut out);
+    }
+    smtp_problems(config, &mut out);
+    alerting_problems(&config.alerting, &mut out);
+    out
+}
+
+/// One rule's action, scope (group, client) and the keys its kind takes.
+fn rule_problems(
+    config: &Config,
+    i: usize,
+    r: &AlertRule,
+    (groups, clients): (&[&str], &[&str]),
+    out: &mut Vec<(String, String)>,
+) {
+    let key = |k: &str| format!("alerts[{i}].{k}");
+    if !r.has_action() {
+        out.push((
+            key("kind"),
+            "the rule has no action: set webhook, email or syslog".into(),
+        ));
+    }
+    if let Some(g) = &r.group {
+        let known = groups.contains(&g.as_str()) || g == crate::policy::groups::DEFAULT_GROUP;
+        if !known {
+            out.push((key("group"), format!("unknown group {g:?}")));
         }
     }
+    if let Some(c) = &r.client {
+        if !clients.contains(&c.as_str()) {
+            out.push((
+                key("client"),
+                format!("unknown client {c:?} (no [[clients]] of that name)"),
+            ));
+        }
+    }
+    let kind = r.kind;
+    if kind == AlertKind::Audit && config.audit.is_none() {
+        out.push((
+            key("kind"),
+            "kind \"audit\" needs an [audit] table (inventory, interval)".into(),
+        ));
+    }
+    let only = |k: &str, set: bool, kinds: &[AlertKind], out: &mut Vec<(String, String)>| {
+        if set && !kinds.contains(&kind) {
+            out.push((key(k), format!("is not a key of kind {:?}", kind.as_str())));
+        }
+    };
+    use AlertKind::*;
+    only("category", r.category.is_some(), &[ClientThreshold], out);
+    only("names", !r.names.is_empty(), &[Watch], out);
+    only("names_file", r.names_file.is_some(), &[Watch], out);
+    only("nod_days", r.nod_days.is_some(), &[NewDomain], out);
+    only("ignore", !r.ignore.is_empty(), &[NewDomain], out);
+    only(
+        "count",
+        r.count.is_some(),
+        &[ClientThreshold, QuerylogDrops, DnssecBogus],
+        out,
+    );
+    if kind == ClientThreshold {
+        if r.count.unwrap_or(0) == 0 {
+            out.push((key("kind"), "client_threshold needs count >= 1".into()));
+        }
+        if r.category == Some(Category::Allow) {
+            out.push((key("category"), "allow lists block nothing".into()));
+        }
+    }
+    if kind == Watch && r.names.is_empty() && r.names_file.is_none() {
+        out.push((key("kind"), "watch needs names or names_file".into()));
+    }
+}
+
+/// One rule's names, files, windows and where it sends (webhook, email, syslog).
+fn rule_target_problems(config: &Config, i: usize, r: &AlertRule, out: &mut Vec<(String, String)>) {
+    let key = |k: &str| format!("alerts[{i}].{k}");
+    for (j, n) in r.names.iter().enumerate() {
+        if crate::hostname::normalise(n).is_err() {
+            out.push((
+                format!("alerts[{i}].names[{j}]"),
+                format!("{n:?} is not a domain name"),
+            ));
+        }
+    }
+    if let Some(p) = &r.names_file {
+        if !config.resolve_path(p).is_file() {
+            out.push((key("names_file"), format!("{} does not exist", p.display())));
+        }
+    }
+    if r.nod_days == Some(0) {
+        out.push((key("nod_days"), "must be at least 1".into()));
+    }
+    if let Some(w) = r.window {
+        if w.is_zero() {
+            out.push((key("window"), "must be longer than 0".into()));
+        }
+    }
+    if let Some(u) = &r.webhook {
+        match reqwest::Url::parse(u) {
+            Ok(url) if url.scheme() == "https" && url.host().is_some() => {}
+            Ok(url) if url.scheme() == "http" && crate::feeds::config::is_loopback_host(&url) => {}
+            Ok(_) => out.push((
+                key("webhook"),
+                format!("{u:?}: must be an https:// URL (http:// only to this machine)"),
+            )),
+            Err(e) => out.push((key("webhook"), format!("{u:?} is not a URL: {e}"))),
+        }
+    }
+    if let Some(p) = &r.secret_file {
+        if r.webhook.is_none() {
+            out.push((key("secret_file"), "signs webhooks: set webhook too".into()));
+        } else if !config.resolve_path(p).is_file() {
+            out.push((
+                key("secret_file"),
+                format!("{} does not exist", p.display()),
+            ));
+        }
+    }
+    for (j, a) in r.email.iter().enumerate() {
+        if a.parse::<lettre::Address>().is_err() {
+            out.push((
+                format!("alerts[{i}].email[{j}]"),
+                format!("{a:?} is not a mail address"),
+            ));
+        }
+    }
+    if !r.email.is_empty() && config.smtp.is_none() {
+        out.push((key("email"), "email needs an [smtp] table".into()));
+    }
+    if let Some(s) = &r.syslog {
+        if let Err(e) = SyslogTarget::parse(s) {
+            out.push((key("syslog"), e));
+        }
+    }
+}
+
+/// `[smtp]`: the sender, the server, the credentials.
+fn smtp_problems(config: &Config, out: &mut Vec<(String, String)>) {
     if let Some(s) = &config.smtp {
         if s.from.parse::<lettre::Address>().is_err() {
             out.push((
@@ -364,7 +383,10 @@ pub fn problems(config: &Config) -> Vec<(String, String)> {
             ));
         }
     }
-    let a = &config.alerting;
+}
+
+/// `[alerting]`: the queue, the per-minute cap, the new-domain set's size.
+fn alerting_problems(a: &AlertingConfig, out: &mut Vec<(String, String)>) {
     if a.queue_max == 0 {
         out.push(("alerting.queue_max".into(), "must be at least 1".into()));
     }
@@ -380,8 +402,8 @@ pub fn problems(config: &Config) -> Vec<(String, String)> {
             "must be between 1000 and 1000000000".into(),
         ));
     }
-    out
 }
+
 /// `udp://host:514` / `tcp://host:601`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SyslogTarget {

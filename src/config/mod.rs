@@ -557,7 +557,7 @@ impl Config {
     }
 
     /// The root server addresses the recursor starts from.
-    pub fn root_addresses(&self) -> Result<Vec<IpAddr>, String> {
+    pub fn root_addresses(&self) -> Result<Vec<IpAddr>, crate::resolver::roots::RootHintsError> {
         match &self.resolver.root_hints {
             Some(p) => crate::resolver::roots::read_root_hints(&self.resolve_path(p)),
             None => Ok(crate::resolver::roots::builtin_roots()),

@@ -6,6 +6,47 @@ use super::*;
 impl Config {
     /// Checks that serde cannot express: cross-field rules and files that must exist.
     pub(super) fn semantic_problems(&self) -> Vec<(String, String)> {
+        let mut out = self.server_problems();
+        out.extend(self.resolver_problems());
+        out.extend(self.list_name_problems());
+        if self.policy.ttl > 86_400 {
+            out.push(("policy.ttl".into(), "must be at most 86400".into()));
+        }
+        if let Some(q) = &self.querylog {
+            out.extend(
+                q.validate()
+                    .into_iter()
+                    .map(|m| ("querylog".to_string(), m)),
+            );
+        }
+        if let Some(a) = &self.admin {
+            out.extend(self.admin_problems(a));
+        }
+        out.extend(self.encrypted_problems());
+        if self.policy.watch_interval_secs == 0 {
+            out.push((
+                "policy.watch_interval_secs".into(),
+                "must be at least 1".into(),
+            ));
+        }
+        out.extend(self.group_problems());
+        out.extend(self.feeds.problems());
+        out.extend(crate::feeds::config::list_problems(&self.list_feed_keys()));
+        let list_names: Vec<&str> = self.lists.iter().map(|l| l.name.as_str()).collect();
+        out.extend(crate::rpzxfr::config::problems(
+            &self.rpz,
+            self.rpz_server.as_ref(),
+            &list_names,
+            &self.base_dir,
+        ));
+        out.extend(super::alerts::problems(self));
+        out.extend(super::audit::problems(self));
+        out.extend(super::events::problems(self));
+        out
+    }
+
+    /// `[server]`: listen addresses, sizes, rate limits, UDP workers and batches.
+    fn server_problems(&self) -> Vec<(String, String)> {
         let mut out = Vec::new();
         if self.server.listen.is_empty() {
             out.push((
@@ -36,6 +77,13 @@ impl Config {
                 format!("must be between 1 (no batching) and {MAX_UDP_BATCH}"),
             ));
         }
+        out
+    }
+
+    /// `[resolver]`: cache and timeout bounds, trust anchors, DNS64, the mode and its
+    /// forwarders or root hints.
+    fn resolver_problems(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
         let r = &self.resolver;
         if r.cache_size == 0 {
             out.push(("resolver.cache_size".into(), "must be at least 1".into()));
@@ -88,9 +136,15 @@ impl Config {
                     "the file names no root server address".into(),
                 )),
                 Ok(_) => {}
-                Err(e) => out.push(("resolver.root_hints".into(), e)),
+                Err(e) => out.push(("resolver.root_hints".into(), e.to_string())),
             }
         }
+        out
+    }
+
+    /// `[[lists]]` names: present and unique.
+    fn list_name_problems(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
         let mut seen = std::collections::HashSet::new();
         for (i, l) in self.lists.iter().enumerate() {
             if l.name.trim().is_empty() {
@@ -102,67 +156,46 @@ impl Config {
                 ));
             }
         }
-        if self.policy.ttl > 86_400 {
-            out.push(("policy.ttl".into(), "must be at most 86400".into()));
-        }
-        if let Some(q) = &self.querylog {
-            out.extend(
-                q.validate()
-                    .into_iter()
-                    .map(|m| ("querylog".to_string(), m)),
-            );
-        }
-        if let Some(a) = &self.admin {
-            let remote_ok = a.allow_remote && a.tls_cert.is_some() && a.tls_key.is_some();
-            if !a.listen.ip().is_loopback() && !remote_ok {
-                out.push((
-                    "admin.listen".into(),
-                    format!("{} is not a loopback address: set allow_remote = true with tls_cert and tls_key to serve the admin API remotely", a.listen),
-                ));
-            }
-            if a.tls_cert.is_some() != a.tls_key.is_some() {
-                out.push((
-                    "admin.tls_cert".into(),
-                    "tls_cert and tls_key go together".into(),
-                ));
-            }
-            if let Some(t) = &a.token_file {
-                match std::fs::read_to_string(self.resolve_path(t)) {
-                    Ok(tok) if tok.trim().len() >= 16 => {}
-                    Ok(_) => out.push((
-                        "admin.token_file".into(),
-                        "the token must be at least 16 characters".into(),
-                    )),
-                    Err(e) => out.push((
-                        "admin.token_file".into(),
-                        format!("cannot read {}: {e}", self.resolve_path(t).display()),
-                    )),
-                }
-            }
-            if self.lists.iter().any(|l| l.name == RUNTIME_LIST) {
-                out.push(("lists".into(), format!("the list name {RUNTIME_LIST:?} is reserved for the admin API's runtime list")));
-            }
-        }
-        out.extend(self.encrypted_problems());
-        if self.policy.watch_interval_secs == 0 {
+        out
+    }
+
+    /// `[admin]`: a remote listener only with TLS, the token file, the reserved list name.
+    fn admin_problems(&self, a: &AdminConfig) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        let remote_ok = a.allow_remote && a.tls_cert.is_some() && a.tls_key.is_some();
+        if !a.listen.ip().is_loopback() && !remote_ok {
             out.push((
-                "policy.watch_interval_secs".into(),
-                "must be at least 1".into(),
+                "admin.listen".into(),
+                format!("{} is not a loopback address: set allow_remote = true with tls_cert and tls_key to serve the admin API remotely", a.listen),
             ));
         }
-        out.extend(self.group_problems());
-        out.extend(self.feeds.problems());
-        out.extend(crate::feeds::config::list_problems(&self.list_feed_keys()));
-        let list_names: Vec<&str> = self.lists.iter().map(|l| l.name.as_str()).collect();
-        out.extend(crate::rpzxfr::config::problems(
-            &self.rpz,
-            self.rpz_server.as_ref(),
-            &list_names,
-            &self.base_dir,
-        ));
-        out.extend(super::alerts::problems(self));
-        out.extend(super::audit::problems(self));
-        out.extend(super::events::problems(self));
+        if a.tls_cert.is_some() != a.tls_key.is_some() {
+            out.push((
+                "admin.tls_cert".into(),
+                "tls_cert and tls_key go together".into(),
+            ));
+        }
+        if let Some(t) = &a.token_file {
+            match std::fs::read_to_string(self.resolve_path(t)) {
+                Ok(tok) if tok.trim().len() >= 16 => {}
+                Ok(_) => out.push((
+                    "admin.token_file".into(),
+                    "the token must be at least 16 characters".into(),
+                )),
+                Err(e) => out.push((
+                    "admin.token_file".into(),
+                    format!("cannot read {}: {e}", self.resolve_path(t).display()),
+                )),
+            }
+        }
+        if self.lists.iter().any(|l| l.name == RUNTIME_LIST) {
+            out.push((
+                "lists".into(),
+                format!(
+                    "the list name {RUNTIME_LIST:?} is reserved for the admin API's runtime list"
+                ),
+            ));
+        }
         out
     }
 

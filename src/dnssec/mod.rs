@@ -290,10 +290,7 @@ fn normalise_zones(zones: Vec<Name>) -> Vec<Name> {
 /// The validator's clock: unix seconds, as RRSIG inception and expiration count them (RFC 4034
 /// section 3.1.5: serial-number arithmetic on 32 bits, so the wrap is intended).
 pub fn now_unix() -> u32 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as u32)
-        .unwrap_or(0)
+    crate::timefmt::unix_now() as u32
 }
 
 /// Removes DNSSEC records from a response for a client that did not set DO (RFC 4035

@@ -88,9 +88,18 @@ pub fn opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>,
     duration(d).map(Some)
 }
 
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text.trim()).map_err(|e| {
-        format!("{text:?} is not a duration ({e}); write e.g. \"30s\", \"15m\", \"1h\"")
+/// A value that is not a humane duration.
+#[derive(Debug, thiserror::Error)]
+#[error("{text:?} is not a duration ({source}); write e.g. \"30s\", \"15m\", \"1h\"")]
+pub struct DurationError {
+    text: String,
+    source: humantime::DurationError,
+}
+
+fn parse_duration(text: &str) -> Result<Duration, DurationError> {
+    humantime::parse_duration(text.trim()).map_err(|source| DurationError {
+        text: text.to_string(),
+        source,
     })
 }
 

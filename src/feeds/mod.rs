@@ -34,10 +34,11 @@ use serde::Serialize;
 
 use crate::policy::reload::PolicyStore;
 use crate::policy::{Category, ListFormat};
+use crate::timefmt::unix_now;
 use fetch::{FetchError, Fetched, Fetcher, Validators};
 use intake::{judge_download, Judged};
 use metrics::{FeedMetrics, FetchLabels, ListLabel, ProblemLabels};
-use store::{unix_now, CopySource, FeedFiles, FeedState, Rejection, StoreError};
+use store::{CopySource, FeedFiles, FeedState, Rejection, StoreError};
 
 pub use config::FeedsConfig;
 pub use report::{check_report, FeedStatus};

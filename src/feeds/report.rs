@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::store::{unix_now, CopySource, FeedState};
+use super::store::{CopySource, FeedState};
 use super::FeedSpec;
+use crate::timefmt::unix_now;
 
 /// A feed's status for `/api/stats` and `dnsward check`.
 #[derive(Debug, Clone, Serialize)]

@@ -239,22 +239,7 @@ impl Engine {
             Lookup::Fresh(answer) => {
                 s.decision.from_cache = true;
                 if self.prefetch && answer.claim_prefetch(now) {
-                    if let Some(query) = question_of(&q) {
-                        let flags = ClientFlags {
-                            dnssec_ok: q.dnssec_ok(),
-                            checking_disabled: q.checking_disabled(),
-                            refresh: false,
-                        };
-                        match &self.dns64 {
-                            Some(d) if dns64::is_marked(&s.key) => {
-                                let c = &self.cache;
-                                if d.prefetch(&self.resolve, c, &s.key, query, flags) {
-                                    self.recorder.metrics.prefetches.inc();
-                                }
-                            }
-                            _ => self.resolve.prefetch(&s.key, query, flags),
-                        }
-                    }
+                    self.start_prefetch(&q, &s.key);
                 }
                 if !exempt {
                     if let Some((v, trigger)) = response_verdict(snap, &answer, who) {
@@ -267,6 +252,29 @@ impl Engine {
                 self.rrl(&q, transport, client, s)
             }
             Lookup::Stale(_) | Lookup::Miss => Fast::Miss,
+        }
+    }
+
+    /// Refreshes the entry under `key` in the background (a hit in the last part of its
+    /// TTL; at most once per entry, see `CachedAnswer::claim_prefetch`). A DNS64 entry is
+    /// made again by `Dns64::prefetch`, any other by `Resolve::prefetch`.
+    #[cold]
+    fn start_prefetch(&self, q: &QueryView<'_>, key: &[u8]) {
+        let Some(query) = question_of(q) else {
+            return;
+        };
+        let flags = ClientFlags {
+            dnssec_ok: q.dnssec_ok(),
+            checking_disabled: q.checking_disabled(),
+            refresh: false,
+        };
+        match &self.dns64 {
+            Some(d) if dns64::is_marked(key) => {
+                if d.prefetch(&self.resolve, &self.cache, key, query, flags) {
+                    self.recorder.metrics.prefetches.inc();
+                }
+            }
+            _ => self.resolve.prefetch(key, query, flags),
         }
     }
 

@@ -7,6 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use crate::timefmt::unix_now;
+
 use arc_swap::ArcSwap;
 
 use super::groups::GroupsSpec;
@@ -163,12 +165,6 @@ fn stamps(paths: &[PathBuf]) -> Vec<Stamp> {
             })
         })
         .collect()
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 /// One line per list, and the problems: what an operator needs after a (re)load.

@@ -36,8 +36,8 @@ pub use event::{
     Answers, ClientId, EventAction, LogRow, LoggedEvent, QueryEvent, Transport, Trigger,
 };
 use privacy::load_or_create_hash_key;
-pub use privacy::truncate_ip;
 pub(crate) use privacy::Privacy;
+pub use privacy::{truncate_ip, HashKeyError};
 
 /// Events a producer collects before pushing them to the sinks' queues.
 pub const BATCH_EVENTS: usize = 256;
@@ -86,8 +86,8 @@ pub const DROP_REPORT_INTERVAL: Duration = Duration::from_secs(60);
 pub enum QueryLogError {
     #[error("invalid [querylog] configuration:\n  - {}", .0.join("\n  - "))]
     Config(Vec<String>),
-    #[error("client_ip = \"hash\": hash key file {path}: {msg}")]
-    HashKey { path: PathBuf, msg: String },
+    #[error("client_ip = \"hash\": hash key file {path}: {source}")]
+    HashKey { path: PathBuf, source: HashKeyError },
     #[error("{0}")]
     Clickhouse(#[from] clickhouse_client::ClickhouseError),
 }
@@ -170,39 +170,7 @@ impl QueryLog {
         if !cfg.has_sinks() {
             return Ok(QueryLog::disabled());
         }
-        let privacy = match cfg.client_ip {
-            ClientIpMode::Full => Privacy::Full,
-            ClientIpMode::Truncate => Privacy::Truncate,
-            ClientIpMode::Hash => {
-                let (k0, k1) = match &cfg.hash_key_file {
-                    Some(p) => {
-                        load_or_create_hash_key(p).map_err(|msg| QueryLogError::HashKey {
-                            path: p.clone(),
-                            msg,
-                        })?
-                    }
-                    None => {
-                        let p = cfg.default_hash_key_path();
-                        match load_or_create_hash_key(&p) {
-                            Ok(k) => k,
-                            Err(msg) => {
-                                // Not fatal: tokens stay consistent until the next restart.
-                                tracing::error!(path = %p.display(), error = %msg,
-                                    "querylog: cannot keep a client hash key; using a key for this run only \
-                                     (set querylog.hash_key_file to a writable path for stable tokens)");
-                                let mut b = [0u8; 16];
-                                let _ = getrandom::fill(&mut b);
-                                (
-                                    u64::from_le_bytes(b[..8].try_into().unwrap_or_default()),
-                                    u64::from_le_bytes(b[8..].try_into().unwrap_or_default()),
-                                )
-                            }
-                        }
-                    }
-                };
-                Privacy::Hash { k0, k1 }
-            }
-        };
+        let privacy = privacy_of(cfg)?;
         let mut queues = Vec::new();
         let mut tasks = Vec::new();
         if let Some(path) = &cfg.sqlite {
@@ -240,7 +208,7 @@ impl QueryLog {
         }
         if let Some(addr) = &cfg.dnstap {
             let target = sinks::dnstap::DnstapTarget::parse(addr)
-                .map_err(|e| QueryLogError::Config(vec![e]))?;
+                .map_err(|e| QueryLogError::Config(vec![e.to_string()]))?;
             let pace = sinks::dnstap::PACE;
             let q = Arc::new(SinkQueue::new("dnstap", cfg.queue_size, pace.max_batch));
             tasks.push(tokio::spawn(sinks::run_blocking_sink(
@@ -444,6 +412,43 @@ impl QueryLog {
 
 fn bus_lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// How client addresses are written (`client_ip`); with `hash`, the key from
+/// `hash_key_file`, or from the default path (a key for this run only when that fails).
+fn privacy_of(cfg: &QueryLogConfig) -> Result<Privacy, QueryLogError> {
+    let privacy = match cfg.client_ip {
+        ClientIpMode::Full => Privacy::Full,
+        ClientIpMode::Truncate => Privacy::Truncate,
+        ClientIpMode::Hash => {
+            let (k0, k1) = match &cfg.hash_key_file {
+                Some(p) => load_or_create_hash_key(p).map_err(|source| QueryLogError::HashKey {
+                    path: p.clone(),
+                    source,
+                })?,
+                None => {
+                    let p = cfg.default_hash_key_path();
+                    match load_or_create_hash_key(&p) {
+                        Ok(k) => k,
+                        Err(msg) => {
+                            // Not fatal: tokens stay consistent until the next restart.
+                            tracing::error!(path = %p.display(), error = %msg,
+                                "querylog: cannot keep a client hash key; using a key for this run only \
+                                 (set querylog.hash_key_file to a writable path for stable tokens)");
+                            let mut b = [0u8; 16];
+                            let _ = getrandom::fill(&mut b);
+                            (
+                                u64::from_le_bytes(b[..8].try_into().unwrap_or_default()),
+                                u64::from_le_bytes(b[8..].try_into().unwrap_or_default()),
+                            )
+                        }
+                    }
+                }
+            };
+            Privacy::Hash { k0, k1 }
+        }
+    };
+    Ok(privacy)
 }
 
 /// Every minute: a warning per sink that lost events since the last report.

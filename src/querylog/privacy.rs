@@ -49,27 +49,47 @@ pub fn truncate_ip(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// Why the client hash key could not be read or created.
+#[derive(Debug, thiserror::Error)]
+pub enum HashKeyError {
+    #[error("no random source: {0}")]
+    Random(getrandom::Error),
+    #[error("cannot create {}: {source}", dir.display())]
+    CreateDir {
+        dir: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot create: {0}")]
+    Create(#[source] std::io::Error),
+    #[error("cannot read: {0}")]
+    Read(#[source] std::io::Error),
+    #[error("expected 32 hexadecimal digits (a 128-bit key)")]
+    Format,
+}
+
 /// Read the hash key (32 hex digits = 128 bits), or create it with a random key when it does
 /// not exist yet. `explicit`: the operator named the file, so any failure is a config error.
-pub(super) fn load_or_create_hash_key(path: &Path) -> Result<(u64, u64), String> {
+pub(super) fn load_or_create_hash_key(path: &Path) -> Result<(u64, u64), HashKeyError> {
     match std::fs::read_to_string(path) {
         Ok(s) => parse_hash_key(s.trim()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let mut buf = [0u8; 16];
-            getrandom::fill(&mut buf).map_err(|e| format!("no random source: {e}"))?;
+            getrandom::fill(&mut buf).map_err(HashKeyError::Random)?;
             let hex: String = buf.iter().map(|b| format!("{b:02x}")).collect();
             if let Some(dir) = path.parent() {
                 if !dir.as_os_str().is_empty() {
-                    std::fs::create_dir_all(dir)
-                        .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+                    std::fs::create_dir_all(dir).map_err(|source| HashKeyError::CreateDir {
+                        dir: dir.to_path_buf(),
+                        source,
+                    })?;
                 }
             }
             write_private_file(path, format!("{hex}\n").as_bytes())
-                .map_err(|e| format!("cannot create: {e}"))?;
+                .map_err(HashKeyError::Create)?;
             tracing::info!(path = %path.display(), "querylog: generated a new client hash key");
             parse_hash_key(&hex)
         }
-        Err(e) => Err(format!("cannot read: {e}")),
+        Err(e) => Err(HashKeyError::Read(e)),
     }
 }
 
@@ -87,11 +107,11 @@ fn write_private_file(path: &Path, data: &[u8]) -> std::io::Result<()> {
     f.sync_all()
 }
 
-fn parse_hash_key(s: &str) -> Result<(u64, u64), String> {
+fn parse_hash_key(s: &str) -> Result<(u64, u64), HashKeyError> {
     if s.len() != 32 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err("expected 32 hexadecimal digits (a 128-bit key)".into());
+        return Err(HashKeyError::Format);
     }
-    let k0 = u64::from_str_radix(&s[..16], 16).map_err(|e| e.to_string())?;
-    let k1 = u64::from_str_radix(&s[16..], 16).map_err(|e| e.to_string())?;
+    let k0 = u64::from_str_radix(&s[..16], 16).map_err(|_| HashKeyError::Format)?;
+    let k1 = u64::from_str_radix(&s[16..], 16).map_err(|_| HashKeyError::Format)?;
     Ok((k0, k1))
 }

@@ -58,9 +58,9 @@ mod cases {
     use super::super::*;
     use super::testutil::*;
 
-    fn cfg_toml(s: &str) -> Result<QueryLogConfig, String> {
+    fn cfg_toml(s: &str) -> Result<QueryLogConfig, serde_json::Error> {
         // minimal TOML-free check: serde_json stands in for the config deserializer here
-        serde_json::from_str(s).map_err(|e| e.to_string())
+        serde_json::from_str(s)
     }
 
     #[test]
@@ -72,7 +72,9 @@ mod cases {
         assert_eq!(c.queue_size, 131_072);
         assert_eq!(c.client_ip, ClientIpMode::Full);
         assert!(c.validate().is_empty());
-        let e = cfg_toml(r#"{"sqlite": "/tmp/q.db", "sqllite": 1}"#).unwrap_err();
+        let e = cfg_toml(r#"{"sqlite": "/tmp/q.db", "sqllite": 1}"#)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("unknown field `sqllite`"), "{e}");
         let c = cfg_toml(r#"{"client_ip": "truncate", "log_allowed": false}"#).unwrap();
         assert_eq!(c.client_ip, ClientIpMode::Truncate);
@@ -225,6 +227,7 @@ mod cases {
         std::fs::write(&p, "zz").unwrap();
         assert!(load_or_create_hash_key(&p)
             .unwrap_err()
+            .to_string()
             .contains("32 hexadecimal"));
         let c = QueryLogConfig {
             sqlite: Some("/var/db/dnsward/q.db".into()),

@@ -179,15 +179,7 @@ fn walk_chain(
         if !seen.insert(current.to_lowercase()) {
             return Err(current);
         }
-        let own: Vec<Record> = reply
-            .answers
-            .iter()
-            .filter(|r| {
-                r.name == current
-                    && (r.record_type() == qtype || qtype == RecordType::ANY || covers(r, qtype))
-            })
-            .cloned()
-            .collect();
+        let own: Vec<Record> = rrset_at(reply, &current, qtype).cloned().collect();
         // QTYPE=RRSIG: the signatures are the answer (RFC 4035 section 2.2).
         let answered = if qtype == RecordType::RRSIG {
             !own.is_empty()
@@ -205,17 +197,7 @@ fn walk_chain(
         }
         // A DNAME first: its synthesized CNAME is ours, not the one the server may add.
         if let Some((dname, target)) = dname_for(reply, zone, &current) {
-            records.extend(
-                reply
-                    .answers
-                    .iter()
-                    .filter(|r| {
-                        r.name == dname.name
-                            && (r.record_type() == RecordType::DNAME
-                                || covers(r, RecordType::DNAME))
-                    })
-                    .cloned(),
-            );
+            records.extend(rrset_at(reply, &dname.name, RecordType::DNAME).cloned());
             records.push(Record::from_rdata(
                 current.clone(),
                 dname.ttl,
@@ -229,17 +211,7 @@ fn walk_chain(
                 RData::CNAME(CNAME(t)) if r.name == current => Some(t.clone()),
                 _ => None,
             }) {
-                records.extend(
-                    reply
-                        .answers
-                        .iter()
-                        .filter(|r| {
-                            r.name == current
-                                && (r.record_type() == RecordType::CNAME
-                                    || covers(r, RecordType::CNAME))
-                        })
-                        .cloned(),
-                );
+                records.extend(rrset_at(reply, &current, RecordType::CNAME).cloned());
                 current = target;
                 continue;
             }
@@ -293,6 +265,19 @@ fn dname_for(reply: &Message, zone: &Name, name: &Name) -> Option<(Record, Name)
         // Too long for a domain name: the DNAME cannot apply (RFC 6672: YXDOMAIN); ignore it.
         let rewritten = Name::from_labels(labels).ok()?;
         Some((r.clone(), rewritten))
+    })
+}
+
+/// The answer section's records at `name` of type `rtype` (any type for ANY), with the RRSIGs
+/// covering them.
+fn rrset_at<'a>(
+    reply: &'a Message,
+    name: &'a Name,
+    rtype: RecordType,
+) -> impl Iterator<Item = &'a Record> + 'a {
+    reply.answers.iter().filter(move |r| {
+        r.name == *name
+            && (r.record_type() == rtype || rtype == RecordType::ANY || covers(r, rtype))
     })
 }
 

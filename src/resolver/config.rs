@@ -212,7 +212,7 @@ impl ResolverConfig {
         let mut out = Vec::new();
         if let Some(p) = &r.dns64_prefix {
             if let Err(e) = crate::rfc6052::Prefix::parse(p) {
-                out.push(("resolver.dns64_prefix".into(), e));
+                out.push(("resolver.dns64_prefix".into(), e.to_string()));
             }
         } else {
             for (key, set) in [

@@ -1,7 +1,7 @@
 //! Root hints: the built-in IANA root servers, or a named.root-format file.
 
 use std::net::IpAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use hickory_proto::rr::{Name, RData};
 use hickory_proto::serialize::txt::Parser;
@@ -43,17 +43,32 @@ pub fn builtin_roots() -> Vec<IpAddr> {
         .collect()
 }
 
+/// Why a root hints file gave no addresses.
+#[derive(Debug, thiserror::Error)]
+pub enum RootHintsError {
+    #[error("cannot read root hints {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("root hints {} are not a valid zone file: {source}", path.display())]
+    Parse {
+        path: PathBuf,
+        source: hickory_proto::serialize::txt::ParseError,
+    },
+}
+
 /// Reads the A/AAAA records of a named.root-format file.
-pub fn read_root_hints(path: &Path) -> Result<Vec<IpAddr>, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read root hints {}: {e}", path.display()))?;
+pub(crate) fn read_root_hints(path: &Path) -> Result<Vec<IpAddr>, RootHintsError> {
+    let text = std::fs::read_to_string(path).map_err(|source| RootHintsError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
     let (_, records) = Parser::new(text, Some(path.to_path_buf()), Some(Name::root()))
         .parse()
-        .map_err(|e| {
-            format!(
-                "root hints {} are not a valid zone file: {e}",
-                path.display()
-            )
+        .map_err(|source| RootHintsError::Parse {
+            path: path.to_path_buf(),
+            source,
         })?;
     Ok(records
         .values()

@@ -131,7 +131,7 @@ pub fn problems(
         list_names.iter().map(|n| n.to_string()).collect();
     for (i, r) in rpz.iter().enumerate() {
         if let Err(e) = zone_name(&r.zone) {
-            out.push((format!("rpz[{i}].zone"), e));
+            out.push((format!("rpz[{i}].zone"), e.to_string()));
         }
         let name = r.list_name();
         if name.trim().is_empty() {
@@ -153,7 +153,7 @@ pub fn problems(
     }
     if let Some(s) = server {
         if let Err(e) = zone_name(&s.zone) {
-            out.push(("rpz_server.zone".into(), e));
+            out.push(("rpz_server.zone".into(), e.to_string()));
         }
         if s.allow_transfer.is_empty() {
             out.push((
@@ -177,14 +177,29 @@ pub fn problems(
     out
 }
 
+/// A `zone` key that names no zone.
+#[derive(Debug, thiserror::Error)]
+pub enum ZoneNameError {
+    #[error("{0:?} is not a zone name")]
+    Empty(String),
+    #[error("{text:?} is not a zone name: {source}")]
+    Invalid {
+        text: String,
+        source: hickory_proto::ProtoError,
+    },
+}
+
 /// An absolute DNS name from config text (`"rpz.example."`, the trailing dot optional).
-pub fn zone_name(text: &str) -> Result<hickory_proto::rr::Name, String> {
+pub(crate) fn zone_name(text: &str) -> Result<hickory_proto::rr::Name, ZoneNameError> {
     let t = text.trim();
     if t.is_empty() || t == "." {
-        return Err(format!("{text:?} is not a zone name"));
+        return Err(ZoneNameError::Empty(text.to_string()));
     }
-    let mut n = hickory_proto::rr::Name::from_ascii(t)
-        .map_err(|e| format!("{text:?} is not a zone name: {e}"))?;
+    let mut n =
+        hickory_proto::rr::Name::from_ascii(t).map_err(|source| ZoneNameError::Invalid {
+            text: text.to_string(),
+            source,
+        })?;
     n.set_fqdn(true);
     Ok(n.to_lowercase())
 }

@@ -21,9 +21,10 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use super::config::RpzServerConfig;
 use super::export::{diff, entry_records, Entries, EntryList, ExportSettings, Exporter};
 use super::metrics::RpzMetrics;
-use super::tsig::{sign_subsequent, unix_now, TsigKey};
+use super::tsig::{sign_subsequent, TsigError, TsigKey};
 use super::zone::serial_newer;
 use crate::policy::reload::PolicyStore;
+use crate::timefmt::unix_now;
 
 /// Records per AXFR/IXFR message: owners are at most 255 bytes, so a message stays well under
 /// 64 KiB whatever the names.
@@ -73,7 +74,11 @@ pub enum ServerError {
         source: std::io::Error,
     },
     #[error("rpz_server: {0}")]
-    Config(String),
+    Zone(#[from] super::config::ZoneNameError),
+    #[error("rpz_server: {0}")]
+    Key(#[from] super::tsig::TsigError),
+    #[error("rpz_server: compiling the zone crashed: {0}")]
+    Crashed(#[source] tokio::task::JoinError),
 }
 
 pub struct RpzServer {
@@ -89,12 +94,9 @@ impl RpzServer {
         policy: Arc<PolicyStore>,
         metrics: RpzMetrics,
     ) -> Result<RpzServer, ServerError> {
-        let zone = super::config::zone_name(&cfg.zone).map_err(ServerError::Config)?;
+        let zone = super::config::zone_name(&cfg.zone)?;
         let key = match &cfg.tsig_key_file {
-            Some(p) => Some(
-                TsigKey::load(&setup.base_dir.join(p))
-                    .map_err(|e| ServerError::Config(e.to_string()))?,
-            ),
+            Some(p) => Some(TsigKey::load(&setup.base_dir.join(p))?),
             None => None,
         };
         let mut exporter = Exporter::new(setup.export);
@@ -102,7 +104,7 @@ impl RpzServer {
         let (entries, exporter) =
             tokio::task::spawn_blocking(move || (exporter.compile(&specs), exporter))
                 .await
-                .map_err(|e| ServerError::Config(format!("compiling the zone crashed: {e}")))?;
+                .map_err(ServerError::Crashed)?;
         // Unix time as the first serial: it grows across restarts without state on disk.
         let serial = unix_now() as u32;
         tracing::info!(zone = %zone, serial, entries = entries.len(), "rpz server: zone compiled");
@@ -548,8 +550,8 @@ struct Signer<'a> {
 }
 
 impl Signer<'_> {
-    fn finish(&mut self, mut msg: Message) -> Result<Vec<u8>, String> {
-        let unsigned = msg.to_vec().map_err(|e| e.to_string())?;
+    fn finish(&mut self, mut msg: Message) -> Result<Vec<u8>, TsigError> {
+        let unsigned = msg.to_vec().map_err(TsigError::Encode)?;
         let Some(key) = self.key else {
             return Ok(unsigned);
         };
@@ -564,15 +566,13 @@ impl Signer<'_> {
                 None,
             )
             .sign(&unsigned)
-            .map_err(|e| e.to_string())?
+            .map_err(TsigError::Encode)?
         } else {
-            sign_subsequent(&key.signer, &self.previous, &unsigned, self.id, now)
-                .map_err(|e| e.to_string())?
-                .0
+            sign_subsequent(&key.signer, &self.previous, &unsigned, self.id, now)?.0
         };
         self.previous = record.data.mac.clone();
         msg.set_signature(record);
-        msg.to_vec().map_err(|e| e.to_string())
+        msg.to_vec().map_err(TsigError::Encode)
     }
 }
 

@@ -69,7 +69,11 @@ pub enum SecondaryError {
         source: std::io::Error,
     },
     #[error("rpz {list}: {why}")]
-    Zone { list: String, why: String },
+    Zone {
+        list: String,
+        #[source]
+        why: super::config::ZoneNameError,
+    },
 }
 
 impl Secondary {

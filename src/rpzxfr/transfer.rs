@@ -16,8 +16,9 @@ use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::tsig::{unix_now, TsigKey};
+use super::tsig::TsigKey;
 use super::zone::{serial_newer, Diff};
+use crate::timefmt::unix_now;
 
 /// Bounds of one transfer.
 #[derive(Clone, Copy, Debug)]
@@ -183,7 +184,7 @@ async fn run(
         for r in m.answers {
             if reader
                 .push(&r, zone)
-                .map_err(|e| XfrError::Malformed(primary, e))?
+                .map_err(|e| XfrError::Malformed(primary, e.to_string()))?
             {
                 records.push(r);
                 return reader.finish(primary, records);
@@ -238,6 +239,15 @@ struct StreamReader {
     seen_new: usize,
 }
 
+/// A record that cannot come where it came in the stream.
+#[derive(Debug, thiserror::Error)]
+enum StreamError {
+    #[error("record {record} is outside the zone {zone}")]
+    OutsideZone { record: Box<Name>, zone: Box<Name> },
+    #[error("the transfer does not start with the SOA")]
+    NoLeadingSoa,
+}
+
 impl StreamReader {
     fn new(have: Option<u32>) -> Self {
         StreamReader {
@@ -250,17 +260,20 @@ impl StreamReader {
     }
 
     /// True when `r` ends the transfer.
-    fn push(&mut self, r: &Record, zone: &Name) -> Result<bool, String> {
+    fn push(&mut self, r: &Record, zone: &Name) -> Result<bool, StreamError> {
         self.count += 1;
         if !zone.zone_of(&r.name) {
-            return Err(format!("record {} is outside the zone {zone}", r.name));
+            return Err(StreamError::OutsideZone {
+                record: Box::new(r.name.clone()),
+                zone: Box::new(zone.clone()),
+            });
         }
         let serial = match &r.data {
             RData::SOA(s) => Some(s.serial),
             _ => None,
         };
         if self.count == 1 {
-            let s = serial.ok_or("the transfer does not start with the SOA")?;
+            let s = serial.ok_or(StreamError::NoLeadingSoa)?;
             self.new_serial = Some(s);
             self.seen_new = 1;
             return Ok(false);

@@ -32,9 +32,49 @@ pub enum TsigError {
         source: std::io::Error,
     },
     #[error("TSIG key file {path}: {why}")]
-    Syntax { path: String, why: String },
+    Syntax {
+        path: String,
+        #[source]
+        why: KeySyntaxError,
+    },
     #[error("TSIG: {0}")]
-    Crypto(String),
+    Encode(#[source] hickory_proto::ProtoError),
+    #[error("TSIG: {0}")]
+    Crypto(#[source] hickory_proto::dnssec::DnsSecError),
+}
+
+/// What is wrong in the text of a key file.
+#[derive(Debug, thiserror::Error)]
+pub enum KeySyntaxError {
+    #[error("expected `key \"NAME\" {{ algorithm hmac-sha256; secret \"…\"; }};`")]
+    NotAKey,
+    #[error("the key has no name")]
+    NoName,
+    #[error("expected `{{` after the key name")]
+    NoOpeningBrace,
+    #[error("unknown statement {0:?} in the key")]
+    UnknownStatement(String),
+    #[error("missing `}}`")]
+    NoClosingBrace,
+    #[error("expected `;` after a statement")]
+    NoSemicolon,
+    #[error("algorithm {0:?} is not supported (use hmac-sha256)")]
+    Algorithm(String),
+    #[error("the key has no algorithm")]
+    NoAlgorithm,
+    #[error("the key has no secret")]
+    NoSecret,
+    #[error("the secret is not base64: {0}")]
+    Base64(#[source] data_encoding::DecodeError),
+    #[error("the secret is shorter than 16 bytes")]
+    ShortSecret,
+    #[error("bad key name {name:?}: {source}")]
+    Name {
+        name: String,
+        source: hickory_proto::ProtoError,
+    },
+    #[error("{0}")]
+    Signer(#[source] hickory_proto::dnssec::DnsSecError),
 }
 
 /// A shared secret with its name, as configured.
@@ -63,7 +103,7 @@ impl TsigKey {
     }
 
     /// Parses `key "NAME" { algorithm hmac-sha256; secret "BASE64"; };`.
-    pub fn parse(text: &str) -> Result<TsigKey, String> {
+    pub fn parse(text: &str) -> Result<TsigKey, KeySyntaxError> {
         let code: String = text
             .lines()
             .map(|l| {
@@ -74,15 +114,15 @@ impl TsigKey {
             .join(" ");
         let mut toks = tokens(&code).into_iter();
         if toks.next().as_deref() != Some("key") {
-            return Err("expected `key \"NAME\" { algorithm hmac-sha256; secret \"…\"; };`".into());
+            return Err(KeySyntaxError::NotAKey);
         }
         let name = toks
             .next()
             .map(|t| t.trim_matches('"').to_string())
             .filter(|n| !n.is_empty())
-            .ok_or("the key has no name")?;
+            .ok_or(KeySyntaxError::NoName)?;
         if toks.next().as_deref() != Some("{") {
-            return Err("expected `{` after the key name".into());
+            return Err(KeySyntaxError::NoOpeningBrace);
         }
         let (mut algorithm, mut secret) = (None, None);
         loop {
@@ -91,32 +131,29 @@ impl TsigKey {
                 Some("secret") => secret = toks.next().map(|s| s.trim_matches('"').to_string()),
                 Some("}") => break,
                 Some(";") => continue,
-                Some(other) => return Err(format!("unknown statement {other:?} in the key")),
-                None => return Err("missing `}`".into()),
+                Some(other) => return Err(KeySyntaxError::UnknownStatement(other.to_string())),
+                None => return Err(KeySyntaxError::NoClosingBrace),
             }
             if toks.next().as_deref() != Some(";") {
-                return Err("expected `;` after a statement".into());
+                return Err(KeySyntaxError::NoSemicolon);
             }
         }
         match algorithm.as_deref() {
             Some("hmac-sha256") => {}
-            Some(a) => {
-                return Err(format!(
-                    "algorithm {a:?} is not supported (use hmac-sha256)"
-                ))
-            }
-            None => return Err("the key has no algorithm".into()),
+            Some(a) => return Err(KeySyntaxError::Algorithm(a.to_string())),
+            None => return Err(KeySyntaxError::NoAlgorithm),
         }
-        let secret = secret.ok_or("the key has no secret")?;
+        let secret = secret.ok_or(KeySyntaxError::NoSecret)?;
         let key = data_encoding::BASE64
             .decode(secret.as_bytes())
-            .map_err(|e| format!("the secret is not base64: {e}"))?;
+            .map_err(KeySyntaxError::Base64)?;
         if key.len() < 16 {
-            return Err("the secret is shorter than 16 bytes".into());
+            return Err(KeySyntaxError::ShortSecret);
         }
-        let name = Name::from_ascii(&name).map_err(|e| format!("bad key name {name:?}: {e}"))?;
+        let name =
+            Name::from_ascii(&name).map_err(|source| KeySyntaxError::Name { name, source })?;
         let signer = TSigner::new(key, TsigAlgorithm::HmacSha256, name.to_lowercase(), FUDGE)
-            .map_err(|e| e.to_string())?;
+            .map_err(KeySyntaxError::Signer)?;
         Ok(TsigKey { signer })
     }
 }
@@ -156,7 +193,7 @@ fn tokens(s: &str) -> Vec<String> {
 /// Signs the second and later messages of a transfer (RFC 8945 5.3.1): the MAC covers the
 /// previous MAC, the message as sent without the TSIG, and the timers. Returns the record to
 /// append and the new MAC (the next message's `previous_mac`).
-pub fn sign_subsequent(
+pub(crate) fn sign_subsequent(
     signer: &TSigner,
     previous_mac: &[u8],
     unsigned_message: &[u8],
@@ -174,10 +211,8 @@ pub fn sign_subsequent(
         enc.emit_u16(signer.fudge())?;
         Ok(())
     };
-    emit(&mut enc).map_err(|e| TsigError::Crypto(e.to_string()))?;
-    let mac = signer
-        .sign(&tbs)
-        .map_err(|e| TsigError::Crypto(e.to_string()))?;
+    emit(&mut enc).map_err(TsigError::Encode)?;
+    let mac = signer.sign(&tbs).map_err(TsigError::Crypto)?;
     let rdata = TSIG::new(
         signer.algorithm().clone(),
         now,
@@ -191,12 +226,6 @@ pub fn sign_subsequent(
         Box::new(make_tsig_record(signer.signer_name().clone(), rdata)),
         mac,
     ))
-}
-
-pub fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 #[cfg(test)]
@@ -231,7 +260,10 @@ mod tests {
                 "shorter",
             ),
         ] {
-            let e = TsigKey::parse(text).err().unwrap_or_default();
+            let e = TsigKey::parse(text)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
             assert!(e.contains(why), "{text:?}: {e}");
         }
     }

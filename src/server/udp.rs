@@ -15,6 +15,7 @@
 
 use std::io;
 use std::net::{SocketAddr, UdpSocket as StdUdpSocket};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,7 +24,7 @@ use tokio::net::UdpSocket;
 
 #[cfg(target_os = "linux")]
 use super::mmsg;
-use crate::pipeline::record::Arrival;
+use crate::pipeline::record::{Arrival, Recorder};
 use crate::pipeline::{Decision, Engine, Fast, Scratch, Transport};
 use crate::policy::Snapshot;
 use crate::querylog::EventBatcher;
@@ -115,14 +116,7 @@ impl UdpWorker {
             let (n, src) = match socket.try_recv_from(&mut buf) {
                 Ok(x) => x,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    tokio::select! {
-                        ready = socket.readable() => ready?,
-                        () = &mut tick => {
-                            let now = Instant::now();
-                            recorder.flush_due(&mut events, now);
-                            tick.as_mut().reset((now + IDLE_TICK).into());
-                        }
-                    }
+                    idle(&socket, &mut tick, recorder, &mut events).await?;
                     continue;
                 }
                 Err(e) => {
@@ -207,14 +201,7 @@ impl UdpWorker {
             let n = match socket.try_io(Interest::READABLE, || rx.recv(fd)) {
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    tokio::select! {
-                        ready = socket.readable() => ready?,
-                        () = &mut tick => {
-                            let now = Instant::now();
-                            recorder.flush_due(&mut events, now);
-                            tick.as_mut().reset((now + IDLE_TICK).into());
-                        }
-                    }
+                    idle(&socket, &mut tick, recorder, &mut events).await?;
                     continue;
                 }
                 Err(e) => {
@@ -257,22 +244,7 @@ impl UdpWorker {
                     }
                 }
             }
-            let mut sent = 0;
-            while sent < answered.len() {
-                let batch = answered[sent..]
-                    .iter()
-                    .zip(&outs[sent..])
-                    .map(|((_, a, _), out)| (&out[..], a.client));
-                match socket.try_io(Interest::WRITABLE, || tx.send(fd, batch)) {
-                    Ok(m) => sent += m.max(1),
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => socket.writable().await?,
-                    Err(e) => {
-                        // This answer cannot go (its address): the rest still can.
-                        tracing::debug!(error = %e, to = %answered[sent].1.client, "udp send failed");
-                        sent += 1;
-                    }
-                }
-            }
+            send_batch(&socket, &mut tx, &answered, &outs).await?;
             for ((i, arrival, decision), out) in answered.iter().zip(&outs) {
                 let (pkt, _) = rx.packet(*i);
                 recorder.record(arrival, pkt, Some(out), decision, &snap, Some(&mut events));
@@ -326,6 +298,58 @@ impl UdpWorker {
             in_flight.fetch_sub(1, Ordering::SeqCst);
         });
     }
+}
+
+/// Waits until the socket is readable; meanwhile the idle tick flushes a batch of query events
+/// that has waited long enough (and lets the loop notice a stop).
+async fn idle(
+    socket: &UdpSocket,
+    tick: &mut Pin<&mut tokio::time::Sleep>,
+    recorder: &Recorder,
+    events: &mut EventBatcher,
+) -> io::Result<()> {
+    tokio::select! {
+        ready = socket.readable() => ready?,
+        () = tick.as_mut() => {
+            let now = Instant::now();
+            recorder.flush_due(events, now);
+            tick.as_mut().reset((now + IDLE_TICK).into());
+        }
+    }
+    Ok(())
+}
+
+/// Sends a batch's answers (`outs[k]` answers `answered[k]`) with `sendmmsg`, as many per
+/// call as the socket takes; an answer that cannot go (its address) is skipped, the rest
+/// still go.
+#[cfg(target_os = "linux")]
+async fn send_batch(
+    socket: &UdpSocket,
+    tx: &mut mmsg::SendBatch,
+    answered: &[(usize, Arrival, Decision)],
+    outs: &[Vec<u8>],
+) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    use tokio::io::Interest;
+
+    let fd = socket.as_raw_fd();
+    let mut sent = 0;
+    while sent < answered.len() {
+        let batch = answered[sent..]
+            .iter()
+            .zip(&outs[sent..])
+            .map(|((_, a, _), out)| (&out[..], a.client));
+        match socket.try_io(Interest::WRITABLE, || tx.send(fd, batch)) {
+            Ok(m) => sent += m.max(1),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => socket.writable().await?,
+            Err(e) => {
+                // This answer cannot go (its address): the rest still can.
+                tracing::debug!(error = %e, to = %answered[sent].1.client, "udp send failed");
+                sent += 1;
+            }
+        }
+    }
+    Ok(())
 }
 
 async fn send(socket: &UdpSocket, reply: &[u8], to: SocketAddr) {

@@ -174,17 +174,28 @@ pub enum DnstapTarget {
     File(PathBuf),
 }
 
+/// Why a `dnstap` value names no target.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DnstapTargetError {
+    #[error("{0:?}: {1} needs an absolute path, e.g. {1}/run/dnstap.sock")]
+    RelativePath(String, &'static str),
+    #[error("{0:?}: port 0")]
+    PortZero(String),
+    #[error("{0:?}: expected tcp:IP:PORT with an IP address, e.g. tcp:127.0.0.1:6000")]
+    NotAnAddress(String),
+    #[error("{0:?}: expected unix:/PATH, tcp:IP:PORT or file:/PATH")]
+    Scheme(String),
+}
+
 impl DnstapTarget {
     /// `unix:/ABSOLUTE/PATH`, `tcp:IP:PORT` (an address, not a host name: the resolver must
     /// not depend on itself to log), or `file:/PATH`.
-    pub fn parse(s: &str) -> Result<DnstapTarget, String> {
-        let abs = |p: &str, what: &str| -> Result<PathBuf, String> {
+    pub fn parse(s: &str) -> Result<DnstapTarget, DnstapTargetError> {
+        let abs = |p: &str, what: &'static str| {
             if p.starts_with('/') && p.len() > 1 {
                 Ok(PathBuf::from(p))
             } else {
-                Err(format!(
-                    "{s:?}: {what} needs an absolute path, e.g. {what}/run/dnstap.sock"
-                ))
+                Err(DnstapTargetError::RelativePath(s.to_string(), what))
             }
         };
         if let Some(p) = s.strip_prefix("unix:") {
@@ -194,15 +205,11 @@ impl DnstapTarget {
         } else if let Some(a) = s.strip_prefix("tcp:") {
             match a.parse::<SocketAddr>() {
                 Ok(sa) if sa.port() != 0 => Ok(DnstapTarget::Tcp(sa)),
-                Ok(_) => Err(format!("{s:?}: port 0")),
-                Err(_) => Err(format!(
-                    "{s:?}: expected tcp:IP:PORT with an IP address, e.g. tcp:127.0.0.1:6000"
-                )),
+                Ok(_) => Err(DnstapTargetError::PortZero(s.to_string())),
+                Err(_) => Err(DnstapTargetError::NotAnAddress(s.to_string())),
             }
         } else {
-            Err(format!(
-                "{s:?}: expected unix:/PATH, tcp:IP:PORT or file:/PATH"
-            ))
+            Err(DnstapTargetError::Scheme(s.to_string()))
         }
     }
 }

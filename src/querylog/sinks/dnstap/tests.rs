@@ -367,5 +367,6 @@ fn targets_parse() {
     );
     assert!(DnstapTarget::parse("tcp:example.com:6000")
         .unwrap_err()
+        .to_string()
         .contains("IP address"));
 }
