@@ -728,3 +728,13 @@ async fn without_a_spool_failed_batches_are_dropped_counted_and_the_sink_recover
 fn config(h: &Hierarchy, querylog: &str) -> (String, PathBuf) {
     store_config(h, "dnsward-ch.toml", querylog)
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_alert_history_in_clickhouse_matches_sqlite() {
+    let _g = SERIAL.lock().await;
+    let Some(ch) = ClickHouse::start() else {
+        return;
+    };
+    let h = Hierarchy::start("").await;
+    alert_history_matches_sqlite(&h, &ch.url(), "fleet", |t| ch.count(t)).await;
+}

@@ -513,31 +513,63 @@ async fn stats(State(st): State<AdminState>) -> Response {
 }
 
 #[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 struct AlertsQuery {
     since: Option<String>,
-    limit: Option<usize>,
+    limit: Option<String>,
+    rule: Option<String>,
+    kind: Option<String>,
+    client: Option<String>,
+    outcome: Option<String>,
+    source: Option<String>,
 }
 
-/// `GET /api/alerts?since=24h&limit=1000`: the alert history, oldest first.
+/// `GET /api/alerts?since=24h&limit=1000&rule=&kind=&client=&outcome=&source=sqlite`: the
+/// alert history, oldest first, with each alert's delivery outcome; a bad value is a 400
+/// saying which and why.
 async fn alerts_list(
     State(st): State<AdminState>,
-    axum::extract::Query(q): axum::extract::Query<AlertsQuery>,
+    q: Result<Query<AlertsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
-    let Some(a) = &st.alerts else {
-        return Json(json!({ "alerts": [], "pending": [] })).into_response();
+    use crate::alerts::history::{list_from, AlertFilter, HistoryError, HistorySource};
+    let Query(q) = match q {
+        Ok(q) => q,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
     };
-    let since = q.since.as_deref().unwrap_or("24h");
-    let since_us = match crate::timefmt::parse_time_us(since, crate::timefmt::now_us()) {
-        Ok(t) => t,
-        Err(e) => return error(StatusCode::BAD_REQUEST, format!("since: {e}")),
+    let parsed = AlertFilter::parse(
+        q.since.as_deref().unwrap_or("24h"),
+        q.limit.as_deref(),
+        q.rule.as_deref(),
+        q.kind.as_deref(),
+        q.client.as_deref(),
+        q.outcome.as_deref(),
+    )
+    .and_then(|f| {
+        let source: HistorySource = q.source.as_deref().unwrap_or("sqlite").parse()?;
+        Ok((f, source))
+    });
+    let (filter, source) = match parsed {
+        Ok(x) => x,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
     };
-    let path = a.history_path().to_path_buf();
-    let limit = q.limit.unwrap_or(1000).min(100_000);
-    match tokio::task::spawn_blocking(move || crate::alerts::history::list(&path, since_us, limit))
-        .await
-    {
-        Ok(Ok(list)) => Json(json!({ "alerts": list, "pending": a.pending() })).into_response(),
-        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    let sqlite = st.alerts.as_ref().map(|a| a.history_path().to_path_buf());
+    let querylog = st.querylog.clone();
+    let listed = tokio::task::spawn_blocking(move || {
+        let target = match querylog.as_deref() {
+            Some(q) => crate::querylog::clickhouse_client::ClickhouseTarget::from_config(q)?,
+            None => None,
+        };
+        list_from(source, sqlite.as_deref(), target, &filter)
+    })
+    .await;
+    let pending = st.alerts.as_ref().map(|a| a.pending()).unwrap_or_default();
+    match listed {
+        Ok(Ok(list)) => Json(json!({ "alerts": list, "pending": pending })).into_response(),
+        Ok(Err(e @ HistoryError::BadFilter(_))) => error(StatusCode::BAD_REQUEST, e.to_string()),
+        Ok(Err(e @ HistoryError::Sqlite(_))) => {
+            error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+        }
+        Ok(Err(e)) => error(StatusCode::BAD_GATEWAY, e.to_string()),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }
