@@ -241,8 +241,11 @@ pub struct AuditOptions {
 pub enum AuditError {
     #[error("the resolver cannot start: {0}")]
     Resolver(String),
-    #[error("baseline {path}: {message}")]
-    Baseline { path: PathBuf, message: String },
+    #[error("baseline {}: {source}", path.display())]
+    Baseline {
+        path: PathBuf,
+        source: baseline::BaselineError,
+    },
 }
 
 /// Audits every inventory name through a fresh resolver built from `config` (`[resolver]`:
@@ -266,9 +269,9 @@ pub async fn run(
         None,
     );
     let old = match &options.baseline {
-        Some(p) => Baseline::read(p).map_err(|message| AuditError::Baseline {
+        Some(p) => Baseline::read(p).map_err(|source| AuditError::Baseline {
             path: p.clone(),
-            message,
+            source,
         })?,
         None => Baseline::default(),
     };
@@ -309,9 +312,9 @@ pub async fn run(
             names: next,
         }
         .write(path)
-        .map_err(|message| AuditError::Baseline {
+        .map_err(|source| AuditError::Baseline {
             path: path.clone(),
-            message,
+            source,
         })?;
     }
     Ok(AuditReport {
