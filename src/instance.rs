@@ -50,6 +50,10 @@ impl Instance {
                 RuntimeList::open_scoped(&files).map_err(|e| e.to_string())?,
             )),
         };
+        // The runtime allow list's file too (the admin API keeps it), so the first load finds it.
+        if let Some(p) = config.runtime_allow_path() {
+            RuntimeList::open(&p).map_err(|e| e.to_string())?;
+        }
         // Feeds: the cached copy (or the shipped snapshot) is the list the policy loads now;
         // downloads happen in the background once serving starts (see src/feeds).
         let feed_specs = {

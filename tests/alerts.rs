@@ -675,8 +675,14 @@ async fn dnssec_bogus_answers_raise_one_alert_per_zone() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let hook_port = listener.local_addr().unwrap().port();
     hook.serve(listener).await;
+    // The rule is one of an event window open now (the dashboard's overview shows both).
+    let now = dnsward::timefmt::now_us();
+    let (start, end) = (
+        dnsward::timefmt::format_ts(now - 3_600_000_000, 0),
+        dnsward::timefmt::format_ts(now + 3_600_000_000, 0),
+    );
     let text = format!(
-        "[server]\nlisten = [\"127.0.0.1:0\"]\nudp_workers = 1\n[resolver]\nroot_hints = \"root.hints\"\nupstream_port = {}\ntimeout_ms = 3000\ndnssec = \"validate\"\ntrust_anchor = \"anchor.ds\"\n\n[alerting]\nhistory = \"alerts.db\"\nstate_dir = \"alert-state\"\n\n[[alerts]]\nname = \"bogus\"\nkind = \"dnssec_bogus\"\ncount = 2\nwindow = \"1m\"\nwebhook = \"http://127.0.0.1:{hook_port}/hook\"\nsecret_file = \"hook.key\"\n",
+        "[server]\nlisten = [\"127.0.0.1:0\"]\nudp_workers = 1\n[resolver]\nroot_hints = \"root.hints\"\nupstream_port = {}\ntimeout_ms = 3000\ndnssec = \"validate\"\ntrust_anchor = \"anchor.ds\"\n\n[admin]\nlisten = \"127.0.0.1:0\"\ntoken_file = \"token\"\n\n[querylog]\nsqlite = \"log.db\"\n\n[alerting]\nhistory = \"alerts.db\"\nstate_dir = \"alert-state\"\n\n[[alerts]]\nname = \"bogus\"\nkind = \"dnssec_bogus\"\ncount = 2\nwindow = \"1m\"\nwebhook = \"http://127.0.0.1:{hook_port}/hook\"\nsecret_file = \"hook.key\"\n\n[[events]]\nname = \"festival\"\nstart = \"{start}\"\nend = \"{end}\"\nalerts = [\"bogus\"]\n",
         authority.addr.port()
     );
     let d = start_dnsward_text(&text, dir.path()).await;
@@ -704,6 +710,18 @@ async fn dnssec_bogus_answers_raise_one_alert_per_zone() {
         "{msg}"
     );
     assert_eq!(alerts[0]["kind"], "dnssec_bogus");
+
+    // The dashboard's overview: the bogus count, the event window in force, the alert.
+    let (status, o) = api(d.admin_addr().unwrap(), "/api/ui/overview?since=1h").await;
+    assert_eq!(status, 200, "{o}");
+    let bogus = o["live"]["dnssec_bogus"].as_u64().expect("a count");
+    // (Repeats within 5 s come from the failure cache: not judged again.)
+    assert!(bogus >= 1, "bogus answers counted: {o}");
+    assert_eq!(o["events"][0]["name"], "festival", "{o}");
+    assert_eq!(o["events"][0]["state"], "active", "{o}");
+    assert_eq!(o["alerts"].as_array().unwrap().len(), 1, "{o}");
+    assert_eq!(o["alerts"][0]["rule"], "bogus", "{o}");
+    assert_eq!(o["alerts"][0]["outcome"], "delivered", "{o}");
     d.shutdown().await;
 }
 

@@ -27,6 +27,8 @@ use crate::server::tls::CertStore;
 pub struct AdminState {
     pub engine: Arc<Engine>,
     pub runtime: Option<Arc<RuntimeList>>,
+    /// The runtime allow list (`/api/lists/allow`), beside the runtime (block) list.
+    pub runtime_allow: Option<Arc<RuntimeList>>,
     token: Option<Arc<str>>,
     /// TLS certificates re-read by `POST /api/reload` (DoT/DoH, block page).
     pub certs: Arc<[Arc<CertStore>]>,
@@ -46,6 +48,8 @@ pub struct AdminServer {
     pub addr: SocketAddr,
     handle: axum_server::Handle<SocketAddr>,
     task: tokio::task::JoinHandle<()>,
+    /// Drops runtime allow entries past their expiry.
+    expiry: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl AdminServer {
@@ -67,9 +71,19 @@ impl AdminServer {
             }
             None => None,
         };
+        let runtime_allow = match config.runtime_allow_path() {
+            Some(p) => Some(Arc::new(
+                RuntimeList::open(&p).map_err(|e| format!("runtime allow list: {e}"))?,
+            )),
+            None => None,
+        };
+        let expiry = runtime_allow
+            .clone()
+            .map(|list| tokio::spawn(expire_allowed(list, Arc::clone(&engine))));
         let state = AdminState {
             engine,
             runtime,
+            runtime_allow,
             token,
             certs: Arc::from(certs),
             feeds,
@@ -114,12 +128,41 @@ impl AdminServer {
             }
         };
         tracing::info!(%addr, tls = admin.tls_cert.is_some(), api = admin.token_file.is_some(), "admin listening (/metrics, /healthz, /api)");
-        Ok(AdminServer { addr, handle, task })
+        Ok(AdminServer {
+            addr,
+            handle,
+            task,
+            expiry,
+        })
     }
 
     pub async fn shutdown(self) {
+        if let Some(e) = &self.expiry {
+            e.abort();
+        }
         self.handle.graceful_shutdown(Some(Duration::from_secs(2)));
         let _ = tokio::time::timeout(Duration::from_secs(3), self.task).await;
+    }
+}
+
+/// Runtime allow entries past their expiry drop out on their own (checked every second).
+async fn expire_allowed(list: Arc<RuntimeList>, engine: Arc<Engine>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        match list.expire(crate::timefmt::now_us()) {
+            Ok(gone) if !gone.is_empty() => {
+                for g in &gone {
+                    tracing::info!(name = %g.name, "runtime allow entry expired ({})", g.describe());
+                }
+                engine
+                    .policy()
+                    .reload("runtime allow entries expired")
+                    .await;
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!("runtime allow list: {e}"),
+        }
     }
 }
 
@@ -128,6 +171,8 @@ pub fn router(state: AdminState) -> Router {
         .route("/reload", post(reload))
         .route("/lists/runtime", get(runtime_list).post(runtime_add))
         .route("/lists/runtime/{name}", delete(runtime_remove))
+        .route("/lists/allow", get(allow_list).post(allow_add))
+        .route("/lists/allow/{name}", delete(allow_remove))
         .route("/explain", get(explain))
         .route("/cache/flush", post(cache_flush))
         .route("/nta", get(nta_list).post(nta_add))
@@ -218,6 +263,10 @@ async fn metrics(State(st): State<AdminState>) -> Response {
         f.encode_metrics(&mut feeds);
         body.insert_str(eof, &feeds);
     }
+    if let Some(v) = e.validator() {
+        let eof = body.rfind("# EOF").unwrap_or(body.len());
+        body.insert_str(eof, &dnssec_metrics(v));
+    }
     if let Some(a) = &st.alerts {
         let eof = body.rfind("# EOF").unwrap_or(body.len());
         let mut alerts = String::new();
@@ -232,6 +281,20 @@ async fn metrics(State(st): State<AdminState>) -> Response {
         body,
     )
         .into_response()
+}
+
+/// `dnsward_dnssec_bogus_total`, read from the validator at scrape time.
+fn dnssec_metrics(v: &crate::dnssec::Validator) -> String {
+    use prometheus_client::metrics::counter::ConstCounter;
+    let mut registry = prometheus_client::registry::Registry::default();
+    registry.register(
+        "dnsward_dnssec_bogus",
+        "Answers the DNSSEC validator found bogus, iterating or forwarding (SERVFAIL to the client)",
+        ConstCounter::new(v.bogus_count()),
+    );
+    let mut s = String::new();
+    let _ = prometheus_client::encoding::text::encode_registry(&mut s, &registry);
+    s
 }
 
 async fn reload(State(st): State<AdminState>) -> Response {
@@ -284,6 +347,66 @@ pub(super) async fn runtime_add(
             (StatusCode::CREATED, Json(json!(entry))).into_response()
         }
         Err(e) => error(StatusCode::BAD_REQUEST, e.to_string()),
+    }
+}
+
+async fn allow_list(State(st): State<AdminState>) -> Response {
+    match &st.runtime_allow {
+        Some(r) => Json(json!({ "path": r.path(), "entries": r.list() })).into_response(),
+        None => error(StatusCode::NOT_FOUND, "no runtime allow list"),
+    }
+}
+
+/// `POST /api/lists/allow`: the name (and everything below it) is answered normally whatever
+/// a list says, for every group, at once; recorded with who, when, why, reference, expiry.
+pub(super) async fn allow_add(
+    State(st): State<AdminState>,
+    body: Result<Json<NewEntry>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let Some(r) = &st.runtime_allow else {
+        return error(StatusCode::NOT_FOUND, "no runtime allow list");
+    };
+    let Json(new) = match body {
+        Ok(b) => b,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
+    };
+    if new.group.is_some() {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "the runtime allow list applies to every group: leave out \"group\"",
+        );
+    }
+    match r.add(new, crate::timefmt::now_us()) {
+        Ok(entry) => {
+            tracing::warn!(name = %entry.name, "runtime allow list: {}", entry.describe());
+            st.engine.policy().reload("runtime allow entry added").await;
+            (StatusCode::CREATED, Json(json!(entry))).into_response()
+        }
+        Err(e) => error(StatusCode::BAD_REQUEST, e.to_string()),
+    }
+}
+
+pub(super) async fn allow_remove(
+    State(st): State<AdminState>,
+    Path(name): Path<String>,
+) -> Response {
+    let Some(r) = &st.runtime_allow else {
+        return error(StatusCode::NOT_FOUND, "no runtime allow list");
+    };
+    match r.remove_scoped(None, &name) {
+        Ok(true) => {
+            tracing::info!(%name, "runtime allow list: entry removed");
+            st.engine
+                .policy()
+                .reload("runtime allow entry removed")
+                .await;
+            Json(json!({ "removed": name })).into_response()
+        }
+        Ok(false) => error(
+            StatusCode::NOT_FOUND,
+            format!("{name} is not in the runtime allow list"),
+        ),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }
 

@@ -31,6 +31,12 @@ fn private_root_with_builtin_anchor(config: &crate::config::Config) -> Option<St
     ))
 }
 
+/// The runtime block lists (`runtime`, `runtime@GROUP`) and the runtime allow list.
+fn is_runtime_list(name: &str) -> bool {
+    crate::policy::groups::runtime_scope(name).is_some()
+        || name == crate::policy::groups::RUNTIME_ALLOW_LIST
+}
+
 /// Run `dnsward check --config PATH`.
 pub fn run(path: &Path) -> ExitCode {
     let Some(config) = load_or_report(path) else {
@@ -68,6 +74,13 @@ pub fn run(path: &Path) -> ExitCode {
             Some(_) if is_feed && !l.path.exists() => {
                 println!(
                     "  warning: feed {:?} has no copy yet: it is empty until the first download",
+                    l.name
+                )
+            }
+            // The admin API's runtime lists are created by `serve`.
+            Some(_) if is_runtime_list(&l.name) && !l.path.exists() => {
+                println!(
+                    "  note: list {:?} does not exist yet: `serve` creates it (empty)",
                     l.name
                 )
             }

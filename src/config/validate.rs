@@ -142,6 +142,10 @@ impl Config {
             if self.lists.iter().any(|l| l.name == RUNTIME_LIST) {
                 out.push(("lists".into(), format!("the list name {RUNTIME_LIST:?} is reserved for the admin API's runtime list")));
             }
+            let allow = crate::policy::groups::RUNTIME_ALLOW_LIST;
+            if self.lists.iter().any(|l| l.name == allow) {
+                out.push(("lists".into(), format!("the list name {allow:?} is reserved for the admin API's runtime allow list")));
+            }
         }
         out.extend(self.encrypted_problems());
         if self.policy.watch_interval_secs == 0 {
