@@ -1142,3 +1142,69 @@ async fn mail_goes_over_starttls_and_waits_when_tls_is_not_there() {
     assert!(plain_mails.lock().unwrap().is_empty());
     assert_eq!(tls_mails.lock().unwrap().len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn beyond_the_outbox_bound_the_oldest_delivery_is_dropped_counted_and_shown_lost() {
+    let h = Hierarchy::start("").await;
+    let dir = h.dir.path();
+    write_common(dir);
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let extra = format!(
+        r#"
+[admin]
+listen = "127.0.0.1:0"
+token_file = "token"
+
+[alerting]
+history = "alerts.db"
+state_dir = "alert-state"
+max_backoff = "30s"
+queue_max = 2
+
+[[alerts]]
+name = "watch-www"
+kind = "watch"
+names = ["www.example.com"]
+webhook = "http://{closed}/hook"
+"#
+    );
+    let d = start_dnsward_text(&(h.config_text("") + &extra), dir).await;
+    let (dns, admin) = (d.addrs()[0], d.admin_addr().unwrap());
+    // Three clients, three alerts, two places in the outbox: the first is dropped.
+    for c in ["127.0.0.2", "127.0.0.3", "127.0.0.4"] {
+        ask_from(c, dns, "www.example.com.").await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (_, metrics) = http(admin, "GET", "/metrics", None, None).await;
+        if metrics.contains("dnsward_alerts_lost_total{action=\"webhook\"} 1") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no loss counted: {metrics}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (_, lost) = api(admin, "/api/alerts?since=1h&outcome=lost").await;
+    assert_eq!(
+        summary(&lost),
+        [(
+            "watch-www".to_string(),
+            "127.0.0.2".to_string(),
+            "lost".to_string()
+        )],
+        "{lost}"
+    );
+    let (_, waiting) = api(admin, "/api/alerts?since=1h&outcome=retrying").await;
+    let (_, pending) = api(admin, "/api/alerts?since=1h&outcome=pending").await;
+    assert_eq!(
+        summary(&waiting).len() + summary(&pending).len(),
+        2,
+        "{waiting} {pending}"
+    );
+    let outbox = dir.join("alert-state/outbox/webhook");
+    assert_eq!(std::fs::read_dir(&outbox).unwrap().count(), 2);
+    d.shutdown().await;
+}

@@ -10,6 +10,7 @@ use clap::Subcommand;
 
 use super::load_or_report;
 use crate::alerts::history::{list_from, AlertFilter, HistorySource, Listed};
+use crate::config::Config;
 use crate::querylog::clickhouse_client::ClickhouseTarget;
 
 #[derive(Subcommand, Debug)]
@@ -78,89 +79,95 @@ pub fn run(path: &Path, command: AlertsCommand) -> ExitCode {
                 client.as_deref(),
                 outcome.as_deref(),
             );
-            let filter = match filter {
-                Ok(f) => f,
+            match filter {
+                Ok(f) => list(&config, &f, source, json),
                 Err(e) => {
                     eprintln!("error: --{e}");
-                    return ExitCode::from(2);
-                }
-            };
-            let source = match source {
-                Source::Sqlite => HistorySource::Sqlite,
-                Source::Clickhouse => HistorySource::Clickhouse,
-            };
-            let target = match config.querylog.as_ref().map(ClickhouseTarget::from_config) {
-                Some(Err(e)) => {
-                    eprintln!("error: {e}");
-                    return ExitCode::from(2);
-                }
-                Some(Ok(t)) => t,
-                None => None,
-            };
-            let history = config.alert_history_path();
-            match list_from(source, Some(history.as_path()), target, &filter) {
-                Ok(list) => {
-                    print_list(&list, json, filter.since_us);
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("error: {e}");
                     ExitCode::from(2)
                 }
             }
         }
-        AlertsCommand::Test { rule } => {
-            let runtime = match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(r) => r,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return ExitCode::from(2);
-                }
-            };
-            runtime.block_on(async {
-                let alerts = match crate::alerts::Alerts::new(&config) {
-                    Ok(Some(a)) => a,
-                    Ok(None) => {
-                        eprintln!("error: the config has no [[alerts]]");
-                        return ExitCode::from(2);
-                    }
-                    Err(e) => {
-                        eprintln!("error: {e}");
-                        return ExitCode::from(2);
-                    }
-                };
-                let sent = alerts.send_test(&rule).await;
-                // The history's ClickHouse writer writes what it holds before the command ends.
-                alerts.shutdown().await;
-                match sent {
-                    Ok(results) => {
-                        let mut ok = true;
-                        for (action, r) in results {
-                            match r {
-                                Ok(()) => println!("{}: sent", action.as_str()),
-                                Err(e) => {
-                                    ok = false;
-                                    println!("{}: failed: {e}", action.as_str());
-                                }
-                            }
-                        }
-                        if ok {
-                            ExitCode::SUCCESS
-                        } else {
-                            ExitCode::FAILURE
-                        }
-                    }
-                    Err(e) => {
-                        eprintln!("error: {e}");
-                        ExitCode::from(2)
-                    }
-                }
-            })
+        AlertsCommand::Test { rule } => test(&config, &rule),
+    }
+}
+
+/// `alerts list`: the history from the chosen store.
+fn list(config: &Config, filter: &AlertFilter, source: Source, json: bool) -> ExitCode {
+    let source = match source {
+        Source::Sqlite => HistorySource::Sqlite,
+        Source::Clickhouse => HistorySource::Clickhouse,
+    };
+    let target = match config.querylog.as_ref().map(ClickhouseTarget::from_config) {
+        Some(Err(e)) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+        Some(Ok(t)) => t,
+        None => None,
+    };
+    let history = config.alert_history_path();
+    match list_from(source, Some(history.as_path()), target, filter) {
+        Ok(list) => {
+            print_list(&list, json, filter.since_us);
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
         }
     }
+}
+
+/// `alerts test RULE`: a test alert through each action of the rule, now.
+fn test(config: &Config, rule: &str) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    runtime.block_on(async {
+        let alerts = match crate::alerts::Alerts::new(config) {
+            Ok(Some(a)) => a,
+            Ok(None) => {
+                eprintln!("error: the config has no [[alerts]]");
+                return ExitCode::from(2);
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        };
+        let sent = alerts.send_test(rule).await;
+        // The history's ClickHouse writer writes what it holds before the command ends.
+        alerts.shutdown().await;
+        let results = match sent {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        };
+        let mut ok = true;
+        for (action, r) in results {
+            match r {
+                Ok(()) => println!("{}: sent", action.as_str()),
+                Err(e) => {
+                    ok = false;
+                    println!("{}: failed: {e}", action.as_str());
+                }
+            }
+        }
+        if ok {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        }
+    })
 }
 
 /// The table (one alert a line, its outcome after the kind) or JSON lines.
