@@ -437,8 +437,10 @@ async fn an_allowed_name_gets_its_real_answer_whatever_a_list_says() {
             .as_array()
             .unwrap()
             .iter()
-            .any(|r| r["list"] == "runtime-allow" && r["kind"] == "allow"),
-        "{explain}"
+            .any(|r| r["list"] == "runtime-allow"
+                && r["kind"] == "allow"
+                && r["runtime"]["added_by"] == "Lan (SOC)"),
+        "who allowed it, in explain: {explain}"
     );
     let (_, list) = http(admin, "GET", "/api/lists/allow", Some(TOKEN), None).await;
     let list: Value = serde_json::from_str(&list).unwrap();

@@ -480,7 +480,11 @@ pub(super) fn explain_value(st: &AdminState, q: &ExplainQuery) -> Value {
         .map(|v| {
             let r = v.rule();
             let runtime = crate::policy::groups::runtime_scope(&r.list)
-                .and_then(|scope| st.runtime.as_ref().and_then(|rt| rt.get_scoped(scope, &r.trigger_name)));
+                .and_then(|scope| st.runtime.as_ref().and_then(|rt| rt.get_scoped(scope, &r.trigger_name)))
+                .or_else(|| {
+                    let allow = &*r.list == crate::policy::groups::RUNTIME_ALLOW_LIST;
+                    st.runtime_allow.as_ref().filter(|_| allow)?.get_scoped(None, &r.trigger_name)
+                });
             json!({
                 "action": match v { Verdict::Block { action, .. } => action.map(|a| format!("{a:?}").to_lowercase()), _ => None },
                 "kind": match v { Verdict::Allow(_) => "allow", Verdict::Block { .. } => "block", Verdict::LocalData { .. } => "local-data", Verdict::Drop(_) => "drop" },
