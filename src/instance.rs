@@ -85,6 +85,10 @@ impl Instance {
             files if files.is_empty() => None,
             files => Some(Arc::new(RuntimeList::open_scoped(&files)?)),
         };
+        // The runtime allow list's file too (the admin API keeps it), so the first load finds it.
+        if let Some(p) = config.runtime_allow_path() {
+            RuntimeList::open(&p)?;
+        }
         let (policy, feed_specs) = load_policy(config).await?;
         let feeds = match feed_specs.is_empty() {
             true => None,

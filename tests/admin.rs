@@ -375,3 +375,133 @@ async fn remote_admin_is_served_over_tls_only() {
     assert!(resp.contains("\"cache\""), "{resp}");
     d.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_allowed_name_gets_its_real_answer_whatever_a_list_says() {
+    let h = Hierarchy::start("").await;
+    let dir = h.dir.path();
+    let text = admin_config(&h, true);
+    // The list blocks example.com and everything below it.
+    std::fs::write(dir.join("feed.txt"), "evil.example.com\nexample.com\n").unwrap();
+    let d = start_dnsward_text(&text, dir).await;
+    let (dns, admin) = (d.addrs()[0], d.admin_addr().unwrap());
+    let rcode = move |name: &'static str| async move {
+        ask(dns, name, RecordType::A).await.metadata.response_code
+    };
+    assert_eq!(rcode("www.example.com.").await, ResponseCode::NXDomain);
+
+    let body = r#"{"name":"www.example.com","added_by":"Lan (SOC)","reason":"false positive","reference":"ticket 881"}"#;
+    let (status, created) = http(admin, "POST", "/api/lists/allow", Some(TOKEN), Some(body)).await;
+    assert_eq!(status, 201, "{created}");
+    // Allowed before the call returned: the real answer; the rest of the list still blocks.
+    assert_eq!(
+        answer_strings(&ask(dns, "www.example.com.", RecordType::A).await),
+        vec!["A 192.0.2.10"]
+    );
+    assert_eq!(rcode("evil.example.com.").await, ResponseCode::NXDomain);
+    let (_, explain) = http(
+        admin,
+        "GET",
+        "/api/explain?name=www.example.com",
+        Some(TOKEN),
+        None,
+    )
+    .await;
+    let explain: Value = serde_json::from_str(&explain).unwrap();
+    assert_eq!(explain["blocked"], false, "{explain}");
+    assert!(
+        explain["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["list"] == "runtime-allow"
+                && r["kind"] == "allow"
+                && r["runtime"]["added_by"] == "Lan (SOC)"),
+        "who allowed it, in explain: {explain}"
+    );
+    let (_, list) = http(admin, "GET", "/api/lists/allow", Some(TOKEN), None).await;
+    let list: Value = serde_json::from_str(&list).unwrap();
+    assert_eq!(list["entries"][0]["added_by"], "Lan (SOC)", "{list}");
+    assert_eq!(list["entries"][0]["reference"], "ticket 881", "{list}");
+    // A reload keeps it; a group is refused (the allow list is for every group); no token: 401.
+    assert_eq!(
+        http(admin, "POST", "/api/reload", Some(TOKEN), None)
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        answer_strings(&ask(dns, "www.example.com.", RecordType::A).await),
+        vec!["A 192.0.2.10"]
+    );
+    let scoped = r#"{"name":"mail.example.com","added_by":"x","group":"finance"}"#;
+    let (status, err) = http(admin, "POST", "/api/lists/allow", Some(TOKEN), Some(scoped)).await;
+    assert_eq!(status, 400, "{err}");
+    assert!(err.contains("every group"), "{err}");
+    assert_eq!(
+        http(admin, "POST", "/api/lists/allow", None, Some(body))
+            .await
+            .0,
+        401
+    );
+
+    // From the dashboard: remove the allow (blocked again), allow again, both recorded.
+    let act = |kind: &str| {
+        format!(
+            r#"{{"kind":"{kind}","name":"www.example.com","who":"Minh (on duty)","why":"checked with the owner"}}"#
+        )
+    };
+    let (status, b) = http(
+        admin,
+        "POST",
+        "/api/ui/actions",
+        Some(TOKEN),
+        Some(&act("allow_remove")),
+    )
+    .await;
+    assert_eq!(status, 200, "{b}");
+    assert_eq!(rcode("www.example.com.").await, ResponseCode::NXDomain);
+    let (status, b) = http(
+        admin,
+        "POST",
+        "/api/ui/actions",
+        Some(TOKEN),
+        Some(&act("allow")),
+    )
+    .await;
+    assert_eq!(status, 201, "{b}");
+    assert_eq!(
+        answer_strings(&ask(dns, "www.example.com.", RecordType::A).await),
+        vec!["A 192.0.2.10"]
+    );
+    let (_, list) = http(admin, "GET", "/api/lists/allow", Some(TOKEN), None).await;
+    assert!(
+        list.contains("Minh (on duty)") && list.contains("checked with the owner"),
+        "{list}"
+    );
+    let (_, actions) = http(admin, "GET", "/api/ui/actions", Some(TOKEN), None).await;
+    assert!(
+        actions.contains("\"allow_remove\"") && actions.contains("\"allow\""),
+        "{actions}"
+    );
+
+    // A restart keeps it; removing it blocks the name again.
+    d.shutdown().await;
+    let d = start_dnsward_text(&text, dir).await;
+    let (dns, admin) = (d.addrs()[0], d.admin_addr().unwrap());
+    assert_eq!(
+        answer_strings(&ask(dns, "www.example.com.", RecordType::A).await),
+        vec!["A 192.0.2.10"]
+    );
+    let path = "/api/lists/allow/www.example.com";
+    assert_eq!(http(admin, "DELETE", path, Some(TOKEN), None).await.0, 200);
+    assert_eq!(
+        ask(dns, "www.example.com.", RecordType::A)
+            .await
+            .metadata
+            .response_code,
+        ResponseCode::NXDomain
+    );
+    assert_eq!(http(admin, "DELETE", path, Some(TOKEN), None).await.0, 404);
+    d.shutdown().await;
+}

@@ -100,6 +100,12 @@ impl Hook {
 
 /// A minimal SMTP server: accepts every message, records its DATA.
 async fn smtp_receiver() -> (u16, Arc<Mutex<Vec<String>>>) {
+    smtp_server(None).await
+}
+
+/// A minimal SMTP server that, given a TLS acceptor, offers STARTTLS: records each message's
+/// envelope and DATA, prefixed with `[tls]` when it came over TLS.
+async fn smtp_server(tls: Option<tokio_rustls::TlsAcceptor>) -> (u16, Arc<Mutex<Vec<String>>>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let mails: Arc<Mutex<Vec<String>>> = Arc::default();
@@ -107,48 +113,84 @@ async fn smtp_receiver() -> (u16, Arc<Mutex<Vec<String>>>) {
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
             let m = Arc::clone(&m);
+            let tls = tls.clone();
             tokio::spawn(async move {
-                let (r, mut w) = stream.into_split();
-                let mut r = BufReader::new(r);
-                let _ = w.write_all(b"220 receiver ESMTP\r\n").await;
-                let mut line = String::new();
-                let mut envelope = String::new();
-                loop {
-                    line.clear();
-                    if r.read_line(&mut line).await.unwrap_or(0) == 0 {
-                        return;
+                let mut stream = stream;
+                let _ = stream.write_all(b"220 receiver ESMTP\r\n").await;
+                if let SmtpEnd::StartTls(plain) =
+                    smtp_session(stream, &m, tls.is_some(), false).await
+                {
+                    if let Ok(secure) = tls.unwrap().accept(plain).await {
+                        smtp_session(secure, &m, false, true).await;
                     }
-                    let cmd = line.to_ascii_uppercase();
-                    let reply: &[u8] = if cmd.starts_with("EHLO") || cmd.starts_with("HELO") {
-                        b"250-receiver\r\n250 8BITMIME\r\n"
-                    } else if cmd.starts_with("DATA") {
-                        let _ = w.write_all(b"354 go ahead\r\n").await;
-                        let mut data = String::new();
-                        loop {
-                            let mut l = String::new();
-                            if r.read_line(&mut l).await.unwrap_or(0) == 0 {
-                                return;
-                            }
-                            if l == ".\r\n" {
-                                break;
-                            }
-                            data.push_str(&l);
-                        }
-                        m.lock().unwrap().push(format!("{envelope}{data}"));
-                        b"250 queued\r\n"
-                    } else if cmd.starts_with("QUIT") {
-                        let _ = w.write_all(b"221 bye\r\n").await;
-                        return;
-                    } else {
-                        envelope.push_str(&line);
-                        b"250 ok\r\n"
-                    };
-                    let _ = w.write_all(reply).await;
                 }
             });
         }
     });
     (port, mails)
+}
+
+enum SmtpEnd<S> {
+    Done,
+    StartTls(S),
+}
+
+/// One SMTP conversation (after the greeting) until QUIT, EOF or STARTTLS.
+async fn smtp_session<S>(
+    stream: S,
+    m: &Mutex<Vec<String>>,
+    offer_tls: bool,
+    secure: bool,
+) -> SmtpEnd<S>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let mut s = BufReader::new(stream);
+    let mut line = String::new();
+    let mut envelope = String::new();
+    loop {
+        line.clear();
+        if s.read_line(&mut line).await.unwrap_or(0) == 0 {
+            return SmtpEnd::Done;
+        }
+        let cmd = line.to_ascii_uppercase();
+        let reply: &[u8] = if cmd.starts_with("EHLO") || cmd.starts_with("HELO") {
+            if offer_tls {
+                b"250-receiver\r\n250-STARTTLS\r\n250 8BITMIME\r\n"
+            } else {
+                b"250-receiver\r\n250 8BITMIME\r\n"
+            }
+        } else if cmd.starts_with("STARTTLS") && offer_tls {
+            let _ = s.write_all(b"220 go ahead\r\n").await;
+            let _ = s.flush().await;
+            return SmtpEnd::StartTls(s.into_inner());
+        } else if cmd.starts_with("DATA") {
+            let _ = s.write_all(b"354 go ahead\r\n").await;
+            let mut data = String::new();
+            loop {
+                let mut l = String::new();
+                if s.read_line(&mut l).await.unwrap_or(0) == 0 {
+                    return SmtpEnd::Done;
+                }
+                if l == ".\r\n" {
+                    break;
+                }
+                data.push_str(&l);
+            }
+            let tag = if secure { "[tls]\n" } else { "" };
+            m.lock().unwrap().push(format!("{tag}{envelope}{data}"));
+            b"250 queued\r\n"
+        } else if cmd.starts_with("QUIT") {
+            let _ = s.write_all(b"221 bye\r\n").await;
+            return SmtpEnd::Done;
+        } else if cmd.starts_with("STARTTLS") {
+            b"502 not implemented\r\n"
+        } else {
+            envelope.push_str(&line);
+            b"250 ok\r\n"
+        };
+        let _ = s.write_all(reply).await;
+    }
 }
 
 /// A syslog receiver over UDP: records every datagram.
@@ -163,6 +205,39 @@ async fn syslog_receiver() -> (u16, Arc<Mutex<Vec<String>>>) {
             g.lock()
                 .unwrap()
                 .push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+    });
+    (port, got)
+}
+
+/// A syslog receiver over TCP (RFC 6587 octet counting): records every message, checking
+/// each frame's length.
+async fn tcp_syslog_receiver() -> (u16, Arc<Mutex<Vec<String>>>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let got: Arc<Mutex<Vec<String>>> = Arc::default();
+    let g = Arc::clone(&got);
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let g = Arc::clone(&g);
+            tokio::spawn(async move {
+                let mut r = BufReader::new(stream);
+                loop {
+                    let mut len = Vec::new();
+                    if r.read_until(b' ', &mut len).await.unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let n: usize = std::str::from_utf8(&len[..len.len() - 1])
+                        .unwrap()
+                        .parse()
+                        .expect("an octet count");
+                    let mut msg = vec![0u8; n];
+                    tokio::io::AsyncReadExt::read_exact(&mut r, &mut msg)
+                        .await
+                        .unwrap();
+                    g.lock().unwrap().push(String::from_utf8(msg).unwrap());
+                }
+            });
         }
     });
     (port, got)
@@ -560,8 +635,14 @@ async fn dnssec_bogus_answers_raise_one_alert_per_zone() {
     write_common(dir.path());
     let resolver = authority.validating_resolver(&signed, dir.path());
     let (hook, hook_port) = Hook::start().await;
+    // The rule is one of an event window open now (the dashboard's overview shows both).
+    let now = dnsward::timefmt::now_us();
+    let (start, end) = (
+        dnsward::timefmt::format_ts(now - 3_600_000_000, 0),
+        dnsward::timefmt::format_ts(now + 3_600_000_000, 0),
+    );
     let text = format!(
-        "[server]\nlisten = [\"127.0.0.1:0\"]\nudp_workers = 1\n{resolver}\n[alerting]\nhistory = \"alerts.db\"\nstate_dir = \"alert-state\"\n\n[[alerts]]\nname = \"bogus\"\nkind = \"dnssec_bogus\"\ncount = 2\nwindow = \"1m\"\nwebhook = \"http://127.0.0.1:{hook_port}/hook\"\nsecret_file = \"hook.key\"\n"
+        "[server]\nlisten = [\"127.0.0.1:0\"]\nudp_workers = 1\n{resolver}\n[admin]\nlisten = \"127.0.0.1:0\"\ntoken_file = \"token\"\n\n[querylog]\nsqlite = \"log.db\"\n\n[alerting]\nhistory = \"alerts.db\"\nstate_dir = \"alert-state\"\n\n[[alerts]]\nname = \"bogus\"\nkind = \"dnssec_bogus\"\ncount = 2\nwindow = \"1m\"\nwebhook = \"http://127.0.0.1:{hook_port}/hook\"\nsecret_file = \"hook.key\"\n\n[[events]]\nname = \"festival\"\nstart = \"{start}\"\nend = \"{end}\"\nalerts = [\"bogus\"]\n"
     );
     let d = start_dnsward_text(&text, dir.path()).await;
     let addr = d.addrs()[0];
@@ -582,6 +663,18 @@ async fn dnssec_bogus_answers_raise_one_alert_per_zone() {
         "{msg}"
     );
     assert_eq!(alert["kind"], "dnssec_bogus");
+
+    // The dashboard's overview: the bogus count, the event window in force, the alert.
+    let (status, o) = api(d.admin_addr().unwrap(), "/api/ui/overview?since=1h").await;
+    assert_eq!(status, 200, "{o}");
+    let bogus = o["live"]["dnssec_bogus"].as_u64().expect("a count");
+    // (Repeats within 5 s come from the failure cache: not judged again.)
+    assert!(bogus >= 1, "bogus answers counted: {o}");
+    assert_eq!(o["events"][0]["name"], "festival", "{o}");
+    assert_eq!(o["events"][0]["state"], "active", "{o}");
+    assert_eq!(o["alerts"].as_array().unwrap().len(), 1, "{o}");
+    assert_eq!(o["alerts"][0]["rule"], "bogus", "{o}");
+    assert_eq!(o["alerts"][0]["outcome"], "delivered", "{o}");
     d.shutdown().await;
 }
 
@@ -664,5 +757,401 @@ async fn feed_failures_and_query_log_drops_raise_alerts() {
         msg.contains("the query log lost") && msg.contains("jsonl dropped"),
         "{msg}"
     );
+    d.shutdown().await;
+}
+
+/// `GET /api/alerts` over the admin socket: `GET path`, the status and the body as JSON.
+async fn api(admin: std::net::SocketAddr, path: &str) -> (u16, serde_json::Value) {
+    let (status, body) = http(admin, "GET", path, Some(TOKEN), None).await;
+    let v = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}"));
+    (status, v)
+}
+
+/// The (rule, client, outcome) of each alert of an `/api/alerts` answer.
+fn summary(v: &serde_json::Value) -> Vec<(String, String, String)> {
+    v["alerts"]
+        .as_array()
+        .expect("alerts")
+        .iter()
+        .map(|a| {
+            let s = |k: &str| a[k].as_str().unwrap_or("-").to_string();
+            (s("rule"), s("client"), s("outcome"))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_history_filters_by_rule_kind_client_and_delivery_outcome() {
+    let h = Hierarchy::start("").await;
+    let dir = h.dir.path();
+    write_common(dir);
+    let (syslog_port, logs) = syslog_receiver().await;
+    let (tcp_port, tcp_logs) = tcp_syslog_receiver().await;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let extra = format!(
+        r#"
+[[lists]]
+name = "threats"
+category = "threat"
+path = "threats.txt"
+
+[admin]
+listen = "127.0.0.1:0"
+token_file = "token"
+
+[alerting]
+history = "alerts.db"
+state_dir = "alert-state"
+max_backoff = "30s"
+
+[[alerts]]
+name = "watch-ok"
+kind = "watch"
+names = ["www.example.com"]
+syslog = "udp://127.0.0.1:{syslog_port}"
+
+[[alerts]]
+name = "watch-down"
+kind = "watch"
+names = ["www.other.net"]
+webhook = "http://{closed}/hook"
+
+[[alerts]]
+name = "many"
+kind = "client_threshold"
+count = 2
+category = "threat"
+syslog = "tcp://127.0.0.1:{tcp_port}"
+"#
+    );
+    let cfg_path = dir.join("filters.toml");
+    std::fs::write(&cfg_path, h.config_text("") + &extra).unwrap();
+    let d = start_dnsward_text(&std::fs::read_to_string(&cfg_path).unwrap(), dir).await;
+    let addr = d.addrs()[0];
+    // One at a time (UDP workers hand their events over in batches): the alerts' order.
+    for (from, name) in [
+        ("127.0.0.1", "www.example.com."),
+        ("127.0.0.2", "www.example.com."),
+        ("127.0.0.2", "www.other.net."),
+        ("127.0.0.3", "bad1.test."),
+        ("127.0.0.3", "bad2.test."),
+    ] {
+        ask_from(from, addr, name, RecordType::A).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    eventually("two syslog messages", 15, || {
+        logs.lock().unwrap().len() >= 2
+    })
+    .await;
+    eventually("one over TCP", 15, || tcp_logs.lock().unwrap().len() == 1).await;
+    let tcp = tcp_logs.lock().unwrap()[0].clone();
+    assert!(
+        tcp.starts_with("<132>1 ")
+            && tcp.contains(
+                "rule=\"many\" kind=\"client_threshold\" client=\"127.0.0.3\" count=\"2\"]"
+            ),
+        "{tcp}"
+    );
+    let admin = d.admin_addr().unwrap();
+    // The webhook's first attempt fails (nothing listens): its alert is retrying.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (_, v) = api(admin, "/api/alerts?since=1h&outcome=retrying").await;
+        if summary(&v).len() == 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no retrying alert: {v}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let (status, all) = api(admin, "/api/alerts?since=1h").await;
+    assert_eq!(status, 200, "{all}");
+    assert_eq!(summary(&all).len(), 4, "{all}");
+    let s = |v: &str, c: &str, o: &str| (v.to_string(), c.to_string(), o.to_string());
+    for (query, want) in [
+        (
+            "rule=watch-ok",
+            vec![
+                s("watch-ok", "127.0.0.1", "delivered"),
+                s("watch-ok", "127.0.0.2", "delivered"),
+            ],
+        ),
+        (
+            "kind=client_threshold",
+            vec![s("many", "127.0.0.3", "delivered")],
+        ),
+        (
+            "client=127.0.0.2",
+            vec![
+                s("watch-ok", "127.0.0.2", "delivered"),
+                s("watch-down", "127.0.0.2", "retrying"),
+            ],
+        ),
+        (
+            "outcome=retrying",
+            vec![s("watch-down", "127.0.0.2", "retrying")],
+        ),
+        (
+            "rule=watch-ok&client=127.0.0.2&outcome=delivered",
+            vec![s("watch-ok", "127.0.0.2", "delivered")],
+        ),
+        ("outcome=lost", vec![]),
+        ("kind=audit", vec![]),
+        ("limit=1", vec![s("many", "127.0.0.3", "delivered")]),
+    ] {
+        let (status, v) = api(admin, &format!("/api/alerts?since=1h&{query}")).await;
+        assert_eq!(status, 200, "{query}: {v}");
+        assert_eq!(summary(&v), want, "{query}: {v}");
+    }
+    let (_, v) = api(admin, "/api/alerts?since=1h&outcome=delivered").await;
+    assert_eq!(summary(&v).len(), 3, "{v}");
+    let (_, v) = api(admin, "/api/alerts?since=1h&rule=watch-down").await;
+    assert_eq!(v["alerts"][0]["delivery"]["webhook"], "retrying", "{v}");
+    assert!(v["alerts"][0]["id"].as_str().unwrap().len() == 16, "{v}");
+
+    // Bad values: 400 with a message naming the parameter.
+    for (query, word) in [
+        ("kind=nope", "kind"),
+        ("outcome=sent", "outcome"),
+        ("client=pc-17", "client"),
+        ("limit=0", "limit"),
+        ("limit=many", "limit"),
+        ("since=sometime", "since"),
+        ("source=mysql", "source"),
+        ("source=clickhouse", "no [querylog] clickhouse"),
+        ("colour=red", "colour"),
+    ] {
+        let (status, v) = api(admin, &format!("/api/alerts?{query}")).await;
+        assert_eq!(status, 400, "{query}: {v}");
+        let e = v["error"].as_str().unwrap();
+        assert!(e.contains(word), "{query}: {e}");
+    }
+
+    // The command prints the same JSON, with the same filters and the same errors.
+    let cfg = cfg_path.clone();
+    let run = move |args: &'static [&'static str]| {
+        let cfg = cfg.clone();
+        async move {
+            tokio::task::spawn_blocking(move || dnsward_cmd("alerts", &cfg, args))
+                .await
+                .unwrap()
+        }
+    };
+    let out = run(&["list", "--since", "1h", "--json", "--client", "127.0.0.2"]).await;
+    assert!(out.status.success(), "{out:?}");
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let (_, v) = api(admin, "/api/alerts?since=1h&client=127.0.0.2").await;
+    assert_eq!(&lines, v["alerts"].as_array().unwrap());
+    let out = run(&["list", "--since", "1h", "--outcome", "retrying"]).await;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.lines().count() == 1 && text.contains("watch-down"),
+        "{text}"
+    );
+    let out = run(&["list", "--kind", "nope"]).await;
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--kind \"nope\": expected one of"), "{err}");
+    d.shutdown().await;
+}
+
+/// A TLS acceptor with a certificate for 127.0.0.1 from a CA made here; the CA's PEM file.
+fn smtp_tls(dir: &Path) -> (tokio_rustls::TlsAcceptor, std::path::PathBuf) {
+    use rustls_pki_types::pem::PemObject;
+    let ca = common::tls::TestCa::new(dir);
+    let (cert, key) = ca.issue(dir, "smtp", &["127.0.0.1"]);
+    let certs: Vec<_> = rustls_pki_types::CertificateDer::pem_file_iter(&cert)
+        .unwrap()
+        .map(|c| c.unwrap())
+        .collect();
+    let key = rustls_pki_types::PrivateKeyDer::from_pem_file(&key).unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .unwrap();
+    (
+        tokio_rustls::TlsAcceptor::from(Arc::new(config)),
+        ca.ca_pem.clone(),
+    )
+}
+
+/// A config mailing `www.example.com` lookups through `[smtp]` on `port` with STARTTLS
+/// (`ca_line`: the `ca_file` key, or nothing); its history and outbox named by `tag`.
+fn starttls_config(h: &Hierarchy, tag: &str, port: u16, ca_line: &str) -> String {
+    h.config_text("")
+        + &format!(
+            r#"
+[admin]
+listen = "127.0.0.1:0"
+token_file = "token"
+
+[alerting]
+history = "alerts-{tag}.db"
+state_dir = "alert-state-{tag}"
+max_backoff = "1s"
+
+[smtp]
+server = "127.0.0.1"
+port = {port}
+starttls = true
+{ca_line}
+from = "dnsward@agency.example"
+
+[[alerts]]
+name = "watch-mail"
+kind = "watch"
+names = ["www.example.com"]
+email = ["oncall@agency.example"]
+"#
+        )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mail_goes_over_starttls_and_waits_when_tls_is_not_there() {
+    let h = Hierarchy::start("").await;
+    let dir = h.dir.path();
+    write_common(dir);
+    let (acceptor, ca) = smtp_tls(dir);
+    assert_eq!(ca, dir.join("ca.pem"));
+    let (tls_port, tls_mails) = smtp_server(Some(acceptor)).await;
+    let (plain_port, plain_mails) = smtp_receiver().await;
+
+    // A server offering STARTTLS with a certificate of our CA (`ca_file`): the mail arrives
+    // over TLS.
+    let text = starttls_config(&h, "tls", tls_port, "ca_file = \"ca.pem\"");
+    let d = start_dnsward_text(&text, dir).await;
+    ask_from("127.0.0.1", d.addrs()[0], "www.example.com.", RecordType::A).await;
+    eventually("a mail", 15, || !tls_mails.lock().unwrap().is_empty()).await;
+    let mail = tls_mails.lock().unwrap()[0].clone();
+    assert!(mail.starts_with("[tls]\n"), "not over TLS: {mail}");
+    assert!(
+        mail.contains("RCPT TO:<oncall@agency.example>")
+            && mail.contains("Subject: [dnsward] watch-mail: "),
+        "{mail}"
+    );
+    let admin = d.admin_addr().unwrap();
+    let (_, metrics) = http(admin, "GET", "/metrics", None, None).await;
+    assert!(
+        metrics.contains("dnsward_alerts_total{rule=\"watch-mail\",action=\"email\"} 1"),
+        "{metrics}"
+    );
+    let (_, v) = api(admin, "/api/alerts?since=1h").await;
+    assert_eq!(v["alerts"][0]["delivery"]["email"], "delivered", "{v}");
+    d.shutdown().await;
+
+    // starttls = true against a server without STARTTLS, and against one whose certificate
+    // nothing trusts (no ca_file): no mail, a failure counted, the alert waits in the outbox.
+    for (tag, port, ca_line) in [
+        ("plain", plain_port, "ca_file = \"ca.pem\""),
+        ("untrusted", tls_port, ""),
+    ] {
+        let d = start_dnsward_text(&starttls_config(&h, tag, port, ca_line), dir).await;
+        ask_from("127.0.0.1", d.addrs()[0], "www.example.com.", RecordType::A).await;
+        let admin = d.admin_addr().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let (_, metrics) = http(admin, "GET", "/metrics", None, None).await;
+            if metrics.contains("dnsward_alert_failures_total{action=\"email\"}") {
+                break;
+            }
+            assert!(Instant::now() < deadline, "no failure counted: {metrics}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        // Retried (max_backoff 1 s), never delivered.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let outbox = dir.join(format!("alert-state-{tag}/outbox/email"));
+        assert_eq!(std::fs::read_dir(&outbox).unwrap().count(), 1, "{tag}");
+        let (_, v) = api(admin, "/api/alerts?since=1h").await;
+        assert_eq!(v["alerts"][0]["outcome"], "retrying", "{v}");
+        let (_, metrics) = http(admin, "GET", "/metrics", None, None).await;
+        assert!(
+            !metrics.contains("dnsward_alerts_total{rule=\"watch-mail\",action=\"email\"}"),
+            "{metrics}"
+        );
+        let failures: u64 = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("dnsward_alert_failures_total{action=\"email\"} "))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap();
+        assert!(failures >= 2, "retried: {failures}");
+        d.shutdown().await;
+    }
+    assert!(plain_mails.lock().unwrap().is_empty());
+    assert_eq!(tls_mails.lock().unwrap().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn beyond_the_outbox_bound_the_oldest_delivery_is_dropped_counted_and_shown_lost() {
+    let h = Hierarchy::start("").await;
+    let dir = h.dir.path();
+    write_common(dir);
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let extra = format!(
+        r#"
+[admin]
+listen = "127.0.0.1:0"
+token_file = "token"
+
+[alerting]
+history = "alerts.db"
+state_dir = "alert-state"
+max_backoff = "30s"
+queue_max = 2
+
+[[alerts]]
+name = "watch-www"
+kind = "watch"
+names = ["www.example.com"]
+webhook = "http://{closed}/hook"
+"#
+    );
+    let d = start_dnsward_text(&(h.config_text("") + &extra), dir).await;
+    let (dns, admin) = (d.addrs()[0], d.admin_addr().unwrap());
+    // Three clients, three alerts, two places in the outbox: the first is dropped.
+    for c in ["127.0.0.2", "127.0.0.3", "127.0.0.4"] {
+        ask_from(c, dns, "www.example.com.", RecordType::A).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (_, metrics) = http(admin, "GET", "/metrics", None, None).await;
+        if metrics.contains("dnsward_alerts_lost_total{action=\"webhook\"} 1") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no loss counted: {metrics}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (_, lost) = api(admin, "/api/alerts?since=1h&outcome=lost").await;
+    assert_eq!(
+        summary(&lost),
+        [(
+            "watch-www".to_string(),
+            "127.0.0.2".to_string(),
+            "lost".to_string()
+        )],
+        "{lost}"
+    );
+    let (_, waiting) = api(admin, "/api/alerts?since=1h&outcome=retrying").await;
+    let (_, pending) = api(admin, "/api/alerts?since=1h&outcome=pending").await;
+    assert_eq!(
+        summary(&waiting).len() + summary(&pending).len(),
+        2,
+        "{waiting} {pending}"
+    );
+    let outbox = dir.join("alert-state/outbox/webhook");
+    assert_eq!(std::fs::read_dir(&outbox).unwrap().count(), 2);
     d.shutdown().await;
 }

@@ -661,3 +661,13 @@ fn ch_sink(log: &dnsward::querylog::QueryLog) -> dnsward::querylog::bus::SinkSta
         .find(|s| s.name == "clickhouse")
         .expect("a clickhouse sink")
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_alert_history_in_clickhouse_matches_sqlite() {
+    let _g = SERIAL.lock().await;
+    let Some(ch) = ClickHouse::start() else {
+        return;
+    };
+    let h = Hierarchy::start("").await;
+    alert_history_matches_sqlite(&h, &ch.url(), "fleet", |t| ch.count(t)).await;
+}

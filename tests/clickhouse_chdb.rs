@@ -493,3 +493,24 @@ async fn schema_sink_bodies_and_every_logs_query_on_todays_engine_match_sqlite_a
 fn config(h: &Hierarchy, name: &str, querylog: &str) -> (String, PathBuf) {
     clickhouse_support::store_config(h, name, &format!("sqlite = \"log.db\"\n{querylog}"))
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_alert_history_on_todays_engine_matches_sqlite() {
+    let Some(ch) = Chdb::start() else {
+        return;
+    };
+    let h = Hierarchy::start("").await;
+    clickhouse_support::alert_history_matches_sqlite(&h, &ch.url(), "fleet", |t| {
+        ch.query(&format!("SELECT count() FROM {t}"))
+            .trim()
+            .parse()
+            .unwrap()
+    })
+    .await;
+    let failed: Vec<_> = ch
+        .requests()
+        .into_iter()
+        .filter(|r| r.get("error").is_some())
+        .collect();
+    assert!(failed.is_empty(), "refused by ClickHouse: {failed:#?}");
+}

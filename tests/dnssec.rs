@@ -77,9 +77,13 @@ async fn secure_answers_get_ad_only_when_asked_and_signatures_only_with_do() {
     d.shutdown().await;
 }
 
-/// The bogus zones of the lab each get SERVFAIL with their own EDE and no data; with CD=1 the
-/// client validates itself and gets the data, without AD.
-async fn assert_bogus_is_servfail_and_cd_gets_the_data(addr: std::net::SocketAddr) {
+/// The bogus zones of the lab each get SERVFAIL with their own EDE and no data, each counted
+/// in the validator's bogus count (`dnsward_dnssec_bogus_total`); with CD=1 the client
+/// validates itself and gets the data, without AD, and nothing is counted.
+async fn assert_bogus_is_servfail_and_cd_gets_the_data(d: &dnsward::instance::Instance) {
+    let addr = d.addrs()[0];
+    let bogus = || d.engine.validator().expect("validating").bogus_count();
+    let before = bogus();
     for (name, code) in [
         ("www.badsig.", 6),
         ("www.expired.", 7),
@@ -100,6 +104,11 @@ async fn assert_bogus_is_servfail_and_cd_gets_the_data(addr: std::net::SocketAdd
         assert_eq!(got, code, "{name}: {text}");
         assert!(!text.is_empty(), "{name}: the EDE says why");
     }
+    let counted = bogus();
+    assert!(
+        counted >= before + 4,
+        "4 bogus answers counted: {before} -> {counted}"
+    );
     // CD=1: the client validates itself; it gets the data, without AD.
     let m = query(
         addr,
@@ -115,14 +124,14 @@ async fn assert_bogus_is_servfail_and_cd_gets_the_data(addr: std::net::SocketAdd
     assert_eq!(m.metadata.response_code, ResponseCode::NoError, "{m:?}");
     assert!(m.answers.iter().any(|r| r.record_type() == A));
     assert!(!m.metadata.authentic_data);
+    assert_eq!(bogus(), counted, "CD=1 answers are not counted as bogus");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bogus_answers_are_servfail_with_the_specific_ede_and_cd_gets_the_data() {
     let lab = lab().await;
     let d = lab.dnsward("", "").await;
-    let addr = d.addrs()[0];
-    assert_bogus_is_servfail_and_cd_gets_the_data(addr).await;
+    assert_bogus_is_servfail_and_cd_gets_the_data(&d).await;
     d.shutdown().await;
 }
 
@@ -191,6 +200,14 @@ async fn negative_trust_anchors_are_listed_and_changed_through_the_admin_api() {
             .response_code,
         ResponseCode::ServFail
     );
+    // The bogus answer is counted in /metrics.
+    let (_, metrics) = common::http(admin, "GET", "/metrics", None, None).await;
+    let bogus: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("dnsward_dnssec_bogus_total "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("dnsward_dnssec_bogus_total in:\n{metrics}"));
+    assert!(bogus >= 1, "{metrics}");
 
     let (status, body) = common::http(
         admin,
@@ -274,7 +291,7 @@ async fn forward_mode_validates_what_the_forwarder_returns() {
     assert!(!m.metadata.authentic_data);
 
     // Forged, stripped, expired or keyless data from the forwarder: SERVFAIL with the reason.
-    assert_bogus_is_servfail_and_cd_gets_the_data(addr).await;
+    assert_bogus_is_servfail_and_cd_gets_the_data(&d).await;
     d.shutdown().await;
 }
 

@@ -72,3 +72,40 @@ TTL minute + INTERVAL 90 DAY -- ttl
 AS SELECT toStartOfMinute(time) AS minute, qname, action, category, list, count() AS queries
 FROM dnsward.queries
 GROUP BY minute, qname, action, category, list;
+
+-- Alert history (`[[alerts]]`): one row per alert a resolver sent, the alert as JSON (as
+-- `dnsward alerts list --json` prints it), and one row per step of each of its deliveries
+-- (queued, failed, delivered, lost), appended, never updated. Read by
+-- `dnsward alerts list --source clickhouse` and `GET /api/alerts?source=clickhouse`.
+
+CREATE TABLE IF NOT EXISTS dnsward.queries_alerts
+(
+    time        DateTime MATERIALIZED toDateTime(intDiv(ts_us, 1000000)),
+    ts_us       Int64,                     -- when raised, UTC microseconds since 1970
+    id          String,
+    instance    String,                    -- [server] name of the resolver
+    rule        String,
+    kind        String,
+    client      String,                    -- '' for none
+    alert       String                     -- the alert as JSON
+)
+ENGINE = MergeTree
+PARTITION BY toYYYYMM(time)
+ORDER BY (time, rule)
+TTL time + INTERVAL 90 DAY -- ttl
+;
+
+CREATE TABLE IF NOT EXISTS dnsward.queries_alert_deliveries
+(
+    time        DateTime MATERIALIZED toDateTime(intDiv(ts_us, 1000000)),
+    ts_us       Int64,
+    alert_id    String,
+    action      String,                    -- webhook email syslog
+    target      String,
+    state       String                     -- queued failed delivered lost
+)
+ENGINE = MergeTree
+PARTITION BY toYYYYMM(time)
+ORDER BY (time, alert_id)
+TTL time + INTERVAL 90 DAY -- ttl
+;

@@ -27,6 +27,8 @@ use crate::server::tls::CertStore;
 pub struct AdminState {
     pub engine: Arc<Engine>,
     pub runtime: Option<Arc<RuntimeList>>,
+    /// The runtime allow list (`/api/lists/allow`), beside the runtime (block) list.
+    pub runtime_allow: Option<Arc<RuntimeList>>,
     token: Option<Arc<str>>,
     /// TLS certificates re-read by `POST /api/reload` (DoT/DoH, block page).
     pub certs: Arc<[Arc<CertStore>]>,
@@ -57,12 +59,16 @@ pub enum AdminError {
     },
     #[error("admin TLS certificate/key: {0}")]
     Tls(std::io::Error),
+    #[error("runtime allow list: {0}")]
+    RuntimeAllow(#[from] crate::policy::runtime::RuntimeListError),
 }
 
 pub struct AdminServer {
     pub addr: SocketAddr,
     handle: axum_server::Handle<SocketAddr>,
     task: tokio::task::JoinHandle<()>,
+    /// Drops runtime allow entries past their expiry.
+    expiry: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl AdminServer {
@@ -84,9 +90,17 @@ impl AdminServer {
             }
             None => None,
         };
+        let runtime_allow = match config.runtime_allow_path() {
+            Some(p) => Some(Arc::new(RuntimeList::open(&p)?)),
+            None => None,
+        };
+        let expiry = runtime_allow
+            .clone()
+            .map(|list| tokio::spawn(expire_allowed(list, Arc::clone(&engine))));
         let state = AdminState {
             engine,
             runtime,
+            runtime_allow,
             token,
             certs: Arc::from(certs),
             feeds,
@@ -134,12 +148,41 @@ impl AdminServer {
             }
         };
         tracing::info!(%addr, tls = admin.tls_cert.is_some(), api = admin.token_file.is_some(), "admin listening (/metrics, /healthz, /api)");
-        Ok(AdminServer { addr, handle, task })
+        Ok(AdminServer {
+            addr,
+            handle,
+            task,
+            expiry,
+        })
     }
 
     pub async fn shutdown(self) {
+        if let Some(e) = &self.expiry {
+            e.abort();
+        }
         self.handle.graceful_shutdown(Some(Duration::from_secs(2)));
         let _ = tokio::time::timeout(Duration::from_secs(3), self.task).await;
+    }
+}
+
+/// Runtime allow entries past their expiry drop out on their own (checked every second).
+async fn expire_allowed(list: Arc<RuntimeList>, engine: Arc<Engine>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        match list.expire(crate::timefmt::now_us()) {
+            Ok(gone) if !gone.is_empty() => {
+                for g in &gone {
+                    tracing::info!(name = %g.name, "runtime allow entry expired ({})", g.describe());
+                }
+                engine
+                    .policy()
+                    .reload("runtime allow entries expired")
+                    .await;
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!("runtime allow list: {e}"),
+        }
     }
 }
 
@@ -148,6 +191,8 @@ pub fn router(state: AdminState) -> Router {
         .route("/reload", post(reload))
         .route("/lists/runtime", get(runtime_list).post(runtime_add))
         .route("/lists/runtime/{name}", delete(runtime_remove))
+        .route("/lists/allow", get(allow_list).post(allow_add))
+        .route("/lists/allow/{name}", delete(allow_remove))
         .route("/explain", get(explain))
         .route("/cache/flush", post(cache_flush))
         .route("/nta", get(nta_list).post(nta_add))
@@ -238,6 +283,10 @@ async fn metrics(State(st): State<AdminState>) -> Response {
         f.encode_metrics(&mut feeds);
         body.insert_str(eof, &feeds);
     }
+    if let Some(v) = e.validator() {
+        let eof = body.rfind("# EOF").unwrap_or(body.len());
+        body.insert_str(eof, &dnssec_metrics(v));
+    }
     if let Some(a) = &st.alerts {
         let eof = body.rfind("# EOF").unwrap_or(body.len());
         let mut alerts = String::new();
@@ -252,6 +301,20 @@ async fn metrics(State(st): State<AdminState>) -> Response {
         body,
     )
         .into_response()
+}
+
+/// `dnsward_dnssec_bogus_total`, read from the validator at scrape time.
+fn dnssec_metrics(v: &crate::dnssec::Validator) -> String {
+    use prometheus_client::metrics::counter::ConstCounter;
+    let mut registry = prometheus_client::registry::Registry::default();
+    registry.register(
+        "dnsward_dnssec_bogus",
+        "Answers the DNSSEC validator found bogus, iterating or forwarding (SERVFAIL to the client)",
+        ConstCounter::new(v.bogus_count()),
+    );
+    let mut s = String::new();
+    let _ = prometheus_client::encoding::text::encode_registry(&mut s, &registry);
+    s
 }
 
 async fn reload(State(st): State<AdminState>) -> Response {
@@ -304,6 +367,66 @@ pub(super) async fn runtime_add(
             (StatusCode::CREATED, Json(json!(entry))).into_response()
         }
         Err(e) => error(StatusCode::BAD_REQUEST, e.to_string()),
+    }
+}
+
+async fn allow_list(State(st): State<AdminState>) -> Response {
+    match &st.runtime_allow {
+        Some(r) => Json(json!({ "path": r.path(), "entries": r.list() })).into_response(),
+        None => error(StatusCode::NOT_FOUND, "no runtime allow list"),
+    }
+}
+
+/// `POST /api/lists/allow`: the name (and everything below it) is answered normally whatever
+/// a list says, for every group, at once; recorded with who, when, why, reference, expiry.
+pub(super) async fn allow_add(
+    State(st): State<AdminState>,
+    body: Result<Json<NewEntry>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let Some(r) = &st.runtime_allow else {
+        return error(StatusCode::NOT_FOUND, "no runtime allow list");
+    };
+    let Json(new) = match body {
+        Ok(b) => b,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
+    };
+    if new.group.is_some() {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "the runtime allow list applies to every group: leave out \"group\"",
+        );
+    }
+    match r.add(new, crate::timefmt::now_us()) {
+        Ok(entry) => {
+            tracing::warn!(name = %entry.name, "runtime allow list: {}", entry.describe());
+            st.engine.policy().reload("runtime allow entry added").await;
+            (StatusCode::CREATED, Json(json!(entry))).into_response()
+        }
+        Err(e) => error(StatusCode::BAD_REQUEST, e.to_string()),
+    }
+}
+
+pub(super) async fn allow_remove(
+    State(st): State<AdminState>,
+    Path(name): Path<String>,
+) -> Response {
+    let Some(r) = &st.runtime_allow else {
+        return error(StatusCode::NOT_FOUND, "no runtime allow list");
+    };
+    match r.remove_scoped(None, &name) {
+        Ok(true) => {
+            tracing::info!(%name, "runtime allow list: entry removed");
+            st.engine
+                .policy()
+                .reload("runtime allow entry removed")
+                .await;
+            Json(json!({ "removed": name })).into_response()
+        }
+        Ok(false) => error(
+            StatusCode::NOT_FOUND,
+            format!("{name} is not in the runtime allow list"),
+        ),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }
 
@@ -377,7 +500,11 @@ pub(super) fn explain_value(st: &AdminState, q: &ExplainQuery) -> Value {
         .map(|v| {
             let r = v.rule();
             let runtime = crate::policy::groups::runtime_scope(&r.list)
-                .and_then(|scope| st.runtime.as_ref().and_then(|rt| rt.get_scoped(scope, &r.trigger_name)));
+                .and_then(|scope| st.runtime.as_ref().and_then(|rt| rt.get_scoped(scope, &r.trigger_name)))
+                .or_else(|| {
+                    let allow = &*r.list == crate::policy::groups::RUNTIME_ALLOW_LIST;
+                    st.runtime_allow.as_ref().filter(|_| allow)?.get_scoped(None, &r.trigger_name)
+                });
             json!({
                 "action": match v { Verdict::Block { action, .. } => action.map(|a| format!("{a:?}").to_lowercase()), _ => None },
                 "kind": match v { Verdict::Allow(_) => "allow", Verdict::Block { .. } => "block", Verdict::LocalData { .. } => "local-data", Verdict::Drop(_) => "drop" },
@@ -533,31 +660,63 @@ async fn stats(State(st): State<AdminState>) -> Response {
 }
 
 #[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 struct AlertsQuery {
     since: Option<String>,
-    limit: Option<usize>,
+    limit: Option<String>,
+    rule: Option<String>,
+    kind: Option<String>,
+    client: Option<String>,
+    outcome: Option<String>,
+    source: Option<String>,
 }
 
-/// `GET /api/alerts?since=24h&limit=1000`: the alert history, oldest first.
+/// `GET /api/alerts?since=24h&limit=1000&rule=&kind=&client=&outcome=&source=sqlite`: the
+/// alert history, oldest first, with each alert's delivery outcome; a bad value is a 400
+/// saying which and why.
 async fn alerts_list(
     State(st): State<AdminState>,
-    axum::extract::Query(q): axum::extract::Query<AlertsQuery>,
+    q: Result<Query<AlertsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
-    let Some(a) = &st.alerts else {
-        return Json(json!({ "alerts": [], "pending": [] })).into_response();
+    use crate::alerts::history::{list_from, AlertFilter, HistoryError, HistorySource};
+    let Query(q) = match q {
+        Ok(q) => q,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
     };
-    let since = q.since.as_deref().unwrap_or("24h");
-    let since_us = match crate::timefmt::parse_time_us(since, crate::timefmt::now_us()) {
-        Ok(t) => t,
-        Err(e) => return error(StatusCode::BAD_REQUEST, format!("since: {e}")),
+    let parsed = AlertFilter::parse(
+        q.since.as_deref().unwrap_or("24h"),
+        q.limit.as_deref(),
+        q.rule.as_deref(),
+        q.kind.as_deref(),
+        q.client.as_deref(),
+        q.outcome.as_deref(),
+    )
+    .and_then(|f| {
+        let source: HistorySource = q.source.as_deref().unwrap_or("sqlite").parse()?;
+        Ok((f, source))
+    });
+    let (filter, source) = match parsed {
+        Ok(x) => x,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
     };
-    let path = a.history_path().to_path_buf();
-    let limit = q.limit.unwrap_or(1000).min(100_000);
-    match tokio::task::spawn_blocking(move || crate::alerts::history::list(&path, since_us, limit))
-        .await
-    {
-        Ok(Ok(list)) => Json(json!({ "alerts": list, "pending": a.pending() })).into_response(),
-        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    let sqlite = st.alerts.as_ref().map(|a| a.history_path().to_path_buf());
+    let querylog = st.querylog.clone();
+    let listed = tokio::task::spawn_blocking(move || {
+        let target = match querylog.as_deref() {
+            Some(q) => crate::querylog::clickhouse_client::ClickhouseTarget::from_config(q)?,
+            None => None,
+        };
+        list_from(source, sqlite.as_deref(), target, &filter)
+    })
+    .await;
+    let pending = st.alerts.as_ref().map(|a| a.pending()).unwrap_or_default();
+    match listed {
+        Ok(Ok(list)) => Json(json!({ "alerts": list, "pending": pending })).into_response(),
+        Ok(Err(e @ HistoryError::BadFilter(_))) => error(StatusCode::BAD_REQUEST, e.to_string()),
+        Ok(Err(e @ HistoryError::Sqlite(_))) => {
+            error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+        }
+        Ok(Err(e)) => error(StatusCode::BAD_GATEWAY, e.to_string()),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }

@@ -4,8 +4,8 @@
 //! and syslog (RFC 5424 over UDP or TCP). A receiver that is down, slow or hostile costs a
 //! worker's time, never the answer path's: the evaluator only writes a file.
 
-use crate::config::alerts::SyslogTarget;
-use std::collections::HashMap;
+use crate::config::alerts::{SyslogTarget, SyslogTargetError};
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,8 +16,52 @@ use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt;
 
 use super::config::SmtpConfig;
+use super::history::{DeliveryState, HistoryStore};
 use super::metrics::AlertMetrics;
 use super::Alert;
+
+/// Why one delivery attempt failed (the job stays in the outbox and is tried again).
+#[derive(Debug, thiserror::Error)]
+pub enum DeliverError {
+    #[error("cannot encode the alert: {0}")]
+    Encode(#[from] serde_json::Error),
+    #[error("secret_file {}: {source}", path.display())]
+    Secret {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Http(#[from] reqwest::Error),
+    #[error("HTTP {0}")]
+    Status(reqwest::StatusCode),
+    #[error(transparent)]
+    Syslog(#[from] SyslogTargetError),
+    #[error("{target}: {source}")]
+    Io {
+        target: String,
+        source: std::io::Error,
+    },
+    #[error("{0}: no address")]
+    NoAddress(String),
+    #[error("timed out")]
+    Timeout,
+    #[error("no [smtp] configured")]
+    NoSmtp,
+    #[error("{what} {address:?}: {source}")]
+    Address {
+        what: &'static str,
+        address: String,
+        source: lettre::address::AddressError,
+    },
+    #[error("cannot build the mail: {0}")]
+    Mail(#[from] lettre::error::Error),
+    #[error("SMTP: {0}")]
+    Smtp(#[from] lettre::transport::smtp::Error),
+    #[error("smtp.ca_file: {0}")]
+    Ca(lettre::transport::smtp::Error),
+    #[error("smtp.ca_file: no PEM certificate in it")]
+    NoCa,
+}
 
 /// How long one attempt may take (connect, send, status line).
 pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -62,6 +106,7 @@ pub struct Outbox {
     seq: AtomicU64,
     wake: tokio::sync::Notify,
     metrics: Arc<AlertMetrics>,
+    history: Arc<HistoryStore>,
 }
 
 impl Outbox {
@@ -70,6 +115,7 @@ impl Outbox {
         kind: ActionKind,
         max: usize,
         metrics: Arc<AlertMetrics>,
+        history: Arc<HistoryStore>,
     ) -> std::io::Result<Outbox> {
         let dir = state_dir.join("outbox").join(kind.as_str());
         std::fs::create_dir_all(&dir)?;
@@ -80,6 +126,7 @@ impl Outbox {
             seq: AtomicU64::new(0),
             wake: tokio::sync::Notify::new(),
             metrics,
+            history,
         })
     }
 
@@ -105,13 +152,24 @@ impl Outbox {
         self.len() == 0
     }
 
+    fn record(&self, job: &Job, state: DeliveryState) {
+        self.history
+            .delivery(&job.alert.id, self.kind.as_str(), &job.target, state);
+    }
+
     /// Queues a delivery; when the outbox is full the oldest waiting one is dropped (counted).
     pub fn push(&self, job: &Job) {
         let pending = self.pending();
         if pending.len() >= self.max {
             for p in &pending[..pending.len() + 1 - self.max] {
+                let dropped = std::fs::read(p)
+                    .ok()
+                    .and_then(|b| serde_json::from_slice::<Job>(&b).ok());
                 if std::fs::remove_file(p).is_ok() {
                     self.metrics.lost(self.kind);
+                    if let Some(j) = dropped {
+                        self.record(&j, DeliveryState::Lost);
+                    }
                     tracing::warn!(action = self.kind.as_str(), file = %p.display(),
                         "alerts: outbox full, oldest delivery dropped");
                 }
@@ -128,9 +186,13 @@ impl Outbox {
             .and_then(|bytes| std::fs::write(&tmp, bytes))
             .and_then(|_| std::fs::rename(&tmp, self.dir.join(&name)));
         match result {
-            Ok(()) => self.wake.notify_one(),
+            Ok(()) => {
+                self.record(job, DeliveryState::Queued);
+                self.wake.notify_one()
+            }
             Err(e) => {
                 self.metrics.lost(self.kind);
+                self.record(job, DeliveryState::Lost);
                 tracing::error!(action = self.kind.as_str(), error = %e, "alerts: cannot queue a delivery");
             }
         }
@@ -145,6 +207,8 @@ impl Outbox {
         mut stop: tokio::sync::watch::Receiver<bool>,
     ) {
         let mut backoff: HashMap<String, (Instant, Duration)> = HashMap::new();
+        // Jobs whose failure is recorded: one `failed` record per delivery, not per attempt.
+        let mut failed: HashSet<PathBuf> = HashSet::new();
         loop {
             if *stop.borrow() {
                 return;
@@ -174,10 +238,15 @@ impl Outbox {
                     Ok(()) => {
                         let _ = std::fs::remove_file(&path);
                         backoff.remove(&job.target);
+                        failed.remove(&path);
                         self.metrics.sent(&job.alert.rule, self.kind);
+                        self.record(&job, DeliveryState::Delivered);
                     }
                     Err(e) => {
                         self.metrics.failed(self.kind);
+                        if failed.len() < 100_000 && failed.insert(path.clone()) {
+                            self.record(&job, DeliveryState::Failed);
+                        }
                         let delay = backoff
                             .get(&job.target)
                             .map_or(FIRST_BACKOFF, |(_, d)| (*d * 2).min(max_backoff));
@@ -197,20 +266,24 @@ impl Outbox {
     }
 }
 
-/// What sends: the HTTP client, the mail transport, the instance name.
+/// What sends: the HTTP client, the mail server's settings, the instance name.
 pub struct Senders {
     http: reqwest::Client,
     smtp: Option<SmtpConfig>,
     smtp_password: Option<String>,
+    /// With `starttls`: the TLS parameters (the built-in roots and `ca_file`'s).
+    smtp_tls: Option<lettre::transport::smtp::client::TlsParameters>,
     hostname: String,
 }
 
 impl Senders {
+    /// `ca_pem`: the contents of `[smtp] ca_file`, if set.
     pub fn new(
         smtp: Option<SmtpConfig>,
         smtp_password: Option<String>,
+        ca_pem: Option<Vec<u8>>,
         hostname: String,
-    ) -> Senders {
+    ) -> Result<Senders, DeliverError> {
         let http = reqwest::Client::builder()
             .timeout(ATTEMPT_TIMEOUT)
             .connect_timeout(Duration::from_secs(5))
@@ -218,15 +291,20 @@ impl Senders {
             .user_agent(concat!("dnsward/", env!("CARGO_PKG_VERSION")))
             .build()
             .unwrap_or_default();
-        Senders {
+        let smtp_tls = match smtp.as_ref().filter(|s| s.starttls) {
+            Some(s) => Some(smtp_tls(&s.server, ca_pem.as_deref())?),
+            None => None,
+        };
+        Ok(Senders {
             http,
             smtp,
             smtp_password,
+            smtp_tls,
             hostname,
-        }
+        })
     }
 
-    pub async fn send(&self, job: &Job) -> Result<(), String> {
+    pub async fn send(&self, job: &Job) -> Result<(), DeliverError> {
         match job.action {
             ActionKind::Webhook => self.webhook(job).await,
             ActionKind::Syslog => self.syslog(job).await,
@@ -234,34 +312,40 @@ impl Senders {
         }
     }
 
-    async fn webhook(&self, job: &Job) -> Result<(), String> {
-        let body = serde_json::to_vec(&job.alert).map_err(|e| e.to_string())?;
+    async fn webhook(&self, job: &Job) -> Result<(), DeliverError> {
+        let body = serde_json::to_vec(&job.alert)?;
         let mut req = self
             .http
             .post(&job.target)
             .header(reqwest::header::CONTENT_TYPE, "application/json");
         if let Some(p) = &job.secret_file {
-            let secret = std::fs::read_to_string(p)
-                .map_err(|e| format!("secret_file {}: {e}", p.display()))?;
+            let secret = std::fs::read_to_string(p).map_err(|source| DeliverError::Secret {
+                path: p.clone(),
+                source,
+            })?;
             req = req.header(
                 "X-Dnsward-Signature",
                 signature(secret.trim().as_bytes(), &body),
             );
         }
         // Only the status line and headers are read: a receiver sending gigabytes costs nothing.
-        let resp = req.body(body).send().await.map_err(|e| e.to_string())?;
+        let resp = req.body(body).send().await?;
         let status = resp.status();
         drop(resp);
         if status.is_success() {
             Ok(())
         } else {
-            Err(format!("HTTP {status}"))
+            Err(DeliverError::Status(status))
         }
     }
 
-    async fn syslog(&self, job: &Job) -> Result<(), String> {
+    async fn syslog(&self, job: &Job) -> Result<(), DeliverError> {
         let msg = rfc5424(&job.alert, &self.hostname);
         let target = SyslogTarget::parse(&job.target)?;
+        let io = |target: &str| {
+            let target = target.to_string();
+            move |source| DeliverError::Io { target, source }
+        };
         let fut = async {
             match target {
                 SyslogTarget::Udp(addr) => {
@@ -271,58 +355,62 @@ impl Senders {
                     } else {
                         ([0u16; 8], 0).into()
                     };
-                    let sock = tokio::net::UdpSocket::bind(bind)
-                        .await
-                        .map_err(|e| e.to_string())?;
+                    let sock = tokio::net::UdpSocket::bind(bind).await.map_err(io(&addr))?;
                     sock.send_to(msg.as_bytes(), peer)
                         .await
-                        .map_err(|e| e.to_string())?;
+                        .map_err(io(&addr))?;
                     Ok(())
                 }
                 SyslogTarget::Tcp(addr) => {
                     let peer = resolve(&addr).await?;
                     let mut s = tokio::net::TcpStream::connect(peer)
                         .await
-                        .map_err(|e| e.to_string())?;
+                        .map_err(io(&addr))?;
                     // RFC 6587 octet counting.
                     let framed = format!("{} {msg}", msg.len());
-                    s.write_all(framed.as_bytes())
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    s.shutdown().await.map_err(|e| e.to_string())
+                    s.write_all(framed.as_bytes()).await.map_err(io(&addr))?;
+                    s.shutdown().await.map_err(io(&addr))
                 }
             }
         };
         tokio::time::timeout(ATTEMPT_TIMEOUT, fut)
             .await
-            .map_err(|_| "timed out".to_string())?
+            .map_err(|_| DeliverError::Timeout)?
     }
 
-    async fn email(&self, job: &Job) -> Result<(), String> {
+    async fn email(&self, job: &Job) -> Result<(), DeliverError> {
         use lettre::message::header::ContentType;
+        use lettre::transport::smtp::client::Tls;
         use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
-        let smtp = self.smtp.as_ref().ok_or("no [smtp] configured")?;
-        let from: lettre::message::Mailbox = smtp.from.parse().map_err(|e| format!("from: {e}"))?;
-        let mut builder = Message::builder().from(from).subject(format!(
-            "[dnsward] {}: {}",
-            job.alert.rule,
-            first_chars(&job.alert.message, 120)
-        ));
+        let smtp = self.smtp.as_ref().ok_or(DeliverError::NoSmtp)?;
+        let address = |what: &'static str, a: &str| {
+            a.parse::<lettre::message::Mailbox>()
+                .map_err(|source| DeliverError::Address {
+                    what,
+                    address: a.to_string(),
+                    source,
+                })
+        };
+        let mut builder = Message::builder()
+            .from(address("from", &smtp.from)?)
+            .subject(format!(
+                "[dnsward] {}: {}",
+                job.alert.rule,
+                first_chars(&job.alert.message, 120)
+            ));
         for to in job.target.split(',').filter(|s| !s.is_empty()) {
-            builder = builder.to(to.parse().map_err(|e| format!("to {to}: {e}"))?);
+            builder = builder.to(address("to", to)?);
         }
         let message = builder
             .header(ContentType::TEXT_PLAIN)
-            .body(super::text(&job.alert))
-            .map_err(|e| e.to_string())?;
-        let mut transport = if smtp.starttls {
-            AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&smtp.server)
-                .map_err(|e| e.to_string())?
-        } else {
-            AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&smtp.server)
+            .body(super::text(&job.alert))?;
+        let mut transport = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&smtp.server)
+            .port(smtp.port)
+            .timeout(Some(ATTEMPT_TIMEOUT));
+        if let Some(tls) = &self.smtp_tls {
+            // STARTTLS required: a server that does not offer it gets no mail (and no password).
+            transport = transport.tls(Tls::Required(tls.clone()));
         }
-        .port(smtp.port)
-        .timeout(Some(ATTEMPT_TIMEOUT));
         if let (Some(user), Some(pass)) = (&smtp.username, &self.smtp_password) {
             transport =
                 transport.credentials(lettre::transport::smtp::authentication::Credentials::new(
@@ -333,18 +421,36 @@ impl Senders {
         let transport = transport.build();
         tokio::time::timeout(ATTEMPT_TIMEOUT * 2, transport.send(message))
             .await
-            .map_err(|_| "timed out".to_string())?
-            .map(|_| ())
-            .map_err(|e| e.to_string())
+            .map_err(|_| DeliverError::Timeout)??;
+        Ok(())
     }
 }
 
-async fn resolve(hostport: &str) -> Result<SocketAddr, String> {
+/// STARTTLS parameters for `server`: the built-in roots, and the CA certificates of `ca_pem`.
+fn smtp_tls(
+    server: &str,
+    ca_pem: Option<&[u8]>,
+) -> Result<lettre::transport::smtp::client::TlsParameters, DeliverError> {
+    use lettre::transport::smtp::client::{Certificate, TlsParameters};
+    let mut b = TlsParameters::builder(server.to_string());
+    if let Some(pem) = ca_pem {
+        if !String::from_utf8_lossy(pem).contains("-----BEGIN CERTIFICATE-----") {
+            return Err(DeliverError::NoCa);
+        }
+        b = b.add_root_certificate(Certificate::from_pem(pem).map_err(DeliverError::Ca)?);
+    }
+    b.build_rustls().map_err(DeliverError::Ca)
+}
+
+async fn resolve(hostport: &str) -> Result<SocketAddr, DeliverError> {
     tokio::net::lookup_host(hostport)
         .await
-        .map_err(|e| format!("{hostport}: {e}"))?
+        .map_err(|source| DeliverError::Io {
+            target: hostport.to_string(),
+            source,
+        })?
         .next()
-        .ok_or_else(|| format!("{hostport}: no address"))
+        .ok_or_else(|| DeliverError::NoAddress(hostport.to_string()))
 }
 
 fn first_chars(s: &str, n: usize) -> String {

@@ -10,7 +10,8 @@
 //! - `rules`: the per-rule state (thresholds, watch sets, the new-domain set) and evaluation;
 //! - `nod`: the new-domain set (two Bloom filters in turn, saved across restarts);
 //! - `deliver`: outbox, workers, webhook / email / syslog;
-//! - `history`: the SQLite history; `metrics`: the counters appended to `/metrics`.
+//! - `history`: the history (SQLite) and its reading with filters; `history_ch`: the same in
+//!   the fleet's ClickHouse; `metrics`: the counters appended to `/metrics`.
 //!
 //! Dependencies: `alerts` uses `config`, `querylog` (the bus), `feeds` (status) and `policy`
 //! (types); the pipeline and the policy know nothing of it.
@@ -18,6 +19,7 @@
 pub mod config;
 pub mod deliver;
 pub mod history;
+pub mod history_ch;
 pub mod metrics;
 pub mod nod;
 pub mod prefilter;
@@ -32,6 +34,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
 use crate::feeds::Feeds;
+use crate::querylog::clickhouse_client::{ClickhouseError, ClickhouseTarget};
 use crate::querylog::{Consumer, QueryLog, SinkQueue};
 use config::AlertRule;
 use deliver::{ActionKind, Job, Outbox, Senders};
@@ -54,6 +57,10 @@ pub struct NameCount {
 /// What is sent and stored: everything the on-duty person needs to act.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Alert {
+    /// Unique (16 hex digits): links the alert to its deliveries in the history, and lets a
+    /// receiver drop a retried duplicate.
+    #[serde(default)]
+    pub id: String,
     pub rule: String,
     pub kind: String,
     /// When raised (RFC 3339 UTC) and the same in microseconds.
@@ -125,6 +132,86 @@ pub fn text(a: &Alert) -> String {
     s
 }
 
+/// Why the alerts cannot start, or a rule cannot be tested.
+#[derive(Debug, thiserror::Error)]
+pub enum AlertsError {
+    #[error("alerts state_dir {}: {source}", path.display())]
+    StateDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("alerts outbox in {}: {source}", path.display())]
+    Outbox {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("[smtp] {}: {source}", path.display())]
+    SmtpFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("alert history {}: {source}", path.display())]
+    History {
+        path: PathBuf,
+        source: history::HistoryError,
+    },
+    #[error("alert history in ClickHouse: {0}")]
+    Clickhouse(#[from] ClickhouseError),
+    #[error("alert history in ClickHouse: cannot start its writer: {0}")]
+    Writer(std::io::Error),
+    #[error(transparent)]
+    Deliver(#[from] deliver::DeliverError),
+    #[error("no [[alerts]] rule named {0:?}")]
+    UnknownRule(String),
+}
+
+/// `Instance::start` reports its errors as text for now (issue 24 types them).
+impl From<AlertsError> for String {
+    fn from(e: AlertsError) -> String {
+        e.to_string()
+    }
+}
+
+/// The history's SQLite file, and ClickHouse's tables when `[querylog] clickhouse` is set.
+fn open_history(
+    config: &Config,
+    path: &std::path::Path,
+) -> Result<history::HistoryStore, AlertsError> {
+    let sqlite = history::History::open(path).map_err(|source| AlertsError::History {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let target = match config.querylog.as_ref() {
+        Some(q) => ClickhouseTarget::from_config(q)?,
+        None => None,
+    };
+    let clickhouse = match target {
+        Some(t) => Some(history_ch::ChWriter::start(t).map_err(AlertsError::Writer)?),
+        None => None,
+    };
+    Ok(history::HistoryStore::new(sqlite, clickhouse))
+}
+
+/// A file `[smtp]` names (`password_file`, `ca_file`), read once at start.
+fn smtp_file(
+    config: &Config,
+    key: impl Fn(&config::SmtpConfig) -> Option<&PathBuf>,
+) -> Result<Option<String>, AlertsError> {
+    let Some(p) = config.smtp.as_ref().and_then(key) else {
+        return Ok(None);
+    };
+    let path = config.resolve_path(p);
+    let text =
+        std::fs::read_to_string(&path).map_err(|source| AlertsError::SmtpFile { path, source })?;
+    Ok(Some(text))
+}
+
+/// A new alert's id: 16 random hex digits.
+fn new_id() -> String {
+    let n = getrandom::u64().unwrap_or_else(|_| crate::timefmt::now_us() as u64);
+    format!("{n:016x}")
+}
+
 /// The running alerts of one instance.
 pub struct Alerts {
     rules: Vec<AlertRule>,
@@ -137,7 +224,7 @@ pub struct Alerts {
     senders: Arc<Senders>,
     pub metrics: Arc<AlertMetrics>,
     history_path: PathBuf,
-    history: Mutex<Option<history::History>>,
+    history: Arc<history::HistoryStore>,
     state_dir: PathBuf,
     contact: Option<String>,
     server: String,
@@ -158,15 +245,20 @@ pub struct Alerts {
 
 impl Alerts {
     /// The alerts of `config`, or None when it has no `[[alerts]]`. Opens the outboxes and the
-    /// history; nothing runs until [`Alerts::start`].
-    pub fn new(config: &Config) -> Result<Option<Arc<Alerts>>, String> {
+    /// history (and starts its ClickHouse writer with `[querylog] clickhouse`); nothing else
+    /// runs until [`Alerts::start`].
+    pub fn new(config: &Config) -> Result<Option<Arc<Alerts>>, AlertsError> {
         if config.alerts.is_empty() {
             return Ok(None);
         }
         let state_dir = config.alert_state_dir();
-        std::fs::create_dir_all(&state_dir)
-            .map_err(|e| format!("alerts state_dir {}: {e}", state_dir.display()))?;
+        std::fs::create_dir_all(&state_dir).map_err(|source| AlertsError::StateDir {
+            path: state_dir.clone(),
+            source,
+        })?;
         let metrics = Arc::new(AlertMetrics::new());
+        let history_path = config.alert_history_path();
+        let history = Arc::new(open_history(config, &history_path)?);
         let mut outboxes = HashMap::new();
         for kind in ActionKind::ALL {
             let ob = Outbox::open(
@@ -174,22 +266,20 @@ impl Alerts {
                 kind,
                 config.alerting.queue_max,
                 Arc::clone(&metrics),
+                Arc::clone(&history),
             )
-            .map_err(|e| format!("alerts outbox in {}: {e}", state_dir.display()))?;
+            .map_err(|source| AlertsError::Outbox {
+                path: state_dir.clone(),
+                source,
+            })?;
             outboxes.insert(kind, Arc::new(ob));
         }
-        let smtp_password = match config.smtp.as_ref().and_then(|s| s.password_file.as_ref()) {
-            Some(p) => Some(
-                std::fs::read_to_string(config.resolve_path(p))
-                    .map_err(|e| format!("smtp.password_file {}: {e}", p.display()))?
-                    .trim()
-                    .to_string(),
-            ),
-            None => None,
-        };
-        let history_path = config.alert_history_path();
-        let history = history::History::open(&history_path)
-            .map_err(|e| format!("alert history {}: {e}", history_path.display()))?;
+        let senders = Senders::new(
+            config.smtp.clone(),
+            smtp_file(config, |s| s.password_file.as_ref())?.map(|p| p.trim().to_string()),
+            smtp_file(config, |s| s.ca_file.as_ref())?.map(String::into_bytes),
+            config.instance_name(),
+        )?;
         let wants_all = config.alerts.iter().any(|r| {
             matches!(
                 r.kind,
@@ -209,14 +299,10 @@ impl Alerts {
             queue: Arc::new(SinkQueue::new("alerts", QUEUE_EVENTS, 4096)),
             wants_all,
             outboxes,
-            senders: Arc::new(Senders::new(
-                config.smtp.clone(),
-                smtp_password,
-                server.clone(),
-            )),
+            senders: Arc::new(senders),
             metrics,
             history_path,
-            history: Mutex::new(Some(history)),
+            history,
             state_dir,
             contact: config.policy.contact.clone(),
             server,
@@ -313,6 +399,10 @@ impl Alerts {
                 t.abort();
             }
         }
+        if let Some(writer) = self.history.close() {
+            let joined = tokio::task::spawn_blocking(move || writer.join());
+            let _ = tokio::time::timeout(Duration::from_secs(12), joined).await;
+        }
     }
 
     fn rule_states(&self) -> Vec<RuleState> {
@@ -406,6 +496,7 @@ impl Alerts {
     fn finish(&self, d: rules::Draft, rule: &str, kind: &str, suppressed: u64) -> Alert {
         let now = crate::timefmt::now_us();
         Alert {
+            id: new_id(),
             rule: rule.to_string(),
             kind: kind.to_string(),
             time: crate::timefmt::format_ts(now, 3),
@@ -456,11 +547,7 @@ impl Alerts {
 
     /// Into the history, and one job per action of each rule in `rules` (targets de-duplicated).
     fn store_and_send(&self, a: &Alert, rules: &[usize]) {
-        if let Some(h) = lock(&self.history).as_ref() {
-            if let Err(e) = h.insert(a) {
-                tracing::error!(error = %e, "alerts: cannot store the alert in the history");
-            }
-        }
+        self.history.alert(a);
         let mut jobs: Vec<Job> = Vec::new();
         for &i in rules {
             for job in self.jobs_for(&self.rules[i], a) {
@@ -544,12 +631,12 @@ impl Alerts {
     pub async fn send_test(
         &self,
         rule: &str,
-    ) -> Result<Vec<(ActionKind, Result<(), String>)>, String> {
+    ) -> Result<Vec<(ActionKind, Result<(), deliver::DeliverError>)>, AlertsError> {
         let i = self
             .rules
             .iter()
             .position(|r| r.name == rule)
-            .ok_or_else(|| format!("no [[alerts]] rule named {rule:?}"))?;
+            .ok_or_else(|| AlertsError::UnknownRule(rule.to_string()))?;
         let r = &self.rules[i];
         let draft = rules::Draft {
             message: format!(
@@ -561,17 +648,24 @@ impl Alerts {
         };
         let mut a = self.finish(draft, &r.name, r.kind.as_str(), 0);
         a.test = true;
+        self.history.alert(&a);
         let mut out = Vec::new();
         for job in self.jobs_for(r, &a) {
             let result = self.senders.send(&job).await;
-            match &result {
-                Ok(()) => self.metrics.sent(&a.rule, job.action),
-                Err(_) => self.metrics.failed(job.action),
-            }
+            // Not queued, so not retried: a failed test delivery is lost.
+            let state = match &result {
+                Ok(()) => {
+                    self.metrics.sent(&a.rule, job.action);
+                    history::DeliveryState::Delivered
+                }
+                Err(_) => {
+                    self.metrics.failed(job.action);
+                    history::DeliveryState::Lost
+                }
+            };
+            self.history
+                .delivery(&a.id, job.action.as_str(), &job.target, state);
             out.push((job.action, result));
-        }
-        if let Some(h) = lock(&self.history).as_ref() {
-            let _ = h.insert(&a);
         }
         Ok(out)
     }

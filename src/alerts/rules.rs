@@ -141,148 +141,10 @@ impl RuleState {
             return None;
         }
         match self {
-            RuleState::Threshold { clients } => {
-                if e.ev.action != EventAction::Blocked {
-                    return None;
-                }
-                if let Some(c) = r.category {
-                    if e.ev.category.as_deref() != Some(c.as_str()) {
-                        return None;
-                    }
-                }
-                let count = r.count.unwrap_or(1).max(1) as usize;
-                let window_us = r.window().as_micros() as i64;
-                let key = e.client.to_string();
-                if !clients.contains_key(&key) && clients.len() >= MAX_CLIENTS {
-                    let oldest = clients
-                        .iter()
-                        .min_by_key(|(_, h)| h.back().map_or(i64::MIN, |x| x.ts_us))
-                        .map(|(k, _)| k.clone());
-                    if let Some(k) = oldest {
-                        clients.remove(&k);
-                    }
-                }
-                let hits = clients.entry(key.clone()).or_default();
-                hits.push_back(Hit {
-                    ts_us: e.ev.ts_us,
-                    qname: Arc::clone(&e.ev.qname),
-                    event: e.clone(),
-                });
-                while hits
-                    .front()
-                    .is_some_and(|h| h.ts_us < e.ev.ts_us - window_us)
-                    || hits.len() > MAX_HITS.max(count)
-                {
-                    hits.pop_front();
-                }
-                if hits.len() < count {
-                    return None;
-                }
-                let hits = clients.remove(&key).unwrap_or_default();
-                let mut by_name: Vec<NameCount> = Vec::new();
-                for h in &hits {
-                    match by_name.iter_mut().find(|n| *n.name == *h.qname) {
-                        Some(n) => n.count += 1,
-                        None => by_name.push(NameCount {
-                            name: h.qname.to_string(),
-                            count: 1,
-                        }),
-                    }
-                }
-                by_name.sort_by(|a, b| b.count.cmp(&a.count).then(a.name.cmp(&b.name)));
-                let last = hits.back().map(|h| &h.event)?;
-                let mut d = Draft::from_event(last);
-                d.first_us = hits.front().map(|h| h.ts_us);
-                d.count = hits.len() as u64;
-                d.names = by_name;
-                d.message = format!(
-                    "client {} queried {} blocked name(s){} within {}: {}",
-                    d.who(),
-                    d.count,
-                    r.category
-                        .map(|c| format!(" of category {}", c.as_str()))
-                        .unwrap_or_default(),
-                    humantime::format_duration(r.window()),
-                    d.names
-                        .iter()
-                        .take(5)
-                        .map(|n| n.name.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                );
-                Some(d)
-            }
-            RuleState::Watch { names } => {
-                let q = &*e.ev.qname;
-                let hit = suffixes(q).find(|s| names.contains(*s))?;
-                let mut d = Draft::from_event(e);
-                d.message = format!(
-                    "client {} looked up {q} (watched: {hit}), {}",
-                    d.who(),
-                    match e.ev.action {
-                        EventAction::Blocked =>
-                            format!("blocked by list {}", e.ev.list.as_deref().unwrap_or("?")),
-                        a => format!("answer {}", a.as_str()),
-                    }
-                );
-                Some(d)
-            }
-            RuleState::NewDomain { set, ignore, .. } => {
-                let q = &*e.ev.qname;
-                if suffixes(q).any(|s| ignore.iter().any(|i| i == s)) {
-                    return None;
-                }
-                let domain = registrable(q);
-                if !set.check_and_insert(domain, (e.ev.ts_us.max(0) / 1_000_000) as u64) {
-                    return None;
-                }
-                let mut d = Draft::from_event(e);
-                d.names = vec![NameCount {
-                    name: domain.to_string(),
-                    count: 1,
-                }];
-                d.message = format!(
-                    "newly observed domain {domain} (query {q} by {}): not seen by this resolver within {} days",
-                    d.who(),
-                    r.nod_days.unwrap_or(DEFAULT_NOD_DAYS)
-                );
-                Some(d)
-            }
-            RuleState::Bogus { zones } => {
-                if e.ev.action != EventAction::Servfail {
-                    return None;
-                }
-                let (code, why) = bogus_ede(e.ev.response_wire.as_deref()?)?;
-                let zone = registrable(&e.ev.qname).to_string();
-                let window_us = r.window().as_micros() as i64;
-                if !zones.contains_key(&zone) && zones.len() >= MAX_CLIENTS {
-                    zones.clear();
-                }
-                let times = zones.entry(zone.clone()).or_default();
-                times.push_back(e.ev.ts_us);
-                while times.front().is_some_and(|t| *t < e.ev.ts_us - window_us)
-                    || times.len() > MAX_HITS
-                {
-                    times.pop_front();
-                }
-                if (times.len() as u64) < u64::from(r.count.unwrap_or(1).max(1)) {
-                    return None;
-                }
-                let n = times.len() as u64;
-                let first = times.front().copied();
-                zones.remove(&zone);
-                let mut d = Draft::from_event(e);
-                d.count = n;
-                d.first_us = first;
-                d.dedup_key = Some(zone.clone());
-                d.message = format!(
-                    "DNSSEC validation fails for {zone}: {n} bogus answer(s) within {} (EDE {code}: {why}); last query {} by {}",
-                    humantime::format_duration(r.window()),
-                    e.ev.qname,
-                    d.who()
-                );
-                Some(d)
-            }
+            RuleState::Threshold { clients } => threshold(clients, r, e),
+            RuleState::Watch { names } => watch(names, e),
+            RuleState::NewDomain { set, ignore, .. } => new_domain(set, ignore, r, e),
+            RuleState::Bogus { zones } => bogus(zones, r, e),
             RuleState::Periodic { .. } => None,
         }
     }
@@ -445,4 +307,165 @@ pub(super) fn norm(s: &str) -> String {
 /// `a.b.c`, `b.c`, `c`.
 pub(super) fn suffixes(name: &str) -> impl Iterator<Item = &str> {
     std::iter::successors(Some(name), |n| n.split_once('.').map(|(_, rest)| rest))
+}
+
+/// client_threshold: the client's blocked queries (of the category) within the window.
+fn threshold(
+    clients: &mut HashMap<String, VecDeque<Hit>>,
+    r: &AlertRule,
+    e: &LoggedEvent,
+) -> Option<Draft> {
+    if e.ev.action != EventAction::Blocked {
+        return None;
+    }
+    if let Some(c) = r.category {
+        if e.ev.category.as_deref() != Some(c.as_str()) {
+            return None;
+        }
+    }
+    let count = r.count.unwrap_or(1).max(1) as usize;
+    let window_us = r.window().as_micros() as i64;
+    let key = e.client.to_string();
+    if !clients.contains_key(&key) && clients.len() >= MAX_CLIENTS {
+        let oldest = clients
+            .iter()
+            .min_by_key(|(_, h)| h.back().map_or(i64::MIN, |x| x.ts_us))
+            .map(|(k, _)| k.clone());
+        if let Some(k) = oldest {
+            clients.remove(&k);
+        }
+    }
+    let hits = clients.entry(key.clone()).or_default();
+    hits.push_back(Hit {
+        ts_us: e.ev.ts_us,
+        qname: Arc::clone(&e.ev.qname),
+        event: e.clone(),
+    });
+    while hits
+        .front()
+        .is_some_and(|h| h.ts_us < e.ev.ts_us - window_us)
+        || hits.len() > MAX_HITS.max(count)
+    {
+        hits.pop_front();
+    }
+    if hits.len() < count {
+        return None;
+    }
+    let hits = clients.remove(&key).unwrap_or_default();
+    let mut by_name: Vec<NameCount> = Vec::new();
+    for h in &hits {
+        match by_name.iter_mut().find(|n| *n.name == *h.qname) {
+            Some(n) => n.count += 1,
+            None => by_name.push(NameCount {
+                name: h.qname.to_string(),
+                count: 1,
+            }),
+        }
+    }
+    by_name.sort_by(|a, b| b.count.cmp(&a.count).then(a.name.cmp(&b.name)));
+    let last = hits.back().map(|h| &h.event)?;
+    let mut d = Draft::from_event(last);
+    d.first_us = hits.front().map(|h| h.ts_us);
+    d.count = hits.len() as u64;
+    d.names = by_name;
+    d.message = format!(
+        "client {} queried {} blocked name(s){} within {}: {}",
+        d.who(),
+        d.count,
+        r.category
+            .map(|c| format!(" of category {}", c.as_str()))
+            .unwrap_or_default(),
+        humantime::format_duration(r.window()),
+        d.names
+            .iter()
+            .take(5)
+            .map(|n| n.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    Some(d)
+}
+
+/// watch: a query for a watched name or below it, blocked or not.
+fn watch(names: &HashSet<String, ahash::RandomState>, e: &LoggedEvent) -> Option<Draft> {
+    let q = &*e.ev.qname;
+    let hit = suffixes(q).find(|s| names.contains(*s))?;
+    let mut d = Draft::from_event(e);
+    d.message = format!(
+        "client {} looked up {q} (watched: {hit}), {}",
+        d.who(),
+        match e.ev.action {
+            EventAction::Blocked =>
+                format!("blocked by list {}", e.ev.list.as_deref().unwrap_or("?")),
+            a => format!("answer {}", a.as_str()),
+        }
+    );
+    Some(d)
+}
+
+/// new_domain: a registrable domain the set has not seen within `nod_days`.
+fn new_domain(
+    set: &mut NodSet,
+    ignore: &[String],
+    r: &AlertRule,
+    e: &LoggedEvent,
+) -> Option<Draft> {
+    let q = &*e.ev.qname;
+    if suffixes(q).any(|s| ignore.iter().any(|i| i == s)) {
+        return None;
+    }
+    let domain = registrable(q);
+    if !set.check_and_insert(domain, (e.ev.ts_us.max(0) / 1_000_000) as u64) {
+        return None;
+    }
+    let mut d = Draft::from_event(e);
+    d.names = vec![NameCount {
+        name: domain.to_string(),
+        count: 1,
+    }];
+    d.message = format!(
+            "newly observed domain {domain} (query {q} by {}): not seen by this resolver within {} days",
+            d.who(),
+            r.nod_days.unwrap_or(DEFAULT_NOD_DAYS)
+        );
+    Some(d)
+}
+
+/// dnssec_bogus: SERVFAIL answers with a DNSSEC EDE, per zone within the window.
+fn bogus(
+    zones: &mut HashMap<String, VecDeque<i64>>,
+    r: &AlertRule,
+    e: &LoggedEvent,
+) -> Option<Draft> {
+    if e.ev.action != EventAction::Servfail {
+        return None;
+    }
+    let (code, why) = bogus_ede(e.ev.response_wire.as_deref()?)?;
+    let zone = registrable(&e.ev.qname).to_string();
+    let window_us = r.window().as_micros() as i64;
+    if !zones.contains_key(&zone) && zones.len() >= MAX_CLIENTS {
+        zones.clear();
+    }
+    let times = zones.entry(zone.clone()).or_default();
+    times.push_back(e.ev.ts_us);
+    while times.front().is_some_and(|t| *t < e.ev.ts_us - window_us) || times.len() > MAX_HITS {
+        times.pop_front();
+    }
+    if (times.len() as u64) < u64::from(r.count.unwrap_or(1).max(1)) {
+        return None;
+    }
+    let n = times.len() as u64;
+    let first = times.front().copied();
+    zones.remove(&zone);
+    let mut d = Draft::from_event(e);
+    d.count = n;
+    d.first_us = first;
+    d.dedup_key = Some(zone.clone());
+    d.message = format!(
+            "DNSSEC validation fails for {zone}: {n} bogus answer(s) within {} (EDE {code}: {why}); last query {} by {}",
+            humantime::format_duration(r.window()),
+            e.ev.qname,
+            d.who()
+        );
+    Some(d)
 }

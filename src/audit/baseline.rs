@@ -3,7 +3,7 @@
 //! delegation or a redirected site. Read before the run, written (atomically) after it.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -33,22 +33,44 @@ pub struct Baseline {
     pub names: BTreeMap<String, NameState>,
 }
 
+/// Why the baseline cannot be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum BaselineError {
+    #[error("not a baseline: {0}")]
+    Parse(serde_json::Error),
+    #[error("{0}")]
+    Read(std::io::Error),
+    #[error("cannot encode the baseline: {0}")]
+    Encode(serde_json::Error),
+    #[error("{}: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
 impl Baseline {
     /// The baseline at `path`; an absent file is an empty baseline (the first run).
-    pub fn read(path: &Path) -> Result<Baseline, String> {
+    pub fn read(path: &Path) -> Result<Baseline, BaselineError> {
         match std::fs::read(path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| format!("not a baseline: {e}")),
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(BaselineError::Parse),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Baseline::default()),
-            Err(e) => Err(e.to_string()),
+            Err(e) => Err(BaselineError::Read(e)),
         }
     }
 
     /// Writes to a temporary file beside `path`, then renames it into place.
-    pub fn write(&self, path: &Path) -> Result<(), String> {
-        let text = serde_json::to_vec_pretty(self).map_err(|e| e.to_string())?;
+    pub fn write(&self, path: &Path) -> Result<(), BaselineError> {
+        let text = serde_json::to_vec_pretty(self).map_err(BaselineError::Encode)?;
         let tmp = path.with_extension("json.tmp");
-        std::fs::write(&tmp, text).map_err(|e| format!("{}: {e}", tmp.display()))?;
-        std::fs::rename(&tmp, path).map_err(|e| format!("{}: {e}", path.display()))
+        std::fs::write(&tmp, text).map_err(|source| BaselineError::Write {
+            path: tmp.clone(),
+            source,
+        })?;
+        std::fs::rename(&tmp, path).map_err(|source| BaselineError::Write {
+            path: path.to_path_buf(),
+            source,
+        })
     }
 }
 

@@ -243,8 +243,11 @@ pub enum AuditError {
     RootHints(#[from] crate::resolver::roots::RootHintsError),
     #[error("the resolver cannot start: {0}")]
     TrustAnchor(#[from] crate::dnssec::DnssecError),
-    #[error("baseline {path}: {message}")]
-    Baseline { path: PathBuf, message: String },
+    #[error("baseline {}: {source}", path.display())]
+    Baseline {
+        path: PathBuf,
+        source: baseline::BaselineError,
+    },
 }
 
 /// Audits every inventory name through a fresh resolver built from `config` (`[resolver]`:
@@ -267,9 +270,9 @@ pub async fn run(
         None,
     );
     let old = match &options.baseline {
-        Some(p) => Baseline::read(p).map_err(|message| AuditError::Baseline {
+        Some(p) => Baseline::read(p).map_err(|source| AuditError::Baseline {
             path: p.clone(),
-            message,
+            source,
         })?,
         None => Baseline::default(),
     };
@@ -310,9 +313,9 @@ pub async fn run(
             names: next,
         }
         .write(path)
-        .map_err(|message| AuditError::Baseline {
+        .map_err(|source| AuditError::Baseline {
             path: path.clone(),
-            message,
+            source,
         })?;
     }
     Ok(AuditReport {

@@ -31,6 +31,12 @@ fn private_root_with_builtin_anchor(config: &crate::config::Config) -> Option<St
     ))
 }
 
+/// The runtime block lists (`runtime`, `runtime@GROUP`) and the runtime allow list.
+fn is_runtime_list(name: &str) -> bool {
+    crate::policy::groups::runtime_scope(name).is_some()
+        || name == crate::policy::groups::RUNTIME_ALLOW_LIST
+}
+
 /// Run `dnsward check --config PATH`.
 pub fn run(path: &Path) -> ExitCode {
     let Some(config) = load_or_report(path) else {
@@ -40,47 +46,7 @@ pub fn run(path: &Path) -> ExitCode {
         Snapshot::build_grouped(&config.list_specs(), &config.groups_spec(), None);
     let mut failed = false;
     for l in &report.lists {
-        println!(
-            "list {:?} ({}): {} rules, {} bad lines, read as {:?}",
-            l.name,
-            l.path.display(),
-            l.entries,
-            l.bad_lines,
-            l.format
-        );
-        for (line, why) in &l.first_bad {
-            println!("  warning: {}:{line}: skipped: {why}", l.path.display());
-        }
-        if l.bad_lines > l.first_bad.len() {
-            println!("  ... {} more bad lines", l.bad_lines - l.first_bad.len());
-        }
-        for w in &l.warnings {
-            println!("  warning: {w}");
-        }
-        let is_feed = config
-            .lists
-            .iter()
-            .any(|c| c.name == l.name && c.url.is_some());
-        let rpz_note =
-            crate::rpzxfr::config::not_transferred_yet(&config.rpz, &config.base_dir, &l.name);
-        match &l.error {
-            // A feed without a snapshot has no copy until `serve` first downloads it.
-            Some(_) if is_feed && !l.path.exists() => {
-                println!(
-                    "  warning: feed {:?} has no copy yet: it is empty until the first download",
-                    l.name
-                )
-            }
-            // An [[rpz]] zone has no copy until `serve` first transfers it.
-            Some(_) if rpz_note.is_some() => {
-                println!("  note: {}", rpz_note.as_deref().unwrap_or_default())
-            }
-            Some(e) => {
-                eprintln!("error: list {:?}: {e}", l.name);
-                failed = true;
-            }
-            None => {}
-        }
+        failed |= !print_list(&config, l);
     }
     for line in crate::feeds::check_report(config.feed_specs()) {
         println!("{line}");
@@ -88,25 +54,7 @@ pub fn run(path: &Path) -> ExitCode {
     if let Some(warning) = private_root_with_builtin_anchor(&config) {
         println!("warning: {warning}");
     }
-    for e in crate::events::status(&config.events, crate::timefmt::now_us()) {
-        println!(
-            "event {:?}: {} ({} .. {}){}; lists [{}], groups [{}], alerts [{}]",
-            e.name,
-            e.state,
-            e.start,
-            e.end,
-            e.next_change
-                .map(|n| format!(", next change {n}"))
-                .unwrap_or_default(),
-            e.lists.join(", "),
-            if e.groups.is_empty() {
-                "all".to_string()
-            } else {
-                e.groups.join(", ")
-            },
-            e.alerts.join(", ")
-        );
-    }
+    print_events(&config);
     for g in snapshot.groups().groups().iter().skip(1) {
         println!(
             "group {:?}: action {}, log {}",
@@ -130,5 +78,81 @@ pub fn run(path: &Path) -> ExitCode {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
+    }
+}
+
+/// One list's lines of the report; false when its error fails the check.
+fn print_list(config: &crate::config::Config, l: &crate::policy::ListReport) -> bool {
+    println!(
+        "list {:?} ({}): {} rules, {} bad lines, read as {:?}",
+        l.name,
+        l.path.display(),
+        l.entries,
+        l.bad_lines,
+        l.format
+    );
+    for (line, why) in &l.first_bad {
+        println!("  warning: {}:{line}: skipped: {why}", l.path.display());
+    }
+    if l.bad_lines > l.first_bad.len() {
+        println!("  ... {} more bad lines", l.bad_lines - l.first_bad.len());
+    }
+    for w in &l.warnings {
+        println!("  warning: {w}");
+    }
+    let is_feed = config
+        .lists
+        .iter()
+        .any(|c| c.name == l.name && c.url.is_some());
+    let rpz_note =
+        crate::rpzxfr::config::not_transferred_yet(&config.rpz, &config.base_dir, &l.name);
+    match &l.error {
+        // A feed without a snapshot has no copy until `serve` first downloads it.
+        Some(_) if is_feed && !l.path.exists() => {
+            println!(
+                "  warning: feed {:?} has no copy yet: it is empty until the first download",
+                l.name
+            )
+        }
+        // The admin API's runtime lists are created by `serve`.
+        Some(_) if is_runtime_list(&l.name) && !l.path.exists() => {
+            println!(
+                "  note: list {:?} does not exist yet: `serve` creates it (empty)",
+                l.name
+            )
+        }
+        // An [[rpz]] zone has no copy until `serve` first transfers it.
+        Some(_) if rpz_note.is_some() => {
+            println!("  note: {}", rpz_note.as_deref().unwrap_or_default())
+        }
+        Some(e) => {
+            eprintln!("error: list {:?}: {e}", l.name);
+            return false;
+        }
+        None => {}
+    }
+    true
+}
+
+/// Each `[[events]]` window: its state and next change.
+fn print_events(config: &crate::config::Config) {
+    for e in crate::events::status(&config.events, crate::timefmt::now_us()) {
+        println!(
+            "event {:?}: {} ({} .. {}){}; lists [{}], groups [{}], alerts [{}]",
+            e.name,
+            e.state,
+            e.start,
+            e.end,
+            e.next_change
+                .map(|n| format!(", next change {n}"))
+                .unwrap_or_default(),
+            e.lists.join(", "),
+            if e.groups.is_empty() {
+                "all".to_string()
+            } else {
+                e.groups.join(", ")
+            },
+            e.alerts.join(", ")
+        );
     }
 }

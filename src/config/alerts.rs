@@ -123,6 +123,10 @@ pub struct SmtpConfig {
     pub username: Option<String>,
     #[serde(default)]
     pub password_file: Option<PathBuf>,
+    /// With `starttls`: a PEM file of CA certificates trusted besides the built-in roots (an
+    /// agency's own CA, or a relay's self-signed certificate).
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
     pub from: String,
 }
 
@@ -351,7 +355,7 @@ fn rule_target_problems(config: &Config, i: usize, r: &AlertRule, out: &mut Vec<
     }
     if let Some(s) = &r.syslog {
         if let Err(e) = SyslogTarget::parse(s) {
-            out.push((key("syslog"), e));
+            out.push((key("syslog"), e.to_string()));
         }
     }
 }
@@ -372,6 +376,32 @@ fn smtp_problems(config: &Config, out: &mut Vec<(String, String)>) {
             if !config.resolve_path(p).is_file() {
                 out.push((
                     "smtp.password_file".into(),
+                    format!("{} does not exist", p.display()),
+                ));
+            }
+        }
+        if let Some(p) = &s.ca_file {
+            if !s.starttls {
+                out.push((
+                    "smtp.ca_file".into(),
+                    "is used with starttls = true only".into(),
+                ));
+            } else if !config.resolve_path(p).is_file() {
+                out.push((
+                    "smtp.ca_file".into(),
+                    format!("{} does not exist", p.display()),
+                ));
+            }
+        }
+        if let Some(p) = &s.ca_file {
+            if !s.starttls {
+                out.push((
+                    "smtp.ca_file".into(),
+                    "is used with starttls = true only".into(),
+                ));
+            } else if !config.resolve_path(p).is_file() {
+                out.push((
+                    "smtp.ca_file".into(),
                     format!("{} does not exist", p.display()),
                 ));
             }
@@ -411,22 +441,36 @@ pub enum SyslogTarget {
     Tcp(String),
 }
 
+/// Why a `syslog` value is not a target.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SyslogTargetError {
+    #[error("{0:?}: write udp://host:514 or tcp://host:601")]
+    NoScheme(String),
+    #[error("{0:?}: host:port expected after {1}://")]
+    NoHostPort(String, String),
+    #[error("{0:?}: the scheme must be udp or tcp")]
+    Scheme(String),
+}
+
 impl SyslogTarget {
-    pub fn parse(s: &str) -> Result<SyslogTarget, String> {
+    pub fn parse(s: &str) -> Result<SyslogTarget, SyslogTargetError> {
         let (scheme, rest) = s
             .split_once("://")
-            .ok_or_else(|| format!("{s:?}: write udp://host:514 or tcp://host:601"))?;
+            .ok_or_else(|| SyslogTargetError::NoScheme(s.to_string()))?;
         let hostport = rest.trim_end_matches('/');
         let ok = hostport
             .rsplit_once(':')
             .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0));
         if !ok {
-            return Err(format!("{s:?}: host:port expected after {scheme}://"));
+            return Err(SyslogTargetError::NoHostPort(
+                s.to_string(),
+                scheme.to_string(),
+            ));
         }
         match scheme {
             "udp" => Ok(SyslogTarget::Udp(hostport.to_string())),
             "tcp" => Ok(SyslogTarget::Tcp(hostport.to_string())),
-            _ => Err(format!("{s:?}: the scheme must be udp or tcp")),
+            _ => Err(SyslogTargetError::Scheme(s.to_string())),
         }
     }
 }

@@ -26,10 +26,21 @@ pub struct EventConfig {
     pub alerts: Vec<String>,
 }
 
+/// A `start` or `end` that is not an RFC 3339 time with an offset.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{text:?} is not an RFC 3339 time with an offset ({reason}); write e.g. 2026-04-25T00:00:00+07:00")]
+pub struct BadTime {
+    pub text: String,
+    pub reason: String,
+}
+
 /// An RFC 3339 time in microseconds since the Unix epoch.
-pub fn parse_rfc3339_us(s: &str) -> Result<i64, String> {
+pub fn parse_rfc3339_us(s: &str) -> Result<i64, BadTime> {
     let t = time::OffsetDateTime::parse(s.trim(), &time::format_description::well_known::Rfc3339)
-        .map_err(|e| format!("{s:?} is not an RFC 3339 time with an offset ({e}); write e.g. 2026-04-25T00:00:00+07:00"))?;
+        .map_err(|e| BadTime {
+        text: s.to_string(),
+        reason: e.to_string(),
+    })?;
     Ok((t.unix_timestamp_nanos() / 1000) as i64)
 }
 
@@ -62,8 +73,8 @@ pub fn problems(config: &Config) -> Vec<(String, String)> {
         } else if !names.insert(e.name.as_str()) {
             out.push((key("name"), format!("another event is named {:?}", e.name)));
         }
-        let start = parse_rfc3339_us(&e.start).map_err(|m| out.push((key("start"), m)));
-        let end = parse_rfc3339_us(&e.end).map_err(|m| out.push((key("end"), m)));
+        let start = parse_rfc3339_us(&e.start).map_err(|m| out.push((key("start"), m.to_string())));
+        let end = parse_rfc3339_us(&e.end).map_err(|m| out.push((key("end"), m.to_string())));
         if let (Ok(s), Ok(t)) = (start, end) {
             if t <= s {
                 out.push((

@@ -300,6 +300,10 @@ pub struct AdminConfig {
     /// Where entries added through the API are kept (a list named "runtime").
     #[serde(default = "default_runtime_list")]
     pub runtime_list: PathBuf,
+    /// Where names allowed through the API are kept (a list named "runtime-allow", category
+    /// allow, in every group).
+    #[serde(default = "default_runtime_allow_list")]
+    pub runtime_allow_list: PathBuf,
 }
 
 fn default_admin_listen() -> SocketAddr {
@@ -307,6 +311,9 @@ fn default_admin_listen() -> SocketAddr {
 }
 fn default_runtime_list() -> PathBuf {
     PathBuf::from("runtime-list.txt")
+}
+fn default_runtime_allow_list() -> PathBuf {
+    PathBuf::from("runtime-allow.txt")
 }
 
 /// One `[[lists]]` table.
@@ -485,6 +492,15 @@ impl Config {
                 action: None,
             });
         }
+        if let Some(path) = self.runtime_allow_path() {
+            specs.push(ListSpec {
+                name: crate::policy::groups::RUNTIME_ALLOW_LIST.to_string(),
+                category: Category::Allow,
+                path,
+                format: ListFormat::Plain,
+                action: None,
+            });
+        }
         specs
     }
 
@@ -498,6 +514,13 @@ impl Config {
                 l.snapshot.as_ref().map(|s| self.resolve_path(s)).as_deref(),
             ),
         }
+    }
+
+    /// The runtime allow list's file, when the admin API is on.
+    pub fn runtime_allow_path(&self) -> Option<PathBuf> {
+        let a = self.admin.as_ref()?;
+        a.token_file.as_ref()?;
+        Some(self.resolve_path(&a.runtime_allow_list))
     }
 
     /// The runtime list's file, when the admin API is on.

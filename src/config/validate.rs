@@ -196,6 +196,15 @@ impl Config {
                 ),
             ));
         }
+        let allow = crate::policy::groups::RUNTIME_ALLOW_LIST;
+        if self.lists.iter().any(|l| l.name == allow) {
+            out.push((
+                "lists".into(),
+                format!(
+                    "the list name {allow:?} is reserved for the admin API's runtime allow list"
+                ),
+            ));
+        }
         out
     }
 

@@ -219,6 +219,8 @@ pub struct Validator {
     negative_anchors: RwLock<Vec<Name>>,
     cache: chain::KeyCache,
     limits: Limits,
+    /// Answers found bogus and refused to a client (`dnsward_dnssec_bogus_total`).
+    bogus: std::sync::atomic::AtomicU64,
 }
 
 impl Validator {
@@ -228,7 +230,20 @@ impl Validator {
             negative_anchors: RwLock::new(normalise_zones(negative_trust_anchors)),
             cache: chain::KeyCache::new(limits.key_cache_size),
             limits,
+            bogus: std::sync::atomic::AtomicU64::new(0),
         }
+    }
+
+    /// Counts one answer judged bogus (called where the iterator and the forwarder turn the
+    /// verdict into a SERVFAIL; not for CD=1 queries, which get the data).
+    pub fn note_bogus(&self) {
+        self.bogus
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Answers judged bogus since start.
+    pub fn bogus_count(&self) -> u64 {
+        self.bogus.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Validates one authoritative response for `query`, which came from zone `zone` (the

@@ -31,6 +31,10 @@ use super::{Action, ListSpec};
 /// The name of the list the admin API adds entries to.
 pub const RUNTIME_LIST: &str = "runtime";
 
+/// The admin API's runtime allow list (`POST /api/lists/allow`): names answered normally
+/// whatever a list says, for every group.
+pub const RUNTIME_ALLOW_LIST: &str = "runtime-allow";
+
 /// The group of clients no CIDR claims.
 pub const DEFAULT_GROUP: &str = "default";
 
@@ -183,8 +187,12 @@ impl Groups {
                     .filter_map(|n| index.get(n.as_str()))
                     .for_each(|&i| set(i)),
             }
-            // Runtime entries for every group, and those scoped to this one.
-            for n in [runtime_list_name(None), runtime_list_name(Some(name))] {
+            // Runtime entries for every group, those scoped to this one, and the allow list.
+            for n in [
+                runtime_list_name(None),
+                runtime_list_name(Some(name)),
+                RUNTIME_ALLOW_LIST.to_string(),
+            ] {
                 if let Some(&i) = index.get(n.as_str()) {
                     set(i);
                 }

@@ -275,6 +275,13 @@ impl Client {
         self.send(rb.body(body)).map(drop)
     }
 
+    /// `INSERT ... FORMAT <text format>` with `body` as its data (the alert history's
+    /// JSONEachRow rows).
+    pub fn insert_text(&self, insert_sql: &str, body: String) -> Result<(), ClickhouseError> {
+        self.send(self.request(&[("query", insert_sql)]).body(body))
+            .map(drop)
+    }
+
     pub fn version(&self) -> Result<Version, ClickhouseError> {
         let v = self.query("SELECT version()", &[])?;
         Version::parse(&v).ok_or_else(|| ClickhouseError::BadAnswer {

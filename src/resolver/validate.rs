@@ -71,6 +71,7 @@ impl Resolver {
             Security::Insecure | Security::Indeterminate => Ok(Verdict::Unsigned),
             Security::Bogus(_) if ctx.checking_disabled => Ok(Verdict::BogusUnchecked),
             Security::Bogus(b) => {
+                validator.note_bogus();
                 tracing::info!(%name, %qtype, %zone, ede = b.ede, reason = %b.reason, "DNSSEC bogus");
                 Err(ResolveError::Bogus {
                     ede: b.ede,

@@ -129,6 +129,7 @@ impl ForwardUpstream {
             }
             Security::Insecure | Security::Indeterminate => {}
             Security::Bogus(b) => {
+                validator.note_bogus();
                 tracing::info!(%query, ede = b.ede, reason = %b.reason, "DNSSEC bogus answer from a forwarder");
                 return Err(UpstreamError::Bogus(b));
             }

@@ -336,3 +336,116 @@ pub fn serve_fake(
         buf.drain(..end + 4 + len);
     }
 }
+
+/// The alert history in the fleet's ClickHouse at `url` (database `db`, table `q`), beside
+/// SQLite's: a dnsward with two watch rules (one delivered through syslog, one whose webhook
+/// nobody takes, so retrying) writes its alerts and their delivery records to both;
+/// `GET /api/alerts` and `dnsward alerts list --json` with each filter give the same JSON from
+/// both stores. `count(table)` counts a table's rows on that server.
+pub async fn alert_history_matches_sqlite(
+    h: &crate::common::Hierarchy,
+    url: &str,
+    db: &str,
+    count: impl Fn(&str) -> u64,
+) {
+    use crate::common::{dnsward_cmd, http, logs_ok, rcode_from, start_dnsward_text};
+    let dir = h.dir.path();
+    let syslog = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let closed = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let token = "alert-history-token-0123456789";
+    std::fs::write(dir.join("token"), token).unwrap();
+    let (text, cfg) = store_config(
+        h,
+        "alerts-ch.toml",
+        &format!("sqlite = \"log.db\"\nclickhouse = \"{url}\"\nclickhouse_database = \"{db}\"\nclickhouse_table = \"q\"\n"),
+    );
+    let text = text
+        + &format!(
+            "[admin]\nlisten = \"127.0.0.1:0\"\ntoken_file = \"token\"\n\
+             [alerting]\nhistory = \"alerts.db\"\nstate_dir = \"alert-state\"\nmax_backoff = \"30s\"\n\
+             [[alerts]]\nname = \"watch-ok\"\nkind = \"watch\"\nnames = [\"www.example.com\"]\nsyslog = \"udp://{}\"\n\
+             [[alerts]]\nname = \"watch-down\"\nkind = \"watch\"\nnames = [\"www.other.net\"]\nwebhook = \"http://{closed}/hook\"\n",
+            syslog.local_addr().unwrap()
+        );
+    std::fs::write(&cfg, &text).unwrap();
+    let init = logs_ok(&cfg, &["init-clickhouse"]);
+    assert!(
+        init.contains(&format!(
+            "created the alert history {db}.q_alerts and {db}.q_alert_deliveries"
+        )),
+        "{init}"
+    );
+
+    let d = start_dnsward_text(&text, dir).await;
+    let addr = d.addrs()[0];
+    use hickory_proto::rr::RecordType::A;
+    rcode_from("127.0.0.1", addr, "www.example.com.", A).await;
+    rcode_from(FINANCE, addr, "www.example.com.", A).await;
+    rcode_from(FINANCE, addr, "www.other.net.", A).await;
+    // 3 alerts; 6 delivery records (2 x queued + delivered, queued + failed).
+    let (alerts, deliveries) = (format!("{db}.q_alerts"), format!("{db}.q_alert_deliveries"));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while (count(&alerts), count(&deliveries)) != (3, 6) {
+        assert!(
+            Instant::now() < deadline,
+            "3 alerts and 6 delivery records within 20 s: {} {}",
+            count(&alerts),
+            count(&deliveries)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let admin = d.admin_addr().unwrap();
+    let api = move |source: &'static str| async move {
+        let (status, body) = http(
+            admin,
+            "GET",
+            &format!("/api/alerts?since=1h&source={source}"),
+            Some(token),
+            None,
+        )
+        .await;
+        assert_eq!(status, 200, "{source}: {body}");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        v["alerts"].clone()
+    };
+    let from_sqlite = api("sqlite").await;
+    assert_eq!(from_sqlite.as_array().unwrap().len(), 3, "{from_sqlite}");
+    assert_eq!(from_sqlite, api("clickhouse").await);
+    d.shutdown().await;
+
+    let list = |source: &str, filter: &[&str]| {
+        let mut args = vec!["list", "--json", "--since", "1h", "--source", source];
+        args.extend_from_slice(filter);
+        let out = dnsward_cmd("alerts", &cfg, &args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    for (filter, n) in [
+        (&[][..], 3),
+        (&["--rule", "watch-ok"][..], 2),
+        (&["--kind", "watch"][..], 3),
+        (&["--client", FINANCE][..], 2),
+        (&["--outcome", "retrying"][..], 1),
+        (&["--outcome", "delivered"][..], 2),
+        (&["--outcome", "lost"][..], 0),
+        (&["--rule", "watch-ok", "--client", "127.0.0.1"][..], 1),
+        (&["--limit", "1"][..], 1),
+    ] {
+        let sqlite = list("sqlite", filter);
+        assert_eq!(sqlite.lines().count(), n, "{filter:?}: {sqlite}");
+        assert_eq!(sqlite, list("clickhouse", filter), "{filter:?}");
+    }
+    let finance = list("clickhouse", &["--client", FINANCE]);
+    assert!(
+        finance.contains("\"client_name\":\"Finance PC-17\"")
+            && finance.contains("\"group\":\"finance\""),
+        "{finance}"
+    );
+}

@@ -10,8 +10,8 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 
 use crate::admin::api::{
-    cache_flush, error, nta_add, nta_remove, runtime_add, runtime_remove, AdminState, FlushBody,
-    NtaBody, ScopeQuery,
+    allow_add, allow_remove, cache_flush, error, nta_add, nta_remove, runtime_add, runtime_remove,
+    AdminState, FlushBody, NtaBody, ScopeQuery,
 };
 use crate::policy::runtime::NewEntry;
 
@@ -25,6 +25,10 @@ pub enum ActionKind {
     Block,
     /// Out of the runtime list.
     Unblock,
+    /// Into the runtime allow list (answered normally whatever a list says).
+    Allow,
+    /// Out of the runtime allow list.
+    AllowRemove,
     /// The name's answers out of the packet cache.
     Flush,
     /// A negative trust anchor: the zone is not validated.
@@ -41,10 +45,10 @@ pub struct ActionBody {
     /// Why (free text, e.g. the ticket).
     #[serde(default)]
     why: Option<String>,
-    /// Block: the authority's reference.
+    /// Block/allow: the authority's reference.
     #[serde(default)]
     reference: Option<String>,
-    /// Block: `48h`, `7d` or an RFC 3339 time.
+    /// Block/allow: `48h`, `7d` or an RFC 3339 time.
     #[serde(default)]
     expires: Option<String>,
     /// Block/unblock: only this group.
@@ -110,6 +114,18 @@ pub async fn act(
             )
             .await
         }
+        ActionKind::Allow => {
+            let new = NewEntry {
+                name: name.clone(),
+                added_by: who.clone(),
+                reason: why.clone(),
+                reference: opt(b.reference),
+                expires: opt(b.expires),
+                group: opt(b.group),
+            };
+            allow_add(State(st.clone()), Ok(Json(new))).await
+        }
+        ActionKind::AllowRemove => allow_remove(State(st.clone()), Path(name.clone())).await,
         ActionKind::Flush => {
             cache_flush(
                 State(st.clone()),

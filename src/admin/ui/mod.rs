@@ -163,6 +163,7 @@ async fn overview(State(st): State<AdminState>, Query(r): Query<Range>) -> Respo
         Err(e) => return e.into_response(),
     };
     let group = r.group();
+    let since_us = w.since;
     let timeline = match read(&st, r.source.as_deref(), move |s| {
         s.timeline(&w, group.as_deref())
     })
@@ -203,8 +204,15 @@ async fn overview(State(st): State<AdminState>, Query(r): Query<Range>) -> Respo
         }
     }
     let snap = policy.snapshot();
+    let events: Vec<_> = crate::events::status(&st.events, crate::timefmt::now_us())
+        .into_iter()
+        .filter(|e| e.state == "active")
+        .collect();
+    let alerts = recent_alerts(&st, since_us).await;
     Json(json!({
         "timeline": timeline,
+        "events": events,
+        "alerts": alerts,
         "lists": lists,
         "live": live(&st),
         "policy": {
@@ -219,8 +227,33 @@ async fn overview(State(st): State<AdminState>, Query(r): Query<Range>) -> Respo
     .into_response()
 }
 
+/// The latest alerts raised within the overview's range (at most 10, oldest first) from this
+/// resolver's alert history; none without `[[alerts]]` or when the history cannot be read.
+async fn recent_alerts(st: &AdminState, since_us: i64) -> Vec<crate::alerts::history::Listed> {
+    use crate::alerts::history::{list_from, AlertFilter, HistorySource};
+    let Some(path) = st.alerts.as_ref().map(|a| a.history_path().to_path_buf()) else {
+        return Vec::new();
+    };
+    let filter = AlertFilter {
+        since_us,
+        limit: 10,
+        ..Default::default()
+    };
+    let read = tokio::task::spawn_blocking(move || {
+        list_from(HistorySource::Sqlite, Some(&path), None, &filter)
+    });
+    match read.await {
+        Ok(Ok(list)) => list,
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "dashboard: cannot read the alert history");
+            Vec::new()
+        }
+        Err(_) => Vec::new(),
+    }
+}
+
 /// The resolver's own figures now: q/s since the previous overview, cache hit ratio and mean
-/// upstream latency since start. (No DNSSEC bogus counter exists yet: `null`.)
+/// upstream latency since start; answers the validator found bogus (`null` without validation).
 fn live(st: &AdminState) -> Value {
     let e = &st.engine;
     let text = e.recorder.metrics.encode();
@@ -259,7 +292,7 @@ fn live(st: &AdminState) -> Value {
         "cache_entries": c.entries,
         "upstream_latency_ms": (lat_n > 0.0).then(|| 1000.0 * lat_sum / lat_n),
         "upstream_failures": e.resolve_stats().upstream_failures,
-        "dnssec_bogus": Value::Null,
+        "dnssec_bogus": e.validator().map(|v| v.bogus_count()),
         "negative_trust_anchors": e.validator().map(|v| v.negative_trust_anchors().iter().map(|z| z.to_ascii()).collect::<Vec<_>>()),
     })
 }

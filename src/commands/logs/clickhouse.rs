@@ -38,7 +38,10 @@ fn init_schema(client: &Client, ttl_days: u32, out: &mut dyn Write) -> Result<()
         out,
         "created {} and its {} per-minute rollups on ClickHouse {}.{}{}",
         client.target.table_ref(),
-        stmts.len().saturating_sub(2),
+        stmts
+            .iter()
+            .filter(|s| s.contains("MATERIALIZED VIEW"))
+            .count(),
         v.major,
         v.minor,
         if v.is_legacy() {
@@ -46,6 +49,12 @@ fn init_schema(client: &Client, ttl_days: u32, out: &mut dyn Write) -> Result<()
         } else {
             ""
         }
+    )?;
+    writeln!(
+        out,
+        "created the alert history {} and {}",
+        crate::alerts::history_ch::alerts_table(&client.target),
+        crate::alerts::history_ch::deliveries_table(&client.target)
     )?;
     Ok(())
 }

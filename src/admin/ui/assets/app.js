@@ -119,8 +119,18 @@
     b.textContent = t("row.block");
     b.addEventListener("click", () => openAction("block", name));
     c.appendChild(b);
+    const a = document.createElement("button");
+    a.type = "button";
+    a.className = "row-allow";
+    a.textContent = t("row.allow");
+    a.addEventListener("click", () => openAction("allow", name));
+    c.appendChild(a);
     tr.appendChild(c);
   }
+  const ACTION_TITLES = {
+    block: "act.block", unblock: "act.unblock", allow: "act.allow", allow_remove: "act.allowremove",
+    flush: "act.flush", nta_add: "act.nta", nta_remove: "act.ntaremove",
+  };
 
   // ---- tabs ----
   function show(tab) {
@@ -182,6 +192,13 @@
     fill("lists", o.lists, (tr, l) => {
       linkTd(tr, l.list, () => { resetSearch({ list: l.list, action: "blocked" }); });
       td(tr, l.category); td(tr, fmtNum(l.blocked), "num"); td(tr, (100 * l.share).toFixed(1) + " %", "num");
+    });
+    fill("events", o.events, (tr, e) => {
+      td(tr, e.name); td(tr, e.next_change); td(tr, e.lists.join(", ")); td(tr, e.groups.join(", "));
+    });
+    fill("recent-alerts", (o.alerts || []).slice().reverse(), (tr, a) => {
+      td(tr, fmtTime(a.ts_us / 1e6)); td(tr, a.rule); td(tr, a.client_name || a.client);
+      td(tr, a.message); td(tr, a.outcome);
     });
     fill("feeds", o.feeds, (tr, f) => {
       td(tr, f.name); td(tr, fmtNum(f.entries) + " · " + shown(f.source));
@@ -373,22 +390,22 @@
     const who = $("who").value.trim();
     if (!who) { status(t("act.needwho"), true); $("who").focus(); return; }
     S.action = { kind: kind, name: name };
-    $("act-title").textContent = t({ block: "act.block", unblock: "act.unblock", flush: "act.flush", nta_add: "act.nta", nta_remove: "act.ntaremove" }[kind]);
+    $("act-title").textContent = t(ACTION_TITLES[kind]);
     $("act-name").textContent = shown(name);
     $("act-error").textContent = "";
     $("act-why").value = ""; $("act-ref").value = ""; $("act-exp").value = "";
-    document.querySelectorAll(".block-only").forEach((e) => { e.hidden = kind !== "block"; });
+    document.querySelectorAll(".block-only").forEach((e) => { e.hidden = kind !== "block" && kind !== "allow"; });
     $("act-dialog").showModal();
     $("act-why").focus();
   }
   async function confirmAction() {
     const a = S.action;
     const body = { kind: a.kind, name: a.name, who: $("who").value.trim(), why: $("act-why").value.trim() };
-    if (a.kind === "block") { body.reference = $("act-ref").value.trim(); body.expires = $("act-exp").value.trim(); }
+    if (a.kind === "block" || a.kind === "allow") { body.reference = $("act-ref").value.trim(); body.expires = $("act-exp").value.trim(); }
     try {
       await api("/api/ui/actions", { method: "POST", body: JSON.stringify(body) });
       $("act-dialog").close();
-      status(t("act.done", { kind: t({ block: "act.block", unblock: "act.unblock", flush: "act.flush", nta_add: "act.nta", nta_remove: "act.ntaremove" }[a.kind]), name: shown(a.name) }));
+      status(t("act.done", { kind: t(ACTION_TITLES[a.kind]), name: shown(a.name) }));
       document.body.dataset.lastAction = a.kind + " " + a.name;
     } catch (e) {
       $("act-error").textContent = t("act.failed", { error: e.message });
@@ -460,6 +477,8 @@
     $("domain-search").addEventListener("click", () => resetSearch({ name: S.domain }));
     $("domain-block").addEventListener("click", () => openAction("block", S.domain));
     $("domain-unblock").addEventListener("click", () => openAction("unblock", S.domain));
+    $("domain-allow").addEventListener("click", () => openAction("allow", S.domain));
+    $("domain-allowremove").addEventListener("click", () => openAction("allow_remove", S.domain));
     $("domain-flush").addEventListener("click", () => openAction("flush", S.domain));
     $("domain-nta").addEventListener("click", () => openAction("nta_add", S.domain));
     $("act-ok").addEventListener("click", () => guard(confirmAction)());
