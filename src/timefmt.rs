@@ -12,11 +12,33 @@ use time::format_description::well_known::Rfc3339;
 
 const US_PER_SEC: i64 = 1_000_000;
 
+/// Why a time argument names no time (each message says what to write instead).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TimeArgError {
+    #[error("empty duration")]
+    Empty,
+    #[error("{0:?}: unknown unit {1:?} (use s, m, h, d or w, e.g. 2h, 7d, 30m)")]
+    Unit(String, char),
+    #[error("{0:?}: a number must come before {1:?}")]
+    NoNumber(String, char),
+    #[error("{0:?}: number too large")]
+    NumberTooLarge(String),
+    #[error("{0:?}: duration too large")]
+    TooLong(String),
+    #[error("{0:?}: missing unit (use s, m, h, d or w, e.g. 2h, 7d, 30m)")]
+    NoUnit(String),
+    #[error(
+        "{0:?}: not a time; use a duration back from now (30m, 2h, 7d), an RFC 3339 time \
+         (2024-05-01T12:00:00Z) or a date (2024-05-01)"
+    )]
+    NotATime(String),
+}
+
 /// A duration such as `2h`, `7d` or `1h30m`, in microseconds.
-pub fn parse_duration_us(s: &str) -> Result<i64, String> {
+pub fn parse_duration_us(s: &str) -> Result<i64, TimeArgError> {
     let t = s.trim();
     if t.is_empty() {
-        return Err("empty duration".into());
+        return Err(TimeArgError::Empty);
     }
     let mut total: i64 = 0;
     let mut num = String::new();
@@ -32,35 +54,29 @@ pub fn parse_duration_us(s: &str) -> Result<i64, String> {
             'h' => 3600,
             'd' => 86_400,
             'w' => 7 * 86_400,
-            _ => {
-                return Err(format!(
-                    "{s:?}: unknown unit {c:?} (use s, m, h, d or w, e.g. 2h, 7d, 30m)"
-                ))
-            }
+            _ => return Err(TimeArgError::Unit(s.to_string(), c)),
         };
         if num.is_empty() {
-            return Err(format!("{s:?}: a number must come before {c:?}"));
+            return Err(TimeArgError::NoNumber(s.to_string(), c));
         }
         let n: i64 = num
             .parse()
-            .map_err(|_| format!("{s:?}: number too large"))?;
+            .map_err(|_| TimeArgError::NumberTooLarge(s.to_string()))?;
         total = n
             .checked_mul(unit * US_PER_SEC)
             .and_then(|v| total.checked_add(v))
-            .ok_or_else(|| format!("{s:?}: duration too large"))?;
+            .ok_or_else(|| TimeArgError::TooLong(s.to_string()))?;
         num.clear();
         saw_unit = true;
     }
     if !num.is_empty() || !saw_unit {
-        return Err(format!(
-            "{s:?}: missing unit (use s, m, h, d or w, e.g. 2h, 7d, 30m)"
-        ));
+        return Err(TimeArgError::NoUnit(s.to_string()));
     }
     Ok(total)
 }
 
 /// A point in time: a duration back from `now_us`, `now`, RFC 3339, or `YYYY-MM-DD`.
-pub fn parse_time_us(s: &str, now_us: i64) -> Result<i64, String> {
+pub fn parse_time_us(s: &str, now_us: i64) -> Result<i64, TimeArgError> {
     let t = s.trim();
     if t.eq_ignore_ascii_case("now") {
         return Ok(now_us);
@@ -83,10 +99,7 @@ pub fn parse_time_us(s: &str, now_us: i64) -> Result<i64, String> {
     if let Ok(d) = time::Date::parse(t, &date_fmt) {
         return Ok(d.midnight().assume_utc().unix_timestamp() * US_PER_SEC);
     }
-    Err(format!(
-        "{s:?}: not a time; use a duration back from now (30m, 2h, 7d), an RFC 3339 time \
-         (2024-05-01T12:00:00Z) or a date (2024-05-01)"
-    ))
+    Err(TimeArgError::NotATime(s.to_string()))
 }
 
 /// Microseconds since the epoch as RFC 3339 UTC with microseconds, e.g.
@@ -160,6 +173,7 @@ mod tests {
         }
         assert!(parse_duration_us("10x")
             .unwrap_err()
+            .to_string()
             .contains("unknown unit"));
     }
 
@@ -183,7 +197,7 @@ mod tests {
             NOW - 12 * 3600 * US_PER_SEC
         );
         for bad in ["yesterday", "2024-13-01", "2024-05-01T25:00:00Z", "12"] {
-            let e = parse_time_us(bad, NOW).unwrap_err();
+            let e = parse_time_us(bad, NOW).unwrap_err().to_string();
             assert!(!e.is_empty(), "{bad}");
         }
     }

@@ -110,7 +110,11 @@ pub enum RuntimeListError {
     UnknownGroup(String),
     /// `reason` is the time parser's explanation.
     #[error("bad expires {value:?}: {reason}")]
-    BadExpiry { value: String, reason: String },
+    BadExpiry {
+        value: String,
+        #[source]
+        reason: crate::timefmt::TimeArgError,
+    },
     #[error("expires {0:?} is in the past")]
     ExpiryPast(String),
 }

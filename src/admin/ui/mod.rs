@@ -77,7 +77,7 @@ impl Range {
         let now = now_us();
         let t = |s: &Option<String>, default: i64| match s.as_deref().map(str::trim) {
             None | Some("") => Ok(default),
-            Some(s) => parse_time_us(s, now).map_err(Bad),
+            Some(s) => parse_time_us(s, now).map_err(|e| Bad(e.to_string())),
         };
         let until = t(&self.until, now)?;
         let since = t(&self.since, now - 3_600_000_000)?;

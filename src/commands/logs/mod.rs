@@ -225,7 +225,8 @@ trait LogStore {
 /// Run one query command on `store`, writing to `out`.
 fn run_on(store: &dyn LogStore, cmd: LogsCommand, out: &mut dyn Write) -> Result<(), LogsError> {
     let now = now_us();
-    let time = |s: &str| parse_time_us(s, now).map_err(LogsError::InvalidArgument);
+    let time =
+        |s: &str| parse_time_us(s, now).map_err(|e| LogsError::InvalidArgument(e.to_string()));
     match cmd {
         LogsCommand::Tail {
             follow,
