@@ -14,7 +14,7 @@ use super::config::{AlertKind, AlertRule};
 use super::nod::registrable;
 use super::rules::{norm, suffixes};
 
-/// Slots of the recently-passed table: 64 Ki × 8 bytes = 512 KiB. A collision only lets a
+/// Slots of each recently-seen table: 64 Ki × 8 bytes = 512 KiB. A collision only lets a
 /// repeat through (one more event), never holds a new domain back.
 const SLOTS: usize = 1 << 16;
 /// A domain passes again after this long, so the evaluator's set never ages it out while
@@ -26,7 +26,11 @@ pub struct AllowedFilter {
     watched: HashSet<String, ahash::RandomState>,
     new_domain: bool,
     hasher: ahash::RandomState,
+    /// Registrable domains passed this epoch (for `new_domain`).
     recent: Box<[AtomicU64]>,
+    /// Whole names judged "not wanted" this epoch: a repeat costs one hash of the name and
+    /// one load, not the suffix walk and the registrable-domain cut (most queries repeat).
+    quiet: Box<[AtomicU64]>,
 }
 
 impl AllowedFilter {
@@ -56,26 +60,33 @@ impl AllowedFilter {
             new_domain,
             hasher: ahash::RandomState::new(),
             recent: (0..SLOTS).map(|_| AtomicU64::new(0)).collect(),
+            quiet: (0..SLOTS).map(|_| AtomicU64::new(0)).collect(),
         })
     }
 
     /// Whether an allowed query for `qname` (lower case, no trailing dot) at `unix_secs`
     /// should reach the alerts.
     pub fn wants(&self, qname: &str, unix_secs: u64) -> bool {
+        let epoch = unix_secs / EPOCH_SECS;
+        let name_key = self.hasher.hash_one((qname, epoch)) | 1; // 0: an empty slot
+        let quiet = &self.quiet[(name_key as usize) & (SLOTS - 1)];
+        if quiet.load(Ordering::Relaxed) == name_key {
+            return false;
+        }
         if !self.watched.is_empty() && suffixes(qname).any(|s| self.watched.contains(s)) {
             return true;
         }
-        if !self.new_domain {
-            return false;
+        if self.new_domain {
+            let key = self.hasher.hash_one((registrable(qname), epoch)) | 1;
+            let slot = &self.recent[(key as usize) & (SLOTS - 1)];
+            if slot.load(Ordering::Relaxed) != key {
+                slot.store(key, Ordering::Relaxed);
+                return true;
+            }
         }
-        let epoch = unix_secs / EPOCH_SECS;
-        let key = self.hasher.hash_one((registrable(qname), epoch)) | 1; // 0: an empty slot
-        let slot = &self.recent[(key as usize) & (SLOTS - 1)];
-        if slot.load(Ordering::Relaxed) == key {
-            return false;
-        }
-        slot.store(key, Ordering::Relaxed);
-        true
+        // Not watched, and its domain already went to the alerts this epoch.
+        quiet.store(name_key, Ordering::Relaxed);
+        false
     }
 }
 
