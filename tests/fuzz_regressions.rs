@@ -89,3 +89,38 @@ fn a_config_that_makes_the_toml_parser_panic_is_a_problem_not_a_crash() {
         "{problems:?}"
     );
 }
+
+/// classify: a reply whose answer section holds a DNAME and records below it was classified
+/// with more answer records than the reply had plus the chain's synthesized CNAMEs.
+#[test]
+fn classify_keeps_each_answer_record_at_most_once() {
+    use dnsward::resolver::classify::{classify, Classified, MAX_CHAIN};
+    use hickory_proto::op::Message;
+    use hickory_proto::rr::{Name, RecordType};
+    let data =
+        include_bytes!("../fuzz/seeds/classify/crash-701cd7f79ce74559e3b48a10bc826fb5666c86cc");
+    let (sel, bytes) = data.split_first().unwrap();
+    let reply = Message::from_vec(bytes).expect("the fuzzer's reply decodes");
+    let q = reply.queries.first().expect("a question");
+    let qname = q.name().clone();
+    let qtype = if sel & 0x10 != 0 {
+        RecordType::DS
+    } else {
+        q.query_type()
+    };
+    let zone = match sel & 3 {
+        0 => Name::root(),
+        1 => Name::from_ascii("test.").unwrap(),
+        2 => Name::from_ascii("example.test.").unwrap(),
+        _ => qname.base_name(),
+    };
+    if let Classified::Answer(a) = classify(&reply, &zone, &qname, qtype) {
+        let kept: Vec<String> = a.records.iter().map(|r| r.to_string()).collect();
+        assert!(
+            a.records.len() <= reply.answers.len() + MAX_CHAIN + 1,
+            "{} answers in the reply, {} kept: {kept:#?}",
+            reply.answers.len(),
+            a.records.len()
+        );
+    }
+}

@@ -166,6 +166,9 @@ fn walk_chain(
     let mut records = Vec::new();
     let mut current = qname.clone();
     let mut seen: HashSet<Name> = HashSet::new();
+    // DNAMEs applied so far: one that applies again rewrites into its own subtree, growing
+    // the name each time (RFC 6672 3.3's loop), as much a loop as a CNAME seen twice.
+    let mut dnames: HashSet<Name> = HashSet::new();
     for _ in 0..=MAX_CHAIN {
         if !zone.zone_of(&current) {
             // The rest of the chain is another zone's to answer.
@@ -197,6 +200,9 @@ fn walk_chain(
         }
         // A DNAME first: its synthesized CNAME is ours, not the one the server may add.
         if let Some((dname, target)) = dname_for(reply, zone, &current) {
+            if !dnames.insert(dname.name.to_lowercase()) {
+                return Err(current);
+            }
             records.extend(rrset_at(reply, &dname.name, RecordType::DNAME).cloned());
             records.push(Record::from_rdata(
                 current.clone(),
