@@ -21,7 +21,9 @@ use serde_json::{json, Value};
 use super::api::{error, explain_value, AdminState, ExplainQuery};
 use crate::querylog::event::EventAction;
 use crate::querylog::read::ui::{ClientPage, DomainPage, Window};
-use crate::querylog::read::{open_reader, write_csv_line, Filters, LogReader, Search, CSV_HEADER};
+use crate::querylog::read::{
+    open_reader, write_csv_line, Filters, LogReader, Search, TopQuery, CSV_HEADER,
+};
 use crate::timefmt::{now_us, parse_time_us};
 
 mod actions;
@@ -270,11 +272,13 @@ async fn top(State(st): State<AdminState>, Query(r): Query<Range>) -> Response {
         Err(e) => return e.into_response(),
     };
     let (limit, group) = (r.limit(10), r.group());
-    match read(&st, r.source.as_deref(), move |s| {
-        s.top(since, until, limit, group.as_deref())
-    })
-    .await
-    {
+    let q = TopQuery {
+        since,
+        until,
+        limit,
+        group,
+    };
+    match read(&st, r.source.as_deref(), move |s| s.top(&q)).await {
         Ok(t) => Json(t).into_response(),
         Err(e) => e,
     }
@@ -307,9 +311,16 @@ async fn clients(
         .filter(|c| !c.is_empty())
         .map(String::from)
         .collect();
-    let (mb, md) = (q.min_blocked.unwrap_or(10), q.min_domains.unwrap_or(3));
+    let q = crate::querylog::read::ClientsQuery {
+        window: (since, until),
+        min_blocked: q.min_blocked.unwrap_or(10),
+        min_domains: q.min_domains.unwrap_or(3),
+        categories: cats,
+        limit,
+        group,
+    };
     match read(&st, range.source.as_deref(), move |s| {
-        s.suspicious_clients((since, until), mb, md, &cats, limit, group.as_deref())
+        s.suspicious_clients(&q)
     })
     .await
     {

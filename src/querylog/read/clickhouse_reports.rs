@@ -4,6 +4,7 @@
 use serde::Deserialize;
 
 use super::clickhouse::{client_text, lit, none_if_empty, ChReader};
+use super::store::{ClientsQuery, TopQuery};
 use super::LogsError;
 use super::{SuspiciousClient, TopCategory, TopClient, TopDomain, TopReport};
 use crate::timefmt::format_ts;
@@ -15,13 +16,8 @@ impl ChReader {
             .unwrap_or_default()
     }
 
-    pub fn read_top(
-        &self,
-        since: i64,
-        now: i64,
-        limit: usize,
-        group: Option<&str>,
-    ) -> Result<TopReport, LogsError> {
+    pub fn read_top(&self, q: &TopQuery) -> Result<TopReport, LogsError> {
+        let (since, now, limit, group) = (q.since, q.until, q.limit, q.group.as_deref());
         let t = self.table();
         let gc = Self::group_cond(group);
         let tc = Self::time_conds(Some(since), Some(now)).join(" AND ");
@@ -158,13 +154,11 @@ impl ChReader {
 
     pub fn read_suspicious_clients(
         &self,
-        (since, until): (i64, i64),
-        min_blocked: u64,
-        min_domains: u64,
-        categories: &[String],
-        limit: usize,
-        group: Option<&str>,
+        q: &ClientsQuery,
     ) -> Result<Vec<SuspiciousClient>, LogsError> {
+        let (since, until) = q.window;
+        let (min_blocked, min_domains, limit) = (q.min_blocked, q.min_domains, q.limit);
+        let (categories, group) = (&q.categories[..], q.group.as_deref());
         let t = self.table();
         let mut cond = format!(
             "action = 'blocked' AND {}{}",

@@ -1,10 +1,14 @@
-//! The dashboard's reads over ClickHouse: the same rows and counts as `sqlite_ui.rs` selects,
+//! The [`LogReader`] of ClickHouse (`tail` and `export` in `clickhouse_rows.rs`, `top` and
+//! `clients` in `clickhouse_reports.rs`) and the dashboard's reads: the same rows and counts as `sqlite_ui.rs` selects,
 //! each query narrowed by the table's sort key (`time`) and a row limit.
+
+use std::io::Write;
 
 use serde::Deserialize;
 
 use super::clickhouse::{client_text, lit, none_if_empty, ChReader};
-use super::ui::{LogReader, Rows, Search, Slim, Timeline, Window, DRILL_ROWS, SEARCH_ROWS};
+use super::store::{ClientsQuery, Cursor, ExportQuery, LogReader, TailQuery, TopQuery};
+use super::ui::{Rows, Search, Slim, Timeline, Window, DRILL_ROWS, SEARCH_ROWS};
 use super::{LogsError, SuspiciousClient, TopReport};
 use crate::querylog::event::LogRow;
 
@@ -73,33 +77,24 @@ impl ChReader {
 }
 
 impl LogReader for ChReader {
-    fn top(
-        &self,
-        since: i64,
-        now: i64,
-        limit: usize,
-        group: Option<&str>,
-    ) -> Result<TopReport, LogsError> {
-        self.read_top(since, now, limit, group)
+    fn latest(&self, q: &TailQuery) -> Result<(Vec<LogRow>, Cursor), LogsError> {
+        self.read_latest(q)
     }
 
-    fn suspicious_clients(
-        &self,
-        (since, until): (i64, i64),
-        min_blocked: u64,
-        min_domains: u64,
-        categories: &[String],
-        limit: usize,
-        group: Option<&str>,
-    ) -> Result<Vec<SuspiciousClient>, LogsError> {
-        self.read_suspicious_clients(
-            (since, until),
-            min_blocked,
-            min_domains,
-            categories,
-            limit,
-            group,
-        )
+    fn newer(&self, q: &TailQuery, after: &mut Cursor) -> Result<Vec<LogRow>, LogsError> {
+        self.read_newer(q, after)
+    }
+
+    fn export(&self, q: &ExportQuery, out: &mut dyn Write) -> Result<(), LogsError> {
+        self.write_export(q, out)
+    }
+
+    fn top(&self, q: &TopQuery) -> Result<TopReport, LogsError> {
+        self.read_top(q)
+    }
+
+    fn suspicious_clients(&self, q: &ClientsQuery) -> Result<Vec<SuspiciousClient>, LogsError> {
+        self.read_suspicious_clients(q)
     }
 
     fn timeline(&self, w: &Window, group: Option<&str>) -> Result<Timeline, LogsError> {

@@ -5,6 +5,7 @@ use std::collections::{HashMap, HashSet};
 use rusqlite::types::Value;
 use rusqlite::Connection;
 
+use super::store::{ClientsQuery, TopQuery};
 use super::{SuspiciousClient, TopCategory, TopClient, TopDomain, TopReport};
 use crate::querylog::sinks::sqlite::MINUTE_US;
 use crate::timefmt::format_ts;
@@ -226,13 +227,8 @@ fn ranked<K: Ord + Clone>(
     v
 }
 
-pub fn top(
-    conn: &Connection,
-    since: i64,
-    now: i64,
-    limit: usize,
-    group: Option<&str>,
-) -> rusqlite::Result<TopReport> {
+pub fn top(conn: &Connection, q: &TopQuery) -> rusqlite::Result<TopReport> {
+    let (since, now, limit, group) = (q.since, q.until, q.limit, q.group.as_deref());
     let (queries, blocked) = totals_between(conn, since, now, group)?;
     let (domains, clients, categories) = blocked_summary(conn, since, now, group, limit)?;
     Ok(TopReport {
@@ -249,13 +245,11 @@ pub fn top(
 
 pub fn suspicious_clients(
     conn: &Connection,
-    (since, until): (i64, i64),
-    min_blocked: u64,
-    min_domains: u64,
-    categories: &[String],
-    limit: usize,
-    group: Option<&str>,
+    q: &ClientsQuery,
 ) -> rusqlite::Result<Vec<SuspiciousClient>> {
+    let (since, until) = q.window;
+    let (min_blocked, min_domains, limit) = (q.min_blocked, q.min_domains, q.limit);
+    let (categories, group) = (&q.categories[..], q.group.as_deref());
     let mut params: Vec<Value> = vec![
         Value::Integer(since),
         Value::Integer(min_blocked.min(i64::MAX as u64) as i64),

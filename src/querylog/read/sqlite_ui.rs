@@ -1,15 +1,17 @@
-//! The dashboard's reads over the SQLite store: the timeline from the `minute_counts` rollup
+//! The [`LogReader`] of the SQLite store (`tail` and `export` in `sqlite_rows.rs`, `top` and
+//! `clients` in `sqlite_reports.rs`) and the dashboard's reads: the timeline from the `minute_counts` rollup
 //! and the blocked rows' partial index, a client's rows through its `client_hours` id ranges,
 //! a name's rows and searches over the time index, each within a window and a row limit.
+
+use std::io::Write;
 
 use rusqlite::types::Value;
 use rusqlite::OptionalExtension;
 
 use super::sqlite::{client_id_ranges, where_clause, SqliteStore};
 use super::sqlite_reports;
-use super::ui::{
-    LogReader, Rows, Search, Slim, Timeline, Window, DRILL_ROWS, NAME_SCAN_ROWS, SEARCH_ROWS,
-};
+use super::store::{ClientsQuery, Cursor, ExportQuery, LogReader, TailQuery, TopQuery};
+use super::ui::{Rows, Search, Slim, Timeline, Window, DRILL_ROWS, NAME_SCAN_ROWS, SEARCH_ROWS};
 use super::{LogsError, SuspiciousClient, TopReport};
 use crate::querylog::event::LogRow;
 use crate::querylog::sinks::sqlite::{row_to_logrow, COLUMNS, MINUTE_US};
@@ -32,35 +34,24 @@ fn slim(r: &rusqlite::Row<'_>) -> rusqlite::Result<Slim> {
 }
 
 impl LogReader for SqliteStore {
-    fn top(
-        &self,
-        since: i64,
-        now: i64,
-        limit: usize,
-        group: Option<&str>,
-    ) -> Result<TopReport, LogsError> {
-        sqlite_reports::top(&self.conn, since, now, limit, group).map_err(|e| self.failed(e))
+    fn latest(&self, q: &TailQuery) -> Result<(Vec<LogRow>, Cursor), LogsError> {
+        self.read_latest(q).map_err(|e| self.failed(e))
     }
 
-    fn suspicious_clients(
-        &self,
-        (since, until): (i64, i64),
-        min_blocked: u64,
-        min_domains: u64,
-        categories: &[String],
-        limit: usize,
-        group: Option<&str>,
-    ) -> Result<Vec<SuspiciousClient>, LogsError> {
-        sqlite_reports::suspicious_clients(
-            &self.conn,
-            (since, until),
-            min_blocked,
-            min_domains,
-            categories,
-            limit,
-            group,
-        )
-        .map_err(|e| self.failed(e))
+    fn newer(&self, q: &TailQuery, after: &mut Cursor) -> Result<Vec<LogRow>, LogsError> {
+        self.read_newer(q, after).map_err(|e| self.failed(e))
+    }
+
+    fn export(&self, q: &ExportQuery, out: &mut dyn Write) -> Result<(), LogsError> {
+        self.write_export(q, out).map_err(|e| self.failed(e))
+    }
+
+    fn top(&self, q: &TopQuery) -> Result<TopReport, LogsError> {
+        sqlite_reports::top(&self.conn, q).map_err(|e| self.failed(e))
+    }
+
+    fn suspicious_clients(&self, q: &ClientsQuery) -> Result<Vec<SuspiciousClient>, LogsError> {
+        sqlite_reports::suspicious_clients(&self.conn, q).map_err(|e| self.failed(e))
     }
 
     fn timeline(&self, w: &Window, group: Option<&str>) -> Result<Timeline, LogsError> {
