@@ -22,7 +22,7 @@ use super::api::{error, explain_value, AdminState, ExplainQuery};
 use crate::querylog::event::EventAction;
 use crate::querylog::read::ui::{ClientPage, DomainPage, Window};
 use crate::querylog::read::{
-    open_reader, write_csv_line, Filters, LogReader, Search, TopQuery, CSV_HEADER,
+    open_reader, write_csv_line, Filters, LogReader, Scope, Search, TopQuery, CSV_HEADER,
 };
 use crate::timefmt::{now_us, parse_time_us};
 
@@ -71,6 +71,8 @@ pub struct Range {
     pub until: Option<String>,
     pub source: Option<String>,
     pub group: Option<String>,
+    /// One resolver of the fleet (`[server] name`; the overview lists them).
+    pub resolver: Option<String>,
     pub limit: Option<usize>,
 }
 
@@ -103,6 +105,17 @@ impl Range {
 
     fn group(&self) -> Option<String> {
         self.group.clone().filter(|g| !g.is_empty())
+    }
+
+    fn resolver(&self) -> Option<String> {
+        self.resolver.clone().filter(|r| !r.is_empty())
+    }
+
+    fn scope(&self) -> Scope {
+        Scope {
+            group: self.group(),
+            resolver: self.resolver(),
+        }
     }
 }
 
@@ -164,9 +177,9 @@ async fn overview(State(st): State<AdminState>, Query(r): Query<Range>) -> Respo
         Ok(w) => w,
         Err(e) => return e.into_response(),
     };
-    let group = r.group();
-    let timeline = match read(&st, r.source.as_deref(), move |s| {
-        s.timeline(&w, group.as_deref())
+    let scope = r.scope();
+    let (timeline, resolvers) = match read(&st, r.source.as_deref(), move |s| {
+        Ok((s.timeline(&w, &scope)?, s.resolvers(&w)?))
     })
     .await
     {
@@ -217,6 +230,7 @@ async fn overview(State(st): State<AdminState>, Query(r): Query<Range>) -> Respo
         "feeds": st.feeds.as_ref().map(|f| f.status()).unwrap_or_default(),
         "runtime_entries": st.runtime.as_ref().map(|r| r.list().len()),
         "groups": snap.groups().groups().iter().map(|g| &*g.name).collect::<Vec<_>>(),
+        "resolvers": resolvers,
     }))
     .into_response()
 }
@@ -271,12 +285,12 @@ async fn top(State(st): State<AdminState>, Query(r): Query<Range>) -> Response {
         Ok(t) => t,
         Err(e) => return e.into_response(),
     };
-    let (limit, group) = (r.limit(10), r.group());
     let q = TopQuery {
         since,
         until,
-        limit,
-        group,
+        limit: r.limit(10),
+        group: r.group(),
+        resolver: r.resolver(),
     };
     match read(&st, r.source.as_deref(), move |s| s.top(&q)).await {
         Ok(t) => Json(t).into_response(),
@@ -302,7 +316,7 @@ async fn clients(
         Ok(t) => t,
         Err(e) => return e.into_response(),
     };
-    let (limit, group) = (range.limit(50), range.group());
+    let (limit, group, resolver) = (range.limit(50), range.group(), range.resolver());
     let cats: Vec<String> = q
         .category
         .unwrap_or_default()
@@ -318,6 +332,7 @@ async fn clients(
         categories: cats,
         limit,
         group,
+        resolver,
     };
     match read(&st, range.source.as_deref(), move |s| {
         s.suspicious_clients(&q)
@@ -457,6 +472,7 @@ impl SearchQuery {
             qtype: nonempty(&self.qtype).map(|t| t.to_ascii_uppercase()),
             rcode: nonempty(&self.rcode).map(|t| t.to_ascii_uppercase()),
             list: nonempty(&self.list),
+            resolver: range.resolver(),
             offset: self.offset.unwrap_or(0).min(100_000),
             limit: range.limit.unwrap_or(100).clamp(1, 1000),
         })

@@ -222,6 +222,7 @@ fn run_on(store: &dyn LogReader, cmd: LogsCommand, out: &mut dyn Write) -> Resul
                 until: now,
                 limit,
                 group,
+                resolver: None,
             };
             print_top(&store.top(&q)?, json, out)
         }
@@ -241,6 +242,7 @@ fn run_on(store: &dyn LogReader, cmd: LogsCommand, out: &mut dyn Write) -> Resul
                 categories: category,
                 limit,
                 group,
+                resolver: None,
             };
             print_clients(&store.suspicious_clients(&q)?, json, out)
         }

@@ -7,7 +7,7 @@ use std::io::Write;
 use serde::Deserialize;
 
 use super::clickhouse::{client_text, lit, none_if_empty, ChReader};
-use super::store::{ClientsQuery, Cursor, ExportQuery, LogReader, TailQuery, TopQuery};
+use super::store::{ClientsQuery, Cursor, ExportQuery, LogReader, Scope, TailQuery, TopQuery};
 use super::ui::{Rows, Search, Slim, Timeline, Window, DRILL_ROWS, SEARCH_ROWS};
 use super::{LogsError, SuspiciousClient, TopReport};
 use crate::querylog::event::LogRow;
@@ -97,12 +97,30 @@ impl LogReader for ChReader {
         self.read_suspicious_clients(q)
     }
 
-    fn timeline(&self, w: &Window, group: Option<&str>) -> Result<Timeline, LogsError> {
+    fn resolvers(&self, w: &Window) -> Result<Vec<String>, LogsError> {
+        #[derive(Deserialize)]
+        struct R {
+            instance: String,
+        }
+        let mut v = Vec::new();
+        self.stream(
+            &format!(
+                "SELECT DISTINCT instance FROM {} WHERE {} ORDER BY instance",
+                self.table(),
+                Self::window_conds(w)
+            ),
+            |r: R| {
+                v.push(r.instance);
+                Ok(())
+            },
+        )?;
+        Ok(v)
+    }
+
+    fn timeline(&self, w: &Window, scope: &Scope) -> Result<Timeline, LogsError> {
         let t = self.table();
         let conds = Self::window_conds(w);
-        let gc = group
-            .map(|g| format!(" AND client_group = {}", lit(g)))
-            .unwrap_or_default();
+        let gc = Self::scope_cond(scope.group.as_deref(), scope.resolver.as_deref());
         let bucket = format!(
             "intDiv(ts_us - {s}, {b}) * {b} + {s}",
             s = w.since,
@@ -161,6 +179,7 @@ impl LogReader for ChReader {
             ("qtype", &s.qtype),
             ("rcode", &s.rcode),
             ("list", &s.list),
+            ("instance", &s.resolver),
         ] {
             if let Some(v) = v {
                 w.push_str(&format!(" AND {col} = {}", lit(v)));

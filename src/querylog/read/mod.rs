@@ -24,7 +24,9 @@ pub mod store;
 pub mod ui;
 
 pub use csv_export::CsvExport;
-pub use store::{ClientsQuery, Cursor, ExportFormat, ExportQuery, LogReader, TailQuery, TopQuery};
+pub use store::{
+    ClientsQuery, Cursor, ExportFormat, ExportQuery, LogReader, Scope, TailQuery, TopQuery,
+};
 pub use ui::Search;
 
 /// Why a read failed; `dnsward logs` prints it as `error: CONFIG: ...` (exit code 2).

@@ -18,6 +18,8 @@ pub struct TopQuery {
     pub limit: usize,
     /// Only clients of this policy group.
     pub group: Option<String>,
+    /// Only queries answered by this resolver of the fleet (its `[server] name`).
+    pub resolver: Option<String>,
 }
 
 /// `dnsward logs clients` and the dashboard's "clients that look infected".
@@ -33,6 +35,8 @@ pub struct ClientsQuery {
     pub categories: Vec<String>,
     pub limit: usize,
     pub group: Option<String>,
+    /// Only queries answered by this resolver of the fleet.
+    pub resolver: Option<String>,
 }
 
 /// `dnsward logs tail`: the latest `limit` matching rows since `since`.
@@ -65,6 +69,14 @@ pub struct ExportQuery {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Cursor(pub(crate) i64);
 
+/// Which part of the log a dashboard view covers: one policy group's clients, one resolver of
+/// the fleet (its `[server] name`, stored with each row), or both.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Scope {
+    pub group: Option<String>,
+    pub resolver: Option<String>,
+}
+
 /// What each store answers, for `dnsward logs` and for the dashboard. Every dashboard read is
 /// bounded by a time window and a row limit; `export` streams.
 pub trait LogReader: Send {
@@ -83,9 +95,12 @@ pub trait LogReader: Send {
     /// `clients`: the clients over either threshold, most distinct names first.
     fn suspicious_clients(&self, q: &ClientsQuery) -> Result<Vec<SuspiciousClient>, LogsError>;
 
+    /// The resolvers (`[server] name`s) with rows in the window, sorted.
+    fn resolvers(&self, w: &Window) -> Result<Vec<String>, LogsError>;
+
     /// Queries and blocked queries per bucket (from the per-minute rollups), the blocked ones
-    /// split by category and list; only `group`'s clients when given.
-    fn timeline(&self, w: &Window, group: Option<&str>) -> Result<Timeline, LogsError>;
+    /// split by category and list; only the scope's rows.
+    fn timeline(&self, w: &Window, scope: &Scope) -> Result<Timeline, LogsError>;
 
     /// The latest rows (at most [`DRILL_ROWS`](super::ui::DRILL_ROWS)) of one client in the
     /// window.

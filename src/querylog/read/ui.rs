@@ -361,6 +361,8 @@ pub struct Search {
     pub qtype: Option<String>,
     pub rcode: Option<String>,
     pub list: Option<String>,
+    /// Only queries answered by this resolver of the fleet (`[server] name`).
+    pub resolver: Option<String>,
     pub offset: usize,
     pub limit: usize,
 }
