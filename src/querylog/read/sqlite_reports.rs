@@ -31,12 +31,17 @@ pub(super) fn scope_cond(
     (cond, p)
 }
 
-/// Queries and blocked queries in `[since, until)`: whole minutes from the `minute_counts`
-/// rollup, the rows of the two minutes cut by the window counted one by one (so the figure is
-/// exact).
+/// Queries and blocked queries in `[since, until)`: the whole minutes inside it from the
+/// `minute_counts` rollup, the rows of a minute cut by either end counted one by one (so the
+/// figure is exact; a window of whole minutes, as the dashboard asks, reads no row).
 fn totals_between(conn: &Connection, q: &TopQuery) -> rusqlite::Result<(u64, u64)> {
     let (since, until) = (q.since, q.until);
-    let (first, last) = (since / MINUTE_US, until / MINUTE_US);
+    // the whole minutes: from the first that starts at or after `since` to the last that
+    // ends at or before `until`
+    let (first, end) = (
+        (since + MINUTE_US - 1).div_euclid(MINUTE_US),
+        until.div_euclid(MINUTE_US),
+    );
     let (gc, gv) = scope_cond(q.group.as_deref(), q.resolver.as_deref(), 3);
     let rows = |from: i64, to: i64| -> rusqlite::Result<(u64, u64)> {
         let mut p = vec![Value::Integer(from), Value::Integer(to)];
@@ -50,21 +55,29 @@ fn totals_between(conn: &Connection, q: &TopQuery) -> rusqlite::Result<(u64, u64
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
     };
-    if first >= last {
+    if first >= end {
         return rows(since, until);
     }
-    let mut p = vec![Value::Integer(first), Value::Integer(last)];
+    let mut p = vec![Value::Integer(first), Value::Integer(end)];
     p.extend(gv.clone());
     let (q1, b1): (u64, u64) = conn.query_row(
         &format!(
             "SELECT coalesce(sum(n), 0), coalesce(sum(CASE WHEN action = 'blocked' THEN n END), 0)
-             FROM minute_counts WHERE minute > ?1 AND minute < ?2{gc}"
+             FROM minute_counts WHERE minute >= ?1 AND minute < ?2{gc}"
         ),
         rusqlite::params_from_iter(p.iter()),
         |r| Ok((r.get(0)?, r.get(1)?)),
     )?;
-    let (q2, b2) = rows(since, (first + 1) * MINUTE_US)?;
-    let (q3, b3) = rows(last * MINUTE_US, until)?;
+    let (q2, b2) = if since < first * MINUTE_US {
+        rows(since, first * MINUTE_US)?
+    } else {
+        (0, 0)
+    };
+    let (q3, b3) = if end * MINUTE_US < until {
+        rows(end * MINUTE_US, until)?
+    } else {
+        (0, 0)
+    };
     Ok((q1 + q2 + q3, b1 + b2 + b3))
 }
 
@@ -421,6 +434,53 @@ mod tests {
     use crate::querylog::event::EventAction;
     use crate::querylog::sinks::sqlite::{insert_batch, open_for_writing};
     use crate::querylog::testutil::{event, logged};
+
+    /// `top`'s totals are exact whether the window's ends cut a minute or not (the whole
+    /// minutes from the rollup, the cut ones from the rows).
+    #[test]
+    fn top_totals_are_exact_for_whole_and_cut_minutes() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = open_for_writing(&dir.path().join("q.db")).unwrap();
+        let m = MINUTE_US;
+        let batch: Vec<_> = (0..600i64)
+            .map(|i| {
+                let action = [EventAction::Allowed, EventAction::Blocked][i as usize % 3 / 2];
+                let mut e = event(&format!("n{}.example", i % 17), action);
+                e.ts_us = 100 * m + i * 7_000_003 % (9 * m);
+                logged(e)
+            })
+            .collect();
+        insert_batch(&mut c, &batch).unwrap();
+        for (since, until) in [
+            (100 * m, 109 * m),
+            (100 * m + 1, 109 * m - 1),
+            (101 * m + 30_000_000, 107 * m),
+            (102 * m, 105 * m + 5),
+            (103 * m + 5, 103 * m + 40_000_000),
+            (95 * m, 120 * m),
+        ] {
+            let (q, b): (u64, u64) = c
+                .query_row(
+                    "SELECT count(*), coalesce(sum(action = 'blocked'), 0) FROM queries
+                     WHERE ts_us >= ?1 AND ts_us < ?2",
+                    [since, until],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .unwrap();
+            let t = top(
+                &c,
+                &TopQuery {
+                    since,
+                    until,
+                    limit: 5,
+                    ..TopQuery::default()
+                },
+            )
+            .unwrap();
+            assert!(q > 0, "{since}..{until}");
+            assert_eq!((t.queries, t.blocked), (q, b), "{since}..{until}");
+        }
+    }
 
     /// `clients`' one pass against SQL that says the same thing plainly (GROUP BY client,
     /// count(DISTINCT qname), one query per client for its top names), over clients with ties
