@@ -63,6 +63,7 @@ async fn main() {
     let routes = [
         "overview?since=1h",
         "overview?since=24h",
+        "overview?since=24h&resolver=bench-1",
         "top?since=1h",
         "top?since=24h",
         "clients?since=1h&min_blocked=10&min_domains=3",

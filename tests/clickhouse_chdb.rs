@@ -514,3 +514,148 @@ async fn the_alert_history_on_todays_engine_matches_sqlite() {
         .collect();
     assert!(failed.is_empty(), "refused by ClickHouse: {failed:#?}");
 }
+
+/// The fleet's dashboard scoped to one resolver: two dnsward instances (`edge-1`, `edge-2`),
+/// each with its own SQLite store, log to one ClickHouse table; the overview read from
+/// ClickHouse lists both resolvers and, scoped to one, counts only its queries, as do the top
+/// lists, `clients` and the search; one resolver's SQLite store lists only that resolver and
+/// gives the same timeline as ClickHouse scoped to it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_scopes_the_fleet_to_one_resolver() {
+    let Some(ch) = Chdb::start() else {
+        return;
+    };
+    const TOKEN: &str = "fleet-dashboard-token-0123456789";
+    let h = Hierarchy::start("").await;
+    let dir = h.dir.path();
+    std::fs::write(dir.join("token"), format!("{TOKEN}\n")).unwrap();
+    let (text, cfg) = config(
+        &h,
+        "edge1.toml",
+        &format!(
+            "clickhouse = \"{}\"\nclickhouse_database = \"fleet\"\nclickhouse_table = \"q\"\n",
+            ch.url()
+        ),
+    );
+    logs(&cfg, &["init-clickhouse"]);
+    let admin = |n: u32| {
+        format!("[admin]\nlisten = \"127.0.0.1:0\"\ntoken_file = \"token\"\nruntime_list = \"runtime-{n}.txt\"\n")
+    };
+    let edge1 = text.clone() + &admin(1);
+    let edge2 = text
+        .replacen("name = \"edge-1\"", "name = \"edge-2\"", 1)
+        .replacen("sqlite = \"log.db\"", "sqlite = \"log-2.db\"", 1)
+        + &admin(2);
+    let d1 = start_dnsward_text(&edge1, dir).await;
+    let d2 = start_dnsward_text(&edge2, dir).await;
+    let since = dnsward::timefmt::format_ts(dnsward::timefmt::now_us() - 600_000_000, 0);
+    // edge-1: two allowed queries and one blocked; edge-2: four blocked (two lists)
+    let (a1, a2) = (d1.addrs()[0], d2.addrs()[0]);
+    for (addr, from, name, want) in [
+        (a1, "127.0.0.1", "www.example.com.", ResponseCode::NoError),
+        (a1, "127.0.0.1", "www.example.com.", ResponseCode::NoError),
+        (a1, "127.0.0.1", "evil.example.com.", ResponseCode::NXDomain),
+        (a2, FINANCE, "x.evil.example.com.", ResponseCode::NXDomain),
+        (a2, FINANCE, "x.evil.example.com.", ResponseCode::NXDomain),
+        (a2, FINANCE, "x.evil.example.com.", ResponseCode::NXDomain),
+        (a2, FINANCE, "old.example.com.", ResponseCode::NXDomain),
+    ] {
+        assert_eq!(
+            rcode_from(from, addr, name, RecordType::A).await,
+            want,
+            "{name}"
+        );
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while ch.query("SELECT count() FROM fleet.q").trim() != "7" {
+        assert!(std::time::Instant::now() < deadline, "7 rows within 20 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let until = dnsward::timefmt::format_ts(dnsward::timefmt::now_us() + 60_000_000, 0);
+    let w = format!("since={since}&until={until}");
+    let get = |admin: std::net::SocketAddr, path: String| async move {
+        let (status, body) = http(admin, "GET", &path, Some(TOKEN), None).await;
+        assert_eq!(status, 200, "{path}: {body}");
+        serde_json::from_str::<serde_json::Value>(&body).unwrap()
+    };
+    let (m1, m2) = (d1.admin_addr().unwrap(), d2.admin_addr().unwrap());
+    let fleet = format!("/api/ui/overview?{w}&source=clickhouse");
+    let all = get(m1, fleet.clone()).await;
+    assert_eq!(
+        all["resolvers"],
+        serde_json::json!(["edge-1", "edge-2"]),
+        "{all}"
+    );
+    let t = &all["timeline"];
+    assert_eq!(
+        (t["queries"].as_u64(), t["blocked"].as_u64()),
+        (Some(7), Some(5))
+    );
+    let two = get(m1, format!("{fleet}&resolver=edge-2")).await;
+    let t = &two["timeline"];
+    assert_eq!(
+        (t["queries"].as_u64(), t["blocked"].as_u64()),
+        (Some(4), Some(4))
+    );
+    let lists: Vec<(&str, u64)> = t["by_list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["key"].as_str().unwrap(), s["total"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(lists, [("feed", 3), ("gone", 1)]);
+    let one = get(m1, format!("{fleet}&resolver=edge-1")).await;
+    let t = &one["timeline"];
+    assert_eq!(
+        (t["queries"].as_u64(), t["blocked"].as_u64()),
+        (Some(3), Some(1))
+    );
+    // one resolver's own store: one resolver, and the same timeline as the fleet's scoped to it
+    let local = get(m2, format!("/api/ui/overview?{w}&source=sqlite")).await;
+    assert_eq!(local["resolvers"], serde_json::json!(["edge-2"]));
+    assert_eq!(local["timeline"], two["timeline"]);
+    let local1 = get(
+        m1,
+        format!("/api/ui/overview?{w}&source=sqlite&resolver=edge-1"),
+    )
+    .await;
+    assert_eq!(local1["timeline"], one["timeline"]);
+    // the search, the top lists and `clients` in the same scope
+    let found = get(
+        m1,
+        format!("/api/ui/search?{w}&source=clickhouse&resolver=edge-2"),
+    )
+    .await;
+    let rows = found["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 4, "{found}");
+    assert!(rows.iter().all(|r| r["server"] == "edge-2"), "{found}");
+    let top = get(
+        m1,
+        format!("/api/ui/top?{w}&source=clickhouse&resolver=edge-2"),
+    )
+    .await;
+    assert_eq!(
+        (top["queries"].as_u64(), top["blocked"].as_u64()),
+        (Some(4), Some(4))
+    );
+    assert_eq!(top["domains"][0]["qname"], "x.evil.example.com", "{top}");
+    assert_eq!(top["clients"][0]["client"], FINANCE, "{top}");
+    let top1 = get(
+        m1,
+        format!("/api/ui/top?{w}&source=clickhouse&resolver=edge-1"),
+    )
+    .await;
+    assert_eq!(top1["clients"][0]["client"], "127.0.0.1", "{top1}");
+    assert_eq!(top1["clients"].as_array().unwrap().len(), 1, "{top1}");
+    let infected = format!("/api/ui/clients?{w}&min_blocked=1&min_domains=1");
+    let c1 = get(m1, format!("{infected}&source=clickhouse&resolver=edge-1")).await;
+    assert_eq!(c1.as_array().unwrap().len(), 1, "{c1}");
+    assert_eq!(c1[0]["client"], "127.0.0.1", "{c1}");
+    let c2 = get(m1, format!("{infected}&source=clickhouse&resolver=edge-2")).await;
+    let c2_local = get(m2, format!("{infected}&source=sqlite&resolver=edge-2")).await;
+    assert_eq!(c2, c2_local);
+    assert_eq!(c2[0]["top_domains"][0], "x.evil.example.com", "{c2}");
+    d1.shutdown().await;
+    d2.shutdown().await;
+    drop(ch);
+}

@@ -21,7 +21,9 @@ use serde_json::{json, Value};
 use super::api::{error, explain_value, AdminState, ExplainQuery};
 use crate::querylog::event::EventAction;
 use crate::querylog::read::ui::{ClientPage, DomainPage, Window};
-use crate::querylog::read::{open_reader, write_csv_line, Filters, LogReader, Search, CSV_HEADER};
+use crate::querylog::read::{
+    open_reader, write_csv_line, Filters, LogReader, Scope, Search, TopQuery, CSV_HEADER,
+};
 use crate::timefmt::{now_us, parse_time_us};
 
 mod actions;
@@ -69,6 +71,8 @@ pub struct Range {
     pub until: Option<String>,
     pub source: Option<String>,
     pub group: Option<String>,
+    /// One resolver of the fleet (`[server] name`; the overview lists them).
+    pub resolver: Option<String>,
     pub limit: Option<usize>,
 }
 
@@ -101,6 +105,17 @@ impl Range {
 
     fn group(&self) -> Option<String> {
         self.group.clone().filter(|g| !g.is_empty())
+    }
+
+    fn resolver(&self) -> Option<String> {
+        self.resolver.clone().filter(|r| !r.is_empty())
+    }
+
+    fn scope(&self) -> Scope {
+        Scope {
+            group: self.group(),
+            resolver: self.resolver(),
+        }
     }
 }
 
@@ -162,10 +177,10 @@ async fn overview(State(st): State<AdminState>, Query(r): Query<Range>) -> Respo
         Ok(w) => w,
         Err(e) => return e.into_response(),
     };
-    let group = r.group();
+    let scope = r.scope();
     let since_us = w.since;
-    let timeline = match read(&st, r.source.as_deref(), move |s| {
-        s.timeline(&w, group.as_deref())
+    let (timeline, resolvers) = match read(&st, r.source.as_deref(), move |s| {
+        Ok((s.timeline(&w, &scope)?, s.resolvers(&w)?))
     })
     .await
     {
@@ -223,6 +238,7 @@ async fn overview(State(st): State<AdminState>, Query(r): Query<Range>) -> Respo
         "feeds": st.feeds.as_ref().map(|f| f.status()).unwrap_or_default(),
         "runtime_entries": st.runtime.as_ref().map(|r| r.list().len()),
         "groups": snap.groups().groups().iter().map(|g| &*g.name).collect::<Vec<_>>(),
+        "resolvers": resolvers,
     }))
     .into_response()
 }
@@ -297,17 +313,35 @@ fn live(st: &AdminState) -> Value {
     })
 }
 
+/// The top lists of the range in whole minutes, as the overview's timeline: from the start
+/// of `since`'s minute, and to the end of the unfinished minute when the range ends now (no
+/// row is logged after now), so the totals come from the per-minute rollup alone and not from
+/// the rows of the minutes at the ends (at 100,000 q/s a minute holds 6 million rows, and a
+/// dashboard polls every few seconds). A range that ends in the past keeps its exact end.
 async fn top(State(st): State<AdminState>, Query(r): Query<Range>) -> Response {
     let (since, until) = match r.times() {
         Ok(t) => t,
         Err(e) => return e.into_response(),
     };
-    let (limit, group) = (r.limit(10), r.group());
-    match read(&st, r.source.as_deref(), move |s| {
-        s.top(since, until, limit, group.as_deref())
-    })
-    .await
-    {
+    let m = crate::querylog::sinks::sqlite::MINUTE_US;
+    let end = (until + m - 1).div_euclid(m) * m;
+    let (since, until) = (
+        since.div_euclid(m) * m,
+        // `until` is now (the default, or given as now): the range reaches the present
+        if until + 500_000 >= now_us() {
+            end
+        } else {
+            until
+        },
+    );
+    let q = TopQuery {
+        since,
+        until,
+        limit: r.limit(10),
+        group: r.group(),
+        resolver: r.resolver(),
+    };
+    match read(&st, r.source.as_deref(), move |s| s.top(&q)).await {
         Ok(t) => Json(t).into_response(),
         Err(e) => e,
     }
@@ -331,7 +365,7 @@ async fn clients(
         Ok(t) => t,
         Err(e) => return e.into_response(),
     };
-    let (limit, group) = (range.limit(50), range.group());
+    let (limit, group, resolver) = (range.limit(50), range.group(), range.resolver());
     let cats: Vec<String> = q
         .category
         .unwrap_or_default()
@@ -340,9 +374,17 @@ async fn clients(
         .filter(|c| !c.is_empty())
         .map(String::from)
         .collect();
-    let (mb, md) = (q.min_blocked.unwrap_or(10), q.min_domains.unwrap_or(3));
+    let q = crate::querylog::read::ClientsQuery {
+        window: (since, until),
+        min_blocked: q.min_blocked.unwrap_or(10),
+        min_domains: q.min_domains.unwrap_or(3),
+        categories: cats,
+        limit,
+        group,
+        resolver,
+    };
     match read(&st, range.source.as_deref(), move |s| {
-        s.suspicious_clients((since, until), mb, md, &cats, limit, group.as_deref())
+        s.suspicious_clients(&q)
     })
     .await
     {
@@ -479,6 +521,7 @@ impl SearchQuery {
             qtype: nonempty(&self.qtype).map(|t| t.to_ascii_uppercase()),
             rcode: nonempty(&self.rcode).map(|t| t.to_ascii_uppercase()),
             list: nonempty(&self.list),
+            resolver: range.resolver(),
             offset: self.offset.unwrap_or(0).min(100_000),
             limit: range.limit.unwrap_or(100).clamp(1, 1000),
         })

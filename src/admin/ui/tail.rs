@@ -64,6 +64,7 @@ pub async fn tail(State(st): State<AdminState>, Query(range): Query<Range>) -> R
             },
             until: now + 1_000_000,
             limit: if first { FIRST } else { PER_POLL },
+            resolver: t.range.resolver(),
             ..Search::default()
         };
         let ev = match read(&t.st, t.range.source.as_deref(), move |r| r.search(&search)).await {

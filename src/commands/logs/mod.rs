@@ -12,8 +12,9 @@
 //! can be followed). Times: `2h`, `7d`, `30m`, RFC 3339, or a date.
 //!
 //! Here: the clap commands, the choice of store and one dispatch ([`run_on`]) over the
-//! [`LogStore`] each store implements (`sqlite.rs`, `clickhouse.rs`, their reports in
-//! `*_reports.rs`); `format.rs` prints for both, `follow.rs` is `tail -f`.
+//! library's [`LogReader`] (`querylog::read`, implemented once by each store), each command's
+//! options turned into one query value; `format.rs` prints for both, `follow.rs` is
+//! `tail -f`, `clickhouse.rs` connects to ClickHouse and creates its schema.
 
 use std::io::Write;
 use std::path::Path;
@@ -24,21 +25,19 @@ use crate::querylog::QueryLogConfig;
 use crate::timefmt::{now_us, parse_time_us};
 
 mod clickhouse;
-mod csv_export;
 mod follow;
 mod format;
-mod sqlite;
 #[cfg(test)]
 mod tests;
 
+use crate::querylog::read::sqlite::SqliteStore;
 pub use crate::querylog::read::{
-    write_csv_line, Filters, LogsError, SuspiciousClient, TopCategory, TopClient, TopDomain,
-    TopReport, CSV_HEADER,
+    write_csv_line, CsvExport, ExportFormat, Filters, LogsError, SuspiciousClient, TopCategory,
+    TopClient, TopDomain, TopReport, CSV_HEADER,
 };
-pub use csv_export::CsvExport;
-pub use sqlite::run_logs;
+use crate::querylog::read::{ClientsQuery, ExportQuery, LogReader, TailQuery, TopQuery};
 
-use follow::Follow;
+use follow::{print_latest, Follow};
 use format::{print_clients, print_top};
 
 /// Run `dnsward logs --config PATH [--source S] COMMAND`, writing to stdout.
@@ -91,12 +90,6 @@ pub fn run_logs_from(
         }
         LogSource::Clickhouse => clickhouse::run_logs(cfg, cmd, out),
     }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum ExportFormat {
-    Csv,
-    Jsonl,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, clap::Subcommand)]
@@ -179,51 +172,20 @@ pub enum LogsCommand {
     },
 }
 
-/// What each store answers; [`run_on`] turns a command's options into these calls, and
-/// `format` prints the answers of both stores alike.
-trait LogStore {
-    /// The latest `limit` matching rows, oldest first; with `follow`, then the new ones.
-    fn tail(
-        &self,
-        limit: usize,
-        since: Option<i64>,
-        f: &Filters,
-        json: bool,
-        follow: Option<Follow>,
-        out: &mut dyn Write,
-    ) -> Result<(), LogsError>;
-
-    fn top(
-        &self,
-        since: i64,
-        now: i64,
-        limit: usize,
-        group: Option<&str>,
-    ) -> Result<TopReport, LogsError>;
-
-    fn suspicious_clients(
-        &self,
-        since: i64,
-        min_blocked: u64,
-        min_domains: u64,
-        categories: &[String],
-        limit: usize,
-        group: Option<&str>,
-    ) -> Result<Vec<SuspiciousClient>, LogsError>;
-
-    /// Every matching row between the two times, oldest first, streamed to `out`.
-    fn export(
-        &self,
-        format: ExportFormat,
-        since: Option<i64>,
-        until: Option<i64>,
-        f: &Filters,
-        out: &mut dyn Write,
-    ) -> Result<(), LogsError>;
+/// Run one `dnsward logs` subcommand against the SQLite store `db`, writing to `out`.
+pub fn run_logs(db: &Path, cmd: LogsCommand, out: &mut dyn Write) -> Result<(), LogsError> {
+    let store = SqliteStore::open(db)?;
+    if let LogsCommand::InitClickhouse { .. } = cmd {
+        return Err(LogsError::InvalidArgument(
+            "init-clickhouse works on [querylog] clickhouse, not on SQLite".into(),
+        ));
+    }
+    run_on(&store, cmd, out)
 }
 
-/// Run one query command on `store`, writing to `out`.
-fn run_on(store: &dyn LogStore, cmd: LogsCommand, out: &mut dyn Write) -> Result<(), LogsError> {
+/// Run one query command on `store`, writing to `out`: the command's options become the
+/// reader's query, `format` prints the answer alike for both stores.
+fn run_on(store: &dyn LogReader, cmd: LogsCommand, out: &mut dyn Write) -> Result<(), LogsError> {
     let now = now_us();
     let time =
         |s: &str| parse_time_us(s, now).map_err(|e| LogsError::InvalidArgument(e.to_string()));
@@ -237,9 +199,18 @@ fn run_on(store: &dyn LogStore, cmd: LogsCommand, out: &mut dyn Write) -> Result
             poll_ms,
             max_polls,
         } => {
-            let since = since.as_deref().map(time).transpose()?;
+            let q = TailQuery {
+                limit,
+                since: since.as_deref().map(time).transpose()?,
+                filters,
+            };
             let follow = Follow::asked(follow, poll_ms, max_polls);
-            store.tail(limit, since, &filters, json, follow, out)
+            let (rows, mut cursor) = store.latest(&q)?;
+            print_latest(&rows, json, follow.is_some(), out)?;
+            match follow {
+                Some(f) => f.print_new(json, out, || store.newer(&q, &mut cursor)),
+                None => Ok(()),
+            }
         }
         LogsCommand::Top {
             since,
@@ -247,8 +218,14 @@ fn run_on(store: &dyn LogStore, cmd: LogsCommand, out: &mut dyn Write) -> Result
             group,
             json,
         } => {
-            let r = store.top(time(&since)?, now, limit, group.as_deref())?;
-            print_top(&r, json, out)
+            let q = TopQuery {
+                since: time(&since)?,
+                until: now,
+                limit,
+                group,
+                resolver: None,
+            };
+            print_top(&store.top(&q)?, json, out)
         }
         LogsCommand::Clients {
             since,
@@ -259,15 +236,16 @@ fn run_on(store: &dyn LogStore, cmd: LogsCommand, out: &mut dyn Write) -> Result
             group,
             json,
         } => {
-            let r = store.suspicious_clients(
-                time(&since)?,
+            let q = ClientsQuery {
+                window: (time(&since)?, now),
                 min_blocked,
                 min_domains,
-                &category,
+                categories: category,
                 limit,
-                group.as_deref(),
-            )?;
-            print_clients(&r, json, out)
+                group,
+                resolver: None,
+            };
+            print_clients(&store.suspicious_clients(&q)?, json, out)
         }
         LogsCommand::Export {
             format,
@@ -275,9 +253,13 @@ fn run_on(store: &dyn LogStore, cmd: LogsCommand, out: &mut dyn Write) -> Result
             until,
             filters,
         } => {
-            let since = since.as_deref().map(time).transpose()?;
-            let until = until.as_deref().map(time).transpose()?;
-            store.export(format, since, until, &filters, out)
+            let q = ExportQuery {
+                format,
+                since: since.as_deref().map(time).transpose()?,
+                until: until.as_deref().map(time).transpose()?,
+                filters,
+            };
+            store.export(&q, out)
         }
         // the callers create the schema before connecting a reader
         LogsCommand::InitClickhouse { .. } => Err(LogsError::InvalidArgument(

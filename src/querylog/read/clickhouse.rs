@@ -67,22 +67,41 @@ pub fn client_text(addr: &str, hash: u64) -> String {
     }
 }
 
+/// A stored text that is not one of the values dnsward writes (the parser's message says
+/// which are).
+#[derive(Debug, thiserror::Error)]
+#[error("column {column}: {message}")]
+pub struct BadColumn {
+    pub column: &'static str,
+    pub message: String,
+}
+
+fn column<T: std::str::FromStr<Err = String>>(
+    column: &'static str,
+    text: &str,
+) -> Result<T, BadColumn> {
+    text.parse()
+        .map_err(|message| BadColumn { column, message })
+}
+
 impl ChRow {
-    pub fn into_logrow(self) -> Result<LogRow, String> {
+    pub fn into_logrow(self) -> Result<LogRow, BadColumn> {
         Ok(LogRow {
             time: format_ts_us(self.ts_us),
             ts_us: self.ts_us,
             client: client_text(&self.client_text, self.client_hash),
             client_port: self.client_port,
-            transport: self.transport.parse()?,
+            transport: column("transport", &self.transport)?,
             qname: self.qname,
             qtype: self.qtype,
             rcode: self.rcode,
-            action: self.action.parse()?,
+            action: column("action", &self.action)?,
             category: none_if_empty(self.category),
             list: none_if_empty(self.list),
             rule: none_if_empty(self.rule),
-            trigger: none_if_empty(self.trigger).map(|t| t.parse()).transpose()?,
+            trigger: none_if_empty(self.trigger)
+                .map(|t| column("trigger", &t))
+                .transpose()?,
             cached: self.cached != 0,
             answers: self.answers.iter().filter_map(|a| a.parse().ok()).collect(),
             latency_us: self.latency_us,

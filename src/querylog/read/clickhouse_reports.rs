@@ -4,26 +4,27 @@
 use serde::Deserialize;
 
 use super::clickhouse::{client_text, lit, none_if_empty, ChReader};
+use super::store::{ClientsQuery, TopQuery};
 use super::LogsError;
 use super::{SuspiciousClient, TopCategory, TopClient, TopDomain, TopReport};
 use crate::timefmt::format_ts;
 
 impl ChReader {
-    fn group_cond(group: Option<&str>) -> String {
-        group
-            .map(|g| format!(" AND client_group = {}", lit(g)))
-            .unwrap_or_default()
+    /// ` AND client_group = ... AND instance = ...` for the parts of a scope asked for.
+    pub(super) fn scope_cond(group: Option<&str>, resolver: Option<&str>) -> String {
+        let mut c = String::new();
+        for (col, v) in [("client_group", group), ("instance", resolver)] {
+            if let Some(v) = v {
+                c.push_str(&format!(" AND {col} = {}", lit(v)));
+            }
+        }
+        c
     }
 
-    pub fn read_top(
-        &self,
-        since: i64,
-        now: i64,
-        limit: usize,
-        group: Option<&str>,
-    ) -> Result<TopReport, LogsError> {
+    pub fn read_top(&self, q: &TopQuery) -> Result<TopReport, LogsError> {
+        let (since, now, limit, group) = (q.since, q.until, q.limit, q.group.as_deref());
         let t = self.table();
-        let gc = Self::group_cond(group);
+        let gc = Self::scope_cond(group, q.resolver.as_deref());
         let tc = Self::time_conds(Some(since), Some(now)).join(" AND ");
         let blocked = format!("action = 'blocked' AND {tc}{gc}");
         #[derive(Deserialize)]
@@ -158,18 +159,16 @@ impl ChReader {
 
     pub fn read_suspicious_clients(
         &self,
-        (since, until): (i64, i64),
-        min_blocked: u64,
-        min_domains: u64,
-        categories: &[String],
-        limit: usize,
-        group: Option<&str>,
+        q: &ClientsQuery,
     ) -> Result<Vec<SuspiciousClient>, LogsError> {
+        let (since, until) = q.window;
+        let (min_blocked, min_domains, limit) = (q.min_blocked, q.min_domains, q.limit);
+        let (categories, group) = (&q.categories[..], q.group.as_deref());
         let t = self.table();
         let mut cond = format!(
             "action = 'blocked' AND {}{}",
             Self::time_conds(Some(since), Some(until)).join(" AND "),
-            Self::group_cond(group)
+            Self::scope_cond(group, q.resolver.as_deref())
         );
         if !categories.is_empty() {
             let l: Vec<String> = categories.iter().map(|c| lit(c)).collect();

@@ -1,10 +1,14 @@
-//! The dashboard's reads over ClickHouse: the same rows and counts as `sqlite_ui.rs` selects,
+//! The [`LogReader`] of ClickHouse (`tail` and `export` in `clickhouse_rows.rs`, `top` and
+//! `clients` in `clickhouse_reports.rs`) and the dashboard's reads: the same rows and counts as `sqlite_ui.rs` selects,
 //! each query narrowed by the table's sort key (`time`) and a row limit.
+
+use std::io::Write;
 
 use serde::Deserialize;
 
 use super::clickhouse::{client_text, lit, none_if_empty, ChReader};
-use super::ui::{LogReader, Rows, Search, Slim, Timeline, Window, DRILL_ROWS, SEARCH_ROWS};
+use super::store::{ClientsQuery, Cursor, ExportQuery, LogReader, Scope, TailQuery, TopQuery};
+use super::ui::{Rows, Search, Slim, Timeline, Window, DRILL_ROWS, SEARCH_ROWS};
 use super::{LogsError, SuspiciousClient, TopReport};
 use crate::querylog::event::LogRow;
 
@@ -73,41 +77,50 @@ impl ChReader {
 }
 
 impl LogReader for ChReader {
-    fn top(
-        &self,
-        since: i64,
-        now: i64,
-        limit: usize,
-        group: Option<&str>,
-    ) -> Result<TopReport, LogsError> {
-        self.read_top(since, now, limit, group)
+    fn latest(&self, q: &TailQuery) -> Result<(Vec<LogRow>, Cursor), LogsError> {
+        self.read_latest(q)
     }
 
-    fn suspicious_clients(
-        &self,
-        (since, until): (i64, i64),
-        min_blocked: u64,
-        min_domains: u64,
-        categories: &[String],
-        limit: usize,
-        group: Option<&str>,
-    ) -> Result<Vec<SuspiciousClient>, LogsError> {
-        self.read_suspicious_clients(
-            (since, until),
-            min_blocked,
-            min_domains,
-            categories,
-            limit,
-            group,
-        )
+    fn newer(&self, q: &TailQuery, after: &mut Cursor) -> Result<Vec<LogRow>, LogsError> {
+        self.read_newer(q, after)
     }
 
-    fn timeline(&self, w: &Window, group: Option<&str>) -> Result<Timeline, LogsError> {
+    fn export(&self, q: &ExportQuery, out: &mut dyn Write) -> Result<(), LogsError> {
+        self.write_export(q, out)
+    }
+
+    fn top(&self, q: &TopQuery) -> Result<TopReport, LogsError> {
+        self.read_top(q)
+    }
+
+    fn suspicious_clients(&self, q: &ClientsQuery) -> Result<Vec<SuspiciousClient>, LogsError> {
+        self.read_suspicious_clients(q)
+    }
+
+    fn resolvers(&self, w: &Window) -> Result<Vec<String>, LogsError> {
+        #[derive(Deserialize)]
+        struct R {
+            instance: String,
+        }
+        let mut v = Vec::new();
+        self.stream(
+            &format!(
+                "SELECT DISTINCT instance FROM {} WHERE {} ORDER BY instance",
+                self.table(),
+                Self::window_conds(w)
+            ),
+            |r: R| {
+                v.push(r.instance);
+                Ok(())
+            },
+        )?;
+        Ok(v)
+    }
+
+    fn timeline(&self, w: &Window, scope: &Scope) -> Result<Timeline, LogsError> {
         let t = self.table();
         let conds = Self::window_conds(w);
-        let gc = group
-            .map(|g| format!(" AND client_group = {}", lit(g)))
-            .unwrap_or_default();
+        let gc = Self::scope_cond(scope.group.as_deref(), scope.resolver.as_deref());
         let bucket = format!(
             "intDiv(ts_us - {s}, {b}) * {b} + {s}",
             s = w.since,
@@ -166,6 +179,7 @@ impl LogReader for ChReader {
             ("qtype", &s.qtype),
             ("rcode", &s.rcode),
             ("list", &s.list),
+            ("instance", &s.resolver),
         ] {
             if let Some(v) = v {
                 w.push_str(&format!(" AND {col} = {}", lit(v)));

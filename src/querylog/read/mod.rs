@@ -1,7 +1,8 @@
 //! Reading the query log's stores: the SQLite file (read-only) and the fleet's ClickHouse
 //! table, with the same answers from both. `dnsward logs` (`commands::logs`) and the admin
 //! dashboard (`admin::ui`) read through here: the filters, the reports' values, the CSV form of
-//! a row, and the [`LogReader`] both stores implement.
+//! a row, and the one [`LogReader`] both stores implement (`store.rs`), each method taking one
+//! query value.
 
 use std::path::PathBuf;
 
@@ -12,19 +13,38 @@ use crate::querylog::event::{EventAction, LogRow};
 
 pub mod clickhouse;
 pub mod clickhouse_reports;
+pub mod clickhouse_rows;
 pub mod clickhouse_ui;
+pub mod csv_export;
 pub mod sqlite;
 pub mod sqlite_reports;
+pub mod sqlite_rows;
 pub mod sqlite_ui;
+pub mod store;
 pub mod ui;
 
-pub use ui::{LogReader, Search};
+pub use csv_export::CsvExport;
+pub use store::{
+    ClientsQuery, Cursor, ExportFormat, ExportQuery, LogReader, Scope, TailQuery, TopQuery,
+};
+pub use ui::Search;
 
 /// Why a read failed; `dnsward logs` prints it as `error: CONFIG: ...` (exit code 2).
 #[derive(Debug, thiserror::Error)]
 pub enum LogsError {
-    #[error("query log database {path}: {msg}")]
-    Db { path: PathBuf, msg: String },
+    /// The file is not a store this reader can use.
+    #[error("query log database {}: {problem}", path.display())]
+    Store {
+        path: PathBuf,
+        problem: StoreProblem,
+    },
+    /// SQLite failed at `step` (opening, or a query).
+    #[error("query log database {}: {step}: {source}", path.display())]
+    Db {
+        path: PathBuf,
+        step: &'static str,
+        source: rusqlite::Error,
+    },
     /// A bad time, or a command the chosen store cannot run.
     #[error("{0}")]
     InvalidArgument(String),
@@ -32,6 +52,30 @@ pub enum LogsError {
     Io(#[from] std::io::Error),
     #[error("{0}")]
     Clickhouse(#[from] ClickhouseError),
+}
+
+/// Why a file is not a SQLite store `dnsward logs` can read.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreProblem {
+    #[error("does not exist (is [querylog] sqlite set, and has the server started?)")]
+    Missing,
+    #[error("is not a dnsward query log (no table `queries`)")]
+    NotALog,
+    /// Read-only cannot upgrade: the server brings the schema up when it opens the store.
+    #[error(
+        "was written by an older dnsward (schema {0}); start `dnsward serve` once to upgrade it"
+    )]
+    OlderSchema(i64),
+}
+
+/// A filter's text that does not parse (clap prints it after the option).
+#[derive(Debug, thiserror::Error)]
+pub enum FilterError {
+    #[error("{0:?} is not a block page reference ID (10 characters, e.g. 0M7K4-Q2ZD9)")]
+    Reference(String),
+    /// The action's own message (`EventAction`'s parser names the accepted values).
+    #[error("{0}")]
+    Action(String),
 }
 
 /// Filters shared by `tail` and `export`.
@@ -60,14 +104,12 @@ pub struct Filters {
     pub reference: Option<String>,
 }
 
-fn parse_reference(s: &str) -> Result<String, String> {
-    crate::refid::normalize(s).ok_or_else(|| {
-        format!("{s:?} is not a block page reference ID (10 characters, e.g. 0M7K4-Q2ZD9)")
-    })
+fn parse_reference(s: &str) -> Result<String, FilterError> {
+    crate::refid::normalize(s).ok_or_else(|| FilterError::Reference(s.to_string()))
 }
 
-fn parse_action(s: &str) -> Result<EventAction, String> {
-    s.parse()
+fn parse_action(s: &str) -> Result<EventAction, FilterError> {
+    s.parse().map_err(FilterError::Action)
 }
 
 #[derive(Debug, Serialize, PartialEq, Eq)]

@@ -9,52 +9,54 @@ use std::time::Duration;
 use rusqlite::types::Value;
 use rusqlite::{Connection, OpenFlags};
 
-use super::{Filters, LogsError};
+use super::{Filters, LogsError, StoreProblem};
 use crate::querylog::event::{EventAction, LogRow};
 use crate::querylog::sinks::sqlite::{row_to_logrow, COLUMNS, HOUR_US, SCHEMA_VERSION};
 use crate::timefmt::now_us;
 
-pub fn db_err(db: &Path, e: impl std::fmt::Display) -> LogsError {
-    LogsError::Db {
+fn db_err<'a>(db: &'a Path, step: &'static str) -> impl FnOnce(rusqlite::Error) -> LogsError + 'a {
+    move |source| LogsError::Db {
         path: db.to_path_buf(),
-        msg: e.to_string(),
+        step,
+        source,
+    }
+}
+
+fn not_a_store(db: &Path, problem: StoreProblem) -> LogsError {
+    LogsError::Store {
+        path: db.to_path_buf(),
+        problem,
     }
 }
 
 /// Open the query log read-only and check it is one.
 pub fn open_read_only(db: &Path) -> Result<Connection, LogsError> {
     if !db.exists() {
-        return Err(db_err(
-            db,
-            "does not exist (is [querylog] sqlite set, and has the server started?)",
-        ));
+        return Err(not_a_store(db, StoreProblem::Missing));
     }
     let conn = Connection::open_with_flags(
         db,
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
-    .map_err(|e| db_err(db, format!("cannot open: {e}")))?;
+    .map_err(db_err(db, "cannot open"))?;
     conn.busy_timeout(Duration::from_secs(5))
-        .map_err(|e| db_err(db, e))?;
+        .map_err(db_err(db, "busy_timeout"))?;
     let has: i64 = conn
         .query_row(
             "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'queries'",
             [],
             |r| r.get(0),
         )
-        .map_err(|e| db_err(db, format!("cannot read: {e}")))?;
+        .map_err(db_err(db, "cannot read"))?;
     if has == 0 {
-        return Err(db_err(
-            db,
-            "is not a dnsward query log (no table `queries`)",
-        ));
+        return Err(not_a_store(db, StoreProblem::NotALog));
     }
     // Read-only cannot upgrade: the server adds the newer columns when it opens the store.
     let version: i64 = conn
         .pragma_query_value(None, "user_version", |r| r.get(0))
-        .map_err(|e| db_err(db, e))?;
+        .map_err(db_err(db, "user_version"))?;
     if version < SCHEMA_VERSION {
-        return Err(db_err(db, format!("was written by an older dnsward (schema {version}); start `dnsward serve` once to upgrade it")));
+        return Err(not_a_store(db, StoreProblem::OlderSchema(version)));
     }
     // `--ref`: the block page's reference ID is derived from name and time, not stored.
     conn.create_scalar_function(
@@ -69,7 +71,7 @@ pub fn open_read_only(db: &Path) -> Result<Connection, LogsError> {
             ))
         },
     )
-    .map_err(|e| db_err(db, e))?;
+    .map_err(db_err(db, "dnsward_ref"))?;
     Ok(conn)
 }
 
@@ -90,7 +92,7 @@ impl SqliteStore {
 
     pub fn failed(&self, e: impl Into<ReadError>) -> LogsError {
         match e.into() {
-            ReadError::Db(e) => db_err(&self.db, format!("query failed: {e}")),
+            ReadError::Db(e) => db_err(&self.db, "query failed")(e),
             ReadError::Io(e) => LogsError::Io(e),
         }
     }

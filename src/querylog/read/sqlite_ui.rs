@@ -1,15 +1,18 @@
-//! The dashboard's reads over the SQLite store: the timeline from the `minute_counts` rollup
-//! and the blocked rows' partial index, a client's rows through its `client_hours` id ranges,
-//! a name's rows and searches over the time index, each within a window and a row limit.
+//! The [`LogReader`] of the SQLite store (`tail` and `export` in `sqlite_rows.rs`, `top` and
+//! `clients` in `sqlite_reports.rs`) and the dashboard's reads: the timeline and the resolvers
+//! from the `minute_counts` rollup alone, a client's rows through its `client_hours` id
+//! ranges, a name's rows and searches over the time index, each within a window and a row
+//! limit.
+
+use std::io::Write;
 
 use rusqlite::types::Value;
 use rusqlite::OptionalExtension;
 
 use super::sqlite::{client_id_ranges, where_clause, SqliteStore};
-use super::sqlite_reports;
-use super::ui::{
-    LogReader, Rows, Search, Slim, Timeline, Window, DRILL_ROWS, NAME_SCAN_ROWS, SEARCH_ROWS,
-};
+use super::sqlite_reports::{self, scope_cond};
+use super::store::{ClientsQuery, Cursor, ExportQuery, LogReader, Scope, TailQuery, TopQuery};
+use super::ui::{Rows, Search, Slim, Timeline, Window, DRILL_ROWS, NAME_SCAN_ROWS, SEARCH_ROWS};
 use super::{LogsError, SuspiciousClient, TopReport};
 use crate::querylog::event::LogRow;
 use crate::querylog::sinks::sqlite::{row_to_logrow, COLUMNS, MINUTE_US};
@@ -32,82 +35,66 @@ fn slim(r: &rusqlite::Row<'_>) -> rusqlite::Result<Slim> {
 }
 
 impl LogReader for SqliteStore {
-    fn top(
-        &self,
-        since: i64,
-        now: i64,
-        limit: usize,
-        group: Option<&str>,
-    ) -> Result<TopReport, LogsError> {
-        sqlite_reports::top(&self.conn, since, now, limit, group).map_err(|e| self.failed(e))
+    fn latest(&self, q: &TailQuery) -> Result<(Vec<LogRow>, Cursor), LogsError> {
+        self.read_latest(q).map_err(|e| self.failed(e))
     }
 
-    fn suspicious_clients(
-        &self,
-        (since, until): (i64, i64),
-        min_blocked: u64,
-        min_domains: u64,
-        categories: &[String],
-        limit: usize,
-        group: Option<&str>,
-    ) -> Result<Vec<SuspiciousClient>, LogsError> {
-        sqlite_reports::suspicious_clients(
-            &self.conn,
-            (since, until),
-            min_blocked,
-            min_domains,
-            categories,
-            limit,
-            group,
-        )
-        .map_err(|e| self.failed(e))
+    fn newer(&self, q: &TailQuery, after: &mut Cursor) -> Result<Vec<LogRow>, LogsError> {
+        self.read_newer(q, after).map_err(|e| self.failed(e))
     }
 
-    fn timeline(&self, w: &Window, group: Option<&str>) -> Result<Timeline, LogsError> {
+    fn export(&self, q: &ExportQuery, out: &mut dyn Write) -> Result<(), LogsError> {
+        self.write_export(q, out).map_err(|e| self.failed(e))
+    }
+
+    fn top(&self, q: &TopQuery) -> Result<TopReport, LogsError> {
+        sqlite_reports::top(&self.conn, q).map_err(|e| self.failed(e))
+    }
+
+    fn suspicious_clients(&self, q: &ClientsQuery) -> Result<Vec<SuspiciousClient>, LogsError> {
+        sqlite_reports::suspicious_clients(&self.conn, q).map_err(|e| self.failed(e))
+    }
+
+    fn resolvers(&self, w: &Window) -> Result<Vec<String>, LogsError> {
+        let run = || -> rusqlite::Result<Vec<String>> {
+            self.conn
+                .prepare_cached(
+                    "SELECT DISTINCT server FROM minute_counts
+                     WHERE minute >= ?1 AND minute < ?2 ORDER BY 1",
+                )?
+                .query_map([w.since / MINUTE_US, w.until / MINUTE_US], |r| r.get(0))?
+                .collect()
+        };
+        run().map_err(|e| self.failed(e))
+    }
+
+    /// From `minute_counts` alone: per minute, action, category and list (the window's
+    /// minutes are whole), so a day's timeline reads some thousand rollup rows, not the rows.
+    fn timeline(&self, w: &Window, scope: &Scope) -> Result<Timeline, LogsError> {
         let run = || -> rusqlite::Result<Timeline> {
-            let gc = if group.is_some() {
-                " AND client_group = ?3"
-            } else {
-                ""
-            };
             let mut p = vec![
                 Value::Integer(w.since / MINUTE_US),
                 Value::Integer(w.until / MINUTE_US),
             ];
-            p.extend(group.map(|g| Value::Text(g.to_string())));
-            let counts: Vec<(i64, bool, u64)> = self
-                .conn
-                .prepare(&format!(
-                    "SELECT minute, action = 'blocked', sum(n) FROM minute_counts
-                     WHERE minute >= ?1 AND minute < ?2{gc} GROUP BY 1, 2"
-                ))?
-                .query_map(rusqlite::params_from_iter(p.iter()), |r| {
-                    Ok((r.get::<_, i64>(0)? * MINUTE_US, r.get(1)?, r.get(2)?))
-                })?
-                .collect::<Result<_, _>>()?;
-            let mut p = vec![
-                Value::Integer(w.since),
-                Value::Integer(w.until),
-                Value::Integer(w.bucket),
-            ];
-            let gc = if let Some(g) = group {
-                p.push(Value::Text(g.to_string()));
-                " AND client_group = ?4"
-            } else {
-                ""
-            };
-            let blocked: Vec<(i64, Option<String>, Option<String>, u64)> = self
-                .conn
-                .prepare(&format!(
-                    "SELECT ?1 + (ts_us - ?1) / ?3 * ?3, category, list, count(*)
-                     FROM queries INDEXED BY queries_blocked_ts
-                     WHERE action = 'blocked' AND ts_us >= ?1 AND ts_us < ?2{gc}
-                     GROUP BY 1, 2, 3"
-                ))?
-                .query_map(rusqlite::params_from_iter(p.iter()), |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-                })?
-                .collect::<Result<_, _>>()?;
+            let (sc, sv) = scope_cond(scope.group.as_deref(), scope.resolver.as_deref(), 3);
+            p.extend(sv);
+            let mut st = self.conn.prepare(&format!(
+                "SELECT minute, action = 'blocked', category, list, sum(n) FROM minute_counts
+                 WHERE minute >= ?1 AND minute < ?2{sc} GROUP BY 1, 2, 3, 4"
+            ))?;
+            let mut rows = st.query(rusqlite::params_from_iter(p.iter()))?;
+            let (mut counts, mut blocked) = (Vec::new(), Vec::new());
+            while let Some(r) = rows.next()? {
+                let t = r.get::<_, i64>(0)? * MINUTE_US;
+                let (is_blocked, n): (bool, u64) = (r.get(1)?, r.get(4)?);
+                counts.push((t, is_blocked, n));
+                if is_blocked {
+                    let text = |i| -> rusqlite::Result<Option<String>> {
+                        Ok(Some(r.get::<_, String>(i)?).filter(|s| !s.is_empty()))
+                    };
+                    blocked.push((t, text(2)?, text(3)?, n));
+                }
+            }
             Ok(Timeline::build(w, counts, blocked))
         };
         run().map_err(|e| self.failed(e))
@@ -204,6 +191,7 @@ impl LogReader for SqliteStore {
                 ("qtype", &s.qtype),
                 ("rcode", &s.rcode),
                 ("list", &s.list),
+                ("server", &s.resolver),
             ] {
                 if let Some(v) = v {
                     p.push(Value::Text(v.clone()));

@@ -1,6 +1,5 @@
-//! What the analyst dashboard (`admin::ui`) reads, the same from both stores: the
-//! [`LogReader`] trait (the `top` and `clients` reports `dnsward logs` prints, plus the
-//! dashboard's timeline, drill-downs and search) and the values it answers with. Each store
+//! What the analyst dashboard (`admin::ui`) reads, the same from both stores: the values the
+//! [`LogReader`](super::LogReader)'s timeline, drill-downs and search answer with. Each store
 //! selects the rows or rollup counts of a bounded window; the values are built here from them,
 //! so SQLite and ClickHouse give the same JSON for the same events.
 
@@ -8,8 +7,7 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
-use super::{Filters, LogsError, SuspiciousClient, TopReport};
-use crate::querylog::event::LogRow;
+use super::Filters;
 use crate::querylog::sinks::sqlite::MINUTE_US;
 
 /// At most this many rows are read for one drill-down (a client's or a domain's page); the
@@ -363,45 +361,10 @@ pub struct Search {
     pub qtype: Option<String>,
     pub rcode: Option<String>,
     pub list: Option<String>,
+    /// Only queries answered by this resolver of the fleet (`[server] name`).
+    pub resolver: Option<String>,
     pub offset: usize,
     pub limit: usize,
-}
-
-/// What each store answers for `dnsward logs` reports and for the dashboard. Every read is
-/// bounded: a time window and a row limit.
-pub trait LogReader: Send {
-    /// `dnsward logs top` over `[since, now)` (`now`: the window's end).
-    fn top(
-        &self,
-        since: i64,
-        now: i64,
-        limit: usize,
-        group: Option<&str>,
-    ) -> Result<TopReport, LogsError>;
-
-    /// `dnsward logs clients` over `[since, until)`.
-    fn suspicious_clients(
-        &self,
-        window: (i64, i64),
-        min_blocked: u64,
-        min_domains: u64,
-        categories: &[String],
-        limit: usize,
-        group: Option<&str>,
-    ) -> Result<Vec<SuspiciousClient>, LogsError>;
-
-    /// Queries and blocked queries per bucket (from the per-minute rollups), the blocked ones
-    /// split by category and list; only `group`'s clients when given.
-    fn timeline(&self, w: &Window, group: Option<&str>) -> Result<Timeline, LogsError>;
-
-    /// The latest rows (at most [`DRILL_ROWS`]) of one client in the window.
-    fn client_rows(&self, client: &str, w: &Window) -> Result<Rows, LogsError>;
-
-    /// The latest rows (at most [`DRILL_ROWS`]) asking for one name in the window.
-    fn domain_rows(&self, qname: &str, w: &Window) -> Result<Rows, LogsError>;
-
-    /// One page of matching rows, newest first.
-    fn search(&self, s: &Search) -> Result<Vec<LogRow>, LogsError>;
 }
 
 #[cfg(test)]

@@ -1,13 +1,14 @@
 //! SQLite sink: one row per event in table `queries`, WAL mode, batched inserts (one
 //! transaction per batch) on the blocking pool, retention by age and by size.
 //!
-//! Layout (schema 3), chosen by measurement (bench/README.md): an allowed event pays for the
+//! Layout (schema 4), chosen by measurement (bench/README.md): an allowed event pays for the
 //! row and the time index (appended at its end) only. Every index whose insertion point is
 //! random per event (qname, client) is partial, over blocked rows, which are the ones
 //! `logs top` and `logs clients` read. Two small tables kept in the same transaction as the
-//! rows replace the full indexes: `minute_counts` (queries per minute, action and group:
-//! the totals of `logs top`) and `client_hours` (the id range of each client's rows per
-//! hour: `logs tail --client` reads only those ranges).
+//! rows replace the full indexes: `minute_counts` (queries per minute, action, group,
+//! category, list and resolver: the totals of `logs top`, the dashboard's timeline and its
+//! blocks per list) and `client_hours` (the id range of each client's rows per hour:
+//! `logs tail --client` reads only those ranges).
 //!
 //! The `dnsward logs` commands read the same file (read-only) while the server writes it;
 //! WAL lets them run side by side.
@@ -27,18 +28,39 @@ pub use insert::insert_batch;
 /// 2: `client_name` and `client_group` (per-client groups).
 /// 3: partial indexes over blocked rows instead of `queries_qname`, `queries_action_ts` and
 /// `queries_client_ts`; the `minute_counts` and `client_hours` tables.
-pub const SCHEMA_VERSION: i64 = 3;
+/// 4: `minute_counts` also per category, list and resolver (`server`), so the dashboard's
+/// timeline, its split by category and list, and its scopes read only the rollup.
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// A rollup minute: `ts_us / MINUTE_US`, truncating as SQLite's integer division does.
 pub const MINUTE_US: i64 = 60_000_000;
 /// A `client_hours` hour: `ts_us / HOUR_US`.
 pub const HOUR_US: i64 = 3_600_000_000;
 
+/// The per-minute rollup: queries per minute, action, group, category, list and resolver
+/// (the row's `server`); a NULL group, category or list is ''.
+macro_rules! minute_counts_table {
+    () => {
+        "CREATE TABLE IF NOT EXISTS minute_counts (
+    minute       INTEGER NOT NULL,
+    action       TEXT    NOT NULL,
+    client_group TEXT    NOT NULL,
+    category     TEXT    NOT NULL,
+    list         TEXT    NOT NULL,
+    server       TEXT    NOT NULL,
+    n            INTEGER NOT NULL,
+    PRIMARY KEY (minute, action, client_group, category, list, server)
+) WITHOUT ROWID;
+"
+    };
+}
+
 /// The schema. The partial indexes cover every column `logs top` and `logs clients` read,
 /// so those never touch the table. `client` is text: an address, a truncated network address or an `h:` token
 /// (see `client_ip`); `client_port` is NULL unless `client_ip = "full"`. `answers` is a
 /// comma-separated list of addresses. Wire bytes are not stored.
-pub const SCHEMA: &str = "
+pub const SCHEMA: &str = concat!(
+    "
 CREATE TABLE IF NOT EXISTS queries (
     id          INTEGER PRIMARY KEY,
     ts_us       INTEGER NOT NULL,
@@ -67,13 +89,9 @@ CREATE INDEX IF NOT EXISTS queries_blocked_ts
 CREATE INDEX IF NOT EXISTS queries_blocked_client
     ON queries(client, ts_us, qname, category, client_group)
     WHERE action = 'blocked';
-CREATE TABLE IF NOT EXISTS minute_counts (
-    minute       INTEGER NOT NULL,
-    action       TEXT    NOT NULL,
-    client_group TEXT    NOT NULL,
-    n            INTEGER NOT NULL,
-    PRIMARY KEY (minute, action, client_group)
-) WITHOUT ROWID;
+",
+    minute_counts_table!(),
+    "
 CREATE TABLE IF NOT EXISTS client_hours (
     client   TEXT    NOT NULL,
     hour     INTEGER NOT NULL,
@@ -81,12 +99,15 @@ CREATE TABLE IF NOT EXISTS client_hours (
     last_id  INTEGER NOT NULL,
     PRIMARY KEY (client, hour)
 ) WITHOUT ROWID;
-";
+"
+);
 
-/// `minute_counts` of minutes `?1..?2` counted from the rows (`client_group` NULL -> '').
-const ROLLUP_FROM_ROWS: &str = "INSERT INTO minute_counts (minute, action, client_group, n)
-    SELECT ts_us / 60000000, action, coalesce(client_group, ''), count(*) FROM queries
-    WHERE ts_us >= ?1 * 60000000 AND ts_us < ?2 * 60000000 GROUP BY 1, 2, 3";
+/// `minute_counts` of minutes `?1..?2` counted from the rows (NULL -> '').
+const ROLLUP_FROM_ROWS: &str = "INSERT INTO minute_counts
+        (minute, action, client_group, category, list, server, n)
+    SELECT ts_us / 60000000, action, coalesce(client_group, ''), coalesce(category, ''),
+        coalesce(list, ''), server, count(*) FROM queries
+    WHERE ts_us >= ?1 * 60000000 AND ts_us < ?2 * 60000000 GROUP BY 1, 2, 3, 4, 5, 6";
 
 /// Columns in the order [`row_to_logrow`] reads them.
 pub const COLUMNS: &str = "ts_us, client, client_port, transport, qname, qtype, rcode, action, \
@@ -216,6 +237,9 @@ pub fn open_for_writing(path: &Path) -> Result<Connection, OpenError> {
     if (1..3).contains(&version) {
         upgrade_to_3(&mut conn).map_err(|e| ctx("upgrading the schema to version 3", e))?;
     }
+    if version == 3 {
+        upgrade_to_4(&mut conn).map_err(|e| ctx("upgrading the schema to version 4", e))?;
+    }
     if version < SCHEMA_VERSION {
         conn.pragma_update(None, "user_version", SCHEMA_VERSION)
             .map_err(|e| ctx("user_version", e))?;
@@ -235,6 +259,20 @@ fn upgrade_to_3(conn: &mut Connection) -> rusqlite::Result<()> {
          INSERT INTO client_hours (client, hour, first_id, last_id)
              SELECT client, ts_us / 3600000000, min(id), max(id) FROM queries GROUP BY 1, 2;",
     )?;
+    tx.execute(
+        ROLLUP_FROM_ROWS,
+        params![i64::MIN / MINUTE_US, i64::MAX / MINUTE_US],
+    )?;
+    tx.commit()
+}
+
+/// Version 3 -> 4 in one transaction: `minute_counts` gets its category, list and resolver
+/// columns, counted again from the rows (a full scan: some seconds on a 10-million-row
+/// store, once).
+fn upgrade_to_4(conn: &mut Connection) -> rusqlite::Result<()> {
+    let tx = conn.transaction()?;
+    tx.execute_batch("DROP TABLE minute_counts;")?;
+    tx.execute_batch(minute_counts_table!())?;
     tx.execute(
         ROLLUP_FROM_ROWS,
         params![i64::MIN / MINUTE_US, i64::MAX / MINUTE_US],
@@ -499,13 +537,17 @@ mod tests {
         assert_eq!(all_rows(&open_for_writing(&p).unwrap()).len(), 2);
     }
 
+    /// `minute_counts` per minute, action and group.
     fn rollup(conn: &Connection) -> Vec<(i64, String, String, i64)> {
-        conn.prepare("SELECT minute, action, client_group, n FROM minute_counts ORDER BY 1, 2, 3")
-            .unwrap()
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
-            .unwrap()
-            .map(Result::unwrap)
-            .collect()
+        conn.prepare(
+            "SELECT minute, action, client_group, sum(n) FROM minute_counts
+             GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
+        )
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
     }
 
     fn at(ts_us: i64, action: EventAction, group: Option<&str>) -> LoggedEvent {
@@ -612,8 +654,88 @@ mod tests {
         let v: i64 = c
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .unwrap();
-        assert_eq!(v, 3);
+        assert_eq!(v, SCHEMA_VERSION);
         assert_eq!(all_rows(&c).len(), 2);
+    }
+
+    /// `minute_counts` in full: (minute, action, group, category, list, server, n).
+    type Rollup = Vec<(i64, String, String, String, String, String, i64)>;
+    fn full_rollup(conn: &Connection) -> Rollup {
+        conn.prepare(
+            "SELECT minute, action, client_group, category, list, server, n FROM minute_counts
+             ORDER BY 1, 2, 3, 4, 5, 6",
+        )
+        .unwrap()
+        .query_map([], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+                r.get(6)?,
+            ))
+        })
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+    }
+
+    #[test]
+    fn a_version_3_store_gets_the_rollup_per_category_list_and_resolver() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("v3.db");
+        let m = MINUTE_US;
+        let mut other = at(4 * m + 2, EventAction::Blocked, Some("lab"));
+        other.ev.server = Arc::from("edge-2");
+        other.ev.list = Some("runtime".into());
+        let batch = [
+            at(3 * m, EventAction::Allowed, None),
+            at(3 * m + 1, EventAction::Blocked, None),
+            at(3 * m + 2, EventAction::Blocked, None),
+            at(4 * m, EventAction::Blocked, Some("lab")),
+            other,
+        ];
+        let written = {
+            let mut c = open_for_writing(&p).unwrap();
+            insert_batch(&mut c, &batch).unwrap();
+            let written = full_rollup(&c);
+            // back to schema 3: the rollup per minute, action and group only
+            c.execute_batch(
+                "DROP TABLE minute_counts;
+                 CREATE TABLE minute_counts (minute INTEGER NOT NULL, action TEXT NOT NULL,
+                     client_group TEXT NOT NULL, n INTEGER NOT NULL,
+                     PRIMARY KEY (minute, action, client_group)) WITHOUT ROWID;
+                 INSERT INTO minute_counts VALUES (3, 'allowed', '', 1), (3, 'blocked', '', 2),
+                     (4, 'blocked', 'lab', 2);
+                 PRAGMA user_version = 3;",
+            )
+            .unwrap();
+            written
+        };
+        let c = open_for_writing(&p).unwrap();
+        let v: i64 = c
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, 4);
+        let r = |m: i64, a: &str, g: &str, cat: &str, l: &str, s: &str, n: i64| {
+            (m, a.into(), g.into(), cat.into(), l.into(), s.into(), n)
+        };
+        let server = batch[0].ev.server.to_string();
+        let expected: Rollup = vec![
+            r(3, "allowed", "", "", "", &server, 1),
+            r(3, "blocked", "", "malware", "threat-feed", &server, 2),
+            r(4, "blocked", "lab", "malware", "runtime", "edge-2", 1),
+            r(4, "blocked", "lab", "malware", "threat-feed", &server, 1),
+        ];
+        // counted again from the rows: what the sink writes with them
+        assert_eq!(full_rollup(&c), expected);
+        assert_eq!(written, expected);
+        assert_eq!(all_rows(&c).len(), 5);
+        // and opening it again (now version 4) changes nothing
+        drop(c);
+        assert_eq!(full_rollup(&open_for_writing(&p).unwrap()), expected);
     }
 
     #[test]

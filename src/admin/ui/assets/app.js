@@ -77,6 +77,7 @@
       p.set("since", range);
     }
     if ($("group").value) p.set("group", $("group").value);
+    if ($("resolver").value) p.set("resolver", $("resolver").value);
     p.set("source", $("source").value);
     for (const k in extra || {}) if (extra[k] !== "" && extra[k] !== null && extra[k] !== undefined) p.set(k, extra[k]);
     return p.toString();
@@ -220,8 +221,25 @@
       }
       g.value = keep;
     }
+    showResolvers(o.resolvers || []);
     status("");
     document.body.dataset.loaded = "overview";
+  }
+
+  // The resolver select: the store's resolvers in the range, shown when there are several
+  // (the fleet's ClickHouse); the chosen one stays listed.
+  function showResolvers(names) {
+    const r = $("resolver"), keep = r.value;
+    const all = names.slice();
+    if (keep && !all.includes(keep)) all.push(keep);
+    while (r.options.length > 1) r.remove(1);
+    for (const name of all) {
+      const opt = document.createElement("option");
+      opt.value = name; opt.textContent = shown(name);
+      r.appendChild(opt);
+    }
+    r.value = keep;
+    $("resolver-scope").hidden = all.length < 2;
   }
 
   // ---- drill-downs ----
@@ -462,7 +480,7 @@
       if (b.dataset.tab === "search") guard(runSearch)();
     }));
     $("range").addEventListener("change", () => { $("custom-range").hidden = $("range").value !== "custom"; guard(refresh)(); });
-    for (const id of ["group", "source", "since", "until"]) $(id).addEventListener("change", () => guard(refresh)());
+    for (const id of ["group", "resolver", "source", "since", "until"]) $(id).addEventListener("change", () => guard(refresh)());
     $("refresh").addEventListener("click", () => guard(refresh)());
     $("search-form").addEventListener("submit", (e) => { e.preventDefault(); S.offset = 0; guard(runSearch)(); });
     $("s-csv").addEventListener("click", () => guard(exportCsv)());

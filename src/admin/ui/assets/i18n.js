@@ -4,7 +4,7 @@ window.DW_TEXTS = {
   en: {
     "tab.overview": "Overview", "tab.search": "Search", "tab.tail": "Live tail", "tab.actions": "Actions",
     "range": "Range", "range.1h": "Last hour", "range.24h": "Last 24 hours", "range.7d": "Last 7 days", "range.custom": "Custom",
-    "scope": "Group", "scope.all": "All", "source": "Store", "source.fleet": "Fleet (ClickHouse)",
+    "scope": "Group", "scope.all": "All", "scope.resolver": "Resolver", "source": "Store", "source.fleet": "Fleet (ClickHouse)",
     "onduty": "On duty", "refresh": "Refresh", "logout": "Log out",
     "login.title": "Admin token", "login.help": "Paste the admin API token (the [admin] token_file). It is kept in this tab only.",
     "login.button": "Sign in", "login.wrong": "The token was refused.",
@@ -39,7 +39,7 @@ window.DW_TEXTS = {
   vi: {
     "tab.overview": "Tổng quan", "tab.search": "Tìm kiếm", "tab.tail": "Theo dõi trực tiếp", "tab.actions": "Thao tác",
     "range": "Khoảng thời gian", "range.1h": "1 giờ qua", "range.24h": "24 giờ qua", "range.7d": "7 ngày qua", "range.custom": "Tùy chọn",
-    "scope": "Nhóm", "scope.all": "Tất cả", "source": "Kho dữ liệu", "source.fleet": "Toàn hệ thống (ClickHouse)",
+    "scope": "Nhóm", "scope.all": "Tất cả", "scope.resolver": "Máy phân giải", "source": "Kho dữ liệu", "source.fleet": "Toàn hệ thống (ClickHouse)",
     "onduty": "Người trực", "refresh": "Làm mới", "logout": "Đăng xuất",
     "login.title": "Mã truy cập quản trị", "login.help": "Dán mã truy cập API quản trị ([admin] token_file). Mã chỉ được giữ trong thẻ này.",
     "login.button": "Đăng nhập", "login.wrong": "Mã truy cập bị từ chối.",

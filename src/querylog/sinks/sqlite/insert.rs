@@ -28,9 +28,11 @@ const CLIENT_HOURS_ADD: &str = "INSERT INTO client_hours (client, hour, first_id
     ON CONFLICT (client, hour) DO UPDATE SET
         first_id = min(first_id, excluded.first_id), last_id = max(last_id, excluded.last_id)";
 
-const ROLLUP_ADD: &str = "INSERT INTO minute_counts (minute, action, client_group, n)
-    VALUES (?1, ?2, ?3, ?4)
-    ON CONFLICT (minute, action, client_group) DO UPDATE SET n = n + excluded.n";
+const ROLLUP_ADD: &str = "INSERT INTO minute_counts
+        (minute, action, client_group, category, list, server, n)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+    ON CONFLICT (minute, action, client_group, category, list, server)
+    DO UPDATE SET n = n + excluded.n";
 
 /// `INSERT OR FAIL` of `rows` rows. OR FAIL rather than the default ABORT: a failing row
 /// would leave the rows before it, but the caller's transaction is then rolled back as a
@@ -63,11 +65,7 @@ pub fn insert_batch<'a>(
         let mut one = RowInserter::new(tx.prepare_cached(&insert_sql(1))?);
         let mut chunk: Vec<(&LoggedEvent, usize)> = Vec::with_capacity(ROWS_PER_INSERT);
         for l in events {
-            rollup.add(
-                l.ev.ts_us,
-                l.ev.action.as_str(),
-                l.ev.group.as_deref().unwrap_or(""),
-            );
+            rollup.add(&l.ev);
             chunk.push((l, texts.client(&l.client)));
             if chunk.len() == ROWS_PER_INSERT {
                 many.insert(&tx, &chunk, &mut texts)?;
@@ -78,8 +76,10 @@ pub fn insert_batch<'a>(
             one.insert(&tx, row, &mut texts)?;
         }
         let mut add = tx.prepare_cached(ROLLUP_ADD)?;
-        for (minute, action, group, n) in &rollup.counts {
-            add.execute(params![minute, action, group, n])?;
+        for (k, n) in &rollup.counts {
+            add.execute(params![
+                k.minute, k.action, k.group, k.category, k.list, k.server, n
+            ])?;
         }
         let mut add = tx.prepare_cached(CLIENT_HOURS_ADD)?;
         for client in &texts.clients {
@@ -89,7 +89,7 @@ pub fn insert_batch<'a>(
         }
     }
     tx.commit()?;
-    Ok(rollup.counts.iter().map(|c| c.3 as u64).sum())
+    Ok(rollup.counts.iter().map(|c| c.1 as u64).sum())
 }
 
 /// One INSERT statement of a fixed number of rows, with what each parameter holds now.
@@ -254,24 +254,37 @@ impl BatchTexts {
     }
 }
 
-/// Per-batch rollup: (minute, action, group) -> events. A batch spans a few minutes, so a
-/// short list searched from the end beats a map.
+/// One `minute_counts` row's key (a NULL group, category or list is '').
+#[derive(PartialEq, Eq)]
+struct RollupKey<'a> {
+    minute: i64,
+    action: &'static str,
+    group: &'a str,
+    category: &'a str,
+    list: &'a str,
+    server: &'a str,
+}
+
+/// Per-batch rollup: key -> events. A batch spans a few minutes, one resolver and a few
+/// groups and lists, so a short list searched from the end beats a map.
 #[derive(Default)]
 struct BatchRollup<'a> {
-    counts: Vec<(i64, &'static str, &'a str, i64)>,
+    counts: Vec<(RollupKey<'a>, i64)>,
 }
 
 impl<'a> BatchRollup<'a> {
-    fn add(&mut self, ts_us: i64, action: &'static str, group: &'a str) {
-        let minute = ts_us / MINUTE_US;
-        let hit = self
-            .counts
-            .iter_mut()
-            .rev()
-            .find(|c| c.0 == minute && c.1 == action && c.2 == group);
-        match hit {
-            Some(c) => c.3 += 1,
-            None => self.counts.push((minute, action, group, 1)),
+    fn add(&mut self, ev: &'a crate::querylog::event::QueryEvent) {
+        let key = RollupKey {
+            minute: ev.ts_us / MINUTE_US,
+            action: ev.action.as_str(),
+            group: ev.group.as_deref().unwrap_or(""),
+            category: ev.category.as_deref().unwrap_or(""),
+            list: ev.list.as_deref().unwrap_or(""),
+            server: &ev.server,
+        };
+        match self.counts.iter_mut().rev().find(|c| c.0 == key) {
+            Some(c) => c.1 += 1,
+            None => self.counts.push((key, 1)),
         }
     }
 }
@@ -298,6 +311,7 @@ mod tests {
         ]
         .into();
         let groups: [Option<Arc<str>>; 3] = [None, Some("lab".into()), Some("finance".into())];
+        let servers: [Arc<str>; 2] = ["edge-1".into(), "edge-2".into()];
         let mut x = seed;
         let mut next = move || {
             // xorshift: reproducible, no dependency
@@ -335,6 +349,12 @@ mod tests {
                 if blocked && r % 3 == 0 {
                     ev.trigger = Some(Trigger::Cname);
                 }
+                if blocked && r % 5 == 1 {
+                    // another list, without a category
+                    ev.list = Some("runtime".into());
+                    ev.category = None;
+                }
+                ev.server = servers[(r >> 5) as usize % 2].clone();
                 let c = (r >> 16) % 300;
                 let mut l = logged(ev);
                 l.client = match c % 3 {
@@ -396,12 +416,15 @@ mod tests {
 
         let counted: Vec<(i64, String, String, i64)> = query(
             &c,
-            "SELECT ts_us / 60000000, action, coalesce(client_group, ''), count(*) FROM queries
+            "SELECT ts_us / 60000000, action || '/' || coalesce(category, ''),
+                    coalesce(client_group, '') || '/' || coalesce(list, '') || '/' || server,
+                    count(*) FROM queries
              GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
         );
         let rollup = query(
             &c,
-            "SELECT minute, action, client_group, n FROM minute_counts ORDER BY 1, 2, 3",
+            "SELECT minute, action || '/' || category, client_group || '/' || list || '/' || server,
+                    n FROM minute_counts ORDER BY 1, 2, 3",
         );
         assert!(counted.len() > 300, "{} minute rows", counted.len());
         assert_eq!(rollup, counted);

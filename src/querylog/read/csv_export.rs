@@ -19,7 +19,7 @@ use crate::querylog::event::{EventAction, Transport, Trigger};
 use crate::querylog::sinks::sqlite::bad_value;
 use crate::timefmt::{format_ts, format_ts_us};
 
-/// Builds CSV lines from rows selected with [`COLUMNS`](super::COLUMNS), reusing its
+/// Builds CSV lines from rows selected with [`COLUMNS`](crate::querylog::sinks::sqlite::COLUMNS), reusing its
 /// buffers from row to row.
 #[derive(Default)]
 pub struct CsvExport {
@@ -29,7 +29,7 @@ pub struct CsvExport {
 }
 
 impl CsvExport {
-    /// The CSV line of one row, with its newline; the header is the CLI's `CSV_HEADER`.
+    /// The CSV line of one row, with its newline; the header is [`CSV_HEADER`](super::CSV_HEADER).
     pub fn line(&mut self, r: &Row<'_>) -> rusqlite::Result<&str> {
         let ts_us: i64 = r.get(0)?;
         self.line.clear();
