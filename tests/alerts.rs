@@ -621,6 +621,14 @@ fn config_errors_are_named_with_file_and_line() {
         "[[alerts]]\nname = \"c\"\nkind = \"client_threshold\"\ncount = 2\ncategory = \"spam\"\nwebhook = \"https://x.example/h\"\n\n[[alerts]]\nname = \"d\"\nkind = \"sometimes\"\n",
         &["bad.toml:5: alerts[0].category", "bad.toml:10: alerts[1].kind"],
     );
+
+    // A CA file without STARTTLS is named once.
+    let err = check_rejects(
+        &path,
+        "[smtp]\nserver = \"127.0.0.1\"\nport = 25\nstarttls = false\nca_file = \"ca.pem\"\nfrom = \"dnsward@agency.example\"\n",
+        &["smtp.ca_file: is used with starttls = true only"],
+    );
+    assert_eq!(err.matches("smtp.ca_file").count(), 1, "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

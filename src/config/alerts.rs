@@ -393,19 +393,6 @@ fn smtp_problems(config: &Config, out: &mut Vec<(String, String)>) {
                 ));
             }
         }
-        if let Some(p) = &s.ca_file {
-            if !s.starttls {
-                out.push((
-                    "smtp.ca_file".into(),
-                    "is used with starttls = true only".into(),
-                ));
-            } else if !config.resolve_path(p).is_file() {
-                out.push((
-                    "smtp.ca_file".into(),
-                    format!("{} does not exist", p.display()),
-                ));
-            }
-        }
         if s.password_file.is_some() != s.username.is_some() {
             out.push((
                 "smtp.username".into(),
