@@ -2,8 +2,11 @@
 //! batch size) in one system call, `sendmmsg` sends a batch of answers in one. The only
 //! `unsafe` of the UDP path lives here, behind two small safe types.
 //!
-//! Both calls are made with `MSG_DONTWAIT`: a batch is what is already queued, it never waits
-//! for more packets to arrive, so latency at low rates is that of the one-packet path.
+//! A batch is what is already queued: it never waits for more packets to arrive, so latency
+//! at low rates is that of the one-packet path. `recv` never waits at all (`MSG_DONTWAIT`);
+//! `recv_wait` sleeps in the kernel until the first datagram (`MSG_WAITFORONE`, on a blocking
+//! socket with a receive timeout), which saves the `epoll_wait` and the empty `recvmmsg` that
+//! a wake-up through the event loop costs.
 
 use std::io;
 use std::mem::{size_of, zeroed};
@@ -45,6 +48,17 @@ impl RecvBatch {
     /// Receives what `fd` holds, up to the capacity, without waiting: `Ok(n)` with n >= 1, or
     /// `WouldBlock` when nothing is queued.
     pub fn recv(&mut self, fd: RawFd) -> io::Result<usize> {
+        self.recv_with(fd, libc::MSG_DONTWAIT)
+    }
+
+    /// Waits for the first datagram, then takes what else is queued, up to the capacity.
+    /// `fd` must be in blocking mode; with a receive timeout (`SO_RCVTIMEO`) set, an idle
+    /// socket gives `WouldBlock` when the timeout passes.
+    pub fn recv_wait(&mut self, fd: RawFd) -> io::Result<usize> {
+        self.recv_with(fd, libc::MSG_WAITFORONE)
+    }
+
+    fn recv_with(&mut self, fd: RawFd, flags: libc::c_int) -> io::Result<usize> {
         let capacity = self.capacity();
         let base = self.bufs.as_mut_ptr();
         self.iovs.clear();
@@ -73,7 +87,7 @@ impl RecvBatch {
                 fd,
                 self.hdrs.as_mut_ptr(),
                 capacity as libc::c_uint,
-                libc::MSG_DONTWAIT,
+                flags,
                 std::ptr::null_mut(),
             )
         };
@@ -226,6 +240,39 @@ mod tests {
             let (s, len) = std_to_sockaddr(&a);
             assert_eq!(sockaddr_to_std(&s, len), Some(a));
         }
+    }
+
+    #[test]
+    fn a_kernel_wait_ends_with_the_first_datagram_or_the_receive_timeout() {
+        let server = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        server
+            .set_read_timeout(Some(std::time::Duration::from_millis(50)))
+            .unwrap();
+        let to = server.local_addr().unwrap();
+        let mut batch = RecvBatch::new(4);
+        // Nothing comes: the timeout ends the wait.
+        let started = std::time::Instant::now();
+        let e = batch.recv_wait(server.as_raw_fd()).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
+        assert!(started.elapsed() >= std::time::Duration::from_millis(40));
+        // A datagram sent while the wait is under way ends it, with just that datagram.
+        let sender = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            client.send_to(b"late", to).unwrap();
+        });
+        let n = batch.recv_wait(server.as_raw_fd()).unwrap();
+        sender.join().unwrap();
+        assert_eq!((n, batch.packet(0).0), (1, &b"late"[..]));
+        // Queued datagrams are all taken by one call, up to the capacity.
+        let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        for i in 0..6u8 {
+            client.send_to(&[i], to).unwrap();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        assert_eq!(batch.recv_wait(server.as_raw_fd()).unwrap(), 4);
+        assert_eq!(batch.recv_wait(server.as_raw_fd()).unwrap(), 2);
+        assert_eq!(batch.packet(1).0, &[5u8][..]);
     }
 
     #[test]
