@@ -208,6 +208,58 @@ async fn dot_and_doh_answer_and_block_exactly_like_udp_and_tcp() {
 }
 
 /// kdig output (stdout and stderr) for one query.
+/// Many queries written at once on one DoT connection: the answers, written back together
+/// as they come ready, are each framed whole and each answers its own query.
+#[tokio::test]
+async fn pipelined_dot_queries_are_each_answered_in_their_own_frame() {
+    let s = setup("", "").await;
+    let mut dot = s.ca.connect(s.dot(), &[b"dot"]).await;
+    const QUERIES: u16 = 300;
+    let mut burst = Vec::new();
+    for i in 0..QUERIES {
+        // Allowed and blocked names alternate, so answers of two shapes and sizes interleave.
+        let name = if i % 2 == 0 {
+            "www.example.com."
+        } else {
+            BLOCKED
+        };
+        let mut q = query_message(name, RecordType::A, Some(1232));
+        q.metadata.id = 1000 + i;
+        let wire = q.to_vec().unwrap();
+        burst.extend_from_slice(&(wire.len() as u16).to_be_bytes());
+        burst.extend_from_slice(&wire);
+    }
+    dot.write_all(&burst).await.unwrap();
+    let mut seen = std::collections::BTreeMap::new();
+    tokio::time::timeout(Duration::from_secs(20), async {
+        for _ in 0..QUERIES {
+            let mut len = [0u8; 2];
+            dot.read_exact(&mut len).await.unwrap();
+            let mut buf = vec![0u8; u16::from_be_bytes(len) as usize];
+            dot.read_exact(&mut buf).await.unwrap();
+            let m = Message::from_vec(&buf).expect("a whole DNS message in each frame");
+            seen.insert(
+                m.metadata.id,
+                (m.metadata.response_code, answer_strings(&m)),
+            );
+        }
+    })
+    .await
+    .expect("every pipelined DoT answer within 20 s");
+    assert_eq!(seen.len(), QUERIES as usize, "one answer per query id");
+    for (id, (rcode, answers)) in &seen {
+        if (id - 1000) % 2 == 0 {
+            assert_eq!(answers, &vec!["A 192.0.2.10".to_string()], "id {id}");
+        } else {
+            assert_eq!(
+                *rcode,
+                ResponseCode::NXDomain,
+                "id {id} is the blocked name"
+            );
+        }
+    }
+}
+
 fn kdig(args: &[&str]) -> String {
     let out = Command::new("kdig").args(args).output().expect("kdig runs");
     String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)

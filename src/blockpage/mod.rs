@@ -75,6 +75,7 @@ impl BlockpageServer {
                     Arc::clone(&limits),
                     stop_rx.clone(),
                     "blockpage-https",
+                    std::convert::identity,
                     serve,
                 )));
             }

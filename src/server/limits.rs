@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
 use parking_lot::Mutex;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::server::TlsStream;
@@ -111,21 +112,20 @@ impl ConnLimits {
     }
 }
 
-/// Accepts TCP connections until `stop` turns true; each admitted one gets its TLS handshake
-/// (bounded by `handshake_timeout`) on its own task, then `serve`.
-pub async fn accept_tls<F, Fut>(
+/// Accepts TCP connections until `stop` turns true; each admitted one is wrapped by `wrap`
+/// (the plain stream, or one that coalesces writes), gets its TLS handshake (bounded by
+/// `handshake_timeout`) on its own task, then `serve`.
+pub async fn accept_tls<IO, F, Fut>(
     listener: TcpListener,
     acceptor: TlsAcceptor,
     limits: Arc<ConnLimits>,
     stop: watch::Receiver<bool>,
     what: &'static str,
+    wrap: fn(TcpStream) -> IO,
     serve: F,
 ) where
-    F: Fn(TlsStream<TcpStream>, SocketAddr, watch::Receiver<bool>) -> Fut
-        + Clone
-        + Send
-        + Sync
-        + 'static,
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    F: Fn(TlsStream<IO>, SocketAddr, watch::Receiver<bool>) -> Fut + Clone + Send + Sync + 'static,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
     // The plain accept loop (caps, stop, back-off) with the bounded handshake in front of `serve`.
@@ -138,7 +138,7 @@ pub async fn accept_tls<F, Fut>(
         );
         async move {
             let _ = tcp.set_nodelay(true);
-            match tokio::time::timeout(limits.handshake_timeout, acceptor.accept(tcp)).await {
+            match tokio::time::timeout(limits.handshake_timeout, acceptor.accept(wrap(tcp))).await {
                 Ok(Ok(tls)) => serve(tls, peer, stop).await,
                 Ok(Err(e)) => {
                     limits.note_trouble(what, peer, false, &format!("TLS handshake failed: {e}"))
