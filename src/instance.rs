@@ -216,12 +216,12 @@ impl Instance {
         &self.server.addrs
     }
 
-    /// Stops accepting, finishes in-flight queries (bounded), logs the cache figures.
     /// Rebuilds the policy from the list files and swaps it in (SIGHUP, admin API).
     pub async fn reload_lists(&self, reason: &str) -> crate::policy::LoadReport {
         self.engine.policy().reload(reason).await
     }
 
+    /// Stops accepting, finishes in-flight queries (bounded), logs the cache figures.
     pub async fn shutdown(self) {
         if let Some(w) = &self.watch {
             w.abort();
