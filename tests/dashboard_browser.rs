@@ -2,8 +2,9 @@
 //! `chromium` and `chromium-driver`, the `fantoccini` client): dnsward on the fake hierarchy,
 //! blocked and allowed queries from several loopback clients (named clients in two groups), then
 //! in the browser: sign in, the blocked name and the client in the top lists and a drawn chart,
-//! the domain's and the client's drill-downs, a search and its CSV, a block from the page that
-//! `dig` then sees, the switch to Vietnamese; and a hostile query name that stays inert text.
+//! the domain's and the client's drill-downs, a search and its CSV, a block and an allow from
+//! the page that `dig` then sees, the Resolver scope once a second resolver wrote to the store,
+//! the switch to Vietnamese; and a hostile query name that stays inert text.
 //! Screenshots go to target/test-artifacts/. Without chromedriver, chromium or dig the tests
 //! are skipped (CI installs them: `.ci/run`).
 
@@ -118,6 +119,7 @@ fn config(h: &Hierarchy) -> String {
     std::fs::write(dir.join("gone.txt"), "old.example.com\n").unwrap();
     std::fs::write(dir.join("token"), format!("{TOKEN}\n")).unwrap();
     h.config_text("")
+        .replacen("[server]\n", "[server]\nname = \"edge-1\"\n", 1)
         + &format!(
             "[policy]\ncontact = \"hotline\"\nwatch = false\n\
              [[lists]]\nname = \"feed\"\ncategory = \"threat\"\npath = \"threat.txt\"\n\
@@ -234,7 +236,8 @@ async fn an_analyst_sees_drills_down_searches_blocks_and_switches_to_vietnamese(
     if !have_tools() {
         return;
     }
-    let h = Hierarchy::start("").await;
+    // x.evil.example.com has an address: blocked by the feed until the analyst allows it
+    let h = Hierarchy::start("x.evil IN A 192.0.2.66\n").await;
     let d = start_dnsward_text(&config(&h), h.dir.path()).await;
     let (dns, admin) = (d.addrs()[0], d.admin_addr().unwrap());
     // Blocked and allowed queries from three loopback clients, two of them named in groups.
@@ -418,6 +421,50 @@ async fn an_analyst_sees_drills_down_searches_blocks_and_switches_to_vietnamese(
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
+    // Allow a blocked name from its row (a feed's false positive), then dig gets its address and
+    // the name's page says what allows it.
+    assert_eq!(dig_status(dns, "x.evil.example.com"), "NXDOMAIN");
+    click_and_load(
+        &c,
+        Locator::Css("#tabs button[data-tab='search']"),
+        "search",
+    )
+    .await;
+    unmark(&c).await;
+    let name = c.find(Locator::Id("s-name")).await.unwrap();
+    name.clear().await.unwrap();
+    name.send_keys("x.evil.example.com").await.unwrap();
+    click(&c, Locator::Css("#s-action option[value='blocked']")).await;
+    click(&c, Locator::Id("s-go")).await;
+    wait_loaded(&c, "search").await;
+    click(&c, Locator::Css("#results tbody tr button.row-allow")).await;
+    wait_css(&c, "#act-dialog[open]").await;
+    assert_eq!(text_of(&c, "act-title").await, "Allow…");
+    assert_eq!(text_of(&c, "act-name").await, "x.evil.example.com");
+    type_into(&c, Locator::Id("act-why"), "false positive").await;
+    type_into(&c, Locator::Id("act-ref"), "TICKET-9").await;
+    type_into(&c, Locator::Id("act-exp"), "1h").await;
+    shot(&c, "allow-dialog").await;
+    click(&c, Locator::Id("act-ok")).await;
+    wait_css(&c, "body[data-last-action='allow x.evil.example.com']").await;
+    let said = text_of(&c, "status").await;
+    assert!(said.contains("x.evil.example.com"), "{said}");
+    assert_eq!(dig_status(dns, "x.evil.example.com"), "NOERROR");
+    let (_, allowed) = http(admin, "GET", "/api/lists/allow", Some(TOKEN), None).await;
+    let allowed: Value = serde_json::from_str(&allowed).unwrap();
+    assert_eq!(allowed["entries"][0]["name"], "x.evil.example.com");
+    assert_eq!(allowed["entries"][0]["added_by"], "Analyst on duty");
+    assert_eq!(allowed["entries"][0]["reason"], "false positive");
+    click_and_load(
+        &c,
+        Locator::XPath("//table[@id='results']//button[text()='x.evil.example.com']"),
+        "domain",
+    )
+    .await;
+    let explain = text_of(&c, "domain-explain").await;
+    assert!(explain.starts_with("Allowed now by list"), "{explain}");
+    shot(&c, "allowed").await;
+
     // The live tail shows a blocked query as it happens; pausing stops it.
     click(&c, Locator::Css("#tabs button[data-tab='tail']")).await;
     ask_from(LAB, dns, "tail.evil.example.com.", RecordType::A).await;
@@ -432,6 +479,74 @@ async fn an_analyst_sees_drills_down_searches_blocks_and_switches_to_vietnamese(
     click(&c, Locator::Id("tail-toggle")).await;
     assert_eq!(text_of(&c, "tail-state").await, "paused");
     shot(&c, "tail").await;
+
+    // A second resolver writes to the store (as resolvers of a fleet write to its ClickHouse):
+    // the Resolver scope appears, and scoped to it the overview counts only its queries.
+    let text2 = config(&h)
+        .replacen("name = \"edge-1\"", "name = \"edge-2\"", 1)
+        .replacen("runtime.txt", "runtime-2.txt", 1);
+    let d2 = start_dnsward_text(&text2, h.dir.path()).await;
+    for name in [
+        "y.evil.example.com.",
+        "y.evil.example.com.",
+        "www.example.com.",
+    ] {
+        ask_from(LAB, d2.addrs()[0], name, RecordType::A).await;
+    }
+    d2.shutdown().await;
+    click_and_load(
+        &c,
+        Locator::Css("#tabs button[data-tab='overview']"),
+        "overview",
+    )
+    .await;
+    assert!(
+        !js(
+            &c,
+            "return document.getElementById('resolver-scope').hidden"
+        )
+        .await
+        .as_bool()
+        .unwrap(),
+        "the Resolver scope is shown"
+    );
+    let options = js(
+        &c,
+        "return Array.from(document.querySelectorAll('#resolver option')).map(o => o.value)",
+    )
+    .await;
+    assert_eq!(options, json!(["", "edge-1", "edge-2"]));
+    let all = text_of(&c, "top-domains").await;
+    assert!(
+        all.contains("y.evil.example.com") && all.contains("x.evil.example.com"),
+        "{all}"
+    );
+    unmark(&c).await;
+    click(&c, Locator::Css("#resolver option[value='edge-2']")).await;
+    wait_loaded(&c, "overview").await;
+    let scoped = text_of(&c, "top-domains").await;
+    assert!(
+        scoped.contains("y.evil.example.com") && !scoped.contains("x.evil.example.com"),
+        "{scoped}"
+    );
+    let clients = text_of(&c, "top-clients").await;
+    assert!(
+        clients.contains(LAB) && !clients.contains(FINANCE),
+        "{clients}"
+    );
+    // the cards' queries and blocked queries: edge-2's three and two
+    let cards = js(&c, "return document.getElementById('cards').textContent").await;
+    assert!(
+        cards.as_str().unwrap().starts_with("3Queries2Blocked"),
+        "{cards}"
+    );
+    shot(&c, "resolver-scope").await;
+    unmark(&c).await;
+    click(&c, Locator::Css("#resolver option[value='']")).await;
+    wait_loaded(&c, "overview").await;
+    assert!(text_of(&c, "top-domains")
+        .await
+        .contains("x.evil.example.com"));
 
     // Vietnamese.
     click_and_load(

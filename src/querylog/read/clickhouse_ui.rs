@@ -74,50 +74,59 @@ impl ChReader {
             truncated: false,
         })
     }
-}
 
-impl LogReader for ChReader {
-    fn latest(&self, q: &TailQuery) -> Result<(Vec<LogRow>, Cursor), LogsError> {
-        self.read_latest(q)
+    /// The per-minute rollup `init-clickhouse` creates beside the table.
+    fn minute_actions(&self) -> String {
+        format!("{}_minute_actions", self.table())
     }
 
-    fn newer(&self, q: &TailQuery, after: &mut Cursor) -> Result<Vec<LogRow>, LogsError> {
-        self.read_newer(q, after)
+    /// The rollup's minutes of a window (its bounds are whole minutes).
+    fn minute_conds(w: &Window) -> String {
+        format!(
+            "minute >= toDateTime({}) AND minute < toDateTime({})",
+            w.since.div_euclid(1_000_000).max(0),
+            w.until.div_euclid(1_000_000).max(0)
+        )
     }
 
-    fn export(&self, q: &ExportQuery, out: &mut dyn Write) -> Result<(), LogsError> {
-        self.write_export(q, out)
-    }
-
-    fn top(&self, q: &TopQuery) -> Result<TopReport, LogsError> {
-        self.read_top(q)
-    }
-
-    fn suspicious_clients(&self, q: &ClientsQuery) -> Result<Vec<SuspiciousClient>, LogsError> {
-        self.read_suspicious_clients(q)
-    }
-
-    fn resolvers(&self, w: &Window) -> Result<Vec<String>, LogsError> {
+    /// The rollup's rows of the window, per minute: what `Timeline::build` takes.
+    fn timeline_from_rollup(
+        &self,
+        w: &Window,
+        resolver: Option<&str>,
+    ) -> Result<Timeline, LogsError> {
         #[derive(Deserialize)]
-        struct R {
-            instance: String,
+        struct M {
+            m: i64,
+            blocked: u8,
+            category: String,
+            list: String,
+            n: u64,
         }
-        let mut v = Vec::new();
+        let (mut counts, mut blocked) = (Vec::new(), Vec::new());
         self.stream(
             &format!(
-                "SELECT DISTINCT instance FROM {} WHERE {} ORDER BY instance",
-                self.table(),
-                Self::window_conds(w)
+                "SELECT toUInt32(minute) AS m, action = 'blocked' AS blocked, category, list,
+                        sum(queries) AS n
+                 FROM {} WHERE {}{} GROUP BY m, blocked, category, list",
+                self.minute_actions(),
+                Self::minute_conds(w),
+                Self::scope_cond(None, resolver)
             ),
-            |r: R| {
-                v.push(r.instance);
+            |r: M| {
+                let t = r.m * 1_000_000;
+                counts.push((t, r.blocked != 0, r.n));
+                if r.blocked != 0 {
+                    blocked.push((t, none_if_empty(r.category), none_if_empty(r.list), r.n));
+                }
                 Ok(())
             },
         )?;
-        Ok(v)
+        Ok(Timeline::build(w, counts, blocked))
     }
 
-    fn timeline(&self, w: &Window, scope: &Scope) -> Result<Timeline, LogsError> {
+    /// Every row of the window, counted per bucket.
+    fn timeline_from_rows(&self, w: &Window, scope: &Scope) -> Result<Timeline, LogsError> {
         let t = self.table();
         let conds = Self::window_conds(w);
         let gc = Self::scope_cond(scope.group.as_deref(), scope.resolver.as_deref());
@@ -163,6 +172,64 @@ impl LogReader for ChReader {
         )?;
         Ok(Timeline::build(w, counts, blocked))
     }
+}
+
+impl LogReader for ChReader {
+    fn latest(&self, q: &TailQuery) -> Result<(Vec<LogRow>, Cursor), LogsError> {
+        self.read_latest(q)
+    }
+
+    fn newer(&self, q: &TailQuery, after: &mut Cursor) -> Result<Vec<LogRow>, LogsError> {
+        self.read_newer(q, after)
+    }
+
+    fn export(&self, q: &ExportQuery, out: &mut dyn Write) -> Result<(), LogsError> {
+        self.write_export(q, out)
+    }
+
+    fn top(&self, q: &TopQuery) -> Result<TopReport, LogsError> {
+        self.read_top(q)
+    }
+
+    fn suspicious_clients(&self, q: &ClientsQuery) -> Result<Vec<SuspiciousClient>, LogsError> {
+        self.read_suspicious_clients(q)
+    }
+
+    /// From the per-minute rollup when it is there, else from the rows.
+    fn resolvers(&self, w: &Window) -> Result<Vec<String>, LogsError> {
+        #[derive(Deserialize)]
+        struct R {
+            instance: String,
+        }
+        let read = |from: String, conds: String| {
+            let mut v = Vec::new();
+            self.stream(
+                &format!("SELECT DISTINCT instance FROM {from} WHERE {conds} ORDER BY instance"),
+                |r: R| {
+                    v.push(r.instance);
+                    Ok(())
+                },
+            )
+            .map(|()| v)
+        };
+        rollup_or_rows(
+            || read(self.minute_actions(), Self::minute_conds(w)),
+            || read(self.table(), Self::window_conds(w)),
+        )
+    }
+
+    /// Without a group scope from the per-minute rollup `<table>_minute_actions` (per minute,
+    /// resolver, action, category and list), as the SQLite store reads `minute_counts`; it
+    /// has no group, so a group's timeline (or a table without the rollup) reads the rows.
+    fn timeline(&self, w: &Window, scope: &Scope) -> Result<Timeline, LogsError> {
+        if scope.group.is_some() {
+            return self.timeline_from_rows(w, scope);
+        }
+        rollup_or_rows(
+            || self.timeline_from_rollup(w, scope.resolver.as_deref()),
+            || self.timeline_from_rows(w, scope),
+        )
+    }
 
     fn client_rows(&self, client: &str, w: &Window) -> Result<Rows, LogsError> {
         self.slim_rows(&self.client_cond(client), w)
@@ -195,5 +262,17 @@ impl LogReader for ChReader {
             ),
             &s.filters,
         )
+    }
+}
+
+/// `rollup()`, or `rows()` when ClickHouse refuses the rollup (a table created without its
+/// views): both give the same counts.
+fn rollup_or_rows<T>(
+    rollup: impl FnOnce() -> Result<T, LogsError>,
+    rows: impl FnOnce() -> Result<T, LogsError>,
+) -> Result<T, LogsError> {
+    match rollup() {
+        Err(LogsError::Clickhouse(e)) if e.is_refusal() => rows(),
+        r => r,
     }
 }

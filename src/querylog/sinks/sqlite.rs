@@ -1,10 +1,10 @@
 //! SQLite sink: one row per event in table `queries`, WAL mode, batched inserts (one
 //! transaction per batch) on the blocking pool, retention by age and by size.
 //!
-//! Layout (schema 4), chosen by measurement (bench/README.md): an allowed event pays for the
+//! Layout (schema 5), chosen by measurement (bench/README.md): an allowed event pays for the
 //! row and the time index (appended at its end) only. Every index whose insertion point is
 //! random per event (qname, client) is partial, over blocked rows, which are the ones
-//! `logs top` and `logs clients` read. Two small tables kept in the same transaction as the
+//! `logs top`, `logs clients` and the dashboard's name page read. Two small tables kept in the same transaction as the
 //! rows replace the full indexes: `minute_counts` (queries per minute, action, group,
 //! category, list and resolver: the totals of `logs top`, the dashboard's timeline and its
 //! blocks per list) and `client_hours` (the id range of each client's rows per hour:
@@ -30,7 +30,9 @@ pub use insert::insert_batch;
 /// `queries_client_ts`; the `minute_counts` and `client_hours` tables.
 /// 4: `minute_counts` also per category, list and resolver (`server`), so the dashboard's
 /// timeline, its split by category and list, and its scopes read only the rollup.
-pub const SCHEMA_VERSION: i64 = 4;
+/// 5: `queries_blocked_qname`, the blocked rows by name (a name's page reads only its own
+/// blocked rows, not all of the window's).
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// A rollup minute: `ts_us / MINUTE_US`, truncating as SQLite's integer division does.
 pub const MINUTE_US: i64 = 60_000_000;
@@ -88,6 +90,9 @@ CREATE INDEX IF NOT EXISTS queries_blocked_ts
     WHERE action = 'blocked';
 CREATE INDEX IF NOT EXISTS queries_blocked_client
     ON queries(client, ts_us, qname, category, client_group)
+    WHERE action = 'blocked';
+CREATE INDEX IF NOT EXISTS queries_blocked_qname
+    ON queries(qname, ts_us)
     WHERE action = 'blocked';
 ",
     minute_counts_table!(),
@@ -639,7 +644,12 @@ mod tests {
             .collect();
         assert_eq!(
             idx,
-            ["queries_blocked_client", "queries_blocked_ts", "queries_ts"]
+            [
+                "queries_blocked_client",
+                "queries_blocked_qname",
+                "queries_blocked_ts",
+                "queries_ts"
+            ]
         );
         let r = |a: &str| (3, a.to_string(), String::new(), 1);
         assert_eq!(rollup(&c), [r("allowed"), r("blocked")]);
@@ -718,7 +728,7 @@ mod tests {
         let v: i64 = c
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .unwrap();
-        assert_eq!(v, 4);
+        assert_eq!(v, SCHEMA_VERSION);
         let r = |m: i64, a: &str, g: &str, cat: &str, l: &str, s: &str, n: i64| {
             (m, a.into(), g.into(), cat.into(), l.into(), s.into(), n)
         };
@@ -733,7 +743,7 @@ mod tests {
         assert_eq!(full_rollup(&c), expected);
         assert_eq!(written, expected);
         assert_eq!(all_rows(&c).len(), 5);
-        // and opening it again (now version 4) changes nothing
+        // and opening it again (now the current version) changes nothing
         drop(c);
         assert_eq!(full_rollup(&open_for_writing(&p).unwrap()), expected);
     }
@@ -766,7 +776,12 @@ mod tests {
             .collect();
         assert_eq!(
             idx,
-            ["queries_blocked_client", "queries_blocked_ts", "queries_ts"]
+            [
+                "queries_blocked_client",
+                "queries_blocked_qname",
+                "queries_blocked_ts",
+                "queries_ts"
+            ]
         );
         let answers: String = c
             .query_row("SELECT answers FROM queries WHERE id = 2", [], |r| r.get(0))
