@@ -93,7 +93,7 @@ pub async fn act(
     }
     let why = opt(b.why);
     let resp = match b.kind {
-        ActionKind::Block => {
+        kind @ (ActionKind::Block | ActionKind::Allow) => {
             let new = NewEntry {
                 name: name.clone(),
                 added_by: who.clone(),
@@ -102,7 +102,11 @@ pub async fn act(
                 expires: opt(b.expires),
                 group: opt(b.group),
             };
-            runtime_add(State(st.clone()), Ok(Json(new))).await
+            if kind == ActionKind::Block {
+                runtime_add(State(st.clone()), Ok(Json(new))).await
+            } else {
+                allow_add(State(st.clone()), Ok(Json(new))).await
+            }
         }
         ActionKind::Unblock => {
             runtime_remove(
@@ -113,17 +117,6 @@ pub async fn act(
                 }),
             )
             .await
-        }
-        ActionKind::Allow => {
-            let new = NewEntry {
-                name: name.clone(),
-                added_by: who.clone(),
-                reason: why.clone(),
-                reference: opt(b.reference),
-                expires: opt(b.expires),
-                group: opt(b.group),
-            };
-            allow_add(State(st.clone()), Ok(Json(new))).await
         }
         ActionKind::AllowRemove => allow_remove(State(st.clone()), Path(name.clone())).await,
         ActionKind::Flush => {
